@@ -1,0 +1,131 @@
+# hopper: one plain Makefile with explicit object lists.
+#   make              build hopperd, hopper-worker, hopperctl (into build/)
+#   make check        install missing Debian packages, build, run every test; SAN=1 for ASan+UBSan
+#   make bench        throughput/latency benchmark against a bare hiredis baseline
+#   make demo         private redis-server + hopperd + a few jobs with live progress
+#   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
+#   make install      PREFIX (/usr/local) and DESTDIR honoured
+#   make clean
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SAN ?= 0
+CC ?= cc
+FUZZ_SECONDS ?= 60
+
+PKGS := hiredis sqlite3 jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libev ships no pkg-config file on Debian: its header and library sit in the default paths.
+EV_LIBS := -lev
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon $(PKG_CFLAGS)
+
+ifeq ($(SAN),1)
+B := build-san
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN := -fsanitize=address,undefined
+else
+B := build
+OPT := -O2
+LDSAN :=
+endif
+
+CFLAGS ?=
+ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
+
+COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o
+DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
+	daemon/heap.o gen/lua.o gen/migrations.o
+WORKER_OBJS := worker/worker.o worker/handlers.o
+CLIENT_OBJS := client/hopperctl.o
+UNIT_TESTS := test_frame test_job test_config test_store test_heap
+
+BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
+
+.PHONY: all deps check unit e2e bench demo fuzz install clean format format-check
+all: $(BINS)
+
+deps:
+	@./tools/install-deps.sh
+
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h client/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Lua scripts and SQL migrations are compiled into hopperd as C strings, so it never reads them from disk.
+$(B)/gen/lua.c: $(sort $(wildcard daemon/lua/*.lua)) tools/embed.sh
+	@mkdir -p $(dir $@)
+	./tools/embed.sh embedded_lua $(sort $(wildcard daemon/lua/*.lua)) > $@
+$(B)/gen/migrations.c: $(sort $(wildcard schema/migrations/*.sql)) tools/embed.sh
+	@mkdir -p $(dir $@)
+	./tools/embed.sh embedded_migrations $(sort $(wildcard schema/migrations/*.sql)) > $@
+$(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
+	$(CC) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
+
+$(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the module under test and what it needs; each runs in its own process.
+$(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/unit/test_config.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+check: deps
+	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS))
+	./tests/run.sh $(B)
+
+bench: deps
+	$(MAKE) all $(B)/bench/baseline
+	./bench/run.sh $(B)
+
+demo: deps
+	$(MAKE) all
+	./tools/demo.sh $(B)
+
+FUZZ_TARGETS := fuzz_frame fuzz_job
+fuzz: deps
+	@mkdir -p build-fuzz
+	for t in $(FUZZ_TARGETS); do \
+	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$t fuzz/$$t.c \
+	    common/*.c $(LDLIBS) || exit 1; \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t fuzz/seeds/$$t || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/hopper $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations \
+	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(B)/hopperd $(B)/hopperctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/hopper-worker $(DESTDIR)$(PREFIX)/libexec/hopper/
+	install -m 644 schema/*.json schema/*.md $(DESTDIR)$(PREFIX)/share/hopper/schema/
+	install -m 644 schema/migrations/*.sql $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations/
+	install -m 644 daemon/hopperd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 daemon/hopperd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 client/hopperctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf.example
+	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
+
+format:
+	clang-format -i common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch]
+format-check:
+	clang-format --dry-run --Werror common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch]
+
+clean:
+	rm -rf build build-san build-fuzz

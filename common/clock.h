@@ -1,0 +1,9 @@
+/* clock: wall-clock time as Unix seconds (the unit of every timestamp hopper writes). */
+#ifndef HOPPER_CLOCK_H
+#define HOPPER_CLOCK_H
+
+double clock_now(void);
+/* Formats t as "1764000000.123" into buf (at least 32 bytes). Returns buf. */
+char *clock_format(double t, char *buf, unsigned long size);
+
+#endif

@@ -1,0 +1,96 @@
+#include "jsonx.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+int
+jsonx_string(json_t *obj, const char *key, size_t maxlen, const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "field '%s' must be a string", key);
+		return -1;
+	}
+	size_t len = json_string_length(v);
+	if (len == 0 || len > maxlen) {
+		snprintf(err, errlen, "field '%s' must be 1 to %zu bytes long", key, maxlen);
+		return -1;
+	}
+	if (strlen(json_string_value(v)) != len) {
+		snprintf(err, errlen, "field '%s' contains a NUL byte", key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 1;
+}
+
+int
+jsonx_int(json_t *obj, const char *key, long long min, long long max, long long *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	long long n;
+	if (json_is_integer(v))
+		n = json_integer_value(v);
+	else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+	         fabs(json_real_value(v)) < 9e15)
+		n = (long long)json_real_value(v);
+	else {
+		snprintf(err, errlen, "field '%s' must be an integer", key);
+		return -1;
+	}
+	if (n < min || n > max) {
+		snprintf(err, errlen, "field '%s' must be between %lld and %lld", key, min, max);
+		return -1;
+	}
+	*out = n;
+	return 1;
+}
+
+int
+jsonx_number(json_t *obj, const char *key, double min, double max, double *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_number(v)) {
+		snprintf(err, errlen, "field '%s' must be a number", key);
+		return -1;
+	}
+	double d = json_number_value(v);
+	if (!isfinite(d) || d < min || d > max) {
+		snprintf(err, errlen, "field '%s' must be between %g and %g", key, min, max);
+		return -1;
+	}
+	*out = d;
+	return 1;
+}
+
+int
+jsonx_bool(json_t *obj, const char *key, int *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		snprintf(err, errlen, "field '%s' must be true or false", key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 1;
+}
+
+char *
+jsonx_dump(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (s == NULL)
+		fatal("out of memory encoding JSON");
+	return s;
+}

@@ -1,0 +1,48 @@
+/*
+ * store: the SQLite execution log. The only module that includes sqlite3.h.
+ *
+ * One row per attempt (table `attempts`) and its log lines and progress events (table `attempt_events`);
+ * schema in schema/migrations/, applied at open through PRAGMA user_version. Writes are group-committed:
+ * every store_* write joins the open transaction (begun on the first write), and store_flush, called once per
+ * event-loop turn from hopperd's ev_prepare hook, commits it. WAL mode, synchronous=NORMAL: a crash of the
+ * daemon loses no committed row; power loss may lose the last turn's.
+ */
+#ifndef HOPPER_STORE_H
+#define HOPPER_STORE_H
+
+#include <stdint.h>
+
+struct store;
+
+struct store_attempt {
+	const char *job_id;
+	const char *type;
+	const char *queue;
+	const char *node;
+	int attempt; /* 1-based; 0 for a message that never became a job (malformed) */
+	int worker_pid;
+	double created_at;
+	double started_at;
+};
+
+/* Opens or creates the database and brings its schema up to date. NULL on error with *cause set (caller frees). */
+struct store *store_open(const char *path, char **cause);
+/* Commits what is pending and closes. NULL is allowed. */
+void store_close(struct store *st);
+
+/* Records an attempt's start (state "running"). Returns its row id (>0), or -1 on error (logged). */
+int64_t store_attempt_start(struct store *st, const struct store_attempt *a);
+/* Records an attempt's end. error and result_json may be NULL. Returns 0 or -1 (logged). */
+int store_attempt_finish(struct store *st, int64_t row, const char *state, double finished_at, const char *error,
+                         const char *result_json);
+/* A log line (kind "log") or a progress event (kind "progress") of an attempt. Strings may be NULL. */
+int store_event(struct store *st, int64_t row, double at, const char *kind, const char *level, int progress,
+                const char *stage, const char *message);
+/* Commits the open transaction, if any. Returns 0 or -1 (logged; the writes are retried next turn). */
+int store_flush(struct store *st);
+/* Deletes attempts (and their events) that finished before `before`. Returns rows deleted or -1. */
+int store_prune(struct store *st, double before);
+/* 1 if writes are waiting for store_flush. */
+int store_pending(const struct store *st);
+
+#endif
