@@ -20,11 +20,11 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 EV_LIBS := -lev
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon $(PKG_CFLAGS)
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon $(PKG_CFLAGS) -DHOPPER_LIBEXEC=\"$(PREFIX)/libexec/hopper\"
 
 ifeq ($(SAN),1)
 B := build-san
-OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -DHOPPER_SAN
 LDSAN := -fsanitize=address,undefined
 else
 B := build

@@ -7,7 +7,7 @@ struct embedded_file {
 	const char *text;
 };
 
-extern const struct embedded_file embedded_lua[];        /* daemon/lua/*.lua, sorted by name */
-extern const struct embedded_file embedded_migrations[]; /* schema/migrations/*.sql, sorted by name */
+extern const struct embedded_file embedded_lua[];        /* the files of daemon/lua, sorted by name */
+extern const struct embedded_file embedded_migrations[]; /* the files of schema/migrations, sorted by name */
 
 #endif

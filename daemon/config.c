@@ -1,0 +1,285 @@
+/*
+ * config: hopperd's options as one typed table {name, type, default, min, max, help}. The same table reads
+ * the config file, the --name=value flags, --help and the man page's list. The file format is
+ * "name = value" per line, '#' comments; errors name file:line and quote the line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hopperd.h"
+#include "log.h"
+#include "xmalloc.h"
+
+enum opt_type { OPT_STR, OPT_INT, OPT_DBL };
+
+struct option_def {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	const char *def;
+	double min, max;
+	const char *help;
+};
+
+#define O(field) offsetof(struct config, field)
+static const struct option_def options[] = {
+    {"redis_host", OPT_STR, O(redis_host), "127.0.0.1", 0, 0, "Redis host"},
+    {"redis_port", OPT_INT, O(redis_port), "6379", 1, 65535, "Redis port"},
+    {"redis_unix", OPT_STR, O(redis_unix), "", 0, 0, "Redis unix socket (wins over host and port)"},
+    {"redis_password", OPT_STR, O(redis_password), "", 0, 0, "Redis AUTH password"},
+    {"redis_db", OPT_INT, O(redis_db), "0", 0, 1000, "Redis database number"},
+    {"key_prefix", OPT_STR, O(key_prefix), "hopper:", 0, 0, "prefix of every Redis key"},
+    {"node_id", OPT_STR, O(node_id), "", 0, 0, "this daemon's stable name (default: host name)"},
+    {"lease_s", OPT_DBL, O(lease_s), "15", 1, 3600, "heartbeat TTL; a silent node's jobs return after this"},
+    {"heartbeat_s", OPT_DBL, O(heartbeat_s), "2", 0.1, 600, "heartbeat interval"},
+    {"queues", OPT_STR, O(queues_spec), "default", 0, 0, "queues, highest priority first; name[:weight],..."},
+    {"queue_mode", OPT_STR, O(queue_mode), "strict", 0, 0, "strict or weighted"},
+    {"prefetch", OPT_INT, O(prefetch), "0", 0, 10000, "fetched-but-not-started jobs held (0: one per worker)"},
+    {"block_s", OPT_DBL, O(block_s), "1", 0.01, 60, "blocking fetch timeout"},
+    {"poll_ms", OPT_INT, O(poll_ms), "200", 10, 60000, "how often due delayed jobs and retries are promoted"},
+    {"workers", OPT_INT, O(workers), "0", 0, 1024, "worker processes (0: number of CPU cores)"},
+    {"worker_path", OPT_STR, O(worker_path), "", 0, 0, "the hopper-worker program"},
+    {"worker_user", OPT_STR, O(worker_user), "", 0, 0, "user the workers switch to when hopperd runs as root"},
+    {"worker_max_jobs", OPT_INT, O(worker_max_jobs), "10000", 1, INT_MAX, "jobs before a worker is replaced"},
+    {"worker_max_rss_mb", OPT_INT, O(worker_max_rss_mb), "512", 16, 1048576, "worker memory before replacement"},
+    {"max_attempts", OPT_INT, O(max_attempts), "3", 1, JOB_MAX_ATTEMPTS_LIMIT, "default attempts per job"},
+    {"timeout_s", OPT_DBL, O(timeout_s), "300", 0.001, JOB_TIMEOUT_LIMIT_S, "default job timeout"},
+    {"kill_grace_s", OPT_DBL, O(kill_grace_s), "5", 0, 3600, "SIGTERM to SIGKILL grace for a timed-out job"},
+    {"backoff_base_s", OPT_DBL, O(backoff_base_s), "1", 0, 86400, "first retry delay (doubles each time)"},
+    {"backoff_max_s", OPT_DBL, O(backoff_max_s), "300", 0, 604800, "longest retry delay"},
+    {"max_message_bytes", OPT_INT, O(max_message_bytes), "1048576", 64, 64 << 20, "largest job message"},
+    {"max_stalls", OPT_INT, O(max_stalls), "3", 1, 1000, "lost-with-its-daemon count that makes a job dead"},
+    {"result_ttl_s", OPT_INT, O(result_ttl_s), "604800", 1, INT_MAX, "how long finished jobs stay in Redis"},
+    {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job"},
+    {"db_path", OPT_STR, O(db_path), "/var/lib/hopper/hopper.db", 0, 0, "SQLite execution log"},
+    {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept"},
+    {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM"},
+    {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug"},
+};
+#undef O
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+size_t
+config_count(void)
+{
+	return NOPTIONS;
+}
+
+const char *
+config_name(size_t i)
+{
+	return i < NOPTIONS ? options[i].name : NULL;
+}
+
+static const struct option_def *
+find_option(const char *name)
+{
+	char norm[64];
+	size_t n = strlen(name);
+	if (n >= sizeof(norm))
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		norm[i] = name[i] == '-' ? '_' : name[i];
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].name, norm) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int
+set_value(struct config *c, const struct option_def *o, const char *value, char **cause)
+{
+	char *end;
+	void *field = (char *)c + o->offset;
+	if (o->type == OPT_STR) {
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	}
+	errno = 0;
+	double d = strtod(value, &end);
+	if (end == value || *end != '\0' || errno != 0) {
+		*cause = xasprintf("%s: '%s' is not a number", o->name, value);
+		return -1;
+	}
+	if (d < o->min || d > o->max || (o->type == OPT_INT && d != (double)(long long)d)) {
+		*cause = xasprintf("%s: %s is out of range (%s from %g to %g)", o->name, value,
+		                   o->type == OPT_INT ? "an integer" : "a number", o->min, o->max);
+		return -1;
+	}
+	if (o->type == OPT_INT)
+		*(int *)field = (int)d;
+	else
+		*(double *)field = d;
+	return 0;
+}
+
+int
+config_set(struct config *c, const char *name, const char *value, char **cause)
+{
+	const struct option_def *o = find_option(name);
+	if (o == NULL) {
+		*cause = xasprintf("unknown option '%s'", name);
+		return -1;
+	}
+	return set_value(c, o, value, cause);
+}
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		char *cause = NULL;
+		if (set_value(c, &options[i], options[i].def, &cause) < 0)
+			fatal("bad built-in default: %s", cause);
+	}
+}
+
+static char *
+trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Parses one "name = value" line; returns 0 or -1 with *cause. */
+static int
+config_line(struct config *c, char *line, char **cause)
+{
+	char *hash = strchr(line, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	char *s = trim(line);
+	if (*s == '\0')
+		return 0;
+	char *eq = strchr(s, '=');
+	if (eq == NULL) {
+		*cause = xstrdup("expected 'name = value'");
+		return -1;
+	}
+	*eq = '\0';
+	return config_set(c, trim(s), trim(eq + 1), cause);
+}
+
+int
+config_load_file(struct config *c, const char *path, char **cause)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		*cause = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char buf[4096];
+	int lineno = 0, rc = 0;
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		lineno++;
+		char copy[sizeof(buf)];
+		snprintf(copy, sizeof(copy), "%s", buf);
+		copy[strcspn(copy, "\n")] = '\0';
+		char *why = NULL;
+		if (config_line(c, buf, &why) < 0) {
+			*cause = xasprintf("%s:%d: %s: %s", path, lineno, why, copy);
+			free(why);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	if (rc == 0) {
+		free(c->path);
+		c->path = xstrdup(path);
+	}
+	return rc;
+}
+
+/* Parses "name[:weight],..." into c->queues. */
+static int
+parse_queues(struct config *c, char **cause)
+{
+	char *spec = xstrdup(c->queues_spec), *save = NULL;
+	c->nqueues = 0;
+	for (char *tok = strtok_r(spec, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		char *colon = strchr(tok, ':');
+		int weight = 1;
+		if (colon != NULL) {
+			*colon = '\0';
+			weight = atoi(colon + 1);
+		}
+		if (!job_name_valid(tok, QUEUE_NAME_MAX) || weight < 1 || weight > 1000 || c->nqueues == MAX_QUEUES) {
+			*cause = xasprintf("queues: bad entry '%s' (a name, optionally ':weight' 1-1000; at most %d queues)",
+			                   tok, MAX_QUEUES);
+			free(spec);
+			return -1;
+		}
+		snprintf(c->queues[c->nqueues].name, sizeof(c->queues[0].name), "%s", tok);
+		c->queues[c->nqueues++].weight = weight;
+	}
+	free(spec);
+	if (c->nqueues == 0) {
+		*cause = xstrdup("queues: at least one queue is needed");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_finish(struct config *c, char **cause)
+{
+	enum log_level lvl;
+	if (log_level_parse(c->log_level, &lvl) < 0) {
+		*cause = xasprintf("log_level: '%s' is not one of error, warn, info, debug", c->log_level);
+		return -1;
+	}
+	if (strcmp(c->queue_mode, "strict") != 0 && strcmp(c->queue_mode, "weighted") != 0) {
+		*cause = xasprintf("queue_mode: '%s' is not strict or weighted", c->queue_mode);
+		return -1;
+	}
+	if (c->heartbeat_s * 2 > c->lease_s) {
+		*cause = xasprintf("heartbeat_s (%g) must be at most half of lease_s (%g)", c->heartbeat_s, c->lease_s);
+		return -1;
+	}
+	if (c->node_id[0] != '\0' && !job_name_valid(c->node_id, 64)) {
+		*cause = xasprintf("node_id: '%s' may hold only letters, digits and . _ : -", c->node_id);
+		return -1;
+	}
+	if (c->backoff_max_s < c->backoff_base_s) {
+		*cause = xstrdup("backoff_max_s must not be below backoff_base_s");
+		return -1;
+	}
+	return parse_queues(c, cause);
+}
+
+void
+config_free(struct config *c)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].type == OPT_STR)
+			free(*(char **)((char *)c + options[i].offset));
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+config_usage(FILE *out)
+{
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		char flag[64];
+		snprintf(flag, sizeof(flag), "--%s", options[i].name);
+		for (char *p = flag + 2; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		fprintf(out, "  %-26s %s (default: %s)\n", flag, options[i].help,
+		        options[i].def[0] ? options[i].def : "none");
+	}
+}

@@ -1,0 +1,369 @@
+/*
+ * hopperd: start-up, the event loop's fixed hooks, signals and shutdown.
+ *
+ * Signals only wake the loop (ev_signal). The prepare hook runs once per loop turn before the loop sleeps:
+ * it group-commits the turn's SQLite writes, frees jobs and workers marked dead, and re-arms the one
+ * deadline timer.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "hopperd.h"
+#include "log.h"
+#include "redis.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define DEFAULT_CONFIG "/etc/hopper/hopperd.conf"
+/* After shutdown's work is done, Redis writes still pending get this long before hopperd exits anyway:
+ * the jobs stay in this node's inflight list, and the next start returns them to their queues. */
+#define SHUTDOWN_REDIS_WAIT_S 5.0
+#define PRUNE_EVERY_S 3600.0
+
+/* systemd's notify protocol, without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void
+sd_notify_msg(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+	close(fd);
+}
+
+void
+server_maybe_exit(struct server *s)
+{
+	if (!s->shutting_down)
+		return;
+	int pending = 0;
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		if (!j->dead)
+			pending++;
+	if (pending == 0 && pool_live(s) == 0) {
+		log_info("shutdown complete");
+		ev_break(s->loop, EVBREAK_ALL);
+		return;
+	}
+	if (s->nrunning == 0 && pool_live(s) == 0 && clock_now() > s->shutdown_deadline + SHUTDOWN_REDIS_WAIT_S) {
+		log_warn("exiting with %d jobs not written back (Redis unreachable); they stay in this node's inflight "
+		         "list and return to their queues when it starts again", pending);
+		ev_break(s->loop, EVBREAK_ALL);
+	}
+}
+
+static void
+begin_shutdown(struct server *s, const char *why)
+{
+	if (s->shutting_down)
+		return;
+	log_info("%s: stop fetching; %d running jobs get %g s to finish", why, s->nrunning, s->cfg.shutdown_grace_s);
+	sd_notify_msg("STOPPING=1");
+	s->shutting_down = 1;
+	s->shutdown_deadline = clock_now() + s->cfg.shutdown_grace_s;
+	jobs_requeue_unstarted(s);
+	pool_shutdown(s);
+	server_maybe_exit(s);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *s = w->data;
+	if (w->signum == SIGHUP) {
+		log_info("SIGHUP: re-opening the log level from %s", s->cfg.path ? s->cfg.path : "(no config file)");
+		enum log_level lvl;
+		if (log_level_parse(s->cfg.log_level, &lvl) == 0)
+			log_init("hopperd", lvl);
+		return;
+	}
+	if (s->shutting_down && w->signum == SIGINT) {
+		log_warn("second interrupt: stopping running jobs now");
+		s->shutdown_deadline = clock_now();
+		jobs_stop_running(s);
+		return;
+	}
+	begin_shutdown(s, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+rearm_deadline_timer(struct server *s)
+{
+	double next = pool_next_deadline(s);
+	if (s->shutting_down && s->nrunning > 0 && (next == 0 || s->shutdown_deadline < next))
+		next = s->shutdown_deadline;
+	ev_timer_stop(s->loop, &s->deadline_timer);
+	if (next == 0)
+		return;
+	double in = next - clock_now();
+	ev_timer_set(&s->deadline_timer, in > 0 ? in : 0, 0);
+	ev_timer_start(s->loop, &s->deadline_timer);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	pool_check_deadlines(s);
+	if (s->shutting_down && s->nrunning > 0 && clock_now() >= s->shutdown_deadline) {
+		log_warn("shutdown grace over: stopping %d running jobs; they go back to their queues", s->nrunning);
+		jobs_stop_running(s);
+	}
+}
+
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *s = w->data;
+	store_flush(s->store);
+	jobs_free_dead(s);
+	pool_reap(s);
+	rearm_deadline_timer(s);
+}
+
+static void
+tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	double now = clock_now();
+	redis_tick(s->redis);
+	jobs_tick(s);
+	pool_fill(s);
+	pool_dispatch(s);
+	sd_notify_msg("WATCHDOG=1");
+	if (now - s->last_prune > PRUNE_EVERY_S) {
+		s->last_prune = now;
+		int n = store_prune(s->store, now - s->cfg.log_retention_days * 86400.0);
+		if (n > 0)
+			log_info("pruned %d execution-log rows older than %d days", n, s->cfg.log_retention_days);
+	}
+	server_maybe_exit(s);
+}
+
+static void
+promote_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	jobs_promote(w->data);
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: hopperd [-c FILE] [-n] [-V] [--OPTION=VALUE ...]\n"
+	             "  -c, --config FILE          config file (default " DEFAULT_CONFIG ", if it exists)\n"
+	             "  -n, --check-config         check the configuration and exit\n"
+	             "  -V, --version              print the version and exit\n"
+	             "Every config file option is also a flag (it wins over the file):\n");
+	config_usage(out);
+}
+
+enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_VERSION = 'V', OPT_HELP = 'h', OPT_BASE = 1000 };
+
+/* Builds the getopt table: the fixed flags plus every config option, with dashes and with underscores. */
+static struct option *
+build_longopts(char names[][64])
+{
+	size_t n = config_count();
+	struct option *lo = xcalloc(2 * n + 5, sizeof(*lo));
+	size_t k = 0;
+	lo[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+	lo[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+	lo[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+	lo[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], 64, "%s", config_name(i));
+		for (char *p = names[i]; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		lo[k++] = (struct option){config_name(i), required_argument, NULL, OPT_BASE + (int)i};
+		if (strchr(config_name(i), '_') != NULL)
+			lo[k++] = (struct option){names[i], required_argument, NULL, OPT_BASE + (int)i};
+	}
+	return lo;
+}
+
+/* Fills in what "0" or "" means for the derived options. */
+static int
+config_derive(struct config *c, char **cause)
+{
+	if (c->node_id[0] == '\0') {
+		char host[256] = "localhost";
+		gethostname(host, sizeof(host) - 1);
+		for (char *p = host; *p; p++)
+			if (!job_name_valid((char[]){*p, 0}, 1))
+				*p = '-';
+		free(c->node_id);
+		c->node_id = xstrdup(host);
+	}
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->workers = n > 0 ? (int)n : 1;
+	}
+	if (c->worker_path[0] == '\0') {
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 32);
+		free(c->worker_path);
+		c->worker_path = NULL;
+		if (n > 0) {
+			self[n] = '\0';
+			char *slash = strrchr(self, '/');
+			strcpy(slash + 1, "hopper-worker");
+			if (access(self, X_OK) == 0)
+				c->worker_path = xstrdup(self);
+		}
+		if (c->worker_path == NULL)
+			c->worker_path = xstrdup(HOPPER_LIBEXEC "/hopper-worker");
+	}
+	if (access(c->worker_path, X_OK) != 0) {
+		*cause = xasprintf("worker_path: %s: %s", c->worker_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads the file, then applies the flags over it. Returns 0, or -1 with *cause; sets *check for -n. */
+static int
+load_config(struct config *c, int argc, char **argv, int *check, char **cause)
+{
+	char names[128][64];
+	if (config_count() > 128)
+		fatal("too many config options");
+	struct option *lo = build_longopts(names);
+	const char *path = NULL;
+	int opt, rc = 0;
+	config_defaults(c);
+	opterr = 1;
+	while ((opt = getopt_long(argc, argv, "c:nVh", lo, NULL)) != -1) {
+		if (opt == OPT_CONFIG)
+			path = optarg;
+		else if (opt == OPT_CHECK)
+			*check = 1;
+		else if (opt == OPT_VERSION) {
+			printf("hopperd %s\n", HOPPER_VERSION);
+			exit(0);
+		} else if (opt == OPT_HELP) {
+			usage(stdout);
+			exit(0);
+		} else if (opt == '?') {
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hopperd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		exit(2);
+	}
+	if (path != NULL || access(DEFAULT_CONFIG, F_OK) == 0)
+		rc = config_load_file(c, path ? path : DEFAULT_CONFIG, cause);
+	optind = 1;
+	while (rc == 0 && (opt = getopt_long(argc, argv, "c:nVh", lo, NULL)) != -1)
+		if (opt >= OPT_BASE)
+			rc = config_set(c, config_name((size_t)(opt - OPT_BASE)), optarg, cause);
+	free(lo);
+	if (rc == 0)
+		rc = config_finish(c, cause);
+	if (rc == 0)
+		rc = config_derive(c, cause);
+	return rc;
+}
+
+static void
+server_init(struct server *s)
+{
+	s->loop = EV_DEFAULT;
+	s->started_at = clock_now();
+	gethostname(s->host, sizeof(s->host) - 1);
+	s->defaults = (struct job_defaults){.max_bytes = (size_t)s->cfg.max_message_bytes,
+	                                    .max_attempts = s->cfg.max_attempts,
+	                                    .timeout_s = s->cfg.timeout_s,
+	                                    .backoff_base_s = s->cfg.backoff_base_s,
+	                                    .backoff_max_s = s->cfg.backoff_max_s};
+	s->last_prune = 0;
+	ev_prepare_init(&s->prepare, prepare_cb);
+	ev_timer_init(&s->deadline_timer, deadline_cb, 0, 0);
+	ev_timer_init(&s->tick, tick_cb, 0.2, s->cfg.heartbeat_s < 1 ? s->cfg.heartbeat_s : 1);
+	ev_timer_init(&s->promote_timer, promote_cb, 0.05, s->cfg.poll_ms / 1000.0);
+	ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&s->sigint, signal_cb, SIGINT);
+	ev_signal_init(&s->sighup, signal_cb, SIGHUP);
+	ev_watcher *ws[] = {(ev_watcher *)&s->prepare, (ev_watcher *)&s->deadline_timer, (ev_watcher *)&s->tick,
+	                    (ev_watcher *)&s->promote_timer, (ev_watcher *)&s->sigterm, (ev_watcher *)&s->sigint,
+	                    (ev_watcher *)&s->sighup};
+	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+		ws[i]->data = s;
+	ev_prepare_start(s->loop, &s->prepare);
+	ev_timer_start(s->loop, &s->tick);
+	ev_timer_start(s->loop, &s->promote_timer);
+	ev_signal_start(s->loop, &s->sigterm);
+	ev_signal_start(s->loop, &s->sigint);
+	ev_signal_start(s->loop, &s->sighup);
+}
+
+int
+main(int argc, char **argv)
+{
+	/* The one struct server; everything mutable hangs off it. */
+	static struct server server;
+	struct server *s = &server;
+	int check = 0;
+	char *cause = NULL;
+	log_init("hopperd", LOG_LVL_INFO);
+	if (load_config(&s->cfg, argc, argv, &check, &cause) < 0) {
+		fprintf(stderr, "hopperd: %s\n", cause);
+		free(cause);
+		config_free(&s->cfg);
+		return 1;
+	}
+	if (check) {
+		printf("hopperd: configuration OK (%s)\n", s->cfg.path ? s->cfg.path : "defaults and flags");
+		config_free(&s->cfg);
+		return 0;
+	}
+	enum log_level lvl = LOG_LVL_INFO;
+	log_level_parse(s->cfg.log_level, &lvl);
+	log_init("hopperd", lvl);
+	signal(SIGPIPE, SIG_IGN);
+
+	s->store = store_open(s->cfg.db_path, &cause);
+	if (s->store == NULL)
+		fatal("execution log: %s", cause);
+	server_init(s);
+	s->redis = redis_new(s);
+	jobs_start(s);
+	pool_start(s);
+	redis_start(s->redis);
+	log_info("hopperd %s node %s: %d workers, queues %s (%s), redis %s", HOPPER_VERSION, s->cfg.node_id,
+	         s->cfg.workers, s->cfg.queues_spec, s->cfg.queue_mode,
+	         s->cfg.redis_unix[0] ? s->cfg.redis_unix : s->cfg.redis_host);
+	sd_notify_msg("READY=1");
+	ev_run(s->loop, 0);
+
+	for (struct worker *w = s->workers; w != NULL; w = w->next)
+		if (!w->dead)
+			kill(-w->pid, SIGKILL);
+	jobs_free_dead(s);
+	pool_reap(s);
+	heap_free(&s->deadlines);
+	redis_free(s->redis);
+	store_close(s->store);
+	config_free(&s->cfg);
+	return s->exit_code;
+}

@@ -1,0 +1,237 @@
+/*
+ * hopperd.h: the daemon's one internal header. All mutable daemon state lives in struct server; each
+ * module's functions are grouped under its file name below.
+ *
+ * A job's life inside the daemon (phases, not the public states in Redis):
+ *   FETCHED   moved from its queue into this node's inflight list (fetch.lua), parsed and validated;
+ *   CLAIMING  claim.lua is checking it against Redis (terminal? duplicate? stalled too often?);
+ *   READY     claimed; waits for an idle worker (this is the bounded prefetch);
+ *   RUNNING   its JOB frame went to a worker; run.lua marked it running;
+ *   FINISHING the attempt ended (result frame and worker exit or timeout); finish.lua is writing the outcome.
+ * The job leaves the inflight list only in the Lua script that writes its final word (finish, requeue, bury,
+ * schedule), so a daemon that dies at any point leaves every job it held in its inflight list, from where a
+ * restart or another daemon returns it to its queue.
+ */
+#ifndef HOPPERD_H
+#define HOPPERD_H
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+#include "heap.h"
+#include "job.h"
+
+#define HOPPER_VERSION "0.1.0"
+#define MAX_QUEUES 32
+/* A worker's result, progress and log frames are read into a buffer that may grow to one frame's worth. */
+#define WORKER_RBUF_MAX (FRAME_HEADER_LEN + FRAME_MAX_PAYLOAD)
+
+struct redis;
+struct store;
+
+/* --- configuration (config.c) --- */
+struct queue_conf {
+	char name[QUEUE_NAME_MAX + 1];
+	int weight;
+};
+
+struct config {
+	char *path; /* the file it came from, or NULL */
+	char *redis_host;
+	int redis_port;
+	char *redis_unix;
+	char *redis_password;
+	int redis_db;
+	char *key_prefix;
+	char *node_id;
+	double lease_s;
+	double heartbeat_s;
+	char *queues_spec;
+	struct queue_conf queues[MAX_QUEUES];
+	int nqueues;
+	char *queue_mode; /* "strict" or "weighted" */
+	int prefetch;
+	double block_s;
+	int poll_ms;
+	int workers;
+	char *worker_path;
+	char *worker_user;
+	int worker_max_jobs;
+	int worker_max_rss_mb;
+	int max_attempts;
+	double timeout_s;
+	double kill_grace_s;
+	double backoff_base_s;
+	double backoff_max_s;
+	int max_message_bytes;
+	int max_stalls;
+	int result_ttl_s;
+	int events_max;
+	char *db_path;
+	int log_retention_days;
+	double shutdown_grace_s;
+	char *log_level;
+};
+
+/* --- in-flight jobs --- */
+enum job_phase { PHASE_FETCHED, PHASE_CLAIMING, PHASE_READY, PHASE_RUNNING, PHASE_FINISHING };
+/* The Redis script that will take the job out of this node's inflight list (or claim it). */
+enum job_op { OP_NONE, OP_CLAIM, OP_BURY, OP_SCHEDULE, OP_FINISH, OP_REQUEUE };
+
+struct worker;
+
+struct job {
+	struct job *prev, *next; /* server.jobs */
+	struct job *ready_next;  /* server.ready FIFO */
+	char *payload;           /* the message bytes exactly as taken from the queue (LREM needs them) */
+	size_t payload_len;
+	char queue[QUEUE_NAME_MAX + 1];
+	struct job_spec spec;
+	enum job_phase phase;
+	struct worker *worker;
+	int attempt;
+	int64_t row; /* execution-log row of the current attempt */
+	pid_t worker_pid;
+	double started_at;
+	/* timeouts */
+	double deadline;
+	size_t heap_pos;
+	int term_sent;
+	int timed_out;
+	/* outcome, filled when the attempt ends */
+	int have_result;
+	int ok, retryable;
+	char *error;  /* owned */
+	char *result; /* owned JSON text */
+	int requeue;  /* stopped by shutdown: goes back to the head of its queue, not counted as an attempt */
+	enum job_op op;     /* the Redis write this job waits for; resent after a reconnect */
+	int redis_busy;     /* op is in flight */
+	double op_retry_at; /* after an error reply, when to try op again */
+	int has_id;         /* the message carried an id (or it was assigned) that a hash may use */
+	char *dead_entry;   /* OP_BURY: the dead-list entry (JSON) */
+	double retry_at;    /* OP_FINISH with outcome retrying */
+	enum job_state outcome;
+	int dead; /* freed in the prepare hook */
+};
+
+/* --- workers (pool.c) --- */
+enum worker_phase { WORKER_STARTING, WORKER_IDLE, WORKER_BUSY, WORKER_EXITING };
+
+struct worker {
+	struct worker *next;
+	pid_t pid;
+	int fd;
+	enum worker_phase phase;
+	ev_io rio;
+	ev_child child;
+	unsigned char *rbuf;
+	size_t rlen, rcap;
+	struct job *job;
+	int jobs_done;
+	int exited;   /* ev_child fired */
+	int eof;      /* its socket closed */
+	int wstatus;
+	int dead;     /* freed in the prepare hook */
+	int recycle;  /* retire after the current job */
+};
+
+/* --- the daemon --- */
+struct server {
+	struct ev_loop *loop;
+	struct config cfg;
+	struct job_defaults defaults;
+	char host[256];
+	double started_at;
+	int shutting_down;
+	double shutdown_deadline;
+	int exit_code;
+
+	struct redis *redis;
+	struct store *store;
+
+	struct job *jobs; /* every job this daemon holds */
+	int njobs;
+	struct job *ready_head, *ready_tail;
+	int nfetched; /* fetched or claimed, not yet on a worker */
+	int nrunning; /* on a worker */
+	double spawn_after; /* workers that die at start-up are not respawned in a tight loop */
+	int registered; /* heartbeat accepted and own leftovers recovered: fetching may start */
+	int fetching; /* a fetch request is outstanding */
+	int blocking; /* a blocking fetch is outstanding */
+	unsigned block_rr;
+
+	struct worker *workers;
+	int nworkers; /* live (not exiting) */
+	struct heap deadlines;
+
+	ev_prepare prepare;
+	ev_timer deadline_timer;
+	ev_timer tick; /* heartbeat, reaper, promoter, pruning, pool upkeep */
+	ev_timer promote_timer;
+	ev_signal sigterm, sigint, sighup, sigchld_dummy;
+	double last_heartbeat, last_prune;
+	uint64_t stats_succeeded, stats_failed;
+};
+
+/* config.c */
+void config_defaults(struct config *c);
+/* Reads a config file. Returns 0 or -1 with *cause ("file:line: why: the line"; caller frees). */
+int config_load_file(struct config *c, const char *path, char **cause);
+/* Sets one option by name ("redis_unix" or "redis-unix"). Returns 0 or -1 with *cause (caller frees). */
+int config_set(struct config *c, const char *name, const char *value, char **cause);
+/* Checks cross-option rules and derives queues[] from queues_spec. Returns 0 or -1 with *cause. */
+int config_finish(struct config *c, char **cause);
+void config_free(struct config *c);
+/* Writes the option table as "--name=VALUE  description" lines, for --help. */
+void config_usage(FILE *out);
+/* Fills a getopt_long table entry per option; returns the count. opts must have room for config_count(). */
+size_t config_count(void);
+const char *config_name(size_t i);
+
+/* pool.c */
+void pool_start(struct server *s);
+/* Starts workers until there are cfg.workers of them. */
+void pool_fill(struct server *s);
+/* Hands READY jobs to idle workers. */
+void pool_dispatch(struct server *s);
+int pool_idle(const struct server *s);
+/* Asks every worker to stop (TERM now, KILL after grace) -- shutdown. */
+void pool_stop_job(struct server *s, struct job *j, int sig);
+void pool_shutdown(struct server *s);
+/* Frees workers marked dead. */
+void pool_reap(struct server *s);
+void pool_check_deadlines(struct server *s);
+double pool_next_deadline(const struct server *s);
+/* Worker processes not yet reaped (exiting ones included). */
+int pool_live(const struct server *s);
+
+/* jobs.c */
+void jobs_start(struct server *s);
+/* Called when Redis (re)connects: re-registers, recovers, resends pending writes, restarts fetching. */
+void jobs_on_connect(struct server *s);
+void jobs_on_disconnect(struct server *s);
+/* Fetches more jobs if there is room. */
+void jobs_fetch(struct server *s);
+/* A worker reported the attempt's end (frame) or died; decides the outcome once both are in. */
+void jobs_attempt_done(struct server *s, struct job *j);
+/* The job went to a worker: mark it running in Redis and open its execution-log row. */
+void jobs_started(struct server *s, struct job *j);
+void jobs_progress(struct server *s, struct job *j, int progress, const char *stage, const char *message);
+void jobs_log(struct server *s, struct job *j, const char *level, const char *line);
+void jobs_tick(struct server *s);
+void jobs_promote(struct server *s);
+/* Puts every job that has not reached a worker back at the head of its queue (shutdown). */
+void jobs_requeue_unstarted(struct server *s);
+/* Shutdown's grace ran out: stops running jobs; they go back to the head of their queues. */
+void jobs_stop_running(struct server *s);
+void jobs_free_dead(struct server *s);
+void job_ready_push(struct server *s, struct job *j);
+struct job *job_ready_pop(struct server *s);
+
+/* hopperd.c */
+void server_maybe_exit(struct server *s);
+
+#endif

@@ -1,0 +1,58 @@
+-- hopper_claim(prefix, node, queue, id, now, type, max_attempts, max_stalls, payload, created_at, owner,
+--              idempotency_key, ttl, max_events)
+-- Decides whether a fetched, valid job may run here, and counts the attempt. Returns
+--   {'ok', attempt}     run it;
+--   {'skip', state}     it already ended (a late duplicate delivery): acknowledged, not run;
+--   {'dup', other_id}   another job holds its idempotency key: it ends cancelled;
+--   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead.
+-- A job whose hash still says claimed was taken by a daemon that died before finishing it: that is a stall.
+redis.register_function('hopper_claim', function(_, a)
+  local p, node, q, id, now = a[1], a[2], a[3], a[4], a[5]
+  local typ, max_attempts, max_stalls, payload = a[6], a[7], tonumber(a[8]), a[9]
+  local created, owner, idem, ttl, max_events = a[10], a[11], a[12], tonumber(a[13]), tonumber(a[14])
+  local h = p .. 'job:' .. id
+  local infl = p .. 'inflight:' .. node .. ':' .. q
+  local st = redis.call('HGET', h, 'state')
+  if st and TERMINAL[st] then
+    redis.call('LREM', infl, -1, payload)
+    return {'skip', st}
+  end
+  if not st then
+    redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', 0,
+               'max_attempts', max_attempts, 'progress', 0, 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', payload, 'stalls', 0)
+    if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
+    if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
+    emit(p, id, {job = id, event = 'state', state = 'queued', attempt = 0, progress = 0, at = tonumber(now)},
+         max_events, ttl)
+  end
+  if idem ~= '' then
+    local k = p .. 'idem:' .. idem
+    local holder = redis.call('GET', k)
+    if holder and holder ~= id then
+      redis.call('LREM', infl, -1, payload)
+      finish_terminal(p, id, 'cancelled', now, 'duplicate of job ' .. holder .. ' (idempotency_key ' .. idem .. ')',
+                      max_events, ttl)
+      return {'dup', holder}
+    end
+    redis.call('SET', k, id, 'EX', ttl)
+  end
+  local claimed = redis.call('HGET', h, 'claimed')
+  if claimed and claimed ~= '' then
+    local stalls = redis.call('HINCRBY', h, 'stalls', 1)
+    if stalls >= max_stalls then
+      local err = 'stalled ' .. stalls .. ' times: the daemon running it died each time (last on node ' ..
+                  claimed .. ')'
+      redis.call('LREM', infl, -1, payload)
+      finish_terminal(p, id, 'dead', now, err, max_events, ttl)
+      redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = typ, error = err,
+        died_at = tonumber(now), attempt = tonumber(redis.call('HGET', h, 'attempt')) or 0, node = node,
+        payload = payload}))
+      return {'dead', err}
+    end
+  end
+  local attempt = redis.call('HINCRBY', h, 'attempt', 1)
+  redis.call('HSET', h, 'claimed', node)
+  redis.call('PERSIST', h)
+  return {'ok', attempt}
+end)

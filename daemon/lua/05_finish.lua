@@ -1,0 +1,37 @@
+-- hopper_finish(prefix, node, queue, id, payload, now, outcome, attempt, error, result, run_at, ttl,
+--               max_events, worker_pid)
+-- Writes an attempt's outcome and takes the job out of this node's inflight list, in one step.
+-- outcome: succeeded, failed, dead, cancelled (terminal) or retrying (into the scheduled set at run_at).
+-- A job that already ended, or whose attempt counter moved on (a newer attempt elsewhere owns it), is only
+-- acknowledged: a late duplicate never overwrites. Returns 1 if written, 0 if only acknowledged.
+redis.register_function('hopper_finish', function(_, a)
+  local p, node, q, id, payload, now, outcome = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+  local attempt, err, result, run_at = tonumber(a[8]), a[9], a[10], a[11]
+  local ttl, max_events, pid = tonumber(a[12]), tonumber(a[13]), a[14]
+  redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload)
+  local h = p .. 'job:' .. id
+  local st = redis.call('HGET', h, 'state')
+  if st and TERMINAL[st] then return 0 end
+  if st and (tonumber(redis.call('HGET', h, 'attempt')) or 0) ~= attempt then return 0 end
+  if outcome == 'succeeded' then
+    redis.call('HSET', h, 'progress', 100, 'result', result)
+    redis.call('HDEL', h, 'error')
+  end
+  redis.call('HSET', h, 'worker_pid', pid)
+  if outcome == 'retrying' then
+    redis.call('HSET', h, 'state', 'retrying', 'error', err, 'run_at', run_at, 'updated_at', now, 'claimed', '')
+    redis.call('ZADD', p .. 'scheduled:' .. q, run_at, payload)
+    redis.call('HINCRBY', p .. 'stats', 'retried', 1)
+    emit(p, id, {job = id, event = 'state', state = 'retrying', attempt = attempt,
+                 progress = tonumber(redis.call('HGET', h, 'progress')) or 0, error = err,
+                 at = tonumber(now)}, max_events, ttl)
+    return 1
+  end
+  finish_terminal(p, id, outcome, now, err, max_events, ttl)
+  if outcome == 'succeeded' then redis.call('HDEL', h, 'error') end
+  if outcome == 'dead' then
+    redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = redis.call('HGET', h, 'type'),
+      error = err, died_at = tonumber(now), attempt = attempt, node = node, payload = payload}))
+  end
+  return 1
+end)

@@ -1,0 +1,477 @@
+/*
+ * pool: the worker processes. Each is a fork+exec of hopper-worker with its end of a socketpair on fd 3,
+ * in its own process group. The pool hands READY jobs to idle workers, reads their frames, enforces
+ * timeouts (SIGTERM, then SIGKILL after kill_grace_s) through one deadline heap, replaces workers that die,
+ * and retires them after worker_max_jobs jobs or past worker_max_rss_mb.
+ *
+ * An attempt that ends by a worker's death is decided only once the worker's exit status is in and its
+ * socket has been drained, so a RESULT it managed to send is never mistaken for a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "hopperd.h"
+#include "jsonx.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static void worker_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void worker_child_cb(struct ev_loop *loop, ev_child *w, int revents);
+
+static double
+job_deadline_key(const void *item)
+{
+	return ((const struct job *)item)->deadline;
+}
+
+static void
+job_deadline_setpos(void *item, size_t pos)
+{
+	((struct job *)item)->heap_pos = pos;
+}
+
+void
+pool_start(struct server *s)
+{
+	heap_init(&s->deadlines, job_deadline_key, job_deadline_setpos);
+	pool_fill(s);
+}
+
+static void
+exec_worker(const struct config *cfg, int fd)
+{
+	if (dup2(fd, 3) < 0)
+		_exit(127);
+	for (int i = 4; i < 1024; i++)
+		close(i);
+	setpgid(0, 0);
+	char as_limit[32];
+	snprintf(as_limit, sizeof(as_limit), "%d", cfg->worker_max_rss_mb * 4);
+	const char *argv[] = {"hopper-worker", "--fd", "3", "--as-limit-mb", as_limit, "--user",
+	                      cfg->worker_user, NULL};
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(cfg->worker_path, (char *const *)argv);
+	fprintf(stderr, "hopperd: cannot run worker %s: %s\n", cfg->worker_path, strerror(errno));
+	_exit(127);
+}
+
+static struct worker *
+worker_spawn(struct server *s)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_error("socketpair: %s", strerror(errno));
+		return NULL;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	if (pid == 0)
+		exec_worker(&s->cfg, sv[1]);
+	setpgid(pid, pid); /* also in the child: whichever runs first, the group exists before any kill */
+	close(sv[1]);
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->pid = pid;
+	w->fd = sv[0];
+	w->phase = WORKER_STARTING;
+	ev_io_init(&w->rio, worker_read_cb, w->fd, EV_READ);
+	w->rio.data = s;
+	ev_io_start(s->loop, &w->rio);
+	ev_child_init(&w->child, worker_child_cb, pid, 0);
+	w->child.data = s;
+	ev_child_start(s->loop, &w->child);
+	w->next = s->workers;
+	s->workers = w;
+	s->nworkers++;
+	log_debug("worker %d started", (int)pid);
+	return w;
+}
+
+void
+pool_fill(struct server *s)
+{
+	if (s->shutting_down)
+		return;
+	while (s->nworkers < s->cfg.workers)
+		if (worker_spawn(s) == NULL)
+			break;
+}
+
+int
+pool_idle(const struct server *s)
+{
+	int n = 0;
+	for (const struct worker *w = s->workers; w != NULL; w = w->next)
+		if (w->phase == WORKER_IDLE || w->phase == WORKER_STARTING)
+			n++;
+	return n;
+}
+
+/* Stops reading and closes the worker's socket; the worker exits on EOF. It leaves the live count. */
+static void
+worker_retire(struct server *s, struct worker *w)
+{
+	if (w->phase != WORKER_EXITING)
+		s->nworkers--;
+	w->phase = WORKER_EXITING;
+	if (w->fd >= 0) {
+		ev_io_stop(s->loop, &w->rio);
+		close(w->fd);
+		w->fd = -1;
+	}
+}
+
+static int
+send_frame(struct worker *w, enum frame_type type, const char *payload, size_t len)
+{
+	unsigned char hdr[FRAME_HEADER_LEN];
+	if (frame_header(hdr, type, len) < 0)
+		return -1;
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
+	/* A JOB frame fits the socket buffer of an idle worker; a short write means the worker is broken. */
+	ssize_t n;
+	do
+		n = writev(w->fd, iov, 2);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)(sizeof(hdr) + len) ? 0 : -1;
+}
+
+static void
+deadline_set(struct server *s, struct job *j, double at)
+{
+	j->deadline = at;
+	if (j->heap_pos == HEAP_NOT_IN)
+		heap_insert(&s->deadlines, j);
+	else
+		heap_update(&s->deadlines, j->heap_pos);
+}
+
+static int
+dispatch_one(struct server *s, struct worker *w, struct job *j)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:i,s:f}", "id", j->spec.id, "type", j->spec.type, "queue",
+	                      j->queue, "args", j->spec.args, "attempt", j->attempt, "timeout_s", j->spec.timeout_s);
+	char *text = jsonx_dump(o);
+	json_decref(o);
+	int rc = send_frame(w, FRAME_JOB, text, strlen(text));
+	free(text);
+	if (rc < 0)
+		return -1;
+	w->phase = WORKER_BUSY;
+	w->job = j;
+	j->worker = w;
+	j->phase = PHASE_RUNNING;
+	j->started_at = clock_now();
+	j->worker_pid = w->pid;
+	j->heap_pos = HEAP_NOT_IN;
+	deadline_set(s, j, j->started_at + j->spec.timeout_s);
+	return 0;
+}
+
+void
+pool_dispatch(struct server *s)
+{
+	for (struct worker *w = s->workers; w != NULL && s->ready_head != NULL; w = w->next) {
+		if (w->phase != WORKER_IDLE)
+			continue;
+		struct job *j = job_ready_pop(s);
+		if (dispatch_one(s, w, j) < 0) {
+			log_warn("worker %d: cannot send it a job; replacing it", (int)w->pid);
+			job_ready_push(s, j);
+			kill(w->pid, SIGKILL);
+			worker_retire(s, w);
+			continue;
+		}
+		s->nfetched--;
+		jobs_started(s, j);
+	}
+}
+
+static long
+worker_rss_mb(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	long size = 0, resident = 0;
+	int n = fscanf(f, "%ld %ld", &size, &resident);
+	fclose(f);
+	return n == 2 ? resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024 : 0;
+}
+
+/* The worker is done with its job (it sent RESULT): the job moves on, the worker serves the next or retires. */
+static void
+worker_job_ended(struct server *s, struct worker *w)
+{
+	struct job *j = w->job;
+	w->job = NULL;
+	j->worker = NULL;
+	if (j->heap_pos != HEAP_NOT_IN)
+		heap_remove(&s->deadlines, j->heap_pos);
+	jobs_attempt_done(s, j);
+	w->jobs_done++;
+	if (w->phase == WORKER_EXITING)
+		return;
+	long rss = worker_rss_mb(w->pid);
+	if (w->recycle || w->jobs_done >= s->cfg.worker_max_jobs || rss > s->cfg.worker_max_rss_mb) {
+		log_info("worker %d retires after %d jobs (%ld MB resident)", (int)w->pid, w->jobs_done, rss);
+		worker_retire(s, w);
+		return;
+	}
+	w->phase = WORKER_IDLE;
+}
+
+static void
+take_result(struct job *j, json_t *o)
+{
+	int ok = 0, retry = 1;
+	const char *err = NULL;
+	char why[256];
+	jsonx_bool(o, "ok", &ok, why, sizeof(why));
+	jsonx_bool(o, "retry", &retry, why, sizeof(why));
+	jsonx_string(o, "error", 64 * 1024, &err, why, sizeof(why));
+	j->have_result = 1;
+	j->ok = ok;
+	j->retryable = retry;
+	free(j->error);
+	free(j->result);
+	j->error = ok ? NULL : xstrdup(err ? err : "the job failed without a message");
+	json_t *res = json_object_get(o, "result");
+	j->result = ok ? jsonx_dump(res ? res : json_null()) : NULL;
+}
+
+/* Handles one frame. Returns -1 if the worker broke the protocol. */
+static int
+worker_frame(struct server *s, struct worker *w, const struct frame *f)
+{
+	if (f->type == FRAME_HELLO) {
+		if (w->phase == WORKER_STARTING)
+			w->phase = WORKER_IDLE;
+		return 0;
+	}
+	if (f->type == FRAME_JOB)
+		return -1;
+	if (w->job == NULL) /* progress from a job that already timed out and was re-assigned: harmless */
+		return 0;
+	json_error_t jerr;
+	json_t *o = json_loadb(f->payload, f->len, 0, &jerr);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		return -1;
+	}
+	struct job *j = w->job;
+	char why[128];
+	const char *stage = NULL, *message = NULL, *level = "info", *line = "";
+	long long progress = 0;
+	switch (f->type) {
+	case FRAME_PROGRESS:
+		jsonx_int(o, "progress", 0, 100, &progress, why, sizeof(why));
+		jsonx_string(o, "stage", 256, &stage, why, sizeof(why));
+		jsonx_string(o, "message", 4096, &message, why, sizeof(why));
+		jobs_progress(s, j, (int)progress, stage, message);
+		break;
+	case FRAME_LOG:
+		jsonx_string(o, "level", 16, &level, why, sizeof(why));
+		jsonx_string(o, "line", 64 * 1024, &line, why, sizeof(why));
+		jobs_log(s, j, level, line);
+		break;
+	case FRAME_RESULT:
+		take_result(j, o);
+		worker_job_ended(s, w);
+		break;
+	default: break;
+	}
+	json_decref(o);
+	return 0;
+}
+
+/* Reads what the worker sent and handles every whole frame. Returns -1 on EOF or a broken worker. */
+static int
+worker_drain(struct server *s, struct worker *w)
+{
+	for (;;) {
+		if (w->rlen == w->rcap) {
+			if (w->rcap >= WORKER_RBUF_MAX)
+				return -1;
+			w->rcap = w->rcap ? w->rcap * 2 : 16384;
+			if (w->rcap > WORKER_RBUF_MAX)
+				w->rcap = WORKER_RBUF_MAX;
+			w->rbuf = xrealloc(w->rbuf, w->rcap);
+		}
+		ssize_t n = read(w->fd, w->rbuf + w->rlen, w->rcap - w->rlen);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		w->rlen += (size_t)n;
+		size_t off = 0, used;
+		struct frame f;
+		const char *errstr = "";
+		enum frame_status st;
+		while ((st = frame_decode(w->rbuf + off, w->rlen - off, &f, &used, &errstr)) == FRAME_OK) {
+			if (worker_frame(s, w, &f) < 0) {
+				errstr = "malformed frame";
+				st = FRAME_ERROR;
+				break;
+			}
+			off += used;
+			if (w->fd < 0) /* retired while handling the frame */
+				return 0;
+		}
+		if (st == FRAME_ERROR) {
+			log_warn("worker %d: %s %s; killing it", (int)w->pid, errstr, frame_type_name(f.type));
+			return -1;
+		}
+		memmove(w->rbuf, w->rbuf + off, w->rlen - off);
+		w->rlen -= off;
+	}
+}
+
+static void
+worker_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct server *s = io->data;
+	struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, rio));
+	if (worker_drain(s, w) < 0) {
+		kill(w->pid, SIGKILL);
+		worker_retire(s, w); /* the attempt ends when its exit status arrives */
+	}
+	pool_dispatch(s);
+}
+
+static void
+describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+		         WTERMSIG(status) == SIGKILL ? ", possibly out of memory" : "");
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void
+worker_child_cb(struct ev_loop *loop, ev_child *cw, int revents)
+{
+	struct server *s = cw->data;
+	struct worker *w = (struct worker *)((char *)cw - offsetof(struct worker, child));
+	ev_child_stop(loop, cw);
+	w->exited = 1;
+	w->wstatus = cw->rstatus;
+	if (w->fd >= 0)
+		worker_drain(s, w); /* frames it wrote before dying */
+	if (w->phase != WORKER_EXITING && w->job == NULL)
+		log_warn("worker %d died while idle", (int)w->pid);
+	worker_retire(s, w);
+	if (w->job != NULL) {
+		struct job *j = w->job;
+		char how[160];
+		describe_exit(w->wstatus, how, sizeof(how));
+		if (!j->have_result) {
+			j->have_result = 1;
+			j->ok = 0;
+			j->retryable = 1;
+			free(j->error);
+			j->error = xasprintf("worker %d crashed: %s", (int)w->pid, how);
+		}
+		worker_job_ended(s, w);
+	}
+	w->dead = 1;
+	log_debug("worker %d gone (status %d)", (int)w->pid, w->wstatus);
+	if (!s->shutting_down)
+		pool_fill(s);
+	pool_dispatch(s);
+	server_maybe_exit(s);
+}
+
+void
+pool_stop_job(struct server *s, struct job *j, int sig)
+{
+	if (j->worker == NULL)
+		return;
+	j->worker->recycle = 1;
+	/* The worker leads its own process group: whatever the job started goes too. */
+	kill(-j->worker->pid, sig);
+}
+
+void
+pool_check_deadlines(struct server *s)
+{
+	double now = clock_now();
+	struct job *j;
+	while ((j = heap_peek(&s->deadlines)) != NULL && j->deadline <= now) {
+		if (!j->term_sent) {
+			j->term_sent = 1;
+			j->timed_out = 1;
+			log_info("job %s: timed out after %g s; SIGTERM to worker %d", j->spec.id, j->spec.timeout_s,
+			         j->worker ? (int)j->worker->pid : -1);
+			pool_stop_job(s, j, SIGTERM);
+			deadline_set(s, j, now + s->cfg.kill_grace_s);
+		} else {
+			heap_remove(&s->deadlines, j->heap_pos);
+			log_info("job %s: still running after the grace period; SIGKILL", j->spec.id);
+			pool_stop_job(s, j, SIGKILL);
+		}
+	}
+}
+
+/* When the deadline timer must next fire, or 0 if no job has one. */
+double
+pool_next_deadline(const struct server *s)
+{
+	const struct job *j = heap_peek(&s->deadlines);
+	return j ? j->deadline : 0;
+}
+
+void
+pool_shutdown(struct server *s)
+{
+	for (struct worker *w = s->workers; w != NULL; w = w->next) {
+		if (w->job == NULL && w->fd >= 0)
+			worker_retire(s, w);
+	}
+}
+
+void
+pool_reap(struct server *s)
+{
+	struct worker **pp = &s->workers;
+	while (*pp != NULL) {
+		struct worker *w = *pp;
+		if (w->dead) {
+			*pp = w->next;
+			free(w->rbuf);
+			free(w);
+		} else
+			pp = &w->next;
+	}
+}
+
+int
+pool_live(const struct server *s)
+{
+	int n = 0;
+	for (const struct worker *w = s->workers; w != NULL; w = w->next)
+		if (!w->dead)
+			n++;
+	return n;
+}

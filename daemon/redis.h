@@ -1,0 +1,56 @@
+/*
+ * redis: hopperd's two Redis connections, the only module that includes hiredis.
+ *
+ * The command connection carries every script call, pipelined; the blocking connection carries only the
+ * blocking fetch (BLMOVE), so a wait for new jobs never delays a state write. Both reconnect with backoff;
+ * a health timer pings an idle command connection and drops any connection whose reply is overdue, so a
+ * half-dead TCP link cannot leave the daemon silently idle. hopper's Lua code is loaded as a Redis function
+ * library (FUNCTION LOAD REPLACE) on every connect, so a Redis restarted without persistence gets it back.
+ *
+ * Every request's callback fires exactly once: with the reply, or with NULL when the connection failed
+ * before a reply came (the caller keeps the work and resends after jobs_on_connect).
+ */
+#ifndef HOPPER_REDIS_H
+#define HOPPER_REDIS_H
+
+#include <stddef.h>
+
+struct server;
+struct redis;
+struct redis_reply; /* a hiredis redisReply, read through the accessors below */
+
+enum rr_type { RR_NIL, RR_STRING, RR_INTEGER, RR_ARRAY, RR_STATUS, RR_ERROR };
+
+/* Valid until the callback returns. r is NULL when the request failed with its connection. */
+typedef void redis_cb(struct server *s, const struct redis_reply *r, void *priv);
+
+struct redis *redis_new(struct server *s);
+void redis_free(struct redis *r);
+/* Starts connecting both connections (and keeps them connected until redis_free). */
+void redis_start(struct redis *r);
+int redis_ready(const struct redis *r);
+int redis_block_ready(const struct redis *r);
+
+/*
+ * Calls the function hopper_NAME with the given string arguments (no keys: hopper's scripts compute key
+ * names from the prefix; hopper needs a standalone Redis, not a cluster). Returns 0 if queued, -1 when the
+ * connection is down (cb is not called).
+ */
+int redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
+               void *priv);
+/* A plain command on the command connection. Same return rules. */
+int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);
+/* BLMOVE src dst RIGHT LEFT timeout on the blocking connection. Same return rules. */
+int redis_block_move(struct redis *r, const char *src, const char *dst, double timeout_s, redis_cb *cb,
+                     void *priv);
+/* Health and reconnection; call once a second. */
+void redis_tick(struct redis *r);
+
+enum rr_type rr_type(const struct redis_reply *r);
+/* String, status or error text; *len gets its length. NULL for other types. */
+const char *rr_str(const struct redis_reply *r, size_t *len);
+long long rr_int(const struct redis_reply *r);
+size_t rr_count(const struct redis_reply *r);
+const struct redis_reply *rr_elem(const struct redis_reply *r, size_t i);
+
+#endif

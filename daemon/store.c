@@ -1,0 +1,441 @@
+/*
+ * store: the SQLite execution log (see store.h for the model). The only file that includes sqlite3.h.
+ *
+ * Every write joins one open transaction, begun by the first write after a flush; store_flush commits it.
+ * Whether a transaction is open is asked of SQLite (sqlite3_get_autocommit) rather than tracked here, because
+ * some errors (disk full, I/O error) make SQLite roll the whole transaction back on its own.
+ *
+ * A failed commit loses the turn's writes, and SQLite would then hand the lost row ids out again to new
+ * attempts (a rowid is max(rowid) + 1). A caller still holding a lost id would finish, or log events to, a
+ * stranger's row. So new ids never go below one past the highest this connection has handed out
+ * (st->last_id), and a write to a lost id fails instead.
+ */
+#include "store.h"
+
+#include <ctype.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* How long a write waits for a lock another connection holds (hopperctl reading, a backup) before failing. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+/* Migration numbers are the file names' leading digits; 9 digits cannot overflow an int. */
+#define MIGRATION_DIGITS_MAX 9
+
+enum stmt_id { STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_START, STMT_FINISH, STMT_EVENT, STMT_PRUNE, STMT_COUNT };
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	/* IMMEDIATE takes the write lock at BEGIN, so waiting for it happens there under the busy timeout. */
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_START] = "INSERT INTO attempts (id, job_id, type, queue, attempt, state, node, worker_pid, created_at, "
+	               "started_at) VALUES (max(?1, (SELECT coalesce(max(id), 0) + 1 FROM attempts)), ?2, ?3, ?4, ?5, "
+	               "'running', ?6, ?7, ?8, ?9)",
+	/* duration_ms from the row's own started_at, so the caller need not remember it. */
+	[STMT_FINISH] = "UPDATE attempts SET state = ?2, finished_at = ?3, error = ?4, result = ?5, "
+	                "duration_ms = (?3 - started_at) * 1000 WHERE id = ?1",
+	[STMT_EVENT] = "INSERT INTO attempt_events (attempt_id, at, kind, level, progress, stage, message) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	/* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
+	[STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[STMT_COUNT];
+	long writes;     /* writes in the open transaction, to say how many a rollback lost */
+	int64_t last_id; /* highest attempt id handed out; new ids stay above it (see the top of this file) */
+};
+
+/* Finalizes and closes without committing: for store_close and for a failed store_open. */
+static void
+store_free(struct store *st)
+{
+	for (int i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
+		log_error("store: close: %s", sqlite3_errmsg(st->db));
+	free(st);
+}
+
+/* Runs SQL without results. On error sets *cause (caller frees). */
+static int
+db_exec(sqlite3 *db, const char *sql, char **cause)
+{
+	char *err = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
+		return 0;
+	*cause = xstrdup(err != NULL ? err : sqlite3_errmsg(db));
+	sqlite3_free(err);
+	return -1;
+}
+
+/* Runs SQL that returns one integer (a pragma). On error sets *cause (caller frees). */
+static int
+db_query_int(sqlite3 *db, const char *sql, int *out, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(s, 0);
+	else
+		*cause = xasprintf("%s: %s", sql, rc == SQLITE_DONE ? "no result" : sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*
+ * WAL lets readers (hopperctl, backups) run beside the daemon's open write transaction. The pragma answers
+ * with the mode it got, which is not "wal" where WAL cannot work (no shared memory, e.g. some network file
+ * systems): refuse then, rather than run with a rollback journal that blocks every reader.
+ */
+static int
+db_set_wal(sqlite3 *db, char **cause)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+	int ok = mode != NULL && strcmp(mode, "wal") == 0;
+	if (!ok && mode != NULL)
+		*cause = xasprintf("cannot use WAL journal mode (got \"%s\")", mode);
+	else if (!ok)
+		*cause = xasprintf("setting WAL journal mode: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	return ok ? 0 : -1;
+}
+
+static int
+db_open(struct store *st, const char *path, char **cause)
+{
+	int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		/* st->db is usually set even on failure (store_free closes it) and holds the better message. */
+		*cause = xstrdup(st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		return -1;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* foreign_keys is per connection and off by default; the events' ON DELETE CASCADE needs it. */
+	if (db_set_wal(st->db, cause) != 0 || db_exec(st->db, "PRAGMA synchronous = NORMAL", cause) != 0 ||
+	    db_exec(st->db, "PRAGMA foreign_keys = ON", cause) != 0)
+		return -1;
+	return 0;
+}
+
+/* A migration's number: its name's leading digits ("001_init.sql" -> 1), or -1 if it has none. */
+static int
+migration_number(const char *name)
+{
+	int n = 0, digits = 0;
+	for (; isdigit((unsigned char)*name); name++) {
+		if (++digits > MIGRATION_DIGITS_MAX)
+			return -1;
+		n = n * 10 + (*name - '0');
+	}
+	return digits > 0 ? n : -1;
+}
+
+/*
+ * Checks the compiled-in migrations are numbered 1, 2, 3... in order, so that user_version N means "files 1
+ * to N applied", and sets *highest to the last number (0 if there are none). A gap or a repeat is a broken
+ * build; it is reported as a cause rather than by fatal so that store_open has one way to fail.
+ */
+static int
+migrations_check(int *highest, char **cause)
+{
+	int prev = 0;
+	for (const struct embedded_file *m = embedded_migrations; m->name != NULL; m++) {
+		if (migration_number(m->name) != prev + 1) {
+			*cause = xasprintf("built-in migration %s: expected number %d", m->name, prev + 1);
+			return -1;
+		}
+		prev++;
+	}
+	*highest = prev;
+	return 0;
+}
+
+/* Undoes what a failed migration step left open, if SQLite has not already. */
+static void
+migrate_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * Applies migration n and sets user_version = n in one transaction, so a crash leaves the database at a whole
+ * version. The version is re-read under the write lock: another process opening the same file may have
+ * applied it meanwhile.
+ */
+static int
+migrate_one(sqlite3 *db, const struct embedded_file *m, int n, char **cause)
+{
+	int version = 0;
+	char *bump = xasprintf("PRAGMA user_version = %d", n);
+	char *why = NULL;
+	int rc = db_exec(db, "BEGIN IMMEDIATE", &why);
+	if (rc == 0)
+		rc = db_query_int(db, "PRAGMA user_version", &version, &why);
+	if (rc == 0 && version < n)
+		rc = db_exec(db, m->text, &why);
+	if (rc == 0 && version < n)
+		rc = db_exec(db, bump, &why);
+	if (rc == 0)
+		rc = db_exec(db, "COMMIT", &why);
+	free(bump);
+	if (rc != 0) {
+		*cause = xasprintf("migration %s: %s", m->name, why);
+		free(why);
+		migrate_rollback(db);
+		return -1;
+	}
+	if (version < n)
+		log_info("store: applied migration %s", m->name);
+	return 0;
+}
+
+/*
+ * Brings the schema up to date. A database newer than this binary is refused: its schema may mean things
+ * this code does not know, and running the old code on it could damage it.
+ */
+static int
+migrate(sqlite3 *db, char **cause)
+{
+	int highest, version;
+	if (migrations_check(&highest, cause) != 0 || db_query_int(db, "PRAGMA user_version", &version, cause) != 0)
+		return -1;
+	if (version > highest) {
+		*cause = xasprintf("schema version %d is newer than this program knows (%d)", version, highest);
+		return -1;
+	}
+	for (const struct embedded_file *m = embedded_migrations; m->name != NULL; m++) {
+		int n = migration_number(m->name);
+		if (n > version && migrate_one(db, m, n, cause) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Prepares every statement once: each write then only binds and steps. */
+static int
+stmts_prepare(struct store *st, char **cause)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
+		    SQLITE_OK) {
+			*cause = xasprintf("preparing \"%s\": %s", stmt_sql[i], sqlite3_errmsg(st->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char **cause)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	char *why = NULL;
+	if (db_open(st, path, &why) != 0 || migrate(st->db, &why) != 0 || stmts_prepare(st, &why) != 0) {
+		*cause = xasprintf("%s: %s", path, why);
+		free(why);
+		store_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	store_flush(st);
+	store_free(st);
+}
+
+/*
+ * Steps a statement whose parameters are bound, then resets it and drops the bindings, which point into the
+ * caller's strings (SQLITE_STATIC). Returns 0, or -1 with the error logged.
+ */
+static int
+stmt_run(struct store *st, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_DONE)
+		log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Group commit: the first write after a flush opens the transaction that store_flush commits. */
+static int
+tx_begin(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		return 0;
+	st->writes = 0;
+	return stmt_run(st, STMT_BEGIN, "begin");
+}
+
+/*
+ * Runs a write whose parameters were bound with the first bind error in bind_rc. A failed statement is
+ * normally undone alone, but some errors make SQLite drop the whole transaction: say so, since earlier
+ * writes of the turn went with it.
+ */
+static int
+write_run(struct store *st, enum stmt_id id, int bind_rc, const char *what)
+{
+	if (bind_rc != SQLITE_OK) {
+		log_error("store: %s: %s", what, sqlite3_errstr(bind_rc));
+		sqlite3_clear_bindings(st->stmt[id]);
+		return -1;
+	}
+	if (stmt_run(st, id, what) == 0) {
+		st->writes++;
+		return 0;
+	}
+	if (st->writes > 0 && sqlite3_get_autocommit(st->db)) {
+		log_error("store: SQLite rolled the transaction back; %ld writes lost", st->writes);
+		st->writes = 0;
+	}
+	return -1;
+}
+
+/* Binders that keep the first error in *rc, so that a write binds everything and checks once. */
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = v != NULL ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static void
+bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_int64(s, i, v);
+}
+
+static void
+bind_double(sqlite3_stmt *s, int i, double v, int *rc)
+{
+	if (*rc == SQLITE_OK)
+		*rc = sqlite3_bind_double(s, i, v);
+}
+
+int64_t
+store_attempt_start(struct store *st, const struct store_attempt *a)
+{
+	sqlite3_stmt *s = st->stmt[STMT_START];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_int64(s, 1, st->last_id + 1, &rc);
+	bind_text(s, 2, a->job_id, &rc);
+	bind_text(s, 3, a->type, &rc);
+	bind_text(s, 4, a->queue, &rc);
+	bind_int64(s, 5, a->attempt, &rc);
+	bind_text(s, 6, a->node, &rc);
+	bind_int64(s, 7, a->worker_pid, &rc);
+	bind_double(s, 8, a->created_at, &rc);
+	bind_double(s, 9, a->started_at, &rc);
+	if (write_run(st, STMT_START, rc, "attempt start") != 0)
+		return -1;
+	st->last_id = sqlite3_last_insert_rowid(st->db);
+	return st->last_id;
+}
+
+int
+store_attempt_finish(struct store *st, int64_t row, const char *state, double finished_at, const char *error,
+                     const char *result_json)
+{
+	sqlite3_stmt *s = st->stmt[STMT_FINISH];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_int64(s, 1, row, &rc);
+	bind_text(s, 2, state, &rc);
+	bind_double(s, 3, finished_at, &rc);
+	bind_text(s, 4, error, &rc);
+	bind_text(s, 5, result_json, &rc);
+	if (write_run(st, STMT_FINISH, rc, "attempt finish") != 0)
+		return -1;
+	/* No row: its start was lost with a rolled-back transaction, or the caller has a wrong id. */
+	if (sqlite3_changes(st->db) == 0) {
+		log_warn("store: attempt finish: no attempt %lld", (long long)row);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_event(struct store *st, int64_t row, double at, const char *kind, const char *level, int progress,
+            const char *stage, const char *message)
+{
+	sqlite3_stmt *s = st->stmt[STMT_EVENT];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_int64(s, 1, row, &rc);
+	bind_double(s, 2, at, &rc);
+	bind_text(s, 3, kind, &rc);
+	bind_text(s, 4, level, &rc);
+	/* A log line has no progress; a 0 there would read as "progress went back to 0". */
+	if (kind != NULL && strcmp(kind, "progress") == 0)
+		bind_int64(s, 5, progress, &rc);
+	else if (rc == SQLITE_OK)
+		rc = sqlite3_bind_null(s, 5);
+	bind_text(s, 6, stage, &rc);
+	bind_text(s, 7, message, &rc);
+	return write_run(st, STMT_EVENT, rc, "attempt event");
+}
+
+/*
+ * A failed COMMIT is rolled back rather than retried: what makes it fail (disk full, I/O error) rarely
+ * passes within a turn, and an open transaction would keep the write lock and grow without bound meanwhile.
+ */
+int
+store_flush(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db))
+		return 0;
+	if (stmt_run(st, STMT_COMMIT, "commit") == 0) {
+		st->writes = 0;
+		return 0;
+	}
+	log_error("store: rolling back; %ld writes lost", st->writes);
+	if (!sqlite3_get_autocommit(st->db))
+		stmt_run(st, STMT_ROLLBACK, "rollback");
+	st->writes = 0;
+	return -1;
+}
+
+int
+store_prune(struct store *st, double before)
+{
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_double(st->stmt[STMT_PRUNE], 1, before, &rc);
+	if (write_run(st, STMT_PRUNE, rc, "prune") != 0)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+int
+store_pending(const struct store *st)
+{
+	return !sqlite3_get_autocommit(st->db);
+}

@@ -1,0 +1,97 @@
+/*
+ * handlers: the built-in job types, one table entry each. noop, sleep, fail and crash exist for tests,
+ * demos and benchmarks; the audio and workflow handlers join this table.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonx.h"
+#include "worker.h"
+
+static int
+run_noop(struct job_ctx *ctx, json_t **result)
+{
+	*result = json_object();
+	return 0;
+}
+
+/* Sleeps args.ms milliseconds in small steps, reporting progress, and stops early when asked to. */
+static int
+run_sleep(struct job_ctx *ctx, json_t **result)
+{
+	long long ms = 1000;
+	if (jsonx_int(ctx->args, "ms", 0, 7LL * 86400 * 1000, &ms, ctx->error, sizeof(ctx->error)) < 0) {
+		ctx->retryable = 0;
+		return -1;
+	}
+	/* At most 50 progress reports, and at least one every 100 ms of sleep. */
+	long long step = ms / 50 > 100 ? 100 : (ms / 50 > 0 ? ms / 50 : 1);
+	long long slept = 0;
+	int last = -1;
+	worker_progress(ctx, 0, "sleeping", NULL);
+	while (slept < ms) {
+		if (worker_should_stop()) {
+			snprintf(ctx->error, sizeof(ctx->error), "stopped after %lld of %lld ms", slept, ms);
+			return -1;
+		}
+		long long chunk = ms - slept < step ? ms - slept : step;
+		struct timespec ts = {chunk / 1000, (chunk % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		slept += chunk;
+		int pct = (int)(slept * 100 / (ms ? ms : 1));
+		if (pct != last && pct < 100) {
+			char msg[64];
+			snprintf(msg, sizeof(msg), "%lld/%lld ms", slept, ms);
+			worker_progress(ctx, pct, "sleeping", msg);
+			last = pct;
+		}
+	}
+	*result = json_pack("{s:I}", "slept_ms", (json_int_t)ms);
+	return 0;
+}
+
+static int
+run_fail(struct job_ctx *ctx, json_t **result)
+{
+	const char *msg = "failed on purpose";
+	int retry = 1;
+	if (jsonx_string(ctx->args, "message", 1000, &msg, ctx->error, sizeof(ctx->error)) < 0 ||
+	    jsonx_bool(ctx->args, "retry", &retry, ctx->error, sizeof(ctx->error)) < 0) {
+		ctx->retryable = 0;
+		return -1;
+	}
+	worker_log(ctx, "info", "failing as asked: %s", msg);
+	snprintf(ctx->error, sizeof(ctx->error), "%s", msg);
+	ctx->retryable = retry;
+	return -1;
+}
+
+/* Dies by SIGSEGV, with the default action restored first so a sanitizer's handler cannot turn it into exit 1. */
+static int
+run_crash(struct job_ctx *ctx, json_t **result)
+{
+	worker_log(ctx, "warn", "crashing on purpose");
+	signal(SIGSEGV, SIG_DFL);
+	raise(SIGSEGV);
+	snprintf(ctx->error, sizeof(ctx->error), "survived SIGSEGV");
+	return -1;
+}
+
+const struct handler_entry handler_table[] = {
+    {"noop", run_noop, "does nothing and succeeds (benchmarks)"},
+    {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress"},
+    {"fail", run_fail, "fails with args.message; args.retry=false makes the failure permanent"},
+    {"crash", run_crash, "kills its worker with SIGSEGV"},
+    {NULL, NULL, NULL},
+};
+
+const struct handler_entry *
+handler_find(const char *name)
+{
+	for (const struct handler_entry *h = handler_table; h->name != NULL; h++)
+		if (strcmp(h->name, name) == 0)
+			return h;
+	return NULL;
+}

@@ -1,0 +1,45 @@
+/*
+ * worker.h: hopper-worker, the process that runs jobs. hopperd starts N of them; each reads JOB frames
+ * from its socketpair (fd 3), runs one job at a time through the handler table, and sends back PROGRESS,
+ * LOG and RESULT frames (schema/worker-frames.md). It never talks to Redis or SQLite. A worker that dies
+ * mid-job (a crash, a kill) costs that job one attempt and nothing else.
+ */
+#ifndef HOPPER_WORKER_H
+#define HOPPER_WORKER_H
+
+#include <jansson.h>
+#include <signal.h>
+
+/* What a handler sees of its job and of the worker. */
+struct job_ctx {
+	const char *id;
+	const char *type;
+	json_t *args; /* borrowed: valid until the handler returns */
+	int attempt;
+	double timeout_s;
+	/* set by the handler on failure: */
+	char error[1024];
+	int retryable; /* 1 (default): a later attempt may succeed; 0: fail for good */
+};
+
+/* A handler returns 0 with *result set (a new reference the worker takes over), or -1 with ctx->error set. */
+typedef int job_handler(struct job_ctx *ctx, json_t **result);
+
+struct handler_entry {
+	const char *name;
+	job_handler *run;
+	const char *summary;
+};
+
+/* handlers.c */
+extern const struct handler_entry handler_table[];
+const struct handler_entry *handler_find(const char *name);
+
+/* worker.c: what handlers call. */
+/* Reports progress 0-100 with an optional stage and message (NULL for none). */
+void worker_progress(struct job_ctx *ctx, int progress, const char *stage, const char *message);
+void worker_log(struct job_ctx *ctx, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 once the daemon asked this worker to stop (SIGTERM: soft timeout, cancel, shutdown). */
+int worker_should_stop(void);
+
+#endif
