@@ -136,6 +136,7 @@ struct worker {
 	int wstatus;
 	int dead;     /* freed in the prepare hook */
 	int recycle;  /* retire after the current job */
+	double rss_checked_at;
 };
 
 /* --- the daemon --- */
@@ -169,6 +170,8 @@ struct server {
 
 	ev_prepare prepare;
 	ev_timer deadline_timer;
+	ev_timer commit_timer;
+	double last_commit;
 	ev_timer tick; /* heartbeat, reaper, promoter, pruning, pool upkeep */
 	ev_timer promote_timer;
 	ev_signal sigterm, sigint, sighup, sigchld_dummy;

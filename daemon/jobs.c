@@ -153,7 +153,7 @@ send_claim(struct server *s, struct job *j, const char *now)
 	for (int i = 0; i < 14; i++)
 		lens[i] = strlen(argv[i]);
 	lens[8] = j->payload_len;
-	return redis_call(s->redis, "claim", 14, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "claim", 14, argv, lens, op_reply, j);
 }
 
 static int
@@ -167,7 +167,7 @@ send_bury(struct server *s, struct job *j, const char *now)
 	for (int i = 0; i < 10; i++)
 		lens[i] = strlen(argv[i]);
 	lens[4] = j->payload_len;
-	return redis_call(s->redis, "bury", 10, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "bury", 10, argv, lens, op_reply, j);
 }
 
 static int
@@ -183,7 +183,7 @@ send_schedule(struct server *s, struct job *j, const char *now)
 	for (int i = 0; i < 12; i++)
 		lens[i] = strlen(argv[i]);
 	lens[4] = j->payload_len;
-	return redis_call(s->redis, "schedule", 12, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "schedule", 12, argv, lens, op_reply, j);
 }
 
 static int
@@ -199,23 +199,21 @@ send_finish(struct server *s, struct job *j, const char *now)
 	for (int i = 0; i < 14; i++)
 		lens[i] = strlen(argv[i]);
 	lens[4] = j->payload_len;
-	return redis_call(s->redis, "finish", 14, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "finish", 14, argv, lens, op_reply, j);
 }
 
 static int
 send_requeue(struct server *s, struct job *j, const char *now)
 {
-	char ttl[16], evmax[16];
-	/* An attempt was counted once claim said ok; a job stopped by shutdown gets it back. */
-	int undo = j->attempt > 0;
+	char ttl[16], evmax[16], attempt[16];
 	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->has_id ? j->spec.id : "", j->payload,
-	                      now, undo ? "1" : "0", FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      now, FMT_INT(attempt, j->attempt), FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
 	size_t lens[9];
 	for (int i = 0; i < 9; i++)
 		lens[i] = strlen(argv[i]);
 	lens[4] = j->payload_len;
-	return redis_call(s->redis, "requeue", 9, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "requeue", 9, argv, lens, op_reply, j);
 }
 
 static const struct {
@@ -511,7 +509,7 @@ jobs_started(struct server *s, struct job *j)
 	                      FMT_INT(pid, j->worker_pid), FMT_INT(attempt, j->attempt),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max)};
 	/* Best effort: if Redis is down the finish write tells the whole story. */
-	redis_call(s->redis, "run", 8, argv, NULL, ignore_reply, (void *)"run");
+	redis_batch(s->redis, "run", 8, argv, NULL, ignore_reply, (void *)"run");
 	struct store_attempt a = {.job_id = j->spec.id, .type = j->spec.type, .queue = j->queue,
 	                          .node = s->cfg.node_id, .attempt = j->attempt, .worker_pid = (int)j->worker_pid,
 	                          .created_at = j->spec.created_at, .started_at = j->started_at};
@@ -525,7 +523,7 @@ jobs_progress(struct server *s, struct job *j, int progress, const char *stage, 
 	const char *argv[] = {s->cfg.key_prefix, j->spec.id, FMT_NUM(now, clock_now()), FMT_INT(pr, progress),
 	                      stage ? stage : "", message ? message : "", FMT_INT(attempt, j->attempt),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max)};
-	redis_call(s->redis, "progress", 9, argv, NULL, ignore_reply, (void *)"progress");
+	redis_batch(s->redis, "progress", 9, argv, NULL, ignore_reply, (void *)"progress");
 	if (j->row > 0)
 		store_event(s->store, j->row, clock_now(), "progress", NULL, progress, stage, message);
 }
@@ -609,12 +607,24 @@ reap(struct server *s, int recover_self)
 	redis_call(s->redis, "reap", 3, argv, NULL, reap_reply, recover_self ? (void *)s : NULL);
 }
 
+/* 1 if pid is a live (not zombie) hopperd on this host: the holder of a heartbeat we found at start-up. */
 static int
-pid_alive(long pid)
+hopperd_alive(long pid)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%ld", pid);
-	return pid > 0 && access(path, F_OK) == 0;
+	char path[64], stat[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+	if (f == NULL)
+		return 0;
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* "pid (comm) state ...": comm may hold spaces, so look from the last ')'. */
+	char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+	if (open == NULL || close == NULL || close[1] != ' ')
+		return 0;
+	int zombie = close[2] == 'Z' || close[2] == 'X';
+	return !zombie && strncmp(open + 1, "hopperd", (size_t)(close - open - 1)) == 0 && close - open - 1 == 7;
 }
 
 static void
@@ -632,7 +642,7 @@ heartbeat_reply(struct server *s, const struct redis_reply *r, void *priv)
 		return;
 	}
 	const char *pid = rr_str(rr_elem(r, 1), NULL), *host = rr_str(rr_elem(r, 2), NULL);
-	if (host != NULL && strcmp(host, s->host) == 0 && pid != NULL && !pid_alive(atol(pid))) {
+	if (host != NULL && strcmp(host, s->host) == 0 && pid != NULL && !hopperd_alive(atol(pid))) {
 		log_warn("node id %s was held by pid %s, which is gone: taking over", s->cfg.node_id, pid);
 		heartbeat(s, 0);
 		reap(s, 1);

@@ -230,7 +230,13 @@ worker_job_ended(struct server *s, struct worker *w)
 	w->jobs_done++;
 	if (w->phase == WORKER_EXITING)
 		return;
-	long rss = worker_rss_mb(w->pid);
+	/* Reading /proc costs three syscalls: at most once a second per worker, not once per job. */
+	long rss = 0;
+	double now = ev_now(s->loop);
+	if (now - w->rss_checked_at >= 1.0) {
+		w->rss_checked_at = now;
+		rss = worker_rss_mb(w->pid);
+	}
 	if (w->recycle || w->jobs_done >= s->cfg.worker_max_jobs || rss > s->cfg.worker_max_rss_mb) {
 		log_info("worker %d retires after %d jobs (%ld MB resident)", (int)w->pid, w->jobs_done, rss);
 		worker_retire(s, w);

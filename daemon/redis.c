@@ -33,10 +33,25 @@ struct conn {
 	ev_timer retry;
 };
 
+/* One loop turn's worth of operations, sent as one hopper_batch call. */
+struct batch {
+	size_t nops;
+	redis_cb **cbs;
+	void **privs;
+	size_t opcap;
+	char **argv; /* owned copies; argv[0..2] are FCALL hopper_batch 0, argv[3] the count */
+	size_t *lens;
+	size_t argc, argcap;
+};
+
+/* A batch grows to this many operations before it is sent without waiting for the turn to end. */
+#define BATCH_MAX_OPS 2000
+
 struct redis {
 	struct server *s;
 	struct conn cmd, blk;
 	char *library; /* "#!lua name=hopper" and every daemon/lua file */
+	struct batch *batch;
 };
 
 struct request {
@@ -225,11 +240,14 @@ redis_start(struct redis *r)
 	conn_connect(&r->blk);
 }
 
+static void batch_free(struct batch *b);
+
 void
 redis_free(struct redis *r)
 {
 	if (r == NULL)
 		return;
+	redis_flush(r);
 	struct conn *conns[] = {&r->cmd, &r->blk};
 	for (size_t i = 0; i < 2; i++) {
 		ev_timer_stop(r->s->loop, &conns[i]->retry);
@@ -242,6 +260,102 @@ redis_free(struct redis *r)
 	}
 	free(r->library);
 	free(r);
+}
+
+static void
+batch_free(struct batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->argc; i++)
+		free(b->argv[i]);
+	free(b->argv);
+	free(b->lens);
+	free(b->cbs);
+	free(b->privs);
+	free(b);
+}
+
+static void
+batch_arg(struct batch *b, const char *arg, size_t len)
+{
+	if (b->argc == b->argcap) {
+		b->argcap = b->argcap ? b->argcap * 2 : 256;
+		b->argv = xrealloc(b->argv, b->argcap * sizeof(*b->argv));
+		b->lens = xrealloc(b->lens, b->argcap * sizeof(*b->lens));
+	}
+	b->argv[b->argc] = xstrndup(arg, len);
+	b->lens[b->argc++] = len;
+}
+
+int
+redis_batch(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
+            void *priv)
+{
+	if (!r->cmd.up)
+		return -1;
+	struct batch *b = r->batch;
+	if (b == NULL) {
+		b = r->batch = xcalloc(1, sizeof(*b));
+		batch_arg(b, "FCALL", 5);
+		batch_arg(b, "hopper_batch", 12);
+		batch_arg(b, "0", 1);
+		batch_arg(b, "0", 1); /* the count, filled in by redis_flush */
+	}
+	if (b->nops == b->opcap) {
+		b->opcap = b->opcap ? b->opcap * 2 : 64;
+		b->cbs = xrealloc(b->cbs, b->opcap * sizeof(*b->cbs));
+		b->privs = xrealloc(b->privs, b->opcap * sizeof(*b->privs));
+	}
+	b->cbs[b->nops] = cb;
+	b->privs[b->nops++] = priv;
+	char n[16];
+	batch_arg(b, name, strlen(name));
+	snprintf(n, sizeof(n), "%d", argc);
+	batch_arg(b, n, strlen(n));
+	for (int i = 0; i < argc; i++)
+		batch_arg(b, argv[i], lens ? lens[i] : strlen(argv[i]));
+	if (b->nops >= BATCH_MAX_OPS)
+		redis_flush(r);
+	return 0;
+}
+
+/* Hands each operation its element of the batch's reply (or the whole error, or NULL). */
+static void
+batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
+{
+	struct batch *b = priv;
+	for (size_t i = 0; i < b->nops; i++) {
+		const struct redis_reply *e = rep;
+		if (rep != NULL && rr_type(rep) == RR_ARRAY)
+			e = rr_elem(rep, i);
+		if (b->cbs[i] != NULL)
+			b->cbs[i](s, e, b->privs[i]);
+	}
+	batch_free(b);
+}
+
+void
+redis_flush(struct redis *r)
+{
+	struct batch *b = r->batch;
+	if (b == NULL)
+		return;
+	r->batch = NULL;
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", b->nops);
+	free(b->argv[3]);
+	b->argv[3] = xstrdup(n);
+	b->lens[3] = strlen(n);
+	/* Arguments are copied into hiredis's output buffer, so the copies can go now. */
+	int rc = conn_send(&r->cmd, (int)b->argc, (const char **)b->argv, b->lens, batch_reply, b);
+	for (size_t i = 0; i < b->argc; i++) {
+		free(b->argv[i]);
+		b->argv[i] = NULL;
+	}
+	b->argc = 0;
+	if (rc < 0)
+		batch_reply(r->s, NULL, b);
 }
 
 int

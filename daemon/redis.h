@@ -38,6 +38,15 @@ int redis_block_ready(const struct redis *r);
  */
 int redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
                void *priv);
+/*
+ * Like redis_call, but the call joins this loop turn's batch: redis_flush (from the prepare hook) sends the
+ * whole batch as one hopper_batch call, and each callback receives its own element of the reply.
+ * Arguments are copied. Same return rules.
+ */
+int redis_batch(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
+                void *priv);
+/* Sends the batch, if any. */
+void redis_flush(struct redis *r);
 /* A plain command on the command connection. Same return rules. */
 int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);
 /* BLMOVE src dst RIGHT LEFT timeout on the blocking connection. Same return rules. */

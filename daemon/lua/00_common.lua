@@ -6,6 +6,9 @@
 
 local TERMINAL = {succeeded = true, failed = true, dead = true, cancelled = true}
 
+-- Every operation, by name; 99_register.lua registers each as hopper_NAME, and hopper_batch runs many.
+local OPS = {}
+
 -- Appends an event to the job's bounded, expiring event list and publishes it on the job's own channel
 -- and on the global events channel.
 local function emit(p, id, ev, max_events, ttl)
@@ -21,7 +24,7 @@ end
 -- Writes a terminal state onto an existing job hash, lets it expire, counts it and announces it.
 local function finish_terminal(p, id, state, now, err, max_events, ttl)
   local h = p .. 'job:' .. id
-  redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now, 'claimed', '')
+  redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now)
   redis.call('EXPIRE', h, ttl)
   redis.call('HINCRBY', p .. 'stats', state, 1)
   local attempt = tonumber(redis.call('HGET', h, 'attempt')) or 0

@@ -1,6 +1,6 @@
 -- hopper_fetch(prefix, node, max, queue...): moves up to max jobs from the queues, in the order given,
 -- into this node's inflight lists. Returns {queue, job, queue, job, ...}. One round trip for a batch.
-redis.register_function('hopper_fetch', function(_, a)
+OPS.fetch = function(a)
   local p, node, n = a[1], a[2], tonumber(a[3])
   local out = {}
   for i = 4, #a do
@@ -16,4 +16,4 @@ redis.register_function('hopper_fetch', function(_, a)
     if n <= 0 then break end
   end
   return out
-end)
+end

@@ -1,12 +1,13 @@
 -- hopper_claim(prefix, node, queue, id, now, type, max_attempts, max_stalls, payload, created_at, owner,
 --              idempotency_key, ttl, max_events)
--- Decides whether a fetched, valid job may run here, and counts the attempt. Returns
---   {'ok', attempt}     run it;
+-- Decides whether a fetched, valid job may run here. Returns
+--   {'ok', attempt}     run it, as this attempt number (hopper_run records it when a worker takes it);
 --   {'skip', state}     it already ended (a late duplicate delivery): acknowledged, not run;
 --   {'dup', other_id}   another job holds its idempotency key: it ends cancelled;
 --   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead.
--- A job whose hash still says claimed was taken by a daemon that died before finishing it: that is a stall.
-redis.register_function('hopper_claim', function(_, a)
+-- A job whose hash still says running was being run by a daemon that died before finishing it: a stall.
+-- (A job that was only prefetched by a dead daemon is not held against it.)
+OPS.claim = function(a)
   local p, node, q, id, now = a[1], a[2], a[3], a[4], a[5]
   local typ, max_attempts, max_stalls, payload = a[6], a[7], tonumber(a[8]), a[9]
   local created, owner, idem, ttl, max_events = a[10], a[11], a[12], tonumber(a[13]), tonumber(a[14])
@@ -37,8 +38,8 @@ redis.register_function('hopper_claim', function(_, a)
     end
     redis.call('SET', k, id, 'EX', ttl)
   end
-  local claimed = redis.call('HGET', h, 'claimed')
-  if claimed and claimed ~= '' then
+  if st == 'running' then
+    local claimed = redis.call('HGET', h, 'node') or '?'
     local stalls = redis.call('HINCRBY', h, 'stalls', 1)
     if stalls >= max_stalls then
       local err = 'stalled ' .. stalls .. ' times: the daemon running it died each time (last on node ' ..
@@ -51,8 +52,6 @@ redis.register_function('hopper_claim', function(_, a)
       return {'dead', err}
     end
   end
-  local attempt = redis.call('HINCRBY', h, 'attempt', 1)
-  redis.call('HSET', h, 'claimed', node)
   redis.call('PERSIST', h)
-  return {'ok', attempt}
-end)
+  return {'ok', (tonumber(redis.call('HGET', h, 'attempt')) or 0) + 1}
+end

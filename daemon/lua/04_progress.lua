@@ -1,6 +1,6 @@
 -- hopper_progress(prefix, id, now, progress, stage, message, attempt, ttl, max_events): a running job's
 -- progress. Progress never goes down within an attempt; nothing is written once the job left `running`.
-redis.register_function('hopper_progress', function(_, a)
+OPS.progress = function(a)
   local p, id, now, pr, stage, msg = a[1], a[2], a[3], tonumber(a[4]), a[5], a[6]
   local attempt, ttl, max_events = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
   local h = p .. 'job:' .. id
@@ -13,4 +13,4 @@ redis.register_function('hopper_progress', function(_, a)
   if msg ~= '' then ev.message = msg end
   emit(p, id, ev, max_events, ttl)
   return 1
-end)
+end

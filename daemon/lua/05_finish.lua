@@ -2,9 +2,9 @@
 --               max_events, worker_pid)
 -- Writes an attempt's outcome and takes the job out of this node's inflight list, in one step.
 -- outcome: succeeded, failed, dead, cancelled (terminal) or retrying (into the scheduled set at run_at).
--- A job that already ended, or whose attempt counter moved on (a newer attempt elsewhere owns it), is only
+-- A job that already ended, or whose attempt counter moved past this one (a newer attempt owns it), is only
 -- acknowledged: a late duplicate never overwrites. Returns 1 if written, 0 if only acknowledged.
-redis.register_function('hopper_finish', function(_, a)
+OPS.finish = function(a)
   local p, node, q, id, payload, now, outcome = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
   local attempt, err, result, run_at = tonumber(a[8]), a[9], a[10], a[11]
   local ttl, max_events, pid = tonumber(a[12]), tonumber(a[13]), a[14]
@@ -12,14 +12,15 @@ redis.register_function('hopper_finish', function(_, a)
   local h = p .. 'job:' .. id
   local st = redis.call('HGET', h, 'state')
   if st and TERMINAL[st] then return 0 end
-  if st and (tonumber(redis.call('HGET', h, 'attempt')) or 0) ~= attempt then return 0 end
+  if st and (tonumber(redis.call('HGET', h, 'attempt')) or 0) > attempt then return 0 end
+  redis.call('HSET', h, 'attempt', attempt)
   if outcome == 'succeeded' then
     redis.call('HSET', h, 'progress', 100, 'result', result)
     redis.call('HDEL', h, 'error')
   end
   redis.call('HSET', h, 'worker_pid', pid)
   if outcome == 'retrying' then
-    redis.call('HSET', h, 'state', 'retrying', 'error', err, 'run_at', run_at, 'updated_at', now, 'claimed', '')
+    redis.call('HSET', h, 'state', 'retrying', 'error', err, 'run_at', run_at, 'updated_at', now)
     redis.call('ZADD', p .. 'scheduled:' .. q, run_at, payload)
     redis.call('HINCRBY', p .. 'stats', 'retried', 1)
     emit(p, id, {job = id, event = 'state', state = 'retrying', attempt = attempt,
@@ -34,4 +35,4 @@ redis.register_function('hopper_finish', function(_, a)
       error = err, died_at = tonumber(now), attempt = attempt, node = node, payload = payload}))
   end
   return 1
-end)
+end

@@ -1,7 +1,7 @@
 -- hopper_bury(prefix, node, queue, id, payload, now, error, dead_entry, ttl, max_events): a message that
 -- cannot become a job (malformed, unknown type, oversized) moves from the inflight list to the dead list.
 -- If it carried a usable id, that job's hash records the error. Returns 1, or 0 if already handled.
-redis.register_function('hopper_bury', function(_, a)
+OPS.bury = function(a)
   local p, node, q, id, payload, now, err, entry = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
   local ttl, max_events = tonumber(a[9]), tonumber(a[10])
   if redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload) == 0 then return 0 end
@@ -17,4 +17,4 @@ redis.register_function('hopper_bury', function(_, a)
   redis.call('HSETNX', p .. 'job:' .. id, 'payload', payload)
   finish_terminal(p, id, 'dead', now, err, max_events, ttl)
   return 1
-end)
+end

@@ -1,6 +1,6 @@
 -- hopper_schedule(prefix, node, queue, id, payload, now, run_at, type, created_at, max_attempts, ttl,
 --                 max_events): a fetched job whose run_at is still ahead waits in the queue's scheduled set.
-redis.register_function('hopper_schedule', function(_, a)
+OPS.schedule = function(a)
   local p, node, q, id, payload, now, run_at = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
   local typ, created, max_attempts, ttl, max_events = a[8], a[9], a[10], tonumber(a[11]), tonumber(a[12])
   if redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload) == 0 then return 0 end
@@ -15,4 +15,4 @@ redis.register_function('hopper_schedule', function(_, a)
   end
   redis.call('HSET', h, 'run_at', run_at)
   return 1
-end)
+end

@@ -1,6 +1,6 @@
 -- hopper_promote(prefix, now, limit, queue...): moves due delayed jobs and retries to the head of their
 -- queues. Safe with several daemons: the move is atomic, so each due job is promoted once.
-redis.register_function('hopper_promote', function(_, a)
+OPS.promote = function(a)
   local p, now, limit = a[1], a[2], tonumber(a[3])
   local moved = 0
   for i = 4, #a do
@@ -12,4 +12,4 @@ redis.register_function('hopper_promote', function(_, a)
     end
   end
   return moved
-end)
+end

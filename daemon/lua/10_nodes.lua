@@ -1,7 +1,7 @@
 -- hopper_heartbeat(prefix, node, pid, host, started_at, running, version, lease_ms, now, check, queue...)
 -- Renews this node's heartbeat. With check = '1' (start-up) and a live heartbeat under the same node id
 -- from another process, writes nothing and returns {'held', pid, host}; otherwise returns {'ok'}.
-redis.register_function('hopper_heartbeat', function(_, a)
+OPS.heartbeat = function(a)
   local p, node, pid, host = a[1], a[2], a[3], a[4]
   local k = p .. 'node:' .. node
   if a[10] == '1' and redis.call('EXISTS', k) == 1 then
@@ -18,12 +18,12 @@ redis.register_function('hopper_heartbeat', function(_, a)
   redis.call('PEXPIRE', k, a[8])
   redis.call('SADD', p .. 'nodes', node)
   return {'ok'}
-end)
+end
 
 -- hopper_reap(prefix, self, recover_self): returns to their queues the jobs of every node whose heartbeat
 -- expired, and, with recover_self = '1' (start-up), this node's own leftovers from a previous life.
 -- Returns {jobs_moved, node, node, ...} naming the nodes reaped.
-redis.register_function('hopper_reap', function(_, a)
+OPS.reap = function(a)
   local p, self = a[1], a[2]
   local out = {0}
   if a[3] == '1' then out[1] = return_inflight(p, self) end
@@ -36,4 +36,4 @@ redis.register_function('hopper_reap', function(_, a)
     end
   end
   return out
-end)
+end
