@@ -342,23 +342,25 @@ job_accept(struct server *s, const char *queue, const char *payload, size_t len)
 	op_start(s, j, OP_CLAIM);
 }
 
+/* Acts on claim's verdict: "ok" with the attempt number, or skip, dup, dead with a detail. */
 static void
-claim_done(struct server *s, struct job *j, const struct redis_reply *r)
+claim_verdict(struct server *s, struct job *j, const char *v, const char *detail)
 {
-	const struct redis_reply *verdict = rr_elem(r, 0), *arg = rr_elem(r, 1);
-	const char *v = verdict ? rr_str(verdict, NULL) : NULL;
 	if (v != NULL && strcmp(v, "ok") == 0) {
 		j->op = OP_NONE;
-		j->attempt = (int)rr_int(arg);
+		j->attempt = atoi(detail ? detail : "1");
 		if (s->shutting_down) {
 			op_start(s, j, OP_REQUEUE);
+			return;
+		}
+		if (j->spec.run_at > clock_now() + 0.001) {
+			op_start(s, j, OP_SCHEDULE);
 			return;
 		}
 		job_ready_push(s, j);
 		pool_dispatch(s);
 		return;
 	}
-	const char *detail = arg ? rr_str(arg, NULL) : NULL;
 	if (v != NULL && strcmp(v, "dead") == 0) {
 		log_warn("job %s: %s", j->spec.id, detail ? detail : "dead");
 		struct store_attempt a = {.job_id = j->spec.id, .type = j->spec.type, .queue = j->queue,
@@ -370,6 +372,47 @@ claim_done(struct server *s, struct job *j, const struct redis_reply *r)
 	} else
 		log_info("job %s: not run: %s %s", j->spec.id, v ? v : "?", detail ? detail : "");
 	job_done(s, j);
+}
+
+static void
+claim_done(struct server *s, struct job *j, const struct redis_reply *r)
+{
+	const struct redis_reply *verdict = rr_elem(r, 0), *arg = rr_elem(r, 1);
+	char detail[32];
+	const char *d = NULL;
+	if (arg != NULL && rr_type(arg) == RR_INTEGER) {
+		snprintf(detail, sizeof(detail), "%lld", rr_int(arg));
+		d = detail;
+	} else if (arg != NULL)
+		d = rr_str(arg, NULL);
+	claim_verdict(s, j, verdict ? rr_str(verdict, NULL) : NULL, d);
+}
+
+/*
+ * A message the fetch already claimed (its JSON named a usable id). It is still validated in full here;
+ * one that fails goes to the dead list like any other bad message.
+ */
+static void
+job_accept_claimed(struct server *s, const char *queue, const char *payload, size_t len, const char *verdict,
+                   const char *detail)
+{
+	struct job *j = job_new(s, queue, payload, len);
+	char err[512];
+	if (strcmp(verdict, "ok") != 0) {
+		/* Already acknowledged by the claim (it ended, or is a duplicate): only the id is needed. */
+		char type[JOB_TYPE_MAX + 1];
+		salvage_names(j, type, sizeof(type));
+		snprintf(j->spec.type, sizeof(j->spec.type), "%s", type);
+		claim_verdict(s, j, verdict, detail);
+		return;
+	}
+	if (job_parse(payload, len, queue, &s->defaults, &j->spec, err, sizeof(err)) < 0) {
+		job_bury(s, j, err);
+		return;
+	}
+	j->has_id = 1;
+	j->phase = PHASE_CLAIMING;
+	claim_verdict(s, j, verdict, detail);
 }
 
 /* --- fetching --- */
@@ -427,12 +470,18 @@ fetch_reply(struct server *s, const struct redis_reply *r, void *priv)
 		return; /* the next tick tries again */
 	}
 	size_t n = rr_count(r);
-	for (size_t i = 0; i + 1 < n; i += 2) {
+	for (size_t i = 0; i + 3 < n; i += 4) {
 		size_t len;
-		const char *payload = rr_str(rr_elem(r, i + 1), &len);
-		job_accept(s, rr_str(rr_elem(r, i), NULL), payload ? payload : "", payload ? len : 0);
+		const char *queue = rr_str(rr_elem(r, i), NULL), *payload = rr_str(rr_elem(r, i + 1), &len);
+		const char *verdict = rr_str(rr_elem(r, i + 2), NULL), *detail = rr_str(rr_elem(r, i + 3), NULL);
+		if (queue == NULL || payload == NULL || verdict == NULL)
+			continue;
+		if (strcmp(verdict, "raw") == 0)
+			job_accept(s, queue, payload, len);
+		else
+			job_accept_claimed(s, queue, payload, len, verdict, detail);
 	}
-	if ((intptr_t)priv > (intptr_t)(n / 2))
+	if ((intptr_t)priv > (intptr_t)(n / 4))
 		block_fetch(s); /* the queues ran dry: wait for the next job */
 	else
 		jobs_fetch(s);
@@ -446,13 +495,18 @@ jobs_fetch(struct server *s)
 	int room = fetch_room(s);
 	if (room <= 0)
 		return;
-	const char *argv[3 + MAX_QUEUES];
-	char max[16];
+	const char *argv[8 + MAX_QUEUES];
+	char max[16], stalls[16], ttl[16], evmax[16], attempts[16], now[32];
 	argv[0] = s->cfg.key_prefix;
 	argv[1] = s->cfg.node_id;
 	argv[2] = FMT_INT(max, room);
-	int nq = fetch_order(s, argv + 3);
-	if (redis_call(s->redis, "fetch", 3 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
+	argv[3] = FMT_INT(stalls, s->cfg.max_stalls);
+	argv[4] = FMT_INT(ttl, s->cfg.result_ttl_s);
+	argv[5] = FMT_INT(evmax, s->cfg.events_max);
+	argv[6] = FMT_INT(attempts, s->cfg.max_attempts);
+	argv[7] = FMT_NUM(now, clock_now());
+	int nq = fetch_order(s, argv + 8);
+	if (redis_call(s->redis, "fetch", 8 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
 		s->fetching = 1;
 }
 

@@ -237,8 +237,12 @@ worker_job_ended(struct server *s, struct worker *w)
 		w->rss_checked_at = now;
 		rss = worker_rss_mb(w->pid);
 	}
-	if (w->recycle || w->jobs_done >= s->cfg.worker_max_jobs || rss > s->cfg.worker_max_rss_mb) {
-		log_info("worker %d retires after %d jobs (%ld MB resident)", (int)w->pid, w->jobs_done, rss);
+	const char *why = w->recycle ? "it was signalled"
+	                  : w->jobs_done >= s->cfg.worker_max_jobs ? "worker_max_jobs reached"
+	                  : rss > s->cfg.worker_max_rss_mb         ? "worker_max_rss_mb passed"
+	                                                           : NULL;
+	if (why != NULL) {
+		log_info("worker %d retires after %d jobs: %s", (int)w->pid, w->jobs_done, why);
 		worker_retire(s, w);
 		return;
 	}

@@ -9,28 +9,32 @@ local TERMINAL = {succeeded = true, failed = true, dead = true, cancelled = true
 -- Every operation, by name; 99_register.lua registers each as hopper_NAME, and hopper_batch runs many.
 local OPS = {}
 
--- Appends an event to the job's bounded, expiring event list and publishes it on the job's own channel
--- and on the global events channel.
-local function emit(p, id, ev, max_events, ttl)
+-- Appends an event to the job's bounded event list and publishes it on the job's own channel and on the
+-- global events channel. The list expires with the job (terminal events set its TTL).
+local function emit(p, id, ev, max_events, ttl, terminal)
   local js = cjson.encode(ev)
   local k = p .. 'job:' .. id .. ':events'
-  redis.call('RPUSH', k, js)
-  redis.call('LTRIM', k, -max_events, -1)
-  redis.call('EXPIRE', k, ttl)
+  if redis.call('RPUSH', k, js) > max_events then redis.call('LTRIM', k, -max_events, -1) end
+  if terminal then redis.call('EXPIRE', k, ttl) end
   redis.call('PUBLISH', p .. 'job:' .. id, js)
   redis.call('PUBLISH', p .. 'events', js)
 end
 
 -- Writes a terminal state onto an existing job hash, lets it expire, counts it and announces it.
-local function finish_terminal(p, id, state, now, err, max_events, ttl)
+-- attempt and progress are what the hash holds (callers have read them already).
+local function finish_terminal(p, id, state, now, err, max_events, ttl, attempt, progress)
   local h = p .. 'job:' .. id
   redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now)
   redis.call('EXPIRE', h, ttl)
   redis.call('HINCRBY', p .. 'stats', state, 1)
-  local attempt = tonumber(redis.call('HGET', h, 'attempt')) or 0
-  local progress = tonumber(redis.call('HGET', h, 'progress')) or 0
   emit(p, id, {job = id, event = 'state', state = state, attempt = attempt, progress = progress,
-               error = err, at = tonumber(now)}, max_events, ttl)
+               error = (err ~= '' and err or nil), at = tonumber(now)}, max_events, ttl, true)
+end
+
+-- Reads the fields most scripts decide on, in one call.
+local function job_status(h)
+  local f = redis.call('HMGET', h, 'state', 'attempt', 'progress')
+  return f[1], tonumber(f[2]) or 0, tonumber(f[3]) or 0
 end
 
 -- Returns every job in node n's inflight lists to the head of its queue, oldest nearest the head.

@@ -9,6 +9,6 @@ OPS.run = function(a)
   redis.call('HSET', h, 'state', 'running', 'started_at', now, 'updated_at', now, 'node', node,
              'worker_pid', pid, 'attempt', attempt, 'progress', 0, 'stage', '', 'message', '')
   emit(p, id, {job = id, event = 'state', state = 'running', attempt = attempt, progress = 0, at = tonumber(now)},
-       max_events, ttl)
+       max_events, ttl, false)
   return 1
 end

@@ -4,13 +4,13 @@ OPS.progress = function(a)
   local p, id, now, pr, stage, msg = a[1], a[2], a[3], tonumber(a[4]), a[5], a[6]
   local attempt, ttl, max_events = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
   local h = p .. 'job:' .. id
-  if redis.call('HGET', h, 'state') ~= 'running' then return 0 end
-  local old = tonumber(redis.call('HGET', h, 'progress')) or 0
+  local st, _, old = job_status(h)
+  if st ~= 'running' then return 0 end
   if pr < old then pr = old end
   redis.call('HSET', h, 'progress', pr, 'stage', stage, 'message', msg, 'updated_at', now)
   local ev = {job = id, event = 'progress', state = 'running', attempt = attempt, progress = pr, at = tonumber(now)}
   if stage ~= '' then ev.stage = stage end
   if msg ~= '' then ev.message = msg end
-  emit(p, id, ev, max_events, ttl)
+  emit(p, id, ev, max_events, ttl, false)
   return 1
 end

@@ -10,25 +10,25 @@ OPS.finish = function(a)
   local ttl, max_events, pid = tonumber(a[12]), tonumber(a[13]), a[14]
   redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload)
   local h = p .. 'job:' .. id
-  local st = redis.call('HGET', h, 'state')
+  local st, cur, progress = job_status(h)
   if st and TERMINAL[st] then return 0 end
-  if st and (tonumber(redis.call('HGET', h, 'attempt')) or 0) > attempt then return 0 end
-  redis.call('HSET', h, 'attempt', attempt)
+  if st and cur > attempt then return 0 end
   if outcome == 'succeeded' then
-    redis.call('HSET', h, 'progress', 100, 'result', result)
+    progress = 100
+    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid, 'progress', 100, 'result', result)
     redis.call('HDEL', h, 'error')
+  else
+    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid)
   end
-  redis.call('HSET', h, 'worker_pid', pid)
   if outcome == 'retrying' then
     redis.call('HSET', h, 'state', 'retrying', 'error', err, 'run_at', run_at, 'updated_at', now)
     redis.call('ZADD', p .. 'scheduled:' .. q, run_at, payload)
     redis.call('HINCRBY', p .. 'stats', 'retried', 1)
-    emit(p, id, {job = id, event = 'state', state = 'retrying', attempt = attempt,
-                 progress = tonumber(redis.call('HGET', h, 'progress')) or 0, error = err,
-                 at = tonumber(now)}, max_events, ttl)
+    emit(p, id, {job = id, event = 'state', state = 'retrying', attempt = attempt, progress = progress, error = err,
+                 at = tonumber(now)}, max_events, ttl, false)
     return 1
   end
-  finish_terminal(p, id, outcome, now, err, max_events, ttl)
+  finish_terminal(p, id, outcome, now, err, max_events, ttl, attempt, progress)
   if outcome == 'succeeded' then redis.call('HDEL', h, 'error') end
   if outcome == 'dead' then
     redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = redis.call('HGET', h, 'type'),

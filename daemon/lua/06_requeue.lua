@@ -15,7 +15,7 @@ OPS.requeue = function(a)
       redis.call('HSET', h, 'attempt', attempt - 1)
     end
     emit(p, id, {job = id, event = 'state', state = 'queued', attempt = tonumber(redis.call('HGET', h, 'attempt')),
-                 progress = 0, at = tonumber(now)}, max_events, ttl)
+                 progress = 0, at = tonumber(now)}, max_events, ttl, false)
   end
   return 1
 end

@@ -10,11 +10,10 @@ OPS.bury = function(a)
     redis.call('HINCRBY', p .. 'stats', 'dead', 1)
     return 1
   end
-  local st = redis.call('HGET', p .. 'job:' .. id, 'state')
+  local st, attempt, progress = job_status(p .. 'job:' .. id)
   if st and TERMINAL[st] then return 1 end
-  redis.call('HSET', p .. 'job:' .. id, 'id', id, 'queue', q)
-  redis.call('HSETNX', p .. 'job:' .. id, 'attempt', 0)
+  redis.call('HSET', p .. 'job:' .. id, 'id', id, 'queue', q, 'attempt', attempt)
   redis.call('HSETNX', p .. 'job:' .. id, 'payload', payload)
-  finish_terminal(p, id, 'dead', now, err, max_events, ttl)
+  finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
   return 1
 end

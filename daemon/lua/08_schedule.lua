@@ -11,7 +11,7 @@ OPS.schedule = function(a)
                'max_attempts', max_attempts, 'progress', 0, 'created_at', created, 'enqueued_at', now,
                'updated_at', now, 'payload', payload, 'stalls', 0)
     emit(p, id, {job = id, event = 'state', state = 'queued', attempt = 0, progress = 0, at = tonumber(now)},
-         max_events, ttl)
+         max_events, ttl, false)
   end
   redis.call('HSET', h, 'run_at', run_at)
   return 1

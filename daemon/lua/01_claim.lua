@@ -7,13 +7,11 @@
 --   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead.
 -- A job whose hash still says running was being run by a daemon that died before finishing it: a stall.
 -- (A job that was only prefetched by a dead daemon is not held against it.)
-OPS.claim = function(a)
-  local p, node, q, id, now = a[1], a[2], a[3], a[4], a[5]
-  local typ, max_attempts, max_stalls, payload = a[6], a[7], tonumber(a[8]), a[9]
-  local created, owner, idem, ttl, max_events = a[10], a[11], a[12], tonumber(a[13]), tonumber(a[14])
+local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, payload, created, owner, idem, ttl,
+                         max_events)
   local h = p .. 'job:' .. id
   local infl = p .. 'inflight:' .. node .. ':' .. q
-  local st = redis.call('HGET', h, 'state')
+  local st, attempt, progress = job_status(h)
   if st and TERMINAL[st] then
     redis.call('LREM', infl, -1, payload)
     return {'skip', st}
@@ -25,7 +23,7 @@ OPS.claim = function(a)
     if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
     if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
     emit(p, id, {job = id, event = 'state', state = 'queued', attempt = 0, progress = 0, at = tonumber(now)},
-         max_events, ttl)
+         max_events, ttl, false)
   end
   if idem ~= '' then
     local k = p .. 'idem:' .. idem
@@ -33,7 +31,7 @@ OPS.claim = function(a)
     if holder and holder ~= id then
       redis.call('LREM', infl, -1, payload)
       finish_terminal(p, id, 'cancelled', now, 'duplicate of job ' .. holder .. ' (idempotency_key ' .. idem .. ')',
-                      max_events, ttl)
+                      max_events, ttl, attempt, progress)
       return {'dup', holder}
     end
     redis.call('SET', k, id, 'EX', ttl)
@@ -45,13 +43,17 @@ OPS.claim = function(a)
       local err = 'stalled ' .. stalls .. ' times: the daemon running it died each time (last on node ' ..
                   claimed .. ')'
       redis.call('LREM', infl, -1, payload)
-      finish_terminal(p, id, 'dead', now, err, max_events, ttl)
+      finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
       redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = typ, error = err,
-        died_at = tonumber(now), attempt = tonumber(redis.call('HGET', h, 'attempt')) or 0, node = node,
-        payload = payload}))
+        died_at = tonumber(now), attempt = attempt, node = node, payload = payload}))
       return {'dead', err}
     end
   end
-  redis.call('PERSIST', h)
-  return {'ok', (tonumber(redis.call('HGET', h, 'attempt')) or 0) + 1}
+  if st then redis.call('PERSIST', h) end
+  return {'ok', attempt + 1}
+end
+
+OPS.claim = function(a)
+  return claim_job(a[1], a[2], a[3], a[4], a[5], a[6], a[7], tonumber(a[8]), a[9], a[10], a[11], a[12],
+                   tonumber(a[13]), tonumber(a[14]))
 end
