@@ -47,7 +47,7 @@ level_word(enum log_level level)
 	}
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];

@@ -13,6 +13,7 @@ void *xmalloc(size_t size);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
+/* Copies exactly n bytes of s (which need not be NUL-terminated) and adds a NUL. Caller frees. */
 char *xstrndup(const char *s, size_t n);
 /* printf into a new string. Caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

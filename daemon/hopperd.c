@@ -87,15 +87,63 @@ begin_shutdown(struct server *s, const char *why)
 	server_maybe_exit(s);
 }
 
+static int load_config(struct config *c, int argc, char **argv, int *check, char **cause);
+static void apply_job_defaults(struct server *s);
+
+/*
+ * SIGHUP: reads the config file and flags again. If they are valid, the options that can change while
+ * jobs run take effect (log level, job defaults, limits, timeouts, retention); the others (Redis address,
+ * node id, queues, workers, paths) need a restart and are left as they were, with a warning. If the new
+ * configuration is invalid, the old one stays whole.
+ */
+static void
+reload_config(struct server *s)
+{
+	struct config next;
+	int check = 0;
+	char *cause = NULL;
+	if (load_config(&next, s->argc, s->argv, &check, &cause) < 0) {
+		log_error("SIGHUP: keeping the running configuration: %s", cause);
+		free(cause);
+		config_free(&next);
+		return;
+	}
+	struct config *c = &s->cfg;
+	if (strcmp(next.redis_host, c->redis_host) || next.redis_port != c->redis_port ||
+	    strcmp(next.redis_unix, c->redis_unix) || strcmp(next.key_prefix, c->key_prefix) ||
+	    strcmp(next.node_id, c->node_id) || strcmp(next.queues_spec, c->queues_spec) ||
+	    next.workers != c->workers || strcmp(next.db_path, c->db_path) || strcmp(next.worker_path, c->worker_path))
+		log_warn("SIGHUP: Redis, key_prefix, node_id, queues, workers and paths change only on restart");
+	c->max_attempts = next.max_attempts;
+	c->timeout_s = next.timeout_s;
+	c->kill_grace_s = next.kill_grace_s;
+	c->backoff_base_s = next.backoff_base_s;
+	c->backoff_max_s = next.backoff_max_s;
+	c->max_message_bytes = next.max_message_bytes;
+	c->max_stalls = next.max_stalls;
+	c->result_ttl_s = next.result_ttl_s;
+	c->events_max = next.events_max;
+	c->log_retention_days = next.log_retention_days;
+	c->shutdown_grace_s = next.shutdown_grace_s;
+	c->worker_max_jobs = next.worker_max_jobs;
+	c->worker_max_rss_mb = next.worker_max_rss_mb;
+	free(c->log_level);
+	c->log_level = next.log_level;
+	next.log_level = NULL;
+	enum log_level lvl = LOG_LVL_INFO;
+	log_level_parse(c->log_level, &lvl);
+	log_init("hopperd", lvl);
+	apply_job_defaults(s);
+	config_free(&next);
+	log_info("SIGHUP: configuration reloaded from %s", c->path ? c->path : "flags");
+}
+
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct server *s = w->data;
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: re-opening the log level from %s", s->cfg.path ? s->cfg.path : "(no config file)");
-		enum log_level lvl;
-		if (log_level_parse(s->cfg.log_level, &lvl) == 0)
-			log_init("hopperd", lvl);
+		reload_config(s);
 		return;
 	}
 	if (s->shutting_down && w->signum == SIGINT) {
@@ -270,6 +318,7 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 	int opt, rc = 0;
 	config_defaults(c);
 	opterr = 1;
+	optind = 0; /* glibc: rescan from the start (SIGHUP parses the same argv again) */
 	while ((opt = getopt_long(argc, argv, "c:nVh", lo, NULL)) != -1) {
 		if (opt == OPT_CONFIG)
 			path = optarg;
@@ -293,7 +342,7 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 	}
 	if (path != NULL || access(DEFAULT_CONFIG, F_OK) == 0)
 		rc = config_load_file(c, path ? path : DEFAULT_CONFIG, cause);
-	optind = 1;
+	optind = 0;
 	while (rc == 0 && (opt = getopt_long(argc, argv, "c:nVh", lo, NULL)) != -1)
 		if (opt >= OPT_BASE)
 			rc = config_set(c, config_name((size_t)(opt - OPT_BASE)), optarg, cause);
@@ -306,16 +355,22 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 }
 
 static void
-server_init(struct server *s)
+apply_job_defaults(struct server *s)
 {
-	s->loop = EV_DEFAULT;
-	s->started_at = clock_now();
-	gethostname(s->host, sizeof(s->host) - 1);
 	s->defaults = (struct job_defaults){.max_bytes = (size_t)s->cfg.max_message_bytes,
 	                                    .max_attempts = s->cfg.max_attempts,
 	                                    .timeout_s = s->cfg.timeout_s,
 	                                    .backoff_base_s = s->cfg.backoff_base_s,
 	                                    .backoff_max_s = s->cfg.backoff_max_s};
+}
+
+static void
+server_init(struct server *s)
+{
+	s->loop = EV_DEFAULT;
+	s->started_at = clock_now();
+	gethostname(s->host, sizeof(s->host) - 1);
+	apply_job_defaults(s);
 	s->last_prune = 0;
 	ev_prepare_init(&s->prepare, prepare_cb);
 	ev_timer_init(&s->deadline_timer, deadline_cb, 0, 0);
@@ -346,6 +401,8 @@ main(int argc, char **argv)
 	struct server *s = &server;
 	int check = 0;
 	char *cause = NULL;
+	s->argc = argc;
+	s->argv = argv;
 	log_init("hopperd", LOG_LVL_INFO);
 	if (load_config(&s->cfg, argc, argv, &check, &cause) < 0) {
 		fprintf(stderr, "hopperd: %s\n", cause);

@@ -142,6 +142,8 @@ struct worker {
 /* --- the daemon --- */
 struct server {
 	struct ev_loop *loop;
+	int argc; /* kept for SIGHUP, which reads the config file and flags again */
+	char **argv;
 	struct config cfg;
 	struct job_defaults defaults;
 	char host[256];

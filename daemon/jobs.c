@@ -558,12 +558,13 @@ jobs_started(struct server *s, struct job *j)
 {
 	s->nrunning++;
 	j->worker_pid = j->worker->pid;
-	char now[32], pid[16], attempt[16], ttl[16], evmax[16];
+	char now[32], pid[16], attempt[16], ttl[16], evmax[16], max_attempts[16];
 	const char *argv[] = {s->cfg.key_prefix, j->spec.id, s->cfg.node_id, FMT_NUM(now, j->started_at),
 	                      FMT_INT(pid, j->worker_pid), FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max)};
+	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max),
+	                      FMT_INT(max_attempts, j->spec.max_attempts)};
 	/* Best effort: if Redis is down the finish write tells the whole story. */
-	redis_batch(s->redis, "run", 8, argv, NULL, ignore_reply, (void *)"run");
+	redis_batch(s->redis, "run", 9, argv, NULL, ignore_reply, (void *)"run");
 	struct store_attempt a = {.job_id = j->spec.id, .type = j->spec.type, .queue = j->queue,
 	                          .node = s->cfg.node_id, .attempt = j->attempt, .worker_pid = (int)j->worker_pid,
 	                          .created_at = j->spec.created_at, .started_at = j->started_at};

@@ -31,7 +31,7 @@ OPS.finish = function(a)
   finish_terminal(p, id, outcome, now, err, max_events, ttl, attempt, progress)
   if outcome == 'succeeded' then redis.call('HDEL', h, 'error') end
   if outcome == 'dead' then
-    redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = redis.call('HGET', h, 'type'),
+    redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = redis.call('HGET', h, 'type') or cjson.null,
       error = err, died_at = tonumber(now), attempt = attempt, node = node, payload = payload}))
   end
   return 1
