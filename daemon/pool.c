@@ -237,12 +237,13 @@ worker_job_ended(struct server *s, struct worker *w)
 		w->rss_checked_at = now;
 		rss = worker_rss_mb(w->pid);
 	}
-	const char *why = w->recycle ? "it was signalled"
+	const char *why = s->shutting_down ? "shutting down"
+	                  : w->recycle     ? "it was signalled"
 	                  : w->jobs_done >= s->cfg.worker_max_jobs ? "worker_max_jobs reached"
 	                  : rss > s->cfg.worker_max_rss_mb         ? "worker_max_rss_mb passed"
 	                                                           : NULL;
 	if (why != NULL) {
-		log_info("worker %d retires after %d jobs: %s", (int)w->pid, w->jobs_done, why);
+		log_debug("worker %d retires after %d jobs: %s", (int)w->pid, w->jobs_done, why);
 		worker_retire(s, w);
 		return;
 	}

@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR: hopper's benchmark (make bench). Figures are reported, not asserted.
+#
+# On a private redis-server (unix socket, temp dir, no persistence), BENCH_ROUNDS rounds (default 3) of:
+#   1. baseline: BUILD_DIR/bench/baseline consumes BENCH_N (default 20000) pre-filled noop jobs with one
+#      BLMOVE + LREM round trip per job (no worker, no logging);
+#   2. hopperd with 1 and with 2 workers: FLUSHALL, pre-fill BENCH_N noop jobs, start hopperd, time from its
+#      start until all of them have succeeded (start-up included, nothing subtracted), read hopperd's and one
+#      worker's RSS, check the SQLite log holds BENCH_N succeeded attempts;
+#   3. on the now idle 2-worker daemon: BENCH_LAT_N (default 500) single noop jobs, 5 ms apart; enqueue-to-start
+#      latency = the job hash's started_at - the send time written into the job's created_at.
+# Then a table of medians over the rounds.
+#
+# Every wait is bounded (BENCH_TIMEOUT seconds per run, default 180; a run that makes no progress for 20 s is
+# abandoned). Everything started here is stopped by PID at the end, also on Ctrl-C.
+set -u
+
+B=${1:?usage: bench/run.sh BUILD_DIR}
+B=$(cd "$B" && pwd) || exit 2
+ROUNDS=${BENCH_ROUNDS:-3}
+N=${BENCH_N:-20000}
+LAT_N=${BENCH_LAT_N:-500}
+TIMEOUT=${BENCH_TIMEOUT:-180}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+QUEUE=bench
+PREFIX=hopper:
+
+for f in "$B/bench/baseline" "$B/hopperd" "$B/hopper-worker"; do
+	[ -x "$f" ] || { echo "bench: $f is missing: run 'make all $B/bench/baseline' first" >&2; exit 2; }
+done
+command -v redis-server >/dev/null || { echo "bench: redis-server is not installed (tools/install-deps.sh)" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hopper-bench.XXXXXX") || exit 1
+SOCK=$TMP/redis.sock
+REDIS_PID=
+HOPPERD_PID=
+
+alive() { # PID: running and not a zombie
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# stop_pid PID SIGNAL SECONDS: signal PID, wait up to SECONDS for it to go, then SIGKILL. Sets STOP_STATUS.
+stop_pid() {
+	local pid=$1 sig=$2 secs=$3 i=0
+	STOP_STATUS=
+	[ -n "$pid" ] || return 0
+	kill "-$sig" "$pid" 2>/dev/null
+	while alive "$pid" && [ "$i" -lt $((secs * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if alive "$pid"; then
+		echo "bench: PID $pid did not exit within ${secs}s of SIG$sig: killing it" >&2
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	STOP_STATUS=$?
+}
+
+cleanup() {
+	trap - EXIT INT TERM
+	stop_pid "$HOPPERD_PID" TERM 10
+	stop_pid "$REDIS_PID" TERM 10
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+rcli() { redis-cli -s "$SOCK" "$@"; }
+
+# --- helpers in Python (stdlib only): a tiny RESP client, polling, percentiles, medians ---
+cat > "$TMP/bench.py" <<'EOF'
+import math, os, socket, sqlite3, statistics, sys, time
+
+class Redis:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.f = self.s.makefile('rb')
+
+    def send(self, *args):
+        out = [b'*%d\r\n' % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b'$%d\r\n%s\r\n' % (len(a), a))
+        self.s.sendall(b''.join(out))
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError('redis closed the connection')
+        t, rest = line[:1], line[1:-2]
+        if t == b'+':
+            return rest.decode()
+        if t == b'-':
+            raise RuntimeError(rest.decode())
+        if t == b':':
+            return int(rest)
+        if t == b'$':
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b'*':
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise RuntimeError('bad reply %r' % line)
+
+    def cmd(self, *args):
+        self.send(*args)
+        return self.read()
+
+def alive(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            return not any(l.startswith('State:') and 'Z' in l for l in f)
+    except OSError:
+        return False
+
+def db_succeeded(db):
+    if not os.path.exists(db):
+        return None
+    try:
+        c = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=1)
+        try:
+            return c.execute("select count(*) from attempts where state = 'succeeded'").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return None
+
+def wait_done(sock, n, start, timeout, db, qkey, ikey, pid):
+    """Polls every 10 ms until n jobs succeeded. Prints 'SECONDS SOURCE'. SOURCE says how completion was seen:
+    'stats' (hopper:stats succeeded), else 'lists+db' (queue and inflight empty and the log holds n rows)."""
+    n, start, timeout, pid = int(n), float(start), float(timeout), int(pid)
+    r = Redis(sock)
+    last, last_change = -1, time.time()
+    while True:
+        now = time.time()
+        r.send('HGET', 'hopper:stats', 'succeeded'); r.send('LLEN', qkey); r.send('LLEN', ikey)
+        ok, qlen, ilen = r.read(), r.read(), r.read()
+        if ok is not None and int(ok) >= n:
+            print('%.3f stats' % (now - start)); return 0
+        if ok is None and qlen == 0 and ilen == 0:
+            rows = db_succeeded(db)
+            if rows is not None and rows >= n:
+                print('%.3f lists+db' % (time.time() - start)); return 0
+        progress = (int(ok) if ok is not None else 0, qlen, ilen)
+        if progress != last:
+            last, last_change = progress, now
+        if not alive(pid):
+            print('hopperd exited (succeeded=%s queue=%s inflight=%s)' % (ok, qlen, ilen), file=sys.stderr); return 1
+        if now - start > timeout or now - last_change > 20:
+            print('no completion after %.0f s (succeeded=%s queue=%s inflight=%s)' % (now - start, ok, qlen, ilen),
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.01)
+
+def db_check(db, n, timeout):
+    """Waits (bounded) until the log holds n succeeded attempts; prints the count."""
+    n, deadline = int(n), time.time() + float(timeout)
+    while True:
+        rows = db_succeeded(db)
+        if (rows is not None and rows >= n) or time.time() > deadline:
+            print(rows if rows is not None else 'none'); return 0 if rows == n else 1
+        time.sleep(0.05)
+
+def pct(sorted_xs, p):
+    return sorted_xs[max(0, math.ceil(p * len(sorted_xs)) - 1)]
+
+def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
+    """Sends count noop jobs gap_ms apart, waits for all to have started, prints 'p50_ms p99_ms max_ms digits'.
+    started_at comes from the execution log (a REAL at full precision: digits 9) when it has every job,
+    else from the job hash, where digits is the most decimals seen (3: rounded to the millisecond)."""
+    count, gap = int(count), float(gap_ms) / 1000.0
+    r = Redis(sock)
+    qkey = '%squeue:%s' % (prefix, queue)
+    sent = {}
+    t0 = time.time()
+    for i in range(count):
+        due = t0 + i * gap
+        d = due - time.time()
+        if d > 0:
+            time.sleep(d)
+        jid = 'lat-%s-%d' % (tag, i)
+        t = time.time()
+        r.cmd('LPUSH', qkey, '{"id":"%s","type":"noop","created_at":%.6f}' % (jid, t))
+        sent[jid] = t
+    deadline = time.time() + float(timeout)
+    started = {}
+    while len(started) < count and time.time() < deadline:
+        ids = [j for j in sent if j not in started]
+        for j in ids:
+            r.send('HGET', '%sjob:%s' % (prefix, j), 'started_at')
+        for j in ids:
+            v = r.read()
+            if v:
+                started[j] = v
+        if len(started) < count:
+            time.sleep(0.05)
+    if len(started) < count:
+        print('latency: only %d of %d jobs started within %s s' % (len(started), count, timeout), file=sys.stderr)
+        if not started:
+            return 1
+    digits = max(len(v.split('.')[1]) if '.' in v else 0 for v in started.values())
+    # The log is group-committed once per loop turn: give it a moment to catch up with the hashes.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            c = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=1)
+            rows = c.execute("select job_id, started_at from attempts where job_id like ? and started_at is not null",
+                             ('lat-%s-%%' % tag,)).fetchall()
+            c.close()
+        except sqlite3.Error:
+            rows = []
+        precise = {j: repr(float(t)) for j, t in rows if j in started}
+        if len(precise) == len(started):
+            started, digits = precise, 9
+            break
+        time.sleep(0.05)
+    lat = sorted((float(v) - sent[j]) * 1000.0 for j, v in started.items())
+    print('%.3f %.3f %.3f %d' % (pct(lat, 0.50), pct(lat, 0.99), lat[-1], digits))
+    return 0
+
+def report(path, n, rounds):
+    vals = {}
+    with open(path) as f:
+        for line in f:
+            k, v = line.split()
+            if v != 'na':
+                vals.setdefault(k, []).append(float(v))
+    def med(k):
+        xs = vals.get(k)
+        return statistics.median(xs) if xs else None
+    def fmt(x, spec):
+        return 'n/a' if x is None else format(x, spec)
+    def row(label, k, spec, unit=''):
+        xs = vals.get(k, [])
+        print('  %-36s %12s %-6s (%d/%s rounds: %s)' % (label, fmt(med(k), spec), unit, len(xs), rounds,
+              ' '.join(format(x, spec) for x in xs)))
+    print()
+    print('hopper benchmark: medians over %s rounds, N = %s noop jobs, %d CPUs' % (rounds, n, os.cpu_count()))
+    print('  (hopperd times run from its start, start-up included, nothing subtracted)')
+    row('baseline (BLMOVE+LREM, 1 at a time)', 'base', ',.0f', 'jobs/s')
+    row('hopperd, 1 worker', 'w1', ',.0f', 'jobs/s')
+    row('hopperd, 2 workers', 'w2', ',.0f', 'jobs/s')
+    b, w1, w2 = med('base'), med('w1'), med('w2')
+    print('  %-36s %12s' % ('ratio hopperd/baseline, 1 worker', fmt(w1 / b if b and w1 else None, '.2f')))
+    print('  %-36s %12s' % ('ratio hopperd/baseline, 2 workers', fmt(w2 / b if b and w2 else None, '.2f')))
+    row('enqueue-to-start p50', 'lat_p50', '.3f', 'ms')
+    row('enqueue-to-start p99', 'lat_p99', '.3f', 'ms')
+    row('enqueue-to-start max', 'lat_max', '.3f', 'ms')
+    d = vals.get('lat_digits')
+    if d and min(d) <= 3:
+        print('  note: started_at came from the job hash, which the daemon writes with %d decimals (rounded to'
+              % min(d))
+        print('        the %s): each latency is off by up to half of that; the send time is exact to the us.'
+              % ('millisecond' if min(d) == 3 else 'unit of its last decimal'))
+    elif d:
+        print('  note: started_at from the SQLite log (full precision; the job hash rounds it to the ms);')
+        print('        created_at = the send time to the microsecond, taken just before the LPUSH.')
+    row('hopperd VmRSS after run, 1 worker', 'rss_d1', '.1f', 'MB')
+    row('hopperd VmRSS after run, 2 workers', 'rss_d2', '.1f', 'MB')
+    row('hopperd VmHWM (peak), 2 workers', 'hwm_d2', '.1f', 'MB')
+    row('one worker VmRSS, 2 workers', 'rss_w2', '.1f', 'MB')
+    return 0
+
+cmds = {'wait-done': wait_done, 'db-check': db_check, 'latency': latency, 'report': report}
+sys.exit(cmds[sys.argv[1]](*sys.argv[2:]))
+EOF
+
+# --- the private Redis ---
+# In its own session, so that a Ctrl-C at the terminal does not kill Redis under a draining hopperd
+# (setsid does not fork here: a background job of a script is no process-group leader, so $! is Redis).
+setsid redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' --appendonly no \
+	--dir "$TMP" --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+for _ in $(seq 100); do
+	[ -S "$SOCK" ] && rcli PING >/dev/null 2>&1 && break
+	sleep 0.05
+done
+rcli PING >/dev/null 2>&1 || { echo "bench: redis-server did not start:" >&2; tail -5 "$TMP/redis.log" >&2; exit 1; }
+
+RESULTS=$TMP/results
+: > "$RESULTS"
+record() { echo "$1 $2" >> "$RESULTS"; }
+kb_to_mb() { awk -v k="${1:-}" 'BEGIN { if (k == "") print "na"; else printf "%.1f", k / 1024 }'; }
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+prefill() {
+	rcli FLUSHALL >/dev/null || return 1
+	"$B/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N" -f >/dev/null
+}
+
+# run_hopperd ROUND WORKERS: one timed hopperd run. Leaves the daemon running in HOPPERD_PID.
+run_hopperd() {
+	local round=$1 w=$2 out secs how
+	rm -f "$TMP"/bench.db*
+	prefill || { echo "bench: prefill failed" >&2; record "w$w" na; return 1; }
+	local log=$TMP/hopperd-r$round-w$w.log
+	local start
+	start=$(date +%s.%N)
+	"$B/hopperd" -c /dev/null --redis-unix="$SOCK" --db-path="$TMP/bench.db" --node-id=bench --workers="$w" \
+		--worker-path="$B/hopper-worker" --log-level=warn --queues="$QUEUE" 2>"$log" &
+	HOPPERD_PID=$!
+	if ! out=$("$PY" "$TMP/bench.py" wait-done "$SOCK" "$N" "$start" "$TIMEOUT" "$TMP/bench.db" \
+		"${PREFIX}queue:$QUEUE" "${PREFIX}inflight:bench:$QUEUE" "$HOPPERD_PID"); then
+		echo "bench: round $round, $w worker(s): hopperd did not finish $N jobs; its log ends:" >&2
+		tail -5 "$log" >&2
+		record "w$w" na
+		return 1
+	fi
+	read -r secs how <<<"$out"
+	local rate
+	rate=$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+	record "w$w" "$rate"
+	local wpid dkb hwm wkb
+	dkb=$(proc_kb "$HOPPERD_PID" VmRSS)
+	hwm=$(proc_kb "$HOPPERD_PID" VmHWM)
+	wpid=$(pgrep -P "$HOPPERD_PID" | head -1)
+	wkb=
+	[ -n "$wpid" ] && wkb=$(proc_kb "$wpid" VmRSS)
+	record "rss_d$w" "$(kb_to_mb "$dkb")"
+	[ "$w" = 2 ] && { record "hwm_d2" "$(kb_to_mb "$hwm")"; record "rss_w2" "$(kb_to_mb "$wkb")"; }
+	local rows
+	rows=$("$PY" "$TMP/bench.py" db-check "$TMP/bench.db" "$N" 10) ||
+		echo "bench: round $round, $w worker(s): the SQLite log holds $rows succeeded attempts, expected $N" >&2
+	printf '  hopperd, %d worker(s): %6d jobs/s (%s s, seen via %s; log rows %s; RSS hopperd %s MB, worker %s MB)\n' \
+		"$w" "$rate" "$secs" "$how" "$rows" "$(kb_to_mb "$dkb")" "$(kb_to_mb "$wkb")"
+}
+
+stop_hopperd() {
+	stop_pid "$HOPPERD_PID" TERM 40
+	[ "$STOP_STATUS" = 0 ] || echo "bench: hopperd exited with status $STOP_STATUS after SIGTERM (expected 0)" >&2
+	HOPPERD_PID=
+}
+
+echo "bench: $ROUNDS round(s), N = $N, private redis-server at $SOCK"
+for round in $(seq "$ROUNDS"); do
+	echo "round $round:"
+	if prefill && out=$(timeout "$TIMEOUT" "$B/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N"); then
+		rate=$(sed -n 's/.*: \([0-9]*\) jobs\/s$/\1/p' <<<"$out")
+		record base "${rate:-na}"
+		echo "  $out"
+	else
+		record base na
+		echo "bench: baseline failed" >&2
+	fi
+
+	run_hopperd "$round" 1
+	stop_hopperd
+
+	if run_hopperd "$round" 2; then
+		if out=$("$PY" "$TMP/bench.py" latency "$SOCK" "$LAT_N" 5 30 "$PREFIX" "$QUEUE" "$round" "$TMP/bench.db"); then
+			read -r p50 p99 max digits <<<"$out"
+			record lat_p50 "$p50"
+			record lat_p99 "$p99"
+			record lat_max "$max"
+			record lat_digits "$digits"
+			if [ "$digits" = 9 ]; then src="started_at from the SQLite log"; else src="started_at from the job hash, $digits decimals"; fi
+			echo "  latency ($LAT_N jobs, 5 ms apart): p50 $p50 ms, p99 $p99 ms, max $max ms ($src)"
+		else
+			echo "bench: latency run failed" >&2
+		fi
+	fi
+	stop_hopperd
+done
+
+"$PY" "$TMP/bench.py" report "$RESULTS" "$N" "$ROUNDS"

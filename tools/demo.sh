@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# tools/demo.sh BUILD_DIR: what `make demo` runs.
+#
+# Uses the Redis named by HOPPER_REDIS_UNIX or HOPPER_REDIS_HOST (+ HOPPER_REDIS_PORT) if one is set, otherwise
+# starts a private redis-server on a unix socket in a temp dir. Starts hopperd with 2 workers and a temp SQLite
+# log, submits four `sleep` jobs and watches their progress bars fill (JSON lines when stdout is not a
+# terminal), shows their status and their execution-log rows, then a `fail` job going through retry to dead.
+# Everything it started is stopped by PID when it ends or is interrupted. DEMO_STAY=1 keeps the daemon running
+# at the end until Ctrl-C, so the suggested commands can be tried against it.
+set -u
+
+B=${1:?usage: tools/demo.sh BUILD_DIR}
+B=$(cd "$B" && pwd) || exit 2
+for f in hopperd hopper-worker hopperctl; do
+	[ -x "$B/$f" ] || { echo "demo: $B/$f is missing: run 'make' first" >&2; exit 2; }
+done
+
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+	BOLD=$(printf '\033[1m') DIM=$(printf '\033[2m') OFF=$(printf '\033[0m')
+else
+	BOLD='' DIM='' OFF=''
+fi
+say() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$OFF"; }
+note() { printf '%s    %s%s\n' "$DIM" "$*" "$OFF"; }
+show() { printf '    $ %s\n' "$*"; }
+die() { echo "demo: $*" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hopper-demo.XXXXXX") || exit 1
+REDIS_PID=
+HOPPERD_PID=
+WATCH_PID=
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+stop_pid() { # PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL
+	local pid=$1 i=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	while alive "$pid" && [ "$i" -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+cleanup() {
+	trap - EXIT INT TERM
+	stop_pid "$WATCH_PID" 2
+	if [ -n "$HOPPERD_PID" ]; then
+		note "stopping hopperd (PID $HOPPERD_PID) with SIGTERM: it drains running jobs and exits"
+		stop_pid "$HOPPERD_PID" 20 # shutdown_grace_s=10, plus room to write back
+	fi
+	[ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID" 5
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo; echo "demo: interrupted" >&2; exit 130' INT TERM
+
+# --- Redis ---
+PREFIX=${HOPPER_PREFIX:-hopper:}
+if [ -n "${HOPPER_REDIS_UNIX:-}" ]; then
+	REDIS_ARGS=(--redis-unix="$HOPPER_REDIS_UNIX")
+	RCLI=(redis-cli -s "$HOPPER_REDIS_UNIX")
+	PYCONN="unix_socket_path='$HOPPER_REDIS_UNIX'"
+	say "Using your Redis at $HOPPER_REDIS_UNIX (HOPPER_REDIS_UNIX)"
+elif [ -n "${HOPPER_REDIS_HOST:-}" ]; then
+	port=${HOPPER_REDIS_PORT:-6379}
+	REDIS_ARGS=(--redis-host="$HOPPER_REDIS_HOST" --redis-port="$port")
+	RCLI=(redis-cli -h "$HOPPER_REDIS_HOST" -p "$port")
+	PYCONN="host='$HOPPER_REDIS_HOST', port=$port"
+	say "Using your Redis at $HOPPER_REDIS_HOST:$port (HOPPER_REDIS_HOST)"
+else
+	command -v redis-server >/dev/null || die "redis-server is not installed (tools/install-deps.sh installs it)"
+	SOCK=$TMP/redis.sock
+	# In its own session, so that a Ctrl-C at the terminal does not kill Redis under the draining daemon
+	# (setsid does not fork here: a background job of a script is no process-group leader, so $! is Redis).
+	setsid redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' --appendonly no \
+		--dir "$TMP" --logfile "$TMP/redis.log" &
+	REDIS_PID=$!
+	for _ in $(seq 100); do
+		[ -S "$SOCK" ] && redis-cli -s "$SOCK" PING >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	redis-cli -s "$SOCK" PING >/dev/null 2>&1 || die "redis-server did not start: $(tail -3 "$TMP/redis.log")"
+	export HOPPER_REDIS_UNIX=$SOCK
+	REDIS_ARGS=(--redis-unix="$SOCK")
+	RCLI=(redis-cli -s "$SOCK")
+	PYCONN="unix_socket_path='$SOCK'"
+	say "Started a private redis-server (PID $REDIS_PID) on $SOCK"
+	note "No persistence, nothing on TCP; it goes away when the demo ends."
+fi
+"${RCLI[@]}" PING >/dev/null 2>&1 || die "cannot reach Redis with: ${RCLI[*]} PING"
+CTL=("$B/hopperctl")
+
+# --- hopperd ---
+DB=$TMP/demo.db
+NODE=demo-$$
+say "Starting hopperd with 2 worker processes"
+note "Jobs are taken from Redis list ${PREFIX}queue:default; every attempt is logged to SQLite in $DB."
+"$B/hopperd" -c /dev/null "${REDIS_ARGS[@]}" --key-prefix="$PREFIX" --node-id="$NODE" --workers=2 \
+	--worker-path="$B/hopper-worker" --db-path="$DB" --log-level=info --backoff-base-s=1 --shutdown-grace-s=10 \
+	2>"$TMP/hopperd.log" &
+HOPPERD_PID=$!
+for _ in $(seq 100); do
+	[ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE" 2>/dev/null)" = 1 ] && break
+	alive "$HOPPERD_PID" || break
+	sleep 0.1
+done
+if ! alive "$HOPPERD_PID" || [ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE")" != 1 ]; then
+	echo "demo: hopperd did not come up; its log:" >&2
+	tail -20 "$TMP/hopperd.log" >&2
+	exit 1
+fi
+note "hopperd is up (PID $HOPPERD_PID, node $NODE); workers: $(pgrep -P "$HOPPERD_PID" | tr '\n' ' ')"
+note "Its heartbeat: $("${RCLI[@]}" HGETALL "${PREFIX}node:$NODE" | paste -sd' ')"
+
+# --- four sleep jobs ---
+say "Submitting four 'sleep' jobs (2 to 5 seconds; each reports progress as it goes)"
+IDS=()
+for ms in 2000 3500 5000 3000; do
+	show "hopperctl submit sleep --args '{\"ms\":$ms}'"
+	id=$("${CTL[@]}" submit sleep --args "{\"ms\":$ms}") || die "hopperctl submit failed"
+	[ -n "$id" ] || die "hopperctl submit printed no job id"
+	note "job id: $id"
+	IDS+=("$id")
+done
+
+say "Watching them: 2 workers, so two run at once and the others wait in the queue"
+show "hopperctl watch ${IDS[*]}"
+[ -t 1 ] || note "(stdout is not a terminal, so watch prints one JSON line per event instead of progress bars)"
+timeout --foreground 60 "${CTL[@]}" watch "${IDS[@]}" &
+WATCH_PID=$!
+wait "$WATCH_PID"
+rc=$?
+WATCH_PID=
+case $rc in
+0) note "watch: all four succeeded (exit 0)" ;;
+124) note "watch did not finish within 60 s" ;;
+*) note "watch exited with $rc (see hopperctl(1): 1 job failed, 3 unknown job, 4 timeout, 5 Redis error)" ;;
+esac
+
+say "Their status (hopperctl status reads the job hash ${PREFIX}job:ID in Redis)"
+show "hopperctl status ${IDS[0]}"
+"${CTL[@]}" status "${IDS[0]}"
+for id in "${IDS[@]:1}"; do
+	printf '    %s: %s\n' "$id" "$("${RCLI[@]}" HGET "${PREFIX}job:$id" state)"
+done
+
+# --- a failing job ---
+say "Now a 'fail' job with max_attempts 3, pushed with plain redis-cli (no hopper client needed)"
+FID=demo-fail-$$
+FJOB="{\"id\":\"$FID\",\"type\":\"fail\",\"args\":{\"message\":\"demo failure\"},\"max_attempts\":3,\"created_at\":$(date +%s.%3N)}"
+show "redis-cli LPUSH ${PREFIX}queue:default '$FJOB'"
+"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$FJOB" >/dev/null
+note "Each failed attempt waits in ${PREFIX}scheduled:default (exponential backoff with jitter), then runs again;"
+note "after the third it goes to the dead list ${PREFIX}dead."
+last=
+state=
+for _ in $(seq 300); do
+	state=$("${RCLI[@]}" HGET "${PREFIX}job:$FID" state)
+	attempt=$("${RCLI[@]}" HGET "${PREFIX}job:$FID" attempt)
+	if [ "$state/$attempt" != "$last" ] && [ -n "$state" ]; then
+		printf '    %s: state %-9s attempt %s\n' "$(date +%T)" "$state" "$attempt"
+		last="$state/$attempt"
+	fi
+	case $state in succeeded | failed | dead | cancelled) break ;; esac
+	sleep 0.1
+done
+case $state in dead | failed) ;; *) note "the fail job did not end within 30 s (state: ${state:-none})" ;; esac
+show "hopperctl dead"
+"${CTL[@]}" dead | head -5
+
+# --- the execution log ---
+say "The execution log: one row per attempt, in SQLite"
+sleep 0.3 # rows are group-committed once per event-loop turn
+QUERY="select job_id, type, attempt, state, round(duration_ms) as ms, coalesce(error, '') as error from attempts order by id"
+show "sqlite3 $DB \"$QUERY\""
+if command -v sqlite3 >/dev/null; then
+	sqlite3 -header -column "$DB" "$QUERY" | sed 's/^/    /'
+	note "progress events and log lines of each attempt are in table attempt_events:"
+	sqlite3 "$DB" "select count(*) || ' events for ' || count(distinct attempt_id) || ' attempts' from attempt_events" | sed 's/^/    /'
+else
+	note "(sqlite3 is not installed; tools/install-deps.sh installs it)"
+fi
+
+# --- what to try next ---
+say "Try it yourself"
+note "Any program can submit a job with one LPUSH of its JSON (schema/job.schema.json):"
+show "${RCLI[*]} LPUSH ${PREFIX}queue:default '{\"id\":\"try-1\",\"type\":\"sleep\",\"args\":{\"ms\":1500}}'"
+note "From Python (python3-redis):"
+show "python3 -c \"import json, time, uuid, redis; r = redis.Redis($PYCONN); i = str(uuid.uuid4()); r.lpush('${PREFIX}queue:default', json.dumps({'id': i, 'type': 'sleep', 'args': {'ms': 1500}, 'created_at': time.time()})); print(i)\""
+note "Then follow it:"
+show "hopperctl watch try-1      # or: hopperctl status try-1"
+note "Built-in job types: noop, sleep (args.ms), fail (args.message), crash (the worker dies with SIGSEGV)."
+note "hopperd's own log for this run (stderr, log_level=info):"
+sed -e 's/^<[0-7]>//' -e 's/^/    /' "$TMP/hopperd.log" | tail -n 8
+
+if [ "${DEMO_STAY:-0}" = 1 ]; then
+	say "DEMO_STAY=1: hopperd keeps running; Ctrl-C stops it and the demo's Redis"
+	[ -n "$REDIS_PID" ] && note "export HOPPER_REDIS_UNIX=$SOCK   # in another shell, for hopperctl"
+	wait "$HOPPERD_PID"
+	HOPPERD_PID=
+else
+	note "Everything started here stops now. DEMO_STAY=1 make demo keeps the daemon running to try the commands."
+fi
