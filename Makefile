@@ -86,7 +86,7 @@ $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
-check: deps
+check: deps format-check
 	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS))
 	./tests/run.sh $(B)
 
@@ -122,10 +122,11 @@ install: all
 	install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf.example
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
-	clang-format -i common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch]
+	clang-format -i $(C_SOURCES)
 format-check:
-	clang-format --dry-run --Werror common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch]
+	clang-format --dry-run --Werror $(C_SOURCES)
 
 clean:
 	rm -rf build build-san build-fuzz

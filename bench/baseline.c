@@ -159,12 +159,8 @@ main(int argc, char **argv)
 
 	while ((ch = getopt(argc, argv, "s:h:p:n:k:q:f")) != -1) {
 		switch (ch) {
-		case 's':
-			sock = optarg;
-			break;
-		case 'h':
-			host = optarg;
-			break;
+		case 's': sock = optarg; break;
+		case 'h': host = optarg; break;
 		case 'p':
 			errno = 0;
 			port = (int)strtol(optarg, &end, 10);
@@ -177,17 +173,10 @@ main(int argc, char **argv)
 			if (errno != 0 || *end != '\0' || n <= 0 || n > 100000000)
 				usage();
 			break;
-		case 'k':
-			prefix = optarg;
-			break;
-		case 'q':
-			queue = optarg;
-			break;
-		case 'f':
-			fill = 1;
-			break;
-		default:
-			usage();
+		case 'k': prefix = optarg; break;
+		case 'q': queue = optarg; break;
+		case 'f': fill = 1; break;
+		default: usage();
 		}
 	}
 	if (optind != argc)
@@ -195,7 +184,8 @@ main(int argc, char **argv)
 
 	char queue_key[KEY_MAX], inflight_key[KEY_MAX];
 	if (snprintf(queue_key, sizeof queue_key, "%squeue:%s", prefix, queue) >= (int)sizeof queue_key ||
-	    snprintf(inflight_key, sizeof inflight_key, "%sinflight:base:%s", prefix, queue) >= (int)sizeof inflight_key) {
+	    snprintf(inflight_key, sizeof inflight_key, "%sinflight:base:%s", prefix, queue) >=
+	            (int)sizeof inflight_key) {
 		fprintf(stderr, "baseline: key prefix or queue name too long\n");
 		return 2;
 	}

@@ -262,7 +262,10 @@ transact_error(struct conn_cmd *const *cmds, size_t n, struct conn_reply **r)
 {
 	for (size_t i = 0; i < n + 2; i++)
 		if (r[i]->type == CONN_ERROR)
-			return xasprintf("Redis %s: %s", i == 0 ? "MULTI" : i == n + 1 ? "EXEC" : cmds[i - 1]->argv[0],
+			return xasprintf("Redis %s: %s",
+			                 i == 0       ? "MULTI"
+			                 : i == n + 1 ? "EXEC"
+			                              : cmds[i - 1]->argv[0],
 			                 r[i]->str);
 	struct conn_reply *exec = r[n + 1];
 	for (size_t i = 0; exec->type == CONN_ARRAY && i < exec->n && i < n; i++)

@@ -20,7 +20,7 @@
 
 /* Each retry means the list changed under us; daemons add entries rarely, so this many only fail on a storm. */
 #define DEAD_WATCH_TRIES 20
-#define DEAD_ERROR_COLS 60 /* error column of the table when stdout is not a terminal */
+#define DEAD_ERROR_COLS  60 /* error column of the table when stdout is not a terminal */
 
 /* One entry the transaction will touch. */
 struct plan {

@@ -41,29 +41,35 @@ enum {
 };
 
 #define GO_ON (-1) /* from the option parsers: carry on (any other value is the exit code) */
-#define O(name, arg, opt) {name, arg, NULL, CMD_OPT_BASE + (opt)}
+#define O(name, arg, opt)                                                                                              \
+	{                                                                                                              \
+		name, arg, NULL, CMD_OPT_BASE + (opt)                                                                  \
+	}
 #define OPTS_MAX 32 /* global plus one subcommand's options, with room to grow */
 
-static const struct option global_options[] = {
-    {"redis-host", required_argument, NULL, GOPT_HOST}, {"redis-port", required_argument, NULL, GOPT_PORT},
-    {"redis-unix", required_argument, NULL, GOPT_UNIX}, {"redis-password", required_argument, NULL, GOPT_PASSWORD},
-    {"redis-db", required_argument, NULL, GOPT_DB},     {"prefix", required_argument, NULL, GOPT_PREFIX},
-    {"json", no_argument, NULL, GOPT_JSON},             {"help", no_argument, NULL, GOPT_HELP},
-    {"version", no_argument, NULL, GOPT_VERSION},       {NULL, 0, NULL, 0}};
+static const struct option global_options[] = {{"redis-host", required_argument, NULL, GOPT_HOST},
+                                               {"redis-port", required_argument, NULL, GOPT_PORT},
+                                               {"redis-unix", required_argument, NULL, GOPT_UNIX},
+                                               {"redis-password", required_argument, NULL, GOPT_PASSWORD},
+                                               {"redis-db", required_argument, NULL, GOPT_DB},
+                                               {"prefix", required_argument, NULL, GOPT_PREFIX},
+                                               {"json", no_argument, NULL, GOPT_JSON},
+                                               {"help", no_argument, NULL, GOPT_HELP},
+                                               {"version", no_argument, NULL, GOPT_VERSION},
+                                               {NULL, 0, NULL, 0}};
 
-static const struct option submit_options[] = {
-    O("args", required_argument, OPT_ARGS),
-    O("queue", required_argument, OPT_QUEUE),
-    O("id", required_argument, OPT_ID),
-    O("max-attempts", required_argument, OPT_MAX_ATTEMPTS),
-    O("timeout", required_argument, OPT_TIMEOUT),
-    O("delay", required_argument, OPT_DELAY),
-    O("run-at", required_argument, OPT_RUN_AT),
-    O("owner", required_argument, OPT_OWNER),
-    O("idempotency-key", required_argument, OPT_IDEM_KEY),
-    O("wait", no_argument, OPT_WAIT),
-    O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
-    {NULL, 0, NULL, 0}};
+static const struct option submit_options[] = {O("args", required_argument, OPT_ARGS),
+                                               O("queue", required_argument, OPT_QUEUE),
+                                               O("id", required_argument, OPT_ID),
+                                               O("max-attempts", required_argument, OPT_MAX_ATTEMPTS),
+                                               O("timeout", required_argument, OPT_TIMEOUT),
+                                               O("delay", required_argument, OPT_DELAY),
+                                               O("run-at", required_argument, OPT_RUN_AT),
+                                               O("owner", required_argument, OPT_OWNER),
+                                               O("idempotency-key", required_argument, OPT_IDEM_KEY),
+                                               O("wait", no_argument, OPT_WAIT),
+                                               O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
+                                               {NULL, 0, NULL, 0}};
 static const struct option watch_options[] = {O("timeout", required_argument, OPT_TIMEOUT), {NULL, 0, NULL, 0}};
 static const struct option dead_options[] = {O("all", no_argument, OPT_ALL), {NULL, 0, NULL, 0}};
 static const struct option no_options[] = {{NULL, 0, NULL, 0}};
@@ -80,58 +86,58 @@ struct cmd_entry {
 };
 
 static const struct cmd_entry cmd_table[] = {
-    {"submit", submit_cmd,
-     "TYPE [--args JSON] [--queue Q] [--id ID] [--max-attempts N] [--timeout S]\n"
-     "       [--delay S | --run-at UNIX_TS] [--owner O] [--idempotency-key K] [--wait [--wait-timeout S]]\n"
-     "  --args JSON            the handler's arguments, a JSON object (default {})\n"
-     "  --queue Q              queue to push the job onto (default: default)\n"
-     "  --id ID                job id; letters, digits and ._:- (default: a new UUIDv4)\n"
-     "  --max-attempts N       attempts before the job is dead, 1-100 (default: the daemon's, 3)\n"
-     "  --timeout S            seconds one attempt may run (default: the daemon's, 300)\n"
-     "  --delay S              run no earlier than S seconds from now\n"
-     "  --run-at UNIX_TS       run no earlier than this Unix time\n"
-     "  --owner O              who the job belongs to (recorded, not interpreted)\n"
-     "  --idempotency-key K    the daemon runs only one job per key\n"
-     "  --wait                 wait until the job ends and print its final status (exit 0 if it succeeded)\n"
-     "  --wait-timeout S       stop waiting after S seconds (exit 4)\n"
-     "Prints the new job's id. The job is validated before anything is written.",
-     "submit a job, optionally waiting for it", submit_options, 1, 1},
-    {"status", status_cmd,
-     "ID\n"
-     "Prints the job's state, attempts, progress, stage, message, error, result, times and node;\n"
-     "with --json, the job hash as one JSON object. Exit 3 if there is no such job.",
-     "show one job", no_options, 1, 1},
-    {"watch", watch_cmd,
-     "ID... [--timeout S]\n"
-     "  --timeout S            give up after S seconds (exit 4)\n"
-     "Replays each job's events, then follows them until every job has ended. On a terminal: one\n"
-     "progress bar per job (no colours when NO_COLOR is set); otherwise or with --json: one JSON\n"
-     "event per line. Exit 0 if every job succeeded.",
-     "follow jobs until they end", watch_options, 1, -1},
-    {"dead", dead_cmd,
-     "[list] | requeue ID... | requeue --all | purge ID... | purge --all\n"
-     "  list                   the dead jobs, newest first (with --json: one entry per line)\n"
-     "  requeue                push the jobs back onto their queues and reset their state\n"
-     "  purge                  delete the entries\n"
-     "  --all                  every entry instead of the given ids",
-     "list, requeue or purge dead jobs", dead_options, 0, -1},
-    {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 1},
+        {"submit", submit_cmd,
+         "TYPE [--args JSON] [--queue Q] [--id ID] [--max-attempts N] [--timeout S]\n"
+         "       [--delay S | --run-at UNIX_TS] [--owner O] [--idempotency-key K] [--wait [--wait-timeout S]]\n"
+         "  --args JSON            the handler's arguments, a JSON object (default {})\n"
+         "  --queue Q              queue to push the job onto (default: default)\n"
+         "  --id ID                job id; letters, digits and ._:- (default: a new UUIDv4)\n"
+         "  --max-attempts N       attempts before the job is dead, 1-100 (default: the daemon's, 3)\n"
+         "  --timeout S            seconds one attempt may run (default: the daemon's, 300)\n"
+         "  --delay S              run no earlier than S seconds from now\n"
+         "  --run-at UNIX_TS       run no earlier than this Unix time\n"
+         "  --owner O              who the job belongs to (recorded, not interpreted)\n"
+         "  --idempotency-key K    the daemon runs only one job per key\n"
+         "  --wait                 wait until the job ends and print its final status (exit 0 if it succeeded)\n"
+         "  --wait-timeout S       stop waiting after S seconds (exit 4)\n"
+         "Prints the new job's id. The job is validated before anything is written.",
+         "submit a job, optionally waiting for it", submit_options, 1, 1},
+        {"status", status_cmd,
+         "ID\n"
+         "Prints the job's state, attempts, progress, stage, message, error, result, times and node;\n"
+         "with --json, the job hash as one JSON object. Exit 3 if there is no such job.",
+         "show one job", no_options, 1, 1},
+        {"watch", watch_cmd,
+         "ID... [--timeout S]\n"
+         "  --timeout S            give up after S seconds (exit 4)\n"
+         "Replays each job's events, then follows them until every job has ended. On a terminal: one\n"
+         "progress bar per job (no colours when NO_COLOR is set); otherwise or with --json: one JSON\n"
+         "event per line. Exit 0 if every job succeeded.",
+         "follow jobs until they end", watch_options, 1, -1},
+        {"dead", dead_cmd,
+         "[list] | requeue ID... | requeue --all | purge ID... | purge --all\n"
+         "  list                   the dead jobs, newest first (with --json: one entry per line)\n"
+         "  requeue                push the jobs back onto their queues and reset their state\n"
+         "  purge                  delete the entries\n"
+         "  --all                  every entry instead of the given ids",
+         "list, requeue or purge dead jobs", dead_options, 0, -1},
+        {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 1},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
 
 static const char global_help[] =
-    "Global options (may also follow the command):\n"
-    "  --redis-host H         Redis host (127.0.0.1; $HOPPER_REDIS_HOST)\n"
-    "  --redis-port P         Redis port (6379; $HOPPER_REDIS_PORT)\n"
-    "  --redis-unix PATH      Redis unix socket, wins over host and port ($HOPPER_REDIS_UNIX)\n"
-    "  --redis-password PW    AUTH with this password ($HOPPER_REDIS_PASSWORD)\n"
-    "  --redis-db N           SELECT this database (0; $HOPPER_REDIS_DB)\n"
-    "  --prefix P             key prefix (hopper:; $HOPPER_PREFIX)\n"
-    "  --json                 machine-readable output\n"
-    "  --version              print the version\n"
-    "Exit codes:\n"
-    "  0 ok (submit --wait, watch: every job succeeded)   1 a job failed, died or was cancelled\n"
-    "  2 usage error or invalid job   3 unknown job   4 timeout   5 Redis unreachable or error\n";
+        "Global options (may also follow the command):\n"
+        "  --redis-host H         Redis host (127.0.0.1; $HOPPER_REDIS_HOST)\n"
+        "  --redis-port P         Redis port (6379; $HOPPER_REDIS_PORT)\n"
+        "  --redis-unix PATH      Redis unix socket, wins over host and port ($HOPPER_REDIS_UNIX)\n"
+        "  --redis-password PW    AUTH with this password ($HOPPER_REDIS_PASSWORD)\n"
+        "  --redis-db N           SELECT this database (0; $HOPPER_REDIS_DB)\n"
+        "  --prefix P             key prefix (hopper:; $HOPPER_PREFIX)\n"
+        "  --json                 machine-readable output\n"
+        "  --version              print the version\n"
+        "Exit codes:\n"
+        "  0 ok (submit --wait, watch: every job succeeded)   1 a job failed, died or was cancelled\n"
+        "  2 usage error or invalid job   3 unknown job   4 timeout   5 Redis unreachable or error\n";
 
 void
 ctl_warn(const char *fmt, ...)
@@ -231,9 +237,9 @@ apply_env(struct ctl *ctl)
 	static const struct {
 		const char *name;
 		int val;
-	} env[] = {{"HOPPER_REDIS_HOST", GOPT_HOST},         {"HOPPER_REDIS_PORT", GOPT_PORT},
-	           {"HOPPER_REDIS_UNIX", GOPT_UNIX},         {"HOPPER_REDIS_PASSWORD", GOPT_PASSWORD},
-	           {"HOPPER_REDIS_DB", GOPT_DB},             {"HOPPER_PREFIX", GOPT_PREFIX}};
+	} env[] = {{"HOPPER_REDIS_HOST", GOPT_HOST}, {"HOPPER_REDIS_PORT", GOPT_PORT},
+	           {"HOPPER_REDIS_UNIX", GOPT_UNIX}, {"HOPPER_REDIS_PASSWORD", GOPT_PASSWORD},
+	           {"HOPPER_REDIS_DB", GOPT_DB},     {"HOPPER_PREFIX", GOPT_PREFIX}};
 	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
 		const char *v = getenv(env[i].name);
 		if (v != NULL && v[0] != '\0') {

@@ -16,7 +16,7 @@
 /* The daemon's defaults (hopperd.conf.example): a job that passes here passes there unless its config is
  * stricter. */
 static const struct job_defaults submit_defaults = {
-    .max_bytes = 1024 * 1024, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 300};
+        .max_bytes = 1024 * 1024, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 300};
 
 #define SUBMIT_WATCH_TRIES 5 /* another client creating the same id at the same moment is rare */
 
@@ -144,8 +144,7 @@ simple_call(struct conn *c, const char *name, const char *key, char **cause)
  * queued one, which redis-keys.md promises never happens. WATCH makes the check and the write one step.
  */
 static int
-submit_write(struct ctl *ctl, struct conn *c, const struct job_spec *spec, const char *payload, double now,
-             int delayed)
+submit_write(struct ctl *ctl, struct conn *c, const struct job_spec *spec, const char *payload, double now, int delayed)
 {
 	char *key = ctl_key(ctl, "job:%s", spec->id), *cause = NULL;
 	int code = CTL_EXIT_REDIS;

@@ -18,9 +18,9 @@
 #include "jsonx.h"
 #include "xmalloc.h"
 
-#define WATCH_POLL_MS 1000 /* a lost message costs at most this much delay */
+#define WATCH_POLL_MS  1000 /* a lost message costs at most this much delay */
 #define WATCH_TEXT_MAX 4096 /* longest stage or error kept for display; events may carry more */
-#define BAR_WIDTH 20
+#define BAR_WIDTH      20
 
 #define STATE_UNKNOWN (-1) /* before anything is known, or after the hash vanished */
 
@@ -157,8 +157,7 @@ wjob_apply_hash(struct watch *w, struct wjob *j, const struct conn_reply *r)
 	set_text(&j->message, f[PF_MESSAGE]);
 	set_text(&j->error, f[PF_ERROR]);
 	wjob_settle(j, 0);
-	w->dirty |= j->state != old_state || j->progress != old_progress ||
-	            (old_stage == NULL) != (j->stage == NULL) ||
+	w->dirty |= j->state != old_state || j->progress != old_progress || (old_stage == NULL) != (j->stage == NULL) ||
 	            (old_stage != NULL && j->stage != NULL && strcmp(old_stage, j->stage) != 0);
 	free(old_stage);
 	if (w->mode == WATCH_LINES && j->state >= 0 && (j->state != old_state || j->progress != old_progress)) {
@@ -259,8 +258,8 @@ draw(struct watch *w)
 static void
 watch_message(struct watch *w, const struct conn_reply *m)
 {
-	if (m->type != CONN_ARRAY || m->n != 3 || m->elem[0]->type != CONN_STRING ||
-	    m->elem[1]->type != CONN_STRING || m->elem[2]->type != CONN_STRING || strcmp(m->elem[0]->str, "message") != 0)
+	if (m->type != CONN_ARRAY || m->n != 3 || m->elem[0]->type != CONN_STRING || m->elem[1]->type != CONN_STRING ||
+	    m->elem[2]->type != CONN_STRING || strcmp(m->elem[0]->str, "message") != 0)
 		return;
 	struct wjob *j = NULL;
 	for (int i = 0; i < w->n && j == NULL; i++)

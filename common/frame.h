@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define FRAME_PROTOCOL_VERSION 1
-#define FRAME_HEADER_LEN 5
+#define FRAME_HEADER_LEN       5
 /* A job result or job message may be up to 1 MiB of JSON; a frame adds a little envelope around it. */
 #define FRAME_MAX_PAYLOAD (1024 * 1024 + 4096)
 

@@ -12,9 +12,8 @@
 const char *const job_type_names[] = {"noop", "sleep", "fail", "crash", NULL};
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-    [JOB_QUEUED] = "queued",   [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded",
-    [JOB_FAILED] = "failed",   [JOB_RETRYING] = "retrying", [JOB_DEAD] = "dead",
-    [JOB_CANCELLED] = "cancelled"};
+        [JOB_QUEUED] = "queued",     [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",
+        [JOB_RETRYING] = "retrying", [JOB_DEAD] = "dead",       [JOB_CANCELLED] = "cancelled"};
 
 int
 job_name_valid(const char *s, size_t max)
@@ -82,7 +81,8 @@ parse_fields(json_t *root, const char *queue, const struct job_defaults *d, stru
 	    copy_name(root, "queue", 0, out->queue, QUEUE_NAME_MAX, err, errlen) < 0)
 		return -1;
 	if (out->queue[0] != '\0' && strcmp(out->queue, queue) != 0) {
-		snprintf(err, errlen, "field 'queue' is '%s' but the job was pushed onto queue '%s'", out->queue, queue);
+		snprintf(err, errlen, "field 'queue' is '%s' but the job was pushed onto queue '%s'", out->queue,
+		         queue);
 		return -1;
 	}
 	snprintf(out->queue, sizeof(out->queue), "%s", queue);
@@ -117,8 +117,8 @@ parse_fields(json_t *root, const char *queue, const struct job_defaults *d, stru
 }
 
 int
-job_parse(const char *buf, size_t len, const char *queue, const struct job_defaults *defaults,
-          struct job_spec *out, char *err, size_t errlen)
+job_parse(const char *buf, size_t len, const char *queue, const struct job_defaults *defaults, struct job_spec *out,
+          char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	if (len > defaults->max_bytes) {

@@ -9,13 +9,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define JOB_ID_MAX 128   /* a UUID is 36, a ULID 26; room for client-chosen ids with a prefix */
-#define JOB_TYPE_MAX 64
-#define QUEUE_NAME_MAX 64
-#define JOB_OWNER_MAX 128
-#define JOB_IDEM_KEY_MAX 256
+#define JOB_ID_MAX             128 /* a UUID is 36, a ULID 26; room for client-chosen ids with a prefix */
+#define JOB_TYPE_MAX           64
+#define QUEUE_NAME_MAX         64
+#define JOB_OWNER_MAX          128
+#define JOB_IDEM_KEY_MAX       256
 #define JOB_MAX_ATTEMPTS_LIMIT 100
-#define JOB_TIMEOUT_LIMIT_S (7.0 * 86400) /* a week: longer work should be split into steps */
+#define JOB_TIMEOUT_LIMIT_S    (7.0 * 86400) /* a week: longer work should be split into steps */
 
 enum job_state {
 	JOB_QUEUED,
@@ -29,9 +29,9 @@ enum job_state {
 };
 
 struct job_defaults {
-	size_t max_bytes;     /* a message longer than this is dead on arrival */
-	int max_attempts;     /* when the job does not say */
-	double timeout_s;     /* when the job does not say */
+	size_t max_bytes; /* a message longer than this is dead on arrival */
+	int max_attempts; /* when the job does not say */
+	double timeout_s; /* when the job does not say */
 	double backoff_base_s;
 	double backoff_max_s;
 };
@@ -57,8 +57,8 @@ struct job_spec {
  * message's own "queue" field, which must match if present). Returns 0 and fills *out (caller calls
  * job_spec_free), or -1 with a readable reason in err (nothing to free).
  */
-int job_parse(const char *buf, size_t len, const char *queue, const struct job_defaults *defaults,
-              struct job_spec *out, char *err, size_t errlen);
+int job_parse(const char *buf, size_t len, const char *queue, const struct job_defaults *defaults, struct job_spec *out,
+              char *err, size_t errlen);
 void job_spec_free(struct job_spec *spec);
 
 /* 1 if s is a valid id, queue or type name (letters, digits and ._:- ; 1..max bytes). */

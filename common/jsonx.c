@@ -38,8 +38,7 @@ jsonx_int(json_t *obj, const char *key, long long min, long long max, long long 
 	long long n;
 	if (json_is_integer(v))
 		n = json_integer_value(v);
-	else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-	         fabs(json_real_value(v)) < 9e15)
+	else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15)
 		n = (long long)json_real_value(v);
 	else {
 		snprintf(err, errlen, "field '%s' must be an integer", key);

@@ -17,8 +17,7 @@
  * -1 when present with the wrong type or out of range (a message written to err).
  */
 int jsonx_string(json_t *obj, const char *key, size_t maxlen, const char **out, char *err, size_t errlen);
-int jsonx_int(json_t *obj, const char *key, long long min, long long max, long long *out, char *err,
-              size_t errlen);
+int jsonx_int(json_t *obj, const char *key, long long min, long long max, long long *out, char *err, size_t errlen);
 int jsonx_number(json_t *obj, const char *key, double min, double max, double *out, char *err, size_t errlen);
 int jsonx_bool(json_t *obj, const char *key, int *out, char *err, size_t errlen);
 

@@ -26,7 +26,8 @@ log_level_parse(const char *name, enum log_level *out)
 	static const struct {
 		const char *name;
 		enum log_level level;
-	} levels[] = {{"error", LOG_LVL_ERROR}, {"warn", LOG_LVL_WARN}, {"info", LOG_LVL_INFO}, {"debug", LOG_LVL_DEBUG}};
+	} levels[] = {
+	        {"error", LOG_LVL_ERROR}, {"warn", LOG_LVL_WARN}, {"info", LOG_LVL_INFO}, {"debug", LOG_LVL_DEBUG}};
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		if (strcmp(name, levels[i].name) == 0) {
 			*out = levels[i].level;

@@ -27,7 +27,7 @@
 /* After shutdown's work is done, Redis writes still pending get this long before hopperd exits anyway:
  * the jobs stay in this node's inflight list, and the next start returns them to their queues. */
 #define SHUTDOWN_REDIS_WAIT_S 5.0
-#define PRUNE_EVERY_S 3600.0
+#define PRUNE_EVERY_S         3600.0
 /* The execution log commits at most this often: one transaction per loop turn would mean thousands of
  * fsync-free but still lock-and-write commits a second under load; this bounds them to 100/s while a
  * crash of hopperd can lose at most the last 10 ms of log rows (Redis holds the jobs' truth). */
@@ -38,7 +38,8 @@ static void
 sd_notify_msg(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path, path, strlen(path));
@@ -68,7 +69,8 @@ server_maybe_exit(struct server *s)
 	}
 	if (s->nrunning == 0 && pool_live(s) == 0 && clock_now() > s->shutdown_deadline + SHUTDOWN_REDIS_WAIT_S) {
 		log_warn("exiting with %d jobs not written back (Redis unreachable); they stay in this node's inflight "
-		         "list and return to their queues when it starts again", pending);
+		         "list and return to their queues when it starts again",
+		         pending);
 		ev_break(s->loop, EVBREAK_ALL);
 	}
 }
@@ -184,6 +186,7 @@ static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
+	jobs_flush_fetch(s);
 	redis_flush(s->redis);
 	if (store_pending(s->store)) {
 		double now = ev_now(loop);
@@ -380,8 +383,8 @@ server_init(struct server *s)
 	ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&s->sigint, signal_cb, SIGINT);
 	ev_signal_init(&s->sighup, signal_cb, SIGHUP);
-	ev_watcher *ws[] = {(ev_watcher *)&s->prepare, (ev_watcher *)&s->deadline_timer, (ev_watcher *)&s->tick,
-	                    (ev_watcher *)&s->promote_timer, (ev_watcher *)&s->sigterm, (ev_watcher *)&s->sigint,
+	ev_watcher *ws[] = {(ev_watcher *)&s->prepare,       (ev_watcher *)&s->deadline_timer, (ev_watcher *)&s->tick,
+	                    (ev_watcher *)&s->promote_timer, (ev_watcher *)&s->sigterm,        (ev_watcher *)&s->sigint,
 	                    (ev_watcher *)&s->sighup};
 	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
 		ws[i]->data = s;

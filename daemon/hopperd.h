@@ -25,7 +25,7 @@
 #include "job.h"
 
 #define HOPPER_VERSION "0.1.0"
-#define MAX_QUEUES 32
+#define MAX_QUEUES     32
 /* A worker's result, progress and log frames are read into a buffer that may grow to one frame's worth. */
 #define WORKER_RBUF_MAX (FRAME_HEADER_LEN + FRAME_MAX_PAYLOAD)
 
@@ -104,9 +104,9 @@ struct job {
 	/* outcome, filled when the attempt ends */
 	int have_result;
 	int ok, retryable;
-	char *error;  /* owned */
-	char *result; /* owned JSON text */
-	int requeue;  /* stopped by shutdown: goes back to the head of its queue, not counted as an attempt */
+	char *error;        /* owned */
+	char *result;       /* owned JSON text */
+	int requeue;        /* stopped by shutdown: goes back to the head of its queue, not counted as an attempt */
 	enum job_op op;     /* the Redis write this job waits for; resent after a reconnect */
 	int redis_busy;     /* op is in flight */
 	double op_retry_at; /* after an error reply, when to try op again */
@@ -131,11 +131,11 @@ struct worker {
 	size_t rlen, rcap;
 	struct job *job;
 	int jobs_done;
-	int exited;   /* ev_child fired */
-	int eof;      /* its socket closed */
+	int exited; /* ev_child fired */
+	int eof;    /* its socket closed */
 	int wstatus;
-	int dead;     /* freed in the prepare hook */
-	int recycle;  /* retire after the current job */
+	int dead;    /* freed in the prepare hook */
+	int recycle; /* retire after the current job */
 	double rss_checked_at;
 };
 
@@ -158,12 +158,13 @@ struct server {
 	struct job *jobs; /* every job this daemon holds */
 	int njobs;
 	struct job *ready_head, *ready_tail;
-	int nfetched; /* fetched or claimed, not yet on a worker */
-	int nrunning; /* on a worker */
+	int nfetched;       /* fetched or claimed, not yet on a worker */
+	int nrunning;       /* on a worker */
 	double spawn_after; /* workers that die at start-up are not respawned in a tight loop */
-	int registered; /* heartbeat accepted and own leftovers recovered: fetching may start */
-	int fetching; /* a fetch request is outstanding */
-	int blocking; /* a blocking fetch is outstanding */
+	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
+	int fetching;       /* a fetch request is outstanding */
+	int want_fetch;     /* something freed room this turn */
+	int blocking;       /* a blocking fetch is outstanding */
 	unsigned block_rr;
 
 	struct worker *workers;
@@ -218,8 +219,10 @@ void jobs_start(struct server *s);
 /* Called when Redis (re)connects: re-registers, recovers, resends pending writes, restarts fetching. */
 void jobs_on_connect(struct server *s);
 void jobs_on_disconnect(struct server *s);
-/* Fetches more jobs if there is room. */
+/* Fetches more jobs if there is room (at the end of this loop turn, in its batch). */
 void jobs_fetch(struct server *s);
+/* Adds the fetch asked for during this turn to the turn's batch; called by the prepare hook. */
+void jobs_flush_fetch(struct server *s);
 /* A worker reported the attempt's end (frame) or died; decides the outcome once both are in. */
 void jobs_attempt_done(struct server *s, struct job *j);
 /* The job went to a worker: mark it running in Redis and open its execution-log row. */

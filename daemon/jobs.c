@@ -106,7 +106,6 @@ job_ready_pop(struct server *s)
 	return j;
 }
 
-
 /* --- the ops: one function builds each script call; op_reply routes the answer --- */
 
 static void claim_done(struct server *s, struct job *j, const struct redis_reply *r);
@@ -144,11 +143,20 @@ static int
 send_claim(struct server *s, struct job *j, const char *now)
 {
 	char ma[16], stalls[16], ttl[16], evmax[16], created[32];
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->spec.id, now, j->spec.type,
-	                      FMT_INT(ma, j->spec.max_attempts), FMT_INT(stalls, s->cfg.max_stalls), j->payload,
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      j->queue,
+	                      j->spec.id,
+	                      now,
+	                      j->spec.type,
+	                      FMT_INT(ma, j->spec.max_attempts),
+	                      FMT_INT(stalls, s->cfg.max_stalls),
+	                      j->payload,
 	                      FMT_NUM(created, j->spec.created_at > 0 ? j->spec.created_at : clock_now()),
-	                      j->spec.owner ? j->spec.owner : "", j->spec.idempotency_key ? j->spec.idempotency_key : "",
-	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max)};
+	                      j->spec.owner ? j->spec.owner : "",
+	                      j->spec.idempotency_key ? j->spec.idempotency_key : "",
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max)};
 	size_t lens[14];
 	for (int i = 0; i < 14; i++)
 		lens[i] = strlen(argv[i]);
@@ -160,8 +168,15 @@ static int
 send_bury(struct server *s, struct job *j, const char *now)
 {
 	char ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->has_id ? j->spec.id : "", j->payload,
-	                      now, j->error, j->dead_entry, FMT_INT(ttl, s->cfg.result_ttl_s),
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      j->queue,
+	                      j->has_id ? j->spec.id : "",
+	                      j->payload,
+	                      now,
+	                      j->error,
+	                      j->dead_entry,
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
 	size_t lens[10];
 	for (int i = 0; i < 10; i++)
@@ -174,10 +189,17 @@ static int
 send_schedule(struct server *s, struct job *j, const char *now)
 {
 	char run_at[32], created[32], ma[16], ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->spec.id, j->payload, now,
-	                      FMT_NUM(run_at, j->spec.run_at), j->spec.type,
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      j->queue,
+	                      j->spec.id,
+	                      j->payload,
+	                      now,
+	                      FMT_NUM(run_at, j->spec.run_at),
+	                      j->spec.type,
 	                      FMT_NUM(created, j->spec.created_at > 0 ? j->spec.created_at : clock_now()),
-	                      FMT_INT(ma, j->spec.max_attempts), FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(ma, j->spec.max_attempts),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
 	size_t lens[12];
 	for (int i = 0; i < 12; i++)
@@ -190,10 +212,19 @@ static int
 send_finish(struct server *s, struct job *j, const char *now)
 {
 	char attempt[16], run_at[32], ttl[16], evmax[16], pid[16];
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->spec.id, j->payload, now,
-	                      job_state_name(j->outcome), FMT_INT(attempt, j->attempt), j->error ? j->error : "",
-	                      j->result ? j->result : "", FMT_NUM(run_at, j->retry_at),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max),
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      j->queue,
+	                      j->spec.id,
+	                      j->payload,
+	                      now,
+	                      job_state_name(j->outcome),
+	                      FMT_INT(attempt, j->attempt),
+	                      j->error ? j->error : "",
+	                      j->result ? j->result : "",
+	                      FMT_NUM(run_at, j->retry_at),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max),
 	                      FMT_INT(pid, j->worker_pid)};
 	size_t lens[14];
 	for (int i = 0; i < 14; i++)
@@ -206,8 +237,14 @@ static int
 send_requeue(struct server *s, struct job *j, const char *now)
 {
 	char ttl[16], evmax[16], attempt[16];
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, j->queue, j->has_id ? j->spec.id : "", j->payload,
-	                      now, FMT_INT(attempt, j->attempt), FMT_INT(ttl, s->cfg.result_ttl_s),
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      j->queue,
+	                      j->has_id ? j->spec.id : "",
+	                      j->payload,
+	                      now,
+	                      FMT_INT(attempt, j->attempt),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
 	size_t lens[9];
 	for (int i = 0; i < 9; i++)
@@ -220,8 +257,8 @@ static const struct {
 	enum job_op op;
 	int (*send)(struct server *s, struct job *j, const char *now);
 } op_table[] = {
-    {OP_CLAIM, send_claim},     {OP_BURY, send_bury},       {OP_SCHEDULE, send_schedule},
-    {OP_FINISH, send_finish},   {OP_REQUEUE, send_requeue},
+        {OP_CLAIM, send_claim},   {OP_BURY, send_bury},       {OP_SCHEDULE, send_schedule},
+        {OP_FINISH, send_finish}, {OP_REQUEUE, send_requeue},
 };
 
 /* Sends the job's pending op if Redis is up; otherwise it waits for jobs_on_connect. */
@@ -311,8 +348,12 @@ job_bury(struct server *s, struct job *j, const char *why)
 	free(j->error);
 	j->error = xstrdup(why);
 	log_warn("queue %s: dead on arrival (%s): %.200s", j->queue, why, j->dead_entry);
-	struct store_attempt a = {.job_id = j->has_id ? j->spec.id : msgid, .type = type, .queue = j->queue,
-	                          .node = s->cfg.node_id, .attempt = 0, .created_at = clock_now(),
+	struct store_attempt a = {.job_id = j->has_id ? j->spec.id : msgid,
+	                          .type = type,
+	                          .queue = j->queue,
+	                          .node = s->cfg.node_id,
+	                          .attempt = 0,
+	                          .created_at = clock_now(),
 	                          .started_at = clock_now()};
 	int64_t row = store_attempt_start(s->store, &a);
 	if (row > 0)
@@ -363,8 +404,12 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 	}
 	if (v != NULL && strcmp(v, "dead") == 0) {
 		log_warn("job %s: %s", j->spec.id, detail ? detail : "dead");
-		struct store_attempt a = {.job_id = j->spec.id, .type = j->spec.type, .queue = j->queue,
-		                          .node = s->cfg.node_id, .attempt = 0, .created_at = j->spec.created_at,
+		struct store_attempt a = {.job_id = j->spec.id,
+		                          .type = j->spec.type,
+		                          .queue = j->queue,
+		                          .node = s->cfg.node_id,
+		                          .attempt = 0,
+		                          .created_at = j->spec.created_at,
 		                          .started_at = clock_now()};
 		int64_t row = store_attempt_start(s->store, &a);
 		if (row > 0)
@@ -487,11 +532,19 @@ fetch_reply(struct server *s, const struct redis_reply *r, void *priv)
 		jobs_fetch(s);
 }
 
+/* Asks for a fetch; jobs_flush_fetch adds it to this turn's batch, beside the turn's finishes. */
 void
 jobs_fetch(struct server *s)
 {
-	if (s->shutting_down || !s->registered || s->fetching || !redis_ready(s->redis))
+	s->want_fetch = 1;
+}
+
+void
+jobs_flush_fetch(struct server *s)
+{
+	if (!s->want_fetch || s->shutting_down || !s->registered || s->fetching || !redis_ready(s->redis))
 		return;
+	s->want_fetch = 0;
 	int room = fetch_room(s);
 	if (room <= 0)
 		return;
@@ -506,7 +559,7 @@ jobs_fetch(struct server *s)
 	argv[6] = FMT_INT(attempts, s->cfg.max_attempts);
 	argv[7] = FMT_NUM(now, clock_now());
 	int nq = fetch_order(s, argv + 8);
-	if (redis_call(s->redis, "fetch", 8 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
+	if (redis_batch(s->redis, "fetch", 8 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
 		s->fetching = 1;
 }
 
@@ -559,15 +612,25 @@ jobs_started(struct server *s, struct job *j)
 	s->nrunning++;
 	j->worker_pid = j->worker->pid;
 	char now[32], pid[16], attempt[16], ttl[16], evmax[16], max_attempts[16];
-	const char *argv[] = {s->cfg.key_prefix, j->spec.id, s->cfg.node_id, FMT_NUM(now, j->started_at),
-	                      FMT_INT(pid, j->worker_pid), FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max),
+	const char *argv[] = {s->cfg.key_prefix,
+	                      j->spec.id,
+	                      s->cfg.node_id,
+	                      FMT_NUM(now, j->started_at),
+	                      FMT_INT(pid, j->worker_pid),
+	                      FMT_INT(attempt, j->attempt),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max),
 	                      FMT_INT(max_attempts, j->spec.max_attempts)};
 	/* Best effort: if Redis is down the finish write tells the whole story. */
 	redis_batch(s->redis, "run", 9, argv, NULL, ignore_reply, (void *)"run");
-	struct store_attempt a = {.job_id = j->spec.id, .type = j->spec.type, .queue = j->queue,
-	                          .node = s->cfg.node_id, .attempt = j->attempt, .worker_pid = (int)j->worker_pid,
-	                          .created_at = j->spec.created_at, .started_at = j->started_at};
+	struct store_attempt a = {.job_id = j->spec.id,
+	                          .type = j->spec.type,
+	                          .queue = j->queue,
+	                          .node = s->cfg.node_id,
+	                          .attempt = j->attempt,
+	                          .worker_pid = (int)j->worker_pid,
+	                          .created_at = j->spec.created_at,
+	                          .started_at = j->started_at};
 	j->row = store_attempt_start(s->store, &a);
 }
 
@@ -575,9 +638,15 @@ void
 jobs_progress(struct server *s, struct job *j, int progress, const char *stage, const char *message)
 {
 	char now[32], pr[16], attempt[16], ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix, j->spec.id, FMT_NUM(now, clock_now()), FMT_INT(pr, progress),
-	                      stage ? stage : "", message ? message : "", FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s), FMT_INT(evmax, s->cfg.events_max)};
+	const char *argv[] = {s->cfg.key_prefix,
+	                      j->spec.id,
+	                      FMT_NUM(now, clock_now()),
+	                      FMT_INT(pr, progress),
+	                      stage ? stage : "",
+	                      message ? message : "",
+	                      FMT_INT(attempt, j->attempt),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max)};
 	redis_batch(s->redis, "progress", 9, argv, NULL, ignore_reply, (void *)"progress");
 	if (j->row > 0)
 		store_event(s->store, j->row, clock_now(), "progress", NULL, progress, stage, message);
@@ -641,7 +710,8 @@ reap_reply(struct server *s, const struct redis_reply *r, void *priv)
 	}
 	long long moved = rr_int(rr_elem(r, 0));
 	for (size_t i = 1; i < rr_count(r); i++)
-		log_warn("node %s stopped heartbeating: its jobs went back to their queues", rr_str(rr_elem(r, i), NULL));
+		log_warn("node %s stopped heartbeating: its jobs went back to their queues",
+		         rr_str(rr_elem(r, i), NULL));
 	if (priv != NULL) {
 		if (moved > 0)
 			log_warn("returned %lld jobs left in flight by this node's previous run", moved);
@@ -687,7 +757,8 @@ heartbeat_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	if (r == NULL || rr_type(r) != RR_ARRAY) {
 		if (r != NULL)
-			log_error("heartbeat failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
+			log_error("heartbeat failed: %s",
+			          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
 		return;
 	}
 	const char *verdict = rr_str(rr_elem(r, 0), NULL);

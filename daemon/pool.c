@@ -56,8 +56,8 @@ exec_worker(const struct config *cfg, int fd)
 	setpgid(0, 0);
 	char as_limit[32];
 	snprintf(as_limit, sizeof(as_limit), "%d", cfg->worker_max_rss_mb * 4);
-	const char *argv[] = {"hopper-worker", "--fd", "3", "--as-limit-mb", as_limit, "--user",
-	                      cfg->worker_user, NULL};
+	const char *argv[] = {"hopper-worker", "--fd",           "3", "--as-limit-mb", as_limit,
+	                      "--user",        cfg->worker_user, NULL};
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -165,8 +165,8 @@ deadline_set(struct server *s, struct job *j, double at)
 static int
 dispatch_one(struct server *s, struct worker *w, struct job *j)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:i,s:f}", "id", j->spec.id, "type", j->spec.type, "queue",
-	                      j->queue, "args", j->spec.args, "attempt", j->attempt, "timeout_s", j->spec.timeout_s);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:i,s:f}", "id", j->spec.id, "type", j->spec.type, "queue", j->queue,
+	                      "args", j->spec.args, "attempt", j->attempt, "timeout_s", j->spec.timeout_s);
 	char *text = jsonx_dump(o);
 	json_decref(o);
 	int rc = send_frame(w, FRAME_JOB, text, strlen(text));
@@ -237,8 +237,8 @@ worker_job_ended(struct server *s, struct worker *w)
 		w->rss_checked_at = now;
 		rss = worker_rss_mb(w->pid);
 	}
-	const char *why = s->shutting_down ? "shutting down"
-	                  : w->recycle     ? "it was signalled"
+	const char *why = s->shutting_down                         ? "shutting down"
+	                  : w->recycle                             ? "it was signalled"
 	                  : w->jobs_done >= s->cfg.worker_max_jobs ? "worker_max_jobs reached"
 	                  : rss > s->cfg.worker_max_rss_mb         ? "worker_max_rss_mb passed"
 	                                                           : NULL;

@@ -16,7 +16,7 @@
 /* A reply that has not come this long after its request (beyond any blocking timeout) means a dead link. */
 #define REPLY_OVERDUE_S 5.0
 /* An idle command connection is pinged this often, so a dead link is noticed before work needs it. */
-#define PING_IDLE_S 1.0
+#define PING_IDLE_S     1.0
 #define RECONNECT_MIN_S 0.1
 #define RECONNECT_MAX_S 5.0
 
@@ -180,8 +180,8 @@ conn_connect(struct conn *c)
 {
 	const struct config *cfg = &c->r->s->cfg;
 	redisAsyncContext *ac = (cfg->redis_unix != NULL && cfg->redis_unix[0] != '\0')
-	                            ? redisAsyncConnectUnix(cfg->redis_unix)
-	                            : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+	                                ? redisAsyncConnectUnix(cfg->redis_unix)
+	                                : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
 	if (ac == NULL || ac->err) {
 		log_warn("redis: %s connection failed: %s", c->name, ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -371,8 +371,7 @@ redis_block_ready(const struct redis *r)
 }
 
 int
-redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
-           void *priv)
+redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv)
 {
 	enum { MAX_ARGS = 64 };
 	if (argc + 3 > MAX_ARGS)
@@ -425,7 +424,7 @@ conn_health(struct conn *c)
 	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra) {
 		log_warn("redis: %s connection: no reply for %.1f s; reconnecting", c->name, idle);
 		redisAsyncContext *ac = c->ac;
-		c->up = 0; /* callbacks fired by the free must not queue new requests on it */
+		c->up = 0;          /* callbacks fired by the free must not queue new requests on it */
 		redisAsyncFree(ac); /* fails every pending request, then on_disconnect schedules the reconnect */
 		return;
 	}

@@ -50,8 +50,7 @@ void redis_flush(struct redis *r);
 /* A plain command on the command connection. Same return rules. */
 int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);
 /* BLMOVE src dst RIGHT LEFT timeout on the blocking connection. Same return rules. */
-int redis_block_move(struct redis *r, const char *src, const char *dst, double timeout_s, redis_cb *cb,
-                     void *priv);
+int redis_block_move(struct redis *r, const char *src, const char *dst, double timeout_s, redis_cb *cb, void *priv);
 /* Health and reconnection; call once a second. */
 void redis_tick(struct redis *r);
 

@@ -29,20 +29,20 @@
 enum stmt_id { STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_START, STMT_FINISH, STMT_EVENT, STMT_PRUNE, STMT_COUNT };
 
 static const char *const stmt_sql[STMT_COUNT] = {
-	/* IMMEDIATE takes the write lock at BEGIN, so waiting for it happens there under the busy timeout. */
-	[STMT_BEGIN] = "BEGIN IMMEDIATE",
-	[STMT_COMMIT] = "COMMIT",
-	[STMT_ROLLBACK] = "ROLLBACK",
-	[STMT_START] = "INSERT INTO attempts (id, job_id, type, queue, attempt, state, node, worker_pid, created_at, "
-	               "started_at) VALUES (max(?1, (SELECT coalesce(max(id), 0) + 1 FROM attempts)), ?2, ?3, ?4, ?5, "
-	               "'running', ?6, ?7, ?8, ?9)",
-	/* duration_ms from the row's own started_at, so the caller need not remember it. */
-	[STMT_FINISH] = "UPDATE attempts SET state = ?2, finished_at = ?3, error = ?4, result = ?5, "
-	                "duration_ms = (?3 - started_at) * 1000 WHERE id = ?1",
-	[STMT_EVENT] = "INSERT INTO attempt_events (attempt_id, at, kind, level, progress, stage, message) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	/* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
-	[STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
+        /* IMMEDIATE takes the write lock at BEGIN, so waiting for it happens there under the busy timeout. */
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        [STMT_START] = "INSERT INTO attempts (id, job_id, type, queue, attempt, state, node, worker_pid, created_at, "
+                       "started_at) VALUES (max(?1, (SELECT coalesce(max(id), 0) + 1 FROM attempts)), ?2, ?3, ?4, ?5, "
+                       "'running', ?6, ?7, ?8, ?9)",
+        /* duration_ms from the row's own started_at, so the caller need not remember it. */
+        [STMT_FINISH] = "UPDATE attempts SET state = ?2, finished_at = ?3, error = ?4, result = ?5, "
+                        "duration_ms = (?3 - started_at) * 1000 WHERE id = ?1",
+        [STMT_EVENT] = "INSERT INTO attempt_events (attempt_id, at, kind, level, progress, stage, message) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        /* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
+        [STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
 };
 
 struct store {

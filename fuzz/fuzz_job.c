@@ -8,8 +8,8 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct job_defaults defs = {.max_bytes = 65536, .max_attempts = 3, .timeout_s = 300,
-	                                         .backoff_base_s = 1, .backoff_max_s = 300};
+	static const struct job_defaults defs = {
+	        .max_bytes = 65536, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 300};
 	struct job_spec spec;
 	char err[512];
 	err[0] = '\0';

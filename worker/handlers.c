@@ -80,11 +80,11 @@ run_crash(struct job_ctx *ctx, json_t **result)
 }
 
 const struct handler_entry handler_table[] = {
-    {"noop", run_noop, "does nothing and succeeds (benchmarks)"},
-    {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress"},
-    {"fail", run_fail, "fails with args.message; args.retry=false makes the failure permanent"},
-    {"crash", run_crash, "kills its worker with SIGSEGV"},
-    {NULL, NULL, NULL},
+        {"noop", run_noop, "does nothing and succeeds (benchmarks)"},
+        {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress"},
+        {"fail", run_fail, "fails with args.message; args.retry=false makes the failure permanent"},
+        {"crash", run_crash, "kills its worker with SIGSEGV"},
+        {NULL, NULL, NULL},
 };
 
 const struct handler_entry *

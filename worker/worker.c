@@ -90,7 +90,10 @@ send_json(enum frame_type type, json_t *obj)
 void
 worker_progress(struct job_ctx *ctx, int progress, const char *stage, const char *message)
 {
-	json_t *o = json_pack("{s:s,s:i}", "id", ctx->id, "progress", progress < 0 ? 0 : progress > 100 ? 100 : progress);
+	json_t *o = json_pack("{s:s,s:i}", "id", ctx->id, "progress",
+	                      progress < 0     ? 0
+	                      : progress > 100 ? 100
+	                                       : progress);
 	if (stage != NULL)
 		json_object_set_new(o, "stage", json_string(stage));
 	if (message != NULL)
@@ -128,8 +131,8 @@ run_job(const char *payload, size_t len)
 		log_error("bad job frame from the daemon: %s", req ? err : jerr.text);
 		_exit(2);
 	}
-	struct job_ctx ctx = {.id = id, .type = type, .args = args, .attempt = (int)attempt, .timeout_s = timeout_s,
-	                      .retryable = 1};
+	struct job_ctx ctx = {
+	        .id = id, .type = type, .args = args, .attempt = (int)attempt, .timeout_s = timeout_s, .retryable = 1};
 	const struct handler_entry *h = handler_find(type);
 	json_t *result = NULL;
 	int rc = -1;
@@ -208,8 +211,8 @@ say_hello(void)
 	json_t *types = json_array();
 	for (const struct handler_entry *h = handler_table; h->name != NULL; h++)
 		json_array_append_new(types, json_string(h->name));
-	send_json(FRAME_HELLO, json_pack("{s:i,s:i,s:o}", "pid", (int)getpid(), "version", FRAME_PROTOCOL_VERSION,
-	                                 "types", types));
+	send_json(FRAME_HELLO,
+	          json_pack("{s:i,s:i,s:o}", "pid", (int)getpid(), "version", FRAME_PROTOCOL_VERSION, "types", types));
 }
 
 int

@@ -30,10 +30,10 @@ main(void)
 	T_CHECK("values read", c.redis_port == 7000 && c.timeout_s == 2.5);
 	T_CHECK("finish ok", config_finish(&c, &cause) == 0);
 	T_CHECK("queues parsed", c.nqueues == 2 && strcmp(c.queues[0].name, "high") == 0 && c.queues[0].weight == 3 &&
-	                             strcmp(c.queues[1].name, "default") == 0 && c.queues[1].weight == 1);
+	                                 strcmp(c.queues[1].name, "default") == 0 && c.queues[1].weight == 1);
 	unlink(path);
-	T_CHECK("flag with dashes", config_set(&c, "redis-unix", "/tmp/r.sock", &cause) == 0 &&
-	                                strcmp(c.redis_unix, "/tmp/r.sock") == 0);
+	T_CHECK("flag with dashes",
+	        config_set(&c, "redis-unix", "/tmp/r.sock", &cause) == 0 && strcmp(c.redis_unix, "/tmp/r.sock") == 0);
 	T_CHECK("unknown option", config_set(&c, "bogus", "1", &cause) < 0 && strstr(cause, "unknown option"));
 	free(cause);
 	cause = NULL;
@@ -51,13 +51,14 @@ main(void)
 	config_defaults(&c);
 	path = write_file("redis_port = 6380\nthis line is wrong\n");
 	T_CHECK("bad line refused", config_load_file(&c, path, &cause) < 0);
-	T_CHECK("error names file:line and quotes the line", cause && strstr(cause, ":2:") &&
-	                                                         strstr(cause, "this line is wrong"));
+	T_CHECK("error names file:line and quotes the line",
+	        cause && strstr(cause, ":2:") && strstr(cause, "this line is wrong"));
 	free(cause);
 	cause = NULL;
 	unlink(path);
 	T_CHECK("heartbeat must fit twice in the lease", config_set(&c, "heartbeat_s", "10", &cause) == 0 &&
-	                                                     config_finish(&c, &cause) < 0 && strstr(cause, "lease_s"));
+	                                                         config_finish(&c, &cause) < 0 &&
+	                                                         strstr(cause, "lease_s"));
 	free(cause);
 	cause = NULL;
 	config_free(&c);

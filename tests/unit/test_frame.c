@@ -34,7 +34,8 @@ main(void)
 	size_t n2 = encode(buf + n, FRAME_LOG, "x", 1);
 	T_CHECK("two frames back to back: first", frame_decode(buf, n + n2, &f, &used, &err) == FRAME_OK && used == n);
 	T_CHECK("two frames back to back: second",
-	        frame_decode(buf + used, n + n2 - used, &f, &used, &err) == FRAME_OK && f.type == FRAME_LOG && f.len == 1);
+	        frame_decode(buf + used, n + n2 - used, &f, &used, &err) == FRAME_OK && f.type == FRAME_LOG &&
+	                f.len == 1);
 
 	n = encode(buf, FRAME_HELLO, "", 0);
 	T_CHECK("empty payload is fine", frame_decode(buf, n, &f, &used, &err) == FRAME_OK && f.len == 0);

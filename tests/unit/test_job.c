@@ -2,8 +2,8 @@
 #include "job.h"
 #include "t.h"
 
-static const struct job_defaults defs = {.max_bytes = 4096, .max_attempts = 3, .timeout_s = 300,
-                                         .backoff_base_s = 1, .backoff_max_s = 60};
+static const struct job_defaults defs = {
+        .max_bytes = 4096, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 60};
 
 static int
 parse(const char *msg, struct job_spec *spec, char *err)
@@ -41,7 +41,7 @@ main(void)
 	              "\"idempotency_key\":\"k1\",\"backoff_s\":0.5,\"backoff_max_s\":10,\"extra\":1}",
 	              &spec, err) == 0);
 	T_CHECK("fields kept", spec.max_attempts == 7 && spec.timeout_s == 2.5 && spec.run_at == 1700000100 &&
-	                           spec.backoff_base_s == 0.5 && spec.backoff_max_s == 10);
+	                               spec.backoff_base_s == 0.5 && spec.backoff_max_s == 10);
 	T_STREQ("id kept", spec.id, "a-1");
 	T_STREQ("owner kept", spec.owner, "alice");
 	T_STREQ("idempotency key kept", spec.idempotency_key, "k1");
@@ -64,8 +64,8 @@ main(void)
 	memcpy(big, "{\"type\":\"noop\"}", 15);
 	big[sizeof(big) - 1] = '\0';
 	T_CHECK("oversized message refused before parsing", refused(big, "over the 4096-byte limit"));
-	T_CHECK("NUL inside a message is malformed", job_parse("{\"type\":\"noop\"}\0x", 17, "default", &defs, &spec,
-	                                                       err, sizeof(err)) < 0);
+	T_CHECK("NUL inside a message is malformed",
+	        job_parse("{\"type\":\"noop\"}\0x", 17, "default", &defs, &spec, err, sizeof(err)) < 0);
 
 	char id[37];
 	T_CHECK("uuid generated", job_new_id(id) == 0 && strlen(id) == 36 && id[14] == '4' && id[8] == '-');
@@ -73,17 +73,17 @@ main(void)
 	job_new_id(id2);
 	T_CHECK("uuids differ", strcmp(id, id2) != 0);
 
-	T_CHECK("state names round-trip", job_state_parse("retrying") == JOB_RETRYING &&
-	                                      strcmp(job_state_name(JOB_CANCELLED), "cancelled") == 0);
+	T_CHECK("state names round-trip",
+	        job_state_parse("retrying") == JOB_RETRYING && strcmp(job_state_name(JOB_CANCELLED), "cancelled") == 0);
 	T_CHECK("unknown state name", job_state_parse("bogus") == -1);
 	T_CHECK("terminal states", job_state_terminal(JOB_SUCCEEDED) && job_state_terminal(JOB_DEAD) &&
-	                               job_state_terminal(JOB_FAILED) && job_state_terminal(JOB_CANCELLED) &&
-	                               !job_state_terminal(JOB_RETRYING) && !job_state_terminal(JOB_RUNNING));
+	                                   job_state_terminal(JOB_FAILED) && job_state_terminal(JOB_CANCELLED) &&
+	                                   !job_state_terminal(JOB_RETRYING) && !job_state_terminal(JOB_RUNNING));
 	T_CHECK("terminal never moves", !job_transition_allowed(JOB_SUCCEEDED, JOB_RUNNING) &&
-	                                    !job_transition_allowed(JOB_DEAD, JOB_QUEUED) &&
-	                                    !job_transition_allowed(JOB_CANCELLED, JOB_SUCCEEDED));
+	                                        !job_transition_allowed(JOB_DEAD, JOB_QUEUED) &&
+	                                        !job_transition_allowed(JOB_CANCELLED, JOB_SUCCEEDED));
 	T_CHECK("running may end", job_transition_allowed(JOB_RUNNING, JOB_SUCCEEDED) &&
-	                               job_transition_allowed(JOB_RUNNING, JOB_RETRYING));
+	                                   job_transition_allowed(JOB_RUNNING, JOB_RETRYING));
 	T_CHECK("queued cannot succeed without running", !job_transition_allowed(JOB_QUEUED, JOB_SUCCEEDED));
 	T_CHECK("outcome: success", job_outcome(1, 1, 1, 3) == JOB_SUCCEEDED);
 	T_CHECK("outcome: retry while attempts remain", job_outcome(0, 1, 1, 3) == JOB_RETRYING);

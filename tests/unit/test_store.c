@@ -95,14 +95,14 @@ static struct store_attempt
 attempt_of(const char *job_id, double started_at)
 {
 	struct store_attempt a = {
-	    .job_id = job_id,
-	    .type = "resize",
-	    .queue = "default",
-	    .node = "node-a",
-	    .attempt = 1,
-	    .worker_pid = 4242,
-	    .created_at = started_at - 1,
-	    .started_at = started_at,
+	        .job_id = job_id,
+	        .type = "resize",
+	        .queue = "default",
+	        .node = "node-a",
+	        .attempt = 1,
+	        .worker_pid = 4242,
+	        .created_at = started_at - 1,
+	        .started_at = started_at,
 	};
 	return a;
 }
@@ -315,9 +315,8 @@ test_prune(void)
 	T_CHECK("prune: old attempt gone", raw_int(db, "SELECT count(*) FROM attempts WHERE job_id = 'job-old'") == 0);
 	T_CHECK("prune: new and running attempts kept", raw_int(db, "SELECT count(*) FROM attempts") == 2);
 	T_CHECK("prune: old events gone, others kept", raw_int(db, "SELECT count(*) FROM attempt_events") == 2);
-	T_CHECK("prune: no orphan events",
-	        raw_int(db, "SELECT count(*) FROM attempt_events "
-	                    "WHERE attempt_id NOT IN (SELECT id FROM attempts)") == 0);
+	T_CHECK("prune: no orphan events", raw_int(db, "SELECT count(*) FROM attempt_events "
+	                                               "WHERE attempt_id NOT IN (SELECT id FROM attempts)") == 0);
 	sqlite3_close(db);
 	store_close(st);
 	tmp_remove(&t, "prune");
@@ -389,8 +388,8 @@ test_bad_writes(void)
 	T_CHECK("bad writes: flush", store_flush(st) == 0);
 	T_CHECK("bad writes: only the good row",
 	        raw_int_once(t.db, "SELECT count(*) FROM attempts") == 1 &&
-	            raw_int_once(t.db, "SELECT count(*) FROM attempts "
-	                               "WHERE job_id = 'job-good' AND state = 'succeeded'") == 1);
+	                raw_int_once(t.db, "SELECT count(*) FROM attempts "
+	                                   "WHERE job_id = 'job-good' AND state = 'succeeded'") == 1);
 	store_close(st);
 	tmp_remove(&t, "bad writes");
 }
@@ -444,7 +443,7 @@ test_commit_failure(void)
 	sqlite3_cancel_auto_extension((void (*)(void))install_commit_hook);
 	T_CHECK("commit failure: kept and after rows only",
 	        raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE job_id IN ('job-kept', 'job-after')") == 2 &&
-	            raw_int_once(t.db, "SELECT count(*) FROM attempts") == 2);
+	                raw_int_once(t.db, "SELECT count(*) FROM attempts") == 2);
 	tmp_remove(&t, "commit failure");
 }
 
