@@ -4,9 +4,9 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev \
+PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev \
 libhiredis-dev libev-dev libsqlite3-dev libsodium-dev libjansson-dev libsndfile1-dev \
-redis-server redis-tools sqlite3 python3 python3-redis procps"
+redis-server redis-tools sqlite3 python3 python3-redis python3-jsonschema procps"
 
 missing=""
 for p in $PKGS; do
