@@ -120,6 +120,7 @@ install: all
 	install -m 644 daemon/hopperd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 client/hopperctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf.example
+	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
 C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
