@@ -22,7 +22,9 @@ static int
 run_sleep(struct job_ctx *ctx, json_t **result)
 {
 	long long ms = 1000;
-	if (jsonx_int(ctx->args, "ms", 0, 7LL * 86400 * 1000, &ms, ctx->error, sizeof(ctx->error)) < 0) {
+	int ignore_term = 0; /* for tests: a handler stuck past its soft timeout, so SIGKILL must end it */
+	if (jsonx_int(ctx->args, "ms", 0, 7LL * 86400 * 1000, &ms, ctx->error, sizeof(ctx->error)) < 0 ||
+	    jsonx_bool(ctx->args, "ignore_term", &ignore_term, ctx->error, sizeof(ctx->error)) < 0) {
 		ctx->retryable = 0;
 		return -1;
 	}
@@ -32,7 +34,7 @@ run_sleep(struct job_ctx *ctx, json_t **result)
 	int last = -1;
 	worker_progress(ctx, 0, "sleeping", NULL);
 	while (slept < ms) {
-		if (worker_should_stop()) {
+		if (worker_should_stop() && !ignore_term) {
 			snprintf(ctx->error, sizeof(ctx->error), "stopped after %lld of %lld ms", slept, ms);
 			return -1;
 		}
@@ -81,7 +83,7 @@ run_crash(struct job_ctx *ctx, json_t **result)
 
 const struct handler_entry handler_table[] = {
         {"noop", run_noop, "does nothing and succeeds (benchmarks)"},
-        {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress"},
+        {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress (args.ignore_term: ignore SIGTERM)"},
         {"fail", run_fail, "fails with args.message; args.retry=false makes the failure permanent"},
         {"crash", run_crash, "kills its worker with SIGSEGV"},
         {NULL, NULL, NULL},
