@@ -186,8 +186,12 @@ static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
-	jobs_flush_fetch(s);
-	redis_flush(s->redis);
+	/* One batch in flight at a time: while it is out, the next one grows (and fast jobs skip "running"). */
+	if (redis_can_flush(s->redis)) {
+		jobs_flush_runs(s);
+		jobs_flush_fetch(s);
+		redis_flush(s->redis);
+	}
 	if (store_pending(s->store)) {
 		double now = ev_now(loop);
 		if (now - s->last_commit >= STORE_COMMIT_EVERY_S || s->shutting_down) {

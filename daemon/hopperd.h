@@ -111,6 +111,7 @@ struct job {
 	int redis_busy;     /* op is in flight */
 	double op_retry_at; /* after an error reply, when to try op again */
 	int has_id;         /* the message carried an id (or it was assigned) that a hash may use */
+	int run_pending;    /* on a worker, "running" not yet written (see jobs_started) */
 	char *dead_entry;   /* OP_BURY: the dead-list entry (JSON) */
 	double retry_at;    /* OP_FINISH with outcome retrying */
 	enum job_state outcome;
@@ -223,6 +224,8 @@ void jobs_on_disconnect(struct server *s);
 void jobs_fetch(struct server *s);
 /* Adds the fetch asked for during this turn to the turn's batch; called by the prepare hook. */
 void jobs_flush_fetch(struct server *s);
+/* Adds the pending "running" writes to the batch; called by the prepare hook when a batch can leave. */
+void jobs_flush_runs(struct server *s);
 /* A worker reported the attempt's end (frame) or died; decides the outcome once both are in. */
 void jobs_attempt_done(struct server *s, struct job *j);
 /* The job went to a worker: mark it running in Redis and open its execution-log row. */

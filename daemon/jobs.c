@@ -211,7 +211,7 @@ send_schedule(struct server *s, struct job *j, const char *now)
 static int
 send_finish(struct server *s, struct job *j, const char *now)
 {
-	char attempt[16], run_at[32], ttl[16], evmax[16], pid[16];
+	char attempt[16], run_at[32], ttl[16], evmax[16], pid[16], started[32], ma[16];
 	const char *argv[] = {s->cfg.key_prefix,
 	                      s->cfg.node_id,
 	                      j->queue,
@@ -225,12 +225,14 @@ send_finish(struct server *s, struct job *j, const char *now)
 	                      FMT_NUM(run_at, j->retry_at),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max),
-	                      FMT_INT(pid, j->worker_pid)};
-	size_t lens[14];
-	for (int i = 0; i < 14; i++)
+	                      FMT_INT(pid, j->worker_pid),
+	                      FMT_NUM(started, j->started_at),
+	                      FMT_INT(ma, j->spec.max_attempts)};
+	size_t lens[16];
+	for (int i = 0; i < 16; i++)
 		lens[i] = strlen(argv[i]);
 	lens[4] = j->payload_len;
-	return redis_batch(s->redis, "finish", 14, argv, lens, op_reply, j);
+	return redis_batch(s->redis, "finish", 16, argv, lens, op_reply, j);
 }
 
 static int
@@ -606,11 +608,11 @@ ignore_reply(struct server *s, const struct redis_reply *r, void *priv)
 		log_warn("redis: %s: %s", (const char *)priv, rr_str(r, NULL));
 }
 
-void
-jobs_started(struct server *s, struct job *j)
+/* Writes "running" for a job a worker took (hopper_run). Best effort: the finish write tells it all. */
+static void
+send_run(struct server *s, struct job *j)
 {
-	s->nrunning++;
-	j->worker_pid = j->worker->pid;
+	j->run_pending = 0;
 	char now[32], pid[16], attempt[16], ttl[16], evmax[16], max_attempts[16];
 	const char *argv[] = {s->cfg.key_prefix,
 	                      j->spec.id,
@@ -621,8 +623,21 @@ jobs_started(struct server *s, struct job *j)
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max),
 	                      FMT_INT(max_attempts, j->spec.max_attempts)};
-	/* Best effort: if Redis is down the finish write tells the whole story. */
 	redis_batch(s->redis, "run", 9, argv, NULL, ignore_reply, (void *)"run");
+}
+
+/*
+ * The running state is written with the next batch that leaves, not at once: while a batch is in flight,
+ * a job fast enough to finish before the next one goes out skips it, and its finish write records
+ * started_at, node and worker instead (subscribers then see queued -> succeeded). That halves the Redis
+ * work of short jobs under load; a job that runs longer than one round trip is marked running as before.
+ */
+void
+jobs_started(struct server *s, struct job *j)
+{
+	s->nrunning++;
+	j->worker_pid = j->worker->pid;
+	j->run_pending = 1;
 	struct store_attempt a = {.job_id = j->spec.id,
 	                          .type = j->spec.type,
 	                          .queue = j->queue,
@@ -632,6 +647,14 @@ jobs_started(struct server *s, struct job *j)
 	                          .created_at = j->spec.created_at,
 	                          .started_at = j->started_at};
 	j->row = store_attempt_start(s->store, &a);
+}
+
+void
+jobs_flush_runs(struct server *s)
+{
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		if (j->run_pending && !j->dead && j->phase == PHASE_RUNNING)
+			send_run(s, j);
 }
 
 void
@@ -647,6 +670,8 @@ jobs_progress(struct server *s, struct job *j, int progress, const char *stage, 
 	                      FMT_INT(attempt, j->attempt),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
+	if (j->run_pending)
+		send_run(s, j); /* progress is written only onto a running job */
 	redis_batch(s->redis, "progress", 9, argv, NULL, ignore_reply, (void *)"progress");
 	if (j->row > 0)
 		store_event(s->store, j->row, clock_now(), "progress", NULL, progress, stage, message);
@@ -675,6 +700,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		j->ok = 0;
 		j->retryable = 1;
 	}
+	j->run_pending = 0; /* finish (or requeue) records the start too */
 	if (j->requeue) {
 		log_info("job %s: stopped by shutdown; back to the head of queue %s", j->spec.id, j->queue);
 		if (j->row > 0)

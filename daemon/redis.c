@@ -52,6 +52,7 @@ struct redis {
 	struct conn cmd, blk;
 	char *library; /* "#!lua name=hopper" and every daemon/lua file */
 	struct batch *batch;
+	int batch_inflight; /* a batch awaits its reply */
 };
 
 struct request {
@@ -315,7 +316,7 @@ redis_batch(struct redis *r, const char *name, int argc, const char **argv, cons
 	batch_arg(b, n, strlen(n));
 	for (int i = 0; i < argc; i++)
 		batch_arg(b, argv[i], lens ? lens[i] : strlen(argv[i]));
-	if (b->nops >= BATCH_MAX_OPS)
+	if (b->nops >= BATCH_MAX_OPS && !r->batch_inflight)
 		redis_flush(r);
 	return 0;
 }
@@ -325,6 +326,7 @@ static void
 batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 {
 	struct batch *b = priv;
+	s->redis->batch_inflight = 0;
 	for (size_t i = 0; i < b->nops; i++) {
 		const struct redis_reply *e = rep;
 		if (rep != NULL && rr_type(rep) == RR_ARRAY)
@@ -356,6 +358,14 @@ redis_flush(struct redis *r)
 	b->argc = 0;
 	if (rc < 0)
 		batch_reply(r->s, NULL, b);
+	else
+		r->batch_inflight = 1;
+}
+
+int
+redis_can_flush(const struct redis *r)
+{
+	return !r->batch_inflight;
 }
 
 int

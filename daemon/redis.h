@@ -47,6 +47,8 @@ int redis_batch(struct redis *r, const char *name, int argc, const char **argv, 
                 void *priv);
 /* Sends the batch, if any. */
 void redis_flush(struct redis *r);
+/* 1 when no batch is awaiting its reply (hopperd keeps one in flight: the next grows meanwhile). */
+int redis_can_flush(const struct redis *r);
 /* A plain command on the command connection. Same return rules. */
 int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);
 /* BLMOVE src dst RIGHT LEFT timeout on the blocking connection. Same return rules. */

@@ -1,5 +1,5 @@
 -- hopper_finish(prefix, node, queue, id, payload, now, outcome, attempt, error, result, run_at, ttl,
---               max_events, worker_pid)
+--               max_events, worker_pid, started_at, max_attempts)
 -- Writes an attempt's outcome and takes the job out of this node's inflight list, in one step.
 -- outcome: succeeded, failed, dead, cancelled (terminal) or retrying (into the scheduled set at run_at).
 -- A job that already ended, or whose attempt counter moved past this one (a newer attempt owns it), is only
@@ -7,7 +7,7 @@
 OPS.finish = function(a)
   local p, node, q, id, payload, now, outcome = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
   local attempt, err, result, run_at = tonumber(a[8]), a[9], a[10], a[11]
-  local ttl, max_events, pid = tonumber(a[12]), tonumber(a[13]), a[14]
+  local ttl, max_events, pid, started, max_attempts = tonumber(a[12]), tonumber(a[13]), a[14], a[15], a[16]
   redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload)
   local h = p .. 'job:' .. id
   local st, cur, progress = job_status(h)
@@ -15,10 +15,12 @@ OPS.finish = function(a)
   if st and cur > attempt then return 0 end
   if outcome == 'succeeded' then
     progress = 100
-    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid, 'progress', 100, 'result', result)
+    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid, 'started_at', started, 'node', node,
+               'max_attempts', max_attempts, 'progress', 100, 'result', result)
     redis.call('HDEL', h, 'error')
   else
-    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid)
+    redis.call('HSET', h, 'attempt', attempt, 'worker_pid', pid, 'started_at', started, 'node', node,
+               'max_attempts', max_attempts)
   end
   if outcome == 'retrying' then
     redis.call('HSET', h, 'state', 'retrying', 'error', err, 'run_at', run_at, 'updated_at', now)
