@@ -106,7 +106,7 @@ worker_spawn(struct server *s)
 void
 pool_fill(struct server *s)
 {
-	if (s->shutting_down)
+	if (s->shutting_down || ev_now(s->loop) < s->spawn_after)
 		return;
 	while (s->nworkers < s->cfg.workers)
 		if (worker_spawn(s) == NULL)
@@ -390,7 +390,14 @@ worker_child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 	w->wstatus = cw->rstatus;
 	if (w->fd >= 0)
 		worker_drain(s, w); /* frames it wrote before dying */
-	if (w->phase != WORKER_EXITING && w->job == NULL)
+	if (w->phase == WORKER_STARTING) {
+		/* It never said hello (bad worker_path, missing library, a user that cannot be switched to):
+		 * retrying at once would only fork in a loop. The tick tries again in a second. */
+		char how[160];
+		describe_exit(w->wstatus, how, sizeof(how));
+		log_error("worker %d %s before it was ready; retrying in 1 s", (int)w->pid, how);
+		s->spawn_after = ev_now(s->loop) + 1.0;
+	} else if (w->phase != WORKER_EXITING && w->job == NULL)
 		log_warn("worker %d died while idle", (int)w->pid);
 	worker_retire(s, w);
 	if (w->job != NULL) {
