@@ -9,32 +9,52 @@ local TERMINAL = {succeeded = true, failed = true, dead = true, cancelled = true
 -- Every operation, by name; 99_register.lua registers each as hopper_NAME, and hopper_batch runs many.
 local OPS = {}
 
+-- Builds an event's JSON by concatenation. (cjson.encode formats every number with printf, and that was
+-- the largest single cost of a job in Redis.) id is a validated name, kind and state are fixed words, and
+-- attempt, progress and now are decimal strings exactly as hopperd sent them or the hash holds them; free
+-- text goes through text_field, which uses cjson for the escaping.
+local function event_json(id, kind, state, attempt, progress, now, extra)
+  return '{"job":"' .. id .. '","event":"' .. kind .. '","state":"' .. state .. '","attempt":' .. attempt ..
+         ',"progress":' .. progress .. ',"at":' .. now .. (extra or '') .. '}'
+end
+
+-- ',"name":"text"' (JSON-escaped), or '' when there is no text.
+local function text_field(name, text)
+  if text == nil or text == '' then return '' end
+  return ',"' .. name .. '":' .. cjson.encode(text)
+end
+
 -- Appends an event to the job's bounded event list and publishes it on the job's own channel and on the
--- global events channel. The list expires with the job (terminal events set its TTL).
-local function emit(p, id, ev, max_events, ttl, terminal)
-  local js = cjson.encode(ev)
+-- global events channel. The list expires with the job (terminal events set its TTL). max_events and ttl
+-- are decimal strings.
+local function emit(p, id, js, max_events, ttl, terminal)
   local k = p .. 'job:' .. id .. ':events'
-  if redis.call('RPUSH', k, js) > max_events then redis.call('LTRIM', k, -max_events, -1) end
+  if redis.call('RPUSH', k, js) > tonumber(max_events) then redis.call('LTRIM', k, '-' .. max_events, '-1') end
   if terminal then redis.call('EXPIRE', k, ttl) end
   redis.call('PUBLISH', p .. 'job:' .. id, js)
   redis.call('PUBLISH', p .. 'events', js)
 end
 
 -- Writes a terminal state onto an existing job hash, lets it expire, counts it and announces it.
--- attempt and progress are what the hash holds (callers have read them already).
+-- attempt and progress are the strings the hash holds (callers have read them already).
 local function finish_terminal(p, id, state, now, err, max_events, ttl, attempt, progress)
   local h = p .. 'job:' .. id
-  redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now)
+  if err == '' then
+    redis.call('HSET', h, 'state', state, 'finished_at', now, 'updated_at', now)
+    redis.call('HDEL', h, 'error')
+  else
+    redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now)
+  end
   redis.call('EXPIRE', h, ttl)
-  redis.call('HINCRBY', p .. 'stats', state, 1)
-  emit(p, id, {job = id, event = 'state', state = state, attempt = attempt, progress = progress,
-               error = (err ~= '' and err or nil), at = tonumber(now)}, max_events, ttl, true)
+  redis.call('HINCRBY', p .. 'stats', state, '1')
+  emit(p, id, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl,
+       true)
 end
 
--- Reads the fields most scripts decide on, in one call.
+-- Reads the fields most scripts decide on, in one call: state (or nil), attempt and progress as strings.
 local function job_status(h)
   local f = redis.call('HMGET', h, 'state', 'attempt', 'progress')
-  return f[1], tonumber(f[2]) or 0, tonumber(f[3]) or 0
+  return f[1], f[2] or '0', f[3] or '0'
 end
 
 -- Returns every job in node n's inflight lists to the head of its queue, oldest nearest the head.

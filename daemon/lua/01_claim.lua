@@ -17,13 +17,12 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
     return {'skip', st}
   end
   if not st then
-    redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', 0,
-               'max_attempts', max_attempts, 'progress', 0, 'created_at', created, 'enqueued_at', now,
-               'updated_at', now, 'payload', payload, 'stalls', 0)
+    redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
+               'max_attempts', max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', payload, 'stalls', '0')
     if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
     if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
-    emit(p, id, {job = id, event = 'state', state = 'queued', attempt = 0, progress = 0, at = tonumber(now)},
-         max_events, ttl, false)
+    emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
   end
   if idem ~= '' then
     local k = p .. 'idem:' .. idem
@@ -45,15 +44,15 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
       redis.call('LREM', infl, -1, payload)
       finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
       redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = typ, error = err,
-        died_at = tonumber(now), attempt = attempt, node = node, payload = payload}))
+        died_at = tonumber(now), attempt = tonumber(attempt), node = node, payload = payload}))
       return {'dead', err}
     end
   end
   if st then redis.call('PERSIST', h) end
-  return {'ok', attempt + 1}
+  return {'ok', tonumber(attempt) + 1}
 end
 
 OPS.claim = function(a)
-  return claim_job(a[1], a[2], a[3], a[4], a[5], a[6], a[7], tonumber(a[8]), a[9], a[10], a[11], a[12],
-                   tonumber(a[13]), tonumber(a[14]))
+  return claim_job(a[1], a[2], a[3], a[4], a[5], a[6], a[7], tonumber(a[8]), a[9], a[10], a[11], a[12], a[13],
+                   a[14])
 end

@@ -9,8 +9,7 @@ local function str_or(v, default)
 end
 
 OPS.fetch = function(a)
-  local p, node, n, max_stalls, ttl, max_events = a[1], a[2], tonumber(a[3]), tonumber(a[4]), tonumber(a[5]),
-                                                  tonumber(a[6])
+  local p, node, n, max_stalls, ttl, max_events = a[1], a[2], tonumber(a[3]), tonumber(a[4]), a[5], a[6]
   local default_attempts, now = a[7], a[8]
   local out = {}
   for i = 9, #a do

@@ -3,19 +3,19 @@
 -- back: being stopped by a shutdown is not the job's failure. Returns 1, or 0 if it was no longer held.
 OPS.requeue = function(a)
   local p, node, q, id, payload, now, attempt = a[1], a[2], a[3], a[4], a[5], a[6], tonumber(a[7])
-  local ttl, max_events = tonumber(a[8]), tonumber(a[9])
+  local ttl, max_events = a[8], a[9]
   if redis.call('LREM', p .. 'inflight:' .. node .. ':' .. q, -1, payload) == 0 then return 0 end
   redis.call('RPUSH', p .. 'queue:' .. q, payload)
   if id == '' then return 1 end
   local h = p .. 'job:' .. id
   local st = redis.call('HGET', h, 'state')
   if st and not TERMINAL[st] then
-    redis.call('HSET', h, 'state', 'queued', 'updated_at', now, 'progress', 0)
+    redis.call('HSET', h, 'state', 'queued', 'updated_at', now, 'progress', '0')
     if st == 'running' and tonumber(redis.call('HGET', h, 'attempt')) == attempt then
-      redis.call('HSET', h, 'attempt', attempt - 1)
+      redis.call('HSET', h, 'attempt', tostring(attempt - 1))
     end
-    emit(p, id, {job = id, event = 'state', state = 'queued', attempt = tonumber(redis.call('HGET', h, 'attempt')),
-                 progress = 0, at = tonumber(now)}, max_events, ttl, false)
+    emit(p, id, event_json(id, 'state', 'queued', redis.call('HGET', h, 'attempt') or '0', '0', now), max_events,
+         ttl, false)
   end
   return 1
 end
