@@ -220,6 +220,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double now = clock_now();
 	redis_tick(s->redis);
 	jobs_tick(s);
+	jobs_unhoard(s);
 	pool_fill(s);
 	pool_dispatch(s);
 	sd_notify_msg("WATCHDOG=1");

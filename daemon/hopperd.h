@@ -86,6 +86,7 @@ struct worker;
 struct job {
 	struct job *prev, *next; /* server.jobs */
 	struct job *ready_next;  /* server.ready FIFO */
+	double ready_at;         /* when it joined it */
 	char *payload;           /* the message bytes exactly as taken from the queue (LREM needs them) */
 	size_t payload_len;
 	char queue[QUEUE_NAME_MAX + 1];
@@ -161,6 +162,7 @@ struct server {
 	struct job *ready_head, *ready_tail;
 	int nfetched;       /* fetched or claimed, not yet on a worker */
 	int nrunning;       /* on a worker */
+	double avg_job_s;   /* moving average of attempt durations (automatic prefetch) */
 	double spawn_after; /* workers that die at start-up are not respawned in a tight loop */
 	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
 	int fetching;       /* a fetch request is outstanding */
@@ -233,6 +235,8 @@ void jobs_started(struct server *s, struct job *j);
 void jobs_progress(struct server *s, struct job *j, int progress, const char *stage, const char *message);
 void jobs_log(struct server *s, struct job *j, const char *level, const char *line);
 void jobs_tick(struct server *s);
+/* Gives back automatically prefetched jobs that waited too long for a worker (called from the tick). */
+void jobs_unhoard(struct server *s);
 void jobs_promote(struct server *s);
 /* Puts every job that has not reached a worker back at the head of its queue (shutdown). */
 void jobs_requeue_unstarted(struct server *s);

@@ -85,12 +85,32 @@ void
 job_ready_push(struct server *s, struct job *j)
 {
 	j->phase = PHASE_READY;
+	j->ready_at = ev_now(s->loop);
 	j->ready_next = NULL;
 	if (s->ready_tail)
 		s->ready_tail->ready_next = j;
 	else
 		s->ready_head = j;
 	s->ready_tail = j;
+}
+
+/* Unlinks j from the ready FIFO (it stays a fetched job). */
+static void
+job_ready_remove(struct server *s, struct job *target)
+{
+	struct job *prev = NULL;
+	for (struct job *j = s->ready_head; j != NULL; prev = j, j = j->ready_next) {
+		if (j != target)
+			continue;
+		if (prev)
+			prev->ready_next = j->ready_next;
+		else
+			s->ready_head = j->ready_next;
+		if (s->ready_tail == j)
+			s->ready_tail = prev;
+		j->ready_next = NULL;
+		return;
+	}
 }
 
 struct job *
@@ -464,11 +484,54 @@ job_accept_claimed(struct server *s, const char *queue, const char *payload, siz
 
 /* --- fetching --- */
 
+/*
+ * How many fetched-but-not-started jobs this daemon may hold. A fixed `prefetch` is used as given. The
+ * default (0) is one per worker, raised for short jobs so that a prefetched job waits about
+ * PREFETCH_WAIT_S on average: with jobs of 50 us that is up to PREFETCH_MAX_MULT per worker, which is what
+ * keeps workers busy across a Redis round trip; with jobs of a millisecond or more it stays one per
+ * worker. jobs_unhoard gives back the extra if jobs turn slow.
+ */
+#define PREFETCH_WAIT_S   0.002
+#define PREFETCH_MAX_MULT 16
+/* An extra prefetched job that has waited this long goes back to its queue for any daemon to take. */
+#define HOARD_MAX_S 0.5
+
+static int
+prefetch_limit(const struct server *s)
+{
+	if (s->cfg.prefetch > 0)
+		return s->cfg.prefetch;
+	double per_worker = s->avg_job_s > 0 ? PREFETCH_WAIT_S / s->avg_job_s : 1;
+	if (per_worker < 1)
+		per_worker = 1;
+	if (per_worker > PREFETCH_MAX_MULT)
+		per_worker = PREFETCH_MAX_MULT;
+	return (int)(s->cfg.workers * per_worker);
+}
+
 static int
 fetch_room(const struct server *s)
 {
-	int prefetch = s->cfg.prefetch > 0 ? s->cfg.prefetch : s->cfg.workers;
-	return s->cfg.workers - s->nrunning + prefetch - s->nfetched;
+	return s->cfg.workers - s->nrunning + prefetch_limit(s) - s->nfetched;
+}
+
+/* With the automatic prefetch, returns the jobs beyond one per worker that have waited too long. */
+void
+jobs_unhoard(struct server *s)
+{
+	if (s->cfg.prefetch > 0 || s->shutting_down)
+		return;
+	double now = ev_now(s->loop);
+	int kept = 0;
+	for (struct job *j = s->ready_head, *next; j != NULL; j = next) {
+		next = j->ready_next;
+		if (++kept <= s->cfg.workers || now - j->ready_at < HOARD_MAX_S)
+			continue;
+		job_ready_remove(s, j);
+		log_debug("job %s: waited %.1f s for a worker; back to queue %s", j->spec.id, now - j->ready_at,
+		          j->queue);
+		op_start(s, j, OP_REQUEUE);
+	}
 }
 
 /* Queue names in the order this fetch should try them: as configured, or shuffled by weight. */
@@ -692,6 +755,9 @@ jobs_attempt_done(struct server *s, struct job *j)
 	double now = clock_now();
 	s->nrunning--;
 	j->phase = PHASE_FINISHING;
+	/* A moving average of how long attempts take, for the automatic prefetch (1/16 weight per job). */
+	double took = now - j->started_at;
+	s->avg_job_s = s->avg_job_s > 0 ? s->avg_job_s + (took - s->avg_job_s) / 16 : took;
 	if (j->timed_out) {
 		char *e = xasprintf("timed out after %g s%s%s", j->spec.timeout_s, j->error ? ": " : "",
 		                    j->error ? j->error : "");
