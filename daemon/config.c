@@ -39,7 +39,7 @@ static const struct option_def options[] = {
         {"heartbeat_s", OPT_DBL, O(heartbeat_s), "2", 0.1, 600, "heartbeat interval"},
         {"queues", OPT_STR, O(queues_spec), "default", 0, 0, "queues, highest priority first; name[:weight],..."},
         {"queue_mode", OPT_STR, O(queue_mode), "strict", 0, 0, "strict or weighted"},
-        {"prefetch", OPT_INT, O(prefetch), "0", 0, 10000, "fetched-but-not-started jobs held (0: automatic, see hopperd.conf(5))"},
+        {"prefetch", OPT_INT, O(prefetch), "0", 0, 10000, "fetched-but-not-started jobs held (0: automatic)"},
         {"block_s", OPT_DBL, O(block_s), "1", 0.01, 60, "blocking fetch timeout"},
         {"poll_ms", OPT_INT, O(poll_ms), "200", 10, 60000, "how often due delayed jobs and retries are promoted"},
         {"workers", OPT_INT, O(workers), "0", 0, 1024, "worker processes (0: number of CPU cores)"},
