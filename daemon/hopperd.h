@@ -167,6 +167,7 @@ struct server {
 	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
 	int fetching;       /* a fetch request is outstanding */
 	int want_fetch;     /* something freed room this turn */
+	int need_reconcile; /* a connection dropped since the last reconcile (see jobs.c reconcile) */
 	int blocking;       /* a blocking fetch is outstanding */
 	unsigned block_rr;
 
@@ -221,7 +222,8 @@ int pool_live(const struct server *s);
 void jobs_start(struct server *s);
 /* Called when Redis (re)connects: re-registers, recovers, resends pending writes, restarts fetching. */
 void jobs_on_connect(struct server *s);
-void jobs_on_disconnect(struct server *s);
+/* A connection dropped: replies it owed are lost, so the inflight lists are reconciled before the next fetch. */
+void jobs_on_disconnect(struct server *s, int blocking_conn);
 /* Fetches more jobs if there is room (at the end of this loop turn, in its batch). */
 void jobs_fetch(struct server *s);
 /* Adds the fetch asked for during this turn to the turn's batch; called by the prepare hook. */

@@ -604,10 +604,63 @@ jobs_fetch(struct server *s)
 	s->want_fetch = 1;
 }
 
+static void
+reconcile_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	s->fetching = 0;
+	if (r == NULL || rr_type(r) != RR_INTEGER) {
+		if (r != NULL)
+			log_error("reconcile failed: %s",
+			          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
+		return; /* still needed: tried again with the next fetch */
+	}
+	s->need_reconcile = 0;
+	if (rr_int(r) > 0)
+		log_warn("returned %lld jobs whose fetch reply was lost with the connection to their queues",
+		         rr_int(r));
+	jobs_fetch(s);
+}
+
+/*
+ * After a reconnect, before fetching again: returns to their queues the inflight entries this daemon does
+ * not hold (their fetch or BLMOVE reply was lost). It runs only while no fetch is outstanding on either
+ * connection, or it could return a job whose reply is still on its way.
+ */
+static void
+reconcile(struct server *s)
+{
+	int n = 3 + s->cfg.nqueues, k = 0;
+	const char **argv = xcalloc((size_t)(n + s->njobs + 1), sizeof(*argv));
+	size_t *lens = xcalloc((size_t)(n + s->njobs + 1), sizeof(*lens));
+	char nq[16];
+	argv[k++] = s->cfg.key_prefix;
+	argv[k++] = s->cfg.node_id;
+	argv[k++] = FMT_INT(nq, s->cfg.nqueues);
+	for (int i = 0; i < s->cfg.nqueues; i++)
+		argv[k++] = s->cfg.queues[i].name;
+	for (int i = 0; i < k; i++)
+		lens[i] = strlen(argv[i]);
+	for (struct job *j = s->jobs; j != NULL && k < n + s->njobs; j = j->next) {
+		if (j->dead)
+			continue;
+		argv[k] = j->payload;
+		lens[k++] = j->payload_len;
+	}
+	if (redis_batch(s->redis, "reconcile", k, argv, lens, reconcile_reply, NULL) == 0)
+		s->fetching = 1;
+	free(argv);
+	free(lens);
+}
+
 void
 jobs_flush_fetch(struct server *s)
 {
-	if (!s->want_fetch || s->shutting_down || !s->registered || s->fetching || !redis_ready(s->redis))
+	if (s->need_reconcile && s->registered && !s->fetching && !s->blocking && redis_ready(s->redis)) {
+		reconcile(s);
+		return;
+	}
+	if (!s->want_fetch || s->need_reconcile || s->shutting_down || !s->registered || s->fetching ||
+	    !redis_ready(s->redis))
 		return;
 	s->want_fetch = 0;
 	int room = fetch_room(s);
@@ -901,6 +954,7 @@ jobs_on_connect(struct server *s)
 		heartbeat(s, 1);
 		return;
 	}
+	s->need_reconcile = 1;
 	heartbeat(s, 0);
 	for (struct job *j = s->jobs; j != NULL; j = j->next)
 		if (!j->dead)
@@ -909,10 +963,13 @@ jobs_on_connect(struct server *s)
 }
 
 void
-jobs_on_disconnect(struct server *s)
+jobs_on_disconnect(struct server *s, int blocking_conn)
 {
-	s->fetching = 0;
-	s->blocking = 0;
+	if (blocking_conn)
+		s->blocking = 0;
+	else
+		s->fetching = 0;
+	s->need_reconcile = 1;
 }
 
 void

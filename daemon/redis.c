@@ -171,8 +171,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL;
 	c->up = 0;
 	c->pending = 0;
-	if (c->is_cmd)
-		jobs_on_disconnect(c->r->s);
+	jobs_on_disconnect(c->r->s, !c->is_cmd);
 	conn_schedule_retry(c);
 }
 
