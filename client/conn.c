@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "hopperctl.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -99,9 +100,8 @@ append_cmd(struct conn *c, const struct conn_cmd *cmd)
 	return redisAppendCommandArgv(c->rc, cmd->argc, (const char **)cmd->argv, cmd->len) == REDIS_OK ? 0 : -1;
 }
 
-/* Runs one setup command (AUTH, SELECT); an error reply fails it. Takes ownership of cmd; *cause as conn_call. */
-static int
-setup_call(struct conn *c, struct conn_cmd *cmd, char **cause)
+int
+conn_run(struct conn *c, struct conn_cmd *cmd, char **cause)
 {
 	struct conn_reply *r = NULL;
 	int rv = conn_call(c, cmd, &r, cause);
@@ -134,13 +134,13 @@ conn_open(const struct conn_opts *opts, char **cause)
 	if (opts->password != NULL) {
 		struct conn_cmd *cmd = conn_cmd_new("AUTH");
 		conn_arg(cmd, opts->password);
-		if (setup_call(c, cmd, cause) < 0)
+		if (conn_run(c, cmd, cause) < 0)
 			goto fail;
 	}
 	if (opts->db != 0) {
 		struct conn_cmd *cmd = conn_cmd_new("SELECT");
 		conn_argf(cmd, "%d", opts->db);
-		if (setup_call(c, cmd, cause) < 0)
+		if (conn_run(c, cmd, cause) < 0)
 			goto fail;
 	}
 	return c;
@@ -334,14 +334,6 @@ conn_subscribe(struct conn *c, char *const *channels, size_t n, char **cause)
 	return 0;
 }
 
-static double
-monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* A reply already in the reader's buffer: 1 with *out (caller frees), 0 when none is complete, -1 with *cause
  * (caller frees) on a protocol error. */
 static int
@@ -367,12 +359,12 @@ buffered_reply(struct conn *c, struct conn_reply **out, char **cause)
 int
 conn_wait(struct conn *c, int timeout_ms, struct conn_reply **out, char **cause)
 {
-	double deadline = monotonic_ms() + timeout_ms;
+	double deadline = clock_monotonic_ms() + timeout_ms;
 	for (;;) {
 		int rv = buffered_reply(c, out, cause);
 		if (rv != 0)
 			return rv;
-		double left = deadline - monotonic_ms();
+		double left = deadline - clock_monotonic_ms();
 		if (left <= 0)
 			return 0;
 		struct pollfd pfd = {.fd = c->rc->fd, .events = POLLIN};

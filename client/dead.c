@@ -64,17 +64,6 @@ entry_str(json_t *obj, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Runs one command whose reply does not matter. Takes ownership of cmd. -1 with *cause (caller frees). */
-static int
-dead_call(struct conn *c, struct conn_cmd *cmd, char **cause)
-{
-	struct conn_reply *r = NULL;
-	int rv = conn_call(c, cmd, &r, cause);
-	conn_reply_free(r);
-	conn_cmd_free(cmd);
-	return rv;
-}
-
 /* LRANGE of the whole list, after WATCHing it when watch is set. 0 with *out (caller frees), -1 with *cause. */
 static int
 dead_read(struct ctl *ctl, struct conn *c, int watch, struct conn_reply **out, char **cause)
@@ -85,7 +74,7 @@ dead_read(struct ctl *ctl, struct conn *c, int watch, struct conn_reply **out, c
 	if (watch) {
 		cmd = conn_cmd_new("WATCH");
 		conn_arg(cmd, key);
-		rv = dead_call(c, cmd, cause);
+		rv = conn_run(c, cmd, cause);
 	}
 	if (rv == 0) {
 		cmd = conn_cmd_new("LRANGE");
@@ -381,7 +370,7 @@ dead_change_once(struct ctl *ctl, struct conn *c, struct cmd_args *a, int requeu
 	struct plan *plans = dead_plan(list, a, requeue, found, &n);
 	int rv = requeue ? plan_check_hashes(ctl, c, plans, n, cause) : 0;
 	if (rv == 0 && n == 0)
-		rv = dead_call(c, conn_cmd_new("UNWATCH"), cause);
+		rv = conn_run(c, conn_cmd_new("UNWATCH"), cause);
 	else if (rv == 0) {
 		char now[32];
 		clock_format(clock_now(), now, sizeof(now));

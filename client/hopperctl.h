@@ -99,6 +99,8 @@ int conn_subscribe(struct conn *c, char *const *channels, size_t n, char **cause
  * 1 with *out (caller frees), 0 on timeout, -1 with *cause (caller frees) when the connection broke. */
 int conn_wait(struct conn *c, int timeout_ms, struct conn_reply **out, char **cause);
 void conn_reply_free(struct conn_reply *r);
+/* Runs one command whose reply only matters as success or error. Takes ownership of cmd; *cause as conn_call. */
+int conn_run(struct conn *c, struct conn_cmd *cmd, char **cause);
 
 /* --- hopperctl.c: global state, dispatch, help --- */
 

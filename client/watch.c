@@ -374,14 +374,6 @@ watch_subscribe(struct watch *w)
 	return rv;
 }
 
-static double
-monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int
 pending(const struct watch *w)
 {
@@ -396,9 +388,9 @@ pending(const struct watch *w)
 static int
 watch_loop(struct watch *w, struct conn *c, double deadline)
 {
-	double last_poll = monotonic_ms();
+	double last_poll = clock_monotonic_ms();
 	while (pending(w)) {
-		double now = monotonic_ms();
+		double now = clock_monotonic_ms();
 		if (deadline > 0 && now >= deadline)
 			return 1;
 		double wait = WATCH_POLL_MS - (now - last_poll);
@@ -415,10 +407,10 @@ watch_loop(struct watch *w, struct conn *c, double deadline)
 		if (rv == 1)
 			watch_message(w, m);
 		conn_reply_free(m);
-		if (monotonic_ms() - last_poll >= WATCH_POLL_MS) {
+		if (clock_monotonic_ms() - last_poll >= WATCH_POLL_MS) {
 			if (watch_poll(w, c) < 0)
 				return -1;
-			last_poll = monotonic_ms();
+			last_poll = clock_monotonic_ms();
 		}
 	}
 	return 0;
@@ -455,7 +447,7 @@ watch_code(const struct watch *w, int loop_rv)
 int
 watch_jobs(struct ctl *ctl, char *const *ids, int n, enum watch_mode mode, double timeout_s)
 {
-	double deadline = timeout_s > 0 ? monotonic_ms() + timeout_s * 1e3 : 0;
+	double deadline = timeout_s > 0 ? clock_monotonic_ms() + timeout_s * 1e3 : 0;
 	struct conn *c = ctl_conn(ctl);
 	if (c == NULL)
 		return CTL_EXIT_REDIS;

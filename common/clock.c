@@ -17,3 +17,11 @@ clock_format(double t, char *buf, unsigned long size)
 	snprintf(buf, size, "%.3f", t);
 	return buf;
 }
+
+double
+clock_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}

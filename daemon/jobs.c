@@ -159,6 +159,16 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 	server_maybe_exit(s);
 }
 
+/* Adds a job's op to the batch, with op_reply as its callback; the payload is passed binary-safe. */
+static int
+batch_job_op(struct server *s, struct job *j, const char *name, const char **argv, int argc)
+{
+	size_t lens[24];
+	for (int i = 0; i < argc; i++)
+		lens[i] = argv[i] == j->payload ? j->payload_len : strlen(argv[i]);
+	return redis_batch(s->redis, name, argc, argv, lens, op_reply, j);
+}
+
 static int
 send_claim(struct server *s, struct job *j, const char *now)
 {
@@ -177,11 +187,7 @@ send_claim(struct server *s, struct job *j, const char *now)
 	                      j->spec.idempotency_key ? j->spec.idempotency_key : "",
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
-	size_t lens[14];
-	for (int i = 0; i < 14; i++)
-		lens[i] = strlen(argv[i]);
-	lens[8] = j->payload_len;
-	return redis_batch(s->redis, "claim", 14, argv, lens, op_reply, j);
+	return batch_job_op(s, j, "claim", argv, 14);
 }
 
 static int
@@ -198,11 +204,7 @@ send_bury(struct server *s, struct job *j, const char *now)
 	                      j->dead_entry,
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
-	size_t lens[10];
-	for (int i = 0; i < 10; i++)
-		lens[i] = strlen(argv[i]);
-	lens[4] = j->payload_len;
-	return redis_batch(s->redis, "bury", 10, argv, lens, op_reply, j);
+	return batch_job_op(s, j, "bury", argv, 10);
 }
 
 static int
@@ -221,11 +223,7 @@ send_schedule(struct server *s, struct job *j, const char *now)
 	                      FMT_INT(ma, j->spec.max_attempts),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
-	size_t lens[12];
-	for (int i = 0; i < 12; i++)
-		lens[i] = strlen(argv[i]);
-	lens[4] = j->payload_len;
-	return redis_batch(s->redis, "schedule", 12, argv, lens, op_reply, j);
+	return batch_job_op(s, j, "schedule", argv, 12);
 }
 
 static int
@@ -248,11 +246,7 @@ send_finish(struct server *s, struct job *j, const char *now)
 	                      FMT_INT(pid, j->worker_pid),
 	                      FMT_NUM(started, j->started_at),
 	                      FMT_INT(ma, j->spec.max_attempts)};
-	size_t lens[16];
-	for (int i = 0; i < 16; i++)
-		lens[i] = strlen(argv[i]);
-	lens[4] = j->payload_len;
-	return redis_batch(s->redis, "finish", 16, argv, lens, op_reply, j);
+	return batch_job_op(s, j, "finish", argv, 16);
 }
 
 static int
@@ -268,11 +262,7 @@ send_requeue(struct server *s, struct job *j, const char *now)
 	                      FMT_INT(attempt, j->attempt),
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max)};
-	size_t lens[9];
-	for (int i = 0; i < 9; i++)
-		lens[i] = strlen(argv[i]);
-	lens[4] = j->payload_len;
-	return redis_batch(s->redis, "requeue", 9, argv, lens, op_reply, j);
+	return batch_job_op(s, j, "requeue", argv, 9);
 }
 
 static const struct {
