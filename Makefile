@@ -4,6 +4,7 @@
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
+#   make soak         the chaos scenario, long: SOAK_ROUNDS random kills, SOAK_RUNS times
 #   make install      PREFIX (/usr/local) and DESTDIR honoured
 #   make clean
 
@@ -45,7 +46,7 @@ UNIT_TESTS := test_frame test_job test_config test_store test_heap
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
-.PHONY: all deps check unit e2e bench demo fuzz install clean format format-check
+.PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
 all: $(BINS)
 
 deps:
@@ -97,6 +98,14 @@ bench: deps
 demo: deps
 	$(MAKE) all
 	./tools/demo.sh $(B)
+
+SOAK_ROUNDS ?= 60
+SOAK_RUNS ?= 3
+soak: deps
+	$(MAKE) all
+	for i in $$(seq 1 $(SOAK_RUNS)); do \
+	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
+	done
 
 FUZZ_TARGETS := fuzz_frame fuzz_job
 fuzz: deps
