@@ -189,7 +189,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	/* One batch in flight at a time: while it is out, the next one grows (and fast jobs skip "running"). */
 	if (redis_can_flush(s->redis)) {
 		jobs_flush_runs(s);
-		jobs_flush_fetch(s);
+		fetch_flush(s);
 		redis_flush(s->redis);
 	}
 	if (store_pending(s->store)) {
@@ -219,8 +219,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct server *s = w->data;
 	double now = clock_now();
 	redis_tick(s->redis);
-	jobs_tick(s);
-	jobs_unhoard(s);
+	node_tick(s);
+	fetch_unhoard(s);
 	pool_fill(s);
 	pool_dispatch(s);
 	sd_notify_msg("WATCHDOG=1");
@@ -236,7 +236,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 promote_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	jobs_promote(w->data);
+	node_promote(w->data);
 }
 
 static void

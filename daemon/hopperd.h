@@ -219,27 +219,28 @@ double pool_next_deadline(const struct server *s);
 int pool_live(const struct server *s);
 
 /* jobs.c */
+/* Decimal text of a time or an integer into a local buffer, for script arguments. */
+#define FMT_NUM(buf, v) (snprintf((buf), sizeof(buf), "%.3f", (double)(v)), (buf))
+#define FMT_INT(buf, v) (snprintf((buf), sizeof(buf), "%lld", (long long)(v)), (buf))
 void jobs_start(struct server *s);
-/* Called when Redis (re)connects: re-registers, recovers, resends pending writes, restarts fetching. */
-void jobs_on_connect(struct server *s);
-/* A connection dropped: replies it owed are lost, so the inflight lists are reconciled before the next fetch. */
-void jobs_on_disconnect(struct server *s, int blocking_conn);
-/* Fetches more jobs if there is room (at the end of this loop turn, in its batch). */
-void jobs_fetch(struct server *s);
-/* Adds the fetch asked for during this turn to the turn's batch; called by the prepare hook. */
-void jobs_flush_fetch(struct server *s);
-/* Adds the pending "running" writes to the batch; called by the prepare hook when a batch can leave. */
-void jobs_flush_runs(struct server *s);
+/* A message fetched without a claim: validated here, then claimed, scheduled or buried. Copies payload. */
+void job_accept(struct server *s, const char *queue, const char *payload, size_t len);
+/* A message the fetch already claimed, with claim's verdict ("ok", "skip", "dup", "dead"). Copies payload. */
+void job_accept_claimed(struct server *s, const char *queue, const char *payload, size_t len, const char *verdict,
+                        const char *detail);
+/* Sets the Redis write that will take the job out of the inflight list, and sends it when Redis is up. */
+void job_op_start(struct server *s, struct job *j, enum job_op op);
+/* Sends every pending op again (after a reconnect), and those whose error-retry time has come. */
+void jobs_resend(struct server *s);
+void jobs_retry_failed_ops(struct server *s);
 /* A worker reported the attempt's end (frame) or died; decides the outcome once both are in. */
 void jobs_attempt_done(struct server *s, struct job *j);
-/* The job went to a worker: mark it running in Redis and open its execution-log row. */
+/* The job went to a worker: its execution-log row opens; "running" is written with the next batch. */
 void jobs_started(struct server *s, struct job *j);
+/* Adds the pending "running" writes to the batch; called by the prepare hook when a batch can leave. */
+void jobs_flush_runs(struct server *s);
 void jobs_progress(struct server *s, struct job *j, int progress, const char *stage, const char *message);
 void jobs_log(struct server *s, struct job *j, const char *level, const char *line);
-void jobs_tick(struct server *s);
-/* Gives back automatically prefetched jobs that waited too long for a worker (called from the tick). */
-void jobs_unhoard(struct server *s);
-void jobs_promote(struct server *s);
 /* Puts every job that has not reached a worker back at the head of its queue (shutdown). */
 void jobs_requeue_unstarted(struct server *s);
 /* Shutdown's grace ran out: stops running jobs; they go back to the head of their queues. */
@@ -247,6 +248,26 @@ void jobs_stop_running(struct server *s);
 void jobs_free_dead(struct server *s);
 void job_ready_push(struct server *s, struct job *j);
 struct job *job_ready_pop(struct server *s);
+/* Unlinks j from the ready FIFO (it stays a fetched job). */
+void job_ready_remove(struct server *s, struct job *j);
+
+/* fetch.c */
+/* Fetches more jobs if there is room (at the end of this loop turn, in its batch). */
+void fetch_more(struct server *s);
+/* Adds the fetch asked for during this turn (or a pending reconcile) to the batch; from the prepare hook. */
+void fetch_flush(struct server *s);
+/* Gives back automatically prefetched jobs that waited too long for a worker (called from the tick). */
+void fetch_unhoard(struct server *s);
+
+/* node.c */
+/* Redis (re)connected: registers (start-up) or re-registers, resends pending writes, fetches again. */
+void node_on_connect(struct server *s);
+/* A connection dropped: replies it owed are lost, so the inflight lists are reconciled before the next fetch. */
+void node_on_disconnect(struct server *s, int blocking_conn);
+/* Heartbeat, reaping of dead nodes, retries of refused writes; once per tick. */
+void node_tick(struct server *s);
+/* Moves due delayed jobs and retries to their queues. */
+void node_promote(struct server *s);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);

@@ -3,7 +3,7 @@
  *
  * Every Redis write that takes a job out of this node's inflight list is a job "op" (claim, bury, schedule,
  * finish, requeue). The op is remembered on the job until its reply arrives; a reply lost with the
- * connection leaves the op pending, and jobs_on_connect sends it again. The scripts are idempotent for
+ * connection leaves the op pending, and node_on_connect sends it again. The scripts are idempotent for
  * exactly this: a finish that already happened only acknowledges.
  */
 #include <math.h>
@@ -20,9 +20,6 @@
 #include "redis.h"
 #include "store.h"
 #include "xmalloc.h"
-
-#define FMT_NUM(buf, v) (snprintf((buf), sizeof(buf), "%.3f", (double)(v)), (buf))
-#define FMT_INT(buf, v) (snprintf((buf), sizeof(buf), "%lld", (long long)(v)), (buf))
 
 static void op_send(struct server *s, struct job *j);
 
@@ -95,7 +92,7 @@ job_ready_push(struct server *s, struct job *j)
 }
 
 /* Unlinks j from the ready FIFO (it stays a fetched job). */
-static void
+void
 job_ready_remove(struct server *s, struct job *target)
 {
 	struct job *prev = NULL;
@@ -136,7 +133,7 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 	struct job *j = priv;
 	j->redis_busy = 0;
 	if (r == NULL)
-		return; /* connection lost: jobs_on_connect resends */
+		return; /* connection lost: node_on_connect resends */
 	if (rr_type(r) == RR_ERROR) {
 		log_error("job %s: Redis refused %s: %s (retrying in 1 s)", j->spec.id[0] ? j->spec.id : "?",
 		          j->op == OP_CLAIM ? "claim" : "write", rr_str(r, NULL));
@@ -155,7 +152,7 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 	default: job_done(s, j); break;
 	}
 	if (!s->shutting_down)
-		jobs_fetch(s);
+		fetch_more(s);
 	server_maybe_exit(s);
 }
 
@@ -273,7 +270,7 @@ static const struct {
         {OP_FINISH, send_finish}, {OP_REQUEUE, send_requeue},
 };
 
-/* Sends the job's pending op if Redis is up; otherwise it waits for jobs_on_connect. */
+/* Sends the job's pending op if Redis is up; otherwise it waits for node_on_connect. */
 static void
 op_send(struct server *s, struct job *j)
 {
@@ -292,8 +289,8 @@ op_send(struct server *s, struct job *j)
 	}
 }
 
-static void
-op_start(struct server *s, struct job *j, enum job_op op)
+void
+job_op_start(struct server *s, struct job *j, enum job_op op)
 {
 	j->op = op;
 	op_send(s, j);
@@ -370,10 +367,10 @@ job_bury(struct server *s, struct job *j, const char *why)
 	int64_t row = store_attempt_start(s->store, &a);
 	if (row > 0)
 		store_attempt_finish(s->store, row, "dead", clock_now(), why, NULL);
-	op_start(s, j, OP_BURY);
+	job_op_start(s, j, OP_BURY);
 }
 
-static void
+void
 job_accept(struct server *s, const char *queue, const char *payload, size_t len)
 {
 	struct job *j = job_new(s, queue, payload, len);
@@ -388,11 +385,11 @@ job_accept(struct server *s, const char *queue, const char *payload, size_t len)
 		return;
 	}
 	if (j->spec.run_at > clock_now() + 0.001) {
-		op_start(s, j, OP_SCHEDULE);
+		job_op_start(s, j, OP_SCHEDULE);
 		return;
 	}
 	j->phase = PHASE_CLAIMING;
-	op_start(s, j, OP_CLAIM);
+	job_op_start(s, j, OP_CLAIM);
 }
 
 /* Acts on claim's verdict: "ok" with the attempt number, or skip, dup, dead with a detail. */
@@ -403,11 +400,11 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 		j->op = OP_NONE;
 		j->attempt = atoi(detail ? detail : "1");
 		if (s->shutting_down) {
-			op_start(s, j, OP_REQUEUE);
+			job_op_start(s, j, OP_REQUEUE);
 			return;
 		}
 		if (j->spec.run_at > clock_now() + 0.001) {
-			op_start(s, j, OP_SCHEDULE);
+			job_op_start(s, j, OP_SCHEDULE);
 			return;
 		}
 		job_ready_push(s, j);
@@ -449,7 +446,7 @@ claim_done(struct server *s, struct job *j, const struct redis_reply *r)
  * A message the fetch already claimed (its JSON named a usable id). It is still validated in full here;
  * one that fails goes to the dead list like any other bad message.
  */
-static void
+void
 job_accept_claimed(struct server *s, const char *queue, const char *payload, size_t len, const char *verdict,
                    const char *detail)
 {
@@ -470,239 +467,6 @@ job_accept_claimed(struct server *s, const char *queue, const char *payload, siz
 	j->has_id = 1;
 	j->phase = PHASE_CLAIMING;
 	claim_verdict(s, j, verdict, detail);
-}
-
-/* --- fetching --- */
-
-/*
- * How many fetched-but-not-started jobs this daemon may hold. A fixed `prefetch` is used as given. The
- * default (0) is one per worker, raised for short jobs so that a prefetched job waits about
- * PREFETCH_WAIT_S on average: with jobs of 50 us that is up to PREFETCH_MAX_MULT per worker, which is what
- * keeps workers busy across a Redis round trip; with jobs of a millisecond or more it stays one per
- * worker. jobs_unhoard gives back the extra if jobs turn slow.
- */
-#define PREFETCH_WAIT_S   0.002
-#define PREFETCH_MAX_MULT 16
-/* An extra prefetched job that has waited this long goes back to its queue for any daemon to take. */
-#define HOARD_MAX_S 0.5
-
-static int
-prefetch_limit(const struct server *s)
-{
-	if (s->cfg.prefetch > 0)
-		return s->cfg.prefetch;
-	double per_worker = s->avg_job_s > 0 ? PREFETCH_WAIT_S / s->avg_job_s : 1;
-	if (per_worker < 1)
-		per_worker = 1;
-	if (per_worker > PREFETCH_MAX_MULT)
-		per_worker = PREFETCH_MAX_MULT;
-	return (int)(s->cfg.workers * per_worker);
-}
-
-static int
-fetch_room(const struct server *s)
-{
-	return s->cfg.workers - s->nrunning + prefetch_limit(s) - s->nfetched;
-}
-
-/* With the automatic prefetch, returns the jobs beyond one per worker that have waited too long. */
-void
-jobs_unhoard(struct server *s)
-{
-	if (s->cfg.prefetch > 0 || s->shutting_down)
-		return;
-	double now = ev_now(s->loop);
-	int kept = 0;
-	for (struct job *j = s->ready_head, *next; j != NULL; j = next) {
-		next = j->ready_next;
-		if (++kept <= s->cfg.workers || now - j->ready_at < HOARD_MAX_S)
-			continue;
-		job_ready_remove(s, j);
-		log_debug("job %s: waited %.1f s for a worker; back to queue %s", j->spec.id, now - j->ready_at,
-		          j->queue);
-		op_start(s, j, OP_REQUEUE);
-	}
-}
-
-/* Queue names in the order this fetch should try them: as configured, or shuffled by weight. */
-static int
-fetch_order(struct server *s, const char **names)
-{
-	int n = s->cfg.nqueues;
-	for (int i = 0; i < n; i++)
-		names[i] = s->cfg.queues[i].name;
-	if (strcmp(s->cfg.queue_mode, "weighted") != 0)
-		return n;
-	/* Weighted random order without replacement: pick each next queue in proportion to its weight. */
-	int weights[MAX_QUEUES], total = 0;
-	for (int i = 0; i < n; i++)
-		total += weights[i] = s->cfg.queues[i].weight;
-	for (int i = 0; i < n; i++) {
-		int r = (int)(drand48() * total), k = i;
-		for (int acc = 0; k < n; k++) {
-			acc += weights[k];
-			if (r < acc)
-				break;
-		}
-		if (k >= n)
-			k = n - 1;
-		const char *tn = names[i];
-		int tw = weights[i];
-		names[i] = names[k];
-		weights[i] = weights[k];
-		names[k] = tn;
-		weights[k] = tw;
-		total -= weights[i];
-	}
-	return n;
-}
-
-static void block_fetch(struct server *s);
-
-static void
-fetch_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	s->fetching = 0;
-	if (r == NULL)
-		return;
-	if (rr_type(r) != RR_ARRAY) {
-		log_error("fetch failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
-		return; /* the next tick tries again */
-	}
-	size_t n = rr_count(r);
-	for (size_t i = 0; i + 3 < n; i += 4) {
-		size_t len;
-		const char *queue = rr_str(rr_elem(r, i), NULL), *payload = rr_str(rr_elem(r, i + 1), &len);
-		const char *verdict = rr_str(rr_elem(r, i + 2), NULL), *detail = rr_str(rr_elem(r, i + 3), NULL);
-		if (queue == NULL || payload == NULL || verdict == NULL)
-			continue;
-		if (strcmp(verdict, "raw") == 0)
-			job_accept(s, queue, payload, len);
-		else
-			job_accept_claimed(s, queue, payload, len, verdict, detail);
-	}
-	if ((intptr_t)priv > (intptr_t)(n / 4))
-		block_fetch(s); /* the queues ran dry: wait for the next job */
-	else
-		jobs_fetch(s);
-}
-
-/* Asks for a fetch; jobs_flush_fetch adds it to this turn's batch, beside the turn's finishes. */
-void
-jobs_fetch(struct server *s)
-{
-	s->want_fetch = 1;
-}
-
-static void
-reconcile_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	s->fetching = 0;
-	if (r == NULL || rr_type(r) != RR_INTEGER) {
-		if (r != NULL)
-			log_error("reconcile failed: %s",
-			          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
-		return; /* still needed: tried again with the next fetch */
-	}
-	s->need_reconcile = 0;
-	if (rr_int(r) > 0)
-		log_warn("returned %lld jobs whose fetch reply was lost with the connection to their queues",
-		         rr_int(r));
-	jobs_fetch(s);
-}
-
-/*
- * After a reconnect, before fetching again: returns to their queues the inflight entries this daemon does
- * not hold (their fetch or BLMOVE reply was lost). It runs only while no fetch is outstanding on either
- * connection, or it could return a job whose reply is still on its way.
- */
-static void
-reconcile(struct server *s)
-{
-	int n = 3 + s->cfg.nqueues, k = 0;
-	const char **argv = xcalloc((size_t)(n + s->njobs + 1), sizeof(*argv));
-	size_t *lens = xcalloc((size_t)(n + s->njobs + 1), sizeof(*lens));
-	char nq[16];
-	argv[k++] = s->cfg.key_prefix;
-	argv[k++] = s->cfg.node_id;
-	argv[k++] = FMT_INT(nq, s->cfg.nqueues);
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[k++] = s->cfg.queues[i].name;
-	for (int i = 0; i < k; i++)
-		lens[i] = strlen(argv[i]);
-	for (struct job *j = s->jobs; j != NULL && k < n + s->njobs; j = j->next) {
-		if (j->dead)
-			continue;
-		argv[k] = j->payload;
-		lens[k++] = j->payload_len;
-	}
-	if (redis_batch(s->redis, "reconcile", k, argv, lens, reconcile_reply, NULL) == 0)
-		s->fetching = 1;
-	free(argv);
-	free(lens);
-}
-
-void
-jobs_flush_fetch(struct server *s)
-{
-	if (s->need_reconcile && s->registered && !s->fetching && !s->blocking && redis_ready(s->redis)) {
-		reconcile(s);
-		return;
-	}
-	if (!s->want_fetch || s->need_reconcile || s->shutting_down || !s->registered || s->fetching ||
-	    !redis_ready(s->redis))
-		return;
-	s->want_fetch = 0;
-	int room = fetch_room(s);
-	if (room <= 0)
-		return;
-	const char *argv[8 + MAX_QUEUES];
-	char max[16], stalls[16], ttl[16], evmax[16], attempts[16], now[32];
-	argv[0] = s->cfg.key_prefix;
-	argv[1] = s->cfg.node_id;
-	argv[2] = FMT_INT(max, room);
-	argv[3] = FMT_INT(stalls, s->cfg.max_stalls);
-	argv[4] = FMT_INT(ttl, s->cfg.result_ttl_s);
-	argv[5] = FMT_INT(evmax, s->cfg.events_max);
-	argv[6] = FMT_INT(attempts, s->cfg.max_attempts);
-	argv[7] = FMT_NUM(now, clock_now());
-	int nq = fetch_order(s, argv + 8);
-	if (redis_batch(s->redis, "fetch", 8 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
-		s->fetching = 1;
-}
-
-static void
-block_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	s->blocking = 0;
-	if (r == NULL)
-		return;
-	if (rr_type(r) == RR_STRING) {
-		size_t len;
-		const char *payload = rr_str(r, &len);
-		job_accept(s, s->cfg.queues[(uintptr_t)priv].name, payload, len);
-	} else if (rr_type(r) == RR_ERROR)
-		log_error("blocking fetch failed: %s", rr_str(r, NULL));
-	jobs_fetch(s);
-}
-
-/*
- * Waits on one queue with BLMOVE. With several queues the wait rotates among them with a short timeout,
- * since BLMOVE watches one list: a job on another queue waits at most that long, or less when a worker
- * frees up.
- */
-static void
-block_fetch(struct server *s)
-{
-	if (s->shutting_down || s->blocking || !redis_block_ready(s->redis) || fetch_room(s) <= 0)
-		return;
-	unsigned qi = s->block_rr++ % (unsigned)s->cfg.nqueues;
-	double timeout = s->cfg.nqueues == 1 ? s->cfg.block_s : (s->cfg.block_s < 0.1 ? s->cfg.block_s : 0.1);
-	char src[256], dst[256];
-	snprintf(src, sizeof(src), "%squeue:%s", s->cfg.key_prefix, s->cfg.queues[qi].name);
-	snprintf(dst, sizeof(dst), "%sinflight:%s:%s", s->cfg.key_prefix, s->cfg.node_id, s->cfg.queues[qi].name);
-	if (redis_block_move(s->redis, src, dst, timeout, block_reply, (void *)(uintptr_t)qi) == 0)
-		s->blocking = 1;
 }
 
 /* --- running --- */
@@ -814,7 +578,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		log_info("job %s: stopped by shutdown; back to the head of queue %s", j->spec.id, j->queue);
 		if (j->row > 0)
 			store_attempt_finish(s->store, j->row, "requeued", now, "stopped by shutdown", NULL);
-		op_start(s, j, OP_REQUEUE);
+		job_op_start(s, j, OP_REQUEUE);
 		return;
 	}
 	j->outcome = job_outcome(j->ok, j->retryable, j->attempt, j->spec.max_attempts);
@@ -827,177 +591,8 @@ jobs_attempt_done(struct server *s, struct job *j)
 		         j->spec.max_attempts, j->error ? j->error : "", job_state_name(j->outcome));
 	if (j->row > 0)
 		store_attempt_finish(s->store, j->row, job_state_name(j->outcome), now, j->error, j->result);
-	op_start(s, j, OP_FINISH);
-	jobs_fetch(s);
-}
-
-/* --- the node: heartbeat, recovery, reaping, promotion --- */
-
-static void heartbeat(struct server *s, int check);
-
-static void
-reap_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	if (r == NULL || rr_type(r) != RR_ARRAY) {
-		if (r != NULL)
-			log_error("reap failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
-		return;
-	}
-	long long moved = rr_int(rr_elem(r, 0));
-	for (size_t i = 1; i < rr_count(r); i++)
-		log_warn("node %s stopped heartbeating: its jobs went back to their queues",
-		         rr_str(rr_elem(r, i), NULL));
-	if (priv != NULL) {
-		if (moved > 0)
-			log_warn("returned %lld jobs left in flight by this node's previous run", moved);
-		s->registered = 1;
-		log_info("node %s registered; consuming %s", s->cfg.node_id, s->cfg.queues_spec);
-		jobs_fetch(s);
-	} else if (moved > 0) {
-		log_warn("returned %lld jobs of dead nodes to their queues", moved);
-		jobs_fetch(s);
-	}
-}
-
-/* Returns dead nodes' jobs; with recover_self, also this node's own leftovers (start-up only). */
-static void
-reap(struct server *s, int recover_self)
-{
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, recover_self ? "1" : "0"};
-	redis_call(s->redis, "reap", 3, argv, NULL, reap_reply, recover_self ? (void *)s : NULL);
-}
-
-/* 1 if pid is a live (not zombie) hopperd on this host: the holder of a heartbeat we found at start-up. */
-static int
-hopperd_alive(long pid)
-{
-	char path[64], stat[512];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	FILE *f = pid > 0 ? fopen(path, "r") : NULL;
-	if (f == NULL)
-		return 0;
-	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
-	fclose(f);
-	stat[n] = '\0';
-	/* "pid (comm) state ...": comm may hold spaces, so look from the last ')'. */
-	char *open = strchr(stat, '('), *close = strrchr(stat, ')');
-	if (open == NULL || close == NULL || close[1] != ' ')
-		return 0;
-	int zombie = close[2] == 'Z' || close[2] == 'X';
-	return !zombie && strncmp(open + 1, "hopperd", (size_t)(close - open - 1)) == 0 && close - open - 1 == 7;
-}
-
-static void
-heartbeat_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	if (r == NULL || rr_type(r) != RR_ARRAY) {
-		if (r != NULL)
-			log_error("heartbeat failed: %s",
-			          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
-		return;
-	}
-	const char *verdict = rr_str(rr_elem(r, 0), NULL);
-	if (priv == NULL || verdict == NULL || strcmp(verdict, "held") != 0) {
-		if (priv != NULL)
-			reap(s, 1);
-		return;
-	}
-	const char *pid = rr_str(rr_elem(r, 1), NULL), *host = rr_str(rr_elem(r, 2), NULL);
-	if (host != NULL && strcmp(host, s->host) == 0 && pid != NULL && !hopperd_alive(atol(pid))) {
-		log_warn("node id %s was held by pid %s, which is gone: taking over", s->cfg.node_id, pid);
-		heartbeat(s, 0);
-		reap(s, 1);
-		return;
-	}
-	log_error("node id %s is in use by pid %s on %s: give each daemon its own node_id", s->cfg.node_id,
-	          pid ? pid : "?", host ? host : "?");
-	s->exit_code = 1;
-	ev_break(s->loop, EVBREAK_ALL);
-}
-
-static void
-heartbeat(struct server *s, int check)
-{
-	const char *argv[10 + MAX_QUEUES];
-	char pid[16], started[32], running[16], lease[16], now[32];
-	int n = 0;
-	argv[n++] = s->cfg.key_prefix;
-	argv[n++] = s->cfg.node_id;
-	argv[n++] = FMT_INT(pid, getpid());
-	argv[n++] = s->host;
-	argv[n++] = FMT_NUM(started, s->started_at);
-	argv[n++] = FMT_INT(running, s->nrunning);
-	argv[n++] = HOPPER_VERSION;
-	argv[n++] = FMT_INT(lease, (long long)(s->cfg.lease_s * 1000));
-	argv[n++] = FMT_NUM(now, clock_now());
-	argv[n++] = check ? "1" : "0";
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[n++] = s->cfg.queues[i].name;
-	if (redis_call(s->redis, "heartbeat", n, argv, NULL, heartbeat_reply, check ? (void *)s : NULL) == 0)
-		s->last_heartbeat = clock_now();
-}
-
-void
-jobs_on_connect(struct server *s)
-{
-	if (!s->registered) {
-		heartbeat(s, 1);
-		return;
-	}
-	s->need_reconcile = 1;
-	heartbeat(s, 0);
-	for (struct job *j = s->jobs; j != NULL; j = j->next)
-		if (!j->dead)
-			op_send(s, j);
-	jobs_fetch(s);
-}
-
-void
-jobs_on_disconnect(struct server *s, int blocking_conn)
-{
-	if (blocking_conn)
-		s->blocking = 0;
-	else
-		s->fetching = 0;
-	s->need_reconcile = 1;
-}
-
-void
-jobs_tick(struct server *s)
-{
-	if (!redis_ready(s->redis))
-		return;
-	double now = clock_now();
-	if (now - s->last_heartbeat >= s->cfg.heartbeat_s && s->registered) {
-		heartbeat(s, 0);
-		reap(s, 0);
-	}
-	for (struct job *j = s->jobs; j != NULL; j = j->next)
-		if (!j->dead && j->op != OP_NONE && !j->redis_busy && j->op_retry_at > 0 && j->op_retry_at <= now)
-			op_send(s, j);
-	jobs_fetch(s);
-}
-
-static void
-promote_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	if (r != NULL && rr_type(r) == RR_INTEGER && rr_int(r) > 0)
-		jobs_fetch(s);
-}
-
-void
-jobs_promote(struct server *s)
-{
-	if (!redis_ready(s->redis) || !s->registered)
-		return;
-	const char *argv[3 + MAX_QUEUES];
-	char now[32];
-	argv[0] = s->cfg.key_prefix;
-	argv[1] = FMT_NUM(now, clock_now());
-	argv[2] = "1000";
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[3 + i] = s->cfg.queues[i].name;
-	redis_call(s->redis, "promote", 3 + s->cfg.nqueues, argv, NULL, promote_reply, NULL);
+	job_op_start(s, j, OP_FINISH);
+	fetch_more(s);
 }
 
 void
@@ -1005,10 +600,10 @@ jobs_requeue_unstarted(struct server *s)
 {
 	struct job *j;
 	while ((j = job_ready_pop(s)) != NULL)
-		op_start(s, j, OP_REQUEUE);
+		job_op_start(s, j, OP_REQUEUE);
 	for (j = s->jobs; j != NULL; j = j->next)
 		if (!j->dead && j->phase == PHASE_FETCHED && j->op == OP_NONE)
-			op_start(s, j, OP_REQUEUE);
+			job_op_start(s, j, OP_REQUEUE);
 }
 
 /* Shutdown's deadline passed: running jobs are stopped and go back to their queues. */
@@ -1027,4 +622,21 @@ void
 jobs_start(struct server *s)
 {
 	srand48((long)(clock_now() * 1e6) ^ getpid());
+}
+
+void
+jobs_resend(struct server *s)
+{
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		if (!j->dead)
+			op_send(s, j);
+}
+
+void
+jobs_retry_failed_ops(struct server *s)
+{
+	double now = clock_now();
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		if (!j->dead && j->op != OP_NONE && !j->redis_busy && j->op_retry_at > 0 && j->op_retry_at <= now)
+			op_send(s, j);
 }

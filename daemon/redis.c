@@ -157,9 +157,9 @@ on_connect(const redisAsyncContext *ac, int status)
 	c->last_io = clock_now();
 	conn_setup(c);
 	if (c->is_cmd)
-		jobs_on_connect(c->r->s);
+		node_on_connect(c->r->s);
 	else
-		jobs_fetch(c->r->s);
+		fetch_more(c->r->s);
 }
 
 static void
@@ -171,7 +171,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL;
 	c->up = 0;
 	c->pending = 0;
-	jobs_on_disconnect(c->r->s, !c->is_cmd);
+	node_on_disconnect(c->r->s, !c->is_cmd);
 	conn_schedule_retry(c);
 }
 

@@ -8,7 +8,7 @@
  * library (FUNCTION LOAD REPLACE) on every connect, so a Redis restarted without persistence gets it back.
  *
  * Every request's callback fires exactly once: with the reply, or with NULL when the connection failed
- * before a reply came (the caller keeps the work and resends after jobs_on_connect).
+ * before a reply came (the caller keeps the work and resends after node_on_connect).
  */
 #ifndef HOPPER_REDIS_H
 #define HOPPER_REDIS_H
