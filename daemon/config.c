@@ -52,7 +52,7 @@ static const struct option_def options[] = {
         {"kill_grace_s", OPT_DBL, O(kill_grace_s), "5", 0, 3600, "SIGTERM to SIGKILL grace for a timed-out job"},
         {"backoff_base_s", OPT_DBL, O(backoff_base_s), "1", 0, 86400, "first retry delay (doubles each time)"},
         {"backoff_max_s", OPT_DBL, O(backoff_max_s), "300", 0, 604800, "longest retry delay"},
-        {"max_message_bytes", OPT_INT, O(max_message_bytes), "1048576", 64, 64 << 20, "largest job message"},
+        {"max_message_bytes", OPT_INT, O(max_message_bytes), "1048576", 64, 1 << 20, "largest job message"},
         {"max_stalls", OPT_INT, O(max_stalls), "3", 1, 1000, "lost-with-its-daemon count that makes a job dead"},
         {"result_ttl_s", OPT_INT, O(result_ttl_s), "604800", 1, INT_MAX, "how long finished jobs stay in Redis"},
         {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job"},

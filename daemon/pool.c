@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,12 @@ worker_retire(struct server *s, struct worker *w)
 	}
 }
 
+/*
+ * A JOB frame can be larger than the socket buffer (args up to max_message_bytes). The worker is idle and
+ * reading, so the rest drains at once; the wait is bounded so a wedged worker cannot stall the loop.
+ */
+#define SEND_FRAME_WAIT_MS 2000
+
 static int
 send_frame(struct worker *w, enum frame_type type, const char *payload, size_t len)
 {
@@ -144,12 +151,30 @@ send_frame(struct worker *w, enum frame_type type, const char *payload, size_t l
 	if (frame_header(hdr, type, len) < 0)
 		return -1;
 	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
-	/* A JOB frame fits the socket buffer of an idle worker; a short write means the worker is broken. */
-	ssize_t n;
-	do
-		n = writev(w->fd, iov, 2);
-	while (n < 0 && errno == EINTR);
-	return n == (ssize_t)(sizeof(hdr) + len) ? 0 : -1;
+	size_t left = sizeof(hdr) + len;
+	double give_up = clock_monotonic_ms() + SEND_FRAME_WAIT_MS;
+	while (left > 0) {
+		ssize_t n = writev(w->fd, iov, 2);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (n < 0) {
+			struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
+			double wait = give_up - clock_monotonic_ms();
+			if (wait <= 0 || poll(&pfd, 1, (int)wait) <= 0)
+				return -1;
+			continue;
+		}
+		left -= (size_t)n;
+		for (int i = 0; i < 2 && n > 0; i++) {
+			size_t take = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+			iov[i].iov_base = (char *)iov[i].iov_base + take;
+			iov[i].iov_len -= take;
+			n -= (ssize_t)take;
+		}
+	}
+	return 0;
 }
 
 static void
@@ -192,6 +217,7 @@ pool_dispatch(struct server *s)
 			continue;
 		struct job *j = job_ready_pop(s);
 		if (dispatch_one(s, w, j) < 0) {
+			/* Part of a frame may have gone out: that worker's stream is unusable. */
 			log_warn("worker %d: cannot send it a job; replacing it", (int)w->pid);
 			job_ready_push(s, j);
 			kill(w->pid, SIGKILL);
