@@ -252,7 +252,8 @@ usage(FILE *out)
 
 enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_VERSION = 'V', OPT_HELP = 'h', OPT_BASE = 1000 };
 
-/* Builds the getopt table: the fixed flags plus every config option, with dashes and with underscores. */
+/* Builds the getopt table: the fixed flags plus every config option, with dashes and with underscores.
+ * Caller frees the table; its names point into `names` and the option table. */
 static struct option *
 build_longopts(char names[][64])
 {

@@ -23,7 +23,7 @@
 
 static void op_send(struct server *s, struct job *j);
 
-/* Takes ownership of nothing: payload is copied. */
+/* A new fetched job, linked into s->jobs, which owns it (freed by jobs_free_dead). payload is copied. */
 static struct job *
 job_new(struct server *s, const char *queue, const char *payload, size_t len)
 {

@@ -67,6 +67,7 @@ exec_worker(const struct config *cfg, int fd)
 	_exit(127);
 }
 
+/* Starts one worker. It is owned by s->workers (freed by pool_reap once dead); NULL if fork failed. */
 static struct worker *
 worker_spawn(struct server *s)
 {

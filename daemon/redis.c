@@ -196,6 +196,7 @@ conn_connect(struct conn *c)
 	c->ac = ac;
 }
 
+/* The function library: its header line and every embedded Lua file. Caller frees. */
 static char *
 library_text(void)
 {

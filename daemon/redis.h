@@ -24,6 +24,7 @@ enum rr_type { RR_NIL, RR_STRING, RR_INTEGER, RR_ARRAY, RR_STATUS, RR_ERROR };
 /* Valid until the callback returns. r is NULL when the request failed with its connection. */
 typedef void redis_cb(struct server *s, const struct redis_reply *r, void *priv);
 
+/* Caller frees with redis_free, which fails every pending request (callbacks get NULL) first. */
 struct redis *redis_new(struct server *s);
 void redis_free(struct redis *r);
 /* Starts connecting both connections (and keeps them connected until redis_free). */
