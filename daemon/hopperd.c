@@ -443,13 +443,22 @@ main(int argc, char **argv)
 	sd_notify_msg("READY=1");
 	ev_run(s->loop, 0);
 
-	for (struct worker *w = s->workers; w != NULL; w = w->next)
+	/* Whatever is still held (Redis was unreachable at the end) stays in the inflight lists in Redis, from
+	 * where the next start returns it; here it is only memory. */
+	redis_free(s->redis); /* pending callbacks run now, with no reply */
+	s->redis = NULL;
+	for (struct job *j = s->jobs; j != NULL; j = j->next) {
+		j->dead = 1;
+		j->redis_busy = 0;
+	}
+	jobs_free_dead(s);
+	for (struct worker *w = s->workers; w != NULL; w = w->next) {
 		if (!w->dead)
 			kill(-w->pid, SIGKILL);
-	jobs_free_dead(s);
+		w->dead = 1;
+	}
 	pool_reap(s);
 	heap_free(&s->deadlines);
-	redis_free(s->redis);
 	store_close(s->store);
 	config_free(&s->cfg);
 	return s->exit_code;
