@@ -24,42 +24,55 @@ struct option_def {
 	const char *def;
 	double min, max;
 	const char *help;
+	int reload; /* RELOAD: SIGHUP applies it to a running daemon; otherwise it needs a restart */
 };
+
+#define RELOAD  1
+#define RESTART 0
 
 #define O(field) offsetof(struct config, field)
 static const struct option_def options[] = {
-        {"redis_host", OPT_STR, O(redis_host), "127.0.0.1", 0, 0, "Redis host"},
-        {"redis_port", OPT_INT, O(redis_port), "6379", 1, 65535, "Redis port"},
-        {"redis_unix", OPT_STR, O(redis_unix), "", 0, 0, "Redis unix socket (wins over host and port)"},
-        {"redis_password", OPT_STR, O(redis_password), "", 0, 0, "Redis AUTH password"},
-        {"redis_db", OPT_INT, O(redis_db), "0", 0, 1000, "Redis database number"},
-        {"key_prefix", OPT_STR, O(key_prefix), "hopper:", 0, 0, "prefix of every Redis key"},
-        {"node_id", OPT_STR, O(node_id), "", 0, 0, "this daemon's stable name (default: host name)"},
-        {"lease_s", OPT_DBL, O(lease_s), "15", 1, 3600, "heartbeat TTL; a silent node's jobs return after this"},
-        {"heartbeat_s", OPT_DBL, O(heartbeat_s), "2", 0.1, 600, "heartbeat interval"},
-        {"queues", OPT_STR, O(queues_spec), "default", 0, 0, "queues, highest priority first; name[:weight],..."},
-        {"queue_mode", OPT_STR, O(queue_mode), "strict", 0, 0, "strict or weighted"},
-        {"prefetch", OPT_INT, O(prefetch), "0", 0, 10000, "fetched-but-not-started jobs held (0: automatic)"},
-        {"block_s", OPT_DBL, O(block_s), "1", 0.01, 60, "blocking fetch timeout"},
-        {"poll_ms", OPT_INT, O(poll_ms), "200", 10, 60000, "how often due delayed jobs and retries are promoted"},
-        {"workers", OPT_INT, O(workers), "0", 0, 1024, "worker processes (0: number of CPU cores)"},
-        {"worker_path", OPT_STR, O(worker_path), "", 0, 0, "the hopper-worker program"},
-        {"worker_user", OPT_STR, O(worker_user), "", 0, 0, "user the workers switch to when hopperd runs as root"},
-        {"worker_max_jobs", OPT_INT, O(worker_max_jobs), "10000", 1, INT_MAX, "jobs before a worker is replaced"},
-        {"worker_max_rss_mb", OPT_INT, O(worker_max_rss_mb), "512", 16, 1048576, "worker memory before replacement"},
-        {"max_attempts", OPT_INT, O(max_attempts), "3", 1, JOB_MAX_ATTEMPTS_LIMIT, "default attempts per job"},
-        {"timeout_s", OPT_DBL, O(timeout_s), "300", 0.001, JOB_TIMEOUT_LIMIT_S, "default job timeout"},
-        {"kill_grace_s", OPT_DBL, O(kill_grace_s), "5", 0, 3600, "SIGTERM to SIGKILL grace for a timed-out job"},
-        {"backoff_base_s", OPT_DBL, O(backoff_base_s), "1", 0, 86400, "first retry delay (doubles each time)"},
-        {"backoff_max_s", OPT_DBL, O(backoff_max_s), "300", 0, 604800, "longest retry delay"},
-        {"max_message_bytes", OPT_INT, O(max_message_bytes), "1048576", 64, 1 << 20, "largest job message"},
-        {"max_stalls", OPT_INT, O(max_stalls), "3", 1, 1000, "lost-with-its-daemon count that makes a job dead"},
-        {"result_ttl_s", OPT_INT, O(result_ttl_s), "604800", 1, INT_MAX, "how long finished jobs stay in Redis"},
-        {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job"},
-        {"db_path", OPT_STR, O(db_path), "/var/lib/hopper/hopper.db", 0, 0, "SQLite execution log"},
-        {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept"},
-        {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM"},
-        {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug"},
+        {"redis_host", OPT_STR, O(redis_host), "127.0.0.1", 0, 0, "Redis host", RESTART},
+        {"redis_port", OPT_INT, O(redis_port), "6379", 1, 65535, "Redis port", RESTART},
+        {"redis_unix", OPT_STR, O(redis_unix), "", 0, 0, "Redis unix socket (wins over host and port)", RESTART},
+        {"redis_password", OPT_STR, O(redis_password), "", 0, 0, "Redis AUTH password", RESTART},
+        {"redis_db", OPT_INT, O(redis_db), "0", 0, 1000, "Redis database number", RESTART},
+        {"key_prefix", OPT_STR, O(key_prefix), "hopper:", 0, 0, "prefix of every Redis key", RESTART},
+        {"node_id", OPT_STR, O(node_id), "", 0, 0, "this daemon's stable name (default: host name)", RESTART},
+        {"lease_s", OPT_DBL, O(lease_s), "15", 1, 3600, "heartbeat TTL; a silent node's jobs return after this",
+         RESTART},
+        {"heartbeat_s", OPT_DBL, O(heartbeat_s), "2", 0.1, 600, "heartbeat interval", RESTART},
+        {"queues", OPT_STR, O(queues_spec), "default", 0, 0, "queues, highest priority first; name[:weight],...",
+         RESTART},
+        {"queue_mode", OPT_STR, O(queue_mode), "strict", 0, 0, "strict or weighted", RESTART},
+        {"prefetch", OPT_INT, O(prefetch), "0", 0, 10000, "fetched-but-not-started jobs held (0: automatic)", RESTART},
+        {"block_s", OPT_DBL, O(block_s), "1", 0.01, 60, "blocking fetch timeout", RESTART},
+        {"poll_ms", OPT_INT, O(poll_ms), "200", 10, 60000, "how often due delayed jobs and retries are promoted",
+         RESTART},
+        {"workers", OPT_INT, O(workers), "0", 0, 1024, "worker processes (0: number of CPU cores)", RESTART},
+        {"worker_path", OPT_STR, O(worker_path), "", 0, 0, "the hopper-worker program", RESTART},
+        {"worker_user", OPT_STR, O(worker_user), "", 0, 0, "user the workers switch to when hopperd runs as root",
+         RESTART},
+        {"worker_max_jobs", OPT_INT, O(worker_max_jobs), "10000", 1, INT_MAX, "jobs before a worker is replaced",
+         RELOAD},
+        {"worker_max_rss_mb", OPT_INT, O(worker_max_rss_mb), "512", 16, 1048576, "worker memory before replacement",
+         RELOAD},
+        {"max_attempts", OPT_INT, O(max_attempts), "3", 1, JOB_MAX_ATTEMPTS_LIMIT, "default attempts per job", RELOAD},
+        {"timeout_s", OPT_DBL, O(timeout_s), "300", 0.001, JOB_TIMEOUT_LIMIT_S, "default job timeout", RELOAD},
+        {"kill_grace_s", OPT_DBL, O(kill_grace_s), "5", 0, 3600, "SIGTERM to SIGKILL grace for a timed-out job",
+         RELOAD},
+        {"backoff_base_s", OPT_DBL, O(backoff_base_s), "1", 0, 86400, "first retry delay (doubles each time)", RELOAD},
+        {"backoff_max_s", OPT_DBL, O(backoff_max_s), "300", 0, 604800, "longest retry delay", RELOAD},
+        {"max_message_bytes", OPT_INT, O(max_message_bytes), "1048576", 64, 1 << 20, "largest job message", RELOAD},
+        {"max_stalls", OPT_INT, O(max_stalls), "3", 1, 1000, "lost-with-its-daemon count that makes a job dead",
+         RELOAD},
+        {"result_ttl_s", OPT_INT, O(result_ttl_s), "604800", 1, INT_MAX, "how long finished jobs stay in Redis",
+         RELOAD},
+        {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job", RELOAD},
+        {"db_path", OPT_STR, O(db_path), "/var/lib/hopper/hopper.db", 0, 0, "SQLite execution log", RESTART},
+        {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept", RELOAD},
+        {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM", RELOAD},
+        {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug", RELOAD},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -259,6 +272,44 @@ config_finish(struct config *c, char **cause)
 		return -1;
 	}
 	return parse_queues(c, cause);
+}
+
+/* 1 if option o holds the same value in a and b. */
+static int
+option_equal(const struct option_def *o, const struct config *a, const struct config *b)
+{
+	const void *fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+	switch (o->type) {
+	case OPT_STR: return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+	case OPT_INT: return *(const int *)fa == *(const int *)fb;
+	default: return *(const double *)fa == *(const double *)fb;
+	}
+}
+
+size_t
+config_reload(struct config *c, struct config *next, char *restart_only, size_t len)
+{
+	size_t skipped = 0, used = 0;
+	restart_only[0] = '\0';
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		if (option_equal(o, c, next))
+			continue;
+		if (!o->reload) {
+			int n = snprintf(restart_only + used, len - used, "%s%s", skipped ? ", " : "", o->name);
+			if (n > 0 && (size_t)n < len - used)
+				used += (size_t)n;
+			skipped++;
+			continue;
+		}
+		char *fc = (char *)c + o->offset, *fn = (char *)next + o->offset;
+		size_t size = o->type == OPT_STR ? sizeof(char *) : o->type == OPT_INT ? sizeof(int) : sizeof(double);
+		char tmp[sizeof(double) > sizeof(char *) ? sizeof(double) : sizeof(char *)];
+		memcpy(tmp, fc, size); /* swap, so next (freed by the caller) takes the old string */
+		memcpy(fc, fn, size);
+		memcpy(fn, tmp, size);
+	}
+	return skipped;
 }
 
 void

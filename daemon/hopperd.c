@@ -111,27 +111,9 @@ reload_config(struct server *s)
 		return;
 	}
 	struct config *c = &s->cfg;
-	if (strcmp(next.redis_host, c->redis_host) || next.redis_port != c->redis_port ||
-	    strcmp(next.redis_unix, c->redis_unix) || strcmp(next.key_prefix, c->key_prefix) ||
-	    strcmp(next.node_id, c->node_id) || strcmp(next.queues_spec, c->queues_spec) ||
-	    next.workers != c->workers || strcmp(next.db_path, c->db_path) || strcmp(next.worker_path, c->worker_path))
-		log_warn("SIGHUP: Redis, key_prefix, node_id, queues, workers and paths change only on restart");
-	c->max_attempts = next.max_attempts;
-	c->timeout_s = next.timeout_s;
-	c->kill_grace_s = next.kill_grace_s;
-	c->backoff_base_s = next.backoff_base_s;
-	c->backoff_max_s = next.backoff_max_s;
-	c->max_message_bytes = next.max_message_bytes;
-	c->max_stalls = next.max_stalls;
-	c->result_ttl_s = next.result_ttl_s;
-	c->events_max = next.events_max;
-	c->log_retention_days = next.log_retention_days;
-	c->shutdown_grace_s = next.shutdown_grace_s;
-	c->worker_max_jobs = next.worker_max_jobs;
-	c->worker_max_rss_mb = next.worker_max_rss_mb;
-	free(c->log_level);
-	c->log_level = next.log_level;
-	next.log_level = NULL;
+	char restart_only[512];
+	if (config_reload(c, &next, restart_only, sizeof(restart_only)) > 0)
+		log_warn("SIGHUP: %s change only on restart; keeping the running values", restart_only);
 	enum log_level lvl = LOG_LVL_INFO;
 	log_level_parse(c->log_level, &lvl);
 	log_init("hopperd", lvl);

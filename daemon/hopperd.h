@@ -195,6 +195,12 @@ int config_set(struct config *c, const char *name, const char *value, char **cau
 /* Checks cross-option rules and derives queues[] from queues_spec. Returns 0 or -1 with *cause. */
 int config_finish(struct config *c, char **cause);
 void config_free(struct config *c);
+/*
+ * SIGHUP: moves the options marked reloadable from next into c (next keeps the old values, for the caller
+ * to free). Options that differ but need a restart stay as they were; their names are listed in
+ * restart_only. Returns how many those are.
+ */
+size_t config_reload(struct config *c, struct config *next, char *restart_only, size_t len);
 /* Writes the option table as "--name=VALUE  description" lines, for --help. */
 void config_usage(FILE *out);
 /* Fills a getopt_long table entry per option; returns the count. opts must have room for config_count(). */
