@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "celery_msg.h"
 #include "hopperd.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -73,6 +74,17 @@ static const struct option_def options[] = {
         {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept", RELOAD},
         {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM", RELOAD},
         {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug", RELOAD},
+        {"celery_queues", OPT_STR, O(celery_queues), "", 0, 0,
+         "Celery queues to consume (each also a hopper queue in queues); empty: off", RESTART},
+        {"celery_tasks", OPT_STR, O(celery_tasks), "", 0, 0, "Celery task -> job type: TASK=TYPE[:ARG,...] ...",
+         RESTART},
+        {"celery_prefix", OPT_STR, O(celery_prefix), "", 0, 0, "kombu global_keyprefix of the Celery app", RESTART},
+        {"celery_default_queue", OPT_STR, O(celery_default_queue), "celery", 0, 0,
+         "queue for chain links and callbacks that name none", RESTART},
+        {"celery_result_expires", OPT_INT, O(celery_result_expires), "86400", 0, INT_MAX,
+         "Celery result_expires in seconds (0: never)", RESTART},
+        {"celery_track_started", OPT_INT, O(celery_track_started), "0", 0, 1, "write STARTED results (1) or not (0)",
+         RESTART},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -247,6 +259,37 @@ parse_queues(struct config *c, char **cause)
 	return 0;
 }
 
+/* Celery options: the task map parses, and each Celery queue is also a hopper queue its jobs run from. */
+static int
+check_celery(const struct config *c, char **cause)
+{
+	struct celery_map map;
+	if (celery_map_parse(c->celery_tasks, &map, cause) < 0)
+		return -1;
+	celery_map_free(&map);
+	if (!job_name_valid(c->celery_default_queue, CELERY_QUEUE_MAX)) {
+		*cause = xasprintf("celery_default_queue: '%s' is not a queue name", c->celery_default_queue);
+		return -1;
+	}
+	char *spec = xstrdup(c->celery_queues), *save = NULL;
+	int rc = 0;
+	for (char *tok = strtok_r(spec, ",", &save); tok != NULL && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		int found = 0;
+		for (int i = 0; i < c->nqueues; i++)
+			found |= strcmp(c->queues[i].name, tok) == 0;
+		if (!found) {
+			*cause = xasprintf(
+			        "celery_queues: '%s' must also be listed in queues (its tasks run from the hopper "
+			        "queue of the same name)",
+			        tok);
+			rc = -1;
+		}
+	}
+	free(spec);
+	return rc;
+}
+
 int
 config_finish(struct config *c, char **cause)
 {
@@ -271,7 +314,9 @@ config_finish(struct config *c, char **cause)
 		*cause = xstrdup("backoff_max_s must not be below backoff_base_s");
 		return -1;
 	}
-	return parse_queues(c, cause);
+	if (parse_queues(c, cause) < 0)
+		return -1;
+	return check_celery(c, cause);
 }
 
 /* 1 if option o holds the same value in a and b. */

@@ -31,6 +31,7 @@
 
 struct redis;
 struct store;
+struct celery;
 
 /* --- configuration (config.c) --- */
 struct queue_conf {
@@ -74,6 +75,13 @@ struct config {
 	int log_retention_days;
 	double shutdown_grace_s;
 	char *log_level;
+	/* Celery compatibility (celery.c) */
+	char *celery_queues; /* Celery queues consumed, comma-separated; "" = off */
+	char *celery_tasks;  /* TASK=TYPE[:ARG,...] entries, space-separated */
+	char *celery_prefix; /* kombu's global_keyprefix (broker and result backend) */
+	char *celery_default_queue;
+	int celery_result_expires;
+	int celery_track_started;
 };
 
 /* --- in-flight jobs --- */
@@ -156,6 +164,7 @@ struct server {
 
 	struct redis *redis;
 	struct store *store;
+	struct celery *celery; /* NULL unless celery_queues is set */
 
 	struct job *jobs; /* every job this daemon holds */
 	int njobs;
@@ -274,6 +283,11 @@ void node_on_disconnect(struct server *s, int blocking_conn);
 void node_tick(struct server *s);
 /* Moves due delayed jobs and retries to their queues. */
 void node_promote(struct server *s);
+
+/* celery.c */
+/* Starts consuming the Celery queues (when celery_queues is set). */
+void celery_start(struct server *s);
+void celery_free(struct server *s);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);

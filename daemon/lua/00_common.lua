@@ -8,6 +8,8 @@ local TERMINAL = {succeeded = true, failed = true, dead = true, cancelled = true
 
 -- Every operation, by name; 99_register.lua registers each as hopper_NAME, and hopper_batch runs many.
 local OPS = {}
+-- Hooks of Celery-sourced jobs (run, progress, finish, expired), filled in by 12_celery.lua.
+local CELERY = {}
 
 -- Builds an event's JSON by concatenation. (cjson.encode formats every number with printf, and that was
 -- the largest single cost of a job in Redis.) id is a validated name, kind and state are fixed words, and

@@ -16,6 +16,12 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
     redis.call('LREM', infl, -1, payload)
     return {'skip', st}
   end
+  if st and CELERY.expired(p, id, now) then
+    redis.call('LREM', infl, -1, payload)
+    finish_terminal(p, id, 'cancelled', now, 'expired', max_events, ttl, attempt, progress)
+    CELERY.finish(p, id, 'cancelled', nil, 'expired', now)
+    return {'skip', 'cancelled'}
+  end
   if not st then
     redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
                'max_attempts', max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,

@@ -9,5 +9,6 @@ OPS.run = function(a)
   redis.call('HSET', h, 'state', 'running', 'started_at', now, 'updated_at', now, 'node', node,
              'worker_pid', pid, 'attempt', attempt, 'max_attempts', a[9], 'progress', '0', 'stage', '', 'message', '')
   emit(p, id, event_json(id, 'state', 'running', attempt, '0', now), max_events, ttl, false)
+  CELERY.run(p, id, node, pid)
   return 1
 end

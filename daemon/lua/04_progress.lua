@@ -10,5 +10,6 @@ OPS.progress = function(a)
   redis.call('HSET', h, 'progress', pr, 'stage', stage, 'message', msg, 'updated_at', now)
   emit(p, id, event_json(id, 'progress', 'running', attempt, pr, now,
                          text_field('stage', stage) .. text_field('message', msg)), max_events, ttl, false)
+  CELERY.progress(p, id, pr, stage, msg)
   return 1
 end

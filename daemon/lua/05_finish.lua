@@ -27,9 +27,11 @@ OPS.finish = function(a)
     redis.call('HINCRBY', p .. 'stats', 'retried', '1')
     emit(p, id, event_json(id, 'state', 'retrying', attempt, progress, now, text_field('error', err)), max_events,
          ttl, false)
+    CELERY.finish(p, id, outcome, result, err, now)
     return 1
   end
   finish_terminal(p, id, outcome, now, err, max_events, ttl, attempt, progress)
+  CELERY.finish(p, id, outcome, result, err, now)
   if outcome == 'dead' then
     redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = redis.call('HGET', h, 'type') or cjson.null,
       error = err, died_at = tonumber(now), attempt = tonumber(attempt), node = node, payload = payload}))

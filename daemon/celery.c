@@ -1,0 +1,377 @@
+/*
+ * celery: hopperd consumes Celery tasks (protocol v2 on kombu's Redis transport) and turns each into an
+ * ordinary hopper job whose id is the Celery task id.
+ *
+ * The path of a message, every step atomic in Redis:
+ *   1. celery_take (Lua) moves it from a Celery priority list into P celery:inflight:NODE ("queue\nmsg"),
+ *      bucket-major across the consumed queues as kombu's BRPOP does, and only while the hopper queue it
+ *      feeds is short (so Celery's priorities decide what runs next);
+ *   2. here it is parsed and validated (common/celery_msg.c: pure) and converted: the hopper job JSON, and
+ *      the messages its chain, callbacks and errbacks will publish, prepared in Celery's format;
+ *   3. celery_enqueue (Lua) writes the job hash (marked Celery-sourced), pushes the job onto its hopper
+ *      queue or, with an ETA ahead, into the scheduled set, and removes the raw entry; celery_refuse does the
+ *      same for a message that will not run (pickle and other content types, unknown task, expired).
+ * A hopperd killed between 1 and 3 leaves the message in its inflight list: a restart (or any other node,
+ * once this one's heartbeat expired) converts it again; enqueue is a no-op for an entry already handled
+ * and for a task id hopper already knows, so a redelivery runs nothing twice.
+ * From there the core runs the job; the Lua run/progress/finish/claim operations write the Celery result
+ * (STARTED, PROGRESS, SUCCESS/FAILURE/RETRY/REVOKED) and publish the next messages, in the same step as the
+ * hopper state they report (daemon/lua/12_celery.lua).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "celery_msg.h"
+#include "clock.h"
+#include "hopperd.h"
+#include "jsonx.h"
+#include "log.h"
+#include "redis.h"
+#include "xmalloc.h"
+
+#define CELERY_POLL_S     0.05 /* an idle poll costs one small FCALL: 20 per second */
+#define CELERY_RECOVER_S  5.0  /* how often our own inflight entries are looked at again (lost replies) */
+#define CELERY_WINDOW_MIN 16   /* converted jobs a hopper queue may hold before taking more waits */
+
+struct celery {
+	ev_timer timer;
+	struct celery_map map;
+	const char *queues[MAX_QUEUES];
+	char *queue_buf;
+	int nqueues;
+	int taking;
+	double last_recover;
+};
+
+static void take(struct server *s);
+
+static void
+ignore_errors(struct server *s, const struct redis_reply *r, void *priv)
+{
+	if (r != NULL && rr_type(r) == RR_ERROR)
+		log_warn("celery: %s: %s", (const char *)priv, rr_str(r, NULL));
+}
+
+/* Where a task's result lives: the result backend's key, under kombu's global_keyprefix. Caller frees. */
+static char *
+result_key(const struct server *s, const char *id)
+{
+	return xasprintf("%scelery-task-meta-%s", s->cfg.celery_prefix, id);
+}
+
+/*
+ * A message that will not run leaves the inflight list; with an id it ends as a hopper job in `state`
+ * (dead or cancelled) and its Celery result says `status` with exception exc_type from exc_module.
+ */
+static void
+refuse(struct server *s, const char *entry, size_t elen, const char *queue, const struct celery_task *t,
+       const char *state, const char *status, const char *exc_type, const char *exc_module, const char *why)
+{
+	char now[32], rexp[16], ttl[16], evmax[16], msgid[41];
+	const char *id = t->id;
+	FMT_NUM(now, clock_now());
+	if (id[0] == '\0') {
+		memcpy(msgid, "msg-", 4);
+		if (job_new_id(msgid + 4) < 0)
+			snprintf(msgid + 4, sizeof(msgid) - 4, "%d", getpid());
+	}
+	const char *raw = strchr(entry, '\n') + 1;
+	json_t *dead = json_pack("{s:s, s:s, s:s?, s:s, s:f, s:i, s:s, s:s}", "id", id[0] ? id : msgid, "queue", queue,
+	                         "type", t->task[0] ? t->task : NULL, "error", why, "died_at", clock_now(), "attempt",
+	                         0, "node", s->cfg.node_id, "payload", raw);
+	char *dead_entry = jsonx_dump(dead), *exc = celery_exc_encode(exc_type, exc_module, why);
+	char *key = result_key(s, id);
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      entry,
+	                      id,
+	                      queue,
+	                      t->task[0] ? t->task : "celery",
+	                      now,
+	                      state,
+	                      why,
+	                      key,
+	                      FMT_INT(rexp, s->cfg.celery_result_expires),
+	                      status,
+	                      exc,
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max),
+	                      dead_entry};
+	size_t lens[16];
+	for (size_t i = 0; i < 16; i++)
+		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
+	log_warn("celery: task %s (%s) from queue %s: %s -> %s", id[0] ? id : "(no id)", t->task[0] ? t->task : "?",
+	         queue, why, status);
+	redis_batch(s->redis, "celery_refuse", 16, argv, lens, ignore_errors, (void *)"refuse");
+	free(key);
+	free(exc);
+	free(dead_entry);
+	json_decref(dead);
+}
+
+/*
+ * One signature of the task's embed, prepared for publishing: {k, ep, es, bp, bs, ins, c} (see
+ * celery_encoded). chain_rest is the rest of a chain it carries on; prepend_id (errbacks) becomes its first
+ * argument. Returns a new reference, or NULL for a signature hopperd cannot publish (logged).
+ */
+static json_t *
+sig_encode(const struct server *s, const struct celery_task *t, json_t *sig, json_t *chain_rest, int insert,
+           const char *prepend_id)
+{
+	json_t *opts = json_object_get(sig, "options"), *args = json_object_get(sig, "args");
+	json_t *kwargs = json_object_get(sig, "kwargs"), *sub = json_object_get(sig, "subtask_type");
+	const char *task = json_string_value(json_object_get(sig, "task"));
+	if (task == NULL || (sub != NULL && !json_is_null(sub)) || (args != NULL && !json_is_array(args)) ||
+	    (kwargs != NULL && !json_is_object(kwargs))) {
+		log_warn("celery: task %s: a %s in its embed is not a plain task signature; not supported, skipped",
+		         t->id, sub && json_is_string(sub) ? json_string_value(sub) : "signature");
+		return NULL;
+	}
+	const char *queue = json_string_value(json_object_get(opts, "queue"));
+	json_t *prio = json_object_get(opts, "priority");
+	json_t *a = args ? json_copy(args) : json_array();
+	if (prepend_id != NULL)
+		json_array_insert_new(a, 0, json_string(prepend_id));
+	char origin[300];
+	snprintf(origin, sizeof(origin), "%d@%s", getpid(), s->cfg.node_id);
+	struct celery_send m = {
+	        .task = task,
+	        .id = json_string_value(json_object_get(opts, "task_id")),
+	        .queue = queue && job_name_valid(queue, CELERY_QUEUE_MAX) ? queue : s->cfg.celery_default_queue,
+	        .priority = json_is_integer(prio) && json_integer_value(prio) >= 0 && json_integer_value(prio) <= 9
+	                            ? (int)json_integer_value(prio)
+	                            : 0,
+	        .args = a,
+	        .kwargs = kwargs,
+	        .chain = chain_rest,
+	        .root_id = t->root_id[0] ? t->root_id : t->id,
+	        .parent_id = t->id,
+	        .origin = origin,
+	        .reply_to = json_string_value(json_object_get(opts, "reply_to")),
+	        .insert_result = insert && !json_is_true(json_object_get(sig, "immutable")),
+	};
+	struct celery_encoded e;
+	char err[256];
+	json_t *out = NULL;
+	if (celery_encode_task(&m, &e, err, sizeof(err)) == 0) {
+		out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "k", e.key, "ep", e.env_pre, "es", e.env_post,
+		                "bp", e.body_pre, "bs", e.body_post, "ins", m.insert_result, "c", e.comma);
+		celery_encoded_free(&e);
+	} else
+		log_warn("celery: task %s: cannot encode its %s link: %s", t->id, task, err);
+	json_decref(a);
+	return out;
+}
+
+/* Appends the prepared form of each signature in list to dst (callbacks or errbacks). */
+static void
+sigs_encode(const struct server *s, const struct celery_task *t, json_t *list, json_t *dst, int insert,
+            const char *prepend_id)
+{
+	size_t i;
+	json_t *sig, *e;
+	if (!json_is_array(list))
+		return;
+	json_array_foreach(list, i, sig)
+	{
+		if (i < CELERY_SIGS_MAX && json_is_object(sig) && (e = sig_encode(s, t, sig, NULL, insert, prepend_id)))
+			json_array_append_new(dst, e);
+	}
+}
+
+/*
+ * The hash field `celery` of a converted job: the broker/result prefixes, the messages to publish on
+ * success ("ok": the chain's next link, callbacks) and on failure ("err": errbacks, called with the task
+ * id as Celery does for signatures it cannot call locally), and the chain's task ids (marked FAILURE too
+ * when this task fails). Caller frees.
+ */
+static char *
+side_json(const struct server *s, const struct celery_task *t)
+{
+	json_t *ok = json_array(), *err = json_array(), *ids = json_array();
+	json_t *chain = json_object_get(t->embed, "chain");
+	size_t n = json_is_array(chain) ? json_array_size(chain) : 0;
+	if (n > 0 && n <= CELERY_SIGS_MAX) {
+		json_t *next = json_array_get(chain, n - 1), *rest = json_array(), *e;
+		for (size_t i = 0; i + 1 < n; i++)
+			json_array_append(rest, json_array_get(chain, i));
+		if (json_is_object(next) && (e = sig_encode(s, t, next, rest, 1, NULL)))
+			json_array_append_new(ok, e);
+		json_decref(rest);
+		for (size_t i = 0; i < n; i++) {
+			json_t *tid = json_object_get(json_object_get(json_array_get(chain, i), "options"), "task_id");
+			if (json_is_string(tid) && job_name_valid(json_string_value(tid), JOB_ID_MAX))
+				json_array_append(ids, tid);
+		}
+	}
+	sigs_encode(s, t, json_object_get(t->embed, "callbacks"), ok, 1, NULL);
+	sigs_encode(s, t, json_object_get(t->embed, "errbacks"), err, 0, t->id);
+	json_t *chord = json_object_get(t->embed, "chord");
+	if (chord != NULL && !json_is_null(chord))
+		log_warn("celery: task %s is part of a chord; chords are not supported (its body will not run)", t->id);
+	json_t *side = json_pack("{s:s, s:s, s:o, s:o, s:o}", "bp", s->cfg.celery_prefix, "rp", s->cfg.celery_prefix,
+	                         "ok", ok, "err", err, "chain_ids", ids);
+	char *text = jsonx_dump(side);
+	json_decref(side);
+	return text;
+}
+
+static void
+enqueue(struct server *s, const char *entry, size_t elen, const char *queue, const struct celery_task *t,
+        const struct celery_route *route)
+{
+	char err[512], now[32], run_at[32], ma[16], ttl[16], evmax[16], rexp[16], expires[32] = "";
+	double tnow = clock_now();
+	char *job = celery_job_json(t, route, queue, s->cfg.max_attempts, tnow, err, sizeof(err));
+	if (job == NULL) {
+		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "ValueError", "builtins", err);
+		return;
+	}
+	char *side = side_json(s, t), *key = result_key(s, t->id);
+	int attempts = s->cfg.max_attempts - t->retries;
+	if (t->expires > 0)
+		FMT_NUM(expires, t->expires);
+	const char *argv[] = {s->cfg.key_prefix,
+	                      s->cfg.node_id,
+	                      entry,
+	                      t->id,
+	                      queue,
+	                      job,
+	                      FMT_NUM(run_at, t->eta > tnow ? t->eta : 0),
+	                      FMT_NUM(now, tnow),
+	                      route->type,
+	                      FMT_INT(ma, attempts < 1 ? 1 : attempts),
+	                      FMT_INT(ttl, s->cfg.result_ttl_s),
+	                      FMT_INT(evmax, s->cfg.events_max),
+	                      key,
+	                      FMT_INT(rexp, s->cfg.celery_result_expires),
+	                      s->cfg.celery_track_started ? "1" : "0",
+	                      expires,
+	                      side};
+	size_t lens[17];
+	for (size_t i = 0; i < 17; i++)
+		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
+	log_debug("celery: task %s (%s) -> job type %s on queue %s", t->id, t->task, route->type, queue);
+	redis_batch(s->redis, "celery_enqueue", 17, argv, lens, ignore_errors, (void *)"enqueue");
+	free(job);
+	free(side);
+	free(key);
+}
+
+/* Converts one inflight entry ("queue\nmessage"): enqueued as a hopper job, or refused. */
+static void
+convert(struct server *s, const char *entry, size_t elen)
+{
+	const char *nl = memchr(entry, '\n', elen);
+	char queue[QUEUE_NAME_MAX + 1], err[512];
+	if (nl == NULL || (size_t)(nl - entry) > QUEUE_NAME_MAX) {
+		log_error("celery: inflight entry without a queue name; left in place");
+		return;
+	}
+	memcpy(queue, entry, (size_t)(nl - entry));
+	queue[nl - entry] = '\0';
+	struct celery_task t;
+	size_t rawlen = elen - (size_t)(nl + 1 - entry);
+	int v = celery_parse(nl + 1, rawlen, (size_t)s->cfg.max_message_bytes, &t, err, sizeof(err));
+	if (v == CELERY_REFUSED) {
+		refuse(s, entry, elen, queue, &t, "dead", "FAILURE", "ContentDisallowed", "kombu.exceptions", err);
+		return;
+	}
+	if (v != CELERY_OK) {
+		refuse(s, entry, elen, queue, &t, "dead", "FAILURE", "HopperMessageError", "hopper", err);
+		return;
+	}
+	const struct celery_route *route = celery_map_find(&s->celery->map, t.task);
+	if (route == NULL) {
+		snprintf(err, sizeof(err), "Task of kind '%s' is not mapped to a hopper job type (celery_tasks)",
+		         t.task);
+		refuse(s, entry, elen, queue, &t, "dead", "FAILURE", "NotRegistered", "celery.exceptions", err);
+	} else if (t.expires > 0 && t.expires <= clock_now())
+		refuse(s, entry, elen, queue, &t, "cancelled", "REVOKED", "TaskRevokedError", "celery.exceptions",
+		       "expired");
+	else
+		enqueue(s, entry, elen, queue, &t, route);
+	celery_task_free(&t);
+}
+
+static void
+take_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct celery *c = s->celery;
+	c->taking = 0;
+	if (r == NULL)
+		return;
+	if (rr_type(r) != RR_ARRAY) {
+		log_error("celery: take failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
+		return;
+	}
+	for (size_t i = 0; i < rr_count(r); i++) {
+		size_t len;
+		const char *entry = rr_str(rr_elem(r, i), &len);
+		if (entry != NULL)
+			convert(s, entry, len);
+	}
+	if (rr_count(r) > 0)
+		take(s); /* there may be more: take again with the next batch rather than after a poll */
+}
+
+static void
+take(struct server *s)
+{
+	struct celery *c = s->celery;
+	if (c->taking || !s->registered || s->shutting_down || !redis_ready(s->redis))
+		return;
+	double now = clock_now();
+	int recover = now - c->last_recover >= CELERY_RECOVER_S;
+	int window = s->cfg.workers * 4 > CELERY_WINDOW_MIN ? s->cfg.workers * 4 : CELERY_WINDOW_MIN;
+	char w[16];
+	const char *argv[5 + MAX_QUEUES] = {s->cfg.key_prefix, s->cfg.node_id, FMT_INT(w, window), recover ? "1" : "0",
+	                                    s->cfg.celery_prefix};
+	for (int i = 0; i < c->nqueues; i++)
+		argv[5 + i] = c->queues[i];
+	if (redis_batch(s->redis, "celery_take", 5 + c->nqueues, argv, NULL, take_reply, NULL) == 0) {
+		c->taking = 1;
+		if (recover)
+			c->last_recover = now;
+	}
+}
+
+static void
+poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	take(w->data);
+}
+
+void
+celery_start(struct server *s)
+{
+	if (s->cfg.celery_queues[0] == '\0')
+		return;
+	struct celery *c = s->celery = xcalloc(1, sizeof(*c));
+	char *cause = NULL, *save = NULL;
+	if (celery_map_parse(s->cfg.celery_tasks, &c->map, &cause) < 0)
+		fatal("%s", cause); /* config_finish checked it already */
+	c->queue_buf = xstrdup(s->cfg.celery_queues);
+	for (char *q = strtok_r(c->queue_buf, ", ", &save); q != NULL && c->nqueues < MAX_QUEUES;
+	     q = strtok_r(NULL, ", ", &save))
+		c->queues[c->nqueues++] = q;
+	ev_timer_init(&c->timer, poll_cb, CELERY_POLL_S, CELERY_POLL_S);
+	c->timer.data = s;
+	ev_timer_start(s->loop, &c->timer);
+	log_info("celery: consuming Celery queues %s (%zu tasks mapped)", s->cfg.celery_queues, c->map.n);
+}
+
+void
+celery_free(struct server *s)
+{
+	struct celery *c = s->celery;
+	if (c == NULL)
+		return;
+	ev_timer_stop(s->loop, &c->timer);
+	celery_map_free(&c->map);
+	free(c->queue_buf);
+	free(c);
+	s->celery = NULL;
+}

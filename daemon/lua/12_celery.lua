@@ -1,0 +1,219 @@
+-- Celery compatibility (see daemon/celery.c and README "Celery compatibility"). Celery messages are taken
+-- from kombu's Redis lists into this node's list P celery:inflight:NODE (entries "queue\nmessage"), turned
+-- into hopper jobs by hopperd (C), and enqueued by celery_enqueue, which removes the raw entry in the same
+-- step: a message is always in exactly one place. A Celery-sourced job hash carries celery_key (its
+-- result-backend key), celery_rexp (result expiry), celery_track (write STARTED), celery_expires and
+-- celery (JSON: the messages to publish on success/failure, prepared by hopperd, and the chain's task ids);
+-- the run, progress, finish and claim operations call the CELERY hooks below, so a result-backend write is
+-- atomic with the hopper state change it reports.
+
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local function b64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local c1, c2 = math.floor(n / 262144) % 64, math.floor(n / 4096) % 64
+    local c3, c4 = math.floor(n / 64) % 64, n % 64
+    out[#out + 1] = B64:sub(c1 + 1, c1 + 1) .. B64:sub(c2 + 1, c2 + 1) ..
+                    (b and B64:sub(c3 + 1, c3 + 1) or '=') .. (c and B64:sub(c4 + 1, c4 + 1) or '=')
+  end
+  return table.concat(out)
+end
+
+-- Unix seconds (decimal string) -> Celery's date_done, "YYYY-MM-DDTHH:MM:SS.ffffff" (UTC, no zone).
+local function iso(now)
+  local t = tonumber(now)
+  local secs = math.floor(t)
+  local usec = math.floor((t - secs) * 1e6)
+  local z = math.floor(secs / 86400) + 719468
+  local rem = secs % 86400
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06d', y, m, d, math.floor(rem / 3600),
+                       math.floor(rem / 60) % 60, rem % 60, usec)
+end
+
+-- A result-backend value. result is JSON text; ready states get date_done.
+local function meta(status, result, traceback, id, now)
+  local done = 'null'
+  if now then done = '"' .. iso(now) .. '"' end
+  local tb = 'null'
+  if traceback then tb = cjson.encode(traceback) end
+  return '{"status": "' .. status .. '", "result": ' .. result .. ', "traceback": ' .. tb ..
+         ', "children": [], "date_done": ' .. done .. ', "task_id": ' .. cjson.encode(id) .. '}'
+end
+
+-- SETEX (or SET when rexp is 0) then PUBLISH on the same name, as Celery's Redis backend does; a stored
+-- SUCCESS is never overwritten. Returns 1 if written.
+local function store(key, rexp, value)
+  local old = redis.call('GET', key)
+  if old then
+    local ok, m = pcall(cjson.decode, old)
+    if ok and type(m) == 'table' and m.status == 'SUCCESS' then return 0 end
+  end
+  if tonumber(rexp) > 0 then redis.call('SETEX', key, rexp, value) else redis.call('SET', key, value) end
+  redis.call('PUBLISH', key, value)
+  return 1
+end
+
+local function exc(typ, module, msg)
+  return cjson.encode({exc_type = typ, exc_message = {msg}, exc_module = module})
+end
+
+-- Publishes one prepared message (see celery_encoded in common/celery_msg.h), with result spliced in.
+local function publish(bprefix, e, result)
+  local body = e.bp
+  if e.ins == 1 then
+    body = body .. result
+    if e.c == 1 then body = body .. ',' end
+  end
+  body = body .. e.bs
+  redis.call('LPUSH', bprefix .. e.k, e.ep .. b64(body) .. e.es)
+end
+
+-- The finish hook: the Celery view of a hopper outcome, and what the task's embed asks for next.
+CELERY.finish = function(p, id, outcome, result, err, now)
+  local h = p .. 'job:' .. id
+  local f = redis.call('HMGET', h, 'celery_key', 'celery_rexp', 'celery', 'attempt', 'node')
+  if not f[1] then return end
+  local key, rexp = f[1], f[2] or '86400'
+  local side = {}
+  if f[3] then side = cjson.decode(f[3]) end
+  local tb = 'hopper job ' .. id .. ' (attempt ' .. (f[4] or '?') .. ' on node ' .. (f[5] or '?') .. '): ' ..
+             (err or '')
+  if outcome == 'succeeded' then
+    if result == nil or result == '' then result = 'null' end
+    if store(key, rexp, meta('SUCCESS', result, nil, id, now)) == 1 then
+      for _, e in ipairs(side.ok or {}) do publish(side.bp or '', e, result) end
+    end
+  elseif outcome == 'failed' or outcome == 'dead' then
+    local v = exc('HopperJobError', 'hopper', err)
+    store(key, rexp, meta('FAILURE', v, tb, id, now))
+    for _, cid in ipairs(side.chain_ids or {}) do
+      store(side.rp .. 'celery-task-meta-' .. cid, rexp, meta('FAILURE', v, tb, cid, now))
+    end
+    for _, e in ipairs(side.err or {}) do publish(side.bp or '', e, nil) end
+  elseif outcome == 'cancelled' then
+    store(key, rexp, meta('REVOKED', exc('TaskRevokedError', 'celery.exceptions', err), nil, id, now))
+  elseif outcome == 'retrying' then
+    store(key, rexp, meta('RETRY', exc('HopperJobError', 'hopper', err), tb, id, nil))
+  end
+end
+
+CELERY.run = function(p, id, node, pid)
+  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp', 'celery_track')
+  if not f[1] or f[3] ~= '1' then return end
+  store(f[1], f[2], meta('STARTED', '{"pid": ' .. pid .. ', "hostname": ' .. cjson.encode(node) .. '}', nil, id,
+                         nil))
+end
+
+CELERY.progress = function(p, id, pr, stage, msg)
+  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp')
+  if not f[1] then return end
+  store(f[1], f[2], meta('PROGRESS', '{"progress": ' .. pr .. ', "stage": ' .. cjson.encode(stage) ..
+                         ', "message": ' .. cjson.encode(msg) .. '}', nil, id, nil))
+end
+
+-- The claim hook: a Celery task past its expiry is not run; it ends cancelled and is reported REVOKED.
+CELERY.expired = function(p, id, now)
+  local e = redis.call('HGET', p .. 'job:' .. id, 'celery_expires')
+  return e ~= false and e ~= nil and tonumber(e) < tonumber(now)
+end
+
+-- celery_take(prefix, node, window, recover, celery_prefix, queue...):
+-- moves messages from the Celery queues' priority lists into this node's inflight list, bucket-major
+-- across queues (every queue's bucket 0, then bucket 3, ...; kombu's BRPOP order), taking from the right
+-- (kombu LPUSHes). A queue whose hopper queue already holds window jobs is skipped, so Celery's priority
+-- order decides what runs next. Also adopts the inflight entries of nodes whose heartbeat expired and,
+-- with recover = '1', returns this node's own entries (a lost reply or a previous life). Returns entries.
+OPS.celery_take = function(a)
+  local p, node, window, recover, kp = a[1], a[2], tonumber(a[3]), a[4], a[5]
+  local infl = p .. 'celery:inflight:' .. node
+  local out = {}
+  if recover == '1' then out = redis.call('LRANGE', infl, 0, window * 4) end
+  redis.call('SADD', p .. 'celery:nodes', node)
+  for _, n in ipairs(redis.call('SMEMBERS', p .. 'celery:nodes')) do
+    if n ~= node and redis.call('EXISTS', p .. 'node:' .. n) == 0 then
+      local src = p .. 'celery:inflight:' .. n
+      while true do
+        local v = redis.call('LMOVE', src, infl, 'RIGHT', 'LEFT')
+        if not v then break end
+        out[#out + 1] = v
+      end
+      redis.call('SREM', p .. 'celery:nodes', n)
+    end
+  end
+  local room = {}
+  for i = 6, #a do room[i] = window - redis.call('LLEN', p .. 'queue:' .. a[i]) end
+  for _, bucket in ipairs({'', '\6\0223', '\6\0226', '\6\0229'}) do
+    for i = 6, #a do
+      local src = kp .. a[i] .. bucket
+      while room[i] > 0 do
+        local v = redis.call('RPOP', src)
+        if not v then break end
+        v = a[i] .. '\n' .. v
+        redis.call('LPUSH', infl, v)
+        out[#out + 1] = v
+        room[i] = room[i] - 1
+      end
+    end
+  end
+  return out
+end
+
+-- celery_enqueue(prefix, node, entry, id, queue, job, run_at, now, type, max_attempts, ttl, max_events,
+--                result_key, result_expires, track_started, expires, side):
+-- the converted job enters hopper (its queue, or the scheduled set when run_at is ahead: an ETA task waits
+-- in Redis) and the raw entry leaves the inflight list, in one step. A task id hopper already knows (a
+-- redelivery) is only acknowledged. Returns 1 (enqueued), 2 (known: dropped) or 0 (no longer held).
+OPS.celery_enqueue = function(a)
+  local p, node, entry, id, q, job, run_at, now = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+  local typ, max_attempts, ttl, max_events = a[9], a[10], a[11], a[12]
+  if redis.call('LREM', p .. 'celery:inflight:' .. node, -1, entry) == 0 then return 0 end
+  local h = p .. 'job:' .. id
+  if redis.call('EXISTS', h) == 1 then return 2 end
+  redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
+             'max_attempts', max_attempts, 'progress', '0', 'created_at', now, 'enqueued_at', now,
+             'updated_at', now, 'payload', job, 'stalls', '0', 'celery_key', a[13], 'celery_rexp', a[14],
+             'celery_track', a[15], 'celery', a[17])
+  if a[16] ~= '' then redis.call('HSET', h, 'celery_expires', a[16]) end
+  emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
+  if tonumber(run_at) > tonumber(now) then
+    redis.call('HSET', h, 'run_at', run_at)
+    redis.call('ZADD', p .. 'scheduled:' .. q, run_at, job)
+  else
+    redis.call('LPUSH', p .. 'queue:' .. q, job)
+  end
+  return 1
+end
+
+-- celery_refuse(prefix, node, entry, id, queue, task, now, state, error, result_key, result_expires, status,
+--               result, ttl, max_events, dead_entry): a Celery message that will not run (refused content
+-- type, malformed, unknown task, expired) leaves the inflight list; with an id it becomes a hopper job
+-- ended in state (dead or cancelled) and its Celery result says status (FAILURE or REVOKED).
+OPS.celery_refuse = function(a)
+  local p, node, entry, id, q, task, now, state, err = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]
+  local ttl, max_events, dead_entry = a[14], a[15], a[16]
+  if redis.call('LREM', p .. 'celery:inflight:' .. node, -1, entry) == 0 then return 0 end
+  if state == 'dead' then redis.call('LPUSH', p .. 'dead', dead_entry) end
+  if id == '' then
+    redis.call('HINCRBY', p .. 'stats', 'dead', '1')
+    return 1
+  end
+  local h = p .. 'job:' .. id
+  local st, attempt, progress = job_status(h)
+  if st and TERMINAL[st] then return 1 end
+  redis.call('HSET', h, 'id', id, 'type', task, 'queue', q, 'attempt', attempt, 'created_at', now)
+  finish_terminal(p, id, state, now, err, max_events, ttl, attempt, progress)
+  local tb = nil
+  if a[12] == 'FAILURE' then tb = 'hopperd refused Celery task ' .. id .. ': ' .. err end
+  store(a[10], a[11], meta(a[12], a[13], tb, id, now))
+  return 1
+end
