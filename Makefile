@@ -42,7 +42,7 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
-CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
+CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o client/celery.o
 UNIT_TESTS := test_frame test_job test_config test_store test_heap
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl

@@ -73,6 +73,14 @@ static const struct option submit_options[] = {O("args", required_argument, OPT_
 static const struct option watch_options[] = {O("timeout", required_argument, OPT_TIMEOUT), {NULL, 0, NULL, 0}};
 static const struct option dead_options[] = {O("all", no_argument, OPT_ALL), {NULL, 0, NULL, 0}};
 static const struct option no_options[] = {{NULL, 0, NULL, 0}};
+static const struct option celery_options[] = {O("args", required_argument, OPT_ARGS),
+                                               O("kwargs", required_argument, OPT_KWARGS),
+                                               O("queue", required_argument, OPT_QUEUE),
+                                               O("priority", required_argument, OPT_PRIORITY),
+                                               O("countdown", required_argument, OPT_COUNTDOWN),
+                                               O("id", required_argument, OPT_ID),
+                                               O("celery-prefix", required_argument, OPT_CPREFIX),
+                                               {NULL, 0, NULL, 0}};
 
 static int help_cmd(struct ctl *ctl, struct cmd_args *args);
 
@@ -121,6 +129,18 @@ static const struct cmd_entry cmd_table[] = {
          "  purge                  delete the entries\n"
          "  --all                  every entry instead of the given ids",
          "list, requeue or purge dead jobs", dead_options, 0, -1},
+        {"celery", celery_cmd,
+         "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] [--id ID]\n"
+         "       [--celery-prefix P]\n"
+         "  --args JSON            positional arguments, a JSON array (default [])\n"
+         "  --kwargs JSON          keyword arguments, a JSON object (default {})\n"
+         "  --queue Q              Celery queue (default: celery)\n"
+         "  --priority N           0-9, 0 first (kombu's Redis transport)\n"
+         "  --countdown S          run no earlier than S seconds from now (the eta header)\n"
+         "  --id ID                task id (default: a new UUIDv4)\n"
+         "  --celery-prefix P      kombu's global_keyprefix of the Celery app\n"
+         "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.",
+         "publish a task in Celery's format", celery_options, 2, 2},
         {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 1},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))

@@ -35,6 +35,10 @@ enum ctl_opt {
 	OPT_WAIT,
 	OPT_WAIT_TIMEOUT,
 	OPT_ALL,
+	OPT_KWARGS, /* celery send */
+	OPT_PRIORITY,
+	OPT_COUNTDOWN,
+	OPT_CPREFIX,
 	OPT_COUNT
 };
 
@@ -169,6 +173,10 @@ enum watch_mode {
 int watch_cmd(struct ctl *ctl, struct cmd_args *args);
 /* Follows the jobs until each is terminal or timeout_s (<= 0: none) passes. Returns the worst CTL_EXIT_*. */
 int watch_jobs(struct ctl *ctl, char *const *ids, int n, enum watch_mode mode, double timeout_s);
+
+/* --- celery.c --- */
+
+int celery_cmd(struct ctl *ctl, struct cmd_args *args);
 
 /* --- dead.c --- */
 
