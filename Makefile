@@ -43,7 +43,7 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o client/celery.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -83,6 +83,8 @@ $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/u
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_celery: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_celery.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
@@ -95,6 +97,7 @@ check: deps format-check
 bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
+	./bench/celery.sh $(B)
 
 demo: deps
 	$(MAKE) all
@@ -108,7 +111,7 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \

@@ -31,9 +31,13 @@
 #include "redis.h"
 #include "xmalloc.h"
 
-#define CELERY_POLL_S     0.05 /* an idle poll costs one small FCALL: 20 per second */
-#define CELERY_RECOVER_S  5.0  /* how often our own inflight entries are looked at again (lost replies) */
-#define CELERY_WINDOW_MIN 16   /* converted jobs a hopper queue may hold before taking more waits */
+#define CELERY_POLL_S    0.05  /* an idle poll costs one small FCALL: 20 per second */
+#define CELERY_RECOVER_S 5.0   /* how often our own inflight entries are looked at again (lost replies) */
+#define CELERY_BACKLOG_S 0.005 /* the next look when messages wait behind a full window */
+/* Converted jobs a hopper queue may hold before taking more waits: enough to keep the workers busy between
+ * looks, few enough that a later high-priority Celery message does not queue behind many low ones. */
+#define CELERY_WINDOW_MIN      32
+#define CELERY_WINDOW_PER_WORK 8
 
 struct celery {
 	ev_timer timer;
@@ -307,14 +311,20 @@ take_reply(struct server *s, const struct redis_reply *r, void *priv)
 		log_error("celery: take failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
 		return;
 	}
-	for (size_t i = 0; i < rr_count(r); i++) {
+	for (size_t i = 1; i < rr_count(r); i++) {
 		size_t len;
 		const char *entry = rr_str(rr_elem(r, i), &len);
 		if (entry != NULL)
 			convert(s, entry, len);
 	}
-	if (rr_count(r) > 0)
+	if (rr_count(r) > 1)
 		take(s); /* there may be more: take again with the next batch rather than after a poll */
+	else if (rr_count(r) == 1 && rr_int(rr_elem(r, 0)) == 1) {
+		/* A backlog waits behind full windows: look again as soon as the workers have drained some. */
+		ev_timer_stop(s->loop, &c->timer);
+		ev_timer_set(&c->timer, CELERY_BACKLOG_S, CELERY_POLL_S);
+		ev_timer_start(s->loop, &c->timer);
+	}
 }
 
 static void
@@ -325,7 +335,9 @@ take(struct server *s)
 		return;
 	double now = clock_now();
 	int recover = now - c->last_recover >= CELERY_RECOVER_S;
-	int window = s->cfg.workers * 4 > CELERY_WINDOW_MIN ? s->cfg.workers * 4 : CELERY_WINDOW_MIN;
+	int window = s->cfg.workers * CELERY_WINDOW_PER_WORK;
+	if (window < CELERY_WINDOW_MIN)
+		window = CELERY_WINDOW_MIN;
 	char w[16];
 	const char *argv[5 + MAX_QUEUES] = {s->cfg.key_prefix, s->cfg.node_id, FMT_INT(w, window), recover ? "1" : "0",
 	                                    s->cfg.celery_prefix};

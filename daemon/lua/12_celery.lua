@@ -132,12 +132,15 @@ end
 -- across queues (every queue's bucket 0, then bucket 3, ...; kombu's BRPOP order), taking from the right
 -- (kombu LPUSHes). A queue whose hopper queue already holds window jobs is skipped, so Celery's priority
 -- order decides what runs next. Also adopts the inflight entries of nodes whose heartbeat expired and,
--- with recover = '1', returns this node's own entries (a lost reply or a previous life). Returns entries.
+-- with recover = '1', returns this node's own entries (a lost reply or a previous life). Returns
+-- {more, entry...}: more is 1 when a window was full while its Celery lists still held messages.
 OPS.celery_take = function(a)
   local p, node, window, recover, kp = a[1], a[2], tonumber(a[3]), a[4], a[5]
   local infl = p .. 'celery:inflight:' .. node
-  local out = {}
-  if recover == '1' then out = redis.call('LRANGE', infl, 0, window * 4) end
+  local out = {0}
+  if recover == '1' then
+    for _, v in ipairs(redis.call('LRANGE', infl, 0, window * 4)) do out[#out + 1] = v end
+  end
   redis.call('SADD', p .. 'celery:nodes', node)
   for _, n in ipairs(redis.call('SMEMBERS', p .. 'celery:nodes')) do
     if n ~= node and redis.call('EXISTS', p .. 'node:' .. n) == 0 then
@@ -155,6 +158,7 @@ OPS.celery_take = function(a)
   for _, bucket in ipairs({'', '\6\0223', '\6\0226', '\6\0229'}) do
     for i = 6, #a do
       local src = kp .. a[i] .. bucket
+      if room[i] <= 0 and out[1] == 0 and redis.call('LLEN', src) > 0 then out[1] = 1 end
       while room[i] > 0 do
         local v = redis.call('RPOP', src)
         if not v then break end
