@@ -92,7 +92,8 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	                      entry,
 	                      id,
 	                      queue,
-	                      t->task[0] ? t->task : "celery",
+	                      job_name_valid(t->task, JOB_TYPE_MAX) ? t->task
+	                                                            : "celery", /* a name, as the hash's type */
 	                      now,
 	                      state,
 	                      why,
@@ -229,6 +230,11 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	char err[512], now[32], run_at[32], ma[16], ttl[16], evmax[16], rexp[16], expires[32] = "";
 	double tnow = clock_now();
 	char *job = celery_job_json(t, route, queue, s->cfg.max_attempts, tnow, err, sizeof(err));
+	if (job != NULL && strlen(job) > (size_t)s->cfg.max_message_bytes) {
+		snprintf(err, sizeof(err), "the job would be %zu bytes, over max_message_bytes", strlen(job));
+		free(job);
+		job = NULL;
+	}
 	if (job == NULL) {
 		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "ValueError", "builtins", err);
 		return;

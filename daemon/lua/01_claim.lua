@@ -51,6 +51,7 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
       finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
       redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = typ, error = err,
         died_at = tonumber(now), attempt = tonumber(attempt), node = node, payload = payload}))
+      CELERY.finish(p, id, 'dead', nil, err, now)
       return {'dead', err}
     end
   end
