@@ -266,6 +266,14 @@ check_celery(const struct config *c, char **cause)
 	struct celery_map map;
 	if (celery_map_parse(c->celery_tasks, &map, cause) < 0)
 		return -1;
+	for (size_t i = 0; i < map.n; i++) {
+		if (!job_type_known(map.routes[i].type)) {
+			*cause = xasprintf("celery_tasks: %s maps to unknown job type '%s'", map.routes[i].task,
+			                   map.routes[i].type);
+			celery_map_free(&map);
+			return -1;
+		}
+	}
 	celery_map_free(&map);
 	if (!job_name_valid(c->celery_default_queue, CELERY_QUEUE_MAX)) {
 		*cause = xasprintf("celery_default_queue: '%s' is not a queue name", c->celery_default_queue);

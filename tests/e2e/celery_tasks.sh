@@ -7,6 +7,12 @@
 require_binaries
 
 start_redis
+out=$("$HOPPERD" --check-config --queues=default --celery-queues=celery 2>&1)
+check_match "config: a Celery queue must also be a hopper queue" "$out" "celery_queues: 'celery' must also be listed"
+out=$("$HOPPERD" --check-config --celery-tasks="t.x=no.such.type" 2>&1)
+check_match "config: a mapped job type must exist" "$out" "unknown job type 'no.such.type'"
+out=$("$HOPPERD" --check-config --celery-tasks="justaname" 2>&1)
+check_match "config: a malformed mapping is refused" "$out" "TASK=TYPE"
 start_hopperd n1 --workers=2 --queues=celery,default --celery-queues=celery \
 	--celery-tasks="t.noop=noop t.sleep=sleep:ms t.after=sleep:prev t.fail=fail:message" \
 	--celery-result-expires=3600 --celery-track-started=1 --max-attempts=2 --backoff-base-s=0.1 || exit 1
