@@ -117,6 +117,16 @@ def case_failure():
     check('traceback names the hopper job and its last attempt', 'attempt 2' in (r2.traceback or ''), r2.traceback)
     check_eq('hopper job dead after max_attempts (2)', (hjob(r2.id).get('state'), hjob(r2.id).get('attempt')),
              ('dead', '2'))
+    r3 = app.send_task('t.fail', args=('retried before',), retries=1)
+    get(r3, propagate=False)
+    h = hjob(r3.id)
+    check_eq('Celery retries already made count against max_attempts', (h.get('max_attempts'), h.get('attempt')),
+             ('1', '1'))
+    r4 = app.send_task('t.sleep', args=(60000,), soft_time_limit=0.5 * SCALE, time_limit=30)
+    v = get(r4, propagate=False)
+    check('soft time limit -> the job\'s timeout: FAILURE "timed out"', 'timed out after' in str(v), repr(v))
+    check_eq('time limit: hopper timeout_s is the soft limit', json.loads(hjob(r4.id).get('payload', '{}')).get(
+        'timeout_s'), 0.5 * SCALE)
 
 
 def case_chain():
