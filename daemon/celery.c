@@ -71,9 +71,14 @@ result_key(const struct server *s, const char *id)
  */
 static void
 refuse(struct server *s, const char *entry, size_t elen, const char *queue, const struct celery_task *t,
-       const char *state, const char *status, const char *exc_type, const char *exc_module, const char *why)
+       const char *state, const char *status, const char *exc_type, const char *exc_module, const char *reason)
 {
-	char now[32], rexp[16], ttl[16], evmax[16], msgid[41];
+	char now[32], rexp[16], ttl[16], evmax[16], msgid[41], why[512];
+	/* A parser's reason may quote the message's bytes: keep it printable ASCII, so always valid JSON text. */
+	size_t k = 0;
+	for (; reason[k] != '\0' && k + 1 < sizeof(why); k++)
+		why[k] = reason[k] >= 0x20 && reason[k] < 0x7f ? reason[k] : '?';
+	why[k] = '\0';
 	const char *id = t->id;
 	FMT_NUM(now, clock_now());
 	if (id[0] == '\0') {
@@ -82,9 +87,18 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 			snprintf(msgid + 4, sizeof(msgid) - 4, "%d", getpid());
 	}
 	const char *raw = strchr(entry, '\n') + 1;
-	json_t *dead = json_pack("{s:s, s:s, s:s?, s:s, s:f, s:i, s:s, s:s}", "id", id[0] ? id : msgid, "queue", queue,
-	                         "type", t->task[0] ? t->task : NULL, "error", why, "died_at", clock_now(), "attempt",
-	                         0, "node", s->cfg.node_id, "payload", raw);
+	size_t rawlen = elen - (size_t)(raw - entry);
+	json_t *dead = json_pack("{s:s, s:s, s:s?, s:s, s:f, s:i, s:s}", "id", id[0] ? id : msgid, "queue", queue,
+	                         "type", job_name_valid(t->task, JOB_TYPE_MAX) ? t->task : NULL, "error", why,
+	                         "died_at", clock_now(), "attempt", 0, "node", s->cfg.node_id);
+	json_t *payload = json_stringn(raw, rawlen); /* NULL unless valid UTF-8: then the schema's payload_b64 */
+	if (payload != NULL)
+		json_object_set_new(dead, "payload", payload);
+	else {
+		char *b64 = celery_b64_encode((const unsigned char *)raw, rawlen);
+		json_object_set_new(dead, "payload_b64", json_string(b64));
+		free(b64);
+	}
 	char *dead_entry = jsonx_dump(dead), *exc = celery_exc_encode(exc_type, exc_module, why);
 	char *key = result_key(s, id);
 	const char *argv[] = {s->cfg.key_prefix,

@@ -172,11 +172,15 @@ def case_refused():
     u = app.send_task('t.unknown')
     v = get(u, propagate=False)
     check_eq('unmapped task name: NotRegistered', type(v).__name__, 'NotRegistered')
+    R.lpush('celery', b'\xff\xfe not UTF-8')
     R.lpush('celery', 'not json at all')
     deadline = time.time() + WAIT
     while time.time() < deadline and not any('not json' in x for x in R.lrange(HP + 'dead', 0, -1)):
         time.sleep(0.05)
-    check('garbage on a Celery queue goes to the dead list', any('not json' in x for x in R.lrange(HP + 'dead', 0, -1)))
+    dead = [json.loads(x) for x in R.lrange(HP + 'dead', 0, -1)]
+    check('garbage on a Celery queue goes to the dead list', any('not json' in d.get('payload', '') for d in dead))
+    check('bytes that are not UTF-8 go to the dead list as payload_b64',
+          any(d.get('payload_b64') == '//4gbm90IFVURi04' for d in dead), dead)
     check_eq('after all that a task still runs', get(app.send_task('t.noop')), {})
 
 
