@@ -7,7 +7,8 @@
 . "$HOPPER_ROOT/tests/celery/relay.sh"
 require_binaries
 
-FLAGS=(--workers=1 --queues=celery --celery-queues=celery --celery-tasks="t.noop=noop t.sleep=sleep:ms")
+FLAGS=(--workers=1 --queues=celery --celery-queues=celery --celery-tasks="t.noop=noop t.sleep=sleep:ms"
+	--celery-track-started=1)
 start_redis
 # Every result publication, from the start: the SUCCESS of the killed task must appear exactly once.
 py -u -c '
@@ -51,6 +52,9 @@ check_eq "inflight lists empty" "$(rcli LLEN "${HP}celery:inflight:n1")/$(rcli L
 sleep 0.5
 check_eq "the killed task's SUCCESS was published once" \
 	"$(grep -c "^celery-task-meta-$id .*\"SUCCESS\"" "$T/published.log")" 1
+check_eq "STARTED published for each attempt (celery_track_started=1), before its PROGRESS" \
+	"$(grep "^celery-task-meta-$id " "$T/published.log" | grep -o '"status": "[A-Z]*"' | uniq | tr -d '"' |
+		sed 's/status: //' | tr '\n' ' ')" "STARTED PROGRESS STARTED PROGRESS SUCCESS "
 check_eq "no result published twice" "$(grep '"SUCCESS"' "$T/published.log" | cut -d' ' -f1 | sort | uniq -d | wc -l)" 0
 finish_hopperd n1
 end_scenario
