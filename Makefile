@@ -17,11 +17,14 @@ FUZZ_SECONDS ?= 60
 PKGS := hiredis sqlite3 jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl is the workflow engine's http step: the worker (and the workflow tests) link it, hopperd does not.
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 # libev ships no pkg-config file on Debian: its header and library sit in the default paths.
 EV_LIBS := -lev
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon $(PKG_CFLAGS) -DHOPPER_LIBEXEC=\"$(PREFIX)/libexec/hopper\"
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon -Iworker -Iworker/workflow $(PKG_CFLAGS) $(CURL_CFLAGS) -DHOPPER_LIBEXEC=\"$(PREFIX)/libexec/hopper\"
 
 ifeq ($(SAN),1)
 B := build-san
@@ -40,9 +43,13 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
-WORKER_OBJS := worker/worker.o worker/handlers.o
+# The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
+WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
+	worker/workflow/wf_mask.o worker/workflow/wf_config.o
+WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
+WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_workflow
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -52,7 +59,7 @@ all: $(BINS)
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h client/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -69,7 +76,7 @@ $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -84,7 +91,9 @@ $(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migra
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
+$(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
+$(B)/bench/baseline:  $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 check: deps format-check
