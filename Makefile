@@ -42,7 +42,7 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
-	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
+	daemon/heap.o daemon/fetch.o daemon/node.o daemon/workflows.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o

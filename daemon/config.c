@@ -73,6 +73,23 @@ static const struct option_def options[] = {
         {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept", RELOAD},
         {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM", RELOAD},
         {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug", RELOAD},
+        /* workflow.run steps: workers read these at start, so a reload reaches the workers started after it */
+        {"workflow_exec_enabled", OPT_INT, O(workflow_exec_enabled), "0", 0, 1, "1 lets workflows run exec steps",
+         RELOAD},
+        {"workflow_exec_programs", OPT_STR, O(workflow_exec_programs), "", 0, 0,
+         "absolute paths exec steps may run, comma-separated", RELOAD},
+        {"workflow_http_schemes", OPT_STR, O(workflow_http_schemes), "http,https", 0, 0,
+         "URL schemes http steps (and their redirects) may use", RELOAD},
+        {"workflow_http_hosts", OPT_STR, O(workflow_http_hosts), "", 0, 0,
+         "hosts http steps may reach, comma-separated (empty: any)", RELOAD},
+        {"workflow_env_allow", OPT_STR, O(workflow_env_allow), "", 0, 0,
+         "environment variables {{env.NAME}} may read, comma-separated", RELOAD},
+        {"workflow_mask_names", OPT_STR, O(workflow_mask_names), "", 0, 0,
+         "header/parameter names masked besides Authorization and Cookie", RELOAD},
+        {"workflow_max_response_bytes", OPT_INT, O(workflow_max_response_bytes), "1048576", 1024, 64 << 20,
+         "largest http step response body", RELOAD},
+        {"workflow_max_output_bytes", OPT_INT, O(workflow_max_output_bytes), "262144", 1024, 64 << 20,
+         "largest exec step stdout (and stderr)", RELOAD},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
