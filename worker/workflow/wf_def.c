@@ -355,8 +355,7 @@ wf_def_parse(json_t *doc, const struct wf_config *cfg, json_t **errors)
 			}
 	link_deps(def, steps, errs);
 	topo_sort(def, errs);
-	if (json_array_size(errs) == 0)
-		check_steps(def, cfg, errs);
+	check_steps(def, cfg, errs); /* also after structural errors: every problem is listed in one round */
 	if (json_array_size(errs) == 0) {
 		json_decref(errs);
 		*errors = NULL;

@@ -339,9 +339,10 @@ run_all(struct run *r, json_t **result)
 			else
 				snprintf(job->error, sizeof(job->error), "step %s (%s) %s: %s", st->id, st->type->name,
 				         s == WF_STOPPED ? "stopped" : "failed", m);
-			/* A step that failed after its own retries may succeed on a later attempt of the run, which
-			 * resumes after the completed steps; a step that cannot work (bad parameters) fails the run. */
-			job->retryable = s != WF_FATAL;
+			/* A step's own retries are the retry policy for its failures: the run ends failed. Only a run
+			 * that was stopped (timeout, shutdown) or could not record a step is retried as a job, and
+			 * then resumes after its completed steps. */
+			job->retryable = s == WF_STOPPED;
 			free(m);
 			return -1;
 		} else {
