@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "jsonx.h"
 #include "workflow.h"
 #include "xmalloc.h"
 
@@ -146,7 +147,7 @@ wf_exec_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	char **argv = xcalloc(n + 1, sizeof(char *)), **envp = xcalloc(WF_EXEC_ENV_MAX + 2, sizeof(char *));
 	for (i = 0; i < n; i++) {
 		json_t *a = json_array_get(jargv, i);
-		argv[i] = xstrdup(json_is_string(a) ? json_string_value(a) : "");
+		argv[i] = json_is_string(a) ? xstrdup(json_string_value(a)) : jsonx_dump(a); /* a rendered number */
 	}
 	size_t ne = 0;
 	envp[ne++] = xstrdup(WF_EXEC_PATH);
@@ -158,7 +159,9 @@ wf_exec_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 			break;
 		if (wf_mask_name(call->cfg, k) && json_is_string(v))
 			json_array_append_new(call->host->secrets, json_string(json_string_value(v)));
-		envp[ne++] = xasprintf("%s=%s", k, json_is_string(v) ? json_string_value(v) : "");
+		char *val = json_is_string(v) ? xstrdup(json_string_value(v)) : jsonx_dump(v);
+		envp[ne++] = xasprintf("%s=%s", k, val);
+		free(val);
 	}
 	int pin[2], pout[2], perr[2];
 	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
