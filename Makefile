@@ -103,6 +103,7 @@ check: deps format-check
 bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
+	./bench/workflow.sh $(B)
 
 demo: deps
 	$(MAKE) all
