@@ -36,13 +36,15 @@ url_allowed(const struct wf_config *cfg, const char *url, char *err, size_t errl
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
 	int rc = -1;
+	/* The scheme first: a file: URL has no host, and must be refused for its scheme. */
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
 		snprintf(err, errlen, "http: \"%.200s\" is not a valid URL", url);
 	else if (!wf_list_has(cfg->http_schemes, scheme, 1))
 		snprintf(err, errlen, "http: scheme %s is not allowed (workflow_http_schemes: %s)", scheme,
 		         cfg->http_schemes);
+	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		snprintf(err, errlen, "http: \"%.200s\" has no host", url);
 	else if (cfg->http_hosts[0] != '\0' && !wf_list_has(cfg->http_hosts, host, 1))
 		snprintf(err, errlen, "http: host %s is not allowed (workflow_http_hosts)", host);
 	else
@@ -350,6 +352,7 @@ wf_http_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 		char *location = NULL;
 		CURLcode rc = perform(c, &x, url, method, body, hdrs, timeout_s, &status, &location);
 		if (rc != CURLE_OK) {
+			x.over |= rc == CURLE_FILESIZE_EXCEEDED; /* the Content-Length said so before any byte came */
 			st = x.stopped ? WF_STOPPED : WF_FAIL;
 			snprintf(err, errlen, "http: %s %s: %s", method, url,
 			         x.over        ? "response larger than the size limit"
