@@ -317,8 +317,9 @@ run_all(struct run *r, json_t **result)
 			double now = clock_now();
 			if (send_record(r, i, 0, "skipped", now, now, NULL, "a step it depends on did not succeed", 1,
 			                err, sizeof(err)) < 0) {
+				/* err (1 KiB) may fill the job's error; cut it rather than the step id */
 				snprintf(job->error, sizeof(job->error),
-				         "step %s: its record could not be made durable: %s", st->id, err);
+				         "step %s: its record could not be made durable: %.900s", st->id, err);
 				return -1;
 			}
 			r->done++;
