@@ -49,7 +49,7 @@ WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/wo
 WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
 WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_workflow
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_workflow test_store_wf
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -90,6 +90,8 @@ $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/u
 $(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store_wf.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
