@@ -34,6 +34,7 @@ enum stmt_id {
 	STMT_FINISH,
 	STMT_EVENT,
 	STMT_PRUNE,
+	STMT_PRUNE_STEPS,
 	STMT_STEP,
 	STMT_WF_PUT,
 	STMT_WF_GET,
@@ -57,6 +58,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         /* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
         [STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
+        /* Step rows go with their attempt (cascade); these are the ones whose attempt row was lost. */
+        [STMT_PRUNE_STEPS] = "DELETE FROM workflow_steps WHERE attempt_id IS NULL AND finished_at < ?1",
         /* A step row links to its attempt only if that row exists (a lost attempt row leaves it NULL). */
         [STMT_STEP] = "INSERT INTO workflow_steps (attempt_id, job_id, step_id, type, step_attempt, run_attempt, "
                       "state, started_at, finished_at, duration_ms, output, error) VALUES ((SELECT id FROM attempts "
@@ -458,7 +461,10 @@ store_prune(struct store *st, double before)
 	bind_double(st->stmt[STMT_PRUNE], 1, before, &rc);
 	if (write_run(st, STMT_PRUNE, rc, "prune") != 0)
 		return -1;
-	return sqlite3_changes(st->db);
+	int n = sqlite3_changes(st->db);
+	bind_double(st->stmt[STMT_PRUNE_STEPS], 1, before, &rc);
+	write_run(st, STMT_PRUNE_STEPS, rc, "prune steps");
+	return n;
 }
 
 int

@@ -80,6 +80,7 @@ main(void)
 	store_flush(st);
 	T_CHECK("pruning the attempt removes its step rows",
 	        q_int(path, "SELECT count(*) FROM workflow_steps WHERE step_id='fetch'") == 0);
+	T_CHECK("and old unlinked rows", q_int(path, "SELECT count(*) FROM workflow_steps") == 0);
 
 	char greet[] = "greet", d[] = "d", def0[] = "{\"steps\":[]}", def1[] = "{\"steps\":[1]}", o[] = "o";
 	char alpha[] = "alpha", empty[] = "{}";
