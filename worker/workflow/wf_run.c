@@ -425,7 +425,7 @@ workflow_run(struct job_ctx *job, json_t **result)
 	                          .request = request,
 	                          .job_id = job->id,
 	                          .secrets = json_array()};
-	r.ctx = json_pack("{s:O,s:{},s:o}", "input", input ? input : json_object(), "steps", "env",
+	r.ctx = json_pack("{s:o,s:{},s:o}", "input", input ? json_incref(input) : json_object(), "steps", "env",
 	                  allowed_env(&r.cfg, r.host.secrets));
 	r.state = xcalloc(r.def->nsteps, sizeof(*r.state));
 	take_resume(&r);
