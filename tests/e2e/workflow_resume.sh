@@ -40,4 +40,22 @@ check_eq "rows: order in attempt 1 only; pause and confirm in attempt 2" \
 	"order@1:succeeded pause@2:succeeded confirm@2:succeeded"
 check_match "the daemon logged the resume" "$(cat "$T/n1.log")" 'job wres: attempt 2 resumes after 1 recorded steps'
 
+# A run stopped by its job timeout is retried as a job: it resumes too, unless the definition says
+# "resume": false (then the POST goes out again on every attempt).
+for mode in true false; do
+	code=$([ $mode = true ] && echo 202 || echo 201)
+	DEF=$(cat <<J
+{"resume": $mode, "steps": [
+  {"id": "post", "type": "http", "params": {"url": "$HTTP/status/$code", "method": "POST", "expected_status": $code}},
+  {"id": "slow", "type": "delay", "depends_on": ["post"], "params": {"ms": 5000}}
+]}
+J
+)
+	push_job default "$(wf_job "wres-$mode" "{\"definition\":$DEF}" '"max_attempts":2,"timeout_s":1.5,"backoff_s":0.1')"
+done
+wait_for "both stopped runs end" 40 bash -c "case \$(redis-cli -s '$SOCK' HGET '${HP}job:wres-true' state)\$(redis-cli -s '$SOCK' HGET '${HP}job:wres-false' state) in deaddead) exit 0;; esac; exit 1"
+check_eq "timeout retry: both runs used their two attempts" "$(jfield wres-true attempt) $(jfield wres-false attempt)" "2 2"
+check_eq "timeout retry: resumed, the POST went out once" "$(hits /status/202)" 1
+check_eq "timeout retry: with resume false, once per attempt" "$(hits /status/201)" 2
+
 end_scenario

@@ -428,7 +428,9 @@ workflow_run(struct job_ctx *job, json_t **result)
 	r.ctx = json_pack("{s:o,s:{},s:o}", "input", input ? json_incref(input) : json_object(), "steps", "env",
 	                  allowed_env(&r.cfg, r.host.secrets));
 	r.state = xcalloc(r.def->nsteps, sizeof(*r.state));
-	take_resume(&r);
+	/* "resume": false in the definition: every attempt starts over (the steps are safe to repeat). */
+	if (!json_is_false(json_object_get(r.def->doc, "resume")))
+		take_resume(&r);
 	if (r.resumed > 0)
 		worker_log(job, "info", "resuming after %d step(s) an earlier attempt completed", r.resumed);
 	int rc = run_all(&r, result);
