@@ -17,11 +17,14 @@ FUZZ_SECONDS ?= 60
 PKGS := hiredis sqlite3 jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl is the workflow engine's http step: the worker (and the workflow tests) link it, hopperd does not.
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 # libev ships no pkg-config file on Debian: its header and library sit in the default paths.
 EV_LIBS := -lev
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings -Wshadow -Wno-unused-parameter
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon $(PKG_CFLAGS) -DHOPPER_LIBEXEC=\"$(PREFIX)/libexec/hopper\"
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(WARN) -Icommon -Iworker -Iworker/workflow $(PKG_CFLAGS) $(CURL_CFLAGS) -DHOPPER_LIBEXEC=\"$(PREFIX)/libexec/hopper\"
 
 ifeq ($(SAN),1)
 B := build-san
@@ -40,10 +43,14 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
 	common/celery_msg.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
-	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o gen/lua.o gen/migrations.o
-WORKER_OBJS := worker/worker.o worker/handlers.o
+	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o gen/lua.o gen/migrations.o
+# The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
+WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
+	worker/workflow/wf_mask.o worker/workflow/wf_config.o
+WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
+WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o client/celery.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -53,7 +60,7 @@ all: $(BINS)
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h client/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -70,7 +77,7 @@ $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -87,7 +94,11 @@ $(B)/tests/test_celery: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_celery.
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
+$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store_wf.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
+$(B)/bench/baseline:  $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 check: deps format-check
@@ -98,6 +109,7 @@ bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
 	./bench/celery.sh $(B)
+	./bench/workflow.sh $(B)
 
 demo: deps
 	$(MAKE) all
@@ -111,12 +123,14 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow
+# The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
+FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \
 	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$t fuzz/$$t.c \
-	    common/*.c $(LDLIBS) || exit 1; \
+	    common/*.c $(FUZZ_WF_SRCS) $(LDLIBS) $(CURL_LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t fuzz/seeds/$$t || exit 1; \
 	done
@@ -136,7 +150,7 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:

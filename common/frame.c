@@ -40,6 +40,7 @@ frame_header(unsigned char hdr[FRAME_HEADER_LEN], enum frame_type type, size_t l
 const char *
 frame_type_name(enum frame_type type)
 {
-	static const char *const names[] = {"?", "hello", "job", "progress", "log", "result"};
+	static const char *const names[] = {"?",      "hello", "job",   "progress", "log",
+	                                    "result", "step",  "reply", "enqueue",  "query"};
 	return (type >= 1 && type <= FRAME_TYPE_MAX) ? names[type] : "?";
 }

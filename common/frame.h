@@ -23,7 +23,12 @@ enum frame_type {
 	FRAME_PROGRESS = 3, /* worker -> daemon: {"id","progress","stage","message"} */
 	FRAME_LOG = 4,      /* worker -> daemon: {"id","level","line"} */
 	FRAME_RESULT = 5,   /* worker -> daemon: {"id","ok",("result"|"error","retry")} */
-	FRAME_TYPE_MAX = 5
+	/* workflow.run (worker/workflow/): each request gets exactly one REPLY, in order */
+	FRAME_STEP = 6,    /* worker -> daemon: a step record {"id","step","type","state",...,"resume"} */
+	FRAME_REPLY = 7,   /* daemon -> worker: {"ok", ...} answering STEP (once durable), ENQUEUE or QUERY */
+	FRAME_ENQUEUE = 8, /* worker -> daemon: {"id","queue","job":{...}} submit a child job */
+	FRAME_QUERY = 9,   /* worker -> daemon: {"id","job_id"} a child job's state, result and error */
+	FRAME_TYPE_MAX = 9
 };
 
 struct frame {

@@ -85,6 +85,23 @@ static const struct option_def options[] = {
          "Celery result_expires in seconds (0: never)", RESTART},
         {"celery_track_started", OPT_INT, O(celery_track_started), "0", 0, 1, "write STARTED results (1) or not (0)",
          RESTART},
+        /* workflow.run steps: workers read these at start, so a reload reaches the workers started after it */
+        {"workflow_exec_enabled", OPT_INT, O(workflow_exec_enabled), "0", 0, 1, "1 lets workflows run exec steps",
+         RELOAD},
+        {"workflow_exec_programs", OPT_STR, O(workflow_exec_programs), "", 0, 0,
+         "absolute paths exec steps may run, comma-separated", RELOAD},
+        {"workflow_http_schemes", OPT_STR, O(workflow_http_schemes), "http,https", 0, 0,
+         "URL schemes http steps (and their redirects) may use", RELOAD},
+        {"workflow_http_hosts", OPT_STR, O(workflow_http_hosts), "", 0, 0,
+         "hosts http steps may reach, comma-separated (empty: any)", RELOAD},
+        {"workflow_env_allow", OPT_STR, O(workflow_env_allow), "", 0, 0,
+         "environment variables {{env.NAME}} may read, comma-separated", RELOAD},
+        {"workflow_mask_names", OPT_STR, O(workflow_mask_names), "", 0, 0,
+         "header/parameter names masked besides Authorization and Cookie", RELOAD},
+        {"workflow_max_response_bytes", OPT_INT, O(workflow_max_response_bytes), "1048576", 1024, 64 << 20,
+         "largest http step response body", RELOAD},
+        {"workflow_max_output_bytes", OPT_INT, O(workflow_max_output_bytes), "262144", 1024, 64 << 20,
+         "largest exec step stdout (and stderr)", RELOAD},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

@@ -82,6 +82,15 @@ struct config {
 	char *celery_default_queue;
 	int celery_result_expires;
 	int celery_track_started;
+	/* workflow.run steps (passed to workers as HOPPER_WF_* variables) */
+	int workflow_exec_enabled;
+	char *workflow_exec_programs;
+	char *workflow_http_schemes;
+	char *workflow_http_hosts;
+	char *workflow_env_allow;
+	char *workflow_mask_names;
+	int workflow_max_response_bytes;
+	int workflow_max_output_bytes;
 };
 
 /* --- in-flight jobs --- */
@@ -125,6 +134,10 @@ struct job {
 	double retry_at;    /* OP_FINISH with outcome retrying */
 	enum job_state outcome;
 	int dead; /* freed in the prepare hook */
+	/* workflow.run (workflows.c) */
+	json_t *wf_args;   /* args with the stored definition resolved, sent instead of spec.args; owned */
+	json_t *wf_resume; /* step records of earlier attempts, sent as the JOB frame's "resume"; owned */
+	int wf_loading;    /* its step records are being read from Redis: not freed until the reply */
 };
 
 /* --- workers (pool.c) --- */
@@ -232,6 +245,8 @@ void pool_check_deadlines(struct server *s);
 double pool_next_deadline(const struct server *s);
 /* Worker processes not yet reaped (exiting ones included). */
 int pool_live(const struct server *s);
+/* Sends one frame to a worker (a REPLY). Returns 0 or -1 (the worker's stream is then unusable). */
+int pool_send(struct worker *w, enum frame_type type, const char *payload, size_t len);
 
 /* jobs.c */
 /* Decimal text of a time or an integer into a local buffer, for script arguments. */
@@ -288,6 +303,20 @@ void node_promote(struct server *s);
 /* Starts consuming the Celery queues (when celery_queues is set). */
 void celery_start(struct server *s);
 void celery_free(struct server *s);
+/* workflows.c */
+/* A claimed job: for workflow.run, resolves a stored workflow and loads the resume records, then makes it
+ * READY itself (returns 1); other types return 0 and go on as usual. */
+int workflows_claimed(struct server *s, struct job *j);
+/* A STEP, ENQUEUE or QUERY frame from the worker running a job. Returns -1 for any other type. */
+int workflows_frame(struct server *s, struct worker *w, int type, json_t *o);
+/* Stored workflows, for the control socket: req {"name"?, "definition", "description"?, "owner"?, "active"?}. */
+int workflows_put(struct server *s, json_t *req, char **cause);
+/* {"name", "description", "definition", "owner", "active", "created_at", "updated_at"} or NULL. New reference. */
+json_t *workflows_get(struct server *s, const char *name);
+/* An array of them without definitions, by name. New reference. */
+json_t *workflows_list(struct server *s);
+/* 1 removed, 0 none, -1 error. */
+int workflows_rm(struct server *s, const char *name);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);

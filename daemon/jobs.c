@@ -61,7 +61,7 @@ jobs_free_dead(struct server *s)
 	struct job *j = s->jobs, *next;
 	for (; j != NULL; j = next) {
 		next = j->next;
-		if (!j->dead || j->redis_busy)
+		if (!j->dead || j->redis_busy || j->wf_loading)
 			continue;
 		if (j->prev)
 			j->prev->next = j->next;
@@ -74,6 +74,8 @@ jobs_free_dead(struct server *s)
 		free(j->error);
 		free(j->result);
 		free(j->dead_entry);
+		json_decref(j->wf_args);
+		json_decref(j->wf_resume);
 		free(j);
 	}
 }
@@ -407,6 +409,8 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 			job_op_start(s, j, OP_SCHEDULE);
 			return;
 		}
+		if (workflows_claimed(s, j))
+			return;
 		job_ready_push(s, j);
 		pool_dispatch(s);
 		return;

@@ -59,6 +59,18 @@ exec_worker(const struct config *cfg, int fd)
 	snprintf(as_limit, sizeof(as_limit), "%d", cfg->worker_max_rss_mb * 4);
 	const char *argv[] = {"hopper-worker", "--fd",           "3", "--as-limit-mb", as_limit,
 	                      "--user",        cfg->worker_user, NULL};
+	/* The workflow engine's limits (worker/workflow/wf_config.c reads them). */
+	char resp[32], out[32];
+	snprintf(resp, sizeof(resp), "%d", cfg->workflow_max_response_bytes);
+	snprintf(out, sizeof(out), "%d", cfg->workflow_max_output_bytes);
+	setenv("HOPPER_WF_EXEC_ENABLED", cfg->workflow_exec_enabled ? "1" : "0", 1);
+	setenv("HOPPER_WF_EXEC_PROGRAMS", cfg->workflow_exec_programs, 1);
+	setenv("HOPPER_WF_HTTP_SCHEMES", cfg->workflow_http_schemes, 1);
+	setenv("HOPPER_WF_HTTP_HOSTS", cfg->workflow_http_hosts, 1);
+	setenv("HOPPER_WF_ENV_ALLOW", cfg->workflow_env_allow, 1);
+	setenv("HOPPER_WF_MASK_NAMES", cfg->workflow_mask_names, 1);
+	setenv("HOPPER_WF_MAX_RESPONSE", resp, 1);
+	setenv("HOPPER_WF_MAX_OUTPUT", out, 1);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -188,11 +200,20 @@ deadline_set(struct server *s, struct job *j, double at)
 		heap_update(&s->deadlines, j->heap_pos);
 }
 
+int
+pool_send(struct worker *w, enum frame_type type, const char *payload, size_t len)
+{
+	return send_frame(w, type, payload, len);
+}
+
 static int
 dispatch_one(struct server *s, struct worker *w, struct job *j)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:i,s:f}", "id", j->spec.id, "type", j->spec.type, "queue", j->queue,
-	                      "args", j->spec.args, "attempt", j->attempt, "timeout_s", j->spec.timeout_s);
+	                      "args", j->wf_args ? j->wf_args : j->spec.args, "attempt", j->attempt, "timeout_s",
+	                      j->spec.timeout_s);
+	if (j->wf_resume != NULL)
+		json_object_set(o, "resume", j->wf_resume);
 	char *text = jsonx_dump(o);
 	json_decref(o);
 	int rc = send_frame(w, FRAME_JOB, text, strlen(text));
@@ -335,7 +356,12 @@ worker_frame(struct server *s, struct worker *w, const struct frame *f)
 		take_result(j, o);
 		worker_job_ended(s, w);
 		break;
-	default: break;
+	default:
+		if (workflows_frame(s, w, f->type, o) < 0) {
+			json_decref(o);
+			return -1; /* a REPLY, which only the daemon sends */
+		}
+		break;
 	}
 	json_decref(o);
 	return 0;

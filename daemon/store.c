@@ -26,7 +26,22 @@
 /* Migration numbers are the file names' leading digits; 9 digits cannot overflow an int. */
 #define MIGRATION_DIGITS_MAX 9
 
-enum stmt_id { STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_START, STMT_FINISH, STMT_EVENT, STMT_PRUNE, STMT_COUNT };
+enum stmt_id {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_START,
+	STMT_FINISH,
+	STMT_EVENT,
+	STMT_PRUNE,
+	STMT_PRUNE_STEPS,
+	STMT_STEP,
+	STMT_WF_PUT,
+	STMT_WF_GET,
+	STMT_WF_LIST,
+	STMT_WF_RM,
+	STMT_COUNT
+};
 
 static const char *const stmt_sql[STMT_COUNT] = {
         /* IMMEDIATE takes the write lock at BEGIN, so waiting for it happens there under the busy timeout. */
@@ -43,6 +58,21 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         /* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
         [STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
+        /* Step rows go with their attempt (cascade); these are the ones whose attempt row was lost. */
+        [STMT_PRUNE_STEPS] = "DELETE FROM workflow_steps WHERE attempt_id IS NULL AND finished_at < ?1",
+        /* A step row links to its attempt only if that row exists (a lost attempt row leaves it NULL). */
+        [STMT_STEP] = "INSERT INTO workflow_steps (attempt_id, job_id, step_id, type, step_attempt, run_attempt, "
+                      "state, started_at, finished_at, duration_ms, output, error) VALUES ((SELECT id FROM attempts "
+                      "WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (?9 - ?8) * 1000, ?10, ?11)",
+        /* Storing a name again replaces its definition and keeps its id and created_at. */
+        [STMT_WF_PUT] = "INSERT INTO workflows (name, description, definition, owner, active, created_at, "
+                        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT(name) DO UPDATE SET "
+                        "description = ?2, definition = ?3, owner = ?4, active = ?5, updated_at = ?6",
+        [STMT_WF_GET] = "SELECT name, description, definition, owner, active, created_at, updated_at FROM workflows "
+                        "WHERE name = ?1",
+        [STMT_WF_LIST] = "SELECT name, description, definition, owner, active, created_at, updated_at FROM "
+                         "workflows ORDER BY name",
+        [STMT_WF_RM] = "DELETE FROM workflows WHERE name = ?1",
 };
 
 struct store {
@@ -431,11 +461,127 @@ store_prune(struct store *st, double before)
 	bind_double(st->stmt[STMT_PRUNE], 1, before, &rc);
 	if (write_run(st, STMT_PRUNE, rc, "prune") != 0)
 		return -1;
-	return sqlite3_changes(st->db);
+	int n = sqlite3_changes(st->db);
+	bind_double(st->stmt[STMT_PRUNE_STEPS], 1, before, &rc);
+	write_run(st, STMT_PRUNE_STEPS, rc, "prune steps");
+	return n;
 }
 
 int
 store_pending(const struct store *st)
 {
 	return !sqlite3_get_autocommit(st->db);
+}
+
+int
+store_step(struct store *st, const struct store_step *r)
+{
+	sqlite3_stmt *s = st->stmt[STMT_STEP];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_int64(s, 1, r->attempt_row, &rc);
+	bind_text(s, 2, r->job_id, &rc);
+	bind_text(s, 3, r->step_id, &rc);
+	bind_text(s, 4, r->type, &rc);
+	bind_int64(s, 5, r->step_attempt, &rc);
+	bind_int64(s, 6, r->run_attempt, &rc);
+	bind_text(s, 7, r->state, &rc);
+	bind_double(s, 8, r->started_at, &rc);
+	bind_double(s, 9, r->finished_at, &rc);
+	bind_text(s, 10, r->output, &rc);
+	bind_text(s, 11, r->error, &rc);
+	return write_run(st, STMT_STEP, rc, "workflow step");
+}
+
+int
+store_workflow_put(struct store *st, const struct store_workflow *w)
+{
+	sqlite3_stmt *s = st->stmt[STMT_WF_PUT];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_text(s, 1, w->name, &rc);
+	bind_text(s, 2, w->description, &rc);
+	bind_text(s, 3, w->definition, &rc);
+	bind_text(s, 4, w->owner, &rc);
+	bind_int64(s, 5, w->active, &rc);
+	bind_double(s, 6, w->updated_at, &rc);
+	return write_run(st, STMT_WF_PUT, rc, "workflow put");
+}
+
+static char *
+column_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t != NULL ? xstrdup((const char *)t) : NULL;
+}
+
+static void
+row_workflow(sqlite3_stmt *s, struct store_workflow *w)
+{
+	w->name = column_dup(s, 0);
+	w->description = column_dup(s, 1);
+	w->definition = column_dup(s, 2);
+	w->owner = column_dup(s, 3);
+	w->active = sqlite3_column_int(s, 4);
+	w->created_at = sqlite3_column_double(s, 5);
+	w->updated_at = sqlite3_column_double(s, 6);
+}
+
+int
+store_workflow_get(struct store *st, const char *name, struct store_workflow *out)
+{
+	sqlite3_stmt *s = st->stmt[STMT_WF_GET];
+	memset(out, 0, sizeof(*out));
+	int rc = SQLITE_OK;
+	bind_text(s, 1, name, &rc);
+	int step = rc == SQLITE_OK ? sqlite3_step(s) : rc;
+	if (step == SQLITE_ROW)
+		row_workflow(s, out);
+	else if (step != SQLITE_DONE)
+		log_error("store: workflow get: %s", sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_workflow_list(struct store *st, void (*fn)(const struct store_workflow *w, void *arg), void *arg)
+{
+	sqlite3_stmt *s = st->stmt[STMT_WF_LIST];
+	int step, n = 0;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_workflow w;
+		row_workflow(s, &w);
+		fn(&w, arg);
+		store_workflow_free(&w);
+		n++;
+	}
+	if (step != SQLITE_DONE)
+		log_error("store: workflow list: %s", sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	return step == SQLITE_DONE ? n : -1;
+}
+
+int
+store_workflow_rm(struct store *st, const char *name)
+{
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_text(st->stmt[STMT_WF_RM], 1, name, &rc);
+	if (write_run(st, STMT_WF_RM, rc, "workflow rm") != 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+void
+store_workflow_free(struct store_workflow *w)
+{
+	free(w->name);
+	free(w->description);
+	free(w->definition);
+	free(w->owner);
+	memset(w, 0, sizeof(*w));
 }

@@ -45,4 +45,32 @@ int store_prune(struct store *st, double before);
 /* 1 if writes are waiting for store_flush. */
 int store_pending(const struct store *st);
 
+/* --- workflow.run (migration 002) --- */
+/* One step execution of a workflow run; strings may be NULL except job_id, step_id and state. */
+struct store_step {
+	int64_t attempt_row; /* the attempts row of the job attempt */
+	const char *job_id, *step_id, *type, *state;
+	int step_attempt, run_attempt;
+	double started_at, finished_at;
+	const char *output; /* JSON text excerpt */
+	const char *error;
+};
+int store_step(struct store *st, const struct store_step *r);
+
+/* A stored workflow. From store_workflow_get/list the strings are owned (store_workflow_free). */
+struct store_workflow {
+	char *name, *description, *definition, *owner;
+	int active;
+	double created_at, updated_at;
+};
+/* Inserts or replaces by name (updated_at is the time of this write). Returns 0 or -1 (logged). */
+int store_workflow_put(struct store *st, const struct store_workflow *w);
+/* 1 with *out filled (caller calls store_workflow_free), 0 if there is none, -1 on error (logged). */
+int store_workflow_get(struct store *st, const char *name, struct store_workflow *out);
+/* Calls fn for each, by name; w is valid during the call. Returns the count or -1. */
+int store_workflow_list(struct store *st, void (*fn)(const struct store_workflow *w, void *arg), void *arg);
+/* 1 if removed, 0 if there was none, -1 on error. */
+int store_workflow_rm(struct store *st, const char *name);
+void store_workflow_free(struct store_workflow *w);
+
 #endif

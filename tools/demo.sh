@@ -42,6 +42,7 @@ stop_pid() { # PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL
 cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$WATCH_PID" 2
+	stop_pid "${HTTP_PID:-}" 2
 	if [ -n "$HOPPERD_PID" ]; then
 		note "stopping hopperd (PID $HOPPERD_PID) with SIGTERM: it drains running jobs and exits"
 		stop_pid "$HOPPERD_PID" 20 # shutdown_grace_s=10, plus room to write back
@@ -95,7 +96,7 @@ say "Starting hopperd with 2 worker processes"
 note "Jobs are taken from Redis list ${PREFIX}queue:default; every attempt is logged to SQLite in $DB."
 "$B/hopperd" -c /dev/null "${REDIS_ARGS[@]}" --key-prefix="$PREFIX" --node-id="$NODE" --workers=2 \
 	--worker-path="$B/hopper-worker" --db-path="$DB" --log-level=info --backoff-base-s=1 --shutdown-grace-s=10 \
-	2>"$TMP/hopperd.log" &
+	--workflow-exec-enabled=1 --workflow-exec-programs=/bin/echo 2>"$TMP/hopperd.log" &
 HOPPERD_PID=$!
 for _ in $(seq 100); do
 	[ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE" 2>/dev/null)" = 1 ] && break
@@ -178,6 +179,38 @@ if command -v sqlite3 >/dev/null; then
 else
 	note "(sqlite3 is not installed; tools/install-deps.sh installs it)"
 fi
+
+# --- a stored workflow ---
+say "A stored workflow: fetch JSON from a local HTTP endpoint, filter on it, run a program"
+/usr/bin/python3 "$(dirname "$0")/../tests/workflow/server.py" "$TMP/http.port" 2>/dev/null &
+HTTP_PID=$!
+for _ in $(seq 50); do [ -s "$TMP/http.port" ] && break; sleep 0.1; done
+HTTP="http://127.0.0.1:$(cat "$TMP/http.port" 2>/dev/null)"
+WF=$(cat <<J
+{"name": "demo-fetch", "steps": [
+  {"id": "fetch", "type": "http", "params": {"url": "$HTTP/json"}},
+  {"id": "adult", "type": "filter", "depends_on": ["fetch"], "params": {"condition": "steps.fetch.output.json.user.age >= 18"}},
+  {"id": "greet", "type": "exec", "depends_on": ["adult"], "params": {"argv": ["/bin/echo", "hello {{steps.fetch.output.json.user.name}}, {{input.note}}"]}}
+]}
+J
+)
+note "Stored workflows live in SQLite (table workflows); hopperctl workflow put/run come with the control socket."
+show "sqlite3 $DB \"INSERT INTO workflows (name, definition) VALUES ('demo-fetch', '...')\""
+sqlite3 "$DB" "INSERT INTO workflows (name, description, definition, active, created_at, updated_at) VALUES ('demo-fetch', 'make demo', '$WF', 1, strftime('%s','now'), strftime('%s','now'))" ||
+	note "(could not store the workflow)"
+JOB='{"id":"demo-wf-'$$'","type":"workflow.run","args":{"workflow":"demo-fetch","input":{"note":"from make demo"}}}'
+show "${RCLI[*]} LPUSH ${PREFIX}queue:default '$JOB'"
+"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$JOB" >/dev/null
+for _ in $(seq 100); do
+	state=$("${RCLI[@]}" HGET "${PREFIX}job:demo-wf-$$" state)
+	case $state in succeeded | failed | dead | cancelled) break ;; esac
+	sleep 0.1
+done
+note "run demo-wf-$$: $state; result: $("${RCLI[@]}" HGET "${PREFIX}job:demo-wf-$$" result | cut -c1-160)"
+sleep 0.3
+QUERY="select step_id, type, state, round(duration_ms, 1) as ms, substr(coalesce(error, output), 1, 60) as output_or_error from workflow_steps where job_id = 'demo-wf-$$' order by id"
+show "sqlite3 $DB \"$QUERY\""
+sqlite3 -header -column "$DB" "$QUERY" | sed 's/^/    /'
 
 # --- what to try next ---
 say "Try it yourself"

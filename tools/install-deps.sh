@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev \
-libhiredis-dev libev-dev libsqlite3-dev libsodium-dev libjansson-dev libsndfile1-dev \
+libhiredis-dev libev-dev libcurl4-openssl-dev libsqlite3-dev libsodium-dev libjansson-dev libsndfile1-dev \
 redis-server redis-tools sqlite3 python3 python3-redis python3-jsonschema python3-celery procps"
 
 missing=""

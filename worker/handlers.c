@@ -86,6 +86,8 @@ const struct handler_entry handler_table[] = {
         {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress (args.ignore_term: ignore SIGTERM)"},
         {"fail", run_fail, "fails with args.message; args.retry=false makes the failure permanent"},
         {"crash", run_crash, "kills its worker with SIGSEGV"},
+        {"workflow.run", workflow_run,
+         "runs a workflow: args.definition (or args.workflow, a stored one) and args.input"},
         {NULL, NULL, NULL},
 };
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "frame.h"
 #include "job.h"
 #include "jsonx.h"
@@ -34,7 +36,13 @@ static struct {
 	int fd;
 	unsigned char *buf;
 	size_t len, cap;
-} w = {3, NULL, 0, 0};
+	worker_progress_hook *progress_hook;
+	void *progress_arg;
+} w = {3, NULL, 0, 0, NULL, NULL};
+
+/* How long a request waits for the daemon's reply. A step record's reply waits for a Redis write, which a
+ * Redis outage can hold up; past this the run fails its attempt instead of waiting forever. */
+#define REQUEST_TIMEOUT_MS 30000
 
 static void
 on_term(int sig)
@@ -88,8 +96,22 @@ send_json(enum frame_type type, json_t *obj)
 }
 
 void
+worker_set_progress_hook(worker_progress_hook *fn, void *arg)
+{
+	w.progress_hook = fn;
+	w.progress_arg = arg;
+}
+
+void
 worker_progress(struct job_ctx *ctx, int progress, const char *stage, const char *message)
 {
+	if (w.progress_hook != NULL) {
+		worker_progress_hook *fn = w.progress_hook;
+		w.progress_hook = NULL; /* the hook reports through worker_progress itself */
+		fn(w.progress_arg, progress, stage, message);
+		w.progress_hook = fn;
+		return;
+	}
 	json_t *o = json_pack("{s:s,s:i}", "id", ctx->id, "progress",
 	                      progress < 0     ? 0
 	                      : progress > 100 ? 100
@@ -131,8 +153,14 @@ run_job(const char *payload, size_t len)
 		log_error("bad job frame from the daemon: %s", req ? err : jerr.text);
 		_exit(2);
 	}
-	struct job_ctx ctx = {
-	        .id = id, .type = type, .args = args, .attempt = (int)attempt, .timeout_s = timeout_s, .retryable = 1};
+	json_t *resume = json_object_get(req, "resume");
+	struct job_ctx ctx = {.id = id,
+	                      .type = type,
+	                      .args = args,
+	                      .attempt = (int)attempt,
+	                      .timeout_s = timeout_s,
+	                      .resume = json_is_object(resume) ? resume : NULL,
+	                      .retryable = 1};
 	const struct handler_entry *h = handler_find(type);
 	json_t *result = NULL;
 	int rc = -1;
@@ -173,6 +201,55 @@ read_frame(struct frame *f, size_t *consumed)
 		if (n <= 0)
 			return -1;
 		w.len += (size_t)n;
+	}
+}
+
+json_t *
+worker_request(struct job_ctx *ctx, int type, json_t *payload, char *err, size_t errlen)
+{
+	send_json((enum frame_type)type, payload);
+	double give_up = clock_monotonic_ms() + REQUEST_TIMEOUT_MS;
+	for (;;) {
+		struct frame f;
+		size_t consumed;
+		const char *errstr = NULL;
+		enum frame_status st = frame_decode(w.buf, w.len, &f, &consumed, &errstr);
+		if (st == FRAME_ERROR) {
+			log_error("bad frame from the daemon: %s", errstr);
+			_exit(2);
+		}
+		if (st == FRAME_OK) {
+			json_t *o = f.type == FRAME_REPLY ? json_loadb(f.payload, f.len, 0, NULL) : NULL;
+			memmove(w.buf, w.buf + consumed, w.len - consumed);
+			w.len -= consumed;
+			if (o == NULL) {
+				log_warn("ignoring a %s frame while waiting for a reply", frame_type_name(f.type));
+				continue;
+			}
+			if (json_is_true(json_object_get(o, "ok")))
+				return o;
+			const char *e = json_string_value(json_object_get(o, "error"));
+			snprintf(err, errlen, "the daemon refused: %s", e ? e : "no reason given");
+			json_decref(o);
+			return NULL;
+		}
+		double left = give_up - clock_monotonic_ms();
+		if (left <= 0) {
+			snprintf(err, errlen, "no reply from the daemon within %d s", REQUEST_TIMEOUT_MS / 1000);
+			return NULL;
+		}
+		struct pollfd pfd = {.fd = w.fd, .events = POLLIN};
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue; /* EINTR (SIGTERM) or the time is up: the loop decides */
+		if (w.len == w.cap) {
+			w.cap = w.cap ? w.cap * 2 : 65536;
+			w.buf = xrealloc(w.buf, w.cap);
+		}
+		ssize_t n = read(w.fd, w.buf + w.len, w.cap - w.len);
+		if (n == 0)
+			_exit(0); /* the daemon is gone */
+		if (n > 0)
+			w.len += (size_t)n;
 	}
 }
 
@@ -250,12 +327,17 @@ main(int argc, char **argv)
 	struct frame f;
 	size_t consumed;
 	while (!stop_requested && read_frame(&f, &consumed) == 0) {
-		if (f.type == FRAME_JOB)
-			run_job(f.payload, f.len);
-		else
-			log_warn("ignoring a %s frame from the daemon", frame_type_name(f.type));
+		/* The frame leaves the buffer before the job runs: a workflow reads replies into it meanwhile. */
+		enum frame_type type = f.type;
+		char *payload = type == FRAME_JOB ? xstrndup(f.payload, f.len) : NULL;
+		size_t plen = f.len;
 		memmove(w.buf, w.buf + consumed, w.len - consumed);
 		w.len -= consumed;
+		if (type == FRAME_JOB)
+			run_job(payload, plen);
+		else
+			log_warn("ignoring a %s frame from the daemon", frame_type_name(type));
+		free(payload);
 	}
 	free(w.buf);
 	return 0;

@@ -17,6 +17,7 @@ struct job_ctx {
 	json_t *args; /* borrowed: valid until the handler returns */
 	int attempt;
 	double timeout_s;
+	json_t *resume; /* borrowed: workflow.run only, the step records of earlier attempts (or NULL) */
 	/* set by the handler on failure: */
 	char error[1024];
 	int retryable; /* 1 (default): a later attempt may succeed; 0: fail for good */
@@ -41,5 +42,20 @@ void worker_progress(struct job_ctx *ctx, int progress, const char *stage, const
 void worker_log(struct job_ctx *ctx, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* 1 once the daemon asked this worker to stop (SIGTERM: soft timeout, cancel, shutdown). */
 int worker_should_stop(void);
+/*
+ * Sends a request frame (FRAME_STEP, FRAME_ENQUEUE, FRAME_QUERY) and waits for the daemon's FRAME_REPLY.
+ * Takes ownership of payload. Returns the reply object (caller decrefs) if it says "ok": true, or NULL with
+ * err set (the daemon's error, or no reply within the limit).
+ */
+json_t *worker_request(struct job_ctx *ctx, int type, json_t *payload, char *err, size_t errlen);
+/*
+ * While a hook is set, worker_progress calls it instead of sending a frame: a workflow rescales the progress
+ * of a handler it runs as a step into its own. NULL removes it.
+ */
+typedef void worker_progress_hook(void *arg, int progress, const char *stage, const char *message);
+void worker_set_progress_hook(worker_progress_hook *fn, void *arg);
+
+/* workflow/wf_run.c: the workflow.run handler */
+int workflow_run(struct job_ctx *ctx, json_t **result);
 
 #endif

@@ -1,7 +1,7 @@
 -- (At load time Redis offers only a few globals, not pairs or ipairs: hence the plain list.)
 local NAMES = {'fetch', 'claim', 'run', 'progress', 'finish', 'requeue', 'bury', 'schedule', 'promote',
                'heartbeat', 'reap', 'reconcile',
-               'celery_take', 'celery_enqueue', 'celery_refuse'}
+               'celery_take', 'celery_enqueue', 'celery_refuse', 'step_save', 'enqueue'}
 for k = 1, #NAMES do
   local fn = OPS[NAMES[k]]
   redis.register_function('hopper_' .. NAMES[k], function(_, a) return fn(a) end)

@@ -1,0 +1,400 @@
+/*
+ * workflows: hopperd's side of workflow.run (the engine itself runs in the worker, worker/workflow/).
+ *
+ *   - Before a claimed workflow.run job goes to a worker, its stored workflow (args.workflow) is resolved from
+ *     SQLite and the step records of earlier attempts are loaded from Redis (P job:ID:steps); both travel in
+ *     the JOB frame (args.definition, "resume").
+ *   - STEP frames: each step execution becomes a workflow_steps row; a final outcome is also written to
+ *     P job:ID:steps, and the worker's REPLY goes out only once Redis has confirmed that write, so the worker
+ *     never starts the next step before the previous one's outcome is durable.
+ *   - ENQUEUE and QUERY frames: an enqueue step submits a child job and asks after it.
+ *   - Stored workflows: put/get/list/rm over json_t, for the control socket's ops.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "hopperd.h"
+#include "jsonx.h"
+#include "log.h"
+#include "redis.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* Step outputs in workflow_steps rows are excerpts: the full (masked) output is in Redis until it expires. */
+#define STEP_EXCERPT_MAX  2048
+#define WORKFLOW_NAME_MAX 128
+
+/* Who a delayed REPLY goes to: the worker is found again by pid and job id (it may be gone by then). */
+struct pending_reply {
+	pid_t pid;
+	char job_id[JOB_ID_MAX + 1];
+	char child[JOB_ID_MAX + 1];
+};
+
+static struct pending_reply *
+pending_new(const struct worker *w, const char *child)
+{
+	struct pending_reply *p = xcalloc(1, sizeof(*p));
+	p->pid = w->pid;
+	snprintf(p->job_id, sizeof(p->job_id), "%s", w->job ? w->job->spec.id : "");
+	snprintf(p->child, sizeof(p->child), "%s", child ? child : "");
+	return p;
+}
+
+/* Sends a REPLY to the worker still running job_id, if there is one. Takes ownership of reply. */
+static void
+reply_to(struct server *s, pid_t pid, const char *job_id, json_t *reply)
+{
+	for (struct worker *w = s->workers; w != NULL; w = w->next) {
+		if (w->pid != pid || w->fd < 0 || w->job == NULL || strcmp(w->job->spec.id, job_id) != 0)
+			continue;
+		char *text = jsonx_dump(reply);
+		if (pool_send(w, FRAME_REPLY, text, strlen(text)) < 0)
+			log_warn("worker %d: cannot send it a reply", (int)pid);
+		free(text);
+		break;
+	}
+	json_decref(reply);
+}
+
+static json_t *
+refusal(const char *why)
+{
+	return json_pack("{s:b,s:s}", "ok", 0, "error", why);
+}
+
+/* --- before dispatch: stored definition and resume records --- */
+
+/* args with "definition" from the stored workflow, or with "resolve_error". New reference. */
+static json_t *
+resolve_stored(struct server *s, json_t *args, const char *name)
+{
+	json_t *out = json_deep_copy(args);
+	struct store_workflow w;
+	int found = store_workflow_get(s->store, name, &w);
+	json_t *def = found == 1 ? json_loads(w.definition, 0, NULL) : NULL;
+	if (found == 1 && w.active && json_is_object(def))
+		json_object_set_new(out, "definition", def);
+	else {
+		json_decref(def);
+		char *why = xasprintf("stored workflow %s %s", name,
+		                      found < 0    ? "could not be read"
+		                      : found == 0 ? "does not exist"
+		                      : !w.active  ? "is not active"
+		                                   : "has a definition that is not a JSON object");
+		json_object_set_new(out, "resolve_error", json_string(why));
+		free(why);
+	}
+	if (found == 1)
+		store_workflow_free(&w);
+	return out;
+}
+
+static void
+resume_loaded(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct job *j = priv;
+	j->wf_loading = 0;
+	if (r == NULL || rr_type(r) != RR_ARRAY || s->shutting_down) {
+		/* No records means the run would repeat steps: it goes back to its queue until Redis answers. */
+		log_warn("job %s: cannot load its workflow step records; back to its queue", j->spec.id);
+		job_op_start(s, j, OP_REQUEUE);
+		return;
+	}
+	json_t *resume = json_object();
+	for (size_t i = 0; i + 1 < rr_count(r); i += 2) {
+		const char *step = rr_str(rr_elem(r, i), NULL);
+		size_t len = 0;
+		const char *rec = rr_str(rr_elem(r, i + 1), &len);
+		json_t *v = rec ? json_loadb(rec, len, 0, NULL) : NULL;
+		if (step != NULL && v != NULL)
+			json_object_set_new(resume, step, v);
+		else
+			json_decref(v);
+	}
+	if (json_object_size(resume) > 0) {
+		log_info("job %s: attempt %d resumes after %zu recorded steps", j->spec.id, j->attempt,
+		         json_object_size(resume));
+		j->wf_resume = resume;
+	} else
+		json_decref(resume);
+	job_ready_push(s, j);
+	pool_dispatch(s);
+}
+
+int
+workflows_claimed(struct server *s, struct job *j)
+{
+	if (strcmp(j->spec.type, "workflow.run") != 0)
+		return 0;
+	const char *name = json_string_value(json_object_get(j->spec.args, "workflow"));
+	if (name != NULL && json_object_get(j->spec.args, "definition") == NULL)
+		j->wf_args = resolve_stored(s, j->spec.args, name);
+	char *key = xasprintf("%sjob:%s:steps", s->cfg.key_prefix, j->spec.id);
+	const char *argv[] = {"HGETALL", key};
+	j->wf_loading = 1;
+	int rc = redis_command(s->redis, 2, argv, NULL, resume_loaded, j);
+	free(key);
+	if (rc < 0) {
+		j->wf_loading = 0;
+		job_op_start(s, j, OP_REQUEUE);
+	}
+	return 1;
+}
+
+/* --- STEP --- */
+
+static void
+step_saved(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct pending_reply *p = priv;
+	if (r == NULL || rr_type(r) == RR_ERROR)
+		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+	else
+		reply_to(s, p->pid, p->job_id, json_pack("{s:b}", "ok", 1));
+	free(p);
+}
+
+static void
+step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
+{
+	char why[128];
+	const char *step = NULL, *type = NULL, *state = NULL, *error = NULL;
+	long long attempt = 0;
+	double started = 0, finished = 0;
+	int resume = 0;
+	jsonx_string(o, "step", 64, &step, why, sizeof(why));
+	jsonx_string(o, "type", 64, &type, why, sizeof(why));
+	jsonx_string(o, "state", 32, &state, why, sizeof(why));
+	jsonx_string(o, "error", 64 * 1024, &error, why, sizeof(why));
+	jsonx_int(o, "attempt", 0, 1000, &attempt, why, sizeof(why));
+	jsonx_number(o, "started_at", 0, 1e11, &started, why, sizeof(why));
+	jsonx_number(o, "finished_at", 0, 1e11, &finished, why, sizeof(why));
+	jsonx_bool(o, "resume", &resume, why, sizeof(why));
+	if (step == NULL || state == NULL) {
+		reply_to(s, w->pid, j->spec.id, refusal("a step record needs step and state"));
+		return;
+	}
+	json_t *output = json_object_get(o, "output");
+	char *out_text = output ? jsonx_dump(output) : NULL;
+	if (out_text != NULL && strlen(out_text) > STEP_EXCERPT_MAX)
+		memcpy(out_text + STEP_EXCERPT_MAX - 3, "...", 4);
+	struct store_step row = {.attempt_row = j->row,
+	                         .job_id = j->spec.id,
+	                         .step_id = step,
+	                         .type = type,
+	                         .state = state,
+	                         .step_attempt = (int)attempt,
+	                         .run_attempt = j->attempt,
+	                         .started_at = started,
+	                         .finished_at = finished,
+	                         .output = out_text,
+	                         .error = error};
+	store_step(s->store, &row);
+	free(out_text);
+	if (!resume) {
+		reply_to(s, w->pid, j->spec.id, json_pack("{s:b}", "ok", 1));
+		return;
+	}
+	json_t *rec = json_pack("{s:s,s:I,s:I,s:f}", "state", state, "attempt", (json_int_t)attempt, "run_attempt",
+	                        (json_int_t)j->attempt, "finished_at", finished);
+	if (output != NULL)
+		json_object_set(rec, "output", output);
+	char *text = jsonx_dump(rec);
+	json_decref(rec);
+	char ttl[16];
+	const char *argv[] = {s->cfg.key_prefix, j->spec.id, step, text, FMT_INT(ttl, s->cfg.result_ttl_s)};
+	struct pending_reply *p = pending_new(w, NULL);
+	if (redis_batch(s->redis, "step_save", 5, argv, NULL, step_saved, p) < 0) {
+		free(p);
+		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
+	}
+	free(text);
+}
+
+/* --- ENQUEUE and QUERY --- */
+
+static void
+enqueued(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct pending_reply *p = priv;
+	if (r == NULL || rr_type(r) != RR_ARRAY)
+		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+	else {
+		const char *verdict = rr_str(rr_elem(r, 0), NULL);
+		reply_to(s, p->pid, p->job_id,
+		         json_pack("{s:b,s:s,s:b}", "ok", 1, "job_id", p->child, "existed",
+		                   verdict != NULL && strcmp(verdict, "exists") == 0));
+	}
+	free(p);
+}
+
+static void
+enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
+{
+	const char *queue = json_string_value(json_object_get(o, "queue"));
+	json_t *child = json_object_get(o, "job");
+	if (queue == NULL || !job_name_valid(queue, QUEUE_NAME_MAX) || !json_is_object(child)) {
+		reply_to(s, w->pid, j->spec.id, refusal("enqueue needs a valid queue and a job object"));
+		return;
+	}
+	json_object_set_new(child, "created_at", json_real(clock_now()));
+	char *text = jsonx_dump(child);
+	struct job_spec spec;
+	char err[512];
+	int bad = job_parse(text, strlen(text), queue, &s->defaults, &spec, err, sizeof(err)) < 0;
+	if (bad || spec.id[0] == '\0') {
+		reply_to(s, w->pid, j->spec.id, refusal(bad ? err : "the child job needs an id"));
+		if (!bad)
+			job_spec_free(&spec);
+		free(text);
+		return;
+	}
+	char now[32], ma[16];
+	const char *argv[] = {s->cfg.key_prefix,
+	                      queue,
+	                      spec.id,
+	                      spec.type,
+	                      text,
+	                      FMT_NUM(now, clock_now()),
+	                      FMT_INT(ma, spec.max_attempts)};
+	struct pending_reply *p = pending_new(w, spec.id);
+	if (redis_batch(s->redis, "enqueue", 7, argv, NULL, enqueued, p) < 0) {
+		free(p);
+		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
+	}
+	job_spec_free(&spec);
+	free(text);
+}
+
+static void
+queried(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct pending_reply *p = priv;
+	if (r == NULL || rr_type(r) != RR_ARRAY)
+		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+	else {
+		const char *state = rr_str(rr_elem(r, 0), NULL), *error = rr_str(rr_elem(r, 2), NULL);
+		size_t len = 0;
+		const char *result = rr_str(rr_elem(r, 1), &len);
+		json_t *rep = json_pack("{s:b,s:s}", "ok", 1, "state", state ? state : "unknown");
+		json_t *res = result ? json_loadb(result, len, JSON_DECODE_ANY, NULL) : NULL;
+		json_object_set_new(rep, "result", res ? res : json_null());
+		if (error != NULL)
+			json_object_set_new(rep, "error", json_string(error));
+		reply_to(s, p->pid, p->job_id, rep);
+	}
+	free(p);
+}
+
+static void
+query_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
+{
+	const char *child = json_string_value(json_object_get(o, "job_id"));
+	if (child == NULL || !job_name_valid(child, JOB_ID_MAX)) {
+		reply_to(s, w->pid, j->spec.id, refusal("query needs a valid job_id"));
+		return;
+	}
+	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, child);
+	const char *argv[] = {"HMGET", key, "state", "result", "error"};
+	struct pending_reply *p = pending_new(w, child);
+	if (redis_command(s->redis, 5, argv, NULL, queried, p) < 0) {
+		free(p);
+		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
+	}
+	free(key);
+}
+
+int
+workflows_frame(struct server *s, struct worker *w, int type, json_t *o)
+{
+	struct job *j = w->job;
+	switch (type) {
+	case FRAME_STEP: step_frame(s, w, j, o); return 0;
+	case FRAME_ENQUEUE: enqueue_frame(s, w, j, o); return 0;
+	case FRAME_QUERY: query_frame(s, w, j, o); return 0;
+	default: return -1;
+	}
+}
+
+/* --- stored workflows, for the control socket's ops --- */
+
+static json_t *
+workflow_json(const struct store_workflow *w, int with_definition)
+{
+	json_t *o = json_pack("{s:s,s:b,s:f,s:f}", "name", w->name, "active", w->active, "created_at", w->created_at,
+	                      "updated_at", w->updated_at);
+	if (w->description != NULL)
+		json_object_set_new(o, "description", json_string(w->description));
+	if (w->owner != NULL)
+		json_object_set_new(o, "owner", json_string(w->owner));
+	if (with_definition) {
+		json_t *d = json_loads(w->definition, 0, NULL);
+		json_object_set_new(o, "definition", d ? d : json_string(w->definition));
+	}
+	return o;
+}
+
+int
+workflows_put(struct server *s, json_t *req, char **cause)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	json_t *def = json_object_get(req, "definition"), *active = json_object_get(req, "active");
+	if (name == NULL)
+		name = json_string_value(json_object_get(def, "name"));
+	if (name == NULL || !job_name_valid(name, WORKFLOW_NAME_MAX)) {
+		*cause = xstrdup("a workflow needs a name of letters, digits and . _ : -");
+		return -1;
+	}
+	/* The shape only: the worker validates steps in full when it runs (it holds the step table). */
+	if (!json_is_object(def) ||
+	    !(json_is_array(json_object_get(def, "steps")) || json_is_array(json_object_get(def, "nodes")))) {
+		*cause = xstrdup("a workflow definition is an object with \"steps\" (or AutomateOS \"nodes\")");
+		return -1;
+	}
+	char *text = jsonx_dump(def);
+	struct store_workflow w = {.name = (char *)name,
+	                           .description = (char *)json_string_value(json_object_get(req, "description")),
+	                           .definition = text,
+	                           .owner = (char *)json_string_value(json_object_get(req, "owner")),
+	                           .active = active == NULL || json_is_true(active),
+	                           .updated_at = clock_now()};
+	int rc = store_workflow_put(s->store, &w);
+	free(text);
+	if (rc < 0)
+		*cause = xstrdup("the store refused the write (see the daemon log)");
+	return rc;
+}
+
+json_t *
+workflows_get(struct server *s, const char *name)
+{
+	struct store_workflow w;
+	if (store_workflow_get(s->store, name, &w) != 1)
+		return NULL;
+	json_t *o = workflow_json(&w, 1);
+	store_workflow_free(&w);
+	return o;
+}
+
+static void
+list_one(const struct store_workflow *w, void *arg)
+{
+	json_array_append_new(arg, workflow_json(w, 0));
+}
+
+json_t *
+workflows_list(struct server *s)
+{
+	json_t *a = json_array();
+	store_workflow_list(s->store, list_one, a);
+	return a;
+}
+
+int
+workflows_rm(struct server *s, const char *name)
+{
+	return store_workflow_rm(s->store, name);
+}

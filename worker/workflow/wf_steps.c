@@ -1,0 +1,254 @@
+/*
+ * wf_steps: the step type table, one entry per type {name, validate, run}, and the small step types
+ * (webhook, delay, filter, audio.analyze, enqueue). http and exec live in their own files.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "frame.h"
+#include "workflow.h"
+#include "xmalloc.h"
+
+/* Sleeps are cut into slices this long so that a cancel or timeout is seen within one. */
+#define WF_SLICE_MS 50
+/* How often an enqueue step asks after the job it waits for. */
+#define WF_POLL_MS      200
+#define WF_DELAY_MAX_MS (7.0 * 86400 * 1000)
+
+int
+wf_sleep_ms(struct wf_host *host, double ms)
+{
+	double end = clock_monotonic_ms() + ms;
+	for (;;) {
+		if (host->should_stop != NULL && host->should_stop())
+			return -1;
+		double left = end - clock_monotonic_ms();
+		if (left <= 0)
+			return 0;
+		double chunk = left < WF_SLICE_MS ? left : WF_SLICE_MS;
+		struct timespec ts = {(time_t)(chunk / 1000), (long)((long long)(chunk * 1e6) % 1000000000LL)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* --- webhook: AutomateOS's trigger; its output is the run's input --- */
+static enum wf_status
+webhook_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	json_t *in = json_object_get(call->ctx, "input");
+	*output = json_pack("{s:O}", "payload", in ? in : json_null());
+	return WF_OK;
+}
+
+/* --- delay --- */
+static int
+delay_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+               size_t errlen)
+{
+	json_t *ms = json_object_get(st->params, "ms");
+	if (ms != NULL && !(json_is_string(ms) && strstr(json_string_value(ms), "{{")) &&
+	    (!json_is_number(ms) || json_number_value(ms) < 0 || json_number_value(ms) > WF_DELAY_MAX_MS)) {
+		snprintf(err, errlen, "delay: \"ms\" must be a number of milliseconds from 0 to 604800000");
+		return -1;
+	}
+	return 0;
+}
+
+static enum wf_status
+delay_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(call->params, "ms");
+	double ms = json_is_number(v) ? json_number_value(v) : 0;
+	if (!json_is_number(v) && v != NULL) {
+		snprintf(err, errlen, "delay: \"ms\" rendered to a non-number");
+		return WF_FATAL;
+	}
+	if (ms < 0 || ms > WF_DELAY_MAX_MS) {
+		snprintf(err, errlen, "delay: %g ms is out of range", ms);
+		return WF_FATAL;
+	}
+	if (wf_sleep_ms(call->host, ms) < 0) {
+		snprintf(err, errlen, "stopped during the delay");
+		return WF_STOPPED;
+	}
+	*output = json_pack("{s:f}", "slept_ms", ms);
+	return WF_OK;
+}
+
+/* --- filter --- */
+struct ref_check {
+	const struct wf_def *def;
+	long self;
+	const struct wf_config *cfg;
+	char *err;
+	size_t errlen;
+};
+
+static int
+filter_ref(int is_template, const char *s, size_t len, void *arg)
+{
+	struct ref_check *rc = arg;
+	char why[256];
+	if (is_template)
+		return wf_template_check(rc->def, rc->self, rc->cfg, s, rc->err, rc->errlen) > 0 ? -1 : 0;
+	if (wf_ref_check(rc->def, rc->self, rc->cfg, s, len, why, sizeof(why)) < 0) {
+		snprintf(rc->err, rc->errlen, "condition: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+filter_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                size_t errlen)
+{
+	const char *cond = json_string_value(json_object_get(st->params, "condition"));
+	if (cond == NULL) {
+		snprintf(err, errlen, "filter: \"condition\" (a string) is required");
+		return -1;
+	}
+	struct wf_expr *e = wf_expr_parse(cond, err, errlen);
+	if (e == NULL)
+		return -1;
+	struct ref_check rc = {def, (long)(st - def->steps), cfg, err, errlen};
+	int r = wf_expr_refs(e, filter_ref, &rc);
+	wf_expr_free(e);
+	return r != 0 ? -1 : 0;
+}
+
+static enum wf_status
+filter_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	const char *cond = json_string_value(json_object_get(call->params, "condition"));
+	struct wf_expr *e = wf_expr_parse(cond ? cond : "", err, errlen);
+	if (e == NULL)
+		return WF_FATAL;
+	int pass = wf_expr_eval(e, call->def, call->ctx);
+	wf_expr_free(e);
+	*output = json_pack("{s:b}", "passed", pass);
+	if (!pass) {
+		snprintf(err, errlen, "condition is false");
+		return WF_FILTERED;
+	}
+	return WF_OK;
+}
+
+/* --- audio.analyze: the registered job handler, run in this worker as a step --- */
+static enum wf_status
+audio_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	struct wf_host *h = call->host;
+	if (h->have_handler == NULL || !h->have_handler("audio.analyze")) {
+		snprintf(err, errlen, "this worker has no audio.analyze handler");
+		return WF_FATAL;
+	}
+	if (h->run_handler(h->ctx, "audio.analyze", call->params, output, err, errlen) < 0)
+		return h->should_stop() ? WF_STOPPED : WF_FAIL;
+	return WF_OK;
+}
+
+/* --- enqueue: submit another hopper job through the daemon, optionally wait for its end --- */
+static int
+enqueue_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                 size_t errlen)
+{
+	json_t *p = st->params, *args = json_object_get(p, "args"), *wait = json_object_get(p, "wait");
+	if (!json_is_string(json_object_get(p, "type"))) {
+		snprintf(err, errlen, "enqueue: \"type\" (the job type) is required");
+		return -1;
+	}
+	if (args != NULL && !json_is_object(args)) {
+		snprintf(err, errlen, "enqueue: \"args\" must be an object");
+		return -1;
+	}
+	if (wait != NULL && !json_is_boolean(wait)) {
+		snprintf(err, errlen, "enqueue: \"wait\" must be true or false");
+		return -1;
+	}
+	json_t *q = json_object_get(p, "queue");
+	if (q != NULL && !json_is_string(q)) {
+		snprintf(err, errlen, "enqueue: \"queue\" must be a string");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The child's id is derived from the run and the step, so an attempt that resumes after a crash between the
+ * submission and the step's record finds the job it submitted instead of submitting a second one (the
+ * daemon's enqueue op pushes only when no job of that id exists).
+ */
+static enum wf_status
+enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	struct wf_host *h = call->host;
+	json_t *p = call->params;
+	char child[160];
+	snprintf(child, sizeof(child), "%.90s.%s", h->job_id, call->step->id);
+	json_t *job = json_pack("{s:s,s:O}", "id", child, "type", json_object_get(p, "type"));
+	json_t *args = json_object_get(p, "args"), *v;
+	json_object_set(job, "args", args ? args : json_object());
+	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s", "owner"};
+	for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
+		if ((v = json_object_get(p, passthrough[i])) != NULL)
+			json_object_set(job, passthrough[i], v);
+	const char *queue = json_string_value(json_object_get(p, "queue"));
+	json_t *req = json_pack("{s:s,s:s,s:o}", "id", h->job_id, "queue", queue ? queue : "default", "job", job);
+	json_t *rep = h->request(h->ctx, FRAME_ENQUEUE, req, err, errlen);
+	if (rep == NULL)
+		return WF_FAIL;
+	json_decref(rep);
+	if (!json_is_true(json_object_get(p, "wait"))) {
+		*output = json_pack("{s:s}", "job_id", child);
+		return WF_OK;
+	}
+	for (;;) {
+		if (wf_sleep_ms(h, WF_POLL_MS) < 0) {
+			snprintf(err, errlen, "stopped while waiting for job %s", child);
+			return WF_STOPPED;
+		}
+		if (h->deadline > 0 && clock_monotonic_ms() > h->deadline) {
+			snprintf(err, errlen, "timed out waiting for job %s", child);
+			return WF_FAIL;
+		}
+		rep = h->request(h->ctx, FRAME_QUERY, json_pack("{s:s,s:s}", "id", h->job_id, "job_id", child), err,
+		                 errlen);
+		if (rep == NULL)
+			return WF_FAIL;
+		const char *state = json_string_value(json_object_get(rep, "state"));
+		if (state != NULL && strcmp(state, "succeeded") == 0) {
+			json_t *res = json_object_get(rep, "result");
+			*output = json_pack("{s:s,s:s,s:O}", "job_id", child, "state", state, "result",
+			                    res ? res : json_null());
+			json_decref(rep);
+			return WF_OK;
+		}
+		if (state != NULL &&
+		    (strcmp(state, "failed") == 0 || strcmp(state, "dead") == 0 || strcmp(state, "cancelled") == 0)) {
+			const char *e = json_string_value(json_object_get(rep, "error"));
+			snprintf(err, errlen, "job %s ended %s: %s", child, state, e ? e : "");
+			json_decref(rep);
+			return WF_FAIL;
+		}
+		json_decref(rep);
+	}
+}
+
+const struct wf_step_type wf_step_types[] = {
+        {"http", wf_http_validate, wf_http_run, 0}, {"exec", wf_exec_validate, wf_exec_run, 0},
+        {"delay", delay_validate, delay_run, 0},    {"filter", filter_validate, filter_run, 1},
+        {"audio.analyze", NULL, audio_run, 0},      {"enqueue", enqueue_validate, enqueue_run, 0},
+        {"webhook", NULL, webhook_run, 0},          {NULL, NULL, NULL, 0},
+};
+
+const struct wf_step_type *
+wf_step_type_find(const char *name)
+{
+	for (const struct wf_step_type *t = wf_step_types; t->name != NULL; t++)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	return NULL;
+}
