@@ -14,7 +14,7 @@ SAN ?= 0
 CC ?= cc
 FUZZ_SECONDS ?= 60
 
-PKGS := hiredis sqlite3 jansson
+PKGS := hiredis sqlite3 jansson libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libev ships no pkg-config file on Debian: its header and library sit in the default paths.
@@ -37,12 +37,13 @@ CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
-COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o
+COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
+	common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -83,6 +84,10 @@ $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/u
 $(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_ctl_proto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_proto.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_ctl_crypto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_crypto.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
