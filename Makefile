@@ -42,13 +42,22 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
-CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
+CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \
+	client/ops.o
+# libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
+# library exports only the HOPPER_API functions (-fvisibility=hidden); its soname carries the major version.
+LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
+	common/log.o common/clock.o
+LIB_VERSION := 0.1.0
+LIB_SOVERSION := 0
+LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
 UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
+LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
 
 .PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
-all: $(BINS)
+all: $(BINS) $(LIBS_OUT)
 
 deps:
 	@./tools/install-deps.sh
@@ -71,8 +80,30 @@ $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
+$(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS)) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(B)/libhopper.a: $(addprefix $(B)/,$(LIB_OBJS))
+	rm -f $@
+	ar rcs $@ $^
+$(B)/pic/%.o: %.c $(wildcard common/*.h client/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+$(B)/libhopper.so.$(LIB_VERSION): $(addprefix $(B)/pic/,$(LIB_OBJS))
+	$(CC) $(LDSAN) -shared -Wl,-soname,libhopper.so.$(LIB_SOVERSION) -Wl,--no-undefined -o $@ $^ $(LIB_LIBS)
+$(B)/libhopper.so: $(B)/libhopper.so.$(LIB_VERSION)
+	ln -sf libhopper.so.$(LIB_VERSION) $(B)/libhopper.so.$(LIB_SOVERSION)
+	ln -sf libhopper.so.$(LIB_SOVERSION) $@
+# hopper.pc for the installed library (PREFIX); the build tree's copy differs only in its paths.
+$(B)/hopper.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: hopper' 'Description: client library for the hopper job daemon control socket' \
+	  'Version: $(LIB_VERSION)' 'Requires: jansson' 'Requires.private: libsodium' \
+	  'Libs: -L$${libdir} -lhopper' 'Libs.private: -lm' 'Cflags: -I$${includedir}' > $@
+$(B)/examples/submit_and_wait: client/examples/submit_and_wait.c client/hopper.h $(B)/libhopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 
 # Unit tests link the module under test and what it needs; each runs in its own process.
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
@@ -127,6 +158,14 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(B)/hopperd $(B)/hopperctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/hopper/python
+	install -m 644 client/hopper.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/libhopper.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libhopper.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libhopper.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/libhopper.so.$(LIB_SOVERSION)
+	ln -sf libhopper.so.$(LIB_SOVERSION) $(DESTDIR)$(PREFIX)/lib/libhopper.so
+	install -m 644 $(B)/hopper.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 client/hopper.py $(DESTDIR)$(PREFIX)/share/hopper/python/
 	install -m 755 $(B)/hopper-worker $(DESTDIR)$(PREFIX)/libexec/hopper/
 	install -m 644 schema/*.json schema/*.md $(DESTDIR)$(PREFIX)/share/hopper/schema/
 	install -m 644 schema/migrations/*.sql $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations/
@@ -137,7 +176,8 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.[ch] bench/*.c \
+	fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:
