@@ -101,7 +101,7 @@ watch_job(struct ctl *ctl, const char *id, int quiet, double timeout_s, json_t *
 	int r = hopper_watch(h, id, on_event, &w, timeout_s > 0 ? (int)(timeout_s > 2e6 ? 2e9 : timeout_s * 1000) : 0,
 	                     &view);
 	if (w.drawn) {
-		if (view != NULL)
+		if (view != NULL && json_object_get(view, "progress") != NULL)
 			draw_bar(&w, view);
 		putchar('\n');
 		fflush(stdout);
