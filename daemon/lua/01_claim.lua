@@ -23,6 +23,7 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
     if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
     if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
     emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
+    index_add(p, id, now, ttl) -- the control socket's list (12_ctl.lua)
   end
   if idem ~= '' then
     local k = p .. 'idem:' .. idem
