@@ -8,7 +8,7 @@ keys from an X25519 exchange mixed with the token's hash (libsodium through ctyp
 Usable from a web backend (FastAPI, Django): one Client per thread or per request; it is not thread-safe.
 
     from hopper import Client, HopperError
-    with Client(socket="/var/lib/hopper/hopperd.sock", token=TOKEN) as c:
+    with Client(socket="/var/lib/hopper/hopper.sock", token=TOKEN) as c:
         job = c.submit("sleep", {"ms": 500}, queue="default")
         for ev in c.watch(job["id"]):
             print(ev["state"], ev["progress"])
@@ -463,6 +463,6 @@ def from_env(**kw):
         elif os.environ.get("HOPPER_HOST"):
             kw["host"] = os.environ["HOPPER_HOST"]
         else:
-            kw["socket"] = "/var/lib/hopper/hopperd.sock"
+            kw["socket"] = "/var/lib/hopper/hopper.sock"
     kw.setdefault("token", os.environ.get("HOPPER_TOKEN") or None)
     return Client(**kw)

@@ -14,7 +14,7 @@
 #include "hopper.h"
 
 #define HOPPERCTL_VERSION        HOPPER_VERSION
-#define HOPPERCTL_DEFAULT_SOCKET "/var/lib/hopper/hopperd.sock"
+#define HOPPERCTL_DEFAULT_SOCKET "/var/lib/hopper/hopper.sock"
 #define HOPPERCTL_TOKEN_FILE     ".config/hopper/token" /* under $HOME */
 
 /*

@@ -3,7 +3,7 @@
  * exits 0 if it succeeded.
  *
  *   cc submit_and_wait.c $(pkg-config --cflags --libs hopper) -o submit_and_wait
- *   ./submit_and_wait /var/lib/hopper/hopperd.sock sleep '{"ms":500}'      (token from $HOPPER_TOKEN, or
+ *   ./submit_and_wait /var/lib/hopper/hopper.sock sleep '{"ms":500}'      (token from $HOPPER_TOKEN, or
  *                                                                          peer credentials as root)
  *   HOPPER_TOKEN=hop_... ./submit_and_wait 127.0.0.1:7070 noop '{}'        (TCP: needs a token)
  */
