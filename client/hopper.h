@@ -9,8 +9,8 @@
  * Errors: every call returns HOPPER_OK (0) or an enum hopper_err code. The protocol's codes keep their
  * numbers (HOPPER_E_BAD_REQUEST .. HOPPER_E_INTERNAL, the same order as the protocol's table); the library
  * adds its own from 100 up. hopper_errcode()/hopper_errmsg() return the last failure of a handle. After
- * HOPPER_E_TRANSPORT, HOPPER_E_STOPPED or HOPPER_E_TIMEOUT inside a stream the connection is closed: the
- * only useful call left is hopper_close().
+ * HOPPER_E_TRANSPORT, HOPPER_E_STOPPED, or HOPPER_E_TIMEOUT from anything but hopper_recv, the connection
+ * is closed: the only useful call left is hopper_close().
  *
  * JSON is jansson's json_t. The rule, the same everywhere below: arguments are borrowed (the library takes
  * no reference the caller must give up); every json_t ** output is a new reference the caller json_decref()s,
@@ -103,8 +103,10 @@ HOPPER_API int hopper_call(struct hopper *h, const char *op, const json_t *field
 /* --- pipelining: the building blocks of hopper_call and hopper_watch --- */
 /* Sends one request and returns at once; *req_id (if not NULL) gets the id its replies will carry. */
 HOPPER_API int hopper_send(struct hopper *h, const char *op, const json_t *fields, long long *req_id);
-/* Waits at most timeout_ms (< 0: the connection's timeout; 0: no wait) for the next frame, a reply or an
- * event, as sent by the daemon ({"id", "ok", "result"|"error", "done"} or {"id", "event"}). */
+/* Waits at most timeout_ms (< 0: the connection's timeout; 0: no wait; HOPPER_WAIT_FOREVER: about 12 days)
+ * for the next frame, a reply or an event, as sent by the daemon ({"id", "ok", "result"|"error", "done"} or
+ * {"id", "event"}). HOPPER_E_TIMEOUT when none began in time: the connection stays usable. */
+#define HOPPER_WAIT_FOREVER (1 << 30)
 HOPPER_API int hopper_recv(struct hopper *h, int timeout_ms, json_t **frame);
 
 /* --- typed helpers: each is hopper_call with the op's fields (see schema/control/OP.schema.json) --- */

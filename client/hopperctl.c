@@ -120,10 +120,11 @@ static const struct cmd_entry cmd_table[] = {
          NULL, submit_options, 0, 2, "submit"},
         {"watch", watch_cmd,
          "  --timeout S            give up after S seconds (exit 16)\n"
-         "Replays the job's events, then follows it until it ends. On a terminal: a progress bar (colours\n"
-         "unless NO_COLOR is set); otherwise or with --json: one JSON event per line. Exit 0 if it succeeded,\n"
-         "1 if it ended otherwise.",
-         NULL, watch_options, 1, 1, "watch"},
+         "Also: watch ID ID... (up to 16 jobs on one connection).\n"
+         "Replays each job's events, then follows it until it ends. On a terminal: a progress bar per job\n"
+         "(colours unless NO_COLOR is set); otherwise or with --json: one JSON event per line. Exit 0 if every\n"
+         "job succeeded, 1 if one ended otherwise.",
+         NULL, watch_options, 1, 16, "watch"},
         {"dead", dead_cmd,
          "[list] | retry ID... | retry --all\n"
          "  list                   the dead jobs, newest first (list --state dead)\n"

@@ -193,11 +193,12 @@ int submit_cmd(struct ctl *ctl, struct cmd_args *args);
 
 int watch_cmd(struct ctl *ctl, struct cmd_args *args);
 /*
- * Follows one job until it ends or timeout_s (<= 0: none) passes, showing its events: a progress bar on a
- * terminal, JSON lines with --json or when piped, nothing when quiet. *final (may be NULL) gets the job view
- * (caller decrefs). Returns the exit code: 0 succeeded, 1 another terminal state, else an error's.
+ * Follows up to 16 jobs on one connection until each ends or timeout_s (<= 0: none) passes, showing their
+ * events: progress bars on a terminal, JSON lines with --json or when piped, nothing when quiet. finals
+ * (may be NULL) gets each job's final view, NULL when it did not end (caller decrefs each). Returns the
+ * worst exit code: 0 every job succeeded, 1 one ended otherwise, 16 timeout, else an error's.
  */
-int watch_job(struct ctl *ctl, const char *id, int quiet, double timeout_s, json_t **final);
+int watch_jobs(struct ctl *ctl, char *const *ids, int n, int quiet, double timeout_s, json_t **finals);
 
 /* --- dead.c --- */
 

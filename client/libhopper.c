@@ -603,9 +603,19 @@ hopper_recv(struct hopper *h, int timeout_ms, json_t **frame)
 	if (h->broken)
 		return fail(h, HOPPER_E_TRANSPORT, "the connection is closed");
 	long long first = timeout_ms < 0 ? now_ms() + h->timeout_ms : now_ms() + timeout_ms;
+	/* Nothing arriving in time leaves the connection usable: no byte of a frame was consumed. */
+	int w = wait_fd(h->fd, POLLIN, first);
+	if (w == 0) {
+		snprintf(h->msg, sizeof(h->msg), "no frame from the daemon within %d ms",
+		         timeout_ms < 0 ? h->timeout_ms : timeout_ms);
+		h->code = HOPPER_E_TIMEOUT;
+		return HOPPER_E_TIMEOUT;
+	}
+	if (w < 0)
+		return fail(h, HOPPER_E_TRANSPORT, "waiting for the daemon: %s", strerror(errno));
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	int r = read_payload(h, first, h->tcp, &buf, &len, NULL);
+	int r = read_payload(h, now_ms() + h->timeout_ms, h->tcp, &buf, &len, NULL);
 	if (r != HOPPER_OK)
 		return r;
 	char err[256];
@@ -680,15 +690,11 @@ hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, in
 	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : -1;
 	for (;;) {
 		json_t *frame;
-		int wait = deadline < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
-		if (deadline < 0) {
-			/* No deadline: wait for the first byte as long as it takes (a queued job may wait hours). */
-			int w = wait_fd(h->fd, POLLIN, -1);
-			if (w < 0)
-				return fail(h, HOPPER_E_TRANSPORT, "waiting for the daemon: %s", strerror(errno));
-			wait = h->timeout_ms;
-		}
-		r = hopper_recv(h, wait, &frame);
+		/* No deadline: wait as long as it takes (a queued job may wait for hours). */
+		long long left = deadline < 0 ? HOPPER_WAIT_FOREVER : deadline - now_ms();
+		r = hopper_recv(h, left > 0 ? (int)left : 0, &frame);
+		if (r == HOPPER_E_TIMEOUT && deadline < 0)
+			continue;
 		if (r == HOPPER_E_TIMEOUT)
 			return fail(h, HOPPER_E_TIMEOUT, "job %s did not end within %d ms", job, timeout_ms);
 		if (r != HOPPER_OK)

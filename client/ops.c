@@ -175,7 +175,7 @@ print_table(struct ctl *ctl, json_t *rows, const char *const *cols, size_t ncols
 			               : cols[c][k] >= 'a' && cols[c][k] <= 'z' ? cols[c][k] - 32
 			                                                        : cols[c][k]);
 		up[k] = '\0';
-		printf("%-*s%s", (int)w[c], up, c + 1 < ncols ? "  " : "\n");
+		printf("%-*s%s", c + 1 < ncols ? (int)w[c] : 0, up, c + 1 < ncols ? "  " : "\n");
 	}
 	json_array_foreach(rows, i, row)
 	{
@@ -185,7 +185,7 @@ print_table(struct ctl *ctl, json_t *rows, const char *const *cols, size_t ncols
 			int is_state = strcmp(cols[c], "state") == 0;
 			if (is_state)
 				fputs(ops_state_color(ctl, s), stdout);
-			text_put_safe(stdout, s, (int)w[c]);
+			text_put_safe(stdout, s, c + 1 < ncols ? (int)w[c] : 0);
 			if (is_state)
 				fputs(ops_color_reset(ctl), stdout);
 			fputs(c + 1 < ncols ? "  " : "\n", stdout);

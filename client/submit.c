@@ -121,17 +121,31 @@ read_batch(const char *path)
 	return jobs;
 }
 
-/* Follows one submitted job; prints its final status. The exit code (the job's outcome). */
+/* Follows the submitted jobs (up to 16 at once); prints each final status. The exit code (the outcome). */
 static int
-submit_wait(struct ctl *ctl, const char *id, double timeout_s)
+submit_wait(struct ctl *ctl, json_t *ids, double timeout_s)
 {
-	json_t *final = NULL;
-	int quiet = ctl->json || !isatty(STDOUT_FILENO);
-	int code = watch_job(ctl, id, quiet, timeout_s, &final);
-	if (final != NULL)
-		status_print(ctl, final);
-	json_decref(final);
-	return code;
+	size_t n = json_array_size(ids);
+	char **v = xcalloc(n, sizeof(*v));
+	json_t **finals = xcalloc(n, sizeof(*finals));
+	int worst = CTL_EXIT_OK, quiet = ctl->json || !isatty(STDOUT_FILENO);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (char *)json_string_value(json_array_get(ids, i));
+	for (size_t off = 0; off < n; off += 16) {
+		int k = n - off > 16 ? 16 : (int)(n - off);
+		int code = watch_jobs(ctl, v + off, k, quiet, timeout_s, finals + off);
+		worst = code > worst ? code : worst;
+		if (code > CTL_EXIT_JOB_FAILED)
+			break;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (finals[i] != NULL)
+			status_print(ctl, finals[i]);
+		json_decref(finals[i]);
+	}
+	free(finals);
+	free(v);
+	return worst;
 }
 
 /* Sends the job or batch; prints the ids. The result in *res (caller decrefs), or an exit code. */
@@ -178,16 +192,8 @@ submit_cmd(struct ctl *ctl, struct cmd_args *args)
 		json_array_foreach(ids, i, v) printf("%s\n", json_string_value(v));
 	}
 	fflush(stdout);
-	if (args->opt[OPT_WAIT] != NULL) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(ids, i, v)
-		{
-			int c = submit_wait(ctl, json_string_value(v), wait_timeout);
-			if (c > code)
-				code = c;
-		}
-	}
+	if (args->opt[OPT_WAIT] != NULL)
+		code = submit_wait(ctl, ids, wait_timeout);
 	json_decref(ids);
 	json_decref(res);
 	return code;

@@ -109,6 +109,19 @@ for tr in unix tcp; do
 	wait_for "$fid dead again" 30 state_is "$fid" dead
 done
 
+# --- watch of several jobs on one connection ---
+w1=$(ctl submit sleep '{"ms":300}') w2=$(ctl submit sleep '{"ms":500}')
+ctl --json watch "$w1" "$w2" --timeout "$WAIT_S" >"$T/w2.out"
+check_eq "watch of two jobs exits 0 when both succeed" "$?" 0
+check_eq "watch of two jobs: events of both, each ending succeeded" \
+	"$(py -c '
+import json, sys
+last = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    last[e["job"]] = e["state"]
+print(sorted(last.items()) == sorted([(sys.argv[2], "succeeded"), (sys.argv[3], "succeeded")]))' "$T/w2.out" "$w1" "$w2")" True
+
 # --- exit codes ---
 out=$(ctl --token "$READER" submit noop 2>&1)
 check_eq "a read-only token cannot submit: exit 9 (forbidden)" "$?" 9
