@@ -234,7 +234,8 @@ check_token_revoke(json_t *req, char *err, size_t errlen)
 
 static const struct ctl_arg args_none[] = {END};
 static const struct ctl_arg args_hello[] = {
-        {"version", CTL_ARG_INT, 1, 1, 1000, "the highest protocol version the client speaks"},
+        /* 0 passes the type check so that the daemon can answer "version" rather than bad_request. */
+        {"version", CTL_ARG_INT, 1, 0, 1000, "the highest protocol version the client speaks"},
         {"client", CTL_ARG_STRING, 0, 0, 128, "client name and version, for the log"},
         {"token_id", CTL_ARG_STRING, 0, 0, 12, "TCP only: the public id of the token to authenticate with"},
         {"pk", CTL_ARG_STRING, 0, 0, 64, "TCP only: the client's ephemeral X25519 public key, base64"},

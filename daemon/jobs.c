@@ -416,6 +416,15 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 		pool_dispatch(s);
 		return;
 	}
+	if (v != NULL && strcmp(v, "paused") == 0) {
+		/* Its queue was paused after a blocking fetch took it: claim put it back; stop waiting on it. */
+		for (int i = 0; i < s->cfg.nqueues; i++)
+			if (strcmp(s->cfg.queues[i].name, j->queue) == 0)
+				s->paused[i] = 1;
+		log_debug("job %s: queue %s is paused; returned to it", j->spec.id, j->queue);
+		job_done(s, j);
+		return;
+	}
 	if (v != NULL && strcmp(v, "dead") == 0) {
 		log_warn("job %s: %s", j->spec.id, detail ? detail : "dead");
 		struct store_attempt a = {.job_id = j->spec.id,

@@ -37,6 +37,7 @@ OPS.ctl_submit = function(a)
       redis.call('LPUSH', p .. 'queue:' .. q, payload)
     end
     index_add(p, id, now, ttl)
+    redis.call('SADD', p .. 'queues', q) -- known queues, for the queues op
   end
   return {'ok'}
 end
@@ -147,8 +148,8 @@ OPS.ctl_pause = function(a)
   return 1
 end
 
--- hopper_ctl_queues(prefix, queue...): for the queues given, every queue some daemon consumes and every
--- paused one: {name, length, scheduled, inflight, paused} flattened, five entries per queue.
+-- hopper_ctl_queues(prefix, queue...): for the queues given, every queue some daemon consumes, every
+-- paused one and every queue the control socket submitted to (P queues): {name, length, scheduled, inflight, paused} flattened, five entries per queue.
 OPS.ctl_queues = function(a)
   local p = a[1]
   local names, seen = {}, {}
@@ -159,6 +160,7 @@ OPS.ctl_queues = function(a)
     for _, q in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':queues')) do add(q) end
   end
   for _, q in ipairs(redis.call('SMEMBERS', p .. 'paused')) do add(q) end
+  for _, q in ipairs(redis.call('SMEMBERS', p .. 'queues')) do add(q) end
   local out = {}
   for _, q in ipairs(names) do
     local infl = 0

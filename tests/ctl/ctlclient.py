@@ -200,12 +200,13 @@ class Client:
         return rid
 
     def wait(self, rid):
+        """The reply to request rid; a connection-level error (id null: too_large, auth_failed on TCP) too."""
         for i, m in enumerate(self.stash):
             if m.get("id") == rid and "event" not in m:
                 return self.stash.pop(i)
         while True:
             m = self.recv_obj()
-            if m.get("id") == rid and "event" not in m:
+            if (m.get("id") == rid and "event" not in m) or (m.get("id") is None and m.get("ok") is False):
                 return m
             self.stash.append(m)
 
