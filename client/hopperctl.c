@@ -630,6 +630,14 @@ run(struct ctl *ctl, int argc, char **argv)
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	struct cmd_entry scratch;
 	const struct cmd_entry *e = cmd_find(name, &scratch);
+	if (e == NULL && strcmp(name, "token") == 0) {
+		ctl_warn("token: give create, list or revoke");
+		for (int i = CTL_OP_TOKEN_CREATE; i <= CTL_OP_TOKEN_REVOKE; i++) {
+			op_entry(&ctl_ops[i], &scratch);
+			print_usage(stderr, &scratch, 0);
+		}
+		return CTL_EXIT_USAGE;
+	}
 	if (e == NULL) {
 		ctl_warn("unknown command '%s'", name);
 		return ctl_usage("");

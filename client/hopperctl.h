@@ -22,7 +22,13 @@
  * (--wait, watch); 2..14 the protocol's error codes (ctl_errors[].exit_code; 2 is also a usage error);
  * 15 no connection / connection lost; 16 --wait-timeout or watch --timeout passed first.
  */
-enum ctl_exit { CTL_EXIT_OK = 0, CTL_EXIT_USAGE = 2, CTL_EXIT_TIMEOUT = 16 };
+enum ctl_exit {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNKNOWN_JOB = 10, /* = not_found */
+	CTL_EXIT_REDIS = 12,       /* = unavailable; for the commands that write to a broker's Redis directly */
+	CTL_EXIT_TIMEOUT = 16
+};
 
 /* Options of the hand-written subcommands share one numbering, so the central parser stores them by index. */
 enum ctl_opt {
