@@ -57,8 +57,10 @@ UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_prot
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
 
-.PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
+.PHONY: FORCE all deps check unit e2e bench demo fuzz soak install clean format format-check
 all: $(BINS) $(LIBS_OUT)
+
+FORCE:
 
 deps:
 	@./tools/install-deps.sh
@@ -95,8 +97,9 @@ $(B)/libhopper.so.$(LIB_VERSION): $(addprefix $(B)/pic/,$(LIB_OBJS))
 $(B)/libhopper.so: $(B)/libhopper.so.$(LIB_VERSION)
 	ln -sf libhopper.so.$(LIB_VERSION) $(B)/libhopper.so.$(LIB_SOVERSION)
 	ln -sf libhopper.so.$(LIB_SOVERSION) $@
-# hopper.pc for the installed library (PREFIX); the build tree's copy differs only in its paths.
-$(B)/hopper.pc: Makefile
+# hopper.pc for the installed library under PREFIX: written on every make, so `make install PREFIX=...`
+# never installs one made for another prefix.
+$(B)/hopper.pc: FORCE
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: hopper' 'Description: client library for the hopper job daemon control socket' \
