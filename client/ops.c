@@ -129,17 +129,34 @@ ops_cmd(struct ctl *ctl, struct cmd_args *args)
 
 /* --- printers --- */
 
-/* A JSON value as short text into buf: strings bare, times as local times, others as compact JSON. */
+/* 1 when key names a time: "at" or "..._at" (Unix seconds, as a number or, from a Redis hash, a string). */
+static int
+is_time_key(const char *key)
+{
+	size_t klen = strlen(key);
+	return strcmp(key, "at") == 0 || (klen > 3 && strcmp(key + klen - 3, "_at") == 0);
+}
+
+/* A JSON value as short text into buf: strings bare, times as local times, durations in whole ms, others
+ * as compact JSON. Returns buf or a string borrowed from v. */
 static const char *
 cell(json_t *v, const char *key, char *buf, size_t len)
 {
+	size_t klen = strlen(key);
+	double t;
 	if (v == NULL || json_is_null(v))
 		return "-";
+	if (is_time_key(key) && json_is_number(v))
+		return text_local_time(json_number_value(v), buf, len);
+	if (is_time_key(key) && json_is_string(v) && text_double(json_string_value(v), 0, 1e11, &t) == 0)
+		return text_local_time(t, buf, len);
 	if (json_is_string(v))
 		return json_string_value(v);
-	size_t klen = strlen(key);
-	if (json_is_number(v) && klen > 3 && strcmp(key + klen - 3, "_at") == 0)
-		return text_local_time(json_number_value(v), buf, len);
+	if (json_is_real(v)) {
+		snprintf(buf, len, klen > 3 && strcmp(key + klen - 3, "_ms") == 0 ? "%.0f" : "%.3g",
+		         json_real_value(v));
+		return buf;
+	}
 	if (json_is_true(v))
 		return "yes";
 	if (json_is_false(v))
@@ -241,7 +258,8 @@ print_queues(struct ctl *ctl, json_t *r)
 static void
 print_stats(struct ctl *ctl, json_t *r)
 {
-	static const char *const cols[] = {"node", "pid", "workers", "busy", "updated_at"};
+	static const char *const cols[] = {"node",   "host",    "pid",        "running",
+	                                   "queues", "version", "started_at", "updated_at"};
 	json_t *nodes = json_object_get(r, "nodes");
 	json_t *rest = json_deep_copy(r);
 	json_object_del(rest, "nodes");
