@@ -125,5 +125,18 @@ while IFS=$'\t' read -r name got want; do
 done <"$T/py.out"
 check_eq "python: ran to its end" "$(tail -n 1 "$T/py.out" | cut -f1)" done
 
+# The Python client's exit codes are the C table's (ctl_errors[] in common/ctl_proto.c).
+check_eq "hopper.py EXIT_CODES match ctl_errors[]" "$(py - "$HOPPER_ROOT" <<'PY'
+import re, sys
+sys.path.insert(0, sys.argv[1] + "/client")
+import hopper
+src = open(sys.argv[1] + "/common/ctl_proto.c").read()
+table = dict((name, int(code)) for name, code in
+             re.findall(r'\{"([a-z_]+)",\s*"[^"]*"(?:\s*"[^"]*")*,\s*(\d+)\}', src, re.S) if name != "ok")
+mine = dict((k, v) for k, v in hopper.EXIT_CODES.items() if k not in ("transport", "timeout"))
+print("same" if table == mine and len(table) == 13 else "differ: %s vs %s" % (table, mine))
+PY
+)" same
+
 finish_hopperd n1
 end_scenario
