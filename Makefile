@@ -44,7 +44,8 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 	gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto \
+	seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 
@@ -90,6 +91,11 @@ $(B)/tests/test_ctl_proto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_ctl_crypto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_crypto.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+# The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
+$(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSEEDS_DIR=\"$(CURDIR)/fuzz/seeds/fuzz_$*\" -o $@ fuzz/fuzz_$*.c tests/unit/fuzz_replay.c \
+	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -113,7 +119,7 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_ctl_frame fuzz_ctl_request
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \
