@@ -106,6 +106,7 @@ check: deps format-check
 bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
+	./bench/ctl.sh $(B)
 
 demo: deps
 	$(MAKE) all
