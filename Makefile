@@ -52,7 +52,8 @@ LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jso
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
 LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_ctl_proto test_ctl_crypto \
+	seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
@@ -124,6 +125,11 @@ $(B)/tests/test_ctl_proto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_ctl_crypto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_crypto.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+# The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
+$(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSEEDS_DIR=\"$(CURDIR)/fuzz/seeds/fuzz_$*\" -o $@ fuzz/fuzz_$*.c tests/unit/fuzz_replay.c \
+	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -134,6 +140,7 @@ check: deps format-check
 bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
+	./bench/ctl.sh $(B)
 
 demo: deps
 	$(MAKE) all
@@ -147,7 +154,7 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_ctl_frame fuzz_ctl_request
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \

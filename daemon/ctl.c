@@ -86,6 +86,11 @@ out_flush(struct ctl_conn *c)
 	ev_io_stop(loop, &c->wio);
 	if (c->closing)
 		ctl_close(c, "closed after its last reply");
+	else if (c->throttled) {
+		c->throttled = 0;
+		if (!c->reading_paused)
+			ctl_resume(c);
+	}
 	return 0;
 }
 
@@ -122,8 +127,17 @@ out_append(struct ctl_conn *c, const unsigned char *data, size_t n)
 	}
 	memcpy(c->out + c->out_len, data, n);
 	c->out_len += n;
-	if (pending == 0)
-		out_flush(c);
+	if (pending == 0 && out_flush(c) < 0)
+		return;
+	/*
+	 * Backpressure: a client whose replies pile up gets no more requests read until it takes them, so its
+	 * pipeline waits in the kernel's buffers, not in ours. What is already in flight may still push it over
+	 * ctl_out_max (then it is cut off above); a watch's events can too.
+	 */
+	if (!c->throttled && !c->dead && out_pending(c) > (size_t)c->ctl->s->cfg.ctl_out_max / 2) {
+		c->throttled = 1;
+		ev_io_stop(c->ctl->s->loop, &c->rio);
+	}
 }
 
 static size_t
@@ -380,7 +394,7 @@ static void
 conn_process(struct ctl_conn *c)
 {
 	size_t off = 0;
-	while (!c->dead && !c->closing && !c->reading_paused) {
+	while (!c->dead && !c->closing && !c->reading_paused && !c->throttled) {
 		const unsigned char *p;
 		size_t plen = 0, used = 0;
 		enum ctl_frame_status st = ctl_frame_decode(c->in + off, c->in_len - off, in_max(c), &p, &plen, &used);
@@ -427,7 +441,7 @@ static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *c = w->data;
-	for (int rounds = 0; rounds < 16 && !c->dead && !c->closing && !c->reading_paused; rounds++) {
+	for (int rounds = 0; rounds < 16 && !c->dead && !c->closing && !c->reading_paused && !c->throttled; rounds++) {
 		in_reserve(c);
 		ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
 		if (n == 0) {
@@ -458,6 +472,8 @@ ctl_resume(struct ctl_conn *c)
 	if (c->dead || c->closing)
 		return;
 	c->reading_paused = 0;
+	if (c->throttled)
+		return; /* out_flush resumes it once the output drained */
 	ev_io_start(c->ctl->s->loop, &c->rio);
 	conn_process(c);
 }

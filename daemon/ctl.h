@@ -19,7 +19,7 @@
 #include "hopperd.h"
 
 /* Unanswered requests per connection: pipelining is welcome, an unbounded queue of Redis calls is not. */
-#define CTL_INFLIGHT_MAX 64
+#define CTL_INFLIGHT_MAX 32
 /* Watches per connection: each holds a subscription and a backlog. */
 #define CTL_WATCHES_MAX 16
 /* Live events a watch buffers while its first read of the events list is on its way (events_max bounds
@@ -77,6 +77,7 @@ struct ctl_conn {
 	int inflight;              /* requests whose reply is pending */
 	int refs;                  /* async callbacks that still point here: freed when 0 and dead */
 	int reading_paused;        /* a failed auth's delay is running */
+	int throttled;             /* its unread output passed half of ctl_out_max: its requests wait */
 	json_t *delayed_reply;     /* sent when it ends (owned) */
 	int delayed_clear;         /* ... in clear, then close (TCP) */
 	int closing;               /* close once the output is written */

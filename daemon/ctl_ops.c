@@ -423,15 +423,15 @@ ctl_op_retry(struct ctl_conn *c, struct ctl_request *req)
 
 /* --- list --- */
 
-/* A summary from Lua's flat field/value array. */
+/* A summary from Lua (an object of the hash's strings), typed like the job view. New reference. */
 static json_t *
-summary(const struct redis_reply *r)
+summary(json_t *raw)
 {
-	json_t *o = json_object();
-	for (size_t i = 0; i + 1 < rr_count(r); i += 2) {
-		size_t len = 0;
-		const char *k = elem_str(r, i), *v = rr_str(rr_elem(r, i + 1), &len);
-		json_t *val = k && v ? view_value(k, v, len) : NULL;
+	json_t *o = json_object(), *v;
+	const char *k;
+	json_object_foreach(raw, k, v)
+	{
+		json_t *val = json_is_string(v) ? view_value(k, json_string_value(v), json_string_length(v)) : NULL;
 		if (val != NULL)
 			json_object_set_new(o, k, val);
 	}
@@ -444,9 +444,13 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 	struct ctl_pending *p = priv;
 	if (!reply_usable(p, r, "list"))
 		return;
+	size_t len = 0;
+	const char *text = rr_count(r) == 3 ? rr_str(rr_elem(r, 2), &len) : NULL;
+	json_t *raw = text != NULL ? json_loadb(text, len, 0, NULL) : NULL, *e;
+	size_t i;
 	json_t *jobs = json_array();
-	for (size_t i = 2; i < rr_count(r); i++)
-		json_array_append_new(jobs, summary(rr_elem(r, i)));
+	json_array_foreach(raw, i, e) json_array_append_new(jobs, summary(e));
+	json_decref(raw);
 	const char *score = elem_str(r, 0), *id = elem_str(r, 1);
 	json_t *cursor = json_null();
 	if (score != NULL && score[0] != '\0' && id != NULL) {
@@ -478,7 +482,7 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 		}
 		owner = c->cred.owner;
 	}
-	char score[40] = "", id[ID_BUF] = "", limit_s[24], scan_s[24];
+	char score[40] = "", id[ID_BUF] = "", limit_s[24], scan_s[24], bytes_s[24];
 	const char *cursor = opt_str(req->root, "cursor");
 	if (cursor[0] != '\0') {
 		const char *sep = strchr(cursor, CURSOR_SEP);
@@ -507,8 +511,10 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 	                      opt_str(req->root, "queue"),
 	                      opt_str(req->root, "type"),
 	                      owner,
-	                      FMT_INT(scan_s, limit * CTL_LIST_SCAN_FACTOR)};
-	call_lua(c, req->id, "ctl_list", 9, argv, list_reply, NULL);
+	                      FMT_INT(scan_s, limit * CTL_LIST_SCAN_FACTOR),
+	                      /* the summaries are retyped (numbers lose their quotes): half a frame is ample */
+	                      FMT_INT(bytes_s, s->cfg.ctl_max_frame / 2)};
+	call_lua(c, req->id, "ctl_list", 10, argv, list_reply, NULL);
 }
 
 /* --- logs --- */

@@ -93,50 +93,52 @@ OPS.ctl_retry = function(a)
   return {'ok', f[1]}
 end
 
--- hopper_ctl_list(prefix, cursor_score, cursor_id, limit, state, queue, type, owner, scan_max)
+-- hopper_ctl_list(prefix, cursor_score, cursor_id, limit, state, queue, type, owner, scan_max, max_bytes)
 -- Newest first from P jobs. The cursor is the (score, id) of the last job examined: the next page starts
 -- just after it (ties in score ordered by id, as the sorted set orders them). Examines at most scan_max
 -- index entries per call, so a selective filter returns short pages with a cursor rather than scanning
--- everything. Returns {next_score, next_id, summary...} where each summary is a flat array of field
--- names and values; next_score is '' at the end.
+-- everything; a page also stops before max_bytes of JSON (it must fit a frame). Returns {next_score,
+-- next_id, page}: page is one JSON array of summaries (objects of the hash's strings: one reply string,
+-- not thousands of reply elements); next_score is '' at the end.
 local SUMMARY = {'id', 'type', 'queue', 'state', 'owner', 'progress', 'attempt', 'enqueued_at', 'updated_at'}
 OPS.ctl_list = function(a)
   local p, cscore, cid, limit = a[1], a[2], a[3], tonumber(a[4])
-  local fstate, fqueue, ftype, fowner, scan_max = a[5], a[6], a[7], a[8], tonumber(a[9])
+  local fstate, fqueue, ftype, fowner, scan_max, max_bytes = a[5], a[6], a[7], a[8], tonumber(a[9]), tonumber(a[10])
   local max = '+inf'
   if cscore ~= '' then max = cscore end
-  local out = {'', ''}
-  local found, examined = 0, 0
-  local last_score, last_id = nil, nil
-  local offset = 0
-  while found < limit and examined < scan_max do
+  local page = {}
+  local found, examined, offset, bytes = 0, 0, 0, 2
+  local last_score, last_id, ended, full = nil, nil, false, false
+  while not full and found < limit and examined < scan_max do
     local batch = redis.call('ZREVRANGEBYSCORE', p .. 'jobs', max, '-inf', 'WITHSCORES', 'LIMIT', offset, 100)
-    if #batch == 0 then return out end
+    if #batch == 0 then ended = true; break end
     for i = 1, #batch, 2 do
       local id, score = batch[i], batch[i + 1]
       offset = offset + 1
       if not (cscore ~= '' and score == cscore and id >= cid) then
-        examined = examined + 1
-        last_score, last_id = score, id
-        local h = p .. 'job:' .. id
-        local f = redis.call('HMGET', h, unpack(SUMMARY))
+        local f = redis.call('HMGET', p .. 'job:' .. id, unpack(SUMMARY))
         if not f[4] then
           redis.call('ZREM', p .. 'jobs', id)
         elseif (fstate == '' or f[4] == fstate) and (fqueue == '' or f[3] == fqueue) and
                (ftype == '' or f[2] == ftype) and (fowner == '' or f[5] == fowner) then
           local s = {}
           for k = 1, #SUMMARY do
-            if f[k] then s[#s + 1] = SUMMARY[k]; s[#s + 1] = f[k] end
+            if f[k] then s[SUMMARY[k]] = f[k] end
           end
-          out[#out + 1] = s
+          local enc = cjson.encode(s)
+          if found > 0 and bytes + #enc + 1 > max_bytes then full = true; break end
+          page[#page + 1] = enc
+          bytes = bytes + #enc + 1
           found = found + 1
         end
+        examined = examined + 1
+        last_score, last_id = score, id
         if found >= limit or examined >= scan_max then break end
       end
     end
   end
-  out[1], out[2] = last_score or '', last_id or ''
-  return out
+  if ended or not last_score then last_score, last_id = '', '' end
+  return {last_score, last_id, '[' .. table.concat(page, ',') .. ']'}
 end
 
 -- hopper_ctl_pause(prefix, queue, '1' | '0'): adds or removes the queue in P paused (every daemon's fetch
