@@ -503,14 +503,8 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 	json_int_t limit = json_integer_value(json_object_get(req->root, "limit"));
 	if (limit <= 0)
 		limit = LIST_DEFAULT;
-	const char *argv[] = {s->cfg.key_prefix,
-	                      score,
-	                      id,
-	                      FMT_INT(limit_s, limit),
-	                      opt_str(req->root, "state"),
-	                      opt_str(req->root, "queue"),
-	                      opt_str(req->root, "type"),
-	                      owner,
+	const char *argv[] = {s->cfg.key_prefix, score, id, FMT_INT(limit_s, limit), opt_str(req->root, "state"),
+	                      opt_str(req->root, "queue"), opt_str(req->root, "type"), owner,
 	                      FMT_INT(scan_s, limit * CTL_LIST_SCAN_FACTOR),
 	                      /* the summaries are retyped (numbers lose their quotes): half a frame is ample */
 	                      FMT_INT(bytes_s, s->cfg.ctl_max_frame / 2)};
