@@ -775,6 +775,7 @@ ctl_free(struct server *s)
 		next = c->next;
 		conn_free(ctl, c); /* Redis is gone by now: no callback still points here */
 	}
+	ctl_watch_free_chans(ctl);
 	ev_io_stop(s->loop, &ctl->unix_io);
 	ev_io_stop(s->loop, &ctl->tcp_io);
 	ev_timer_stop(s->loop, &ctl->accept_retry);

@@ -166,5 +166,7 @@ ctl_handler ctl_op_watch;
 /* The connection closed: its watches end and release their channels. */
 void ctl_watch_conn_closed(struct ctl_conn *c);
 void ctl_watch_free_all(struct ctl_conn *c);
+/* At exit: channels still waiting for their unsubscribe go too. */
+void ctl_watch_free_chans(struct ctl *ctl);
 
 #endif

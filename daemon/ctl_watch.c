@@ -236,6 +236,11 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 		if (c->dead)
 			return;
 	}
+	if (w->chan == NULL) {
+		/* The job had ended when the watch began: the list told its story (or was gone); the view ends it. */
+		watch_finish(w);
+		return;
+	}
 	w->phase = W_LIVE;
 	char **backlog = w->backlog;
 	size_t nb = w->nbacklog;
@@ -370,6 +375,13 @@ ctl_watch_free_all(struct ctl_conn *c)
 	c->watches = NULL;
 }
 
+void
+ctl_watch_free_chans(struct ctl *ctl)
+{
+	while (ctl->chans != NULL)
+		chan_free(ctl, ctl->chans);
+}
+
 /* --- the pub/sub connection --- */
 
 void
@@ -399,12 +411,7 @@ ctl_sub_lost(struct server *s)
 			watch_end(w);
 		}
 	/* Whatever subscriptions remain died with the connection. */
-	while (ctl->chans != NULL) {
-		struct ctl_chan *ch = ctl->chans;
-		ctl->chans = ch->next;
-		free(ch->name);
-		free(ch);
-	}
+	ctl_watch_free_chans(ctl);
 }
 
 void

@@ -86,6 +86,12 @@ for tr in ("unix", "tcp"):
     st = call_ok(c, P + "status", "status", job=ids[0])
     check(P + "status has the owner and state", st and st["owner"] == "admin" and st["state"] == "succeeded", st)
     call_err(c, P + "status of an unknown job", "status", "not_found", job="no-such-job")
+    fr = list(c.stream("watch", job=ids[0]))
+    check(P + "watch of an ended job: its stored events, then done at once",
+          fr[-1].get("done") is True and fr[-1]["result"]["state"] == "succeeded" and
+          [m["event"] for m in fr[:-1]] == events_list(ids[0]), fr)
+    r = c.call("watch", job="no-such-job")
+    check_eq(P + "watch of an unknown job: not_found", (r.get("error") or {}).get("code"), "not_found")
 
     # list: pages of 7 over our 20 batch jobs (filtered by type noop and state succeeded)
     seen, cursor, pages = [], None, 0
