@@ -40,7 +40,7 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
 	common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
-	daemon/heap.o daemon/fetch.o daemon/node.o daemon/ctl.o daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o \
+	daemon/heap.o daemon/fetch.o daemon/node.o daemon/ctl.o daemon/ctl_listen.o daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o \
 	gen/lua.o gen/migrations.o
 WORKER_OBJS := worker/worker.o worker/handlers.o
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \

@@ -1,6 +1,7 @@
 /*
  * ctl.h: the control socket's internal header, shared by its four modules and nothing else:
- *   ctl.c        listeners, connections, buffers, deadlines, framing, the dispatch table;
+ *   ctl_listen.c the unix and TCP listeners, accepting, the connection cap, who the peer is;
+ *   ctl.c        connections, buffers, deadlines, framing, the dispatch table;
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
  *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages.
@@ -125,6 +126,12 @@ struct ctl_pending {
 typedef void ctl_handler(struct ctl_conn *c, struct ctl_request *req);
 
 /* ctl.c */
+/* A connection accepted (fd, tcp, peer filled in): it joins the list and starts reading. Takes c. */
+void ctl_conn_start(struct ctl_conn *c);
+/* Start-up invariant: every op of the catalogue but hello has a handler (fatal otherwise). */
+void ctl_check_handlers(void);
+/* Exit: closes and frees every connection (after Redis is gone). */
+void ctl_conns_free(struct ctl *ctl);
 /* Sends one message (takes ownership of msg). Sealed on an encrypted connection. */
 void ctl_send(struct ctl_conn *c, json_t *msg);
 /* Sends msg in clear whatever the connection (the failed-auth error on TCP). Takes ownership. */

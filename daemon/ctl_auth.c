@@ -30,18 +30,24 @@ peer_find(struct ctl *ctl, const char *key)
 	return NULL;
 }
 
-/* A slot for a new peer: a free one, else the one whose last failure is oldest (evicted). */
+/*
+ * A slot for a new peer: a free one, else the unlocked one whose last failure is oldest (a flood from many
+ * addresses cannot evict a peer that is locked out while unlocked ones remain).
+ */
 static struct ctl_peer *
-peer_add(struct ctl *ctl, const char *key)
+peer_add(struct ctl *ctl, const char *key, double now)
 {
 	struct ctl_peer *p;
 	if (ctl->npeers < CTL_PEERS_MAX)
 		p = &ctl->peers[ctl->npeers++];
 	else {
 		p = &ctl->peers[0];
-		for (size_t i = 1; i < ctl->npeers; i++)
-			if (ctl->peers[i].last_at < p->last_at)
-				p = &ctl->peers[i];
+		for (size_t i = 1; i < ctl->npeers; i++) {
+			struct ctl_peer *q = &ctl->peers[i];
+			int q_locked = q->locked_until > now, p_locked = p->locked_until > now;
+			if ((p_locked && !q_locked) || (p_locked == q_locked && q->last_at < p->last_at))
+				p = q;
+		}
 	}
 	memset(p, 0, sizeof(*p));
 	snprintf(p->key, sizeof(p->key), "%s", key);
@@ -73,7 +79,7 @@ peer_fail(struct ctl *ctl, const char *key, double now)
 	const struct config *cfg = &ctl->s->cfg;
 	struct ctl_peer *p = peer_find(ctl, key);
 	if (p == NULL)
-		p = peer_add(ctl, key);
+		p = peer_add(ctl, key, now);
 	if (p->failures == 0 || now - p->first_at > cfg->ctl_lockout_s) {
 		p->failures = 0;
 		p->first_at = now;
