@@ -14,7 +14,7 @@ SAN ?= 0
 CC ?= cc
 FUZZ_SECONDS ?= 60
 
-PKGS := hiredis sqlite3 jansson
+PKGS := hiredis sqlite3 jansson libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libcurl is the workflow engine's http step: the worker (and the workflow tests) link it, hopperd does not.
@@ -41,21 +41,34 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
-	common/celery_msg.o
+	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
-	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o gen/lua.o gen/migrations.o
+	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
+	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
 WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
 WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS)
-CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o client/celery.o
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf
+CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \
+	client/ops.o client/celery.o
+# libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
+# library exports only the HOPPER_API functions (-fvisibility=hidden); its soname carries the major version.
+LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
+	common/log.o common/clock.o
+LIB_VERSION := 0.1.0
+LIB_SOVERSION := 0
+LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
+UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
+	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
+LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
 
-.PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
-all: $(BINS)
+.PHONY: FORCE all deps check unit e2e bench demo fuzz soak install clean format format-check
+all: $(BINS) $(LIBS_OUT)
+
+FORCE:
 
 deps:
 	@./tools/install-deps.sh
@@ -78,8 +91,31 @@ $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
-$(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
+$(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS)) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(B)/libhopper.a: $(addprefix $(B)/,$(LIB_OBJS))
+	rm -f $@
+	ar rcs $@ $^
+$(B)/pic/%.o: %.c $(wildcard common/*.h client/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+$(B)/libhopper.so.$(LIB_VERSION): $(addprefix $(B)/pic/,$(LIB_OBJS))
+	$(CC) $(LDSAN) -shared -Wl,-soname,libhopper.so.$(LIB_SOVERSION) -Wl,--no-undefined -o $@ $^ $(LIB_LIBS)
+$(B)/libhopper.so: $(B)/libhopper.so.$(LIB_VERSION)
+	ln -sf libhopper.so.$(LIB_VERSION) $(B)/libhopper.so.$(LIB_SOVERSION)
+	ln -sf libhopper.so.$(LIB_SOVERSION) $@
+# hopper.pc for the installed library under PREFIX: written on every make, so `make install PREFIX=...`
+# never installs one made for another prefix.
+$(B)/hopper.pc: FORCE
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: hopper' 'Description: client library for the hopper job daemon control socket' \
+	  'Version: $(LIB_VERSION)' 'Requires: jansson' 'Requires.private: libsodium' \
+	  'Libs: -L$${libdir} -lhopper' 'Libs.private: -lm' 'Cflags: -I$${includedir}' > $@
+$(B)/examples/submit_and_wait: client/examples/submit_and_wait.c client/hopper.h $(B)/libhopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 
 # Unit tests link the module under test and what it needs; each runs in its own process.
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
@@ -98,7 +134,16 @@ $(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/mi
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
-$(B)/bench/baseline:  $(addprefix $(B)/,bench/baseline.o)
+$(B)/tests/test_ctl_proto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_proto.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_ctl_crypto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl_crypto.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+# The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
+$(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSEEDS_DIR=\"$(CURDIR)/fuzz/seeds/fuzz_$*\" -o $@ fuzz/fuzz_$*.c tests/unit/fuzz_replay.c \
+	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
+$(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 check: deps format-check
@@ -110,6 +155,7 @@ bench: deps
 	./bench/run.sh $(B)
 	./bench/celery.sh $(B)
 	./bench/workflow.sh $(B)
+	./bench/ctl.sh $(B)
 
 demo: deps
 	$(MAKE) all
@@ -123,7 +169,7 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
@@ -140,6 +186,14 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(B)/hopperd $(B)/hopperctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/hopper/python
+	install -m 644 client/hopper.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/libhopper.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libhopper.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libhopper.so.$(LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/libhopper.so.$(LIB_SOVERSION)
+	ln -sf libhopper.so.$(LIB_SOVERSION) $(DESTDIR)$(PREFIX)/lib/libhopper.so
+	install -m 644 $(B)/hopper.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 client/hopper.py $(DESTDIR)$(PREFIX)/share/hopper/python/
 	install -m 755 $(B)/hopper-worker $(DESTDIR)$(PREFIX)/libexec/hopper/
 	install -m 644 schema/*.json schema/*.md $(DESTDIR)$(PREFIX)/share/hopper/schema/
 	install -m 644 schema/migrations/*.sql $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations/
@@ -150,7 +204,8 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] client/*.[ch] client/examples/*.c \
+	tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:

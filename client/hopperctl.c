@@ -1,32 +1,35 @@
 /*
- * hopperctl: the command-line client of hopper. It talks to Redis only (schema/redis-keys.md is the contract),
- * never to a daemon, so it works whichever hopperd nodes are up.
+ * hopperctl: the command-line client of hopper. It talks to hopperd's control socket through libhopper
+ * (client/hopper.h), over the Unix socket or encrypted TCP, so it needs no access to Redis.
  *
- * Exit codes (also in `hopperctl help` and hopperctl(1)):
- *   0  ok; with submit --wait and watch: every job succeeded
- *   1  submit --wait / watch: a job ended failed, dead or cancelled
- *   2  usage error: bad command line, or a job that does not validate
- *   3  unknown job: no hash for the id (or no dead entry for it)
- *   4  timeout: --wait-timeout or watch --timeout passed first
- *   5  Redis unreachable, or it answered with an error
- * When several jobs are involved the highest code wins.
+ * Every op of the protocol's catalogue (ctl_ops[] in common/ctl_proto.c) is a subcommand: its usage, options
+ * and help are generated from the catalogue, and ops.c runs it generically. A few commands are written by
+ * hand (cmd_table below): submit and watch (progress, --wait), dead (a convenience over list and retry),
+ * help. Exit codes follow the protocol's error table (ctl_errors[].exit_code), plus 1 for a job that ended
+ * without success, 15 for no connection and 16 for a --wait-timeout; see global_help and hopperctl(1).
  *
- * This file holds the global options, the subcommand table that drives both dispatch and help, and the
- * central parsing of each subcommand's options and arity, so handlers start from a checked command line.
+ * Credentials, first found wins: --token, --token-file, $HOPPER_TOKEN, $HOPPER_TOKEN_FILE,
+ * ~/.config/hopper/token (a file readable by group or others is refused); none: peer credentials on the
+ * Unix socket (root or the daemon's user: the bootstrap path).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl_crypto.h"
 #include "hopperctl.h"
 #include "job.h"
 #include "log.h"
 #include "xmalloc.h"
 
-/* Values getopt_long returns: global options below 0x200, subcommand options at CMD_OPT_BASE + enum ctl_opt. */
+/* Values getopt_long returns: global options below 0x200, hand-written subcommand options at CMD_OPT_BASE +
+ * enum ctl_opt, catalogue fields at FIELD_OPT_BASE + their index in ctl_ops[].args. */
 enum {
 	GOPT_HOST = 0x100,
 	GOPT_PORT,
@@ -37,7 +40,13 @@ enum {
 	GOPT_JSON,
 	GOPT_HELP,
 	GOPT_VERSION,
-	CMD_OPT_BASE = 0x200
+	GOPT_SOCKET,
+	GOPT_TCP,
+	GOPT_TOKEN,
+	GOPT_TOKEN_FILE,
+	GOPT_IO_TIMEOUT,
+	CMD_OPT_BASE = 0x200,
+	FIELD_OPT_BASE = 0x300
 };
 
 #define GO_ON (-1) /* from the option parsers: carry on (any other value is the exit code) */
@@ -45,17 +54,22 @@ enum {
 	{                                                                                                              \
 		name, arg, NULL, CMD_OPT_BASE + (opt)                                                                  \
 	}
-#define OPTS_MAX 32 /* global plus one subcommand's options, with room to grow */
+#define OPTS_MAX 48 /* global plus one subcommand's options, with room to grow */
 
-static const struct option global_options[] = {{"redis-host", required_argument, NULL, GOPT_HOST},
+static const struct option global_options[] = {{"socket", required_argument, NULL, GOPT_SOCKET},
+                                               {"host", required_argument, NULL, GOPT_TCP},
+                                               {"token", required_argument, NULL, GOPT_TOKEN},
+                                               {"token-file", required_argument, NULL, GOPT_TOKEN_FILE},
+                                               {"io-timeout", required_argument, NULL, GOPT_IO_TIMEOUT},
+                                               {"json", no_argument, NULL, GOPT_JSON},
+                                               {"help", no_argument, NULL, GOPT_HELP},
+                                               {"version", no_argument, NULL, GOPT_VERSION},
+                                               {"redis-host", required_argument, NULL, GOPT_HOST},
                                                {"redis-port", required_argument, NULL, GOPT_PORT},
                                                {"redis-unix", required_argument, NULL, GOPT_UNIX},
                                                {"redis-password", required_argument, NULL, GOPT_PASSWORD},
                                                {"redis-db", required_argument, NULL, GOPT_DB},
                                                {"prefix", required_argument, NULL, GOPT_PREFIX},
-                                               {"json", no_argument, NULL, GOPT_JSON},
-                                               {"help", no_argument, NULL, GOPT_HELP},
-                                               {"version", no_argument, NULL, GOPT_VERSION},
                                                {NULL, 0, NULL, 0}};
 
 static const struct option submit_options[] = {O("args", required_argument, OPT_ARGS),
@@ -67,6 +81,7 @@ static const struct option submit_options[] = {O("args", required_argument, OPT_
                                                O("run-at", required_argument, OPT_RUN_AT),
                                                O("owner", required_argument, OPT_OWNER),
                                                O("idempotency-key", required_argument, OPT_IDEM_KEY),
+                                               O("file", required_argument, OPT_FILE),
                                                O("wait", no_argument, OPT_WAIT),
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
                                                {NULL, 0, NULL, 0}};
@@ -91,44 +106,39 @@ struct cmd_entry {
 	const char *summary; /* one line for the command list */
 	const struct option *options;
 	int min_args, max_args; /* positional arguments after the options; -1: no maximum */
+	const char *op;         /* the catalogue op it runs: usage and summary then come from the catalogue */
 };
 
+/* Hand-written commands. A catalogue op not listed here runs through ops_cmd with generated options. */
 static const struct cmd_entry cmd_table[] = {
         {"submit", submit_cmd,
-         "TYPE [--args JSON] [--queue Q] [--id ID] [--max-attempts N] [--timeout S]\n"
-         "       [--delay S | --run-at UNIX_TS] [--owner O] [--idempotency-key K] [--wait [--wait-timeout S]]\n"
-         "  --args JSON            the handler's arguments, a JSON object (default {})\n"
-         "  --queue Q              queue to push the job onto (default: default)\n"
-         "  --id ID                job id; letters, digits and ._:- (default: a new UUIDv4)\n"
-         "  --max-attempts N       attempts before the job is dead, 1-100 (default: the daemon's, 3)\n"
-         "  --timeout S            seconds one attempt may run (default: the daemon's, 300)\n"
+         "  --args JSON            the handler's arguments, a JSON object (default {}); or ARGS_JSON\n"
+         "  --queue Q              queue (default: default)\n"
+         "  --id ID                job id; letters, digits and ._:- (default: the daemon makes a UUIDv4)\n"
+         "  --max-attempts N       attempts before the job is dead (default: the daemon's)\n"
+         "  --timeout S            seconds one attempt may run (default: the daemon's)\n"
          "  --delay S              run no earlier than S seconds from now\n"
          "  --run-at UNIX_TS       run no earlier than this Unix time\n"
-         "  --owner O              who the job belongs to (recorded, not interpreted)\n"
+         "  --owner O              on behalf of this owner (admin only)\n"
          "  --idempotency-key K    the daemon runs only one job per key\n"
-         "  --wait                 wait until the job ends and print its final status (exit 0 if it succeeded)\n"
-         "  --wait-timeout S       stop waiting after S seconds (exit 4)\n"
-         "Prints the new job's id. The job is validated before anything is written.",
-         "submit a job, optionally waiting for it", submit_options, 1, 1},
-        {"status", status_cmd,
-         "ID\n"
-         "Prints the job's state, attempts, progress, stage, message, error, result, times and node;\n"
-         "with --json, the job hash as one JSON object. Exit 3 if there is no such job.",
-         "show one job", no_options, 1, 1},
+         "  --file JOBS.json       a batch: a JSON array of job objects, all or none accepted\n"
+         "  --wait                 show the job's progress until it ends; exit 0 if it succeeded, 1 if not\n"
+         "  --wait-timeout S       stop waiting after S seconds (exit 16)\n"
+         "Prints the new job's id (one per line for a batch).",
+         NULL, submit_options, 0, 2, "submit"},
         {"watch", watch_cmd,
-         "ID... [--timeout S]\n"
-         "  --timeout S            give up after S seconds (exit 4)\n"
-         "Replays each job's events, then follows them until every job has ended. On a terminal: one\n"
-         "progress bar per job (no colours when NO_COLOR is set); otherwise or with --json: one JSON\n"
-         "event per line. Exit 0 if every job succeeded.",
-         "follow jobs until they end", watch_options, 1, -1},
+         "  --timeout S            give up after S seconds (exit 16)\n"
+         "Also: watch ID ID... (up to 16 jobs on one connection).\n"
+         "Replays each job's events, then follows it until it ends. On a terminal: a progress bar per job\n"
+         "(colours unless NO_COLOR is set); otherwise or with --json: one JSON event per line. Exit 0 if every\n"
+         "job succeeded, 1 if one ended otherwise.",
+         NULL, watch_options, 1, 16, "watch"},
         {"dead", dead_cmd,
-         "[list] | requeue ID... | requeue --all | purge ID... | purge --all\n"
-         "  list                   the dead jobs, newest first (with --json: one entry per line)\n"
-         "  requeue                push the jobs back onto their queues and reset their state\n"
-         "  purge                  delete the entries\n"
-         "  --all                  every entry instead of the given ids",
-         "list, requeue or purge dead jobs", dead_options, 0, -1},
+         "[list] | retry ID... | retry --all\n"
+         "  list                   the dead jobs, newest first (list --state dead)\n"
+         "  retry (or requeue)     send the jobs back to their queues (the retry op)\n"
+         "  --all                  every dead job instead of the given ids",
+         "list dead jobs or retry them", dead_options, 0, -1, NULL},
         {"celery", celery_cmd,
          "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] [--id ID]\n"
          "       [--celery-prefix P]\n"
@@ -140,24 +150,29 @@ static const struct cmd_entry cmd_table[] = {
          "  --id ID                task id (default: a new UUIDv4)\n"
          "  --celery-prefix P      kombu's global_keyprefix of the Celery app\n"
          "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.",
-         "publish a task in Celery's format", celery_options, 2, 2},
-        {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 1},
+         "publish a task in Celery's format", celery_options, 2, 2, NULL},
+        {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 2, NULL},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
 
 static const char global_help[] =
         "Global options (may also follow the command):\n"
-        "  --redis-host H         Redis host (127.0.0.1; $HOPPER_REDIS_HOST)\n"
-        "  --redis-port P         Redis port (6379; $HOPPER_REDIS_PORT)\n"
-        "  --redis-unix PATH      Redis unix socket, wins over host and port ($HOPPER_REDIS_UNIX)\n"
-        "  --redis-password PW    AUTH with this password ($HOPPER_REDIS_PASSWORD)\n"
-        "  --redis-db N           SELECT this database (0; $HOPPER_REDIS_DB)\n"
-        "  --prefix P             key prefix (hopper:; $HOPPER_PREFIX)\n"
-        "  --json                 machine-readable output\n"
+        "  --socket PATH          the daemon's Unix socket ($HOPPER_SOCKET; default " HOPPERCTL_DEFAULT_SOCKET ")\n"
+        "  --host HOST:PORT       the daemon's TCP address, encrypted; needs a token ($HOPPER_HOST)\n"
+        "  --token TOKEN          credential hop_... ($HOPPER_TOKEN)\n"
+        "  --token-file FILE      read the token from FILE, which must not be readable by group or others\n"
+        "                         ($HOPPER_TOKEN_FILE; default ~/" HOPPERCTL_TOKEN_FILE " if it exists).\n"
+        "                         No token on a Unix socket: peer credentials (root or the daemon's user).\n"
+        "  --io-timeout S         give up on an unanswered request after S seconds (30)\n"
+        "  --json                 machine-readable output: one JSON object per line\n"
         "  --version              print the version\n"
+        "  --redis-host H, --redis-port P, --redis-unix PATH, --redis-password PW, --redis-db N, --prefix P\n"
+        "                         only for commands that write to a broker's Redis directly\n"
         "Exit codes:\n"
-        "  0 ok (submit --wait, watch: every job succeeded)   1 a job failed, died or was cancelled\n"
-        "  2 usage error or invalid job   3 unknown job   4 timeout   5 Redis unreachable or error\n";
+        "  0 ok   1 a job ended failed, dead or cancelled (--wait, watch)   2 bad request or usage\n"
+        "  3 unknown op   4 too large   5 version   6 unauthenticated   7 auth failed   8 locked out\n"
+        "  9 forbidden   10 not found   11 conflict   12 unavailable (Redis down)   13 limit   14 internal\n"
+        "  15 no connection or connection lost   16 --wait-timeout / --timeout passed\n";
 
 void
 ctl_warn(const char *fmt, ...)
@@ -170,23 +185,124 @@ ctl_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* --- commands: the hand-written table, then the catalogue --- */
+
+/* A catalogue op runnable from the command line (not hello or auth), by name; "token.create" is also
+ * reachable as "token create" (see run). */
+static const struct ctl_op *
+op_find(const char *name)
+{
+	const struct ctl_op *op = ctl_op_find(name);
+	return op != NULL && !(op->flags & CTL_F_PREAUTH) ? op : NULL;
+}
+
+/* The field of op given as a positional argument: its first name-typed field, when its usage starts with
+ * an argument rather than an option ("JOB_ID", "QUEUE", "NAME ..."). -1 when none. */
+static int
+positional_field(const struct ctl_op *op)
+{
+	if (op->usage[0] < 'A' || op->usage[0] > 'Z')
+		return -1;
+	for (int i = 0; op->args[i].name != NULL; i++)
+		if (op->args[i].type == CTL_ARG_NAME)
+			return i;
+	return -1;
+}
+
+/* The entry for a catalogue op without a hand-written row: options generated from its fields. Fills *e. */
+static void
+op_entry(const struct ctl_op *op, struct cmd_entry *e)
+{
+	int pos = positional_field(op);
+	memset(e, 0, sizeof(*e));
+	e->name = op->name;
+	e->handler = ops_cmd;
+	e->usage = "";
+	e->summary = op->help;
+	e->options = no_options;
+	e->min_args = pos >= 0 && op->args[pos].required ? 1 : 0;
+	e->max_args = pos >= 0 ? 1 : 0;
+	e->op = op->name;
+}
+
 static const struct cmd_entry *
-cmd_find(const char *name)
+cmd_find(const char *name, struct cmd_entry *scratch)
 {
 	for (size_t i = 0; i < CMD_COUNT; i++)
 		if (strcmp(cmd_table[i].name, name) == 0)
 			return &cmd_table[i];
-	return NULL;
+	const struct ctl_op *op = op_find(name);
+	if (op == NULL)
+		return NULL;
+	op_entry(op, scratch);
+	return scratch;
+}
+
+/* The catalogue's option name for a field: "token_id" -> "token-id". Static storage per field. */
+static const char *
+field_option(const struct ctl_op *op, int i)
+{
+	static char names[CTL_OP_COUNT][CMD_FIELDS_MAX][32];
+	char *n = names[op->id][i];
+	if (n[0] == '\0') {
+		snprintf(n, 32, "%s", op->args[i].name);
+		for (char *p = n; *p != '\0'; p++)
+			if (*p == '_')
+				*p = '-';
+	}
+	return n;
+}
+
+static const char *
+arg_value_name(const struct ctl_arg *a)
+{
+	static const char *const names[] = {
+	        [CTL_ARG_STRING] = "S",    [CTL_ARG_NAME] = "NAME",   [CTL_ARG_INT] = "N",
+	        [CTL_ARG_BOOL] = "",       [CTL_ARG_OBJECT] = "JSON", [CTL_ARG_ARRAY] = "JSON",
+	        [CTL_ARG_STRINGS] = "A,B", [CTL_ARG_STATE] = "STATE"};
+	return names[a->type];
+}
+
+static void
+print_usage(FILE *f, const struct cmd_entry *e, int full)
+{
+	const struct ctl_op *op = e->op != NULL ? ctl_op_find(e->op) : NULL;
+	char name[64];
+	snprintf(name, sizeof(name), "%s", e->name);
+	char *dot = strchr(name, '.');
+	if (dot != NULL)
+		*dot = ' ';
+	if (op == NULL) {
+		size_t first = full ? strlen(e->usage) : strcspn(e->usage, "\n");
+		fprintf(f, "usage: hopperctl %s %.*s\n", name, (int)first, e->usage);
+		return;
+	}
+	fprintf(f, "usage: hopperctl %s %s\n", name, op->usage);
+	if (!full)
+		return;
+	if (op->scope != 0) {
+		char scopes[64];
+		fprintf(f, "needs scope: %s\n", ctl_scopes_format(op->scope, scopes, sizeof(scopes)));
+	}
+	if (e->handler == ops_cmd) {
+		int pos = positional_field(op);
+		for (int i = 0; op->args[i].name != NULL; i++) {
+			char opt[64];
+			snprintf(opt, sizeof(opt), "--%s %s", field_option(op, i), arg_value_name(&op->args[i]));
+			fprintf(f, "  %-22s %s%s%s\n", opt, op->args[i].help, i == pos ? " (or the argument)" : "",
+			        op->args[i].required && i != pos ? " (required)" : "");
+		}
+	} else if (e->usage[0] != '\0')
+		fprintf(f, "%s\n", e->usage);
 }
 
 int
 ctl_usage(const char *cmd)
 {
-	const struct cmd_entry *e = cmd_find(cmd);
-	if (e != NULL) {
-		size_t first = strcspn(e->usage, "\n");
-		fprintf(stderr, "usage: hopperctl %s %.*s\n", e->name, (int)first, e->usage);
-	}
+	struct cmd_entry scratch;
+	const struct cmd_entry *e = cmd_find(cmd, &scratch);
+	if (e != NULL)
+		print_usage(stderr, e, 0);
 	fprintf(stderr, "Try 'hopperctl help%s%s'.\n", e != NULL ? " " : "", e != NULL ? e->name : "");
 	return CTL_EXIT_USAGE;
 }
@@ -194,9 +310,22 @@ ctl_usage(const char *cmd)
 static void
 help_all(FILE *f)
 {
-	fprintf(f, "usage: hopperctl [global options] COMMAND [ARGS]\n\nCommands:\n");
+	fprintf(f, "usage: hopperctl [global options] COMMAND [ARGS]\n\nCommands (the daemon's operations):\n");
+	for (int i = 0; i < CTL_OP_COUNT; i++) {
+		const struct ctl_op *op = &ctl_ops[i];
+		if (op->flags & CTL_F_PREAUTH)
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "%s", op->name);
+		char *dot = strchr(name, '.');
+		if (dot != NULL)
+			*dot = ' ';
+		fprintf(f, "  %-14s %s\n", name, op->help);
+	}
+	fprintf(f, "Client commands:\n");
 	for (size_t i = 0; i < CMD_COUNT; i++)
-		fprintf(f, "  %-8s %s\n", cmd_table[i].name, cmd_table[i].summary);
+		if (cmd_table[i].op == NULL)
+			fprintf(f, "  %-14s %s\n", cmd_table[i].name, cmd_table[i].summary);
 	fprintf(f, "\n%s\nJob types built into hopper-worker:", global_help);
 	for (size_t i = 0; job_type_names[i] != NULL; i++)
 		fprintf(f, " %s", job_type_names[i]);
@@ -210,22 +339,50 @@ help_cmd(struct ctl *ctl, struct cmd_args *args)
 		help_all(stdout);
 		return CTL_EXIT_OK;
 	}
-	const struct cmd_entry *e = cmd_find(args->argv[0]);
+	char name[64];
+	if (args->argc == 2)
+		snprintf(name, sizeof(name), "%s.%s", args->argv[0], args->argv[1]);
+	else
+		snprintf(name, sizeof(name), "%s", args->argv[0]);
+	struct cmd_entry scratch;
+	const struct cmd_entry *e = cmd_find(name, &scratch);
 	if (e == NULL) {
-		ctl_warn("unknown command '%s'", args->argv[0]);
+		ctl_warn("unknown command '%s'", name);
 		return ctl_usage("help");
 	}
-	printf("hopperctl %s: %s\n\nusage: hopperctl %s %s\n", e->name, e->summary, e->name, e->usage);
+	const struct ctl_op *op = e->op != NULL ? ctl_op_find(e->op) : NULL;
+	printf("hopperctl %s: %s\n\n", e->name, op != NULL ? op->help : e->summary);
+	print_usage(stdout, e, 1);
 	return CTL_EXIT_OK;
 }
 
+/* --- options --- */
+
 /* Applies one global option (source: the environment variable it came from, or NULL). Returns GO_ON, or the
- * CTL_EXIT_* code the program ends with (--help, --version, errors). */
+ * exit code the program ends with (--help, --version, errors). */
 static int
 global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 {
 	long long n;
+	double d;
 	switch (val) {
+	case GOPT_SOCKET:
+		ctl->hopts.socket = arg;
+		ctl->hopts.host = NULL;
+		break;
+	case GOPT_TCP:
+		ctl->hopts.host = arg;
+		ctl->hopts.socket = NULL;
+		break;
+	case GOPT_TOKEN: ctl->hopts.token = arg; break;
+	case GOPT_TOKEN_FILE: ctl->token_file = arg; break;
+	case GOPT_IO_TIMEOUT:
+		if (text_double(arg, 0.001, 86400, &d) < 0) {
+			ctl_warn("bad --io-timeout '%s'", arg);
+			return CTL_EXIT_USAGE;
+		}
+		ctl->io_timeout_s = d;
+		break;
 	case GOPT_HOST: ctl->redis.host = arg; break;
 	case GOPT_UNIX: ctl->redis.unix_path = arg; break;
 	case GOPT_PASSWORD: ctl->redis.password = arg; break;
@@ -244,20 +401,22 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 			ctl->redis.db = (int)n;
 		break;
 	case GOPT_HELP: help_all(stdout); return CTL_EXIT_OK;
-	case GOPT_VERSION: printf("hopperctl %s\n", HOPPERCTL_VERSION); return CTL_EXIT_OK;
+	case GOPT_VERSION: printf("hopperctl %s (protocol %d)\n", HOPPERCTL_VERSION, CTL_PROTOCOL_VERSION); return 0;
 	default: return CTL_EXIT_USAGE;
 	}
 	return GO_ON;
 }
 
-/* Environment first, so the command line wins. */
+/* Environment first, so the command line wins. HOPPER_TOKEN and HOPPER_TOKEN_FILE are read later, by
+ * ctl_hopper, because --token-file must win over $HOPPER_TOKEN. */
 static int
 apply_env(struct ctl *ctl)
 {
 	static const struct {
 		const char *name;
 		int val;
-	} env[] = {{"HOPPER_REDIS_HOST", GOPT_HOST}, {"HOPPER_REDIS_PORT", GOPT_PORT},
+	} env[] = {{"HOPPER_HOST", GOPT_TCP},        {"HOPPER_SOCKET", GOPT_SOCKET},
+	           {"HOPPER_REDIS_HOST", GOPT_HOST}, {"HOPPER_REDIS_PORT", GOPT_PORT},
 	           {"HOPPER_REDIS_UNIX", GOPT_UNIX}, {"HOPPER_REDIS_PASSWORD", GOPT_PASSWORD},
 	           {"HOPPER_REDIS_DB", GOPT_DB},     {"HOPPER_PREFIX", GOPT_PREFIX}};
 	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -271,14 +430,24 @@ apply_env(struct ctl *ctl)
 	return GO_ON;
 }
 
-/* Parses a subcommand's options (its own and the global ones) and checks its arity. GO_ON or an exit code. */
+/* Parses a subcommand's options (its own, its catalogue fields and the global ones) and checks its arity.
+ * GO_ON or an exit code. */
 static int
 parse_cmd(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv, struct cmd_args *args)
 {
 	struct option all[OPTS_MAX];
 	size_t n = 0;
+	args->op = e->op != NULL ? ctl_op_find(e->op) : NULL;
 	for (const struct option *o = e->options; o->name != NULL; o++)
 		all[n++] = *o;
+	if (e->handler == ops_cmd)
+		for (int i = 0; args->op->args[i].name != NULL && i < CMD_FIELDS_MAX; i++)
+			all[n++] = (struct option){field_option(args->op, i),
+			                           args->op->args[i].type == CTL_ARG_BOOL ? no_argument
+			                                                                  : required_argument,
+			                           NULL, FIELD_OPT_BASE + i};
+	if (args->op != NULL && args->op->id == CTL_OP_TOKEN_REVOKE) /* the catalogue's usage: --id TOKEN_ID */
+		all[n++] = (struct option){"id", required_argument, NULL, FIELD_OPT_BASE + 1};
 	for (const struct option *o = global_options; n < OPTS_MAX - 1; o++) {
 		all[n++] = *o;
 		if (o->name == NULL)
@@ -289,8 +458,10 @@ parse_cmd(struct ctl *ctl, const struct cmd_entry *e, int argc, char **argv, str
 	while ((c = getopt_long(argc, argv, "h", all, NULL)) != -1) {
 		if (c >= CMD_OPT_BASE && c < CMD_OPT_BASE + OPT_COUNT)
 			args->opt[c - CMD_OPT_BASE] = optarg != NULL ? optarg : "";
+		else if (c >= FIELD_OPT_BASE && c < FIELD_OPT_BASE + CMD_FIELDS_MAX)
+			args->field[c - FIELD_OPT_BASE] = optarg != NULL ? optarg : "";
 		else if (c == 'h' || c == GOPT_HELP) {
-			printf("usage: hopperctl %s %s\n", e->name, e->usage);
+			print_usage(stdout, e, 1);
 			return CTL_EXIT_OK;
 		} else if (c == '?' || c == ':')
 			return ctl_usage(e->name);
@@ -318,23 +489,19 @@ ctl_term_cols(void)
 	return ws.ws_col >= 20 ? ws.ws_col : 80; /* a pty that reports no size */
 }
 
-struct conn *
-ctl_conn_new(struct ctl *ctl)
-{
-	char *cause = NULL;
-	struct conn *c = conn_open(&ctl->redis, &cause);
-	if (c == NULL) {
-		ctl_warn("%s", cause);
-		free(cause);
-	}
-	return c;
-}
+/* --- connections --- */
 
 struct conn *
 ctl_conn(struct ctl *ctl)
 {
-	if (ctl->conn == NULL)
-		ctl->conn = ctl_conn_new(ctl);
+	if (ctl->conn == NULL) {
+		char *cause = NULL;
+		ctl->conn = conn_open(&ctl->redis, &cause);
+		if (ctl->conn == NULL) {
+			ctl_warn("%s", cause);
+			free(cause);
+		}
+	}
 	return ctl->conn;
 }
 
@@ -350,6 +517,109 @@ ctl_key(const struct ctl *ctl, const char *fmt, ...)
 	char *key = xasprintf("%s%s", ctl->prefix, tail);
 	free(tail);
 	return key;
+}
+
+/*
+ * Reads a token from path. A file that group or others may read is refused: a token is a password. missing_ok:
+ * a file that does not exist is no error (the default path). 1 with the token in ctl->token_buf, 0 when
+ * absent and missing_ok, -1 with the error printed.
+ */
+static int
+read_token_file(struct ctl *ctl, const char *path, int missing_ok)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0) {
+		if (errno == ENOENT && missing_ok)
+			return 0;
+		ctl_warn("token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ctl_warn("token file %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		ctl_warn("token file %s is accessible by group or others (mode %04o): refusing it; chmod 600 %s", path,
+		         (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return -1;
+	}
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		ctl_warn("token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, " \t\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		ctl_warn("token file %s is empty", path);
+		return -1;
+	}
+	ctl->token_buf = xstrdup(buf);
+	ctl_wipe(buf, sizeof(buf));
+	return 1;
+}
+
+/* Picks the credential (see the header comment's order). 0, or -1 with the error printed. */
+static int
+resolve_token(struct ctl *ctl)
+{
+	const char *env;
+	int r = 0;
+	if (ctl->hopts.token != NULL)
+		return 0;
+	if (ctl->token_file != NULL)
+		r = read_token_file(ctl, ctl->token_file, 0);
+	else if ((env = getenv("HOPPER_TOKEN")) != NULL && env[0] != '\0') {
+		ctl->hopts.token = env;
+		return 0;
+	} else if ((env = getenv("HOPPER_TOKEN_FILE")) != NULL && env[0] != '\0')
+		r = read_token_file(ctl, env, 0);
+	else if ((env = getenv("HOME")) != NULL && env[0] != '\0') {
+		char *path = xasprintf("%s/%s", env, HOPPERCTL_TOKEN_FILE);
+		r = read_token_file(ctl, path, 1);
+		free(path);
+	}
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		ctl->hopts.token = ctl->token_buf;
+	return 0;
+}
+
+struct hopper *
+ctl_hopper(struct ctl *ctl, int *code)
+{
+	if (ctl->h != NULL)
+		return ctl->h;
+	if (resolve_token(ctl) < 0) {
+		*code = CTL_EXIT_USAGE;
+		return NULL;
+	}
+	if (ctl->hopts.socket == NULL && ctl->hopts.host == NULL)
+		ctl->hopts.socket = HOPPERCTL_DEFAULT_SOCKET;
+	ctl->hopts.timeout_ms = (int)(ctl->io_timeout_s * 1000);
+	ctl->hopts.client = "hopperctl/" HOPPERCTL_VERSION;
+	char err[512];
+	int rc = 0;
+	ctl->h = hopper_connect(&ctl->hopts, &rc, err, sizeof(err));
+	if (ctl->h == NULL) {
+		ctl_warn("%s: %s", hopper_err_name(rc), err);
+		*code = hopper_exit_code(rc);
+	}
+	return ctl->h;
+}
+
+int
+ctl_fail(struct ctl *ctl)
+{
+	enum hopper_err e = hopper_errcode(ctl->h);
+	ctl_warn("%s: %s", hopper_err_name(e), hopper_errmsg(ctl->h));
+	return hopper_exit_code(e);
 }
 
 static int
@@ -370,13 +640,30 @@ run(struct ctl *ctl, int argc, char **argv)
 		help_all(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	const struct cmd_entry *e = cmd_find(argv[optind]);
+	/* "token create" is the op "token.create". */
+	char name[64];
+	int skip = 0;
+	if (strcmp(argv[optind], "token") == 0 && optind + 1 < argc && argv[optind + 1][0] != '-') {
+		snprintf(name, sizeof(name), "token.%s", argv[optind + 1]);
+		skip = 1;
+	} else
+		snprintf(name, sizeof(name), "%s", argv[optind]);
+	struct cmd_entry scratch;
+	const struct cmd_entry *e = cmd_find(name, &scratch);
+	if (e == NULL && strcmp(name, "token") == 0) {
+		ctl_warn("token: give create, list or revoke");
+		for (int i = CTL_OP_TOKEN_CREATE; i <= CTL_OP_TOKEN_REVOKE; i++) {
+			op_entry(&ctl_ops[i], &scratch);
+			print_usage(stderr, &scratch, 0);
+		}
+		return CTL_EXIT_USAGE;
+	}
 	if (e == NULL) {
-		ctl_warn("unknown command '%s'", argv[optind]);
+		ctl_warn("unknown command '%s'", name);
 		return ctl_usage("");
 	}
 	struct cmd_args args = {0};
-	r = parse_cmd(ctl, e, argc - optind, argv + optind, &args);
+	r = parse_cmd(ctl, e, argc - optind - skip, argv + optind + skip, &args);
 	if (r != GO_ON)
 		return r;
 	return e->handler(ctl, &args);
@@ -385,8 +672,14 @@ run(struct ctl *ctl, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	struct ctl ctl = {.redis = {.host = "127.0.0.1", .port = 6379}, .prefix = "hopper:"};
+	struct ctl ctl = {.redis = {.host = "127.0.0.1", .port = 6379}, .prefix = "hopper:", .io_timeout_s = 30};
+	ctl.color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	int code = run(&ctl, argc, argv);
+	hopper_close(ctl.h);
 	conn_close(ctl.conn);
+	if (ctl.token_buf != NULL) {
+		ctl_wipe(ctl.token_buf, strlen(ctl.token_buf));
+		free(ctl.token_buf);
+	}
 	return code;
 }

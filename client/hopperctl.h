@@ -1,6 +1,7 @@
 /*
- * hopperctl.h: the command-line client's internal header. One prototype group per file; conn.c is the only
- * file that includes hiredis, so every other file talks to Redis through struct conn and struct conn_reply.
+ * hopperctl.h: the command-line client's internal header. Every command but one talks to hopperd's control
+ * socket through libhopper (client/hopper.h); conn.c is the one file that includes hiredis, for the one command
+ * that writes to a foreign broker's Redis directly (celery send), and it takes the --redis-* options.
  */
 #ifndef HOPPERCTL_H
 #define HOPPERCTL_H
@@ -9,19 +10,27 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define HOPPERCTL_VERSION "0.1.0"
+#include "ctl_proto.h"
+#include "hopper.h"
 
-/* The exit codes, documented in hopperctl.c's header comment, usage and hopperctl(1). */
+#define HOPPERCTL_VERSION        HOPPER_VERSION
+#define HOPPERCTL_DEFAULT_SOCKET "/var/lib/hopper/hopper.sock"
+#define HOPPERCTL_TOKEN_FILE     ".config/hopper/token" /* under $HOME */
+
+/*
+ * Exit codes, documented in `hopperctl help` and hopperctl(1): 0 ok; 1 a job ended without success
+ * (--wait, watch); 2..14 the protocol's error codes (ctl_errors[].exit_code; 2 is also a usage error);
+ * 15 no connection / connection lost; 16 --wait-timeout or watch --timeout passed first.
+ */
 enum ctl_exit {
-	CTL_EXIT_OK = 0,          /* done; for --wait/watch: every job succeeded */
-	CTL_EXIT_JOB_FAILED = 1,  /* --wait/watch: a job ended failed, dead or cancelled */
-	CTL_EXIT_USAGE = 2,       /* bad command line or a job that does not validate */
-	CTL_EXIT_UNKNOWN_JOB = 3, /* no such job (or dead entry) */
-	CTL_EXIT_TIMEOUT = 4,     /* --wait-timeout / watch --timeout passed */
-	CTL_EXIT_REDIS = 5        /* Redis unreachable or answered with an error */
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNKNOWN_JOB = 10, /* = not_found */
+	CTL_EXIT_REDIS = 12,       /* = unavailable; for the commands that write to a broker's Redis directly */
+	CTL_EXIT_TIMEOUT = 16
 };
 
-/* Options of every subcommand share one numbering, so the central parser can store them by index. */
+/* Options of the hand-written subcommands share one numbering, so the central parser stores them by index. */
 enum ctl_opt {
 	OPT_ARGS,
 	OPT_QUEUE,
@@ -39,6 +48,7 @@ enum ctl_opt {
 	OPT_PRIORITY,
 	OPT_COUNTDOWN,
 	OPT_CPREFIX,
+	OPT_FILE,
 	OPT_COUNT
 };
 
@@ -106,29 +116,44 @@ void conn_reply_free(struct conn_reply *r);
 /* Runs one command whose reply only matters as success or error. Takes ownership of cmd; *cause as conn_call. */
 int conn_run(struct conn *c, struct conn_cmd *cmd, char **cause);
 
-/* --- hopperctl.c: global state, dispatch, help --- */
+/* --- hopperctl.c: global state, dispatch, help, credentials --- */
 
 struct ctl {
-	struct conn_opts redis;
+	struct conn_opts redis; /* --redis-*: only for the commands that write to a broker's Redis */
 	const char *prefix;
 	int json;
-	struct conn *conn; /* opened by ctl_conn on first use, closed by main */
+	int color;                /* stdout is a terminal and NO_COLOR is not set */
+	struct conn *conn;        /* Redis, opened by ctl_conn on first use, closed by main */
+	struct hopper_opts hopts; /* --socket / --host / credentials */
+	const char *token_file;   /* --token-file or $HOPPER_TOKEN_FILE; NULL: the default, if it exists */
+	char *token_buf;          /* a token read from a file (owned, wiped at exit) */
+	double io_timeout_s;
+	struct hopper *h; /* opened by ctl_hopper on first use, closed by main */
 };
 
-/* A subcommand's parsed command line: positional arguments and option values by enum ctl_opt
- * (NULL when absent, "" for options without an argument). Borrowed from main's argv. */
+/* Most arguments a catalogue op takes (ctl_ops[].args), for the generic option parser. */
+#define CMD_FIELDS_MAX 8
+
+/* A subcommand's parsed command line: positional arguments, option values by enum ctl_opt and, for a
+ * catalogue op, by the index of its field in ctl_ops[].args (NULL when absent, "" for options without an
+ * argument). Borrowed from main's argv. */
 struct cmd_args {
 	int argc;
 	char **argv;
 	const char *opt[OPT_COUNT];
+	const char *field[CMD_FIELDS_MAX];
+	const struct ctl_op *op; /* the catalogue op being run, or NULL for a client-only command */
 };
 
-/* The shared connection, opened on first use. NULL (error already printed) when Redis is unreachable. */
+/* The shared Redis connection, opened on first use. NULL (error already printed) when Redis is unreachable. */
 struct conn *ctl_conn(struct ctl *ctl);
-/* A new connection with the same settings (for SUBSCRIBE). NULL with the error printed. Caller closes. */
-struct conn *ctl_conn_new(struct ctl *ctl);
 /* A key or channel name under the prefix: ctl_key(ctl, "job:%s", id). Caller frees. */
 char *ctl_key(const struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The daemon connection, opened (hello + auth) on first use. NULL with the error printed and *code set to the
+ * exit code. Borrowed: main closes it. */
+struct hopper *ctl_hopper(struct ctl *ctl, int *code);
+/* Prints the handle's last error ("hopperctl: CODE: message") and returns its exit code. */
+int ctl_fail(struct ctl *ctl);
 /* Columns of the terminal on stdout, or 0 when stdout is not a terminal. */
 int ctl_term_cols(void);
 /* Prints "hopperctl: message" to stderr. */
@@ -152,11 +177,23 @@ char *text_local_time(double t, char *buf, size_t size);
 /* A short duration "1h 2m", "3.4s" of s seconds into buf. Returns buf. */
 char *text_duration(double s, char *buf, size_t size);
 
+/* Prints s with control characters masked as '?', so text from a job cannot drive the terminal. */
+void text_put_safe(FILE *f, const char *s, int width);
+
+/* --- ops.c: the catalogue ops (request built from the command line, result printed) --- */
+
+/* Runs any catalogue op generically: fields from the command line, one request, the result printed. */
+int ops_cmd(struct ctl *ctl, struct cmd_args *args);
+/* Prints an op's result: --json as one line, else the op's human form. */
+void ops_print(struct ctl *ctl, const struct ctl_op *op, json_t *result);
+/* A state name, coloured on a terminal. */
+const char *ops_state_color(const struct ctl *ctl, const char *state);
+const char *ops_color_reset(const struct ctl *ctl);
+
 /* --- status.c --- */
 
-int status_cmd(struct ctl *ctl, struct cmd_args *args);
-/* Reads the job hash and prints it (readable, or JSON with --json). A CTL_EXIT_* code. */
-int status_show(struct ctl *ctl, const char *id);
+/* Prints a job view (readable, or one JSON line with --json). */
+void status_print(struct ctl *ctl, json_t *job);
 
 /* --- submit.c --- */
 
@@ -164,15 +201,14 @@ int submit_cmd(struct ctl *ctl, struct cmd_args *args);
 
 /* --- watch.c --- */
 
-enum watch_mode {
-	WATCH_QUIET, /* print nothing (submit --wait) */
-	WATCH_LINES, /* each event as one JSON line */
-	WATCH_BARS   /* a progress bar per job, redrawn in place */
-};
-
 int watch_cmd(struct ctl *ctl, struct cmd_args *args);
-/* Follows the jobs until each is terminal or timeout_s (<= 0: none) passes. Returns the worst CTL_EXIT_*. */
-int watch_jobs(struct ctl *ctl, char *const *ids, int n, enum watch_mode mode, double timeout_s);
+/*
+ * Follows up to 16 jobs on one connection until each ends or timeout_s (<= 0: none) passes, showing their
+ * events: progress bars on a terminal, JSON lines with --json or when piped, nothing when quiet. finals
+ * (may be NULL) gets each job's final view, NULL when it did not end (caller decrefs each). Returns the
+ * worst exit code: 0 every job succeeded, 1 one ended otherwise, 16 timeout, else an error's.
+ */
+int watch_jobs(struct ctl *ctl, char *const *ids, int n, int quiet, double timeout_s, json_t **finals);
 
 /* --- celery.c --- */
 

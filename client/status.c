@@ -1,4 +1,5 @@
-/* status: `hopperctl status ID`, one job's hash as a readable block or a JSON object. */
+/* status: prints a job view (the status op's result, schema/control/common.schema.json $defs/job) as a
+ * readable block, or as one JSON line with --json. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,25 +11,27 @@
 
 #define LABEL_WIDTH 10
 
-/* The value of field in an HGETALL reply (pairs of strings), or NULL. Borrowed from r. */
+/* A string field of the view (numbers formatted), or NULL. Borrowed from v or static storage. */
 static const char *
-hash_get(const struct conn_reply *r, const char *field)
+view_get(json_t *v, const char *field)
 {
-	for (size_t i = 0; i + 1 < r->n; i += 2)
-		if (strcmp(r->elem[i]->str, field) == 0)
-			return r->elem[i + 1]->str;
+	static char buf[64];
+	json_t *f = json_object_get(v, field);
+	if (json_is_string(f))
+		return json_string_value(f);
+	if (json_is_integer(f)) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(f));
+		return buf;
+	}
 	return NULL;
 }
 
-/* A time field as a number, or 0 when absent or not a time. */
+/* A time field as a number, or 0 when absent. */
 static double
-hash_time(const struct conn_reply *r, const char *field)
+view_time(json_t *v, const char *field)
 {
-	const char *s = hash_get(r, field);
-	double t = 0;
-	if (s == NULL || text_double(s, 0, 1e11, &t) < 0)
-		return 0;
-	return t;
+	json_t *f = json_object_get(v, field);
+	return json_is_number(f) ? json_number_value(f) : 0;
 }
 
 /* Prints "label     value", indenting continuation lines and masking control characters, so text a job
@@ -65,19 +68,19 @@ print_time(const char *label, double t, const char *how, double d)
 }
 
 static void
-print_times(const struct conn_reply *h)
+print_times(json_t *h)
 {
 	double now = clock_now();
-	double created = hash_time(h, "created_at"), enqueued = hash_time(h, "enqueued_at");
-	double run_at = hash_time(h, "run_at"), started = hash_time(h, "started_at");
-	double finished = hash_time(h, "finished_at"), updated = hash_time(h, "updated_at");
+	double created = view_time(h, "created_at"), enqueued = view_time(h, "enqueued_at");
+	double run_at = view_time(h, "run_at"), started = view_time(h, "started_at");
+	double finished = view_time(h, "finished_at"), updated = view_time(h, "updated_at");
 	print_time("created", created, "ago", now - created);
 	print_time("enqueued", enqueued, "ago", now - enqueued);
 	if (run_at > now)
 		print_time("run at", run_at, "in", run_at - now);
 	else
 		print_time("run at", run_at, "ago", now - run_at);
-	const char *state = hash_get(h, "state");
+	const char *state = view_get(h, "state");
 	if (state != NULL && job_state_parse(state) == JOB_RUNNING)
 		print_time("started", started, "running for", now - started);
 	else if (started > 0 && enqueued > 0 && started >= enqueued)
@@ -91,87 +94,68 @@ print_times(const struct conn_reply *h)
 	print_time("updated", updated, "ago", now - updated);
 }
 
-static void
-print_readable(const struct conn_reply *h)
+/* Copies a field's text into buf (view_get's static storage is reused by the next call). */
+static const char *
+view_copy(json_t *h, const char *field, char *buf, size_t len)
 {
-	const char *attempt = hash_get(h, "attempt"), *max = hash_get(h, "max_attempts");
-	const char *progress = hash_get(h, "progress"), *node = hash_get(h, "node"), *pid = hash_get(h, "worker_pid");
-	print_field("id", hash_get(h, "id"));
-	print_field("type", hash_get(h, "type"));
-	print_field("queue", hash_get(h, "queue"));
-	print_field("state", hash_get(h, "state"));
-	if (attempt != NULL) {
-		char *a = max != NULL ? xasprintf("%s of %s", attempt, max) : xstrdup(attempt);
-		print_field("attempt", a);
-		free(a);
+	const char *s = view_get(h, field);
+	if (s == NULL)
+		return NULL;
+	snprintf(buf, len, "%s", s);
+	return buf;
+}
+
+static void
+print_readable(struct ctl *ctl, json_t *h)
+{
+	char attempt[32], max[32], progress[32], pid[32];
+	const char *a = view_copy(h, "attempt", attempt, sizeof(attempt));
+	const char *m = view_copy(h, "max_attempts", max, sizeof(max));
+	const char *p = view_copy(h, "progress", progress, sizeof(progress));
+	const char *wp = view_copy(h, "worker_pid", pid, sizeof(pid));
+	const char *node = view_get(h, "node");
+	print_field("id", view_get(h, "id"));
+	print_field("type", view_get(h, "type"));
+	print_field("queue", view_get(h, "queue"));
+	const char *state = view_get(h, "state");
+	if (state != NULL)
+		printf("%-*s %s%s%s\n", LABEL_WIDTH, "state", ops_state_color(ctl, state), state, ops_color_reset(ctl));
+	if (a != NULL) {
+		char *s = m != NULL ? xasprintf("%s of %s", a, m) : xstrdup(a);
+		print_field("attempt", s);
+		free(s);
 	}
-	if (progress != NULL) {
-		char *p = xasprintf("%s%%", progress);
-		print_field("progress", p);
-		free(p);
+	if (p != NULL) {
+		char *s = xasprintf("%s%%", p);
+		print_field("progress", s);
+		free(s);
 	}
-	print_field("stage", hash_get(h, "stage"));
-	print_field("message", hash_get(h, "message"));
-	print_field("error", hash_get(h, "error"));
-	print_field("result", hash_get(h, "result"));
+	print_field("stage", view_get(h, "stage"));
+	print_field("message", view_get(h, "message"));
+	print_field("error", view_get(h, "error"));
+	json_t *result = json_object_get(h, "result");
+	if (result != NULL && !json_is_null(result)) {
+		char *s = json_is_string(result) ? xstrdup(json_string_value(result)) : text_json_dump(result);
+		print_field("result", s);
+		free(s);
+	}
 	print_times(h);
 	if (node != NULL) {
-		char *n = pid != NULL ? xasprintf("%s (worker pid %s)", node, pid) : xstrdup(node);
+		char *n = wp != NULL ? xasprintf("%s (worker pid %s)", node, wp) : xstrdup(node);
 		print_field("node", n);
 		free(n);
 	}
-	const char *stalls = hash_get(h, "stalls");
-	if (stalls != NULL && strcmp(stalls, "0") != 0)
-		print_field("stalls", stalls);
-	print_field("owner", hash_get(h, "owner"));
-	print_field("idem key", hash_get(h, "idempotency_key"));
+	print_field("owner", view_get(h, "owner"));
+	print_field("idem key", view_get(h, "idempotency_key"));
 }
 
-static void
-print_json(const struct conn_reply *h)
+void
+status_print(struct ctl *ctl, json_t *job)
 {
-	json_t *obj = json_object();
-	for (size_t i = 0; i + 1 < h->n; i += 2)
-		json_object_set_new(obj, h->elem[i]->str, text_json_string(h->elem[i + 1]->str, h->elem[i + 1]->len));
-	char *s = text_json_dump(obj);
-	printf("%s\n", s);
-	free(s);
-	json_decref(obj);
-}
-
-int
-status_show(struct ctl *ctl, const char *id)
-{
-	struct conn *c = ctl_conn(ctl);
-	if (c == NULL)
-		return CTL_EXIT_REDIS;
-	struct conn_cmd *cmd = conn_cmd_new("HGETALL");
-	char *key = ctl_key(ctl, "job:%s", id);
-	conn_arg(cmd, key);
-	free(key);
-	struct conn_reply *h = NULL;
-	char *cause = NULL;
-	int rv = conn_call(c, cmd, &h, &cause);
-	conn_cmd_free(cmd);
-	if (rv < 0) {
-		ctl_warn("%s", cause);
-		free(cause);
-		return CTL_EXIT_REDIS;
-	}
-	int code = CTL_EXIT_OK;
-	if (h->type != CONN_ARRAY || h->n == 0) {
-		ctl_warn("unknown job %s", id);
-		code = CTL_EXIT_UNKNOWN_JOB;
-	} else if (ctl->json)
-		print_json(h);
-	else
-		print_readable(h);
-	conn_reply_free(h);
-	return code;
-}
-
-int
-status_cmd(struct ctl *ctl, struct cmd_args *args)
-{
-	return status_show(ctl, args->argv[0]);
+	if (ctl->json) {
+		char *s = text_json_dump(job);
+		printf("%s\n", s);
+		free(s);
+	} else
+		print_readable(ctl, job);
 }

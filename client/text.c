@@ -172,3 +172,13 @@ text_duration(double s, char *buf, size_t size)
 		snprintf(buf, size, "%lldd %lldh", whole / 86400, whole % 86400 / 3600);
 	return buf;
 }
+
+void
+text_put_safe(FILE *f, const char *s, int width)
+{
+	int n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++, n++)
+		fputc((*p < 0x20 && *p != '\t') || *p == 0x7f ? '?' : *p, f);
+	for (; n < width; n++)
+		fputc(' ', f);
+}

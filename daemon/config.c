@@ -102,6 +102,25 @@ static const struct option_def options[] = {
          "largest http step response body", RELOAD},
         {"workflow_max_output_bytes", OPT_INT, O(workflow_max_output_bytes), "262144", 1024, 64 << 20,
          "largest exec step stdout (and stderr)", RELOAD},
+        /* Control socket (schema/control-protocol.md). */
+        {"ctl_socket", OPT_STR, O(ctl_socket), "", 0, 0,
+         "control socket path (default: db_path with .sock for .db; 'none': off)", RESTART},
+        {"ctl_socket_mode", OPT_STR, O(ctl_socket_mode), "0660", 0, 0, "control socket permission bits (octal)",
+         RESTART},
+        {"ctl_tcp", OPT_STR, O(ctl_tcp), "", 0, 0, "HOST:PORT for encrypted TCP control (default: off)", RESTART},
+        {"ctl_max_conns", OPT_INT, O(ctl_max_conns), "256", 1, 100000, "open control connections", RELOAD},
+        {"ctl_max_frame", OPT_INT, O(ctl_max_frame), "1048576", 4096, 64 << 20, "control frame payload bytes", RELOAD},
+        {"ctl_auth_timeout_s", OPT_DBL, O(ctl_auth_timeout_s), "10", 0.1, 3600, "hello + auth must finish within",
+         RELOAD},
+        {"ctl_idle_timeout_s", OPT_DBL, O(ctl_idle_timeout_s), "300", 0.1, 604800,
+         "idle authenticated control connection lifetime", RELOAD},
+        {"ctl_out_max", OPT_INT, O(ctl_out_max), "8388608", 65536, 1 << 30,
+         "bytes queued for one control client before it is cut off", RELOAD},
+        {"ctl_auth_max_failures", OPT_INT, O(ctl_auth_max_failures), "5", 1, 1000,
+         "failed authentications per peer before a lockout", RELOAD},
+        {"ctl_lockout_s", OPT_DBL, O(ctl_lockout_s), "60", 0.1, 86400, "lockout length and failure window", RELOAD},
+        {"ctl_auth_delay_ms", OPT_INT, O(ctl_auth_delay_ms), "250", 0, 60000,
+         "base of the exponential delay of failed-auth replies", RELOAD},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -333,6 +352,17 @@ config_finish(struct config *c, char **cause)
 	}
 	if (c->node_id[0] != '\0' && !job_name_valid(c->node_id, 64)) {
 		*cause = xasprintf("node_id: '%s' may hold only letters, digits and . _ : -", c->node_id);
+		return -1;
+	}
+	char *end = NULL;
+	long mode = strtol(c->ctl_socket_mode, &end, 8);
+	if (c->ctl_socket_mode[0] == '\0' || *end != '\0' || mode < 0 || mode > 0777) {
+		*cause =
+		        xasprintf("ctl_socket_mode: '%s' is not octal permission bits (e.g. 0660)", c->ctl_socket_mode);
+		return -1;
+	}
+	if (c->ctl_tcp[0] != '\0' && strrchr(c->ctl_tcp, ':') == NULL) {
+		*cause = xasprintf("ctl_tcp: '%s' is not HOST:PORT", c->ctl_tcp);
 		return -1;
 	}
 	if (c->backoff_max_s < c->backoff_base_s) {

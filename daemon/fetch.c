@@ -241,7 +241,12 @@ block_fetch(struct server *s)
 {
 	if (s->shutting_down || s->blocking || !redis_block_ready(s->redis) || fetch_room(s) <= 0)
 		return;
+	/* A paused queue is not waited on (the fetch script skips it too). */
 	unsigned qi = s->block_rr++ % (unsigned)s->cfg.nqueues;
+	for (int tries = 0; s->paused[qi] && tries < s->cfg.nqueues; tries++)
+		qi = s->block_rr++ % (unsigned)s->cfg.nqueues;
+	if (s->paused[qi])
+		return;
 	double timeout = s->cfg.nqueues == 1 ? s->cfg.block_s : (s->cfg.block_s < 0.1 ? s->cfg.block_s : 0.1);
 	char src[256], dst[256];
 	snprintf(src, sizeof(src), "%squeue:%s", s->cfg.key_prefix, s->cfg.queues[qi].name);

@@ -186,6 +186,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 	jobs_free_dead(s);
 	pool_reap(s);
+	ctl_reap(s);
 	rearm_deadline_timer(s);
 }
 
@@ -203,6 +204,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	redis_tick(s->redis);
 	node_tick(s);
 	fetch_unhoard(s);
+	ctl_tick(s);
 	pool_fill(s);
 	pool_dispatch(s);
 	sd_notify_msg("WATCHDOG=1");
@@ -228,11 +230,22 @@ usage(FILE *out)
 	             "  -c, --config FILE          config file (default " DEFAULT_CONFIG ", if it exists)\n"
 	             "  -n, --check-config         check the configuration and exit\n"
 	             "  -V, --version              print the version and exit\n"
+	             "  --token-create NAME --token-scopes LIST [--token-owner OWNER]\n"
+	             "                             store a control-socket token in db_path, print it once, exit\n"
 	             "Every config file option is also a flag (it wins over the file):\n");
 	config_usage(out);
 }
 
-enum { OPT_CONFIG = 'c', OPT_CHECK = 'n', OPT_VERSION = 'V', OPT_HELP = 'h', OPT_BASE = 1000 };
+enum {
+	OPT_CONFIG = 'c',
+	OPT_CHECK = 'n',
+	OPT_VERSION = 'V',
+	OPT_HELP = 'h',
+	OPT_TOKEN_CREATE = 900,
+	OPT_TOKEN_SCOPES,
+	OPT_TOKEN_OWNER,
+	OPT_BASE = 1000
+};
 
 /* Builds the getopt table: the fixed flags plus every config option, with dashes and with underscores.
  * Caller frees the table; its names point into `names` and the option table. */
@@ -240,9 +253,12 @@ static struct option *
 build_longopts(char names[][64])
 {
 	size_t n = config_count();
-	struct option *lo = xcalloc(2 * n + 5, sizeof(*lo));
+	struct option *lo = xcalloc(2 * n + 8, sizeof(*lo));
 	size_t k = 0;
 	lo[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+	lo[k++] = (struct option){"token-create", required_argument, NULL, OPT_TOKEN_CREATE};
+	lo[k++] = (struct option){"token-scopes", required_argument, NULL, OPT_TOKEN_SCOPES};
+	lo[k++] = (struct option){"token-owner", required_argument, NULL, OPT_TOKEN_OWNER};
 	lo[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
 	lo[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	lo[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
@@ -321,7 +337,13 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 		} else if (opt == OPT_HELP) {
 			usage(stdout);
 			exit(0);
-		} else if (opt == '?') {
+		} else if (opt == OPT_TOKEN_CREATE)
+			c->token_create = optarg;
+		else if (opt == OPT_TOKEN_SCOPES)
+			c->token_scopes = optarg;
+		else if (opt == OPT_TOKEN_OWNER)
+			c->token_owner = optarg;
+		else if (opt == '?') {
 			usage(stderr);
 			exit(2);
 		}
@@ -414,7 +436,17 @@ main(int argc, char **argv)
 	s->store = store_open(s->cfg.db_path, &cause);
 	if (s->store == NULL)
 		fatal("execution log: %s", cause);
+	if (s->cfg.token_create != NULL) { /* the offline bootstrap of the first admin token */
+		int rc = ctl_token_create_offline(s, s->cfg.token_create,
+		                                  s->cfg.token_scopes ? s->cfg.token_scopes : "admin",
+		                                  s->cfg.token_owner);
+		store_close(s->store);
+		config_free(&s->cfg);
+		return rc;
+	}
 	server_init(s);
+	if (ctl_start(s, &cause) != 0)
+		fatal("control socket: %s", cause);
 	s->redis = redis_new(s);
 	jobs_start(s);
 	celery_start(s);
@@ -431,6 +463,7 @@ main(int argc, char **argv)
 	redis_free(s->redis); /* pending callbacks run now, with no reply */
 	celery_free(s);
 	s->redis = NULL;
+	ctl_free(s); /* after Redis: no callback points at a connection any more */
 	for (struct job *j = s->jobs; j != NULL; j = j->next) {
 		j->dead = 1;
 		j->redis_busy = 0;

@@ -32,6 +32,7 @@
 struct redis;
 struct store;
 struct celery;
+struct ctl;
 
 /* --- configuration (config.c) --- */
 struct queue_conf {
@@ -91,6 +92,20 @@ struct config {
 	char *workflow_mask_names;
 	int workflow_max_response_bytes;
 	int workflow_max_output_bytes;
+	/* control socket (ctl*.c) */
+	char *ctl_socket;
+	char *ctl_socket_mode;
+	char *ctl_tcp;
+	int ctl_max_conns;
+	int ctl_max_frame;
+	double ctl_auth_timeout_s;
+	double ctl_idle_timeout_s;
+	int ctl_out_max;
+	int ctl_auth_max_failures;
+	double ctl_lockout_s;
+	int ctl_auth_delay_ms;
+	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
+	const char *token_create, *token_scopes, *token_owner;
 };
 
 /* --- in-flight jobs --- */
@@ -133,11 +148,12 @@ struct job {
 	char *dead_entry;   /* OP_BURY: the dead-list entry (JSON) */
 	double retry_at;    /* OP_FINISH with outcome retrying */
 	enum job_state outcome;
-	int dead; /* freed in the prepare hook */
 	/* workflow.run (workflows.c) */
 	json_t *wf_args;   /* args with the stored definition resolved, sent instead of spec.args; owned */
 	json_t *wf_resume; /* step records of earlier attempts, sent as the JOB frame's "resume"; owned */
 	int wf_loading;    /* its step records are being read from Redis: not freed until the reply */
+	int cancelled; /* cancelled through the control socket: the attempt ends cancelled, whatever it returns */
+	int dead;      /* freed in the prepare hook */
 };
 
 /* --- workers (pool.c) --- */
@@ -206,6 +222,9 @@ struct server {
 	ev_signal sigterm, sigint, sighup, sigchld_dummy;
 	double last_heartbeat, last_prune;
 	uint64_t stats_succeeded, stats_failed;
+
+	struct ctl *ctl;        /* the control socket (ctl*.c) */
+	int paused[MAX_QUEUES]; /* cfg.queues[i] is paused (control op pause; refreshed every tick) */
 };
 
 /* config.c */
@@ -317,6 +336,32 @@ json_t *workflows_get(struct server *s, const char *name);
 json_t *workflows_list(struct server *s);
 /* 1 removed, 0 none, -1 error. */
 int workflows_rm(struct server *s, const char *name);
+/* The control op cancel reached this daemon: stops the job if it holds it (ready or running). */
+void jobs_cancel(struct server *s, const char *id);
+
+/* pool.c (continued) */
+/* SIGTERM to the job's worker now, SIGKILL after kill_grace_s (as for a timeout). */
+void pool_cancel_job(struct server *s, struct job *j);
+
+/* ctl.c: the control socket (schema/control-protocol.md) */
+/* Opens the listeners (unix socket, TCP if configured). Returns 0 or -1 with *cause (caller frees). */
+int ctl_start(struct server *s, char **cause);
+/* Closes every connection and listener, unlinks the socket, frees everything. */
+void ctl_free(struct server *s);
+/* Prepare hook: frees closed connections no callback points to. */
+void ctl_reap(struct server *s);
+/* Once a second: connection deadlines, paused queues, throughput samples. */
+void ctl_tick(struct server *s);
+/* Reads which queues are paused (also on a control-channel pause message). */
+void ctl_refresh_paused(struct server *s);
+/* ctl_watch.c: the pub/sub connection's events (called by redis.c) */
+void ctl_sub_connected(struct server *s);
+void ctl_sub_lost(struct server *s);
+void ctl_sub_confirmed(struct server *s, const char *channel);
+void ctl_sub_unsubscribed(struct server *s, const char *channel);
+void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
+/* ctl_auth.c: hopperd --token-create (the offline bootstrap). Prints the token. Returns the exit status. */
+int ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);

@@ -401,6 +401,11 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 	if (v != NULL && strcmp(v, "ok") == 0) {
 		j->op = OP_NONE;
 		j->attempt = atoi(detail ? detail : "1");
+		if (j->cancelled) {
+			j->outcome = JOB_CANCELLED;
+			job_op_start(s, j, OP_FINISH);
+			return;
+		}
 		if (s->shutting_down) {
 			job_op_start(s, j, OP_REQUEUE);
 			return;
@@ -413,6 +418,15 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 			return;
 		job_ready_push(s, j);
 		pool_dispatch(s);
+		return;
+	}
+	if (v != NULL && strcmp(v, "paused") == 0) {
+		/* Its queue was paused after a blocking fetch took it: claim put it back; stop waiting on it. */
+		for (int i = 0; i < s->cfg.nqueues; i++)
+			if (strcmp(s->cfg.queues[i].name, j->queue) == 0)
+				s->paused[i] = 1;
+		log_debug("job %s: queue %s is paused; returned to it", j->spec.id, j->queue);
+		job_done(s, j);
 		return;
 	}
 	if (v != NULL && strcmp(v, "dead") == 0) {
@@ -578,6 +592,17 @@ jobs_attempt_done(struct server *s, struct job *j)
 		j->retryable = 1;
 	}
 	j->run_pending = 0; /* finish (or requeue) records the start too */
+	if (j->cancelled) {
+		/* Redis says cancelled already (terminal): finish only takes it out of the inflight list. */
+		free(j->error);
+		j->error = xstrdup("cancelled");
+		j->outcome = JOB_CANCELLED;
+		if (j->row > 0)
+			store_attempt_finish(s->store, j->row, "cancelled", now, j->error, NULL);
+		job_op_start(s, j, OP_FINISH);
+		fetch_more(s);
+		return;
+	}
 	if (j->requeue) {
 		log_info("job %s: stopped by shutdown; back to the head of queue %s", j->spec.id, j->queue);
 		if (j->row > 0)
@@ -619,6 +644,30 @@ jobs_stop_running(struct server *s)
 			continue;
 		j->requeue = 1;
 		pool_stop_job(s, j, SIGKILL);
+	}
+}
+
+/*
+ * A cancel through the control socket (it already wrote the job cancelled in Redis). A job this daemon
+ * holds stops here: waiting for a worker, it is dropped (finish takes it out of the inflight list); running,
+ * its worker gets SIGTERM, then SIGKILL after kill_grace_s, and the attempt ends cancelled.
+ */
+void
+jobs_cancel(struct server *s, const char *id)
+{
+	for (struct job *j = s->jobs; j != NULL; j = j->next) {
+		if (j->dead || j->cancelled || strcmp(j->spec.id, id) != 0)
+			continue;
+		j->cancelled = 1;
+		if (j->phase == PHASE_READY) {
+			log_info("job %s: cancelled before it started", id);
+			job_ready_remove(s, j);
+			j->phase = PHASE_FETCHED;
+			j->outcome = JOB_CANCELLED;
+			job_op_start(s, j, OP_FINISH);
+		} else if (j->phase == PHASE_RUNNING)
+			pool_cancel_job(s, j);
+		/* FETCHED / CLAIMING: the claim reply sees j->cancelled (or the claim finds it terminal). */
 	}
 }
 

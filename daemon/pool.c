@@ -485,6 +485,17 @@ pool_stop_job(struct server *s, struct job *j, int sig)
 }
 
 void
+pool_cancel_job(struct server *s, struct job *j)
+{
+	if (j->worker == NULL || j->term_sent)
+		return;
+	j->term_sent = 1;
+	log_info("job %s: cancelled; SIGTERM to worker %d", j->spec.id, (int)j->worker->pid);
+	pool_stop_job(s, j, SIGTERM);
+	deadline_set(s, j, clock_now() + s->cfg.kill_grace_s);
+}
+
+void
 pool_check_deadlines(struct server *s)
 {
 	double now = clock_now();
@@ -500,6 +511,7 @@ pool_check_deadlines(struct server *s)
 		} else {
 			heap_remove(&s->deadlines, j->heap_pos);
 			log_info("job %s: still running after the grace period; SIGKILL", j->spec.id);
+			/* (a cancelled job's grace ends here too) */
 			pool_stop_job(s, j, SIGKILL);
 		}
 	}

@@ -20,10 +20,13 @@
 #define RECONNECT_MIN_S 0.1
 #define RECONNECT_MAX_S 5.0
 
+enum conn_kind { CONN_CMD, CONN_BLOCK, CONN_SUB };
+
 struct conn {
 	struct redis *r;
 	const char *name;
 	int is_cmd;
+	enum conn_kind kind;
 	redisAsyncContext *ac;
 	int up;
 	int pending;
@@ -50,7 +53,8 @@ struct batch {
 struct redis {
 	struct server *s;
 	struct conn cmd, blk;
-	char *library; /* "#!lua name=hopper" and every daemon/lua file */
+	struct conn sub; /* pub/sub only: the control channel and watched jobs' channels (ctl_watch.c) */
+	char *library;   /* "#!lua name=hopper" and every daemon/lua file */
 	struct batch *batch;
 	int batch_inflight; /* a batch awaits its reply */
 };
@@ -156,7 +160,9 @@ on_connect(const redisAsyncContext *ac, int status)
 	c->pending = 0;
 	c->last_io = clock_now();
 	conn_setup(c);
-	if (c->is_cmd)
+	if (c->kind == CONN_SUB)
+		ctl_sub_connected(c->r->s);
+	else if (c->is_cmd)
 		node_on_connect(c->r->s);
 	else
 		fetch_more(c->r->s);
@@ -171,7 +177,10 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL;
 	c->up = 0;
 	c->pending = 0;
-	node_on_disconnect(c->r->s, !c->is_cmd);
+	if (c->kind == CONN_SUB)
+		ctl_sub_lost(c->r->s);
+	else
+		node_on_disconnect(c->r->s, !c->is_cmd);
 	conn_schedule_retry(c);
 }
 
@@ -213,12 +222,13 @@ library_text(void)
 }
 
 static void
-conn_init(struct redis *r, struct conn *c, const char *name, int is_cmd)
+conn_init(struct redis *r, struct conn *c, const char *name, enum conn_kind kind)
 {
 	memset(c, 0, sizeof(*c));
 	c->r = r;
 	c->name = name;
-	c->is_cmd = is_cmd;
+	c->kind = kind;
+	c->is_cmd = kind == CONN_CMD;
 	ev_timer_init(&c->retry, retry_cb, 0, 0);
 	c->retry.data = c;
 }
@@ -229,8 +239,9 @@ redis_new(struct server *s)
 	struct redis *r = xcalloc(1, sizeof(*r));
 	r->s = s;
 	r->library = library_text();
-	conn_init(r, &r->cmd, "command", 1);
-	conn_init(r, &r->blk, "blocking", 0);
+	conn_init(r, &r->cmd, "command", CONN_CMD);
+	conn_init(r, &r->blk, "blocking", CONN_BLOCK);
+	conn_init(r, &r->sub, "pub/sub", CONN_SUB);
 	return r;
 }
 
@@ -239,6 +250,7 @@ redis_start(struct redis *r)
 {
 	conn_connect(&r->cmd);
 	conn_connect(&r->blk);
+	conn_connect(&r->sub);
 }
 
 static void batch_free(struct batch *b);
@@ -249,8 +261,8 @@ redis_free(struct redis *r)
 	if (r == NULL)
 		return;
 	redis_flush(r);
-	struct conn *conns[] = {&r->cmd, &r->blk};
-	for (size_t i = 0; i < 2; i++) {
+	struct conn *conns[] = {&r->cmd, &r->blk, &r->sub};
+	for (size_t i = 0; i < 3; i++) {
 		ev_timer_stop(r->s->loop, &conns[i]->retry);
 		if (conns[i]->ac != NULL) {
 			redisAsyncContext *ac = conns[i]->ac;
@@ -442,6 +454,60 @@ conn_health(struct conn *c)
 		const char *argv[] = {"PING"};
 		conn_send(c, 1, argv, NULL, ping_reply, NULL);
 	}
+}
+
+/*
+ * Every reply on the pub/sub connection comes here: hiredis keeps one callback per channel and calls it for
+ * the subscribe confirmation, each message and the unsubscribe; privdata is the struct redis (never freed
+ * per call). r is NULL when the connection goes away.
+ */
+static void
+on_sub(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct redis *r = privdata;
+	redisReply *rep = reply;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+		return;
+	redisReply *kind = rep->element[0], *ch = rep->element[1], *msg = rep->element[2];
+	if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
+		return;
+	r->sub.last_io = clock_now();
+	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING)
+		ctl_sub_message(r->s, ch->str, msg->str, msg->len);
+	else if (strcmp(kind->str, "subscribe") == 0)
+		ctl_sub_confirmed(r->s, ch->str);
+	else if (strcmp(kind->str, "unsubscribe") == 0)
+		ctl_sub_unsubscribed(r->s, ch->str);
+}
+
+static int
+sub_send(struct redis *r, const char *cmd, const char *channel)
+{
+	if (r == NULL) /* exiting: the connection is gone */
+		return -1;
+	struct conn *c = &r->sub;
+	if (c->ac == NULL || !c->up)
+		return -1;
+	const char *argv[] = {cmd, channel};
+	return redisAsyncCommandArgv(c->ac, on_sub, r, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+}
+
+int
+redis_subscribe(struct redis *r, const char *channel)
+{
+	return sub_send(r, "SUBSCRIBE", channel);
+}
+
+int
+redis_unsubscribe(struct redis *r, const char *channel)
+{
+	return sub_send(r, "UNSUBSCRIBE", channel);
+}
+
+int
+redis_sub_ready(const struct redis *r)
+{
+	return r != NULL && r->sub.up;
 }
 
 void

@@ -54,6 +54,15 @@ int redis_can_flush(const struct redis *r);
 int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);
 /* BLMOVE src dst RIGHT LEFT timeout on the blocking connection. Same return rules. */
 int redis_block_move(struct redis *r, const char *src, const char *dst, double timeout_s, redis_cb *cb, void *priv);
+/*
+ * The pub/sub connection (third connection, subscribe mode only). SUBSCRIBE / UNSUBSCRIBE one channel;
+ * returns 0 if sent, -1 when the connection is down. Confirmations and messages go to ctl_sub_confirmed /
+ * ctl_sub_message (ctl_watch.c); connect and loss to ctl_sub_connected / ctl_sub_lost, which subscribe
+ * again.
+ */
+int redis_subscribe(struct redis *r, const char *channel);
+int redis_unsubscribe(struct redis *r, const char *channel);
+int redis_sub_ready(const struct redis *r);
 /* Health and reconnection; call once a second. */
 void redis_tick(struct redis *r);
 

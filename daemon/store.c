@@ -15,9 +15,11 @@
 #include <ctype.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "embedded.h"
+#include "jsonx.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -40,6 +42,14 @@ enum stmt_id {
 	STMT_WF_GET,
 	STMT_WF_LIST,
 	STMT_WF_RM,
+	STMT_TOKEN_ADD,
+	STMT_TOKEN_GET,
+	STMT_TOKEN_BY_NAME,
+	STMT_TOKEN_LIST,
+	STMT_TOKEN_REVOKE,
+	STMT_TOKEN_TOUCH,
+	STMT_LOG_ATTEMPTS,
+	STMT_LOG_EVENTS,
 	STMT_COUNT
 };
 
@@ -73,6 +83,23 @@ static const char *const stmt_sql[STMT_COUNT] = {
         [STMT_WF_LIST] = "SELECT name, description, definition, owner, active, created_at, updated_at FROM "
                          "workflows ORDER BY name",
         [STMT_WF_RM] = "DELETE FROM workflows WHERE name = ?1",
+        /* Control-socket tokens (003_tokens.sql). */
+        [STMT_TOKEN_ADD] =
+                "INSERT INTO tokens (id, name, owner, scopes, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        [STMT_TOKEN_GET] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
+                           "WHERE id = ?1",
+        [STMT_TOKEN_BY_NAME] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM "
+                               "tokens WHERE name = ?1",
+        [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
+                            "ORDER BY created_at, id",
+        [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        [STMT_TOKEN_TOUCH] = "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
+        /* A job's history for the control socket's logs op. */
+        [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error "
+                              "FROM attempts WHERE job_id = ?1 ORDER BY id",
+        [STMT_LOG_EVENTS] = "SELECT a.attempt, e.at, e.kind, e.level, e.progress, e.stage, e.message FROM "
+                            "attempt_events e JOIN attempts a ON e.attempt_id = a.id WHERE a.job_id = ?1 "
+                            "ORDER BY e.id DESC LIMIT ?2",
 };
 
 struct store {
@@ -584,4 +611,211 @@ store_workflow_free(struct store_workflow *w)
 	free(w->definition);
 	free(w->owner);
 	memset(w, 0, sizeof(*w));
+}
+
+/* --- control-socket tokens and job history --- */
+
+/* Copies a text column into dst (size n), "" for NULL. */
+static void
+col_text(sqlite3_stmt *s, int i, char *dst, size_t n)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+	snprintf(dst, n, "%s", v != NULL ? (const char *)v : "");
+}
+
+static double
+col_time(sqlite3_stmt *s, int i)
+{
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? 0 : sqlite3_column_double(s, i);
+}
+
+static void
+token_row(sqlite3_stmt *s, struct store_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	col_text(s, 0, t->id, sizeof(t->id));
+	col_text(s, 1, t->name, sizeof(t->name));
+	col_text(s, 2, t->owner, sizeof(t->owner));
+	col_text(s, 3, t->scopes, sizeof(t->scopes));
+	if (sqlite3_column_bytes(s, 4) == (int)sizeof(t->hash))
+		memcpy(t->hash, sqlite3_column_blob(s, 4), sizeof(t->hash));
+	t->created_at = col_time(s, 5);
+	t->last_used_at = col_time(s, 6);
+	t->revoked_at = col_time(s, 7);
+}
+
+int
+store_token_add(struct store *st, const struct store_token *t)
+{
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_ADD];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_text(s, 1, t->id, &rc);
+	bind_text(s, 2, t->name, &rc);
+	bind_text(s, 3, t->owner, &rc);
+	bind_text(s, 4, t->scopes, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 5, t->hash, (int)sizeof(t->hash), SQLITE_STATIC);
+	bind_double(s, 6, t->created_at, &rc);
+	if (rc != SQLITE_OK) {
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	int step = sqlite3_step(s);
+	int ext = sqlite3_extended_errcode(st->db);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (step != SQLITE_DONE) {
+		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return -2;
+		log_error("store: token add: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	st->writes++;
+	/* A token the client was shown must survive a crash: commit now, not with the turn. */
+	return store_flush(st);
+}
+
+/* Runs a token SELECT bound to key. Returns 1 with *t, 0 when absent, -1 on error. */
+static int
+token_select(struct store *st, enum stmt_id id, const char *key, struct store_token *t)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, key, &rc);
+	int step = rc == SQLITE_OK ? sqlite3_step(s) : SQLITE_ERROR;
+	if (step == SQLITE_ROW)
+		token_row(s, t);
+	else if (step != SQLITE_DONE)
+		log_error("store: token lookup: %s", sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_token_get(struct store *st, const char *id, struct store_token *t)
+{
+	return token_select(st, STMT_TOKEN_GET, id, t);
+}
+
+int
+store_token_by_name(struct store *st, const char *name, struct store_token *t)
+{
+	return token_select(st, STMT_TOKEN_BY_NAME, name, t);
+}
+
+int
+store_token_list(struct store *st, struct store_token **out)
+{
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_LIST];
+	size_t n = 0, cap = 0;
+	struct store_token *v = NULL;
+	int step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		token_row(s, &v[n++]);
+	}
+	sqlite3_reset(s);
+	if (step != SQLITE_DONE) {
+		log_error("store: token list: %s", sqlite3_errmsg(st->db));
+		free(v);
+		return -1;
+	}
+	*out = v;
+	return (int)n;
+}
+
+/* Runs an UPDATE of a token by id with a time; commits at once. Returns rows changed or -1. */
+static int
+token_update(struct store *st, enum stmt_id id, const char *token_id, double at, int commit)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_text(s, 1, token_id, &rc);
+	bind_double(s, 2, at, &rc);
+	if (write_run(st, id, rc, "token update") != 0)
+		return -1;
+	int changed = sqlite3_changes(st->db);
+	if (commit && store_flush(st) != 0)
+		return -1;
+	return changed;
+}
+
+int
+store_token_revoke(struct store *st, const char *id, double at)
+{
+	return token_update(st, STMT_TOKEN_REVOKE, id, at, 1);
+}
+
+int
+store_token_touch(struct store *st, const char *id, double at)
+{
+	return token_update(st, STMT_TOKEN_TOUCH, id, at, 0) < 0 ? -1 : 0;
+}
+
+static json_t *
+col_json(sqlite3_stmt *s, int i)
+{
+	switch (sqlite3_column_type(s, i)) {
+	case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(s, i));
+	case SQLITE_FLOAT: return json_real(sqlite3_column_double(s, i));
+	case SQLITE_TEXT: {
+		json_t *v = json_stringn((const char *)sqlite3_column_text(s, i), (size_t)sqlite3_column_bytes(s, i));
+		return v != NULL ? v : json_string("(not UTF-8)");
+	}
+	default: return json_null();
+	}
+}
+
+/* One row as an object with the given column names. */
+static json_t *
+row_object(sqlite3_stmt *s, const char *const *names, int n)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < n; i++)
+		json_object_set_new(o, names[i], col_json(s, i));
+	return o;
+}
+
+json_t *
+store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
+{
+	static const char *const acols[] = {"attempt",    "state",       "node",        "worker_pid",
+	                                    "started_at", "finished_at", "duration_ms", "error"};
+	static const char *const ecols[] = {"attempt", "at", "kind", "level", "progress", "stage", "message"};
+	json_t *attempts = json_array(), *lines = json_array();
+	sqlite3_stmt *s = st->stmt[STMT_LOG_ATTEMPTS];
+	int rc = SQLITE_OK, step;
+	size_t bytes = 0;
+	bind_text(s, 1, job_id, &rc);
+	while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(attempts, row_object(s, acols, 8));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	s = st->stmt[STMT_LOG_EVENTS];
+	bind_text(s, 1, job_id, &rc);
+	bind_int64(s, 2, limit, &rc);
+	int truncated = 0;
+	/* Newest first from SQLite, so a size cap keeps the latest lines; reversed below to read in order. */
+	while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		bytes += 64 + (size_t)sqlite3_column_bytes(s, 5) + (size_t)sqlite3_column_bytes(s, 6);
+		if (bytes > max_bytes) {
+			truncated = 1;
+			break;
+		}
+		json_array_insert_new(lines, 0, row_object(s, ecols, 7));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	json_t *out = json_pack("{s:o, s:o}", "attempts", attempts, "lines", lines);
+	if (truncated)
+		json_object_set_new(out, "truncated", json_true());
+	return out;
 }

@@ -10,6 +10,8 @@
 #ifndef HOPPER_STORE_H
 #define HOPPER_STORE_H
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -72,5 +74,30 @@ int store_workflow_list(struct store *st, void (*fn)(const struct store_workflow
 /* 1 if removed, 0 if there was none, -1 on error. */
 int store_workflow_rm(struct store *st, const char *name);
 void store_workflow_free(struct store_workflow *w);
+/* --- control-socket tokens (003_tokens.sql); times 0 mean NULL --- */
+struct store_token {
+	char id[13];
+	char name[65];
+	char owner[129];
+	char scopes[64]; /* "submit,read" */
+	unsigned char hash[32];
+	double created_at, last_used_at, revoked_at;
+};
+/* Inserts and commits at once. Returns 0, -2 when the name or id exists, -1 on error (logged). */
+int store_token_add(struct store *st, const struct store_token *t);
+/* By id / by name. Return 1 (found, *t filled), 0 (absent), -1 (error, logged). */
+int store_token_get(struct store *st, const char *id, struct store_token *t);
+int store_token_by_name(struct store *st, const char *name, struct store_token *t);
+/* Every token, oldest first. Returns the count and *out (caller frees), or -1. */
+int store_token_list(struct store *st, struct store_token **out);
+/* Sets revoked_at (if not yet) and commits. Returns 1 if revoked now, 0 if it already was or is absent, -1. */
+int store_token_revoke(struct store *st, const char *id, double at);
+/* Sets last_used_at with the turn's group commit. Returns 0 or -1. */
+int store_token_touch(struct store *st, const char *id, double at);
+/*
+ * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
+ * about max_bytes of text; "truncated": true when cut): {"attempts": [...], "lines": [...]}. New reference.
+ */
+json_t *store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes);
 
 #endif

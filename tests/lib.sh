@@ -48,6 +48,9 @@ SOCK=$T/redis.sock
 REDIS_PID=
 REDIS_ARGS=()
 declare -A HD_PID=() # node name -> hopperd PID
+CTL_SOCK=            # the control socket `ctl` talks to: the first hopperd's, unless a scenario sets it
+HD_CTL=              # 1 when this hopperd has a control socket (the ctl_socket option)
+if "$HOPPERD" --help 2>&1 | grep -q -- '--ctl-socket'; then HD_CTL=1; fi
 T_FAILS=0
 T_PASSES=0
 T_DONE=0
@@ -340,13 +343,19 @@ sql_is() {
 
 # --- hopperd ---
 
-# start_hopperd NAME [extra flags]: starts hopperd as node NAME with its log in $T/NAME.log and its
-# execution log in $T/NAME.db, and waits until its heartbeat names its PID.
+# start_hopperd NAME [extra flags]: starts hopperd as node NAME with its log in $T/NAME.log, its
+# execution log in $T/NAME.db and its control socket at $T/NAME.sock (the first one started becomes
+# $CTL_SOCK, the one `ctl` uses), and waits until its heartbeat names its PID.
 start_hopperd() {
 	local name=$1
 	shift
+	local ctlflag=()
+	if [ "$HD_CTL" = 1 ]; then
+		ctlflag=(--ctl-socket="$T/$name.sock")
+		[ -n "$CTL_SOCK" ] || CTL_SOCK=$T/$name.sock
+	fi
 	"$HOPPERD" --redis-unix="$SOCK" --db-path="$T/$name.db" --node-id="$name" --worker-path="$WORKER" \
-		--log-level=debug "$@" </dev/null >>"$T/$name.log" 2>&1 &
+		--log-level=debug "${ctlflag[@]}" "$@" </dev/null >>"$T/$name.log" 2>&1 &
 	local pid=$!
 	HD_PID[$name]=$pid
 	echo "$pid" >"$T/pids/hopperd.$name.$pid"
@@ -422,9 +431,12 @@ finish_hopperd() {
 	check_eq "hopperd $1 exits 0 on SIGTERM" "$st" 0
 }
 
-# ctl ARGS: hopperctl against the private redis.
+# ctl ARGS: hopperctl against the control socket of the first hopperd started ($CTL_SOCK), authenticated
+# by peer credentials (tests run as root: the bootstrap path) unless ARGS or the environment give a token.
+# --redis-unix is there for the commands that write to a broker's Redis directly. HOME points into $T so
+# no token file of the user running the tests is picked up.
 ctl() {
-	"$HOPPERCTL" --redis-unix "$SOCK" "$@"
+	HOME=$T "$HOPPERCTL" --socket "$CTL_SOCK" --redis-unix "$SOCK" "$@"
 }
 
 # --- python ---

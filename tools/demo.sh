@@ -87,7 +87,7 @@ else
 	note "No persistence, nothing on TCP; it goes away when the demo ends."
 fi
 "${RCLI[@]}" PING >/dev/null 2>&1 || die "cannot reach Redis with: ${RCLI[*]} PING"
-CTL=("$B/hopperctl")
+CTL=("$B/hopperctl" --socket "$TMP/demo.sock")
 
 # --- hopperd ---
 DB=$TMP/demo.db
@@ -95,8 +95,9 @@ NODE=demo-$$
 say "Starting hopperd with 2 worker processes"
 note "Jobs are taken from Redis list ${PREFIX}queue:default; every attempt is logged to SQLite in $DB."
 "$B/hopperd" -c /dev/null "${REDIS_ARGS[@]}" --key-prefix="$PREFIX" --node-id="$NODE" --workers=2 \
-	--worker-path="$B/hopper-worker" --db-path="$DB" --log-level=info --backoff-base-s=1 --shutdown-grace-s=10 \
-	--workflow-exec-enabled=1 --workflow-exec-programs=/bin/echo 2>"$TMP/hopperd.log" &
+	--worker-path="$B/hopper-worker" --db-path="$DB" --ctl-socket="$TMP/demo.sock" --log-level=info \
+	--backoff-base-s=1 --shutdown-grace-s=10 --workflow-exec-enabled=1 --workflow-exec-programs=/bin/echo \
+	2>"$TMP/hopperd.log" &
 HOPPERD_PID=$!
 for _ in $(seq 100); do
 	[ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE" 2>/dev/null)" = 1 ] && break
@@ -109,6 +110,8 @@ if ! alive "$HOPPERD_PID" || [ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE")" !=
 	exit 1
 fi
 note "hopperd is up (PID $HOPPERD_PID, node $NODE); workers: $(pgrep -P "$HOPPERD_PID" | tr '\n' ' ')"
+note "Its control socket: $TMP/demo.sock. hopperctl talks to it; with no token it authenticates by peer"
+note "credentials, which the daemon accepts from root and from its own user (the bootstrap path)."
 note "Its heartbeat: $("${RCLI[@]}" HGETALL "${PREFIX}node:$NODE" | paste -sd' ')"
 
 # --- four sleep jobs ---
@@ -133,15 +136,21 @@ WATCH_PID=
 case $rc in
 0) note "watch: all four succeeded (exit 0)" ;;
 124) note "watch did not finish within 60 s" ;;
-*) note "watch exited with $rc (see hopperctl(1): 1 job failed, 3 unknown job, 4 timeout, 5 Redis error)" ;;
+*) note "watch exited with $rc (see hopperctl(1): 1 a job failed, 10 not found, 15 no connection, 16 timeout)" ;;
 esac
 
-say "Their status (hopperctl status reads the job hash ${PREFIX}job:ID in Redis)"
+say "Their status (hopperctl status asks the daemon over its control socket)"
 show "hopperctl status ${IDS[0]}"
 "${CTL[@]}" status "${IDS[0]}"
 for id in "${IDS[@]:1}"; do
 	printf '    %s: %s\n' "$id" "$("${RCLI[@]}" HGET "${PREFIX}job:$id" state)"
 done
+
+say "One more, submitted and followed in one command: the progress bar fills as the worker reports"
+show "hopperctl submit sleep --args '{\"ms\":2500}' --wait"
+[ -t 1 ] || note "(stdout is not a terminal: no bar, just the id and the final status)"
+timeout --foreground 60 "${CTL[@]}" submit sleep --args '{"ms":2500}' --wait
+note "exit status $? (0: the job succeeded; 1: it ended otherwise)"
 
 # --- a failing job ---
 say "Now a 'fail' job with max_attempts 3, pushed with plain redis-cli (no hopper client needed)"
@@ -219,14 +228,17 @@ show "${RCLI[*]} LPUSH ${PREFIX}queue:default '{\"id\":\"try-1\",\"type\":\"slee
 note "From Python (python3-redis):"
 show "python3 -c \"import json, time, uuid, redis; r = redis.Redis($PYCONN); i = str(uuid.uuid4()); r.lpush('${PREFIX}queue:default', json.dumps({'id': i, 'type': 'sleep', 'args': {'ms': 1500}, 'created_at': time.time()})); print(i)\""
 note "Then follow it:"
-show "hopperctl watch try-1      # or: hopperctl status try-1"
+show "hopperctl --socket $TMP/demo.sock watch try-1      # or: status try-1, logs try-1"
+note "Or submit through the daemon, with live progress (peer credentials as root, or a token):"
+show "hopperctl --socket $TMP/demo.sock submit sleep '{\"ms\":2000}' --wait"
+show "hopperctl --socket $TMP/demo.sock token create me --scopes submit,read > ~/.config/hopper/token"
 note "Built-in job types: noop, sleep (args.ms), fail (args.message), crash (the worker dies with SIGSEGV)."
 note "hopperd's own log for this run (stderr, log_level=info):"
 sed -e 's/^<[0-7]>//' -e 's/^/    /' "$TMP/hopperd.log" | tail -n 8
 
 if [ "${DEMO_STAY:-0}" = 1 ]; then
 	say "DEMO_STAY=1: hopperd keeps running; Ctrl-C stops it and the demo's Redis"
-	[ -n "$REDIS_PID" ] && note "export HOPPER_REDIS_UNIX=$SOCK   # in another shell, for hopperctl"
+	note "export HOPPER_SOCKET=$TMP/demo.sock   # in another shell, for hopperctl"
 	wait "$HOPPERD_PID"
 	HOPPERD_PID=
 else

@@ -59,6 +59,13 @@ local function job_status(h)
   return f[1], f[2] or '0', f[3] or '0'
 end
 
+-- The job index P jobs (sorted set, score = enqueue time): the control socket's list (12_ctl.lua). Entries older than the result TTL
+-- go on every write; entries whose hash expired sooner are dropped by list when it meets them.
+local function index_add(p, id, now, ttl)
+  redis.call('ZADD', p .. 'jobs', now, id)
+  redis.call('ZREMRANGEBYSCORE', p .. 'jobs', '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
+end
+
 -- Returns every job in node n's inflight lists to the head of its queue, oldest nearest the head.
 local function return_inflight(p, n)
   local moved = 0

@@ -4,13 +4,20 @@
 --   {'ok', attempt}     run it, as this attempt number (hopper_run records it when a worker takes it);
 --   {'skip', state}     it already ended (a late duplicate delivery): acknowledged, not run;
 --   {'dup', other_id}   another job holds its idempotency key: it ends cancelled;
---   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead.
+--   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead;
+--   {'paused', queue}   its queue is paused: it went back to the head of the queue, nothing written.
 -- A job whose hash still says running was being run by a daemon that died before finishing it: a stall.
 -- (A job that was only prefetched by a dead daemon is not held against it.)
 local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, payload, created, owner, idem, ttl,
                          max_events)
   local h = p .. 'job:' .. id
   local infl = p .. 'inflight:' .. node .. ':' .. q
+  if redis.call('SISMEMBER', p .. 'paused', q) == 1 then
+    -- Paused (control op pause) after a blocking fetch took it: back to the head of its queue, untouched.
+    redis.call('LREM', infl, -1, payload)
+    redis.call('RPUSH', p .. 'queue:' .. q, payload)
+    return {'paused', q}
+  end
   local st, attempt, progress = job_status(h)
   if st and TERMINAL[st] then
     redis.call('LREM', infl, -1, payload)
@@ -29,6 +36,7 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
     if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
     if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
     emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
+    index_add(p, id, now, ttl) -- the control socket's list (12_ctl.lua)
   end
   if idem ~= '' then
     local k = p .. 'idem:' .. idem

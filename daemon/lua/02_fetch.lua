@@ -15,7 +15,9 @@ OPS.fetch = function(a)
   for i = 9, #a do
     local q = a[i]
     local src, dst = p .. 'queue:' .. q, p .. 'inflight:' .. node .. ':' .. q
-    while n > 0 do
+    -- A paused queue (control socket: pause) is not fetched from.
+    local paused = redis.call('SISMEMBER', p .. 'paused', q) == 1
+    while n > 0 and not paused do
       local v = redis.call('LMOVE', src, dst, 'RIGHT', 'LEFT')
       if not v then break end
       local ok, m = pcall(cjson.decode, v)

@@ -1,7 +1,8 @@
 -- (At load time Redis offers only a few globals, not pairs or ipairs: hence the plain list.)
 local NAMES = {'fetch', 'claim', 'run', 'progress', 'finish', 'requeue', 'bury', 'schedule', 'promote',
                'heartbeat', 'reap', 'reconcile',
-               'celery_take', 'celery_enqueue', 'celery_refuse', 'step_save', 'enqueue'}
+               'celery_take', 'celery_enqueue', 'celery_refuse', 'step_save', 'enqueue',
+               'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_queues', 'ctl_stats', 'ctl_paused'}
 for k = 1, #NAMES do
   local fn = OPS[NAMES[k]]
   redis.register_function('hopper_' .. NAMES[k], function(_, a) return fn(a) end)

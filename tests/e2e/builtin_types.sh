@@ -107,8 +107,8 @@ for pair in bt-noop:succeeded bt-sleep:succeeded bt-fail:dead bt-crash:dead; do
 done
 out=$(ctl status bt-no-such-job 2>&1)
 st=$?
-check_eq "hopperctl status of an unknown id exits 3" "$st" 3
-check_match "hopperctl status of an unknown id says unknown" "$out" 'unknown'
+check_eq "hopperctl status of an unknown id exits 10 (not_found)" "$st" 10
+check_match "hopperctl status of an unknown id says not_found" "$out" 'not_found'
 
 # A job submitted through hopperctl to a queue nobody consumes reads queued at once.
 out=$(ctl submit noop --queue nobody --id bt-queued 2>&1)

@@ -2,7 +2,8 @@
 # hopperctl_flow: hopperctl against a running daemon, the way a user drives it: submit --wait (exit 0 on
 # success, 1 on failure), status (--json; exit 3 for an unknown id; queued for a job nobody consumes yet),
 # watch (a finished job; a running one, piped: JSON lines with progress, ending in the terminal state),
-# and the dead list with requeue (the job runs again).
+# and the dead list with requeue (the job runs again). hopperctl talks to the daemon's control socket
+# (peer credentials: the tests run as root).
 . "$(dirname "$0")/../lib.sh"
 
 start_redis
@@ -113,8 +114,8 @@ check_match "requeued: dead lists it" "$(ctl dead 2>&1)" "$fid"
 # --- status of an unknown id ---
 out=$(ctl status no-such-id 2>&1)
 st=$?
-check_eq "status of an unknown id exits 3" "$st" 3
-check_match "status of an unknown id says unknown" "$out" 'unknown'
+check_eq "status of an unknown id exits 10 (not_found)" "$st" 10
+check_match "status of an unknown id says not_found" "$out" 'not_found'
 
 # --- a job nobody consumes reads queued ---
 qid=$(ctl submit noop --queue nobody-consumes-this 2>/dev/null)

@@ -1,0 +1,162 @@
+/*
+ * libhopper: a small blocking C client of hopperd's control socket (schema/control-protocol.md).
+ *
+ * One struct hopper is one authenticated connection, over the Unix socket (a token, or the peer credentials
+ * of root / the daemon's user) or over TCP (a token; every frame after the hello encrypted and authenticated).
+ * Every call blocks, bounded by the connection's timeout; none is thread-safe on the same handle (use one
+ * handle per thread). hopperctl is built on this library.
+ *
+ * Errors: every call returns HOPPER_OK (0) or an enum hopper_err code. The protocol's codes keep their
+ * numbers (HOPPER_E_BAD_REQUEST .. HOPPER_E_INTERNAL, the same order as the protocol's table); the library
+ * adds its own from 100 up. hopper_errcode()/hopper_errmsg() return the last failure of a handle. After
+ * HOPPER_E_TRANSPORT, HOPPER_E_STOPPED, or HOPPER_E_TIMEOUT from anything but hopper_recv, the connection
+ * is closed: the only useful call left is hopper_close().
+ *
+ * JSON is jansson's json_t. The rule, the same everywhere below: arguments are borrowed (the library takes
+ * no reference the caller must give up); every json_t ** output is a new reference the caller json_decref()s,
+ * set to NULL on failure.
+ *
+ * Build: pkg-config --cflags --libs hopper (static: pkg-config --static --libs hopper).
+ */
+#ifndef HOPPER_H
+#define HOPPER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define HOPPER_API __attribute__((visibility("default")))
+#else
+#define HOPPER_API
+#endif
+
+#define HOPPER_VERSION          "0.1.0"
+#define HOPPER_PROTOCOL_VERSION 1
+
+enum hopper_err {
+	HOPPER_OK = 0,
+	/* The protocol's closed set (error.code on the wire), same numbers as its table. */
+	HOPPER_E_BAD_REQUEST = 1,
+	HOPPER_E_UNKNOWN_OP = 2,
+	HOPPER_E_TOO_LARGE = 3,
+	HOPPER_E_VERSION = 4,
+	HOPPER_E_UNAUTHENTICATED = 5,
+	HOPPER_E_AUTH_FAILED = 6,
+	HOPPER_E_LOCKED_OUT = 7,
+	HOPPER_E_FORBIDDEN = 8,
+	HOPPER_E_NOT_FOUND = 9,
+	HOPPER_E_CONFLICT = 10,
+	HOPPER_E_UNAVAILABLE = 11,
+	HOPPER_E_LIMIT = 12,
+	HOPPER_E_INTERNAL = 13, /* also: a code this library does not know */
+	/* The library's own. */
+	HOPPER_E_TRANSPORT = 100, /* could not connect, connection lost, a frame that does not open or parse */
+	HOPPER_E_TIMEOUT = 101,   /* the connection's timeout, or a stream's deadline, passed */
+	HOPPER_E_STOPPED = 102,   /* a watch callback asked to stop */
+	HOPPER_E_USAGE = 103      /* a bad argument to a library call (nothing was sent) */
+};
+
+struct hopper_opts {
+	const char *socket; /* Unix socket path; wins over host when both are set */
+	const char *host;   /* "HOST:PORT" or "[V6]:PORT" for TCP (needs a token) */
+	const char *token;  /* "hop_<id>_<secret>"; NULL on a Unix socket: peer credentials */
+	int timeout_ms;     /* bound of connecting and of each request's round trip; <= 0: 30000 */
+	const char *client; /* "name/version" sent in the hello, for the daemon's log; NULL: "libhopper/VERSION" */
+};
+
+struct hopper;
+
+/*
+ * Connects, exchanges hellos (and keys, on TCP) and authenticates. Returns a handle the caller releases with
+ * hopper_close, or NULL with a message in err (errlen bytes, may be 0) and, when code is not NULL, the
+ * enum hopper_err in *code. opts and the strings it points to are only read during the call.
+ */
+HOPPER_API struct hopper *hopper_connect(const struct hopper_opts *opts, int *code, char *err, size_t errlen);
+/* Closes the connection and frees the handle (wiping its keys). NULL is a no-op. */
+HOPPER_API void hopper_close(struct hopper *h);
+
+/* The last failure of h: its code and its message (borrowed, valid until the next call on h). */
+HOPPER_API enum hopper_err hopper_errcode(const struct hopper *h);
+HOPPER_API const char *hopper_errmsg(const struct hopper *h);
+/* The wire name of a code ("not_found"; "transport", "timeout", "stopped", "usage" for the library's). Static. */
+HOPPER_API const char *hopper_err_name(enum hopper_err code);
+/* A code from its wire name; HOPPER_E_INTERNAL for a name this build does not know. */
+HOPPER_API enum hopper_err hopper_err_parse(const char *name);
+/* hopperctl's exit status for a code (the protocol's table: 2..14; 15 transport; 16 timeout). */
+HOPPER_API int hopper_exit_code(enum hopper_err code);
+
+/* The auth reply {method, name, owner, scopes} and the hello reply {version, server, node, max_frame, ...}.
+ * Borrowed: valid until hopper_close. */
+HOPPER_API const json_t *hopper_identity(const struct hopper *h);
+HOPPER_API const json_t *hopper_server(const struct hopper *h);
+
+/*
+ * The generic call: sends {"id", "op": op, ...fields} (fields may be NULL) and waits for its reply. On
+ * HOPPER_OK *result is the reply's result object. A streaming op (watch) must go through hopper_watch.
+ */
+HOPPER_API int hopper_call(struct hopper *h, const char *op, const json_t *fields, json_t **result);
+
+/* --- pipelining: the building blocks of hopper_call and hopper_watch --- */
+/* Sends one request and returns at once; *req_id (if not NULL) gets the id its replies will carry. */
+HOPPER_API int hopper_send(struct hopper *h, const char *op, const json_t *fields, long long *req_id);
+/* Waits at most timeout_ms (< 0: the connection's timeout; 0: no wait; HOPPER_WAIT_FOREVER: about 12 days)
+ * for the next frame, a reply or an event, as sent by the daemon ({"id", "ok", "result"|"error", "done"} or
+ * {"id", "event"}). HOPPER_E_TIMEOUT when none began in time: the connection stays usable. */
+#define HOPPER_WAIT_FOREVER (1 << 30)
+HOPPER_API int hopper_recv(struct hopper *h, int timeout_ms, json_t **frame);
+
+/* --- typed helpers: each is hopper_call with the op's fields (see schema/control/OP.schema.json) --- */
+HOPPER_API int hopper_ping(struct hopper *h, json_t **result);
+/* One job (an object: type, args, queue, id, max_attempts, timeout_s, run_at, ...); result {id, queue, state}. */
+HOPPER_API int hopper_submit(struct hopper *h, const json_t *job, json_t **result);
+/* A batch (an array of 1..1000 job objects), all or none; result {ids: [...]}, in order. */
+HOPPER_API int hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t **result);
+/* The job view: state, progress, stage, message, result, error, times, ... */
+HOPPER_API int hopper_status(struct hopper *h, const char *job, json_t **result);
+HOPPER_API int hopper_cancel(struct hopper *h, const char *job, json_t **result);
+HOPPER_API int hopper_retry(struct hopper *h, const char *job, json_t **result);
+
+struct hopper_list_filter {
+	const char *state, *queue, *type, *owner; /* NULL: any */
+	int limit;                                /* 1..1000; 0: the daemon's default (100) */
+	const char *cursor;                       /* NULL: the first page; then the previous result's cursor */
+};
+/* result {jobs: [...], cursor: "..." | null}. filter may be NULL. */
+HOPPER_API int hopper_list(struct hopper *h, const struct hopper_list_filter *filter, json_t **result);
+/* limit 0: the daemon's default. result {node, attempts, lines}. */
+HOPPER_API int hopper_logs(struct hopper *h, const char *job, int limit, json_t **result);
+HOPPER_API int hopper_queues(struct hopper *h, json_t **result);
+HOPPER_API int hopper_stats(struct hopper *h, json_t **result);
+HOPPER_API int hopper_pause(struct hopper *h, const char *queue, json_t **result);
+HOPPER_API int hopper_resume(struct hopper *h, const char *queue, json_t **result);
+/* scopes: "submit,read,cancel,admin" (any subset); owner NULL: the name. result holds the secret "token":
+ * the only time it exists outside the caller; wipe it when done. */
+HOPPER_API int hopper_token_create(struct hopper *h, const char *name, const char *scopes, const char *owner,
+                                   json_t **result);
+HOPPER_API int hopper_token_list(struct hopper *h, json_t **result);
+/* Exactly one of name and token_id. */
+HOPPER_API int hopper_token_revoke(struct hopper *h, const char *name, const char *token_id, json_t **result);
+
+/*
+ * Called for each event of a watch (see schema/event.schema.json); event is borrowed, valid until the
+ * callback returns. Return 0 to go on, anything else to stop (the watch then returns HOPPER_E_STOPPED and
+ * the connection is closed, since the protocol has no way to end one stream and keep the others).
+ */
+typedef int (*hopper_event_cb)(const json_t *event, void *ud);
+
+/*
+ * Streams the job's events (stored ones first, then live, each once and in order) to cb (may be NULL) until
+ * the job ends; *result (may be NULL) gets the final job view. timeout_ms <= 0: no deadline (a job may stay
+ * queued for long); otherwise HOPPER_E_TIMEOUT when it passes first. The job's outcome is result's state.
+ */
+HOPPER_API int hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms,
+                            json_t **result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,468 @@
+"""hopper.py: a Python client of hopperd's control socket (standard library only).
+
+Speaks the control protocol documented in schema/control-protocol.md: 4-byte big-endian length frames of
+JSON, a hello, then auth, then requests. Over the Unix socket a token (or, for root / the daemon's user,
+peer credentials) authenticates; over TCP every frame after the hello is encrypted and authenticated with
+keys from an X25519 exchange mixed with the token's hash (libsodium through ctypes: libsodium.so.23).
+
+Usable from a web backend (FastAPI, Django): one Client per thread or per request; it is not thread-safe.
+
+    from hopper import Client, HopperError
+    with Client(socket="/var/lib/hopper/hopper.sock", token=TOKEN) as c:
+        job = c.submit("sleep", {"ms": 500}, queue="default")
+        for ev in c.watch(job["id"]):
+            print(ev["state"], ev["progress"])
+        print(c.status(job["id"])["state"])
+
+Errors raise HopperError with .code (the protocol's error code, e.g. "not_found", or "transport" /
+"timeout" for the client's own), .message and .exit_code (hopperctl's exit status for it).
+"""
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import socket as _socket
+import struct
+import time
+
+__all__ = ["Client", "HopperError", "TERMINAL_STATES", "PROTOCOL_VERSION"]
+__version__ = "0.1.0"
+
+PROTOCOL_VERSION = 1
+TERMINAL_STATES = frozenset(("succeeded", "failed", "dead", "cancelled"))
+MAX_FRAME = 64 * 1024 * 1024  # the client's own ceiling on replies (the protocol's largest frame)
+_SEAL_OVERHEAD = 16
+
+# hopperctl's exit code per protocol error (ctl_errors[] in common/ctl_proto.c), plus the client's own.
+EXIT_CODES = {
+    "bad_request": 2, "unknown_op": 3, "too_large": 4, "version": 5, "unauthenticated": 6,
+    "auth_failed": 7, "locked_out": 8, "forbidden": 9, "not_found": 10, "conflict": 11,
+    "unavailable": 12, "limit": 13, "internal": 14, "transport": 15, "timeout": 16,
+}
+
+
+class HopperError(Exception):
+    """A failed request: .code is the protocol's error code ("not_found", "forbidden", ...) or the
+    client's own ("transport": no connection, connection lost, a frame that does not open; "timeout");
+    .message the daemon's text; .exit_code hopperctl's exit status for the code."""
+
+    def __init__(self, code, message):
+        if code not in EXIT_CODES:
+            code = "internal"  # a code this client does not know (protocol rule)
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+        self.exit_code = EXIT_CODES[code]
+
+
+# --- TCP cryptography (see "TCP: handshake and encrypted frames" in the protocol document) ---
+
+class _Sodium:
+    """The few libsodium functions the handshake needs that hashlib lacks: crypto_kx and XChaCha20-Poly1305."""
+
+    def __init__(self):
+        name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+        self.lib = ctypes.CDLL(name)
+        if self.lib.sodium_init() < 0:
+            raise HopperError("transport", "libsodium failed to initialise")
+
+    def kx_keypair(self):
+        pk, sk = ctypes.create_string_buffer(32), ctypes.create_string_buffer(32)
+        self.lib.crypto_kx_keypair(pk, sk)
+        return pk.raw, sk.raw
+
+    def kx_client(self, pk, sk, server_pk):
+        rx, tx = ctypes.create_string_buffer(32), ctypes.create_string_buffer(32)
+        if self.lib.crypto_kx_client_session_keys(rx, tx, pk, sk, server_pk) != 0:
+            raise HopperError("transport", "the daemon's key is unusable")
+        return rx.raw, tx.raw
+
+    def seal(self, key, n, plain, ad):
+        out = ctypes.create_string_buffer(len(plain) + _SEAL_OVERHEAD)
+        olen = ctypes.c_ulonglong(0)
+        self.lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            out, ctypes.byref(olen), plain, ctypes.c_ulonglong(len(plain)), ad, ctypes.c_ulonglong(len(ad)),
+            None, _nonce(n), key)
+        return out.raw[:olen.value]
+
+    def open(self, key, n, cipher, ad):
+        if len(cipher) <= _SEAL_OVERHEAD:
+            return None
+        out = ctypes.create_string_buffer(len(cipher) - _SEAL_OVERHEAD)
+        olen = ctypes.c_ulonglong(0)
+        r = self.lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            out, ctypes.byref(olen), None, cipher, ctypes.c_ulonglong(len(cipher)), ad,
+            ctypes.c_ulonglong(len(ad)), _nonce(n), key)
+        return out.raw[:olen.value] if r == 0 else None
+
+
+_sodium = None
+
+
+def _nonce(n):
+    return struct.pack("<Q", n) + bytes(16)
+
+
+def _b64url_decode(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _b64url_encode(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+
+
+def _parse_token(token):
+    """hop_<12 hex>_<43 base64url> -> (id, 32-byte secret)."""
+    if not isinstance(token, str) or len(token) != 60 or not token.startswith("hop_") or token[16] != "_":
+        raise HopperError("bad_request", "the token is not of the form hop_<12 hex>_<43 base64url>")
+    tid = token[4:16]
+    if any(ch not in "0123456789abcdef" for ch in tid):
+        raise HopperError("bad_request", "the token id is not 12 lowercase hex digits")
+    try:
+        secret = _b64url_decode(token[17:])
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise HopperError("bad_request", "the token secret is not 32 bytes of base64url")
+    return tid, secret
+
+
+def _h(data, key=None):
+    return hashlib.blake2b(data, digest_size=32, key=key or b"").digest()
+
+
+class Client:
+    """One authenticated connection to hopperd.
+
+    Client(socket="/path/hopperd.sock", token=None)  -- Unix socket; no token: peer credentials
+    Client(host="127.0.0.1", port=7070, token="hop_...")  -- TCP, encrypted (a token is required)
+    timeout: seconds for connecting and for each request's reply (watch has its own deadline).
+    """
+
+    def __init__(self, socket=None, token=None, host=None, port=None, timeout=30.0, client="hopper.py/" + __version__):
+        self.timeout = timeout
+        self._sock = None
+        self._tx = self._rx = None
+        self._tx_n = self._rx_n = 0
+        self._next_id = 1
+        self._broken = False
+        self.max_frame = 1024 * 1024
+        if token is None and host is not None:
+            raise HopperError("bad_request", "TCP needs a token (peer credentials work on the Unix socket only)")
+        parsed = _parse_token(token) if token is not None else None
+        try:
+            if socket is not None:
+                self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                self._sock.settimeout(timeout)
+                self._sock.connect(socket)
+            elif host is not None:
+                if port is None and ":" in host and not host.endswith("]"):
+                    host, port = host.rsplit(":", 1)
+                self._sock = _socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+            else:
+                raise HopperError("bad_request", "give socket= or host= and port=")
+        except OSError as e:
+            self.close()
+            raise HopperError("transport", "cannot connect: %s" % e) from None
+        try:
+            self._handshake(parsed, host is not None and socket is None, client)
+            self.identity = self._auth(token)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- context manager ---
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Closes the connection. Safe to call twice."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+        self._tx = self._rx = None
+        self._broken = True
+
+    # --- frames ---
+    def _recv_exact(self, n, deadline):
+        buf = bytearray()
+        while len(buf) < n:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise HopperError("timeout", "no answer from the daemon in time")
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(n - len(buf))
+            except _socket.timeout:
+                raise HopperError("timeout", "no answer from the daemon in time") from None
+            except OSError as e:
+                self._fail()
+                raise HopperError("transport", "reading from the daemon: %s" % e) from None
+            if not chunk:
+                self._fail()
+                raise HopperError("transport", "the daemon closed the connection")
+            buf += chunk
+            deadline = time.monotonic() + self.timeout  # a frame once started must arrive whole
+        return bytes(buf)
+
+    def _fail(self):
+        self._broken = True
+
+    def _read_frame(self, deadline, allow_clear=False):
+        """One payload (decrypted on TCP). Returns (bytes, was_cleartext)."""
+        hdr = self._recv_exact(4, deadline)
+        (n,) = struct.unpack(">I", hdr)
+        limit = MAX_FRAME + (_SEAL_OVERHEAD if self._rx else 0)
+        if n == 0 or n > limit:
+            self._fail()
+            raise HopperError("transport", "the daemon sent a frame of %d bytes" % n)
+        payload = self._recv_exact(n, time.monotonic() + self.timeout)
+        if self._rx is None:
+            return payload, False
+        plain = _sodium.open(self._rx, self._rx_n, payload, hdr)
+        if plain is not None:
+            self._rx_n += 1
+            return plain, False
+        if allow_clear and payload[:1] == b"{":
+            return payload, True  # the protocol's one cleartext error frame (failed auth on TCP)
+        self._fail()
+        raise HopperError("transport", "a frame from the daemon did not open (altered or wrong keys)")
+
+    def _send_frame(self, text):
+        data = text.encode("utf-8")
+        if len(data) > self.max_frame:
+            raise HopperError("too_large", "the request is %d bytes, over the daemon's limit of %d"
+                              % (len(data), self.max_frame))
+        if self._tx is not None:
+            hdr = struct.pack(">I", len(data) + _SEAL_OVERHEAD)
+            frame = hdr + _sodium.seal(self._tx, self._tx_n, data, hdr)
+            self._tx_n += 1
+        else:
+            frame = struct.pack(">I", len(data)) + data
+        try:
+            self._sock.settimeout(self.timeout)
+            self._sock.sendall(frame)
+        except OSError as e:
+            self._fail()
+            raise HopperError("transport", "sending to the daemon: %s" % e) from None
+
+    @staticmethod
+    def _parse(payload):
+        try:
+            msg = json.loads(payload.decode("utf-8"))
+        except ValueError as e:
+            raise HopperError("transport", "bad frame from the daemon: %s" % e) from None
+        if not isinstance(msg, dict) or "id" not in msg or (("ok" in msg) == ("event" in msg)):
+            raise HopperError("transport", "bad frame from the daemon")
+        return msg
+
+    @staticmethod
+    def _raise_if_error(msg):
+        if msg.get("ok") is False:
+            err = msg.get("error") or {}
+            raise HopperError(err.get("code", "internal"), err.get("message", ""))
+
+    # --- connection setup ---
+    def _handshake(self, parsed, tcp, client):
+        global _sodium
+        hello = {"op": "hello", "version": PROTOCOL_VERSION, "client": client}
+        if tcp:
+            if _sodium is None:
+                _sodium = _Sodium()
+            pk, sk = _sodium.kx_keypair()
+            hello["token_id"] = parsed[0]
+            hello["pk"] = _b64url_encode(pk)
+        ctext = json.dumps(hello, separators=(",", ":"))
+        self._send_frame(ctext)
+        spayload, _ = self._read_frame(time.monotonic() + self.timeout)
+        reply = self._parse(spayload)
+        self._raise_if_error(reply)
+        self.server = reply.get("result", {})
+        mf = self.server.get("max_frame")
+        if isinstance(mf, int) and 4096 <= mf <= MAX_FRAME:
+            self.max_frame = mf
+        if not tcp:
+            return
+        c = ctext.encode("utf-8")
+        th = _h(b"hopper-ctl-v1 transcript" + struct.pack(">I", len(c)) + c + struct.pack(">I", len(spayload))
+                + spayload)
+        try:
+            spk = _b64url_decode(self.server.get("pk", ""))
+        except ValueError:
+            spk = b""
+        if len(spk) != 32:
+            raise HopperError("transport", "the daemon's hello carries no usable key")
+        kx_rx, kx_tx = _sodium.kx_client(pk, sk, spk)
+        psk = _h(parsed[1], key=b"hopper-ctl-v1 token")
+        self._tx = _h(b"hopper-ctl-v1 c2s" + kx_tx + th, key=psk)
+        self._rx = _h(b"hopper-ctl-v1 s2c" + kx_rx + th, key=psk)
+
+    def _auth(self, token):
+        req = {"id": self._new_id(), "op": "auth"}
+        if token is not None:
+            req["token"] = token
+        else:
+            req["peercred"] = True
+        self._send_frame(json.dumps(req, separators=(",", ":")))
+        payload, clear = self._read_frame(time.monotonic() + self.timeout, allow_clear=True)
+        msg = self._parse(payload)
+        self._raise_if_error(msg)
+        if clear:
+            self._fail()
+            raise HopperError("transport", "unexpected cleartext frame from the daemon")
+        return msg.get("result", {})
+
+    def _new_id(self):
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    # --- requests ---
+    def send(self, op, **fields):
+        """Sends one request without waiting; returns its id (pipelining; pair with recv)."""
+        if self._broken:
+            raise HopperError("transport", "the connection is closed")
+        rid = self._new_id()
+        req = {k: v for k, v in fields.items() if v is not None}
+        req.update(id=rid, op=op)
+        self._send_frame(json.dumps(req, separators=(",", ":")))
+        return rid
+
+    def recv(self, timeout=None):
+        """The next frame from the daemon as a dict (a reply or an event); waits at most timeout seconds
+        (None: the client's timeout)."""
+        if self._broken:
+            raise HopperError("transport", "the connection is closed")
+        payload, _ = self._read_frame(time.monotonic() + (self.timeout if timeout is None else timeout))
+        return self._parse(payload)
+
+    def call(self, op, **fields):
+        """Sends one request (fields whose value is None are left out) and returns its result dict."""
+        rid = self.send(op, **fields)
+        while True:
+            msg = self.recv()
+            ours = msg.get("id") == rid or (msg.get("id") is None and msg.get("ok") is False)
+            if ours and "ok" in msg:
+                self._raise_if_error(msg)
+                return msg.get("result", {})
+
+    def ping(self):
+        """{"pong": true, "time": ...}"""
+        return self.call("ping")
+
+    def submit(self, type=None, args=None, queue=None, **fields):
+        """Submits one job: submit("sleep", {"ms": 100}, queue="default", id=..., max_attempts=...,
+        timeout_s=..., run_at=..., idempotency_key=...), or a ready job dict: submit(job={...}).
+        Returns {"id", "queue", "state"}."""
+        job = fields.pop("job", None)
+        if job is None:
+            job = {k: v for k, v in dict(fields, type=type, args=args, queue=queue).items() if v is not None}
+        return self.call("submit", job=job)
+
+    def submit_batch(self, jobs):
+        """Submits 1..1000 job dicts at once, all or none. Returns the ids in order."""
+        return self.call("submit", jobs=list(jobs))["ids"]
+
+    def status(self, job):
+        """The job view: state, progress, stage, message, result, error, times, ..."""
+        return self.call("status", job=job)
+
+    def watch(self, job, timeout=None):
+        """A generator of the job's events (stored ones first, then live ones, in order) until the job
+        ends; its return value (StopIteration.value) is the final job view. timeout: seconds for the whole
+        watch (None: no limit). Abandoning the generator early closes the connection (the protocol cannot
+        end one stream and keep the connection in step)."""
+        rid = self.send("watch", job=job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        finished = False
+        try:
+            while True:
+                if deadline is None:
+                    payload, _ = self._read_frame(None)
+                else:
+                    payload, _ = self._read_frame(deadline)
+                msg = self._parse(payload)
+                if msg.get("id") != rid and not (msg.get("id") is None and msg.get("ok") is False):
+                    continue
+                if "event" in msg:
+                    yield msg["event"]
+                    continue
+                finished = True
+                self._raise_if_error(msg)
+                return msg.get("result", {})
+        finally:
+            if not finished:
+                self.close()
+
+    def wait(self, job, timeout=None):
+        """Blocks until the job ends (or timeout seconds pass: HopperError "timeout"); returns the final
+        job view. Its "state" is the outcome: succeeded, failed, dead or cancelled."""
+        gen = self.watch(job, timeout)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+    def cancel(self, job):
+        """{"id", "state": "cancelled", "was"}; conflict if the job already ended."""
+        return self.call("cancel", job=job)
+
+    def retry(self, job):
+        """A failed or dead job back to its queue: {"id", "queue", "state": "queued"}."""
+        return self.call("retry", job=job)
+
+    def list(self, state=None, queue=None, type=None, owner=None, limit=None, cursor=None):
+        """One page {"jobs": [...], "cursor": str or None}, newest first."""
+        return self.call("list", state=state, queue=queue, type=type, owner=owner, limit=limit, cursor=cursor)
+
+    def logs(self, job, limit=None):
+        """{"node", "attempts", "lines"} from the daemon's execution log."""
+        return self.call("logs", job=job, limit=limit)
+
+    def queues(self):
+        return self.call("queues")
+
+    def stats(self):
+        return self.call("stats")
+
+    def pause(self, queue):
+        return self.call("pause", queue=queue)
+
+    def resume(self, queue):
+        return self.call("resume", queue=queue)
+
+    def token_create(self, name, scopes, owner=None):
+        """scopes: a list (or comma-separated string) of submit, read, cancel, admin. The result's "token"
+        is the secret, shown this once."""
+        if isinstance(scopes, str):
+            scopes = [s for s in scopes.split(",") if s]
+        return self.call("token.create", name=name, scopes=list(scopes), owner=owner)
+
+    def token_list(self):
+        return self.call("token.list")["tokens"]
+
+    def token_revoke(self, name=None, token_id=None):
+        return self.call("token.revoke", name=name, token_id=token_id)
+
+
+def from_env(**kw):
+    """A Client from $HOPPER_SOCKET or $HOPPER_HOST and $HOPPER_TOKEN (keyword arguments win)."""
+    if "socket" not in kw and "host" not in kw:
+        if os.environ.get("HOPPER_SOCKET"):
+            kw["socket"] = os.environ["HOPPER_SOCKET"]
+        elif os.environ.get("HOPPER_HOST"):
+            kw["host"] = os.environ["HOPPER_HOST"]
+        else:
+            kw["socket"] = "/var/lib/hopper/hopper.sock"
+    kw.setdefault("token", os.environ.get("HOPPER_TOKEN") or None)
+    return Client(**kw)

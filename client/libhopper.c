@@ -1,0 +1,866 @@
+/*
+ * libhopper: the client side of the control protocol (schema/control-protocol.md) over blocking sockets.
+ *
+ * The frame codec, the reply parser and the error table come from common/ctl_proto, the handshake and the
+ * frame encryption from common/ctl_crypto: this file only moves bytes, with poll() bounding every wait, and
+ * keeps the per-connection state (keys, counters, the next request id, the last error).
+ */
+#include "hopper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl_crypto.h"
+#include "ctl_proto.h"
+#include "jsonx.h"
+#include "xmalloc.h"
+
+_Static_assert((int)HOPPER_E_INTERNAL == (int)CTL_E_INTERNAL, "enum hopper_err follows enum ctl_err");
+_Static_assert((int)HOPPER_E_BAD_REQUEST == (int)CTL_E_BAD_REQUEST, "enum hopper_err follows enum ctl_err");
+
+#define DEFAULT_TIMEOUT_MS 30000
+/* Replies are bounded by the client's own ceiling: the protocol's largest frame, whatever the server says. */
+#define RECV_MAX     CTL_MAX_FRAME_LIMIT
+#define EXIT_TIMEOUT 16
+
+struct hopper {
+	int fd;
+	int tcp;
+	int broken;              /* the connection is gone or out of sync: every call fails */
+	struct ctl_session sess; /* TCP only */
+	size_t max_frame;        /* the server's, for what we send */
+	int timeout_ms;
+	long long next_id;
+	enum hopper_err code;
+	char msg[512];
+	json_t *identity, *server; /* owned */
+};
+
+/* --- errors --- */
+
+static int fail(struct hopper *h, enum hopper_err code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int
+fail(struct hopper *h, enum hopper_err code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(h->msg, sizeof(h->msg), fmt, ap);
+	va_end(ap);
+	h->code = code;
+	if (code == HOPPER_E_TRANSPORT || code == HOPPER_E_TIMEOUT || code == HOPPER_E_STOPPED)
+		h->broken = 1;
+	return code;
+}
+
+static int
+ok(struct hopper *h)
+{
+	h->code = HOPPER_OK;
+	h->msg[0] = '\0';
+	return HOPPER_OK;
+}
+
+enum hopper_err
+hopper_errcode(const struct hopper *h)
+{
+	return h->code;
+}
+
+const char *
+hopper_errmsg(const struct hopper *h)
+{
+	return h->msg;
+}
+
+static const struct {
+	enum hopper_err code;
+	const char *name;
+	int exit_code;
+} own_errors[] = {{HOPPER_E_TRANSPORT, "transport", CTL_EXIT_TRANSPORT},
+                  {HOPPER_E_TIMEOUT, "timeout", EXIT_TIMEOUT},
+                  {HOPPER_E_STOPPED, "stopped", CTL_EXIT_JOB_FAILED},
+                  {HOPPER_E_USAGE, "usage", 2}};
+#define OWN_ERRORS (sizeof(own_errors) / sizeof(own_errors[0]))
+
+const char *
+hopper_err_name(enum hopper_err code)
+{
+	if ((int)code >= 0 && (int)code < CTL_E_COUNT)
+		return ctl_errors[code].name;
+	for (size_t i = 0; i < OWN_ERRORS; i++)
+		if (own_errors[i].code == code)
+			return own_errors[i].name;
+	return "internal";
+}
+
+enum hopper_err
+hopper_err_parse(const char *name)
+{
+	int c = ctl_err_parse(name);
+	if (c > 0)
+		return (enum hopper_err)c;
+	for (size_t i = 0; i < OWN_ERRORS; i++)
+		if (strcmp(own_errors[i].name, name) == 0)
+			return own_errors[i].code;
+	return HOPPER_E_INTERNAL;
+}
+
+int
+hopper_exit_code(enum hopper_err code)
+{
+	if ((int)code >= 0 && (int)code < CTL_E_COUNT)
+		return ctl_errors[code].exit_code;
+	for (size_t i = 0; i < OWN_ERRORS; i++)
+		if (own_errors[i].code == code)
+			return own_errors[i].exit_code;
+	return ctl_errors[CTL_E_INTERNAL].exit_code;
+}
+
+const json_t *
+hopper_identity(const struct hopper *h)
+{
+	return h->identity;
+}
+
+const json_t *
+hopper_server(const struct hopper *h)
+{
+	return h->server;
+}
+
+/* --- bounded blocking I/O --- */
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline (ms, monotonic; -1: forever). 1 ready, 0 timed out, -1 error. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		int t = -1;
+		if (deadline >= 0) {
+			long long left = deadline - now_ms();
+			t = left < 0 ? 0 : (int)(left > 1 << 30 ? 1 << 30 : left);
+		}
+		struct pollfd p = {.fd = fd, .events = events};
+		int r = poll(&p, 1, t);
+		if (r > 0)
+			return 1;
+		if (r == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static int
+write_all(struct hopper *h, const unsigned char *buf, size_t len)
+{
+	long long deadline = now_ms() + h->timeout_ms;
+	while (len > 0) {
+		ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int w = wait_fd(h->fd, POLLOUT, deadline);
+			if (w == 0)
+				return fail(h, HOPPER_E_TIMEOUT, "the daemon did not read a request within %d ms",
+				            h->timeout_ms);
+			if (w > 0)
+				continue;
+		}
+		return fail(h, HOPPER_E_TRANSPORT, "sending to the daemon: %s", strerror(errno));
+	}
+	return HOPPER_OK;
+}
+
+/* Reads exactly len bytes. first_deadline bounds the wait for the first byte, then the connection's timeout
+ * bounds the rest (a frame once started must arrive whole). */
+static int
+read_exact(struct hopper *h, unsigned char *buf, size_t len, long long first_deadline)
+{
+	long long deadline = first_deadline;
+	while (len > 0) {
+		ssize_t n = recv(h->fd, buf, len, 0);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			deadline = now_ms() + h->timeout_ms;
+			continue;
+		}
+		if (n == 0)
+			return fail(h, HOPPER_E_TRANSPORT, "the daemon closed the connection");
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int w = wait_fd(h->fd, POLLIN, deadline);
+			if (w == 0)
+				return fail(h, HOPPER_E_TIMEOUT, "no answer from the daemon in time");
+			if (w > 0)
+				continue;
+		}
+		return fail(h, HOPPER_E_TRANSPORT, "reading from the daemon: %s", strerror(errno));
+	}
+	return HOPPER_OK;
+}
+
+/* Reads one frame's payload. *out is a new buffer of *len bytes (+ a NUL); caller frees. encrypted: the
+ * payload is a ciphertext to open (a cleartext error frame is returned as is with *was_clear = 1). */
+static int
+read_payload(struct hopper *h, long long first_deadline, int encrypted, unsigned char **out, size_t *len,
+             int *was_clear)
+{
+	unsigned char hdr[CTL_FRAME_HEADER_LEN];
+	*out = NULL;
+	if (was_clear != NULL)
+		*was_clear = 0;
+	int r = read_exact(h, hdr, sizeof(hdr), first_deadline);
+	if (r != HOPPER_OK)
+		return r;
+	size_t n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
+	if (n == 0 || n > RECV_MAX + (encrypted ? CTL_SEAL_OVERHEAD : 0))
+		return fail(h, HOPPER_E_TRANSPORT, "the daemon sent a frame of %zu bytes (limit %d)", n, RECV_MAX);
+	unsigned char *buf = xmalloc(n + 1);
+	r = read_exact(h, buf, n, now_ms() + h->timeout_ms);
+	if (r != HOPPER_OK) {
+		free(buf);
+		return r;
+	}
+	buf[n] = '\0';
+	if (!encrypted) {
+		*out = buf;
+		*len = n;
+		return HOPPER_OK;
+	}
+	unsigned char *plain = xmalloc(n + 1);
+	size_t plen = 0;
+	if (n > CTL_SEAL_OVERHEAD && ctl_open(&h->sess, buf, n, plain, &plen) == 0) {
+		plain[plen] = '\0';
+		free(buf);
+		*out = plain;
+		*len = plen;
+		return HOPPER_OK;
+	}
+	free(plain);
+	/* The protocol's one cleartext frame after the hello: an auth_failed error before the connection closes. */
+	if (was_clear != NULL && buf[0] == '{') {
+		*was_clear = 1;
+		*out = buf;
+		*len = n;
+		return HOPPER_OK;
+	}
+	free(buf);
+	return fail(h, HOPPER_E_TRANSPORT, "a frame from the daemon did not open (altered or wrong keys)");
+}
+
+/* Sends one JSON text as a frame (sealed on TCP after the handshake). */
+static int
+send_text(struct hopper *h, const char *text, size_t n, int encrypted)
+{
+	if (n > h->max_frame)
+		return fail(h, HOPPER_E_TOO_LARGE, "the request is %zu bytes, over the daemon's limit of %zu", n,
+		            h->max_frame);
+	unsigned char *frame = xmalloc(CTL_FRAME_HEADER_LEN + n + CTL_SEAL_OVERHEAD);
+	size_t flen;
+	if (encrypted) {
+		flen = ctl_seal(&h->sess, (const unsigned char *)text, n, frame);
+		if (flen == 0) {
+			free(frame);
+			return fail(h, HOPPER_E_TRANSPORT, "cannot seal a frame");
+		}
+	} else {
+		ctl_frame_header(frame, n, h->max_frame);
+		memcpy(frame + CTL_FRAME_HEADER_LEN, text, n);
+		flen = CTL_FRAME_HEADER_LEN + n;
+	}
+	int r = write_all(h, frame, flen);
+	free(frame);
+	return r;
+}
+
+/* --- connecting --- */
+
+static int
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* connect() bounded by the timeout; fd is non-blocking. 0 or -1 with errno set. */
+static int
+connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms)
+{
+	if (connect(fd, sa, salen) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EAGAIN)
+		return -1;
+	int w = wait_fd(fd, POLLOUT, now_ms() + timeout_ms);
+	if (w <= 0) {
+		if (w == 0)
+			errno = ETIMEDOUT;
+		return -1;
+	}
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		return -1;
+	if (soerr != 0) {
+		errno = soerr;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+open_unix(struct hopper *h, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return fail(h, HOPPER_E_USAGE, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	h->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->fd < 0 || set_nonblock(h->fd) < 0 ||
+	    connect_bounded(h->fd, (struct sockaddr *)&sa, sizeof(sa), h->timeout_ms) < 0)
+		return fail(h, HOPPER_E_TRANSPORT, "cannot connect to %s: %s", path, strerror(errno));
+	return HOPPER_OK;
+}
+
+/* "host:port", "[v6]:port". Fills host (hostlen bytes) and port. 0 or -1. */
+static int
+split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
+{
+	const char *colon, *hs = s;
+	size_t hl;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		hs = s + 1;
+		hl = (size_t)(end - hs);
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen || strlen(colon + 1) == 0 || strlen(colon + 1) >= portlen)
+		return -1;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static int
+open_tcp(struct hopper *h, const char *hostport)
+{
+	char host[256], port[16];
+	if (split_hostport(hostport, host, sizeof(host), port, sizeof(port)) < 0)
+		return fail(h, HOPPER_E_USAGE, "'%s' is not HOST:PORT", hostport);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	int gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0)
+		return fail(h, HOPPER_E_TRANSPORT, "cannot resolve %s: %s", host, gai_strerror(gai));
+	int saved = ECONNREFUSED;
+	for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+		h->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (h->fd >= 0 && set_nonblock(h->fd) == 0 &&
+		    connect_bounded(h->fd, a->ai_addr, a->ai_addrlen, h->timeout_ms) == 0)
+			break;
+		saved = errno;
+		if (h->fd >= 0)
+			close(h->fd);
+		h->fd = -1;
+	}
+	freeaddrinfo(res);
+	if (h->fd < 0)
+		return fail(h, HOPPER_E_TRANSPORT, "cannot connect to %s: %s", hostport, strerror(saved));
+	h->tcp = 1;
+	return HOPPER_OK;
+}
+
+/* Parses a reply payload; an error reply sets h's error. 0 with *reply (caller decrefs) when ok:true. */
+static int
+take_reply(struct hopper *h, const unsigned char *buf, size_t len, json_t **reply)
+{
+	char err[256];
+	*reply = ctl_reply_parse(buf, len, err, sizeof(err));
+	if (*reply == NULL)
+		return fail(h, HOPPER_E_TRANSPORT, "bad frame from the daemon: %s", err);
+	json_t *okv = json_object_get(*reply, "ok");
+	if (json_is_false(okv)) {
+		json_t *e = json_object_get(*reply, "error");
+		const char *m = json_string_value(json_object_get(e, "message"));
+		int code = fail(h, hopper_err_parse(json_string_value(json_object_get(e, "code"))), "%s",
+		                m != NULL ? m : "(no message)");
+		json_decref(*reply);
+		*reply = NULL;
+		return code;
+	}
+	return HOPPER_OK;
+}
+
+/* The hello exchange. On TCP, keeps both payloads for the transcript hash. */
+static int
+do_hello(struct hopper *h, const struct hopper_opts *o, const char *token_id, const struct ctl_keypair *kp,
+         unsigned char th[32])
+{
+	json_t *hello = json_pack("{s:s, s:i, s:s}", "op", "hello", "version", CTL_PROTOCOL_VERSION, "client",
+	                          o->client != NULL ? o->client : "libhopper/" HOPPER_VERSION);
+	if (h->tcp) {
+		char pk[CTL_PK_B64_LEN + 1];
+		ctl_b64_encode(kp->pk, sizeof(kp->pk), pk, sizeof(pk));
+		json_object_set_new(hello, "token_id", json_string(token_id));
+		json_object_set_new(hello, "pk", json_string(pk));
+	}
+	char *text = jsonx_dump(hello);
+	json_decref(hello);
+	size_t tlen = strlen(text);
+	int r = send_text(h, text, tlen, 0);
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	json_t *reply = NULL;
+	if (r == HOPPER_OK)
+		r = read_payload(h, now_ms() + h->timeout_ms, 0, &buf, &len, NULL);
+	if (r == HOPPER_OK)
+		r = take_reply(h, buf, len, &reply);
+	if (r == HOPPER_OK) {
+		h->server = json_incref(json_object_get(reply, "result"));
+		json_int_t mf = json_integer_value(json_object_get(h->server, "max_frame"));
+		h->max_frame =
+		        mf >= CTL_MAX_FRAME_MIN && mf <= CTL_MAX_FRAME_LIMIT ? (size_t)mf : CTL_MAX_FRAME_DEFAULT;
+		if (h->tcp)
+			ctl_transcript_hash((const unsigned char *)text, tlen, buf, len, th);
+	}
+	json_decref(reply);
+	free(buf);
+	free(text);
+	return r;
+}
+
+/* TCP: derive the session keys from the server's hello. */
+static int
+tcp_keys(struct hopper *h, const struct ctl_keypair *kp, const unsigned char secret[CTL_TOKEN_SECRET_BYTES],
+         const unsigned char th[32])
+{
+	const char *spk = json_string_value(json_object_get(h->server, "pk"));
+	unsigned char pk[32], psk[CTL_HASH_BYTES];
+	if (spk == NULL || ctl_b64_decode(spk, strlen(spk), pk, sizeof(pk)) != 0)
+		return fail(h, HOPPER_E_TRANSPORT, "the daemon's hello carries no usable key");
+	ctl_token_hash(secret, psk);
+	int r = ctl_session_client(&h->sess, kp, pk, psk, th);
+	ctl_wipe(psk, sizeof(psk));
+	return r == 0 ? HOPPER_OK : fail(h, HOPPER_E_TRANSPORT, "the daemon's key is unusable");
+}
+
+static int
+do_auth(struct hopper *h, const char *token)
+{
+	json_t *auth = json_pack("{s:s, s:I}", "op", "auth", "id", (json_int_t)h->next_id++);
+	if (token != NULL)
+		json_object_set_new(auth, "token", json_string(token));
+	else
+		json_object_set_new(auth, "peercred", json_true());
+	char *text = jsonx_dump(auth);
+	json_decref(auth);
+	int r = send_text(h, text, strlen(text), h->tcp);
+	ctl_wipe(text, strlen(text));
+	free(text);
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int clear = 0;
+	json_t *reply = NULL;
+	if (r == HOPPER_OK)
+		r = read_payload(h, now_ms() + h->timeout_ms, h->tcp, &buf, &len, &clear);
+	if (r == HOPPER_OK) {
+		r = take_reply(h, buf, len, &reply);
+		if (clear && r == HOPPER_OK) /* a cleartext frame can only be an error: anything else is forged */
+			r = fail(h, HOPPER_E_TRANSPORT, "unexpected cleartext frame from the daemon");
+	}
+	if (r == HOPPER_OK)
+		h->identity = json_incref(json_object_get(reply, "result"));
+	json_decref(reply);
+	free(buf);
+	return r;
+}
+
+static int
+connect_all(struct hopper *h, const struct hopper_opts *o)
+{
+	char token_id[CTL_TOKEN_ID_LEN + 1] = "";
+	unsigned char secret[CTL_TOKEN_SECRET_BYTES], th[32];
+	struct ctl_keypair kp;
+	int r;
+	if (ctl_crypto_init() < 0)
+		return fail(h, HOPPER_E_TRANSPORT, "libsodium failed to initialise");
+	if (o->token != NULL && ctl_token_parse(o->token, strlen(o->token), token_id, secret) < 0)
+		return fail(h, HOPPER_E_USAGE, "the token is not of the form hop_<12 hex>_<43 base64url>");
+	if (o->socket != NULL && o->socket[0] != '\0')
+		r = open_unix(h, o->socket);
+	else if (o->host != NULL && o->host[0] != '\0') {
+		if (o->token == NULL)
+			return fail(h, HOPPER_E_USAGE,
+			            "TCP needs a token (peer credentials work on the Unix socket only)");
+		r = open_tcp(h, o->host);
+	} else
+		return fail(h, HOPPER_E_USAGE, "give a socket path or a HOST:PORT");
+	if (r != HOPPER_OK)
+		return r;
+	if (h->tcp)
+		ctl_keypair_new(&kp);
+	r = do_hello(h, o, token_id, &kp, th);
+	if (r == HOPPER_OK && h->tcp)
+		r = tcp_keys(h, &kp, secret, th);
+	if (h->tcp)
+		ctl_wipe(&kp, sizeof(kp));
+	ctl_wipe(secret, sizeof(secret));
+	if (r == HOPPER_OK)
+		r = do_auth(h, o->token);
+	return r;
+}
+
+struct hopper *
+hopper_connect(const struct hopper_opts *opts, int *code, char *err, size_t errlen)
+{
+	struct hopper *h = xcalloc(1, sizeof(*h));
+	h->fd = -1;
+	h->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	h->max_frame = CTL_MAX_FRAME_DEFAULT;
+	h->next_id = 1;
+	int r = connect_all(h, opts);
+	if (code != NULL)
+		*code = r;
+	if (r == HOPPER_OK)
+		return h;
+	if (errlen > 0)
+		snprintf(err, errlen, "%s", h->msg);
+	hopper_close(h);
+	return NULL;
+}
+
+void
+hopper_close(struct hopper *h)
+{
+	if (h == NULL)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	ctl_session_wipe(&h->sess);
+	json_decref(h->identity);
+	json_decref(h->server);
+	free(h);
+}
+
+/* --- requests --- */
+
+int
+hopper_send(struct hopper *h, const char *op, const json_t *fields, long long *req_id)
+{
+	if (h->broken)
+		return fail(h, HOPPER_E_TRANSPORT, "the connection is closed");
+	if (op == NULL || (fields != NULL && !json_is_object(fields)))
+		return fail(h, HOPPER_E_USAGE, "an op name and an object of fields");
+	json_t *req = fields != NULL ? json_deep_copy(fields) : json_object();
+	long long id = h->next_id++;
+	json_object_set_new(req, "id", json_integer(id));
+	json_object_set_new(req, "op", json_string(op));
+	char *text = jsonx_dump(req);
+	json_decref(req);
+	int r = send_text(h, text, strlen(text), h->tcp);
+	free(text);
+	if (r == HOPPER_OK && req_id != NULL)
+		*req_id = id;
+	return r == HOPPER_OK ? ok(h) : r;
+}
+
+int
+hopper_recv(struct hopper *h, int timeout_ms, json_t **frame)
+{
+	*frame = NULL;
+	if (h->broken)
+		return fail(h, HOPPER_E_TRANSPORT, "the connection is closed");
+	long long first = timeout_ms < 0 ? now_ms() + h->timeout_ms : now_ms() + timeout_ms;
+	/* Nothing arriving in time leaves the connection usable: no byte of a frame was consumed. */
+	int w = wait_fd(h->fd, POLLIN, first);
+	if (w == 0) {
+		snprintf(h->msg, sizeof(h->msg), "no frame from the daemon within %d ms",
+		         timeout_ms < 0 ? h->timeout_ms : timeout_ms);
+		h->code = HOPPER_E_TIMEOUT;
+		return HOPPER_E_TIMEOUT;
+	}
+	if (w < 0)
+		return fail(h, HOPPER_E_TRANSPORT, "waiting for the daemon: %s", strerror(errno));
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int r = read_payload(h, now_ms() + h->timeout_ms, h->tcp, &buf, &len, NULL);
+	if (r != HOPPER_OK)
+		return r;
+	char err[256];
+	*frame = ctl_reply_parse(buf, len, err, sizeof(err));
+	free(buf);
+	if (*frame == NULL)
+		return fail(h, HOPPER_E_TRANSPORT, "bad frame from the daemon: %s", err);
+	return ok(h);
+}
+
+/* 1 when frame answers request id (or is an error the daemon could not tie to a request: id null). */
+static int
+is_ours(const json_t *frame, long long id)
+{
+	json_t *fid = json_object_get(frame, "id");
+	if (json_is_integer(fid))
+		return json_integer_value(fid) == id;
+	return json_is_null(fid) && json_is_false(json_object_get(frame, "ok"));
+}
+
+/* Turns a final reply into the caller's result or h's error. Takes ownership of frame. */
+static int
+finish(struct hopper *h, json_t *frame, json_t **result)
+{
+	int r = HOPPER_OK;
+	if (json_is_false(json_object_get(frame, "ok"))) {
+		json_t *e = json_object_get(frame, "error");
+		const char *m = json_string_value(json_object_get(e, "message"));
+		r = fail(h, hopper_err_parse(json_string_value(json_object_get(e, "code"))), "%s",
+		         m != NULL ? m : "(no message)");
+	} else if (result != NULL) {
+		json_t *res = json_object_get(frame, "result");
+		*result = res != NULL ? json_incref(res) : json_object();
+	}
+	json_decref(frame);
+	return r == HOPPER_OK ? ok(h) : r;
+}
+
+int
+hopper_call(struct hopper *h, const char *op, const json_t *fields, json_t **result)
+{
+	long long id;
+	if (result != NULL)
+		*result = NULL;
+	int r = hopper_send(h, op, fields, &id);
+	if (r != HOPPER_OK)
+		return r;
+	for (;;) {
+		json_t *frame;
+		r = hopper_recv(h, -1, &frame);
+		if (r != HOPPER_OK)
+			return r;
+		if (is_ours(frame, id) && json_object_get(frame, "ok") != NULL)
+			return finish(h, frame, result);
+		json_decref(frame); /* an event, or a reply to a request sent with hopper_send */
+	}
+}
+
+int
+hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms, json_t **result)
+{
+	long long id;
+	if (result != NULL)
+		*result = NULL;
+	if (job == NULL)
+		return fail(h, HOPPER_E_USAGE, "watch needs a job id");
+	json_t *f = json_pack("{s:s}", "job", job);
+	int r = hopper_send(h, "watch", f, &id);
+	json_decref(f);
+	if (r != HOPPER_OK)
+		return r;
+	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : -1;
+	for (;;) {
+		json_t *frame;
+		/* No deadline: wait as long as it takes (a queued job may wait for hours). */
+		long long left = deadline < 0 ? HOPPER_WAIT_FOREVER : deadline - now_ms();
+		r = hopper_recv(h, left > 0 ? (int)left : 0, &frame);
+		if (r == HOPPER_E_TIMEOUT && deadline < 0)
+			continue;
+		if (r == HOPPER_E_TIMEOUT)
+			return fail(h, HOPPER_E_TIMEOUT, "job %s did not end within %d ms", job, timeout_ms);
+		if (r != HOPPER_OK)
+			return r;
+		if (!is_ours(frame, id)) {
+			json_decref(frame);
+			continue;
+		}
+		json_t *ev = json_object_get(frame, "event");
+		if (ev == NULL)
+			return finish(h, frame, result);
+		int stop = cb != NULL ? cb(ev, ud) : 0;
+		json_decref(frame);
+		if (stop != 0)
+			return fail(h, HOPPER_E_STOPPED, "the watch of %s was stopped", job);
+	}
+}
+
+/* --- typed helpers --- */
+
+/* hopper_call with fields built by the caller; takes ownership of fields. */
+static int
+call_owned(struct hopper *h, const char *op, json_t *fields, json_t **result)
+{
+	int r = hopper_call(h, op, fields, result);
+	json_decref(fields);
+	return r;
+}
+
+static int
+call_job(struct hopper *h, const char *op, const char *job, json_t **result)
+{
+	if (job == NULL)
+		return fail(h, HOPPER_E_USAGE, "%s needs a job id", op);
+	return call_owned(h, op, json_pack("{s:s}", "job", job), result);
+}
+
+int
+hopper_ping(struct hopper *h, json_t **result)
+{
+	return hopper_call(h, "ping", NULL, result);
+}
+
+int
+hopper_submit(struct hopper *h, const json_t *job, json_t **result)
+{
+	if (!json_is_object(job))
+		return fail(h, HOPPER_E_USAGE, "a job is a JSON object");
+	return call_owned(h, "submit", json_pack("{s:O}", "job", job), result);
+}
+
+int
+hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t **result)
+{
+	if (!json_is_array(jobs))
+		return fail(h, HOPPER_E_USAGE, "a batch is a JSON array of jobs");
+	return call_owned(h, "submit", json_pack("{s:O}", "jobs", jobs), result);
+}
+
+int
+hopper_status(struct hopper *h, const char *job, json_t **result)
+{
+	return call_job(h, "status", job, result);
+}
+
+int
+hopper_cancel(struct hopper *h, const char *job, json_t **result)
+{
+	return call_job(h, "cancel", job, result);
+}
+
+int
+hopper_retry(struct hopper *h, const char *job, json_t **result)
+{
+	return call_job(h, "retry", job, result);
+}
+
+static void
+set_str(json_t *o, const char *key, const char *v)
+{
+	if (v != NULL)
+		json_object_set_new(o, key, json_string(v));
+}
+
+int
+hopper_list(struct hopper *h, const struct hopper_list_filter *f, json_t **result)
+{
+	json_t *fields = json_object();
+	if (f != NULL) {
+		set_str(fields, "state", f->state);
+		set_str(fields, "queue", f->queue);
+		set_str(fields, "type", f->type);
+		set_str(fields, "owner", f->owner);
+		set_str(fields, "cursor", f->cursor);
+		if (f->limit > 0)
+			json_object_set_new(fields, "limit", json_integer(f->limit));
+	}
+	return call_owned(h, "list", fields, result);
+}
+
+int
+hopper_logs(struct hopper *h, const char *job, int limit, json_t **result)
+{
+	if (job == NULL)
+		return fail(h, HOPPER_E_USAGE, "logs needs a job id");
+	json_t *fields = json_pack("{s:s}", "job", job);
+	if (limit > 0)
+		json_object_set_new(fields, "limit", json_integer(limit));
+	return call_owned(h, "logs", fields, result);
+}
+
+int
+hopper_queues(struct hopper *h, json_t **result)
+{
+	return hopper_call(h, "queues", NULL, result);
+}
+
+int
+hopper_stats(struct hopper *h, json_t **result)
+{
+	return hopper_call(h, "stats", NULL, result);
+}
+
+int
+hopper_pause(struct hopper *h, const char *queue, json_t **result)
+{
+	if (queue == NULL)
+		return fail(h, HOPPER_E_USAGE, "pause needs a queue");
+	return call_owned(h, "pause", json_pack("{s:s}", "queue", queue), result);
+}
+
+int
+hopper_resume(struct hopper *h, const char *queue, json_t **result)
+{
+	if (queue == NULL)
+		return fail(h, HOPPER_E_USAGE, "resume needs a queue");
+	return call_owned(h, "resume", json_pack("{s:s}", "queue", queue), result);
+}
+
+int
+hopper_token_create(struct hopper *h, const char *name, const char *scopes, const char *owner, json_t **result)
+{
+	unsigned bits;
+	char err[128];
+	if (name == NULL || scopes == NULL)
+		return fail(h, HOPPER_E_USAGE, "token.create needs a name and scopes");
+	if (ctl_scopes_parse(scopes, &bits, err, sizeof(err)) < 0)
+		return fail(h, HOPPER_E_USAGE, "%s", err);
+	json_t *fields = json_pack("{s:s, s:o}", "name", name, "scopes", ctl_scopes_json(bits));
+	set_str(fields, "owner", owner);
+	return call_owned(h, "token.create", fields, result);
+}
+
+int
+hopper_token_list(struct hopper *h, json_t **result)
+{
+	return hopper_call(h, "token.list", NULL, result);
+}
+
+int
+hopper_token_revoke(struct hopper *h, const char *name, const char *token_id, json_t **result)
+{
+	if ((name == NULL) == (token_id == NULL))
+		return fail(h, HOPPER_E_USAGE, "token.revoke needs exactly one of a name and a token id");
+	json_t *fields = json_object();
+	set_str(fields, "name", name);
+	set_str(fields, "token_id", token_id);
+	return call_owned(h, "token.revoke", fields, result);
+}

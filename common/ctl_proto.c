@@ -1,0 +1,605 @@
+#include "ctl_proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "jsonx.h"
+#include "xmalloc.h"
+
+/* hopperctl's exit codes: 1 and 15 are its own (see CTL_EXIT_*), 2..14 follow this table's order. */
+const struct ctl_error_info ctl_errors[CTL_E_COUNT] = {
+        [CTL_OK] = {"ok", "success", 0},
+        [CTL_E_BAD_REQUEST] = {"bad_request",
+                               "the request is malformed: not JSON, a field missing or of the wrong type", 2},
+        [CTL_E_UNKNOWN_OP] = {"unknown_op", "no such operation", 3},
+        [CTL_E_TOO_LARGE] = {"too_large", "the frame is over the size limit; the connection is closed", 4},
+        [CTL_E_VERSION] = {"version", "no common protocol version, or hello missing or repeated", 5},
+        [CTL_E_UNAUTHENTICATED] = {"unauthenticated", "authenticate (auth) before any other operation", 6},
+        [CTL_E_AUTH_FAILED] = {"auth_failed", "the credential is unknown, revoked or wrong", 7},
+        [CTL_E_LOCKED_OUT] = {"locked_out", "too many failed authentications from this peer; try later", 8},
+        [CTL_E_FORBIDDEN] = {"forbidden", "the credential lacks the scope this operation needs", 9},
+        [CTL_E_NOT_FOUND] = {"not_found", "no such job, queue or token (or not visible to this credential)", 10},
+        [CTL_E_CONFLICT] = {"conflict", "the object is not in a state that allows this (e.g. cancel a finished job)",
+                            11},
+        [CTL_E_UNAVAILABLE] = {"unavailable", "Redis is unreachable; the daemon is up, try again", 12},
+        [CTL_E_LIMIT] = {"limit", "a server limit was hit: too many connections, slow consumer, batch too big", 13},
+        [CTL_E_INTERNAL] = {"internal", "a bug or an unexpected failure in the daemon (see its log)", 14},
+};
+
+const char *
+ctl_err_name(enum ctl_err e)
+{
+	return (e >= 0 && e < CTL_E_COUNT) ? ctl_errors[e].name : "internal";
+}
+
+int
+ctl_err_parse(const char *s)
+{
+	for (int i = 1; i < CTL_E_COUNT; i++)
+		if (strcmp(ctl_errors[i].name, s) == 0)
+			return i;
+	return -1;
+}
+
+/* --- scopes --- */
+static const char *const scope_names[] = {"submit", "read", "cancel", "admin"};
+#define NSCOPES (sizeof(scope_names) / sizeof(scope_names[0]))
+
+static int
+scope_bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < NSCOPES; i++)
+		if (strlen(scope_names[i]) == n && strncmp(scope_names[i], s, n) == 0)
+			return 1 << i;
+	return 0;
+}
+
+int
+ctl_scopes_parse(const char *csv, unsigned *out, char *err, size_t errlen)
+{
+	unsigned bits = 0;
+	const char *p = csv;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		int b = scope_bit(p, n);
+		if (b == 0) {
+			snprintf(err, errlen, "unknown scope '%.*s' (submit, read, cancel, admin)",
+			         (int)(n > 32 ? 32 : n), p);
+			return -1;
+		}
+		bits |= (unsigned)b;
+		if (p[n] == '\0')
+			break;
+		p += n + 1;
+	}
+	*out = bits;
+	return 0;
+}
+
+int
+ctl_scopes_from_json(json_t *arr, unsigned *out, char *err, size_t errlen)
+{
+	unsigned bits = 0;
+	size_t i;
+	json_t *v;
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		snprintf(err, errlen, "scopes must be a non-empty array of scope names");
+		return -1;
+	}
+	json_array_foreach(arr, i, v)
+	{
+		int b = json_is_string(v) ? scope_bit(json_string_value(v), json_string_length(v)) : 0;
+		if (b == 0) {
+			snprintf(err, errlen, "scopes[%zu] is not one of submit, read, cancel, admin", i);
+			return -1;
+		}
+		bits |= (unsigned)b;
+	}
+	*out = bits;
+	return 0;
+}
+
+char *
+ctl_scopes_format(unsigned bits, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < NSCOPES; i++)
+		if (bits & (1u << i)) {
+			int n = snprintf(buf + off, len - off, "%s%s", off ? "," : "", scope_names[i]);
+			if (n < 0 || (size_t)n >= len - off)
+				break;
+			off += (size_t)n;
+		}
+	return buf;
+}
+
+json_t *
+ctl_scopes_json(unsigned bits)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < NSCOPES; i++)
+		if (bits & (1u << i))
+			json_array_append_new(a, json_string(scope_names[i]));
+	return a;
+}
+
+int
+ctl_scope_allows(unsigned have, unsigned need)
+{
+	return need == 0 || (have & CTL_SCOPE_ADMIN) || (have & need) == need;
+}
+
+int
+ctl_owner_allows(unsigned have, const char *owner, const char *job_owner)
+{
+	if (have & CTL_SCOPE_ADMIN)
+		return 1;
+	return owner != NULL && job_owner != NULL && strcmp(owner, job_owner) == 0;
+}
+
+/* --- the catalogue --- */
+
+/* 1 if exactly one of a and b is present (and not null). */
+static int
+one_of(json_t *req, const char *a, const char *b, char *err, size_t errlen)
+{
+	json_t *va = json_object_get(req, a), *vb = json_object_get(req, b);
+	int na = va != NULL && !json_is_null(va), nb = vb != NULL && !json_is_null(vb);
+	if (na + nb != 1) {
+		snprintf(err, errlen, "give exactly one of '%s' and '%s'", a, b);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int
+check_token_id(json_t *req, const char *key, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(req, key);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_string_length(v) != 12 || !is_hex(json_string_value(v), 12)) {
+		snprintf(err, errlen, "'%s' must be 12 lowercase hex digits", key);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_hello(json_t *req, char *err, size_t errlen)
+{
+	json_t *tid = json_object_get(req, "token_id"), *pk = json_object_get(req, "pk");
+	if ((tid == NULL) != (pk == NULL)) {
+		snprintf(err, errlen, "'token_id' and 'pk' go together (TCP handshake)");
+		return -1;
+	}
+	return check_token_id(req, "token_id", err, errlen);
+}
+
+static int
+check_auth(json_t *req, char *err, size_t errlen)
+{
+	if (one_of(req, "token", "peercred", err, errlen) < 0)
+		return -1;
+	json_t *pc = json_object_get(req, "peercred");
+	if (pc != NULL && !json_is_true(pc)) {
+		snprintf(err, errlen, "'peercred' can only be true");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_submit(json_t *req, char *err, size_t errlen)
+{
+	return one_of(req, "job", "jobs", err, errlen);
+}
+
+static int
+check_token_create(json_t *req, char *err, size_t errlen)
+{
+	unsigned bits;
+	return ctl_scopes_from_json(json_object_get(req, "scopes"), &bits, err, errlen);
+}
+
+static int
+check_token_revoke(json_t *req, char *err, size_t errlen)
+{
+	if (one_of(req, "name", "token_id", err, errlen) < 0)
+		return -1;
+	return check_token_id(req, "token_id", err, errlen);
+}
+
+#define END                                                                                                            \
+	{                                                                                                              \
+		NULL, 0, 0, 0, 0, NULL                                                                                 \
+	}
+#define JOB_ARG                                                                                                        \
+	{                                                                                                              \
+		"job", CTL_ARG_NAME, 1, 0, JOB_ID_MAX, "the job's id"                                                  \
+	}
+
+static const struct ctl_arg args_none[] = {END};
+static const struct ctl_arg args_hello[] = {
+        /* 0 passes the type check so that the daemon can answer "version" rather than bad_request. */
+        {"version", CTL_ARG_INT, 1, 0, 1000, "the highest protocol version the client speaks"},
+        {"client", CTL_ARG_STRING, 0, 0, 128, "client name and version, for the log"},
+        {"token_id", CTL_ARG_STRING, 0, 0, 12, "TCP only: the public id of the token to authenticate with"},
+        {"pk", CTL_ARG_STRING, 0, 0, 64, "TCP only: the client's ephemeral X25519 public key, base64"},
+        END};
+static const struct ctl_arg args_auth[] = {
+        {"token", CTL_ARG_STRING, 0, 0, 128, "the full token hop_<id>_<secret>"},
+        {"peercred", CTL_ARG_BOOL, 0, 0, 0, "unix socket only: authenticate as the connecting uid (root/daemon)"},
+        END};
+static const struct ctl_arg args_submit[] = {
+        {"job", CTL_ARG_OBJECT, 0, 0, 0, "one job (see job.schema.json)"},
+        {"jobs", CTL_ARG_ARRAY, 0, 1, CTL_BATCH_MAX, "a batch of jobs, all or none accepted"},
+        END};
+static const struct ctl_arg args_job[] = {JOB_ARG, END};
+static const struct ctl_arg args_list[] = {
+        {"state", CTL_ARG_STATE, 0, 0, 0, "only jobs in this state"},
+        {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only jobs of this queue"},
+        {"type", CTL_ARG_NAME, 0, 0, JOB_TYPE_MAX, "only jobs of this type"},
+        {"owner", CTL_ARG_STRING, 0, 0, JOB_OWNER_MAX, "only jobs of this owner (admin)"},
+        {"limit", CTL_ARG_INT, 0, 1, CTL_LIST_MAX, "page size (default 100)"},
+        {"cursor", CTL_ARG_STRING, 0, 0, CTL_CURSOR_MAX, "from the previous page's reply"},
+        END};
+static const struct ctl_arg args_logs[] = {
+        JOB_ARG, {"limit", CTL_ARG_INT, 0, 1, CTL_LOGS_MAX, "last N log lines (default 1000)"}, END};
+static const struct ctl_arg args_queue[] = {{"queue", CTL_ARG_NAME, 1, 0, QUEUE_NAME_MAX, "the queue"}, END};
+static const struct ctl_arg args_token_create[] = {
+        {"name", CTL_ARG_NAME, 1, 0, CTL_TOKEN_NAME_MAX, "unique token name"},
+        {"scopes", CTL_ARG_STRINGS, 1, 0, 4, "submit, read, cancel, admin"},
+        {"owner", CTL_ARG_STRING, 0, 0, JOB_OWNER_MAX, "owner recorded in its jobs (default: the name)"},
+        END};
+static const struct ctl_arg args_token_revoke[] = {{"name", CTL_ARG_NAME, 0, 0, CTL_TOKEN_NAME_MAX, "the token's name"},
+                                                   {"token_id", CTL_ARG_STRING, 0, 0, 12, "or its public id"},
+                                                   END};
+
+#define P  CTL_F_PREAUTH
+#define NR CTL_F_NOREDIS
+#define W  CTL_F_WRITES
+const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
+        [CTL_OP_HELLO] = {"hello", CTL_OP_HELLO, 0, P | NR, args_hello, "", "version exchange (first frame)",
+                          check_hello},
+        [CTL_OP_AUTH] = {"auth", CTL_OP_AUTH, 0, P | NR, args_auth, "", "authenticate with a token or peer credentials",
+                         check_auth},
+        [CTL_OP_PING] = {"ping", CTL_OP_PING, 0, NR, args_none, "", "check the daemon answers", NULL},
+        [CTL_OP_SUBMIT] = {"submit", CTL_OP_SUBMIT, CTL_SCOPE_SUBMIT, W, args_submit,
+                           "TYPE [ARGS_JSON] [--queue Q] | --file JOBS.json", "submit one job or a batch",
+                           check_submit},
+        [CTL_OP_STATUS] = {"status", CTL_OP_STATUS, CTL_SCOPE_READ, CTL_F_JOB, args_job, "JOB_ID",
+                           "a job's state, progress and result", NULL},
+        [CTL_OP_WATCH] = {"watch", CTL_OP_WATCH, CTL_SCOPE_READ, CTL_F_JOB | CTL_F_STREAM, args_job, "JOB_ID",
+                          "stream a job's events until it ends", NULL},
+        [CTL_OP_CANCEL] = {"cancel", CTL_OP_CANCEL, CTL_SCOPE_CANCEL, CTL_F_JOB | W, args_job, "JOB_ID",
+                           "cancel a queued, scheduled or running job", NULL},
+        [CTL_OP_RETRY] = {"retry", CTL_OP_RETRY, CTL_SCOPE_SUBMIT, CTL_F_JOB | W, args_job, "JOB_ID",
+                          "send a failed or dead job back to its queue", NULL},
+        [CTL_OP_LIST] = {"list", CTL_OP_LIST, CTL_SCOPE_READ, 0, args_list,
+                         "[--state S] [--queue Q] [--type T] [--owner O] [--limit N] [--cursor C]",
+                         "list jobs, newest first, paged", NULL},
+        [CTL_OP_LOGS] = {"logs", CTL_OP_LOGS, CTL_SCOPE_READ, CTL_F_JOB | NR, args_logs, "JOB_ID [--limit N]",
+                         "a job's attempts and log lines (this daemon's execution log)", NULL},
+        [CTL_OP_QUEUES] = {"queues", CTL_OP_QUEUES, CTL_SCOPE_READ, 0, args_none, "",
+                           "queue lengths, scheduled, in flight, paused", NULL},
+        [CTL_OP_STATS] = {"stats", CTL_OP_STATS, CTL_SCOPE_READ, 0, args_none, "",
+                          "counters, throughput, worker pool, every daemon's heartbeat", NULL},
+        [CTL_OP_PAUSE] = {"pause", CTL_OP_PAUSE, CTL_SCOPE_ADMIN, W, args_queue, "QUEUE",
+                          "stop every daemon fetching from a queue", NULL},
+        [CTL_OP_RESUME] = {"resume", CTL_OP_RESUME, CTL_SCOPE_ADMIN, W, args_queue, "QUEUE", "undo pause", NULL},
+        [CTL_OP_TOKEN_CREATE] = {"token.create", CTL_OP_TOKEN_CREATE, CTL_SCOPE_ADMIN, W | NR, args_token_create,
+                                 "NAME --scopes LIST [--owner O]", "make a token; its secret is shown once",
+                                 check_token_create},
+        [CTL_OP_TOKEN_LIST] = {"token.list", CTL_OP_TOKEN_LIST, CTL_SCOPE_ADMIN, NR, args_none, "",
+                               "list tokens (never their secrets)", NULL},
+        [CTL_OP_TOKEN_REVOKE] = {"token.revoke", CTL_OP_TOKEN_REVOKE, CTL_SCOPE_ADMIN, W | NR, args_token_revoke,
+                                 "NAME | --id TOKEN_ID", "revoke a token and close its connections",
+                                 check_token_revoke},
+};
+#undef P
+#undef NR
+#undef W
+
+const struct ctl_op *
+ctl_op_find(const char *name)
+{
+	for (int i = 0; i < CTL_OP_COUNT; i++)
+		if (strcmp(ctl_ops[i].name, name) == 0)
+			return &ctl_ops[i];
+	return NULL;
+}
+
+/* --- frames --- */
+enum ctl_frame_status
+ctl_frame_decode(const unsigned char *buf, size_t len, size_t max, const unsigned char **payload, size_t *plen,
+                 size_t *consumed)
+{
+	if (len < CTL_FRAME_HEADER_LEN)
+		return CTL_FRAME_NEED_MORE;
+	uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) | buf[3];
+	if (n == 0)
+		return CTL_FRAME_EMPTY;
+	if (n > max)
+		return CTL_FRAME_TOO_LARGE;
+	if (len - CTL_FRAME_HEADER_LEN < n)
+		return CTL_FRAME_NEED_MORE;
+	*payload = buf + CTL_FRAME_HEADER_LEN;
+	*plen = n;
+	*consumed = CTL_FRAME_HEADER_LEN + (size_t)n;
+	return CTL_FRAME_OK;
+}
+
+int
+ctl_frame_header(unsigned char hdr[CTL_FRAME_HEADER_LEN], size_t len, size_t max)
+{
+	if (len == 0 || len > max || len > UINT32_MAX)
+		return -1;
+	hdr[0] = (unsigned char)(len >> 24);
+	hdr[1] = (unsigned char)(len >> 16);
+	hdr[2] = (unsigned char)(len >> 8);
+	hdr[3] = (unsigned char)len;
+	return 0;
+}
+
+unsigned char *
+ctl_frame_encode(const json_t *msg, size_t max, size_t *len)
+{
+	char *text = jsonx_dump(msg);
+	size_t n = strlen(text);
+	unsigned char *out = NULL;
+	unsigned char hdr[CTL_FRAME_HEADER_LEN];
+	if (ctl_frame_header(hdr, n, max) == 0) {
+		out = xmalloc(CTL_FRAME_HEADER_LEN + n);
+		memcpy(out, hdr, CTL_FRAME_HEADER_LEN);
+		memcpy(out + CTL_FRAME_HEADER_LEN, text, n);
+		*len = CTL_FRAME_HEADER_LEN + n;
+	}
+	free(text);
+	return out;
+}
+
+/* --- requests --- */
+
+/* Validates the id; sets req->id when usable. Returns 0 or -1 with err. */
+static int
+parse_id(struct ctl_request *req, char *err, size_t errlen)
+{
+	json_t *id = json_object_get(req->root, "id");
+	if (id == NULL || json_is_null(id))
+		return 0;
+	if (json_is_integer(id) && json_integer_value(id) >= 0 && json_integer_value(id) <= CTL_ID_INT_MAX) {
+		req->id = id;
+		return 0;
+	}
+	if (json_is_string(id) && json_string_length(id) >= 1 && json_string_length(id) <= CTL_ID_STR_MAX &&
+	    strlen(json_string_value(id)) == json_string_length(id)) {
+		req->id = id;
+		return 0;
+	}
+	snprintf(err, errlen, "'id' must be an integer 0..2^53-1 or a string of 1..%d bytes", CTL_ID_STR_MAX);
+	return -1;
+}
+
+/* Checks one field against its spec. Returns 0 (absent or fine) or -1 with err. */
+static int
+check_arg(json_t *req, const struct ctl_arg *a, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(req, a->name);
+	const char *s;
+	long long n;
+	int b;
+	if (v == NULL || json_is_null(v)) {
+		if (a->required) {
+			snprintf(err, errlen, "field '%s' is required", a->name);
+			return -1;
+		}
+		return 0;
+	}
+	switch (a->type) {
+	case CTL_ARG_STRING: return jsonx_string(req, a->name, (size_t)a->max, &s, err, errlen) < 0 ? -1 : 0;
+	case CTL_ARG_NAME:
+		if (jsonx_string(req, a->name, (size_t)a->max, &s, err, errlen) < 0)
+			return -1;
+		if (!job_name_valid(s, (size_t)a->max)) {
+			snprintf(err, errlen, "field '%s' may hold only letters, digits and . _ : -", a->name);
+			return -1;
+		}
+		return 0;
+	case CTL_ARG_INT: return jsonx_int(req, a->name, a->min, a->max, &n, err, errlen) < 0 ? -1 : 0;
+	case CTL_ARG_BOOL: return jsonx_bool(req, a->name, &b, err, errlen) < 0 ? -1 : 0;
+	case CTL_ARG_OBJECT:
+		if (json_is_object(v))
+			return 0;
+		snprintf(err, errlen, "field '%s' must be an object", a->name);
+		return -1;
+	case CTL_ARG_ARRAY:
+	case CTL_ARG_STRINGS: {
+		size_t i;
+		json_t *e;
+		if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > (size_t)a->max) {
+			snprintf(err, errlen, "field '%s' must be an array of 1 to %lld elements", a->name, a->max);
+			return -1;
+		}
+		json_array_foreach(v, i, e)
+		{
+			int good = a->type == CTL_ARG_ARRAY ? json_is_object(e)
+			                                    : json_is_string(e) && json_string_length(e) >= 1 &&
+			                                              json_string_length(e) <= 64;
+			if (!good) {
+				snprintf(err, errlen, "%s[%zu] must be %s", a->name, i,
+				         a->type == CTL_ARG_ARRAY ? "an object" : "a string of 1..64 bytes");
+				return -1;
+			}
+		}
+		return 0;
+	}
+	case CTL_ARG_STATE:
+		if (json_is_string(v) && job_state_parse(json_string_value(v)) >= 0)
+			return 0;
+		snprintf(err, errlen, "field '%s' must be a job state name", a->name);
+		return -1;
+	}
+	return -1;
+}
+
+static int
+arg_known(const struct ctl_op *op, const char *key)
+{
+	if (strcmp(key, "id") == 0 || strcmp(key, "op") == 0)
+		return 1;
+	for (const struct ctl_arg *a = op->args; a->name != NULL; a++)
+		if (strcmp(a->name, key) == 0)
+			return 1;
+	return 0;
+}
+
+enum ctl_err
+ctl_request_parse(const unsigned char *buf, size_t len, struct ctl_request *req, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	memset(req, 0, sizeof(*req));
+	err[0] = '\0';
+	req->root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (req->root == NULL) {
+		snprintf(err, errlen, "not JSON: %s (at byte %d)", jerr.text, jerr.position);
+		return CTL_E_BAD_REQUEST;
+	}
+	if (!json_is_object(req->root)) {
+		snprintf(err, errlen, "a request is a JSON object");
+		return CTL_E_BAD_REQUEST;
+	}
+	if (parse_id(req, err, errlen) < 0)
+		return CTL_E_BAD_REQUEST;
+	const char *name = NULL;
+	int r = jsonx_string(req->root, "op", 64, &name, err, errlen);
+	if (r < 0)
+		return CTL_E_BAD_REQUEST;
+	if (r == 0) {
+		snprintf(err, errlen, "field 'op' is required");
+		return CTL_E_BAD_REQUEST;
+	}
+	req->op = ctl_op_find(name);
+	if (req->op == NULL) {
+		snprintf(err, errlen, "unknown op '%.64s'", name);
+		return CTL_E_UNKNOWN_OP;
+	}
+	const char *key;
+	json_t *v;
+	json_object_foreach(req->root, key, v)
+	{
+		if (!arg_known(req->op, key)) {
+			snprintf(err, errlen, "op '%s' takes no field '%.64s'", req->op->name, key);
+			return CTL_E_BAD_REQUEST;
+		}
+	}
+	for (const struct ctl_arg *a = req->op->args; a->name != NULL; a++)
+		if (check_arg(req->root, a, err, errlen) < 0)
+			return CTL_E_BAD_REQUEST;
+	if (req->op->check != NULL && req->op->check(req->root, err, errlen) < 0)
+		return CTL_E_BAD_REQUEST;
+	return CTL_OK;
+}
+
+void
+ctl_request_free(struct ctl_request *req)
+{
+	json_decref(req->root);
+	memset(req, 0, sizeof(*req));
+}
+
+json_t *
+ctl_reply_parse(const unsigned char *buf, size_t len, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *r = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (r == NULL) {
+		snprintf(err, errlen, "not JSON: %s", jerr.text);
+		return NULL;
+	}
+	json_t *ok = json_object_get(r, "ok"), *ev = json_object_get(r, "event");
+	const char *why = NULL;
+	if (!json_is_object(r) || json_object_get(r, "id") == NULL)
+		why = "a reply is an object with an 'id'";
+	else if ((ok == NULL) == (ev == NULL))
+		why = "a reply has exactly one of 'ok' and 'event'";
+	else if (ok != NULL && !json_is_boolean(ok))
+		why = "'ok' must be true or false";
+	else if (json_is_false(ok) && (!json_is_object(json_object_get(r, "error")) ||
+	                               !json_is_string(json_object_get(json_object_get(r, "error"), "code"))))
+		why = "an error reply needs error.code";
+	else if (ev != NULL && !json_is_object(ev))
+		why = "'event' must be an object";
+	if (why != NULL) {
+		snprintf(err, errlen, "%s", why);
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* --- replies --- */
+static json_t *
+reply_base(json_t *id)
+{
+	json_t *r = json_object();
+	json_object_set(r, "id", id != NULL ? id : json_null());
+	return r;
+}
+
+json_t *
+ctl_reply_ok(json_t *id, json_t *result)
+{
+	json_t *r = reply_base(id);
+	json_object_set_new(r, "ok", json_true());
+	json_object_set_new(r, "result", result != NULL ? result : json_object());
+	return r;
+}
+
+json_t *
+ctl_reply_done(json_t *id, json_t *result)
+{
+	json_t *r = ctl_reply_ok(id, result);
+	json_object_set_new(r, "done", json_true());
+	return r;
+}
+
+json_t *
+ctl_reply_event(json_t *id, json_t *event)
+{
+	json_t *r = reply_base(id);
+	json_object_set_new(r, "event", event);
+	return r;
+}
+
+json_t *
+ctl_reply_error(json_t *id, enum ctl_err code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *r = reply_base(id);
+	json_object_set_new(r, "ok", json_false());
+	/* A message quoting client text cut at a byte limit may end in half a UTF-8 sequence. */
+	json_t *m = json_string(msg);
+	json_t *e = json_object();
+	json_object_set_new(e, "code", json_string(ctl_err_name(code)));
+	json_object_set_new(e, "message", m != NULL ? m : json_string("(message not valid UTF-8)"));
+	json_object_set_new(r, "error", e);
+	return r;
+}

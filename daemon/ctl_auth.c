@@ -1,0 +1,468 @@
+/*
+ * ctl_auth: who a control client is. The hello (version exchange; on TCP the handshake that keys the
+ * session), auth by token or by peer credentials, the per-peer failed-auth table (exponential delay, then a
+ * lockout), and the token ops (create, list, revoke). Tokens live in the SQLite store; only their hash.
+ * See schema/control-protocol.md, "Credentials", "Rate limiting" and "TCP".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ctl.h"
+#include "jsonx.h"
+#include "log.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* last_used_at is written at most this often per token: a busy client does not cost a write per auth. */
+#define TOUCH_EVERY_S 60.0
+
+/* --- the failed-auth table --- */
+
+static struct ctl_peer *
+peer_find(struct ctl *ctl, const char *key)
+{
+	for (size_t i = 0; i < ctl->npeers; i++)
+		if (strcmp(ctl->peers[i].key, key) == 0)
+			return &ctl->peers[i];
+	return NULL;
+}
+
+/*
+ * A slot for a new peer: a free one, else the unlocked one whose last failure is oldest (a flood from many
+ * addresses cannot evict a peer that is locked out while unlocked ones remain).
+ */
+static struct ctl_peer *
+peer_add(struct ctl *ctl, const char *key, double now)
+{
+	struct ctl_peer *p;
+	if (ctl->npeers < CTL_PEERS_MAX)
+		p = &ctl->peers[ctl->npeers++];
+	else {
+		p = &ctl->peers[0];
+		for (size_t i = 1; i < ctl->npeers; i++) {
+			struct ctl_peer *q = &ctl->peers[i];
+			int q_locked = q->locked_until > now, p_locked = p->locked_until > now;
+			if ((p_locked && !q_locked) || (p_locked == q_locked && q->last_at < p->last_at))
+				p = q;
+		}
+	}
+	memset(p, 0, sizeof(*p));
+	snprintf(p->key, sizeof(p->key), "%s", key);
+	return p;
+}
+
+static void
+peer_forget(struct ctl *ctl, const char *key)
+{
+	struct ctl_peer *p = peer_find(ctl, key);
+	if (p != NULL)
+		*p = ctl->peers[--ctl->npeers];
+}
+
+int
+ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left)
+{
+	struct ctl_peer *p = peer_find(ctl, key);
+	if (p == NULL || p->locked_until <= now)
+		return 0;
+	*left = p->locked_until - now;
+	return 1;
+}
+
+/* Counts a failure. Returns the failures in the current window; locks the peer out at the limit. */
+static int
+peer_fail(struct ctl *ctl, const char *key, double now)
+{
+	const struct config *cfg = &ctl->s->cfg;
+	struct ctl_peer *p = peer_find(ctl, key);
+	if (p == NULL)
+		p = peer_add(ctl, key, now);
+	if (p->failures == 0 || now - p->first_at > cfg->ctl_lockout_s) {
+		p->failures = 0;
+		p->first_at = now;
+	}
+	p->failures++;
+	p->last_at = now;
+	if (p->failures >= cfg->ctl_auth_max_failures && p->locked_until <= now) {
+		p->locked_until = now + cfg->ctl_lockout_s;
+		log_error("ctl: %s locked out for %g s after %d failed authentications", key, cfg->ctl_lockout_s,
+		          p->failures);
+	}
+	return p->failures;
+}
+
+static void
+delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl_conn *c = w->data;
+	json_t *msg = c->delayed_reply;
+	c->delayed_reply = NULL;
+	if (c->delayed_clear) {
+		ctl_send_clear(c, msg);
+		ctl_close_after_flush(c, "failed authentication");
+		return;
+	}
+	ctl_send(c, msg);
+	ctl_resume(c);
+}
+
+void
+ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why)
+{
+	struct ctl *ctl = c->ctl;
+	double now = ev_now(ctl->s->loop);
+	int n = peer_fail(ctl, c->peer_key, now);
+	log_warn("ctl: %s: authentication failed (%d in a row%s%s): %s", c->peer, n,
+	         c->hello_token_id[0] ? ", token " : "", c->hello_token_id, why);
+	double delay = ctl->s->cfg.ctl_auth_delay_ms / 1000.0;
+	for (int i = 1; i < n && delay < CTL_AUTH_DELAY_MAX_S; i++)
+		delay *= 2;
+	if (delay > CTL_AUTH_DELAY_MAX_S)
+		delay = CTL_AUTH_DELAY_MAX_S;
+	/* Reading stops for the delay: the client cannot queue guesses behind it. */
+	c->reading_paused = 1;
+	ev_io_stop(ctl->s->loop, &c->rio);
+	json_decref(c->delayed_reply);
+	c->delayed_reply = ctl_reply_error(id, CTL_E_AUTH_FAILED, "authentication failed");
+	c->delayed_clear = c->tcp; /* over TCP the client may not share our keys: answer in clear, then close */
+	ev_timer_init(&c->delay, delay_cb, delay, 0);
+	c->delay.data = c;
+	ev_timer_start(ctl->s->loop, &c->delay);
+}
+
+/* --- hello --- */
+
+static json_t *
+hello_result(struct ctl_conn *c, int version)
+{
+	const struct server *s = c->ctl->s;
+	json_t *auth = json_array();
+	json_array_append_new(auth, json_string("token"));
+	if (!c->tcp)
+		json_array_append_new(auth, json_string("peercred"));
+	return json_pack("{s:i, s:s, s:s, s:o, s:i}", "version", version, "server", "hopperd " HOPPER_VERSION, "node",
+	                 s->cfg.node_id, "auth", auth, "max_frame", s->cfg.ctl_max_frame);
+}
+
+/*
+ * TCP: answers in clear with a fresh ephemeral key and keys the session from both hellos and the token's
+ * stored hash. An unknown or revoked token id gets the same answer with a random key, so the hello tells
+ * nothing about which ids exist; its auth then fails like a wrong secret.
+ */
+static void
+hello_tcp(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payload, size_t len, int version)
+{
+	struct ctl *ctl = c->ctl;
+	const char *tid = json_string_value(json_object_get(req->root, "token_id"));
+	const char *pk64 = json_string_value(json_object_get(req->root, "pk"));
+	unsigned char cpk[32], psk[CTL_HASH_BYTES], th[32];
+	if (tid == NULL || pk64 == NULL || ctl_b64_decode(pk64, strlen(pk64), cpk, sizeof(cpk)) != 0) {
+		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST,
+		              "over TCP, hello needs token_id and pk (32 bytes, base64url)");
+		ctl_close_after_flush(c, "bad TCP hello");
+		return;
+	}
+	snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", tid);
+	struct store_token t;
+	if (store_token_get(ctl->s->store, tid, &t) == 1 && t.revoked_at == 0)
+		memcpy(psk, t.hash, sizeof(psk));
+	else
+		ctl_random(psk, sizeof(psk));
+	struct ctl_keypair kp;
+	ctl_keypair_new(&kp);
+	char spk64[CTL_PK_B64_LEN + 1];
+	ctl_b64_encode(kp.pk, sizeof(kp.pk), spk64, sizeof(spk64));
+	json_t *result = hello_result(c, version);
+	json_object_set_new(result, "pk", json_string(spk64));
+	json_t *reply = ctl_reply_ok(req->id, result);
+	/* The transcript is the bytes as sent: the reply is encoded once, hashed, and those bytes go out. */
+	char *text = jsonx_dump(reply);
+	json_decref(reply);
+	ctl_transcript_hash(payload, len, (const unsigned char *)text, strlen(text), th);
+	int rc = ctl_session_server(&c->sess, &kp, cpk, psk, th);
+	ctl_wipe(&kp, sizeof(kp));
+	ctl_wipe(psk, sizeof(psk));
+	if (rc != 0) {
+		free(text);
+		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "unusable public key");
+		ctl_close_after_flush(c, "bad TCP hello key");
+		return;
+	}
+	ctl_send_raw(c, text, strlen(text));
+	free(text);
+	c->hello = 1;
+	c->encrypted = 1;
+}
+
+void
+ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payload, size_t len)
+{
+	long long v = json_integer_value(json_object_get(req->root, "version"));
+	double left;
+	if (v < 1) {
+		ctl_reply_err(c, req->id, CTL_E_VERSION, "this server speaks protocol version %d",
+		              CTL_PROTOCOL_VERSION);
+		ctl_close_after_flush(c, "no common protocol version");
+		return;
+	}
+	int version = v < CTL_PROTOCOL_VERSION ? (int)v : CTL_PROTOCOL_VERSION;
+	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left) && c->tcp) {
+		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
+		              left + 0.5);
+		ctl_close_after_flush(c, "locked out");
+		return;
+	}
+	if (c->tcp) {
+		hello_tcp(c, req, payload, len, version);
+		return;
+	}
+	if (json_object_get(req->root, "token_id") != NULL) {
+		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "token_id and pk belong to the TCP handshake");
+		ctl_close_after_flush(c, "TCP hello on the unix socket");
+		return;
+	}
+	c->hello = 1;
+	ctl_send(c, ctl_reply_ok(req->id, hello_result(c, version)));
+}
+
+/* --- auth --- */
+
+static void
+auth_ok(struct ctl_conn *c, json_t *id)
+{
+	c->authed = 1;
+	peer_forget(c->ctl, c->peer_key);
+	log_info("ctl: %s: authenticated as %s%s (owner %s)", c->peer,
+	         c->cred.method == CTL_AUTH_PEERCRED ? "peer credentials" : "token ", c->cred.name, c->cred.owner);
+	json_t *r = json_pack("{s:s, s:s, s:o}", "method", c->cred.method == CTL_AUTH_PEERCRED ? "peercred" : "token",
+	                      "owner", c->cred.owner, "scopes", ctl_scopes_json(c->cred.scopes));
+	json_object_set_new(r, "name", c->cred.name[0] ? json_string(c->cred.name) : json_null());
+	ctl_send(c, ctl_reply_ok(id, r));
+}
+
+/* Checks a token against the store in constant time. Returns 0 (c->cred filled) or -1 with *why. */
+static int
+token_check(struct ctl_conn *c, const char *token, const char **why)
+{
+	char tid[CTL_TOKEN_ID_LEN + 1];
+	unsigned char secret[CTL_TOKEN_SECRET_BYTES], hash[CTL_HASH_BYTES];
+	struct store_token t;
+	if (ctl_token_parse(token, strlen(token), tid, secret) != 0) {
+		*why = "malformed token";
+		return -1;
+	}
+	ctl_token_hash(secret, hash);
+	ctl_wipe(secret, sizeof(secret));
+	if (c->tcp && strcmp(tid, c->hello_token_id) != 0) {
+		*why = "token id differs from the hello's";
+		return -1;
+	}
+	int found = store_token_get(c->ctl->s->store, tid, &t);
+	if (found != 1) {
+		*why = found == 0 ? "unknown token id" : "token store error";
+		return -1;
+	}
+	int same = ctl_hash_equal(hash, t.hash);
+	if (!same || t.revoked_at != 0) {
+		*why = !same ? "wrong secret" : "revoked token";
+		return -1;
+	}
+	char err[128];
+	c->cred.method = CTL_AUTH_TOKEN;
+	if (ctl_scopes_parse(t.scopes, &c->cred.scopes, err, sizeof(err)) != 0) {
+		*why = "stored scopes unreadable";
+		return -1;
+	}
+	snprintf(c->cred.owner, sizeof(c->cred.owner), "%s", t.owner);
+	snprintf(c->cred.token_id, sizeof(c->cred.token_id), "%s", t.id);
+	snprintf(c->cred.name, sizeof(c->cred.name), "%s", t.name);
+	double now = clock_now();
+	if (now - t.last_used_at > TOUCH_EVERY_S)
+		store_token_touch(c->ctl->s->store, t.id, now);
+	return 0;
+}
+
+void
+ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
+{
+	double left;
+	const char *why = NULL;
+	if (c->authed) {
+		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "already authenticated");
+		return;
+	}
+	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left)) {
+		log_warn("ctl: %s: auth refused: locked out for %.0f s more", c->peer, left);
+		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
+		              left + 0.5);
+		if (c->tcp)
+			ctl_close_after_flush(c, "locked out");
+		return;
+	}
+	const char *token = json_string_value(json_object_get(req->root, "token"));
+	if (token == NULL) { /* peercred */
+		uid_t me = geteuid();
+		if (c->tcp)
+			why = "peercred over TCP";
+		else if (c->uid != 0 && c->uid != (long)me)
+			why = "peercred: uid is neither root nor the daemon's";
+		else {
+			c->cred.method = CTL_AUTH_PEERCRED;
+			c->cred.scopes = CTL_SCOPE_ALL;
+			snprintf(c->cred.owner, sizeof(c->cred.owner), "uid:%ld", c->uid);
+		}
+	} else
+		token_check(c, token, &why);
+	if (why != NULL) {
+		memset(&c->cred, 0, sizeof(c->cred));
+		ctl_auth_failed(c, req->id, why);
+		return;
+	}
+	auth_ok(c, req->id);
+}
+
+/* --- tokens --- */
+
+/*
+ * Makes a token and stores its hash. token gets the full token (shown once). Returns 0, -2 when the name
+ * is taken, -1 on error.
+ */
+static int
+token_make(struct store *st, const char *name, unsigned scopes, const char *owner, char token[CTL_TOKEN_LEN + 1],
+           struct store_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (store_token_by_name(st, name, t) == 1)
+		return -2;
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	snprintf(t->owner, sizeof(t->owner), "%s", owner != NULL ? owner : name);
+	ctl_scopes_format(scopes, t->scopes, sizeof(t->scopes));
+	t->created_at = clock_now();
+	for (int tries = 0; tries < 3; tries++) { /* a clash of 48-bit ids is rare; of names, told apart above */
+		ctl_token_generate(token, t->id, t->hash);
+		int rc = store_token_add(st, t);
+		if (rc != -2)
+			return rc;
+	}
+	return -1;
+}
+
+static json_t *
+token_json(const struct store_token *t)
+{
+	unsigned bits = 0;
+	char err[64];
+	ctl_scopes_parse(t->scopes, &bits, err, sizeof(err));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:f}", "token_id", t->id, "name", t->name, "owner", t->owner,
+	                      "scopes", ctl_scopes_json(bits), "created_at", t->created_at);
+	json_object_set_new(o, "last_used_at", t->last_used_at ? json_real(t->last_used_at) : json_null());
+	json_object_set_new(o, "revoked_at", t->revoked_at ? json_real(t->revoked_at) : json_null());
+	return o;
+}
+
+void
+ctl_op_token_create(struct ctl_conn *c, struct ctl_request *req)
+{
+	const char *name = json_string_value(json_object_get(req->root, "name"));
+	const char *owner = json_string_value(json_object_get(req->root, "owner"));
+	unsigned scopes = 0;
+	char err[128], token[CTL_TOKEN_LEN + 1];
+	struct store_token t;
+	ctl_scopes_from_json(json_object_get(req->root, "scopes"), &scopes, err, sizeof(err));
+	int rc = token_make(c->ctl->s->store, name, scopes, owner, token, &t);
+	if (rc == -2) {
+		ctl_reply_err(c, req->id, CTL_E_CONFLICT, "a token named '%s' exists", name);
+		return;
+	}
+	if (rc != 0) {
+		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not store the token (see the daemon's log)");
+		return;
+	}
+	log_info("ctl: token %s (%s) created by %s: owner %s, scopes %s", t.name, t.id, c->cred.owner, t.owner,
+	         t.scopes);
+	json_t *r = token_json(&t);
+	json_object_set_new(r, "token", json_string(token));
+	ctl_wipe(token, sizeof(token));
+	ctl_send(c, ctl_reply_ok(req->id, r));
+}
+
+void
+ctl_op_token_list(struct ctl_conn *c, struct ctl_request *req)
+{
+	struct store_token *v = NULL;
+	int n = store_token_list(c->ctl->s->store, &v);
+	if (n < 0) {
+		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not read the tokens");
+		return;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, token_json(&v[i]));
+	free(v);
+	ctl_send(c, ctl_reply_ok(req->id, json_pack("{s:o}", "tokens", arr)));
+}
+
+void
+ctl_op_token_revoke(struct ctl_conn *c, struct ctl_request *req)
+{
+	struct store *st = c->ctl->s->store;
+	const char *name = json_string_value(json_object_get(req->root, "name"));
+	const char *tid = json_string_value(json_object_get(req->root, "token_id"));
+	struct store_token t;
+	int found = name != NULL ? store_token_by_name(st, name, &t) : store_token_get(st, tid, &t);
+	if (found != 1) {
+		ctl_reply_err(c, req->id, found == 0 ? CTL_E_NOT_FOUND : CTL_E_INTERNAL, "no token %s",
+		              name != NULL ? name : tid);
+		return;
+	}
+	if (store_token_revoke(st, t.id, clock_now()) < 0) {
+		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not revoke (see the daemon's log)");
+		return;
+	}
+	/* Every open connection of the token goes now, before the reply; this one after it, if it used it. */
+	int self = c->cred.method == CTL_AUTH_TOKEN && strcmp(c->cred.token_id, t.id) == 0;
+	int closed = ctl_close_token(c->ctl, t.id, c) + self;
+	log_info("ctl: token %s (%s) revoked by %s; %d connections closed", t.name, t.id, c->cred.owner, closed);
+	ctl_send(c, ctl_reply_ok(req->id,
+	                         json_pack("{s:s, s:s, s:i}", "token_id", t.id, "name", t.name, "closed", closed)));
+	if (self)
+		ctl_close_after_flush(c, "its token was revoked");
+}
+
+int
+ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner)
+{
+	unsigned bits = 0;
+	char err[128], token[CTL_TOKEN_LEN + 1];
+	struct store_token t;
+	if (!job_name_valid(name, CTL_TOKEN_NAME_MAX)) {
+		fprintf(stderr, "hopperd: token name '%s': letters, digits and . _ : - only\n", name);
+		return 2;
+	}
+	if (ctl_scopes_parse(scopes, &bits, err, sizeof(err)) != 0) {
+		fprintf(stderr, "hopperd: --token-scopes: %s\n", err);
+		return 2;
+	}
+	if (ctl_crypto_init() != 0) {
+		fprintf(stderr, "hopperd: libsodium failed to initialise\n");
+		return 1;
+	}
+	int rc = token_make(s->store, name, bits, owner, token, &t);
+	if (rc == -2) {
+		fprintf(stderr, "hopperd: a token named '%s' exists\n", name);
+		return 1;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "hopperd: could not store the token\n");
+		return 1;
+	}
+	printf("%s\n", token);
+	fprintf(stderr, "hopperd: token %s (id %s, owner %s, scopes %s) stored in %s; it is shown only now\n", t.name,
+	        t.id, t.owner, t.scopes, s->cfg.db_path);
+	ctl_wipe(token, sizeof(token));
+	return 0;
+}
