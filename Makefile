@@ -40,11 +40,13 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
-WORKER_OBJS := worker/worker.o worker/handlers.o
+AUDIO_OBJS := worker/audio/analyze.o worker/audio/loudness.o worker/audio/spectral.o
+AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
+WORKER_OBJS := worker/worker.o worker/handlers.o $(AUDIO_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
 UNIT_TESTS := test_frame test_job test_config test_store test_heap
 
-BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
+BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
 
 .PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
 all: $(BINS)
@@ -52,7 +54,7 @@ all: $(BINS)
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/audio/*.h client/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -69,7 +71,9 @@ $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(AUDIO_LIBS)
+$(B)/hopper-analyze: $(addprefix $(B)/,$(COMMON_OBJS) $(AUDIO_OBJS) worker/analyze_main.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(AUDIO_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -121,7 +125,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/hopper $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(B)/hopperd $(B)/hopperctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(B)/hopper-worker $(DESTDIR)$(PREFIX)/libexec/hopper/
 	install -m 644 schema/*.json schema/*.md $(DESTDIR)$(PREFIX)/share/hopper/schema/
 	install -m 644 schema/migrations/*.sql $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations/
@@ -132,7 +136,7 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/audio/*.[ch] client/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:
