@@ -48,7 +48,7 @@ UNIT_TESTS := test_frame test_job test_config test_store test_heap
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
 
-.PHONY: all deps check unit e2e bench demo fuzz soak install clean format format-check
+.PHONY: all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
 all: $(BINS)
 
 deps:
@@ -90,14 +90,25 @@ $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+# libebur128 (the loudness reference, for the audio tests and bench) and libsndfile's bare decode (bench floor).
+AUDIO_TOOLS := $(B)/bench/ebur128_ref $(B)/bench/decode
+$(B)/bench/ebur128_ref: $(addprefix $(B)/,bench/ebur128_ref.o)
+	$(CC) $(LDSAN) -o $@ $^ -lebur128 $(AUDIO_LIBS) -lm
+$(B)/bench/decode: $(addprefix $(B)/,bench/decode.o)
+	$(CC) $(LDSAN) -o $@ $^ $(AUDIO_LIBS)
 
 check: deps format-check
-	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS))
+	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS)) $(AUDIO_TOOLS)
 	./tests/run.sh $(B)
 
 bench: deps
 	$(MAKE) all $(B)/bench/baseline
 	./bench/run.sh $(B)
+	$(MAKE) bench-audio
+
+bench-audio: deps
+	$(MAKE) all $(AUDIO_TOOLS)
+	./bench/audio.sh $(B)
 
 demo: deps
 	$(MAKE) all

@@ -59,6 +59,11 @@ exec_worker(const struct config *cfg, int fd)
 	snprintf(as_limit, sizeof(as_limit), "%d", cfg->worker_max_rss_mb * 4);
 	const char *argv[] = {"hopper-worker", "--fd",           "3", "--as-limit-mb", as_limit,
 	                      "--user",        cfg->worker_user, NULL};
+	/* the audio.analyze path policy travels in the environment (worker/handlers.c reads it) */
+	char max_bytes[32];
+	snprintf(max_bytes, sizeof(max_bytes), "%.0f", cfg->audio_max_bytes);
+	setenv("HOPPER_AUDIO_ROOTS", cfg->audio_roots, 1);
+	setenv("HOPPER_AUDIO_MAX_BYTES", max_bytes, 1);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -23,12 +23,10 @@ progress(void *arg, int pct, const char *stage)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"features", required_argument, NULL, 'f'},
-	                                         {"progress", no_argument, NULL, 'p'},
-	                                         {"roots", required_argument, NULL, 'r'},
-	                                         {"max-bytes", required_argument, NULL, 'm'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	        {"features", required_argument, NULL, 'f'}, {"progress", no_argument, NULL, 'p'},
+	        {"roots", required_argument, NULL, 'r'},    {"max-bytes", required_argument, NULL, 'm'},
+	        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
 	struct audio_opts o = {0};
 	char err[1024];
 	int c;
@@ -40,15 +38,9 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'p':
-			o.progress = progress;
-			break;
-		case 'r':
-			o.roots = optarg;
-			break;
-		case 'm':
-			o.max_bytes = strtoll(optarg, NULL, 10);
-			break;
+		case 'p': o.progress = progress; break;
+		case 'r': o.roots = optarg; break;
+		case 'm': o.max_bytes = strtoll(optarg, NULL, 10); break;
 		default:
 			fprintf(stderr, "usage: hopper-analyze [-f FEATURES] [-p] [-r ROOTS] [-m MAX_BYTES] FILE...\n");
 			return c == 'h' ? 0 : 2;

@@ -21,19 +21,20 @@
 #include "internal.h"
 #include "xmalloc.h"
 
-#define BLOCK_FRAMES 4096
-#define SILENCE_LIN 0.001 /* -60 dBFS: a frame whose every channel is below this is silent */
+#define BLOCK_FRAMES  4096
+#define SILENCE_LIN   0.001 /* -60 dBFS: a frame whose every channel is below this is silent */
 #define SILENCE_WIN_S 0.05
-#define MAX_CHANNELS 64
+#define MAX_CHANNELS  64
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } feature_names[] = {
-        {"levels", AUDIO_F_LEVELS}, {"true_peak", AUDIO_F_TRUE_PEAK}, {"loudness", AUDIO_F_LOUDNESS},
-        {"silence", AUDIO_F_SILENCE}, {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
-        {"onsets", AUDIO_F_ONSETS}, {"tempo", AUDIO_F_TEMPO},         {"key", AUDIO_F_KEY},
-        {"all", AUDIO_F_ALL},
+        {"levels", AUDIO_F_LEVELS},     {"true_peak", AUDIO_F_TRUE_PEAK},
+        {"loudness", AUDIO_F_LOUDNESS}, {"silence", AUDIO_F_SILENCE},
+        {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
+        {"onsets", AUDIO_F_ONSETS},     {"tempo", AUDIO_F_TEMPO},
+        {"key", AUDIO_F_KEY},           {"all", AUDIO_F_ALL},
 };
 
 static int
@@ -45,7 +46,8 @@ feature_bit(const char *name, size_t len, unsigned *mask, char *err, size_t errl
 			return 0;
 		}
 	snprintf(err, errlen,
-	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, key, all)",
+	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, "
+	         "key, all)",
 	         (int)(len > 64 ? 64 : len), name);
 	return -1;
 }
@@ -119,9 +121,9 @@ db(double lin)
 }
 
 static double
-r2(double v) /* two decimals are below every tolerance the result promises; keeps the JSON readable */
+r2(double v) /* three decimals are below every tolerance the result promises; keeps the JSON readable */
 {
-	return isfinite(v) ? round(v * 100) / 100 : v;
+	return isfinite(v) ? round(v * 1000) / 1000 : v;
 }
 
 /* Is path (already resolved) inside one of the colon-separated roots? */
@@ -155,7 +157,8 @@ open_checked(const char *path, const struct audio_opts *o, struct stat *st, char
 	*code = AUDIO_EPOLICY;
 	if (realpath(path, real) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		*code = errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == ELOOP ? AUDIO_EPOLICY : AUDIO_EIO;
+		*code = errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == ELOOP ? AUDIO_EPOLICY
+		                                                                                 : AUDIO_EIO;
 		return -1;
 	}
 	if (!under_roots(real, o->roots)) {
@@ -182,7 +185,8 @@ open_checked(const char *path, const struct audio_opts *o, struct stat *st, char
 	}
 	/* the file may have been swapped between stat and open: check what was opened */
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || (o->max_bytes > 0 && st->st_size > o->max_bytes)) {
-		snprintf(err, errlen, "%s: changed while being opened (not a regular file or over the size limit)", path);
+		snprintf(err, errlen, "%s: changed while being opened (not a regular file or over the size limit)",
+		         path);
 		close(fd);
 		return -1;
 	}
@@ -273,14 +277,10 @@ clip_level(int fmt)
 {
 	switch (fmt & SF_FORMAT_SUBMASK) {
 	case SF_FORMAT_PCM_S8:
-	case SF_FORMAT_PCM_U8:
-		return 127.0f / 128.0f;
-	case SF_FORMAT_PCM_16:
-		return 32767.0f / 32768.0f;
-	case SF_FORMAT_PCM_24:
-		return 8388607.0f / 8388608.0f;
-	default:
-		return 1.0f;
+	case SF_FORMAT_PCM_U8: return 127.0f / 128.0f;
+	case SF_FORMAT_PCM_16: return 32767.0f / 32768.0f;
+	case SF_FORMAT_PCM_24: return 8388607.0f / 8388608.0f;
+	default: return 1.0f;
 	}
 }
 
@@ -334,8 +334,9 @@ report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *l
 	}
 	if (f & AUDIO_F_LOUDNESS) {
 		audio_set_num(res, "integrated_lufs", r2(loud_integrated(loud)),
-		              N < info->samplerate * 0.4 ? "shorter than one 400 ms gating block"
-		                                         : "no 400 ms block above the -70 LUFS absolute gate (silence)");
+		              N < info->samplerate * 0.4
+		                      ? "shorter than one 400 ms gating block"
+		                      : "no 400 ms block above the -70 LUFS absolute gate (silence)");
 		audio_set_num(res, "loudness_range_lu", r2(loud_range(loud)),
 		              N < info->samplerate * 3.0 ? "shorter than one 3 s short-term block"
 		                                         : "no 3 s block above the -70 LUFS absolute gate (silence)");
@@ -346,7 +347,8 @@ report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *l
 			json_object_set_new(res, "leading_silence_s", json_real(r2(N / sr * 1000) / 1000));
 			json_object_set_new(res, "trailing_silence_s", json_real(r2(N / sr * 1000) / 1000));
 		} else {
-			json_object_set_new(res, "leading_silence_s", json_real(round((double)lv->first_loud / sr * 1e4) / 1e4));
+			json_object_set_new(res, "leading_silence_s",
+			                    json_real(round((double)lv->first_loud / sr * 1e4) / 1e4));
 			json_object_set_new(res, "trailing_silence_s",
 			                    json_real(round((N - 1 - (double)lv->last_loud) / sr * 1e4) / 1e4));
 		}
@@ -459,8 +461,10 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 	if (rc == AUDIO_OK) {
 		json_t *res = json_object();
 		char fb[128], sb[128];
-		json_object_set_new(res, "format", json_string(format_name(info.format, SF_FORMAT_TYPEMASK, fb, sizeof(fb))));
-		json_object_set_new(res, "subtype", json_string(format_name(info.format, SF_FORMAT_SUBMASK, sb, sizeof(sb))));
+		json_object_set_new(res, "format",
+		                    json_string(format_name(info.format, SF_FORMAT_TYPEMASK, fb, sizeof(fb))));
+		json_object_set_new(res, "subtype",
+		                    json_string(format_name(info.format, SF_FORMAT_SUBMASK, sb, sizeof(sb))));
 		json_object_set_new(res, "sample_rate", json_integer(info.samplerate));
 		json_object_set_new(res, "channels", json_integer(C));
 		json_object_set_new(res, "frames", json_integer((json_int_t)done));

@@ -18,8 +18,8 @@ struct loud;
 /* Returns a new state (caller frees with loud_free), or NULL for an unsupported rate/channel count. */
 struct loud *loud_new(int rate, int channels, int want_loudness, int want_true_peak);
 void loud_add(struct loud *l, const float *x, size_t frames);
-double loud_integrated(const struct loud *l); /* LUFS, or NAN when no block passed the gates */
-double loud_range(const struct loud *l);      /* LU, or NAN when there is no short-term block */
+double loud_integrated(const struct loud *l);        /* LUFS, or NAN when no block passed the gates */
+double loud_range(const struct loud *l);             /* LU, or NAN when there is no short-term block */
 double loud_true_peak(const struct loud *l, int ch); /* linear, including the sample peak */
 int loud_oversampling(const struct loud *l);
 void loud_free(struct loud *l);

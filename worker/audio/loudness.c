@@ -22,12 +22,12 @@
 
 #define HIST_MIN_LUFS (-70.0)
 #define HIST_MAX_LUFS 20.0
-#define HIST_STEP 0.01
-#define HIST_BINS 9000 /* (20 - -70) / 0.01 */
-#define TP_TAPS 49     /* libebur128's interpolator length */
-#define TP_MAXPH 4
-#define TP_PHTAPS 13 /* ceil(49 / 4) */
-#define BLOCK 4096   /* frames per true-peak work block */
+#define HIST_STEP     0.01
+#define HIST_BINS     9000 /* (20 - -70) / 0.01 */
+#define TP_TAPS       49   /* libebur128's interpolator length */
+#define TP_MAXPH      4
+#define TP_PHTAPS     13   /* ceil(49 / 4) */
+#define BLOCK         4096 /* frames per true-peak work block */
 
 struct hist {
 	double sum[HIST_BINS]; /* energy sum of the blocks in each bin */

@@ -23,12 +23,12 @@
 #include "internal.h"
 #include "xmalloc.h"
 
-#define NBANDS_MAX 48
-#define FLUX_RING 32     /* onset picker history, frames */
-#define ONSET_LIST_MAX 1000 /* onset times kept in the result; the count is exact */
-#define PICK_HALF 3      /* local-maximum half width, frames */
-#define PICK_MEAN 16     /* adaptive threshold window, frames before the candidate */
-#define SILENT_RMS 0.001 /* -60 dBFS */
+#define NBANDS_MAX     48
+#define FLUX_RING      32    /* onset picker history, frames */
+#define ONSET_LIST_MAX 1000  /* onset times kept in the result; the count is exact */
+#define PICK_HALF      3     /* local-maximum half width, frames */
+#define PICK_MEAN      16    /* adaptive threshold window, frames before the candidate */
+#define SILENT_RMS     0.001 /* -60 dBFS */
 
 struct spec {
 	int rate, ch, n, hop, nbins;
@@ -154,11 +154,11 @@ static void
 onset_pick(struct spec *s)
 {
 	/* the candidate is PICK_HALF frames back, so its right-hand neighbours are known */
-	if (s->nflux < (uint64_t)(PICK_HALF * 2 + 1))
+	if (s->nflux < (uint64_t)(PICK_HALF + 1))
 		return;
 	uint64_t c = s->nflux - 1 - PICK_HALF;
 	float v = s->flux[c % FLUX_RING];
-	for (uint64_t j = c - PICK_HALF; j <= c + PICK_HALF; j++)
+	for (uint64_t j = c >= PICK_HALF ? c - PICK_HALF : 0; j <= c + PICK_HALF; j++)
 		if (s->flux[j % FLUX_RING] > v || (j < c && s->flux[j % FLUX_RING] == v))
 			return;
 	double mean = 0;
@@ -172,8 +172,9 @@ onset_pick(struct spec *s)
 	s->onsets++;
 	s->last_onset = c;
 	if (json_array_size(s->onset_times) < ONSET_LIST_MAX) {
-		/* the frame's centre, less half a hop: flux rises in the frame where the onset enters */
-		double t = ((double)c * s->hop + s->n / 2.0 - s->hop / 2.0) / s->rate;
+		/* the frame's centre (frame c ends at sample (c + 1) * hop) */
+		double t = ((double)(c + 1) * s->hop - s->n / 2.0) / s->rate;
+		t = t < 0 ? 0 : t;
 		json_array_append_new(s->onset_times, json_real(round(t * 1000) / 1000));
 	}
 }
@@ -256,7 +257,7 @@ frame_done(struct spec *s)
 			for (int k = s->band_lo[b]; k <= s->band_hi[b]; k++)
 				be += (double)s->mag[k] * s->mag[k];
 			float lv = (float)log1p(1e4 * be / (s->band_hi[b] - s->band_lo[b] + 1));
-			if (s->frames > 1 && lv > s->band_prev[b])
+			if (lv > s->band_prev[b])
 				flux += lv - s->band_prev[b];
 			s->band_prev[b] = lv;
 		}
@@ -285,8 +286,7 @@ spec_add(struct spec *s, const float *x, size_t frames)
 			s->filled++;
 		if (++s->since_hop == (size_t)s->hop) {
 			s->since_hop = 0;
-			if (s->filled == n)
-				frame_done(s);
+			frame_done(s); /* the ring starts as silence, so an onset at 0 s is seen */
 		}
 	}
 }
@@ -324,8 +324,9 @@ tempo_report(const struct spec *s, json_t *res)
 		return;
 	}
 	if (s->nflux < (uint64_t)(4 * pmax / 2) || s->ac[0] <= 0) {
-		audio_set_null(res, "tempo_bpm", s->ac[0] <= 0 && s->nflux > 0 ? "no onsets (silence or steady tone)"
-		                                                                : "too short for tempo (under ~6 s)");
+		audio_set_null(res, "tempo_bpm",
+		               s->ac[0] <= 0 && s->nflux > 0 ? "no onsets (silence or steady tone)"
+		                                             : "too short for tempo (under ~6 s)");
 		audio_set_null(res, "tempo_confidence", "no tempo");
 		return;
 	}
@@ -436,9 +437,11 @@ void
 spec_report(struct spec *s, json_t *res, unsigned features)
 {
 	if (features & AUDIO_F_SPECTRAL) {
-		const char *why = s->frames == 0 ? "shorter than one analysis frame" : "silent: no frame at or above -60 dBFS";
+		const char *why =
+		        s->frames == 0 ? "shorter than one analysis frame" : "silent: no frame at or above -60 dBFS";
 		double v = (double)s->voiced;
-		audio_set_num(res, "spectral_centroid_hz", s->voiced ? round(s->centroid_sum / v * 100) / 100 : NAN, why);
+		audio_set_num(res, "spectral_centroid_hz", s->voiced ? round(s->centroid_sum / v * 100) / 100 : NAN,
+		              why);
 		audio_set_num(res, "spectral_rolloff_hz", s->voiced ? round(s->rolloff_sum / v * 100) / 100 : NAN, why);
 		audio_set_num(res, "spectral_flatness", s->voiced ? s->flat_sum / v : NAN, why);
 	}
