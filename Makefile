@@ -42,6 +42,8 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 	daemon/heap.o daemon/fetch.o daemon/node.o gen/lua.o gen/migrations.o
 AUDIO_OBJS := worker/audio/analyze.o worker/audio/loudness.o worker/audio/spectral.o
 AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
+# gcc 12 does not vectorise at -O2; the true-peak and spectral loops are written for it (clang does anyway).
+$(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize
 WORKER_OBJS := worker/worker.o worker/handlers.o $(AUDIO_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o
 UNIT_TESTS := test_frame test_job test_config test_store test_heap

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """gen.py KIND OUT [key=value...]: writes a generated test signal as a WAV file (PCM 8/16/24/32-bit or 32-bit
 float), for hopper's audio tests and benchmarks; nothing is downloaded. Other containers (FLAC, AIFF) are made
-from these with sox. Common keys: sr (44100), ch (1), bits (16; 'f' for float), dur (seconds), db (level, dBFS).
+from these with sox. Common keys: sr (44100), ch (1), bits (16; 'f' for float), dur (seconds), db (level, dBFS),
+repeat (write the signal this many times over: long files in little memory).
 
 KINDS
   sine      f=1000 db=-6 phase=0 (radians)          a sine on every channel
@@ -116,7 +117,7 @@ def make(kind, p):
     raise SystemExit("gen.py: unknown kind " + kind)
 
 
-def write_wav(path, sr, x, bits):
+def write_wav(path, sr, x, bits, repeat=1):
     if bits == "f":
         data = x.astype("<f4").tobytes()
         fmt, bps = 3, 32
@@ -137,9 +138,12 @@ def write_wav(path, sr, x, bits):
     ch = x.shape[1]
     with open(path, "wb") as fh:
         ba = ch * bps // 8
-        fh.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE")
+        total = len(data) * repeat
+        fh.write(b"RIFF" + struct.pack("<I", 36 + total) + b"WAVE")
         fh.write(b"fmt " + struct.pack("<IHHIIHH", 16, fmt, ch, sr, sr * ba, ba, bps))
-        fh.write(b"data" + struct.pack("<I", len(data)) + data)
+        fh.write(b"data" + struct.pack("<I", total))
+        for _ in range(repeat):  # long files without holding them in memory
+            fh.write(data)
 
 
 def main():
@@ -150,7 +154,7 @@ def main():
     sr, x = make(kind, p)
     ch = int(p.get("ch", 1))
     x = np.repeat(x[:, None], ch, axis=1)
-    write_wav(out, sr, x, p.get("bits", "16"))
+    write_wav(out, sr, x, p.get("bits", "16"), int(p.get("repeat", 1)))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 /*
  * spectral: short-time spectra of the mono mix (the mean of the channels) with FFTW, Hann window, size N
  * (2048 at 44.1/48 kHz; the power of two giving bins of at most ~23 Hz) and hop N/4. From each frame:
- *   - centroid (magnitude-weighted mean frequency), rolloff (85% of the magnitude sum) and flatness (geometric
- *     over arithmetic mean of the power spectrum), averaged over the frames that are not silent (frame RMS at
- *     or above -60 dBFS), as librosa defines them;
+ *   - centroid (power-weighted mean frequency), rolloff (the frequency below which 85% of the power lies) and
+ *     flatness (geometric over arithmetic mean of the power spectrum, as librosa), averaged over the frames that
+ *     are not silent (frame RMS at or above -60 dBFS). librosa weights centroid and rolloff by magnitude; power
+ *     weighting keeps a quantisation noise floor from dragging the centroid of a pure tone by several percent;
  *   - onset strength: spectral flux of log-compressed energies in 1/4-octave bands (half-wave rectified), fed to
  *     an onset picker (local maximum over +-3 frames above an adaptive threshold: 1.5x the mean flux of the
  *     previous ~0.2 s plus a floor) and to a running autocorrelation over lags up to 6 s, from which the tempo
@@ -218,7 +219,7 @@ frame_done(struct spec *s)
 	size_t n = (size_t)s->n;
 	double e = 0;
 	for (size_t i = 0; i < n; i++) {
-		float v = s->ring[(s->ring_pos + i) % n];
+		float v = s->ring[(s->ring_pos + i) & (n - 1)];
 		s->in[i] = v * s->win[i];
 		e += (double)v * v;
 	}
@@ -235,13 +236,15 @@ frame_done(struct spec *s)
 	if (voiced && (s->features & AUDIO_F_SPECTRAL)) {
 		double sum = 0, fsum = 0;
 		for (int k = 0; k < s->nbins; k++) {
-			sum += s->mag[k];
-			fsum += s->mag[k] * (k * binhz);
+			double p = (double)s->mag[k] * s->mag[k];
+			sum += p;
+			fsum += p * k;
 		}
+		fsum *= binhz;
 		double acc = 0, target = 0.85 * sum;
 		int k = 0;
-		for (; k < s->nbins - 1 && acc + s->mag[k] < target; k++)
-			acc += s->mag[k];
+		for (; k < s->nbins - 1 && acc + (double)s->mag[k] * s->mag[k] < target; k++)
+			acc += (double)s->mag[k] * s->mag[k];
 		if (sum > 0) {
 			s->centroid_sum += fsum / sum;
 			s->rolloff_sum += k * binhz;
@@ -281,7 +284,7 @@ spec_add(struct spec *s, const float *x, size_t frames)
 		for (int c = 0; c < s->ch; c++)
 			m += x[i * (size_t)s->ch + (size_t)c];
 		s->ring[s->ring_pos] = m * inv;
-		s->ring_pos = (s->ring_pos + 1) % n;
+		s->ring_pos = (s->ring_pos + 1) & (n - 1); /* n is a power of two */
 		if (s->filled < n)
 			s->filled++;
 		if (++s->since_hop == (size_t)s->hop) {
