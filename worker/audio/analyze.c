@@ -364,6 +364,29 @@ report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *l
 		spec_report(sp, res, f);
 }
 
+/* libsndfile reads a WAV/AIFF whose header declares more data than the file holds as if it were shorter, and
+ * only says so in its log ("data : DECLARED (should be PRESENT)"). Such a file is truncated (an interrupted
+ * upload, say): report it, unless the declared size is one of the "length unknown" markers of streamed files. */
+static int
+header_overstates(SNDFILE *sf, char *msg, size_t len)
+{
+	char log[8192];
+	sf_command(sf, SFC_GET_LOG_INFO, log, sizeof(log));
+	for (const char *p = log; (p = strstr(p, "(should be ")) != NULL; p++) {
+		const char *line = p;
+		while (line > log && line[-1] != '\n')
+			line--;
+		unsigned long long declared, present;
+		if (sscanf(line, "%*[^:]: %llu (should be %llu)", &declared, &present) == 2 && declared > present &&
+		    declared != 0xffffffffULL && declared != 0x7fffffffULL && declared != 0xffffffffffffffffULL) {
+			snprintf(msg, len, "truncated: the header declares %llu bytes of data, the file holds %llu", declared,
+			         present);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Sets err to "PATH: WHAT" and returns code. */
 static int
 fail(char *err, size_t errlen, int code, const char *path, const char *what)
@@ -398,6 +421,11 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 	if (info.channels < 1 || info.channels > MAX_CHANNELS || info.samplerate < 1 || info.samplerate > 768000) {
 		sf_close(sf);
 		return fail(err, errlen, AUDIO_EFORMAT, path, "unsupported channel count or sample rate");
+	}
+	char why[160];
+	if (header_overstates(sf, why, sizeof(why))) {
+		sf_close(sf);
+		return fail(err, errlen, AUDIO_EFORMAT, path, why);
 	}
 	if (info.frames <= 0) {
 		sf_close(sf);
