@@ -58,7 +58,7 @@ main(int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		char *s = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
+		char *s = json_dumps(res, JSON_COMPACT);
 		printf("%s\n", s);
 		free(s);
 		json_decref(res);

@@ -379,8 +379,8 @@ header_overstates(SNDFILE *sf, char *msg, size_t len)
 		unsigned long long declared, present;
 		if (sscanf(line, "%*[^:]: %llu (should be %llu)", &declared, &present) == 2 && declared > present &&
 		    declared != 0xffffffffULL && declared != 0x7fffffffULL && declared != 0xffffffffffffffffULL) {
-			snprintf(msg, len, "truncated: the header declares %llu bytes of data, the file holds %llu", declared,
-			         present);
+			snprintf(msg, len, "truncated: the header declares %llu bytes of data, the file holds %llu",
+			         declared, present);
 			return 1;
 		}
 	}
@@ -466,7 +466,7 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		done += (uint64_t)n;
 		int pct = (int)(done * 99 / (total ? total : 1));
 		double t = now_s();
-		if (o->progress && (pct > last_pct || t - last_t >= 0.25)) {
+		if (o->progress && (pct >= last_pct + 2 || t - last_t >= 0.5)) {
 			o->progress(o->arg, pct > 99 ? 99 : pct, "analysing");
 			last_pct = pct;
 			last_t = t;

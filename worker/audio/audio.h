@@ -32,7 +32,7 @@ struct audio_opts {
 	 * one of them. Borrowed. */
 	const char *roots;
 	int64_t max_bytes; /* files larger than this are refused before opening; 0: no limit */
-	/* Called with a stage name and 0-100 at least every 1% and every 250 ms of the pass. May be NULL. */
+	/* Called with a stage name and 0-100 every 2% and at least every 0.5 s of the pass. May be NULL. */
 	void (*progress)(void *arg, int pct, const char *stage);
 	/* Polled once per decoded block (4096 frames); a non-zero return stops the analysis with an error. */
 	int (*cancelled)(void *arg);

@@ -10,8 +10,8 @@
  * relative gate's 0.01 dB bin can land on the wrong side of it.
  *
  * True peak: 4x oversampling below 96 kHz, 2x below 192 kHz, none above (BS.1770-4 Annex 2; libebur128's
- * factors), with a 49-tap Hann-windowed sinc split into polyphase sub-filters of 13 (4x) or 25 (2x) taps. Each phase is a
- * straight multiply-add loop over a block of one channel's samples, which compilers vectorise.
+ * factors), with a 49-tap Hann-windowed sinc split into polyphase sub-filters of 13 (4x) or 25 (2x) taps. Each phase is
+ * a straight multiply-add loop over a block of one channel's samples, which compilers vectorise.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 #define HIST_BINS     9000 /* (20 - -70) / 0.01 */
 #define TP_TAPS       49   /* libebur128's interpolator length */
 #define TP_MAXPH      4
-#define TP_PHTAPS 25 /* the longest phase: ceil(49 / 2) at 2x */
+#define TP_PHTAPS     25   /* the longest phase: ceil(49 / 2) at 2x */
 #define BLOCK         4096 /* frames per true-peak work block */
 
 struct hist {
