@@ -218,6 +218,22 @@ def main():
                (name, len(nulls), d["reasons"]["integrated_lufs"]))
         else:
             not_ok(name + ": nulls with reasons", "nulls %r, without reason %r" % (nulls, missing))
+    # --- every result above validates against schema/audio-result.schema.json ---
+    import glob
+    import jsonschema
+    schema = json.load(open(os.path.join(HERE, "..", "..", "schema", "audio-result.schema.json")))
+    bad = []
+    files = sorted(glob.glob(os.path.join(T, "*.wav")) + glob.glob(os.path.join(T, "*.flac")))
+    for path in files:
+        r = analyze(path)
+        try:
+            jsonschema.validate(r, schema)
+        except jsonschema.ValidationError as e:
+            bad.append("%s: %s" % (os.path.basename(path), e.message))
+    if files and not bad:
+        ok("all %d results validate against audio-result.schema.json" % len(files))
+    else:
+        not_ok("results validate against audio-result.schema.json", "; ".join(bad[:3]) or "no files")
     print("# scratch: " + T)
     subprocess.run(["rm", "-rf", T])
     return 1 if FAILS else 0
