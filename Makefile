@@ -112,9 +112,10 @@ bench-audio: deps
 	$(MAKE) all $(AUDIO_TOOLS)
 	./bench/audio.sh $(B)
 
+# make demo AUDIO=FILE also analyses FILE
 demo: deps
 	$(MAKE) all
-	./tools/demo.sh $(B)
+	DEMO_AUDIO="$(AUDIO)" ./tools/demo.sh $(B)
 
 SOAK_ROUNDS ?= 60
 SOAK_RUNS ?= 3
