@@ -100,6 +100,20 @@ def main():
     else:
         not_ok("a file that changes while read", "status %d %r" % (p.returncode, err[-300:]))
 
+    # a float file holding NaN, +inf, -inf and 3e30: analysed, the three non-finite samples counted, no NaN out
+    import struct
+    data = bytearray()
+    for i in range(44100):
+        v = {100: float("nan"), 200: float("inf"), 300: float("-inf"), 400: 3e30}.get(i, 0.5 * __import__("math").sin(i / 10.0))
+        data += struct.pack("<f", v)
+    hdr = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 3, 1, 44100, 176400, 4, 32)
+    r, dt = run([write("nan.wav", hdr + b"data" + struct.pack("<I", len(data)) + bytes(data))])
+    if r.returncode == 0 and "NaN" not in r.stdout and "Infinity" not in r.stdout and \
+            json.loads(r.stdout)["non_finite_samples"] == 3:
+        ok("a float file with NaN and infinities: analysed, non_finite_samples 3, no NaN in the result")
+    else:
+        not_ok("a float file with NaN and infinities", "status %d %r %r" % (r.returncode, r.stdout[:300], r.stderr))
+
     # --- path policy ---
     root = os.path.join(T, "root")
     os.mkdir(root)

@@ -198,7 +198,7 @@ open_checked(const char *path, const struct audio_opts *o, struct stat *st, char
 struct levels {
 	int ch;
 	double peak[MAX_CHANNELS], sumsq[MAX_CHANNELS], sum[MAX_CHANNELS];
-	uint64_t clipped;
+	uint64_t clipped, nonfinite;
 	float clip_at;
 	/* silence */
 	int64_t first_loud, last_loud; /* frame indexes, -1: none yet */
@@ -260,6 +260,23 @@ levels_add(struct levels *lv, const float *x, size_t n, uint64_t base, unsigned 
 	}
 }
 
+/* Float files can hold NaN, infinities and absurd values: such samples become 0 (NaN, inf; counted) or are
+ * limited to +-1e6 (120 dB over full scale), so no accumulator ever sees a non-finite number. */
+static uint64_t
+sanitize(float *x, size_t n)
+{
+	uint64_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		if (!isfinite(v)) {
+			x[i] = 0;
+			bad++;
+		} else if (fabsf(v) > 1e6f)
+			x[i] = v > 0 ? 1e6f : -1e6f;
+	}
+	return bad;
+}
+
 static const char *
 format_name(int fmt, int mask, char *buf, size_t len)
 {
@@ -318,6 +335,7 @@ report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *l
 		json_object_set_new(res, "dc_offset_per_channel", dc);
 		json_object_set_new(res, "clipped_samples", json_integer((json_int_t)lv->clipped));
 		json_object_set_new(res, "clip_level", json_real(lv->clip_at));
+		json_object_set_new(res, "non_finite_samples", json_integer((json_int_t)lv->nonfinite));
 	}
 	if (f & AUDIO_F_TRUE_PEAK) {
 		json_t *tp = json_array();
@@ -434,6 +452,8 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 	int C = info.channels;
 	struct levels lv = {.ch = C, .first_loud = -1, .last_loud = -1};
 	lv.clip_at = clip_level(info.format);
+	int sub = info.format & SF_FORMAT_SUBMASK; /* only float subtypes can decode to NaN or inf */
+	int float_data = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE || lv.clip_at == 1.0f;
 	lv.win_len = (uint64_t)ceil(info.samplerate * SILENCE_WIN_S);
 	struct loud *loud = NULL;
 	if (f & (AUDIO_F_LOUDNESS | AUDIO_F_TRUE_PEAK))
@@ -458,6 +478,8 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		sf_count_t n = sf_readf_float(sf, buf, BLOCK_FRAMES);
 		if (n <= 0)
 			break;
+		if (float_data)
+			lv.nonfinite += sanitize(buf, (size_t)n * (size_t)C);
 		levels_add(&lv, buf, (size_t)n, done, fc);
 		if (loud)
 			loud_add(loud, buf, (size_t)n);

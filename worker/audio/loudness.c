@@ -58,8 +58,8 @@ struct loud {
 static int
 hist_bin(double lufs)
 {
-	int i = (int)floor((lufs - HIST_MIN_LUFS) / HIST_STEP);
-	return i < 0 ? -1 : (i >= HIST_BINS ? HIST_BINS - 1 : i);
+	double d = floor((lufs - HIST_MIN_LUFS) / HIST_STEP); /* compared as a double: no overflowing cast */
+	return !(d >= 0) ? -1 : (d >= HIST_BINS ? HIST_BINS - 1 : (int)d);
 }
 
 static double
