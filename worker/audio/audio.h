@@ -54,8 +54,8 @@ int audio_features_parse(const json_t *arr, unsigned *mask, char *err, size_t er
 int audio_features_parse_list(const char *list, unsigned *mask, char *err, size_t errlen);
 
 /* Analyses the file at path. Returns AUDIO_OK with *result set to a new JSON object the caller owns, or an
- * enum audio_err with err set and *result NULL. Holds no state between calls; not thread safe only in that
- * FFTW plan creation is serialised by the caller being single-threaded. */
+ * enum audio_err with err set and *result NULL. Keeps no state between calls; everything it allocates is freed
+ * before it returns. Not for concurrent use from several threads: FFTW's planner is not thread safe. */
 int audio_analyze_file(const char *path, const struct audio_opts *opts, json_t **result, char *err, size_t errlen);
 
 #endif
