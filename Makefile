@@ -125,12 +125,13 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job
+# fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_audio
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \
-	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$t fuzz/$$t.c \
-	    common/*.c $(LDLIBS) || exit 1; \
+	  clang $(CFLAGS_BASE) -Iworker -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$t fuzz/$$t.c \
+	    common/*.c worker/audio/*.c $(LDLIBS) $(AUDIO_LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t fuzz/seeds/$$t || exit 1; \
 	done

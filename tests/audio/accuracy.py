@@ -123,6 +123,16 @@ def main():
         else:
             not_ok(name, "format %r peak %r" % (r.get("format"), r.get("peak_dbfs")))
 
+    # lossy containers through libsndfile (Ogg Vorbis, Ogg Opus, MP3), encoded by ffmpeg: read by content
+    for name, codec, fmt in (("v.ogg", "libvorbis", "OGG"), ("o.opus", "libopus", "OGG"), ("m.mp3", "libmp3lame", "MPEG")):
+        path = os.path.join(T, name)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", src, "-c:a", codec, path], check=True)
+        r = analyze(path, "levels")
+        if r.get("format", "").startswith(fmt) and abs(r.get("rms_dbfs", 0) + 9.03) < 0.5:
+            ok("%s (%s) decoded: %s, RMS %s dBFS (lossy: 0.5 dB)" % (name, codec, r["format"], r["rms_dbfs"]))
+        else:
+            not_ok(name, "format %r rms %r %s" % (r.get("format"), r.get("rms_dbfs"), r.get("_error", "")))
+
     # --- EBU Tech 3341 / 3342-style loudness, true peak; libebur128 to 0.01, ffmpeg to the tolerances ---
     loud = [("3341_1.wav", "sine", dict(f=1000, db=-23, ch=2, sr=48000, dur=20), -23.0, None),
             ("3341_2.wav", "sine", dict(f=1000, db=-33, ch=2, sr=48000, dur=20), -33.0, None),
