@@ -84,7 +84,7 @@ push_job default "$(job_json au-long audio.analyze "{\"path\":\"$ROOT/long.wav\"
 wait_for "au-long ended" 60 ended au-long
 check_match "au-long ended on its timeout" "$(jstate au-long): $(jfield au-long error)" '^(dead|failed): .*(timed out|cancel|stop)'
 dur=$(sql n2 "SELECT CAST(duration_ms AS INTEGER) FROM attempts WHERE job_id='au-long'")
-note "au-long attempt lasted ${dur} ms with timeout_s 0.3 (SIGTERM at 300 ms)"
+note "au-long attempt lasted $(sql n2 "SELECT round(duration_ms, 1) FROM attempts WHERE job_id='au-long'") ms with timeout_s 0.3 (SIGTERM at 300 ms)"
 check_le "it ended within 1.5 s of starting, long before the analysis would finish (x$TIME_SCALE)" "$dur" \
 	$((1500 * TIME_SCALE))
 check_eq "no SIGKILL was needed" "$(grep -F 'job au-long:' "$T/n2.log" | grep -c SIGKILL)" 0
