@@ -49,7 +49,11 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
 WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
-WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS)
+AUDIO_OBJS := worker/audio/analyze.o worker/audio/loudness.o worker/audio/spectral.o
+AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
+# gcc 12 does not vectorise at -O2; the true-peak and spectral loops are written for it (clang does anyway).
+$(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize
+WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS) $(AUDIO_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \
 	client/ops.o client/celery.o
 # libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
@@ -62,10 +66,10 @@ LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
 UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
-BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl
+BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
 
-.PHONY: FORCE all deps check unit e2e bench demo fuzz soak install clean format format-check
+.PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
 all: $(BINS) $(LIBS_OUT)
 
 FORCE:
@@ -73,7 +77,7 @@ FORCE:
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -90,7 +94,9 @@ $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 $(B)/hopperd: $(addprefix $(B)/,$(COMMON_OBJS) $(DAEMON_OBJS))
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/hopper-worker: $(addprefix $(B)/,$(COMMON_OBJS) $(WORKER_OBJS))
-	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS) $(AUDIO_LIBS)
+$(B)/hopper-analyze: $(addprefix $(B)/,$(COMMON_OBJS) $(AUDIO_OBJS) worker/analyze_main.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(AUDIO_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS)) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
@@ -145,9 +151,15 @@ $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(C
 	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+# libebur128 (the loudness reference, for the audio tests and bench) and libsndfile's bare decode (bench floor).
+AUDIO_TOOLS := $(B)/bench/ebur128_ref $(B)/bench/decode
+$(B)/bench/ebur128_ref: $(addprefix $(B)/,bench/ebur128_ref.o)
+	$(CC) $(LDSAN) -o $@ $^ -lebur128 $(AUDIO_LIBS) -lm
+$(B)/bench/decode: $(addprefix $(B)/,bench/decode.o)
+	$(CC) $(LDSAN) -o $@ $^ $(AUDIO_LIBS)
 
 check: deps format-check
-	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS))
+	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS)) $(AUDIO_TOOLS)
 	./tests/run.sh $(B)
 
 bench: deps
@@ -156,10 +168,16 @@ bench: deps
 	./bench/celery.sh $(B)
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
+	$(MAKE) bench-audio
 
+bench-audio: deps
+	$(MAKE) all $(AUDIO_TOOLS)
+	./bench/audio.sh $(B)
+
+# make demo AUDIO=FILE also analyses FILE
 demo: deps
 	$(MAKE) all
-	./tools/demo.sh $(B)
+	DEMO_AUDIO="$(AUDIO)" ./tools/demo.sh $(B)
 
 SOAK_ROUNDS ?= 60
 SOAK_RUNS ?= 3
@@ -169,14 +187,15 @@ soak: deps
 	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
 	done
 
-FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request
+# fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
 	@mkdir -p build-fuzz
 	for t in $(FUZZ_TARGETS); do \
 	  clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/$$t fuzz/$$t.c \
-	    common/*.c $(FUZZ_WF_SRCS) $(LDLIBS) $(CURL_LIBS) || exit 1; \
+	    common/*.c $(FUZZ_WF_SRCS) worker/audio/*.c $(LDLIBS) $(CURL_LIBS) $(AUDIO_LIBS) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$t; \
 	  ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t fuzz/seeds/$$t || exit 1; \
 	done
@@ -185,7 +204,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/hopper $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(B)/hopperd $(B)/hopperctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/hopper/python
 	install -m 644 client/hopper.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/libhopper.a $(DESTDIR)$(PREFIX)/lib/
@@ -204,8 +223,8 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] client/*.[ch] client/examples/*.c \
-	tests/unit/*.[ch] bench/*.c fuzz/*.c
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
+	client/examples/*.c tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:

@@ -9,7 +9,7 @@
 #include "jsonx.h"
 #include "xmalloc.h"
 
-const char *const job_type_names[] = {"noop", "sleep", "fail", "crash", "workflow.run", NULL};
+const char *const job_type_names[] = {"noop", "sleep", "fail", "crash", "workflow.run", "audio.analyze", NULL};
 
 static const char *const state_names[JOB_STATE_COUNT] = {
         [JOB_QUEUED] = "queued",     [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",

@@ -63,6 +63,8 @@ struct config {
 	char *worker_user;
 	int worker_max_jobs;
 	int worker_max_rss_mb;
+	char *audio_roots;      /* audio.analyze: colon-separated allowed roots (HOPPER_AUDIO_ROOTS) */
+	double audio_max_bytes; /* audio.analyze: largest file (HOPPER_AUDIO_MAX_BYTES) */
 	int max_attempts;
 	double timeout_s;
 	double kill_grace_s;

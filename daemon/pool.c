@@ -71,6 +71,11 @@ exec_worker(const struct config *cfg, int fd)
 	setenv("HOPPER_WF_MASK_NAMES", cfg->workflow_mask_names, 1);
 	setenv("HOPPER_WF_MAX_RESPONSE", resp, 1);
 	setenv("HOPPER_WF_MAX_OUTPUT", out, 1);
+	/* the audio.analyze path policy travels in the environment (worker/handlers.c reads it) */
+	char max_bytes[32];
+	snprintf(max_bytes, sizeof(max_bytes), "%.0f", cfg->audio_max_bytes);
+	setenv("HOPPER_AUDIO_ROOTS", cfg->audio_roots, 1);
+	setenv("HOPPER_AUDIO_MAX_BYTES", max_bytes, 1);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

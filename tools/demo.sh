@@ -92,12 +92,26 @@ CTL=("$B/hopperctl" --socket "$TMP/demo.sock")
 # --- hopperd ---
 DB=$TMP/demo.db
 NODE=demo-$$
+# audio.analyze: a generated 2-minute drum track, and the file named by DEMO_AUDIO (make demo AUDIO=FILE) if any
+AUDIO_DIR=$TMP/audio
+mkdir -p "$AUDIO_DIR"
+AUDIO_ROOTS=$AUDIO_DIR
+AUDIO_FILES=("$AUDIO_DIR/drums-126bpm.wav")
+/usr/bin/python3 "$(dirname "$0")/../tests/audio/gen.py" drums "${AUDIO_FILES[0]}" bpm=126 ch=2 dur=120 ||
+	die "could not generate the demo audio file"
+if [ -n "${DEMO_AUDIO:-}" ]; then
+	[ -f "$DEMO_AUDIO" ] || die "DEMO_AUDIO=$DEMO_AUDIO is not a file"
+	real=$(realpath "$DEMO_AUDIO")
+	AUDIO_FILES+=("$real")
+	AUDIO_ROOTS=$AUDIO_ROOTS:$(dirname "$real")
+fi
+
 say "Starting hopperd with 2 worker processes"
 note "Jobs are taken from Redis list ${PREFIX}queue:default; every attempt is logged to SQLite in $DB."
 "$B/hopperd" -c /dev/null "${REDIS_ARGS[@]}" --key-prefix="$PREFIX" --node-id="$NODE" --workers=2 \
 	--worker-path="$B/hopper-worker" --db-path="$DB" --ctl-socket="$TMP/demo.sock" --log-level=info \
 	--backoff-base-s=1 --shutdown-grace-s=10 --workflow-exec-enabled=1 --workflow-exec-programs=/bin/echo \
-	2>"$TMP/hopperd.log" &
+	--audio-roots="$AUDIO_ROOTS" 2>"$TMP/hopperd.log" &
 HOPPERD_PID=$!
 for _ in $(seq 100); do
 	[ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE" 2>/dev/null)" = 1 ] && break
@@ -176,6 +190,42 @@ case $state in dead | failed) ;; *) note "the fail job did not end within 30 s (
 show "hopperctl dead"
 "${CTL[@]}" dead | head -5
 
+# --- audio analysis ---
+say "audio.analyze: loudness, true peak, tempo, key... of ${#AUDIO_FILES[@]} file(s), in a worker, one pass"
+note "hopperd only admits paths under audio_roots ($AUDIO_ROOTS); the worker reports progress with stage names."
+for f in "${AUDIO_FILES[@]}"; do
+	AID=demo-audio-$$-$RANDOM
+	AJOB=$(/usr/bin/python3 -c 'import json,sys,time; print(json.dumps({"id": sys.argv[1], "type": "audio.analyze", "args": {"path": sys.argv[2]}, "created_at": time.time()}))' "$AID" "$f")
+	show "redis-cli LPUSH ${PREFIX}queue:default '$AJOB'"
+	"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$AJOB" >/dev/null
+	state=
+	for _ in $(seq 1200); do
+		IFS=$'\t' read -r state pct stage < <("${RCLI[@]}" HMGET "${PREFIX}job:$AID" state progress stage | paste -sd $'\t')
+		pct=${pct:-0}
+		bar=$(printf '%*s' $((pct * 40 / 100)) '' | tr ' ' '#')
+		printf '\r    [%-40s] %3s%% %-12s' "$bar" "$pct" "${stage:-queued}"
+		case $state in succeeded | failed | dead | cancelled) break ;; esac
+		sleep 0.05
+	done
+	echo
+	if [ "$state" = succeeded ]; then
+		"${RCLI[@]}" HGET "${PREFIX}job:$AID" result | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+f = lambda k, u="", p=1: "n/a (%s)" % d["reasons"].get(k, "") if d.get(k) is None else ("%.*f%s" % (p, d[k], u))
+print("    %s, %s, %d Hz, %d ch, %.1f s" % (d["format"], d["subtype"], d["sample_rate"], d["channels"], d["duration_s"]))
+print("    loudness %s (range %s), true peak %s, sample peak %s, RMS %s" % (f("integrated_lufs", " LUFS"),
+      f("loudness_range_lu", " LU"), f("true_peak_dbtp", " dBTP"), f("peak_dbfs", " dBFS"), f("rms_dbfs", " dBFS")))
+print("    tempo %s (confidence %s), key %s (confidence %s), %d onsets" % (f("tempo_bpm", " BPM"),
+      f("tempo_confidence", "", 2), d.get("key") or "n/a", f("key_confidence", "", 2), d.get("onsets", 0)))
+print("    spectral centroid %s, silence %s lead / %s tail, clipped samples %d" % (f("spectral_centroid_hz", " Hz", 0),
+      f("leading_silence_s", " s", 2), f("trailing_silence_s", " s", 2), d.get("clipped_samples", 0)))'
+	else
+		note "$f: $state: $("${RCLI[@]}" HGET "${PREFIX}job:$AID" error)"
+	fi
+done
+note "The whole result is JSON (schema/audio-result.schema.json); hopper-analyze FILE prints the same."
+
 # --- the execution log ---
 say "The execution log: one row per attempt, in SQLite"
 sleep 0.3 # rows are group-committed once per event-loop turn
@@ -232,7 +282,7 @@ show "hopperctl --socket $TMP/demo.sock watch try-1      # or: status try-1, log
 note "Or submit through the daemon, with live progress (peer credentials as root, or a token):"
 show "hopperctl --socket $TMP/demo.sock submit sleep '{\"ms\":2000}' --wait"
 show "hopperctl --socket $TMP/demo.sock token create me --scopes submit,read > ~/.config/hopper/token"
-note "Built-in job types: noop, sleep (args.ms), fail (args.message), crash (the worker dies with SIGSEGV)."
+note "Built-in job types: noop, sleep (args.ms), fail (args.message), crash (the worker dies with SIGSEGV), audio.analyze (args.path under audio_roots), workflow.run (args.definition or args.workflow, args.input)."
 note "hopperd's own log for this run (stderr, log_level=info):"
 sed -e 's/^<[0-7]>//' -e 's/^/    /' "$TMP/hopperd.log" | tail -n 8
 

@@ -4,9 +4,11 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "audio/audio.h"
 #include "jsonx.h"
 #include "worker.h"
 
@@ -81,6 +83,53 @@ run_crash(struct job_ctx *ctx, json_t **result)
 	return -1;
 }
 
+static void
+audio_progress(void *arg, int pct, const char *stage)
+{
+	worker_progress(arg, pct, stage, NULL);
+}
+
+static int
+audio_cancelled(void *arg)
+{
+	return worker_should_stop();
+}
+
+/* audio.analyze {path, features?}: the engine in worker/audio; the path policy comes from hopperd's
+ * audio_roots and audio_max_bytes through HOPPER_AUDIO_ROOTS and HOPPER_AUDIO_MAX_BYTES (daemon/pool.c). */
+static int
+run_audio_analyze(struct job_ctx *ctx, json_t **result)
+{
+	const char *path = NULL;
+	struct audio_opts o = {.progress = audio_progress, .cancelled = audio_cancelled, .arg = ctx};
+	ctx->retryable = 0;
+	if (jsonx_string(ctx->args, "path", 4096, &path, ctx->error, sizeof(ctx->error)) < 0)
+		return -1;
+	if (path == NULL) {
+		snprintf(ctx->error, sizeof(ctx->error), "args.path is required");
+		return -1;
+	}
+	if (audio_features_parse(json_object_get(ctx->args, "features"), &o.features, ctx->error, sizeof(ctx->error)) <
+	    0)
+		return -1;
+	const char *roots = getenv("HOPPER_AUDIO_ROOTS"), *max = getenv("HOPPER_AUDIO_MAX_BYTES");
+	if (roots == NULL || *roots == '\0') {
+		snprintf(ctx->error, sizeof(ctx->error), "no audio roots configured (hopperd audio_roots)");
+		return -1;
+	}
+	o.roots = roots;
+	o.max_bytes = max ? strtoll(max, NULL, 10) : 0;
+	worker_progress(ctx, 0, "opening", NULL);
+	int rc = audio_analyze_file(path, &o, result, ctx->error, sizeof(ctx->error));
+	if (rc == AUDIO_OK) {
+		worker_progress(ctx, 100, "done", NULL);
+		return 0;
+	}
+	/* a bad path or file stays bad; an I/O error or a stop request may not recur */
+	ctx->retryable = rc == AUDIO_EIO || rc == AUDIO_ECANCEL;
+	return -1;
+}
+
 const struct handler_entry handler_table[] = {
         {"noop", run_noop, "does nothing and succeeds (benchmarks)"},
         {"sleep", run_sleep, "sleeps args.ms milliseconds, reporting progress (args.ignore_term: ignore SIGTERM)"},
@@ -88,6 +137,7 @@ const struct handler_entry handler_table[] = {
         {"crash", run_crash, "kills its worker with SIGSEGV"},
         {"workflow.run", workflow_run,
          "runs a workflow: args.definition (or args.workflow, a stored one) and args.input"},
+        {"audio.analyze", run_audio_analyze, "analyses the audio file args.path (args.features: a subset)"},
         {NULL, NULL, NULL},
 };
 

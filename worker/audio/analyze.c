@@ -1,0 +1,532 @@
+/*
+ * analyze: the audio engine's driver and its only libsndfile user. Checks the path policy (allowed roots after
+ * realpath, size limit, regular file), opens the resolved path with O_NOFOLLOW and hands the descriptor to
+ * libsndfile (which detects the format by content), then makes one pass over 4096-frame float blocks feeding
+ * the levels/silence/zero-crossing accumulators here and the loudness (loudness.c) and spectral (spectral.c)
+ * parts, and finally builds the result object (schema/audio-result.schema.json).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <sndfile.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audio.h"
+#include "internal.h"
+#include "xmalloc.h"
+
+#define BLOCK_FRAMES  4096
+#define SILENCE_LIN   0.001 /* -60 dBFS: a frame whose every channel is below this is silent */
+#define SILENCE_WIN_S 0.05
+#define MAX_CHANNELS  64
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} feature_names[] = {
+        {"levels", AUDIO_F_LEVELS},     {"true_peak", AUDIO_F_TRUE_PEAK},
+        {"loudness", AUDIO_F_LOUDNESS}, {"silence", AUDIO_F_SILENCE},
+        {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
+        {"onsets", AUDIO_F_ONSETS},     {"tempo", AUDIO_F_TEMPO},
+        {"key", AUDIO_F_KEY},           {"all", AUDIO_F_ALL},
+};
+
+static int
+feature_bit(const char *name, size_t len, unsigned *mask, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+		if (strlen(feature_names[i].name) == len && strncmp(feature_names[i].name, name, len) == 0) {
+			*mask |= feature_names[i].bit;
+			return 0;
+		}
+	snprintf(err, errlen,
+	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, "
+	         "key, all)",
+	         (int)(len > 64 ? 64 : len), name);
+	return -1;
+}
+
+int
+audio_features_parse(const json_t *arr, unsigned *mask, char *err, size_t errlen)
+{
+	*mask = 0;
+	if (arr == NULL || json_is_null(arr)) {
+		*mask = AUDIO_F_ALL;
+		return 0;
+	}
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 32) {
+		snprintf(err, errlen, "features must be a non-empty array of feature names");
+		return -1;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "features[%zu] is not a string", i);
+			return -1;
+		}
+		if (feature_bit(json_string_value(v), json_string_length(v), mask, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+audio_features_parse_list(const char *list, unsigned *mask, char *err, size_t errlen)
+{
+	*mask = 0;
+	while (*list) {
+		size_t n = strcspn(list, ",");
+		if (n > 0 && feature_bit(list, n, mask, err, errlen) < 0)
+			return -1;
+		list += n + (list[n] == ',');
+	}
+	if (*mask == 0)
+		*mask = AUDIO_F_ALL;
+	return 0;
+}
+
+void
+audio_set_null(json_t *res, const char *key, const char *why)
+{
+	json_object_set_new(res, key, json_null());
+	json_t *r = json_object_get(res, "reasons");
+	if (r == NULL) {
+		r = json_object();
+		json_object_set_new(res, "reasons", r);
+	}
+	json_object_set_new(r, key, json_string(why));
+}
+
+void
+audio_set_num(json_t *res, const char *key, double v, const char *why_null)
+{
+	if (isfinite(v))
+		json_object_set_new(res, key, json_real(v));
+	else
+		audio_set_null(res, key, why_null);
+}
+
+static double
+db(double lin)
+{
+	return lin > 0 ? 20.0 * log10(lin) : NAN;
+}
+
+static double
+r2(double v) /* three decimals are below every tolerance the result promises; keeps the JSON readable */
+{
+	return isfinite(v) ? round(v * 1000) / 1000 : v;
+}
+
+/* Is path (already resolved) inside one of the colon-separated roots? */
+static int
+under_roots(const char *real, const char *roots)
+{
+	if (roots == NULL || *roots == '\0')
+		return 1;
+	char root[PATH_MAX], rreal[PATH_MAX];
+	while (*roots) {
+		size_t n = strcspn(roots, ":");
+		if (n > 0 && n < sizeof(root)) {
+			memcpy(root, roots, n);
+			root[n] = '\0';
+			if (realpath(root, rreal) != NULL) {
+				size_t rl = strlen(rreal);
+				if (strncmp(real, rreal, rl) == 0 && (real[rl] == '/' || real[rl] == '\0' || rl == 1))
+					return 1;
+			}
+		}
+		roots += n + (roots[n] == ':');
+	}
+	return 0;
+}
+
+/* Applies the path policy and opens the file; returns an fd or -1 with err set and *code set. */
+static int
+open_checked(const char *path, const struct audio_opts *o, struct stat *st, char *err, size_t errlen, int *code)
+{
+	char real[PATH_MAX];
+	*code = AUDIO_EPOLICY;
+	if (realpath(path, real) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		*code = errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == ELOOP ? AUDIO_EPOLICY
+		                                                                                 : AUDIO_EIO;
+		return -1;
+	}
+	if (!under_roots(real, o->roots)) {
+		snprintf(err, errlen, "%s: resolves to %s, outside the allowed audio roots (%s)", path, real, o->roots);
+		return -1;
+	}
+	if (stat(real, st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	if (o->max_bytes > 0 && st->st_size > o->max_bytes) {
+		snprintf(err, errlen, "%s: %lld bytes, over the limit of %lld bytes", path, (long long)st->st_size,
+		         (long long)o->max_bytes);
+		return -1;
+	}
+	int fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* the file may have been swapped between stat and open: check what was opened */
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || (o->max_bytes > 0 && st->st_size > o->max_bytes)) {
+		snprintf(err, errlen, "%s: changed while being opened (not a regular file or over the size limit)",
+		         path);
+		close(fd);
+		return -1;
+	}
+	*code = AUDIO_OK;
+	return fd;
+}
+
+/* Per-pass accumulators of the driver itself. */
+struct levels {
+	int ch;
+	double peak[MAX_CHANNELS], sumsq[MAX_CHANNELS], sum[MAX_CHANNELS];
+	uint64_t clipped, nonfinite;
+	float clip_at;
+	/* silence */
+	int64_t first_loud, last_loud; /* frame indexes, -1: none yet */
+	uint64_t win_len, win_pos, win_silent, wins;
+	double win_sumsq;
+	/* zero crossings on the mono mix */
+	float zprev;
+	uint64_t zc;
+};
+
+static void
+levels_add(struct levels *lv, const float *x, size_t n, uint64_t base, unsigned f)
+{
+	int C = lv->ch;
+	if (f & AUDIO_F_LEVELS) {
+		for (int c = 0; c < C; c++) {
+			float pk = (float)lv->peak[c];
+			double s2 = 0, s1 = 0;
+			uint64_t clip = 0;
+			for (size_t i = 0; i < n; i++) {
+				float v = x[i * (size_t)C + (size_t)c], a = fabsf(v);
+				pk = a > pk ? a : pk;
+				s2 += (double)v * v;
+				s1 += v;
+				clip += a >= lv->clip_at;
+			}
+			lv->peak[c] = pk;
+			lv->sumsq[c] += s2;
+			lv->sum[c] += s1;
+			lv->clipped += clip;
+		}
+	}
+	if (f & (AUDIO_F_SILENCE | AUDIO_F_ZCR)) {
+		for (size_t i = 0; i < n; i++) {
+			const float *fr = x + i * (size_t)C;
+			float mx = 0, m = 0;
+			double e = 0;
+			for (int c = 0; c < C; c++) {
+				float a = fabsf(fr[c]);
+				mx = a > mx ? a : mx;
+				m += fr[c];
+				e += (double)fr[c] * fr[c];
+			}
+			if (mx >= SILENCE_LIN) {
+				if (lv->first_loud < 0)
+					lv->first_loud = (int64_t)(base + i);
+				lv->last_loud = (int64_t)(base + i);
+			}
+			lv->win_sumsq += e / C;
+			if (++lv->win_pos == lv->win_len) {
+				lv->win_silent += sqrt(lv->win_sumsq / (double)lv->win_len) < SILENCE_LIN;
+				lv->wins++;
+				lv->win_pos = 0;
+				lv->win_sumsq = 0;
+			}
+			lv->zc += (m < 0) != (lv->zprev < 0) && (base + i) > 0;
+			lv->zprev = m;
+		}
+	}
+}
+
+/* Float files can hold NaN, infinities and absurd values: such samples become 0 (NaN, inf; counted) or are
+ * limited to +-1e6 (120 dB over full scale), so no accumulator ever sees a non-finite number. */
+static uint64_t
+sanitize(float *x, size_t n)
+{
+	uint64_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		if (!isfinite(v)) {
+			x[i] = 0;
+			bad++;
+		} else if (fabsf(v) > 1e6f)
+			x[i] = v > 0 ? 1e6f : -1e6f;
+	}
+	return bad;
+}
+
+static const char *
+format_name(int fmt, int mask, char *buf, size_t len)
+{
+	SF_FORMAT_INFO info = {.format = fmt & mask};
+	if (sf_command(NULL, SFC_GET_FORMAT_INFO, &info, sizeof(info)) == 0 && info.name != NULL)
+		snprintf(buf, len, "%s", info.name);
+	else
+		snprintf(buf, len, "0x%x", fmt & mask);
+	return buf;
+}
+
+/* The largest value an integer subtype can hold, as libsndfile scales it to float: reaching it is clipping. */
+static float
+clip_level(int fmt)
+{
+	switch (fmt & SF_FORMAT_SUBMASK) {
+	case SF_FORMAT_PCM_S8:
+	case SF_FORMAT_PCM_U8: return 127.0f / 128.0f;
+	case SF_FORMAT_PCM_16: return 32767.0f / 32768.0f;
+	case SF_FORMAT_PCM_24: return 8388607.0f / 8388608.0f;
+	default: return 1.0f;
+	}
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *loud, struct spec *sp, unsigned f,
+       uint64_t frames)
+{
+	int C = info->channels;
+	double N = (double)frames;
+	if (f & AUDIO_F_LEVELS) {
+		json_t *pk = json_array(), *rms = json_array(), *dc = json_array();
+		double pmax = 0, s2 = 0, s1 = 0;
+		for (int c = 0; c < C; c++) {
+			double r = sqrt(lv->sumsq[c] / N);
+			json_array_append_new(pk, lv->peak[c] > 0 ? json_real(r2(db(lv->peak[c]))) : json_null());
+			json_array_append_new(rms, r > 0 ? json_real(r2(db(r))) : json_null());
+			json_array_append_new(dc, json_real(round(lv->sum[c] / N * 1e6) / 1e6));
+			pmax = lv->peak[c] > pmax ? lv->peak[c] : pmax;
+			s2 += lv->sumsq[c];
+			s1 += lv->sum[c];
+		}
+		audio_set_num(res, "peak_dbfs", r2(db(pmax)), "silent: every sample is zero");
+		json_object_set_new(res, "peak_dbfs_per_channel", pk);
+		audio_set_num(res, "rms_dbfs", r2(db(sqrt(s2 / (N * C)))), "silent: every sample is zero");
+		json_object_set_new(res, "rms_dbfs_per_channel", rms);
+		json_object_set_new(res, "dc_offset", json_real(round(s1 / (N * C) * 1e6) / 1e6));
+		json_object_set_new(res, "dc_offset_per_channel", dc);
+		json_object_set_new(res, "clipped_samples", json_integer((json_int_t)lv->clipped));
+		json_object_set_new(res, "clip_level", json_real(lv->clip_at));
+		json_object_set_new(res, "non_finite_samples", json_integer((json_int_t)lv->nonfinite));
+	}
+	if (f & AUDIO_F_TRUE_PEAK) {
+		json_t *tp = json_array();
+		double tmax = 0;
+		for (int c = 0; c < C; c++) {
+			double t = loud_true_peak(loud, c);
+			t = lv->peak[c] > t ? lv->peak[c] : t;
+			json_array_append_new(tp, t > 0 ? json_real(r2(db(t))) : json_null());
+			tmax = t > tmax ? t : tmax;
+		}
+		audio_set_num(res, "true_peak_dbtp", r2(db(tmax)), "silent: every sample is zero");
+		json_object_set_new(res, "true_peak_dbtp_per_channel", tp);
+		json_object_set_new(res, "true_peak_oversampling", json_integer(loud_oversampling(loud)));
+	}
+	if (f & AUDIO_F_LOUDNESS) {
+		audio_set_num(res, "integrated_lufs", r2(loud_integrated(loud)),
+		              N < info->samplerate * 0.4
+		                      ? "shorter than one 400 ms gating block"
+		                      : "no 400 ms block above the -70 LUFS absolute gate (silence)");
+		audio_set_num(res, "loudness_range_lu", r2(loud_range(loud)),
+		              N < info->samplerate * 3.0 ? "shorter than one 3 s short-term block"
+		                                         : "no 3 s block above the -70 LUFS absolute gate (silence)");
+	}
+	if (f & AUDIO_F_SILENCE) {
+		double sr = info->samplerate;
+		if (lv->first_loud < 0) {
+			json_object_set_new(res, "leading_silence_s", json_real(r2(N / sr * 1000) / 1000));
+			json_object_set_new(res, "trailing_silence_s", json_real(r2(N / sr * 1000) / 1000));
+		} else {
+			json_object_set_new(res, "leading_silence_s",
+			                    json_real(round((double)lv->first_loud / sr * 1e4) / 1e4));
+			json_object_set_new(res, "trailing_silence_s",
+			                    json_real(round((N - 1 - (double)lv->last_loud) / sr * 1e4) / 1e4));
+		}
+		uint64_t wins = lv->wins + (lv->win_pos > 0), silent = lv->win_silent;
+		if (lv->win_pos > 0)
+			silent += sqrt(lv->win_sumsq / (double)lv->win_pos) < SILENCE_LIN;
+		audio_set_num(res, "silence_ratio", wins ? round((double)silent / wins * 1e4) / 1e4 : NAN, "no frames");
+	}
+	if (f & AUDIO_F_ZCR)
+		audio_set_num(res, "zero_crossing_rate", frames > 1 ? (double)lv->zc / (N - 1) : NAN,
+		              "a single frame has no transitions");
+	if (sp)
+		spec_report(sp, res, f);
+}
+
+/* libsndfile reads a WAV/AIFF whose header declares more data than the file holds as if it were shorter, and
+ * only says so in its log ("data : DECLARED (should be PRESENT)"). Such a file is truncated (an interrupted
+ * upload, say): report it, unless the declared size is one of the "length unknown" markers of streamed files. */
+static int
+header_overstates(SNDFILE *sf, char *msg, size_t len)
+{
+	char log[8192];
+	sf_command(sf, SFC_GET_LOG_INFO, log, sizeof(log));
+	for (const char *p = log; (p = strstr(p, "(should be ")) != NULL; p++) {
+		const char *line = p;
+		while (line > log && line[-1] != '\n')
+			line--;
+		unsigned long long declared, present;
+		if (sscanf(line, "%*[^:]: %llu (should be %llu)", &declared, &present) == 2 && declared > present &&
+		    declared != 0xffffffffULL && declared != 0x7fffffffULL && declared != 0xffffffffffffffffULL) {
+			snprintf(msg, len, "truncated: the header declares %llu bytes of data, the file holds %llu",
+			         declared, present);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Sets err to "PATH: WHAT" and returns code. */
+static int
+fail(char *err, size_t errlen, int code, const char *path, const char *what)
+{
+	snprintf(err, errlen, "%s: %s", path, what);
+	return code;
+}
+
+static int
+fail_sf(char *err, size_t errlen, const char *path, const char *msg)
+{
+	snprintf(err, errlen, "%s: libsndfile: %s", path, msg);
+	return AUDIO_EFORMAT;
+}
+
+int
+audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result, char *err, size_t errlen)
+{
+	*result = NULL;
+	struct stat st0;
+	int code;
+	int fd = open_checked(path, o, &st0, err, errlen, &code);
+	if (fd < 0)
+		return code;
+	unsigned f = o->features ? o->features : AUDIO_F_ALL;
+	SF_INFO info = {0};
+	SNDFILE *sf = sf_open_fd(fd, SFM_READ, &info, 1);
+	if (sf == NULL) {
+		close(fd);
+		return fail_sf(err, errlen, path, sf_strerror(NULL));
+	}
+	if (info.channels < 1 || info.channels > MAX_CHANNELS || info.samplerate < 1 || info.samplerate > 768000) {
+		sf_close(sf);
+		return fail(err, errlen, AUDIO_EFORMAT, path, "unsupported channel count or sample rate");
+	}
+	char why[160];
+	if (header_overstates(sf, why, sizeof(why))) {
+		sf_close(sf);
+		return fail(err, errlen, AUDIO_EFORMAT, path, why);
+	}
+	if (info.frames <= 0) {
+		sf_close(sf);
+		return fail(err, errlen, AUDIO_EFORMAT, path, "no audio frames");
+	}
+	int C = info.channels;
+	struct levels lv = {.ch = C, .first_loud = -1, .last_loud = -1};
+	lv.clip_at = clip_level(info.format);
+	int sub = info.format & SF_FORMAT_SUBMASK; /* only float subtypes can decode to NaN or inf */
+	int float_data = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE || lv.clip_at == 1.0f;
+	lv.win_len = (uint64_t)ceil(info.samplerate * SILENCE_WIN_S);
+	struct loud *loud = NULL;
+	if (f & (AUDIO_F_LOUDNESS | AUDIO_F_TRUE_PEAK))
+		loud = loud_new(info.samplerate, C, !!(f & AUDIO_F_LOUDNESS), !!(f & AUDIO_F_TRUE_PEAK));
+	unsigned fc = f; /* what to compute: the true peak includes the sample peak */
+	if (f & AUDIO_F_TRUE_PEAK)
+		fc |= AUDIO_F_LEVELS;
+	struct spec *sp = NULL;
+	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY))
+		sp = spec_new(info.samplerate, C, f);
+	float *buf = xmalloc(sizeof(float) * BLOCK_FRAMES * (size_t)C);
+	uint64_t done = 0, total = (uint64_t)info.frames;
+	int last_pct = -1, rc = AUDIO_OK;
+	double last_t = now_s();
+	if (o->progress)
+		o->progress(o->arg, 0, "analysing");
+	for (;;) {
+		if (o->cancelled && o->cancelled(o->arg)) {
+			rc = fail(err, errlen, AUDIO_ECANCEL, path, "analysis cancelled (stop requested)");
+			break;
+		}
+		sf_count_t n = sf_readf_float(sf, buf, BLOCK_FRAMES);
+		if (n <= 0)
+			break;
+		if (float_data)
+			lv.nonfinite += sanitize(buf, (size_t)n * (size_t)C);
+		levels_add(&lv, buf, (size_t)n, done, fc);
+		if (loud)
+			loud_add(loud, buf, (size_t)n);
+		if (sp)
+			spec_add(sp, buf, (size_t)n);
+		done += (uint64_t)n;
+		int pct = (int)(done * 99 / (total ? total : 1));
+		double t = now_s();
+		if (o->progress && (pct >= last_pct + 2 || t - last_t >= 0.5)) {
+			o->progress(o->arg, pct > 99 ? 99 : pct, "analysing");
+			last_pct = pct;
+			last_t = t;
+		}
+	}
+	if (rc == AUDIO_OK && sf_error(sf) != SF_ERR_NO_ERROR)
+		rc = fail_sf(err, errlen, path, sf_strerror(sf));
+	struct stat st1;
+	if (rc == AUDIO_OK && (fstat(fd, &st1) < 0 || st1.st_size != st0.st_size ||
+	                       st1.st_mtim.tv_sec != st0.st_mtim.tv_sec || st1.st_mtim.tv_nsec != st0.st_mtim.tv_nsec))
+		rc = fail(err, errlen, AUDIO_EIO, path, "the file changed while it was being read");
+	if (rc == AUDIO_OK && done < total) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "truncated: the header declares %lld frames, only %llu could be decoded",
+		         (long long)total, (unsigned long long)done);
+		rc = fail(err, errlen, AUDIO_EFORMAT, path, msg);
+	}
+	if (rc == AUDIO_OK && o->progress)
+		o->progress(o->arg, 99, "summarising");
+	if (rc == AUDIO_OK) {
+		json_t *res = json_object();
+		char fb[128], sb[128];
+		json_object_set_new(res, "format",
+		                    json_string(format_name(info.format, SF_FORMAT_TYPEMASK, fb, sizeof(fb))));
+		json_object_set_new(res, "subtype",
+		                    json_string(format_name(info.format, SF_FORMAT_SUBMASK, sb, sizeof(sb))));
+		json_object_set_new(res, "sample_rate", json_integer(info.samplerate));
+		json_object_set_new(res, "channels", json_integer(C));
+		json_object_set_new(res, "frames", json_integer((json_int_t)done));
+		json_object_set_new(res, "duration_s", json_real(round((double)done / info.samplerate * 1e6) / 1e6));
+		report(res, &info, &lv, loud, sp, f, done);
+		if (json_object_get(res, "reasons") == NULL)
+			json_object_set_new(res, "reasons", json_object());
+		*result = res;
+	}
+	free(buf);
+	loud_free(loud);
+	spec_free(sp);
+	sf_close(sf);
+	return rc;
+}
