@@ -154,8 +154,8 @@ struct job {
 	json_t *wf_args;   /* args with the stored definition resolved, sent instead of spec.args; owned */
 	json_t *wf_resume; /* step records of earlier attempts, sent as the JOB frame's "resume"; owned */
 	int wf_loading;    /* its step records are being read from Redis: not freed until the reply */
-	int cancelled; /* cancelled through the control socket: the attempt ends cancelled, whatever it returns */
-	int dead;      /* freed in the prepare hook */
+	int cancelled;     /* cancelled through the control socket: the attempt ends cancelled, whatever it returns */
+	int dead;          /* freed in the prepare hook */
 };
 
 /* --- workers (pool.c) --- */
