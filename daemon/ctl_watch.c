@@ -207,20 +207,34 @@ watch_live(struct ctl_watch *w, const char *msg, size_t len)
 		watch_finish(w);
 }
 
+/*
+ * The common start of a watch's Redis reply: the request is no longer pending; returns 1 when r is an array
+ * the watch should go on with, 0 when the watch already ended, its connection died, or Redis was lost (the
+ * client then gets "unavailable" and the watch ends).
+ */
+static int
+watch_array_reply(struct ctl_watch *w, const struct redis_reply *r)
+{
+	struct ctl_conn *c = w->c;
+	w->pending = 0;
+	c->refs--;
+	if (w->phase == W_DONE || c->dead)
+		return 0;
+	if (r == NULL || rr_type(r) != RR_ARRAY) {
+		ctl_reply_err(c, w->id, CTL_E_UNAVAILABLE, "Redis connection lost");
+		watch_end(w);
+		return 0;
+	}
+	return 1;
+}
+
 static void
 list_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct ctl_watch *w = priv;
 	struct ctl_conn *c = w->c;
-	w->pending = 0;
-	c->refs--;
-	if (w->phase == W_DONE || c->dead)
+	if (!watch_array_reply(w, r))
 		return;
-	if (r == NULL || rr_type(r) != RR_ARRAY) {
-		ctl_reply_err(c, w->id, CTL_E_UNAVAILABLE, "Redis connection lost");
-		watch_end(w);
-		return;
-	}
 	size_t n = rr_count(r);
 	w->list = xcalloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
@@ -273,15 +287,8 @@ hash_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct ctl_watch *w = priv;
 	struct ctl_conn *c = w->c;
-	w->pending = 0;
-	c->refs--;
-	if (w->phase == W_DONE || c->dead)
+	if (!watch_array_reply(w, r))
 		return;
-	if (r == NULL || rr_type(r) != RR_ARRAY) {
-		ctl_reply_err(c, w->id, CTL_E_UNAVAILABLE, "Redis connection lost");
-		watch_end(w);
-		return;
-	}
 	json_t *view = rr_count(r) > 0 ? ctl_job_view(r) : NULL;
 	if (view == NULL || !ctl_may_see(c, json_string_value(json_object_get(view, "owner")))) {
 		json_decref(view);
