@@ -45,6 +45,23 @@ sleep 0.3
 check_eq "the cancelled audio job never ran (no attempt row)" \
 	"$(sql n1 "SELECT count(*) FROM attempts WHERE job_id='waits'")" 0
 check_eq "it stays cancelled" "$(jstate waits)" cancelled
+full=$(sql n1 "SELECT CAST(duration_ms AS INTEGER) FROM attempts WHERE job_id='busy'")
+cut=$(sql n1 "SELECT CAST(max(duration_ms) AS INTEGER) FROM attempts WHERE job_id LIKE 'cx%'")
+note "the full analysis of long.wav took $full ms; the cancelled ones ran at most $cut ms"
+check "the cancelled analyses stopped long before the end (under half the full analysis)" test "$cut" -lt $((full / 2))
+# progress cadence of the full analysis (event times are the daemon's, as the reports arrive)
+cad=$(rcli LRANGE "${HP}job:busy:events" 0 -1 | py -c '
+import json, statistics, sys
+ev = [json.loads(l) for l in sys.stdin if l.strip()]
+a = [e for e in ev if e.get("stage") == "analysing"]
+t = [float(e["at"]) for e in a]
+p = [e["progress"] for e in a]
+gaps = [(y - x) * 1000 for x, y in zip(t, t[1:])]
+print(len(a), max(y - x for x, y in zip(p, p[1:])), "%.0f" % max(gaps), "%.1f" % statistics.median(gaps))
+')
+note "busy (10 min of audio): analysing events, largest progress step %, largest and median gap ms: $cad"
+check_le "progress at least every 2%" "$(echo "$cad" | cut -d' ' -f2)" 2
+check_le "and at least once a second (x$TIME_SCALE)" "$(echo "$cad" | cut -d' ' -f3)" $((1000 * TIME_SCALE))
 
 # --- workflow.run: delay -> audio.analyze -> filter on the tempo ---
 wf() { # ID FILE: the workflow job's JSON
@@ -86,6 +103,19 @@ check_match "audio step progress rises monotonically within its share (33..66%) 
 check_ge "the audio step reports many progress events" "$(printf '%s' "$prog" | head -1 | cut -d' ' -f1)" 20
 check_eq "the audio stage names show in the step's events" "$(printf '%s' "$prog" | tail -1)" \
 	"running opening analysing summarising done"
+
+# --- a workflow cancelled during its audio step: the analysis stops, the step is recorded stopped ---
+push_job default "$(wf wf-cx "$ROOT/long.wav" | tr -d '\n')"
+in_audio() { [ "$(jfield wf-cx stage)" = a ] && [ "$(jfield wf-cx progress)" -gt 34 ]; }
+wait_for "wf-cx is analysing" 60 in_audio
+check_match "cancel the workflow mid-analysis" "$(ctl --json cancel wf-cx)" '"was": *"running"'
+wait_for "wf-cx's attempt ends" 20 sql_is n1 "SELECT state FROM attempts WHERE job_id='wf-cx' AND finished_at IS NOT NULL" cancelled
+check_eq "wf-cx is cancelled" "$(jstate wf-cx)" cancelled
+check_le "its attempt stopped well before the full analysis ($full ms) would end" \
+	"$(sql n1 "SELECT CAST(duration_ms AS INTEGER) FROM attempts WHERE job_id='wf-cx'")" $((full / 2 + 100))
+wait_for "the audio step is recorded" 10 sql_is n1 "SELECT count(*) FROM workflow_steps WHERE job_id='wf-cx' AND step_id='a'" 1
+check_eq "the audio step is recorded stopped; the filter never ran" \
+	"$(sql n1 "SELECT group_concat(step_id || ':' || state, ' ') FROM workflow_steps WHERE job_id='wf-cx'")" "wait:succeeded a:stopped"
 
 # --- Celery: the README's mapping ---
 export TIME_SCALE
