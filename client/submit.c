@@ -121,19 +121,21 @@ read_batch(const char *path)
 	return jobs;
 }
 
-/* Follows the submitted jobs (up to 16 at once); prints each final status. The exit code (the outcome). */
+/* Follows the submitted jobs (up to 16 at once) as watch does: progress bars on a terminal, else (piped, or
+ * --json) one JSON event per line, so a script sees the stages too; then prints each final status. The
+ * exit code (the outcome). */
 static int
 submit_wait(struct ctl *ctl, json_t *ids, double timeout_s)
 {
 	size_t n = json_array_size(ids);
 	char **v = xcalloc(n, sizeof(*v));
 	json_t **finals = xcalloc(n, sizeof(*finals));
-	int worst = CTL_EXIT_OK, quiet = ctl->json || !isatty(STDOUT_FILENO);
+	int worst = CTL_EXIT_OK;
 	for (size_t i = 0; i < n; i++)
 		v[i] = (char *)json_string_value(json_array_get(ids, i));
 	for (size_t off = 0; off < n; off += 16) {
 		int k = n - off > 16 ? 16 : (int)(n - off);
-		int code = watch_jobs(ctl, v + off, k, quiet, timeout_s, finals + off);
+		int code = watch_jobs(ctl, v + off, k, 0, timeout_s, finals + off);
 		worst = code > worst ? code : worst;
 		if (code > CTL_EXIT_JOB_FAILED)
 			break;

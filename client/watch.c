@@ -54,8 +54,12 @@ bar_line(struct watch_set *s, const struct watch_job *w, const json_t *ev)
 	char tail[512];
 	const char *text = err != NULL ? err : msg != NULL ? msg : "";
 	snprintf(tail, sizeof(tail), "%s%s%s", stage != NULL ? stage : "", stage != NULL && text[0] ? ": " : "", text);
+	/* On a narrow terminal a long id (a UUID is 36) is cut so the stage still shows: 80 columns would
+	 * otherwise leave one character for it. The full id was printed before the bars. */
+	int idw = cols - BAR_WIDTH - 40;
+	idw = idw < 8 ? 8 : idw > 36 ? 36 : idw;
 	char head[160];
-	int n = snprintf(head, sizeof(head), "%.36s [%s] %3d%% ", w->id, bar, (int)pct);
+	int n = snprintf(head, sizeof(head), "%.*s [%s] %3d%% ", idw, w->id, bar, (int)pct);
 	int room = cols - n - (state != NULL ? (int)strlen(state) : 0) - 3;
 	printf("\r\033[K%s%s%s%s", head, ops_state_color(s->ctl, state), state != NULL ? state : "",
 	       ops_color_reset(s->ctl));
