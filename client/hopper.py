@@ -454,6 +454,34 @@ class Client:
     def token_revoke(self, name=None, token_id=None):
         return self.call("token.revoke", name=name, token_id=token_id)
 
+    # --- stored workflows (workflow.* ops; see schema/control-protocol.md for the owner rules) ---
+
+    def workflow_put(self, definition, name=None, description=None, active=None, owner=None):
+        """Stores (or replaces) a workflow definition (a dict). name defaults to definition["name"].
+        Returns the stored row without its definition, with "replaced"."""
+        return self.call("workflow.put", definition=definition, name=name, description=description,
+                         active=active, owner=owner)
+
+    def workflow_list(self):
+        """The stored workflows this credential may see (without definitions), by name."""
+        return self.call("workflow.list")["workflows"]
+
+    def workflow_show(self, name):
+        """One stored workflow with its definition."""
+        return self.call("workflow.show", name=name)
+
+    def workflow_rm(self, name):
+        """{"name", "removed": True}; HopperError not_found when there is none (or it is not yours)."""
+        return self.call("workflow.rm", name=name)
+
+    def workflow_run(self, name, input=None, queue=None, idempotency_key=None, job_id=None, wait=False,
+                     timeout=None):
+        """Runs a stored workflow: the daemon submits a workflow.run job carrying its definition. Returns
+        {"id", "queue", "state"}, or with wait=True the final job view (see wait())."""
+        r = self.call("workflow.run", name=name, input=input, queue=queue, idempotency_key=idempotency_key,
+                      job_id=job_id)
+        return self.wait(r["id"], timeout) if wait else r
+
 
 def from_env(**kw):
     """A Client from $HOPPER_SOCKET or $HOPPER_HOST and $HOPPER_TOKEN (keyword arguments win)."""

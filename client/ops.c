@@ -13,6 +13,8 @@
 #include "xmalloc.h"
 
 #define ANSI_RESET "\033[0m"
+/* A step's error or output in the logs table: the last column, so it may be wider than the others. */
+#define EXCERPT_COLS 100
 
 const char *
 ops_state_color(const struct ctl *ctl, const char *state)
@@ -287,8 +289,8 @@ excerpt(const char *s, size_t max)
 	return v;
 }
 
-/* The logs op's step rows as table rows: step | type | run | try | state | duration | error | output, the
- * error or output cut to an excerpt. New reference. */
+/* The logs op's step rows as table rows: step | type | run | try | state | duration | error or output (the
+ * error when the step has one), cut to an excerpt. New reference. */
 static json_t *
 step_rows(json_t *steps)
 {
@@ -308,8 +310,10 @@ step_rows(json_t *steps)
 		                        "type", json_object_get(st, "type"), "run", json_object_get(st, "run_attempt"),
 		                        "try", json_object_get(st, "step_attempt"), "state",
 		                        json_object_get(st, "state"), "duration", dur);
-		json_object_set_new(row, "error", err != NULL ? excerpt(err, 48) : json_null());
-		json_object_set_new(row, "output", out != NULL && err == NULL ? excerpt(out, 48) : json_null());
+		json_object_set_new(row, "error_or_output",
+		                    err != NULL   ? excerpt(err, EXCERPT_COLS)
+		                    : out != NULL ? excerpt(out, EXCERPT_COLS)
+		                                  : json_null());
 		json_array_append_new(rows, row);
 	}
 	return rows;
@@ -327,8 +331,8 @@ print_logs(struct ctl *ctl, json_t *r)
 	print_table(ctl, json_object_get(r, "lines"), lcols, sizeof(lcols) / sizeof(lcols[0]));
 	json_t *steps = json_object_get(r, "steps");
 	if (json_array_size(steps) > 0) {
-		static const char *const scols[] = {"step",  "type",     "run",   "try",
-		                                    "state", "duration", "error", "output"};
+		static const char *const scols[] = {"step",     "type",           "run", "try", "state",
+		                                    "duration", "error_or_output"};
 		json_t *rows = step_rows(steps);
 		printf("steps:\n");
 		print_table(ctl, rows, scols, sizeof(scols) / sizeof(scols[0]));
