@@ -62,8 +62,9 @@ ctl_op_workflow_put(struct ctl_conn *c, struct ctl_request *req)
 		return;
 	}
 	char *cause = NULL;
-	if (workflows_put(s, w, &cause) != 0) {
-		ctl_reply_err(c, req->id, strstr(cause, "store") ? CTL_E_INTERNAL : CTL_E_BAD_REQUEST, "%s", cause);
+	int rc = workflows_put(s, w, &cause);
+	if (rc != 0) {
+		ctl_reply_err(c, req->id, rc == -2 ? CTL_E_INTERNAL : CTL_E_BAD_REQUEST, "%s", cause);
 		free(cause);
 	} else if (store_flush(s->store) != 0) /* told "stored", it must survive a crash */
 		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "the store could not commit the workflow");

@@ -393,9 +393,11 @@ workflows_put(struct server *s, json_t *req, char **cause)
 	                           .updated_at = clock_now()};
 	int rc = store_workflow_put(s->store, &w);
 	free(text);
-	if (rc < 0)
+	if (rc < 0) {
 		*cause = xstrdup("the store refused the write (see the daemon log)");
-	return rc;
+		return -2;
+	}
+	return 0;
 }
 
 json_t *
