@@ -13,6 +13,9 @@ Usable from a web backend (FastAPI, Django): one Client per thread or per reques
         for ev in c.watch(job["id"]):
             print(ev["state"], ev["progress"])
         print(c.status(job["id"])["state"])
+        c.workflow_put({"name": "notify", "steps": [...]})       # stored workflows (workflow.* ops)
+        run = c.workflow_run("notify", input={"order": 77}, wait=True)
+        print(run["state"], [s["step"] for s in c.logs(run["id"])["steps"]])
 
 Errors raise HopperError with .code (the protocol's error code, e.g. "not_found", or "transport" /
 "timeout" for the client's own), .message and .exit_code (hopperctl's exit status for it).
