@@ -13,6 +13,9 @@ Usable from a web backend (FastAPI, Django): one Client per thread or per reques
         for ev in c.watch(job["id"]):
             print(ev["state"], ev["progress"])
         print(c.status(job["id"])["state"])
+        c.workflow_put({"name": "notify", "steps": [...]})       # stored workflows (workflow.* ops)
+        run = c.workflow_run("notify", input={"order": 77}, wait=True)
+        print(run["state"], [s["step"] for s in c.logs(run["id"])["steps"]])
 
 Errors raise HopperError with .code (the protocol's error code, e.g. "not_found", or "transport" /
 "timeout" for the client's own), .message and .exit_code (hopperctl's exit status for it).
@@ -453,6 +456,34 @@ class Client:
 
     def token_revoke(self, name=None, token_id=None):
         return self.call("token.revoke", name=name, token_id=token_id)
+
+    # --- stored workflows (workflow.* ops; see schema/control-protocol.md for the owner rules) ---
+
+    def workflow_put(self, definition, name=None, description=None, active=None, owner=None):
+        """Stores (or replaces) a workflow definition (a dict). name defaults to definition["name"].
+        Returns the stored row without its definition, with "replaced"."""
+        return self.call("workflow.put", definition=definition, name=name, description=description,
+                         active=active, owner=owner)
+
+    def workflow_list(self):
+        """The stored workflows this credential may see (without definitions), by name."""
+        return self.call("workflow.list")["workflows"]
+
+    def workflow_show(self, name):
+        """One stored workflow with its definition."""
+        return self.call("workflow.show", name=name)
+
+    def workflow_rm(self, name):
+        """{"name", "removed": True}; HopperError not_found when there is none (or it is not yours)."""
+        return self.call("workflow.rm", name=name)
+
+    def workflow_run(self, name, input=None, queue=None, idempotency_key=None, job_id=None, wait=False,
+                     timeout=None):
+        """Runs a stored workflow: the daemon submits a workflow.run job carrying its definition. Returns
+        {"id", "queue", "state"}, or with wait=True the final job view (see wait())."""
+        r = self.call("workflow.run", name=name, input=input, queue=queue, idempotency_key=idempotency_key,
+                      job_id=job_id)
+        return self.wait(r["id"], timeout) if wait else r
 
 
 def from_env(**kw):

@@ -88,6 +88,18 @@ static const struct option submit_options[] = {O("args", required_argument, OPT_
 static const struct option watch_options[] = {O("timeout", required_argument, OPT_TIMEOUT), {NULL, 0, NULL, 0}};
 static const struct option dead_options[] = {O("all", no_argument, OPT_ALL), {NULL, 0, NULL, 0}};
 static const struct option no_options[] = {{NULL, 0, NULL, 0}};
+static const struct option wf_put_options[] = {O("name", required_argument, OPT_NAME),
+                                               O("description", required_argument, OPT_DESCRIPTION),
+                                               O("inactive", no_argument, OPT_INACTIVE),
+                                               O("owner", required_argument, OPT_OWNER),
+                                               {NULL, 0, NULL, 0}};
+static const struct option wf_run_options[] = {O("input", required_argument, OPT_INPUT),
+                                               O("queue", required_argument, OPT_QUEUE),
+                                               O("idempotency-key", required_argument, OPT_IDEM_KEY),
+                                               O("id", required_argument, OPT_ID),
+                                               O("wait", no_argument, OPT_WAIT),
+                                               O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
+                                               {NULL, 0, NULL, 0}};
 static const struct option celery_options[] = {O("args", required_argument, OPT_ARGS),
                                                O("kwargs", required_argument, OPT_KWARGS),
                                                O("queue", required_argument, OPT_QUEUE),
@@ -151,6 +163,23 @@ static const struct cmd_entry cmd_table[] = {
          "  --celery-prefix P      kombu's global_keyprefix of the Celery app\n"
          "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.",
          "publish a task in Celery's format", celery_options, 2, 2, NULL},
+        {"workflow.put", workflow_put_cmd,
+         "  FILE                   the definition, a JSON object (schema/workflow.schema.json)\n"
+         "  --name N               its name (default: the definition's \"name\")\n"
+         "  --description D        one line shown by workflow list\n"
+         "  --inactive             store it but refuse runs until it is put again without --inactive\n"
+         "  --owner O              store it for another owner (admin only)\n"
+         "Stores (or replaces) a workflow in the daemon's SQLite; it belongs to the credential's owner.",
+         NULL, wf_put_options, 1, 1, "workflow.put"},
+        {"workflow.run", workflow_run_cmd,
+         "  --input JSON           the run's input, a JSON object ({{input.x}}; default {})\n"
+         "  --queue Q              queue (default: default)\n"
+         "  --idempotency-key K    a second run with the same key returns the first\n"
+         "  --id ID                the run's job id (default: the daemon makes a UUIDv4)\n"
+         "  --wait                 show the run's progress until it ends; exit 0 if it succeeded, 1 if not\n"
+         "  --wait-timeout S       stop waiting after S seconds (exit 16)\n"
+         "Prints the workflow.run job's id; `hopperctl logs ID` shows its step table.",
+         NULL, wf_run_options, 1, 1, "workflow.run"},
         {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 2, NULL},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
@@ -622,6 +651,30 @@ ctl_fail(struct ctl *ctl)
 	return hopper_exit_code(e);
 }
 
+/* 1 if word is the group of dotted catalogue ops ("token" of "token.create"). */
+static int
+is_group(const char *word)
+{
+	size_t n = strlen(word);
+	for (int i = 0; i < CTL_OP_COUNT; i++)
+		if (strncmp(ctl_ops[i].name, word, n) == 0 && ctl_ops[i].name[n] == '.')
+			return 1;
+	return 0;
+}
+
+/* The usage lines of every op of a group, to stderr. */
+static void
+group_usage(const char *word)
+{
+	size_t n = strlen(word);
+	struct cmd_entry scratch;
+	for (int i = 0; i < CTL_OP_COUNT; i++)
+		if (strncmp(ctl_ops[i].name, word, n) == 0 && ctl_ops[i].name[n] == '.') {
+			const struct cmd_entry *e = cmd_find(ctl_ops[i].name, &scratch);
+			print_usage(stderr, e, 0);
+		}
+}
+
 static int
 run(struct ctl *ctl, int argc, char **argv)
 {
@@ -640,22 +693,19 @@ run(struct ctl *ctl, int argc, char **argv)
 		help_all(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	/* "token create" is the op "token.create". */
+	/* "token create" is the op "token.create", "workflow put" the op "workflow.put". */
 	char name[64];
-	int skip = 0;
-	if (strcmp(argv[optind], "token") == 0 && optind + 1 < argc && argv[optind + 1][0] != '-') {
-		snprintf(name, sizeof(name), "token.%s", argv[optind + 1]);
+	int skip = 0, group = is_group(argv[optind]);
+	if (group && optind + 1 < argc && argv[optind + 1][0] != '-') {
+		snprintf(name, sizeof(name), "%s.%s", argv[optind], argv[optind + 1]);
 		skip = 1;
 	} else
 		snprintf(name, sizeof(name), "%s", argv[optind]);
 	struct cmd_entry scratch;
 	const struct cmd_entry *e = cmd_find(name, &scratch);
-	if (e == NULL && strcmp(name, "token") == 0) {
-		ctl_warn("token: give create, list or revoke");
-		for (int i = CTL_OP_TOKEN_CREATE; i <= CTL_OP_TOKEN_REVOKE; i++) {
-			op_entry(&ctl_ops[i], &scratch);
-			print_usage(stderr, &scratch, 0);
-		}
+	if (e == NULL && group) {
+		ctl_warn("%s: give one of its subcommands", argv[optind]);
+		group_usage(argv[optind]);
 		return CTL_EXIT_USAGE;
 	}
 	if (e == NULL) {

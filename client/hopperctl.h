@@ -49,6 +49,10 @@ enum ctl_opt {
 	OPT_COUNTDOWN,
 	OPT_CPREFIX,
 	OPT_FILE,
+	OPT_NAME, /* workflow put / run */
+	OPT_DESCRIPTION,
+	OPT_INACTIVE,
+	OPT_INPUT,
 	OPT_COUNT
 };
 
@@ -213,6 +217,11 @@ int watch_jobs(struct ctl *ctl, char *const *ids, int n, int quiet, double timeo
 /* --- celery.c --- */
 
 int celery_cmd(struct ctl *ctl, struct cmd_args *args);
+
+/* --- workflow.c: workflow put FILE, workflow run NAME [--wait] --- */
+
+int workflow_put_cmd(struct ctl *ctl, struct cmd_args *args);
+int workflow_run_cmd(struct ctl *ctl, struct cmd_args *args);
 
 /* --- dead.c --- */
 

@@ -13,6 +13,8 @@
 #include "xmalloc.h"
 
 #define ANSI_RESET "\033[0m"
+/* A step's error or output in the logs table: the last column, so it may be wider than the others. */
+#define EXCERPT_COLS 100
 
 const char *
 ops_state_color(const struct ctl *ctl, const char *state)
@@ -272,6 +274,51 @@ print_stats(struct ctl *ctl, json_t *r)
 		print_kv(nodes, 0);
 }
 
+/* s cut to at most max bytes on a UTF-8 boundary, "..." appended when cut. New JSON string. */
+static json_t *
+excerpt(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return json_string(s);
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	char *cut = xasprintf("%.*s...", (int)max, s);
+	json_t *v = text_json_string(cut, strlen(cut));
+	free(cut);
+	return v;
+}
+
+/* The logs op's step rows as table rows: step | type | run | try | state | duration | error or output (the
+ * error when the step has one), cut to an excerpt. New reference. */
+static json_t *
+step_rows(json_t *steps)
+{
+	json_t *rows = json_array(), *st;
+	size_t i;
+	json_array_foreach(steps, i, st)
+	{
+		char dur[32] = "-";
+		json_t *ms = json_object_get(st, "duration_ms");
+		if (json_is_number(ms) && json_number_value(ms) < 1000)
+			snprintf(dur, sizeof(dur), "%.1f ms", json_number_value(ms));
+		else if (json_is_number(ms))
+			text_duration(json_number_value(ms) / 1000.0, dur, sizeof(dur));
+		const char *err = json_string_value(json_object_get(st, "error"));
+		const char *out = json_string_value(json_object_get(st, "output"));
+		json_t *row = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:s}", "step", json_object_get(st, "step"),
+		                        "type", json_object_get(st, "type"), "run", json_object_get(st, "run_attempt"),
+		                        "try", json_object_get(st, "step_attempt"), "state",
+		                        json_object_get(st, "state"), "duration", dur);
+		json_object_set_new(row, "error_or_output",
+		                    err != NULL   ? excerpt(err, EXCERPT_COLS)
+		                    : out != NULL ? excerpt(out, EXCERPT_COLS)
+		                                  : json_null());
+		json_array_append_new(rows, row);
+	}
+	return rows;
+}
+
 static void
 print_logs(struct ctl *ctl, json_t *r)
 {
@@ -282,6 +329,17 @@ print_logs(struct ctl *ctl, json_t *r)
 	print_table(ctl, json_object_get(r, "attempts"), acols, sizeof(acols) / sizeof(acols[0]));
 	printf("lines:\n");
 	print_table(ctl, json_object_get(r, "lines"), lcols, sizeof(lcols) / sizeof(lcols[0]));
+	json_t *steps = json_object_get(r, "steps");
+	if (json_array_size(steps) > 0) {
+		static const char *const scols[] = {"step",     "type",           "run", "try", "state",
+		                                    "duration", "error_or_output"};
+		json_t *rows = step_rows(steps);
+		printf("steps:\n");
+		print_table(ctl, rows, scols, sizeof(scols) / sizeof(scols[0]));
+		json_decref(rows);
+	}
+	if (json_is_true(json_object_get(r, "truncated")))
+		fprintf(stderr, "(cut to fit one reply: ask for fewer with --limit N)\n");
 }
 
 static void
@@ -314,6 +372,32 @@ print_token_list(struct ctl *ctl, json_t *r)
 }
 
 static void
+print_workflow_list(struct ctl *ctl, json_t *r)
+{
+	static const char *const cols[] = {"name", "owner", "active", "updated_at", "description"};
+	print_table(ctl, json_object_get(r, "workflows"), cols, sizeof(cols) / sizeof(cols[0]));
+}
+
+/* The fields, then the definition as indented JSON (it is what the user put, to read or to edit). */
+static void
+print_workflow_show(struct ctl *ctl, json_t *r)
+{
+	json_t *rest = json_deep_copy(r);
+	json_object_del(rest, "definition");
+	print_kv(rest, 0);
+	json_decref(rest);
+	char *def = json_dumps(json_object_get(r, "definition"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("definition:\n");
+	/* json_dumps escapes control characters inside strings: only its own newlines remain. */
+	for (const char *line = def != NULL ? def : "null"; *line != '\0';) {
+		size_t n = strcspn(line, "\n");
+		printf("  %.*s\n", (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+	free(def);
+}
+
+static void
 print_generic(struct ctl *ctl, json_t *r)
 {
 	print_kv(r, 0);
@@ -322,10 +406,15 @@ print_generic(struct ctl *ctl, json_t *r)
 static const struct {
 	enum ctl_op_id op;
 	void (*print)(struct ctl *ctl, json_t *result);
-} printers[] = {
-        {CTL_OP_STATUS, print_status},        {CTL_OP_LIST, print_list}, {CTL_OP_QUEUES, print_queues},
-        {CTL_OP_STATS, print_stats},          {CTL_OP_LOGS, print_logs}, {CTL_OP_TOKEN_CREATE, print_token_create},
-        {CTL_OP_TOKEN_LIST, print_token_list}};
+} printers[] = {{CTL_OP_STATUS, print_status},
+                {CTL_OP_LIST, print_list},
+                {CTL_OP_QUEUES, print_queues},
+                {CTL_OP_STATS, print_stats},
+                {CTL_OP_LOGS, print_logs},
+                {CTL_OP_TOKEN_CREATE, print_token_create},
+                {CTL_OP_TOKEN_LIST, print_token_list},
+                {CTL_OP_WORKFLOW_LIST, print_workflow_list},
+                {CTL_OP_WORKFLOW_SHOW, print_workflow_show}};
 
 void
 ops_print(struct ctl *ctl, const struct ctl_op *op, json_t *result)

@@ -269,6 +269,23 @@ static const struct ctl_arg args_token_revoke[] = {{"name", CTL_ARG_NAME, 0, 0, 
                                                    {"token_id", CTL_ARG_STRING, 0, 0, 12, "or its public id"},
                                                    END};
 
+static const struct ctl_arg args_workflow_put[] = {
+        {"definition", CTL_ARG_OBJECT, 1, 0, 0, "the workflow (schema/workflow.schema.json)"},
+        {"name", CTL_ARG_NAME, 0, 0, CTL_WORKFLOW_NAME_MAX, "its name (default: the definition's \"name\")"},
+        {"description", CTL_ARG_STRING, 0, 0, CTL_WORKFLOW_DESC_MAX, "one line for workflow list"},
+        {"active", CTL_ARG_BOOL, 0, 0, 0, "false: stored but not runnable (default true)"},
+        {"owner", CTL_ARG_STRING, 0, 0, JOB_OWNER_MAX, "its owner (admin; default: the credential's)"},
+        END};
+static const struct ctl_arg args_workflow_name[] = {
+        {"name", CTL_ARG_NAME, 1, 0, CTL_WORKFLOW_NAME_MAX, "the stored workflow's name"}, END};
+static const struct ctl_arg args_workflow_run[] = {
+        {"name", CTL_ARG_NAME, 1, 0, CTL_WORKFLOW_NAME_MAX, "the stored workflow's name"},
+        {"input", CTL_ARG_OBJECT, 0, 0, 0, "the run's input, {{input.x}} (default {})"},
+        {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "queue (default: default)"},
+        {"idempotency_key", CTL_ARG_STRING, 0, 0, JOB_IDEM_KEY_MAX, "one run per key"},
+        {"job_id", CTL_ARG_NAME, 0, 0, JOB_ID_MAX, "the run's job id (default: a new UUIDv4)"},
+        END};
+
 #define P  CTL_F_PREAUTH
 #define NR CTL_F_NOREDIS
 #define W  CTL_F_WRITES
@@ -309,6 +326,19 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_TOKEN_REVOKE] = {"token.revoke", CTL_OP_TOKEN_REVOKE, CTL_SCOPE_ADMIN, W | NR, args_token_revoke,
                                  "NAME | --id TOKEN_ID", "revoke a token and close its connections",
                                  check_token_revoke},
+        /* Stored workflows: submit manages (and runs) the credential's owner's, read sees them, admin all. */
+        [CTL_OP_WORKFLOW_PUT] = {"workflow.put", CTL_OP_WORKFLOW_PUT, CTL_SCOPE_SUBMIT, W | NR, args_workflow_put,
+                                 "FILE [--name N] [--description D] [--inactive] [--owner O]",
+                                 "store a workflow definition (replaces one of the same name)", NULL},
+        [CTL_OP_WORKFLOW_LIST] = {"workflow.list", CTL_OP_WORKFLOW_LIST, CTL_SCOPE_READ, NR, args_none, "",
+                                  "list stored workflows", NULL},
+        [CTL_OP_WORKFLOW_SHOW] = {"workflow.show", CTL_OP_WORKFLOW_SHOW, CTL_SCOPE_READ, NR, args_workflow_name, "NAME",
+                                  "a stored workflow with its definition", NULL},
+        [CTL_OP_WORKFLOW_RM] = {"workflow.rm", CTL_OP_WORKFLOW_RM, CTL_SCOPE_SUBMIT, W | NR, args_workflow_name, "NAME",
+                                "delete a stored workflow", NULL},
+        [CTL_OP_WORKFLOW_RUN] = {"workflow.run", CTL_OP_WORKFLOW_RUN, CTL_SCOPE_SUBMIT, W, args_workflow_run,
+                                 "NAME [--input JSON] [--queue Q] [--idempotency-key K] [--id ID] [--wait]",
+                                 "run a stored workflow: submits a workflow.run job carrying its definition", NULL},
 };
 #undef P
 #undef NR

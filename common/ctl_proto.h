@@ -31,6 +31,9 @@
 #define CTL_LOGS_MAX       10000
 #define CTL_TOKEN_NAME_MAX 64
 #define CTL_CURSOR_MAX     64
+/* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
+#define CTL_WORKFLOW_NAME_MAX 128
+#define CTL_WORKFLOW_DESC_MAX 1024
 
 /* Scopes, a bit set. admin implies every other scope. */
 enum ctl_scope {
@@ -94,6 +97,11 @@ enum ctl_op_id {
 	CTL_OP_TOKEN_CREATE,
 	CTL_OP_TOKEN_LIST,
 	CTL_OP_TOKEN_REVOKE,
+	CTL_OP_WORKFLOW_PUT,
+	CTL_OP_WORKFLOW_LIST,
+	CTL_OP_WORKFLOW_SHOW,
+	CTL_OP_WORKFLOW_RM,
+	CTL_OP_WORKFLOW_RUN,
 	CTL_OP_COUNT
 };
 

@@ -41,6 +41,11 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_TOKEN_CREATE] = ctl_op_token_create,
         [CTL_OP_TOKEN_LIST] = ctl_op_token_list,
         [CTL_OP_TOKEN_REVOKE] = ctl_op_token_revoke,
+        [CTL_OP_WORKFLOW_PUT] = ctl_op_workflow_put,
+        [CTL_OP_WORKFLOW_LIST] = ctl_op_workflow_list,
+        [CTL_OP_WORKFLOW_SHOW] = ctl_op_workflow_show,
+        [CTL_OP_WORKFLOW_RM] = ctl_op_workflow_rm,
+        [CTL_OP_WORKFLOW_RUN] = ctl_op_workflow_run,
 };
 
 static void conn_process(struct ctl_conn *c);

@@ -4,6 +4,7 @@
  *   ctl.c        connections, buffers, deadlines, framing, the dispatch table;
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
  *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
+ *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages.
  * The protocol itself (codec, validator, catalogue, error codes) is common/ctl_proto.c; the crypto
  * common/ctl_crypto.c. hopperd.h declares the few entry points the rest of the daemon calls.
@@ -163,10 +164,16 @@ int ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left);
 /* ctl_ops.c */
 ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_retry, ctl_op_list, ctl_op_logs,
         ctl_op_queues, ctl_op_stats, ctl_op_pause, ctl_op_resume;
+/* Submits one job object (one) or a batch (many), exactly as the submit op does, answering request rid.
+ * Borrows every argument: the jobs are copied and completed (owner, id, queue) before validation. */
+void ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many);
 /* The job view of a job hash given as a flat field/value reply (HGETALL). New reference. */
 json_t *ctl_job_view(const struct redis_reply *r);
 /* 1 if the credential may see a job with this owner (NULL: none). */
 int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
+
+/* ctl_workflow.c */
+ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;

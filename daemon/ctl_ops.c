@@ -212,8 +212,13 @@ submit_args(struct strs *st, const char **argv, const struct job_spec *spec, cha
 void
 ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 {
+	ctl_submit(c, req->id, json_object_get(req->root, "job"), json_object_get(req->root, "jobs"));
+}
+
+void
+ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
+{
 	struct server *s = c->ctl->s;
-	json_t *one = json_object_get(req->root, "job"), *many = json_object_get(req->root, "jobs");
 	size_t n = one != NULL ? 1 : json_array_size(many);
 	const char **argv = xcalloc(5 + 9 * n, sizeof(*argv));
 	struct strs st = {0};
@@ -245,9 +250,9 @@ ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 	if (i < n) {
 		enum ctl_err code = strstr(err, "only admin") != NULL ? CTL_E_FORBIDDEN : CTL_E_BAD_REQUEST;
 		if (one != NULL)
-			ctl_reply_err(c, req->id, code, "job: %s", err);
+			ctl_reply_err(c, rid, code, "job: %s", err);
 		else
-			ctl_reply_err(c, req->id, code, "jobs[%zu]: %s", i, err);
+			ctl_reply_err(c, rid, code, "jobs[%zu]: %s", i, err);
 		json_decref(ids);
 	} else {
 		struct submit_data *d = xcalloc(1, sizeof(*d));
@@ -259,10 +264,10 @@ ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 			d->result = json_pack("{s:o}", "ids", ids);
 		/* redis_batch copies the arguments; on failure call_lua answers and frees d (not its result). */
 		json_t *result = d->result;
-		struct ctl_pending *p = ctl_pending_new(c, req->id);
+		struct ctl_pending *p = ctl_pending_new(c, rid);
 		p->data = d;
 		if (redis_batch(s->redis, "ctl_submit", (int)(5 + 9 * n), argv, NULL, submit_reply, p) != 0) {
-			ctl_reply_err(c, req->id, CTL_E_UNAVAILABLE, "Redis is unreachable; nothing was submitted");
+			ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; nothing was submitted");
 			json_decref(result);
 			free(d);
 			ctl_pending_end(p);

@@ -330,7 +330,8 @@ void celery_free(struct server *s);
 int workflows_claimed(struct server *s, struct job *j);
 /* A STEP, ENQUEUE or QUERY frame from the worker running a job. Returns -1 for any other type. */
 int workflows_frame(struct server *s, struct worker *w, int type, json_t *o);
-/* Stored workflows, for the control socket: req {"name"?, "definition", "description"?, "owner"?, "active"?}. */
+/* Stored workflows, for the control socket: req {"name"?, "definition", "description"?, "owner"?, "active"?}.
+ * 0; -1 for a bad name or definition shape, -2 when the store failed; both with *cause (caller frees). */
 int workflows_put(struct server *s, json_t *req, char **cause);
 /* {"name", "description", "definition", "owner", "active", "created_at", "updated_at"} or NULL. New reference. */
 json_t *workflows_get(struct server *s, const char *name);

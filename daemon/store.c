@@ -50,6 +50,7 @@ enum stmt_id {
 	STMT_TOKEN_TOUCH,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
+	STMT_LOG_STEPS,
 	STMT_COUNT
 };
 
@@ -100,6 +101,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
         [STMT_LOG_EVENTS] = "SELECT a.attempt, e.at, e.kind, e.level, e.progress, e.stage, e.message FROM "
                             "attempt_events e JOIN attempts a ON e.attempt_id = a.id WHERE a.job_id = ?1 "
                             "ORDER BY e.id DESC LIMIT ?2",
+        /* The job's workflow step rows (every try of every step, every run attempt), in the order they ran. */
+        [STMT_LOG_STEPS] = "SELECT step_id, type, step_attempt, run_attempt, state, started_at, finished_at, "
+                           "duration_ms, output, error FROM workflow_steps WHERE job_id = ?1 ORDER BY id LIMIT ?2",
 };
 
 struct store {
@@ -784,6 +788,30 @@ row_object(sqlite3_stmt *s, const char *const *names, int n)
 	return o;
 }
 
+/* The job's workflow step rows, first ones first, while *bytes stays under max_bytes (else *truncated). */
+static json_t *
+log_steps(struct store *st, const char *job_id, int limit, size_t max_bytes, size_t *bytes, int *truncated)
+{
+	static const char *const cols[] = {"step",       "type",        "step_attempt", "run_attempt", "state",
+	                                   "started_at", "finished_at", "duration_ms",  "output",      "error"};
+	json_t *steps = json_array();
+	sqlite3_stmt *s = st->stmt[STMT_LOG_STEPS];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, job_id, &rc);
+	bind_int64(s, 2, limit, &rc);
+	while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+		*bytes += 128 + (size_t)sqlite3_column_bytes(s, 8) + (size_t)sqlite3_column_bytes(s, 9);
+		if (*bytes > max_bytes) {
+			*truncated = 1;
+			break;
+		}
+		json_array_append_new(steps, row_object(s, cols, 10));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return steps;
+}
+
 json_t *
 store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 {
@@ -814,7 +842,8 @@ store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	json_t *out = json_pack("{s:o, s:o}", "attempts", attempts, "lines", lines);
+	json_t *steps = log_steps(st, job_id, limit, max_bytes, &bytes, &truncated);
+	json_t *out = json_pack("{s:o, s:o, s:o}", "attempts", attempts, "lines", lines, "steps", steps);
 	if (truncated)
 		json_object_set_new(out, "truncated", json_true());
 	return out;

@@ -96,7 +96,9 @@ int store_token_revoke(struct store *st, const char *id, double at);
 int store_token_touch(struct store *st, const char *id, double at);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
- * about max_bytes of text; "truncated": true when cut): {"attempts": [...], "lines": [...]}. New reference.
+ * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the
+ * order they ran (workflow.run; [] for other jobs): {"attempts": [...], "lines": [...], "steps": [...]}.
+ * New reference.
  */
 json_t *store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes);
 

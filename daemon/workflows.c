@@ -337,6 +337,37 @@ workflow_json(const struct store_workflow *w, int with_definition)
 	return o;
 }
 
+/*
+ * A definition's shape: an object with a non-empty "steps" (or AutomateOS "nodes") array of objects, each
+ * with a string "id" and "type". 0, or -1 with *cause (caller frees) naming the first offender.
+ */
+static int
+shape_check(json_t *def, char **cause)
+{
+	json_t *steps = json_object_get(def, "steps");
+	const char *what = "steps";
+	if (steps == NULL) {
+		steps = json_object_get(def, "nodes");
+		what = "nodes";
+	}
+	if (!json_is_object(def) || !json_is_array(steps) || json_array_size(steps) == 0) {
+		*cause = xstrdup("invalid workflow: a definition is an object with a non-empty \"steps\" array (or "
+		                 "AutomateOS \"nodes\")");
+		return -1;
+	}
+	size_t i;
+	json_t *st;
+	json_array_foreach(steps, i, st)
+	{
+		if (!json_is_object(st) || !json_is_string(json_object_get(st, "id")) ||
+		    !json_is_string(json_object_get(st, "type"))) {
+			*cause = xasprintf("invalid workflow: %s[%zu] needs a string \"id\" and \"type\"", what, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 workflows_put(struct server *s, json_t *req, char **cause)
 {
@@ -345,15 +376,14 @@ workflows_put(struct server *s, json_t *req, char **cause)
 	if (name == NULL)
 		name = json_string_value(json_object_get(def, "name"));
 	if (name == NULL || !job_name_valid(name, WORKFLOW_NAME_MAX)) {
-		*cause = xstrdup("a workflow needs a name of letters, digits and . _ : -");
+		*cause = xstrdup("invalid workflow: it needs a name (--name or the definition's \"name\") of letters, "
+		                 "digits and . _ : -");
 		return -1;
 	}
-	/* The shape only: the worker validates steps in full when it runs (it holds the step table). */
-	if (!json_is_object(def) ||
-	    !(json_is_array(json_object_get(def, "steps")) || json_is_array(json_object_get(def, "nodes")))) {
-		*cause = xstrdup("a workflow definition is an object with \"steps\" (or AutomateOS \"nodes\")");
+	/* The shape only: the worker validates steps in full when it runs (it holds the step table, whose http
+	 * and exec entries need libcurl and the worker's allowlists). */
+	if (shape_check(def, cause) < 0)
 		return -1;
-	}
 	char *text = jsonx_dump(def);
 	struct store_workflow w = {.name = (char *)name,
 	                           .description = (char *)json_string_value(json_object_get(req, "description")),
@@ -363,9 +393,11 @@ workflows_put(struct server *s, json_t *req, char **cause)
 	                           .updated_at = clock_now()};
 	int rc = store_workflow_put(s->store, &w);
 	free(text);
-	if (rc < 0)
+	if (rc < 0) {
 		*cause = xstrdup("the store refused the write (see the daemon log)");
-	return rc;
+		return -2;
+	}
+	return 0;
 }
 
 json_t *

@@ -253,23 +253,17 @@ WF=$(cat <<J
 ]}
 J
 )
-note "Stored workflows live in SQLite (table workflows); hopperctl workflow put/run come with the control socket."
-show "sqlite3 $DB \"INSERT INTO workflows (name, definition) VALUES ('demo-fetch', '...')\""
-sqlite3 "$DB" "INSERT INTO workflows (name, description, definition, active, created_at, updated_at) VALUES ('demo-fetch', 'make demo', '$WF', 1, strftime('%s','now'), strftime('%s','now'))" ||
-	note "(could not store the workflow)"
-JOB='{"id":"demo-wf-'$$'","type":"workflow.run","args":{"workflow":"demo-fetch","input":{"note":"from make demo"}}}'
-show "${RCLI[*]} LPUSH ${PREFIX}queue:default '$JOB'"
-"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$JOB" >/dev/null
-for _ in $(seq 100); do
-	state=$("${RCLI[@]}" HGET "${PREFIX}job:demo-wf-$$" state)
-	case $state in succeeded | failed | dead | cancelled) break ;; esac
-	sleep 0.1
-done
-note "run demo-wf-$$: $state; result: $("${RCLI[@]}" HGET "${PREFIX}job:demo-wf-$$" result | cut -c1-160)"
-sleep 0.3
-QUERY="select step_id, type, state, round(duration_ms, 1) as ms, substr(coalesce(error, output), 1, 60) as output_or_error from workflow_steps where job_id = 'demo-wf-$$' order by id"
-show "sqlite3 $DB \"$QUERY\""
-sqlite3 -header -column "$DB" "$QUERY" | sed 's/^/    /'
+printf '%s\n' "$WF" >"$TMP/demo-fetch.json"
+note "The definition is a JSON file; hopperctl stores it in the daemon's SQLite (table workflows)."
+show "hopperctl workflow put $TMP/demo-fetch.json --description 'make demo'"
+"${CTL[@]}" workflow put "$TMP/demo-fetch.json" --description "make demo" | sed 's/^/    /'
+note "Run it by name: the daemon resolves the definition and submits a workflow.run job that carries it."
+show "hopperctl workflow run demo-fetch --input '{\"note\":\"from make demo\"}' --wait"
+"${CTL[@]}" workflow run demo-fetch --input '{"note":"from make demo"}' --id "demo-wf-$$" --wait --wait-timeout 30
+note "(exit status $?: 0 when the run succeeded)"
+note "Each step execution is a row in SQLite (table workflow_steps); hopperctl logs shows them as a table:"
+show "hopperctl logs demo-wf-$$"
+"${CTL[@]}" logs "demo-wf-$$" | sed -n '/^steps:$/,$p' | sed 's/^/    /'
 
 # --- what to try next ---
 say "Try it yourself"

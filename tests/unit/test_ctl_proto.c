@@ -144,6 +144,32 @@ test_catalogue(void)
 	T_CHECK("watch streams", ctl_ops[CTL_OP_WATCH].flags & CTL_F_STREAM);
 	T_CHECK("token ops need admin", ctl_ops[CTL_OP_TOKEN_CREATE].scope == CTL_SCOPE_ADMIN &&
 	                                        ctl_ops[CTL_OP_TOKEN_REVOKE].scope == CTL_SCOPE_ADMIN);
+	T_CHECK("workflow ops: submit manages and runs, read sees",
+	        ctl_ops[CTL_OP_WORKFLOW_PUT].scope == CTL_SCOPE_SUBMIT &&
+	                ctl_ops[CTL_OP_WORKFLOW_RM].scope == CTL_SCOPE_SUBMIT &&
+	                ctl_ops[CTL_OP_WORKFLOW_RUN].scope == CTL_SCOPE_SUBMIT &&
+	                ctl_ops[CTL_OP_WORKFLOW_LIST].scope == CTL_SCOPE_READ &&
+	                ctl_ops[CTL_OP_WORKFLOW_SHOW].scope == CTL_SCOPE_READ);
+	T_CHECK("stored-workflow ops but run answer without Redis",
+	        (ctl_ops[CTL_OP_WORKFLOW_PUT].flags & CTL_F_NOREDIS) &&
+	                (ctl_ops[CTL_OP_WORKFLOW_SHOW].flags & CTL_F_NOREDIS) &&
+	                !(ctl_ops[CTL_OP_WORKFLOW_RUN].flags & CTL_F_NOREDIS));
+	T_CHECK("workflow.put with a definition",
+	        rejects("{\"op\":\"workflow.put\",\"definition\":{\"steps\":[]},\"active\":false}", CTL_OK));
+	T_CHECK("workflow.put needs a definition",
+	        rejects("{\"op\":\"workflow.put\",\"name\":\"a\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.put: the definition is an object",
+	        rejects("{\"op\":\"workflow.put\",\"definition\":[1]}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.put: a name is a job name",
+	        rejects("{\"op\":\"workflow.put\",\"definition\":{},\"name\":\"a b\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.run with input and a job id",
+	        rejects("{\"op\":\"workflow.run\",\"name\":\"w\",\"input\":{\"x\":1},\"job_id\":\"j1\"}", CTL_OK));
+	T_CHECK("workflow.run needs a name", rejects("{\"op\":\"workflow.run\",\"input\":{}}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.run: input is an object",
+	        rejects("{\"op\":\"workflow.run\",\"name\":\"w\",\"input\":\"x\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.run: no unknown fields",
+	        rejects("{\"op\":\"workflow.run\",\"name\":\"w\",\"args\":{}}", CTL_E_BAD_REQUEST));
+	T_CHECK("workflow.rm needs a name", rejects("{\"op\":\"workflow.rm\"}", CTL_E_BAD_REQUEST));
 
 	int codes_ok = 1;
 	for (int i = 1; i < CTL_E_COUNT; i++)

@@ -74,6 +74,23 @@ main(void)
 	        q_int(path, "SELECT attempt_id IS NULL FROM workflow_steps WHERE step_id='lost'") == 1);
 	T_CHECK("duration computed",
 	        q_int(path, "SELECT duration_ms FROM workflow_steps WHERE step_id='fetch'") == 250);
+	json_t *log = store_job_log(st, "j1", 100, 1 << 20);
+	json_t *steps = json_object_get(log, "steps"), *first = json_array_get(steps, 0);
+	T_CHECK("logs carry the step rows in order",
+	        json_array_size(steps) == 2 &&
+	                strcmp(json_string_value(json_object_get(first, "step")), "fetch") == 0 &&
+	                json_integer_value(json_object_get(first, "step_attempt")) == 1 &&
+	                strcmp(json_string_value(json_object_get(first, "output")), "{\"status\":200}") == 0 &&
+	                json_real_value(json_object_get(first, "duration_ms")) == 250 &&
+	                strcmp(json_string_value(json_object_get(json_array_get(steps, 1), "error")), "boom") == 0);
+	json_decref(log);
+	log = store_job_log(st, "j1", 100, 130);
+	T_CHECK("a size cap cuts the step rows and says so",
+	        json_array_size(json_object_get(log, "steps")) < 2 && json_is_true(json_object_get(log, "truncated")));
+	json_decref(log);
+	log = store_job_log(st, "other", 100, 1 << 20);
+	T_CHECK("other jobs have no step rows", json_array_size(json_object_get(log, "steps")) == 0);
+	json_decref(log);
 	store_attempt_finish(st, row, "succeeded", 101, NULL, NULL);
 	store_flush(st);
 	store_prune(st, 200);
