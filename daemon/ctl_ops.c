@@ -119,6 +119,35 @@ struct submit_data {
 	json_t *result; /* sent on success */
 };
 
+/*
+ * A job whose idempotency_key an existing run holds was not written: the reply names that run instead
+ * ({"id": existing, "state": its state, "duplicate": true}, or its id in the batch's "ids" and its index
+ * in "duplicates"). r is hopper_ctl_submit's {'ok', index, id, state, ...}.
+ */
+static void
+submit_apply_duplicates(json_t *result, const struct redis_reply *r)
+{
+	json_t *ids = json_object_get(result, "ids"), *dups = NULL;
+	for (size_t k = 1; k + 2 < rr_count(r); k += 3) {
+		size_t index = strtoul(elem_str(r, k), NULL, 10);
+		const char *holder = elem_str(r, k + 1), *state = elem_str(r, k + 2);
+		if (holder == NULL || state == NULL)
+			continue;
+		if (ids == NULL) {
+			json_object_set_new(result, "id", json_string(holder));
+			json_object_set_new(result, "state", json_string(state));
+			json_object_set_new(result, "duplicate", json_true());
+			continue;
+		}
+		if (index >= json_array_size(ids))
+			continue;
+		json_array_set_new(ids, index, json_string(holder));
+		if (dups == NULL)
+			json_object_set_new(result, "duplicates", dups = json_array());
+		json_array_append_new(dups, json_integer((json_int_t)index));
+	}
+}
+
 static void
 submit_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
@@ -131,9 +160,15 @@ submit_reply(struct server *s, const struct redis_reply *r, void *priv)
 		return;
 	}
 	const char *v = elem_str(r, 0);
-	if (v != NULL && strcmp(v, "ok") == 0)
+	if (v != NULL && strcmp(v, "ok") == 0) {
+		submit_apply_duplicates(result, r);
 		ctl_send(p->c, ctl_reply_ok(p->id, result));
-	else {
+	} else if (v != NULL && strcmp(v, "idem_conflict") == 0) {
+		json_decref(result);
+		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
+		              "idempotency_key %s is held by another owner's job; nothing was submitted",
+		              elem_str(r, 1) ? elem_str(r, 1) : "?");
+	} else {
 		json_decref(result);
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted",
 		              elem_str(r, 1) ? elem_str(r, 1) : "?");

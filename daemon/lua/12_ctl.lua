@@ -12,34 +12,64 @@ end
 -- hopper_ctl_submit(prefix, now, ttl, max_events, n, {id, queue, type, max_attempts, created_at, owner,
 --                   idem, run_at, payload} * n)
 -- All or nothing: if any id already has a job hash, nothing is written and {'conflict', id} comes back.
--- Otherwise each job's hash is written queued (as hopper's clients do), its queued event emitted, and the
--- job pushed to its queue (or its scheduled set when run_at is in the future). Returns {'ok'}.
+-- A job whose idempotency_key is held by an existing job (or by an earlier job of the batch) is not written:
+-- the submission returns the existing run. Every other job's hash is written queued (as hopper's clients
+-- do), its key taken, its queued event emitted, and the job pushed to its queue (or its scheduled set when
+-- run_at is in the future). Returns {'ok', index, holder_id, holder_state, ...} with one triple per job
+-- answered by an existing run (index counts from 0), or {'idem_conflict', key} when the key's holder
+-- belongs to another owner (nothing written, and that run's id is not revealed).
 OPS.ctl_submit = function(a)
   local p, now, ttl, max_events, n = a[1], a[2], a[3], a[4], tonumber(a[5])
+  local out, holders, skip = {'ok'}, {}, {}
   for k = 0, n - 1 do
-    local id = a[6 + k * 9]
+    local id, idem = a[6 + k * 9], a[6 + k * 9 + 6]
     if redis.call('EXISTS', p .. 'job:' .. id) == 1 then return {'conflict', id} end
+    if idem ~= '' then
+      local holder, st = holders[idem], 'queued'
+      if not holder then
+        local g = redis.call('GET', p .. 'idem:' .. idem)
+        if g and g ~= id and redis.call('EXISTS', p .. 'job:' .. g) == 1 then
+          if redis.call('HGET', p .. 'job:' .. g, 'owner') ~= a[6 + k * 9 + 5] then
+            return {'idem_conflict', idem} -- another owner's run: not shown to this caller
+          end
+          holder, st = g, redis.call('HGET', p .. 'job:' .. g, 'state')
+        end
+      end
+      if holder then
+        out[#out + 1] = tostring(k)
+        out[#out + 1] = holder
+        out[#out + 1] = st
+        skip[k] = true
+      else
+        holders[idem] = id
+      end
+    end
   end
   for k = 0, n - 1 do
     local b = 6 + k * 9
     local id, q, typ, ma, created, owner, idem, run_at, payload =
       a[b], a[b + 1], a[b + 2], a[b + 3], a[b + 4], a[b + 5], a[b + 6], a[b + 7], a[b + 8]
-    local h = p .. 'job:' .. id
-    redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0', 'max_attempts', ma,
-               'progress', '0', 'created_at', created, 'enqueued_at', now, 'updated_at', now, 'payload', payload,
-               'stalls', '0', 'owner', owner)
-    if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
-    emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
-    if tonumber(run_at) > tonumber(now) then
-      redis.call('HSET', h, 'run_at', run_at)
-      redis.call('ZADD', p .. 'scheduled:' .. q, run_at, payload)
-    else
-      redis.call('LPUSH', p .. 'queue:' .. q, payload)
+    if not skip[k] then
+      local h = p .. 'job:' .. id
+      redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0', 'max_attempts', ma,
+                 'progress', '0', 'created_at', created, 'enqueued_at', now, 'updated_at', now, 'payload', payload,
+                 'stalls', '0', 'owner', owner)
+      if idem ~= '' then
+        redis.call('HSET', h, 'idempotency_key', idem)
+        redis.call('SET', p .. 'idem:' .. idem, id, 'EX', ttl)
+      end
+      emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
+      if tonumber(run_at) > tonumber(now) then
+        redis.call('HSET', h, 'run_at', run_at)
+        redis.call('ZADD', p .. 'scheduled:' .. q, run_at, payload)
+      else
+        redis.call('LPUSH', p .. 'queue:' .. q, payload)
+      end
+      index_add(p, id, now, ttl)
+      redis.call('SADD', p .. 'queues', q) -- known queues, for the queues op
     end
-    index_add(p, id, now, ttl)
-    redis.call('SADD', p .. 'queues', q) -- known queues, for the queues op
   end
-  return {'ok'}
+  return out
 end
 
 -- hopper_ctl_cancel(prefix, id, now, owner, admin, ttl, max_events)

@@ -86,6 +86,16 @@ check_eq "a read-only token cannot run (9)" "$(code "$READER" workflow run greet
 check_eq "--input must be a JSON object (2)" "$(code "$ALICE" workflow run greet --input '[1]')" 2
 k1=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key once-1 --id wf-once)
 check_eq "a run with an idempotency key" "$k1" wf-once
+k2=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key once-1 --id wf-once-again)
+check_eq "the same key again returns the existing run" "$k2" wf-once
+check_eq "... and writes no second job" "$(rcli EXISTS "${HP}job:wf-once-again")" 0
+check_eq "another owner's use of the key is a conflict (11), not the run" \
+	"$(code "$BOB" submit noop --idempotency-key once-1)" 11
+echo '[{"id": "b-1", "type": "noop", "idempotency_key": "batch-k"},
+      {"id": "b-2", "type": "noop", "idempotency_key": "batch-k"},
+      {"id": "b-3", "type": "noop", "idempotency_key": "once-1"}]' >"$T/batch.json"
+check_eq "a batch answers repeated keys with the runs that hold them" \
+	"$(as "$ALICE" submit --file "$T/batch.json" | tr '\n' ' ')" "b-1 b-1 wf-once "
 
 # A shape-valid definition with an unknown step type is stored (the daemon checks the shape only) and its
 # run fails at once, with the engine's error, and run --wait exits 1.
