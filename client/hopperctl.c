@@ -95,6 +95,8 @@ static const struct option celery_options[] = {O("args", required_argument, OPT_
                                                O("countdown", required_argument, OPT_COUNTDOWN),
                                                O("id", required_argument, OPT_ID),
                                                O("celery-prefix", required_argument, OPT_CPREFIX),
+                                               O("expires", required_argument, OPT_EXPIRES),
+                                               O("eta", required_argument, OPT_ETA),
                                                {NULL, 0, NULL, 0}};
 
 static int help_cmd(struct ctl *ctl, struct cmd_args *args);
@@ -140,16 +142,20 @@ static const struct cmd_entry cmd_table[] = {
          "  --all                  every dead job instead of the given ids",
          "list dead jobs or retry them", dead_options, 0, -1, NULL},
         {"celery", celery_cmd,
-         "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] [--id ID]\n"
-         "       [--celery-prefix P]\n"
+         "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S | --eta UNIX_TS]\n"
+         "       [--expires S] [--id ID] [--redis-* ... [--celery-prefix P]]\n"
          "  --args JSON            positional arguments, a JSON array (default [])\n"
          "  --kwargs JSON          keyword arguments, a JSON object (default {})\n"
          "  --queue Q              Celery queue (default: celery)\n"
          "  --priority N           0-9, 0 first (kombu's Redis transport)\n"
          "  --countdown S          run no earlier than S seconds from now (the eta header)\n"
+         "  --eta UNIX_TS          or no earlier than this Unix time\n"
+         "  --expires S            not to be run after S seconds from now (Celery revokes it)\n"
          "  --id ID                task id (default: a new UUIDv4)\n"
-         "  --celery-prefix P      kombu's global_keyprefix of the Celery app\n"
-         "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.",
+         "  --celery-prefix P      kombu's global_keyprefix of the Celery app (direct mode only)\n"
+         "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.\n"
+         "By default through the daemon (the celery.send op, scope submit; its celery_prefix applies); with a\n"
+         "--redis-* option (or HOPPER_REDIS_* variable) hopperctl writes to that Redis itself instead.",
          "publish a task in Celery's format", celery_options, 2, 2, NULL},
         {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 2, NULL},
 };
@@ -259,7 +265,7 @@ arg_value_name(const struct ctl_arg *a)
 	static const char *const names[] = {
 	        [CTL_ARG_STRING] = "S",    [CTL_ARG_NAME] = "NAME",   [CTL_ARG_INT] = "N",
 	        [CTL_ARG_BOOL] = "",       [CTL_ARG_OBJECT] = "JSON", [CTL_ARG_ARRAY] = "JSON",
-	        [CTL_ARG_STRINGS] = "A,B", [CTL_ARG_STATE] = "STATE"};
+	        [CTL_ARG_STRINGS] = "A,B", [CTL_ARG_STATE] = "STATE", [CTL_ARG_LIST] = "JSON"};
 	return names[a->type];
 }
 
@@ -383,9 +389,18 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 		}
 		ctl->io_timeout_s = d;
 		break;
-	case GOPT_HOST: ctl->redis.host = arg; break;
-	case GOPT_UNIX: ctl->redis.unix_path = arg; break;
-	case GOPT_PASSWORD: ctl->redis.password = arg; break;
+	case GOPT_HOST:
+		ctl->redis.host = arg;
+		ctl->redis_given = 1;
+		break;
+	case GOPT_UNIX:
+		ctl->redis.unix_path = arg;
+		ctl->redis_given = 1;
+		break;
+	case GOPT_PASSWORD:
+		ctl->redis.password = arg;
+		ctl->redis_given = 1;
+		break;
 	case GOPT_PREFIX: ctl->prefix = arg; break;
 	case GOPT_JSON: ctl->json = 1; break;
 	case GOPT_PORT:
@@ -399,6 +414,7 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 			ctl->redis.port = (int)n;
 		else
 			ctl->redis.db = (int)n;
+		ctl->redis_given = 1;
 		break;
 	case GOPT_HELP: help_all(stdout); return CTL_EXIT_OK;
 	case GOPT_VERSION: printf("hopperctl %s (protocol %d)\n", HOPPERCTL_VERSION, CTL_PROTOCOL_VERSION); return 0;

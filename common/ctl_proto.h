@@ -24,13 +24,14 @@
 #define CTL_MAX_FRAME_MIN   4096
 #define CTL_MAX_FRAME_LIMIT (64 * 1024 * 1024)
 /* A request id is an integer in [0, 2^53) (exact in every JSON implementation) or a short string. */
-#define CTL_ID_INT_MAX     9007199254740991LL
-#define CTL_ID_STR_MAX     64
-#define CTL_BATCH_MAX      1000 /* jobs in one submit: bounds the Lua call and the reply */
-#define CTL_LIST_MAX       1000 /* jobs in one list page */
-#define CTL_LOGS_MAX       10000
-#define CTL_TOKEN_NAME_MAX 64
-#define CTL_CURSOR_MAX     64
+#define CTL_ID_INT_MAX      9007199254740991LL
+#define CTL_ID_STR_MAX      64
+#define CTL_BATCH_MAX       1000 /* jobs in one submit: bounds the Lua call and the reply */
+#define CTL_LIST_MAX        1000 /* jobs in one list page */
+#define CTL_LOGS_MAX        10000
+#define CTL_TOKEN_NAME_MAX  64
+#define CTL_CURSOR_MAX      64
+#define CTL_CELERY_ARGS_MAX 10000 /* positional arguments of one celery.send */
 
 /* Scopes, a bit set. admin implies every other scope. */
 enum ctl_scope {
@@ -94,6 +95,7 @@ enum ctl_op_id {
 	CTL_OP_TOKEN_CREATE,
 	CTL_OP_TOKEN_LIST,
 	CTL_OP_TOKEN_REVOKE,
+	CTL_OP_CELERY_SEND, /* celery.send: publish a task in Celery's format (issue #6) */
 	CTL_OP_COUNT
 };
 
@@ -105,7 +107,8 @@ enum ctl_arg_type {
 	CTL_ARG_OBJECT,
 	CTL_ARG_ARRAY,   /* 1..max elements, each an object */
 	CTL_ARG_STRINGS, /* 1..max elements, each a string of 1..64 bytes */
-	CTL_ARG_STATE    /* one of the job state names */
+	CTL_ARG_STATE,   /* one of the job state names */
+	CTL_ARG_LIST     /* any JSON array of 0..max elements of any type (Celery's positional args) */
 };
 
 struct ctl_arg {

@@ -41,6 +41,7 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_TOKEN_CREATE] = ctl_op_token_create,
         [CTL_OP_TOKEN_LIST] = ctl_op_token_list,
         [CTL_OP_TOKEN_REVOKE] = ctl_op_token_revoke,
+        [CTL_OP_CELERY_SEND] = ctl_op_celery_send,
 };
 
 static void conn_process(struct ctl_conn *c);
