@@ -48,8 +48,10 @@ check "the libhopper example celery_send prints a task id" test -n "$sid2"
 cat >"$T/csend.py" <<'PY'
 import os, sys
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.join(os.path.dirname(sys.argv[1]), 'tests', 'ctl'))
 from hopper import Client, HopperError
 from celery import Celery
+from ctltest import schema_errors
 ctl_sock, redis_sock, reader, ids = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 url = 'redis+socket://' + redis_sock
 app = Celery('wtasks', broker=url, backend=url)
@@ -65,6 +67,12 @@ with Client(socket=ctl_sock) as c:
     r = c.celery_send('w.add', [10, 11], queue='wq')
     check('hopper.py celery_send replies the queue and its list', (r['queue'], r['key']), ('wq', 'wq'))
     ids.append(r['task_id'])
+    check('the reply matches celery.send.schema.json', schema_errors('urn:hopper:schema:control:celery.send#/$defs/result', r), [])
+    req = {'op': 'celery.send', 'task': 'w.add', 'args': [1], 'kwargs': {}, 'queue': 'wq', 'priority': 3,
+           'countdown_s': 1, 'expires_s': 60, 'task_id': 'x-1'}
+    check('a full request matches the request schema', schema_errors('urn:hopper:schema:control:celery.send#/$defs/request', req), [])
+    check('the schema refuses countdown_s with eta',
+          bool(schema_errors('urn:hopper:schema:control:celery.send#/$defs/request', dict(req, eta=5))), True)
     r = c.celery_send('w.wrap', kwargs={'prev': 'x'}, queue='wq', id='py-fixed-id-1')
     check('a given task id is kept', r['task_id'], 'py-fixed-id-1')
     ids.append(r['task_id'])
@@ -103,6 +111,9 @@ check_match "the published message is Celery protocol 2 JSON for the task, with 
 	"$(rcli LINDEX $'pq\x06\x169' 0)" '"task":"w\.add".*"priority":9,"body_encoding":"base64"'
 check_match "hopperctl celery send's task is in Celery's result backend" \
 	"$(rcli GET "celery-task-meta-$sid1")" '"status": "SUCCESS", "result": 9,'
+hc celery send w.add --args '[1,2]' --queue eq --countdown 30 --expires 60 >/dev/null
+check_match "--countdown and --expires over the socket become the eta and expires headers" \
+	"$(rcli LINDEX eq 0)" '"eta":"20[0-9-]+T[0-9:.]+\+00:00","expires":"20[0-9-]+T'
 out=$(HOPPER_TOKEN=$READER hc celery send w.add --args '[1,2]' --queue wq 2>&1)
 st=$?
 check_eq "hopperctl celery send with a read-only token exits 9 (forbidden)" "$st" 9
