@@ -65,7 +65,7 @@ send_build(const struct cmd_args *a, struct celery_send *m, json_t **args, json_
 		ctl_warn("celery send: give at most one of --countdown and --eta");
 		return CTL_EXIT_USAGE;
 	}
-	m->task = a->argv[1];
+	m->task = a->argv[0];
 	m->id = a->opt[OPT_ID];
 	m->queue = a->opt[OPT_QUEUE] ? a->opt[OPT_QUEUE] : "celery";
 	m->priority = (int)prio;
@@ -113,8 +113,6 @@ send_via_daemon(struct ctl *ctl, const struct celery_send *m)
 int
 celery_cmd(struct ctl *ctl, struct cmd_args *a)
 {
-	if (strcmp(a->argv[0], "send") != 0)
-		return ctl_usage("celery");
 	if (!ctl->redis_given) {
 		struct celery_send m = {0};
 		json_t *args = NULL, *kwargs = NULL;

@@ -141,9 +141,8 @@ static const struct cmd_entry cmd_table[] = {
          "  retry (or requeue)     send the jobs back to their queues (the retry op)\n"
          "  --all                  every dead job instead of the given ids",
          "list dead jobs or retry them", dead_options, 0, -1, NULL},
-        {"celery", celery_cmd,
-         "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S | --eta UNIX_TS]\n"
-         "       [--expires S] [--id ID] [--redis-* ... [--celery-prefix P]]\n"
+        /* the op celery.send, hand-written: it also has a direct mode (--redis-*) */
+        {"celery.send", celery_cmd,
          "  --args JSON            positional arguments, a JSON array (default [])\n"
          "  --kwargs JSON          keyword arguments, a JSON object (default {})\n"
          "  --queue Q              Celery queue (default: celery)\n"
@@ -156,7 +155,7 @@ static const struct cmd_entry cmd_table[] = {
          "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.\n"
          "By default through the daemon (the celery.send op, scope submit; its celery_prefix applies); with a\n"
          "--redis-* option (or HOPPER_REDIS_* variable) hopperctl writes to that Redis itself instead.",
-         "publish a task in Celery's format", celery_options, 2, 2, NULL},
+         NULL, celery_options, 1, 1, "celery.send"},
         {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 2, NULL},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
@@ -656,11 +655,12 @@ run(struct ctl *ctl, int argc, char **argv)
 		help_all(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	/* "token create" is the op "token.create". */
+	/* "token create" is the op "token.create", "celery send" the op "celery.send". */
 	char name[64];
 	int skip = 0;
-	if (strcmp(argv[optind], "token") == 0 && optind + 1 < argc && argv[optind + 1][0] != '-') {
-		snprintf(name, sizeof(name), "token.%s", argv[optind + 1]);
+	if ((strcmp(argv[optind], "token") == 0 || strcmp(argv[optind], "celery") == 0) && optind + 1 < argc &&
+	    argv[optind + 1][0] != '-') {
+		snprintf(name, sizeof(name), "%s.%.32s", argv[optind], argv[optind + 1]);
 		skip = 1;
 	} else
 		snprintf(name, sizeof(name), "%s", argv[optind]);
@@ -673,6 +673,10 @@ run(struct ctl *ctl, int argc, char **argv)
 			print_usage(stderr, &scratch, 0);
 		}
 		return CTL_EXIT_USAGE;
+	}
+	if (e == NULL && strcmp(name, "celery") == 0) {
+		ctl_warn("celery: give send");
+		return ctl_usage("celery.send");
 	}
 	if (e == NULL) {
 		ctl_warn("unknown command '%s'", name);

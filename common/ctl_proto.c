@@ -339,7 +339,7 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
                                  "NAME | --id TOKEN_ID", "revoke a token and close its connections",
                                  check_token_revoke},
         [CTL_OP_CELERY_SEND] = {"celery.send", CTL_OP_CELERY_SEND, CTL_SCOPE_SUBMIT, W, args_celery_send,
-                                "TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S]",
+                                "TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] ...",
                                 "publish a task in Celery's format to a Celery queue", check_celery_send},
 };
 #undef P
