@@ -66,6 +66,14 @@ int_field(const json_t *req, const char *name, long long def)
 	return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
+/* A field of the request, NULL when absent or null (the catalogue's rule: null counts as absent). Borrowed. */
+static json_t *
+field(json_t *req, const char *name)
+{
+	json_t *v = json_object_get(req, name);
+	return json_is_null(v) ? NULL : v;
+}
+
 /* The message for the request (validated by the catalogue). 0, or -1 with err. Caller frees out. */
 static int
 encode(struct server *s, json_t *req, struct celery_encoded *out, char *err, size_t errlen)
@@ -81,8 +89,8 @@ encode(struct server *s, json_t *req, struct celery_encoded *out, char *err, siz
 	        .id = json_string_value(json_object_get(req, "task_id")), /* NULL: a new UUID */
 	        .queue = json_is_string(q) ? json_string_value(q) : CELERY_DEFAULT_QUEUE,
 	        .priority = (int)int_field(req, "priority", 0),
-	        .args = json_object_get(req, "args"),
-	        .kwargs = json_object_get(req, "kwargs"),
+	        .args = field(req, "args"),
+	        .kwargs = field(req, "kwargs"),
 	        .eta = eta > 0         ? (double)eta
 	               : countdown > 0 ? now + (double)countdown
 	                               : 0,

@@ -80,6 +80,10 @@ with Client(socket=ctl_sock) as c:
     keys = [c.celery_send('w.add', [1, 1], queue='pq', priority=p)['key'] for p in (0, 2, 3, 5, 6, 9)]
     check('each priority goes to its kombu bucket list', keys,
           ['pq', 'pq', 'pq\x06\x163', 'pq\x06\x163', 'pq\x06\x166', 'pq\x06\x169'])
+    # null fields count as absent (hopper.py leaves None out, so this frame is written by hand)
+    c._send_frame('{"id":"n1","op":"celery.send","task":"w.add","args":null,"kwargs":null,"queue":"nq"}')
+    r = c.recv()
+    check('null args and kwargs count as absent', (r.get('ok'), r.get('result', {}).get('key')), (True, 'nq'))
     bad = [
         ('args not an array', dict(task='w.add', args={'x': 1})),
         ('priority over 9', dict(task='w.add', priority=10)),
