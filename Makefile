@@ -44,7 +44,7 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o gen/lua.o gen/migrations.o
+	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -67,7 +67,7 @@ UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery t
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
-LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait
+LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
 
 .PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
 all: $(BINS) $(LIBS_OUT)
@@ -120,6 +120,9 @@ $(B)/hopper.pc: FORCE
 	  'Version: $(LIB_VERSION)' 'Requires: jansson' 'Requires.private: libsodium' \
 	  'Libs: -L$${libdir} -lhopper' 'Libs.private: -lm' 'Cflags: -I$${includedir}' > $@
 $(B)/examples/submit_and_wait: client/examples/submit_and_wait.c client/hopper.h $(B)/libhopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
+$(B)/examples/celery_send: client/examples/celery_send.c client/hopper.h $(B)/libhopper.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 

@@ -141,6 +141,27 @@ HOPPER_API int hopper_token_list(struct hopper *h, json_t **result);
 /* Exactly one of name and token_id. */
 HOPPER_API int hopper_token_revoke(struct hopper *h, const char *name, const char *token_id, json_t **result);
 
+/* A task to publish in Celery's format (the celery.send op). Every pointer is borrowed; NULL/0 = absent. */
+struct hopper_celery_task {
+	const char *task;     /* the Celery task name, e.g. "proj.tasks.add" (required) */
+	const json_t *args;   /* positional arguments, a JSON array; NULL: [] */
+	const json_t *kwargs; /* keyword arguments, a JSON object; NULL: {} */
+	const char *queue;    /* the Celery queue; NULL: "celery" */
+	int priority;         /* 0..9, 0 first (kombu's Redis transport) */
+	int countdown_s;      /* run no earlier than this many seconds from now; 0: at once */
+	long long eta;        /* or no earlier than this Unix time (not with countdown_s); 0: none */
+	int expires_s;        /* not to be run after this many seconds from now; 0: never expires */
+	const char *id;       /* the task id; NULL: the daemon makes a UUIDv4 */
+};
+
+/*
+ * Publishes t in Celery's format (task protocol v2) on the daemon's Redis, in the queue's kombu priority
+ * list, for a stock Celery worker (or a hopperd consuming that queue) to run; needs the submit scope. On
+ * HOPPER_OK, *task_id_out (if not NULL) is the task's id, a new string the caller free()s (its result will
+ * be in Celery's result backend under celery-task-meta-ID); on failure it is set to NULL.
+ */
+HOPPER_API int hopper_celery_send(struct hopper *h, const struct hopper_celery_task *t, char **task_id_out);
+
 /*
  * Called for each event of a watch (see schema/event.schema.json); event is borrowed, valid until the
  * callback returns. Return 0 to go on, anything else to stop (the watch then returns HOPPER_E_STOPPED and

@@ -485,6 +485,18 @@ class Client:
                       job_id=job_id)
         return self.wait(r["id"], timeout) if wait else r
 
+    def celery_send(self, task, args=None, kwargs=None, queue=None, priority=None, countdown_s=None, eta=None,
+                    expires_s=None, id=None):
+        """Publishes a task in Celery's format to a Celery queue (through the daemon's Redis, under its
+        celery_prefix) for a stock Celery worker to run: celery_send("proj.add", [2, 3], queue="celery").
+        eta is a Unix time (int; or use countdown_s), expires_s seconds from now. Needs the submit scope.
+        Returns {"task_id", "queue", "key"}; the result is Celery's to read: AsyncResult(task_id)."""
+        if eta is not None:
+            eta = int(eta)
+        return self.call("celery.send", task=task, args=None if args is None else list(args), kwargs=kwargs,
+                         queue=queue, priority=priority, countdown_s=countdown_s, eta=eta, expires_s=expires_s,
+                         task_id=id)
+
 
 def from_env(**kw):
     """A Client from $HOPPER_SOCKET or $HOPPER_HOST and $HOPPER_TOKEN (keyword arguments win)."""

@@ -107,6 +107,8 @@ static const struct option celery_options[] = {O("args", required_argument, OPT_
                                                O("countdown", required_argument, OPT_COUNTDOWN),
                                                O("id", required_argument, OPT_ID),
                                                O("celery-prefix", required_argument, OPT_CPREFIX),
+                                               O("expires", required_argument, OPT_EXPIRES),
+                                               O("eta", required_argument, OPT_ETA),
                                                {NULL, 0, NULL, 0}};
 
 static int help_cmd(struct ctl *ctl, struct cmd_args *args);
@@ -151,18 +153,21 @@ static const struct cmd_entry cmd_table[] = {
          "  retry (or requeue)     send the jobs back to their queues (the retry op)\n"
          "  --all                  every dead job instead of the given ids",
          "list dead jobs or retry them", dead_options, 0, -1, NULL},
-        {"celery", celery_cmd,
-         "send TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] [--id ID]\n"
-         "       [--celery-prefix P]\n"
+        /* the op celery.send, hand-written: it also has a direct mode (--redis-*) */
+        {"celery.send", celery_cmd,
          "  --args JSON            positional arguments, a JSON array (default [])\n"
          "  --kwargs JSON          keyword arguments, a JSON object (default {})\n"
          "  --queue Q              Celery queue (default: celery)\n"
          "  --priority N           0-9, 0 first (kombu's Redis transport)\n"
          "  --countdown S          run no earlier than S seconds from now (the eta header)\n"
+         "  --eta UNIX_TS          or no earlier than this Unix time\n"
+         "  --expires S            not to be run after S seconds from now (Celery revokes it)\n"
          "  --id ID                task id (default: a new UUIDv4)\n"
-         "  --celery-prefix P      kombu's global_keyprefix of the Celery app\n"
-         "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.",
-         "publish a task in Celery's format", celery_options, 2, 2, NULL},
+         "  --celery-prefix P      kombu's global_keyprefix of the Celery app (direct mode only)\n"
+         "Publishes the task in Celery's format (protocol 2) for a Celery worker or hopperd; prints its id.\n"
+         "By default through the daemon (the celery.send op, scope submit; its celery_prefix applies); with a\n"
+         "--redis-* option (or HOPPER_REDIS_* variable) hopperctl writes to that Redis itself instead.",
+         NULL, celery_options, 1, 1, "celery.send"},
         {"workflow.put", workflow_put_cmd,
          "  FILE                   the definition, a JSON object (schema/workflow.schema.json)\n"
          "  --name N               its name (default: the definition's \"name\")\n"
@@ -288,7 +293,7 @@ arg_value_name(const struct ctl_arg *a)
 	static const char *const names[] = {
 	        [CTL_ARG_STRING] = "S",    [CTL_ARG_NAME] = "NAME",   [CTL_ARG_INT] = "N",
 	        [CTL_ARG_BOOL] = "",       [CTL_ARG_OBJECT] = "JSON", [CTL_ARG_ARRAY] = "JSON",
-	        [CTL_ARG_STRINGS] = "A,B", [CTL_ARG_STATE] = "STATE"};
+	        [CTL_ARG_STRINGS] = "A,B", [CTL_ARG_STATE] = "STATE", [CTL_ARG_LIST] = "JSON"};
 	return names[a->type];
 }
 
@@ -412,9 +417,18 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 		}
 		ctl->io_timeout_s = d;
 		break;
-	case GOPT_HOST: ctl->redis.host = arg; break;
-	case GOPT_UNIX: ctl->redis.unix_path = arg; break;
-	case GOPT_PASSWORD: ctl->redis.password = arg; break;
+	case GOPT_HOST:
+		ctl->redis.host = arg;
+		ctl->redis_given = 1;
+		break;
+	case GOPT_UNIX:
+		ctl->redis.unix_path = arg;
+		ctl->redis_given = 1;
+		break;
+	case GOPT_PASSWORD:
+		ctl->redis.password = arg;
+		ctl->redis_given = 1;
+		break;
 	case GOPT_PREFIX: ctl->prefix = arg; break;
 	case GOPT_JSON: ctl->json = 1; break;
 	case GOPT_PORT:
@@ -428,6 +442,7 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 			ctl->redis.port = (int)n;
 		else
 			ctl->redis.db = (int)n;
+		ctl->redis_given = 1;
 		break;
 	case GOPT_HELP: help_all(stdout); return CTL_EXIT_OK;
 	case GOPT_VERSION: printf("hopperctl %s (protocol %d)\n", HOPPERCTL_VERSION, CTL_PROTOCOL_VERSION); return 0;
@@ -707,6 +722,10 @@ run(struct ctl *ctl, int argc, char **argv)
 		ctl_warn("%s: give one of its subcommands", argv[optind]);
 		group_usage(argv[optind]);
 		return CTL_EXIT_USAGE;
+	}
+	if (e == NULL && strcmp(name, "celery") == 0) {
+		ctl_warn("celery: give send");
+		return ctl_usage("celery.send");
 	}
 	if (e == NULL) {
 		ctl_warn("unknown command '%s'", name);

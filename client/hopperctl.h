@@ -53,6 +53,8 @@ enum ctl_opt {
 	OPT_DESCRIPTION,
 	OPT_INACTIVE,
 	OPT_INPUT,
+	OPT_EXPIRES, /* celery send */
+	OPT_ETA,
 	OPT_COUNT
 };
 
@@ -124,6 +126,7 @@ int conn_run(struct conn *c, struct conn_cmd *cmd, char **cause);
 
 struct ctl {
 	struct conn_opts redis; /* --redis-*: only for the commands that write to a broker's Redis */
+	int redis_given; /* a --redis-* option (or HOPPER_REDIS_* variable) was given: celery send's direct mode */
 	const char *prefix;
 	int json;
 	int color;                /* stdout is a terminal and NO_COLOR is not set */
@@ -136,7 +139,7 @@ struct ctl {
 };
 
 /* Most arguments a catalogue op takes (ctl_ops[].args), for the generic option parser. */
-#define CMD_FIELDS_MAX 8
+#define CMD_FIELDS_MAX 10
 
 /* A subcommand's parsed command line: positional arguments, option values by enum ctl_opt and, for a
  * catalogue op, by the index of its field in ctl_ops[].args (NULL when absent, "" for options without an

@@ -864,3 +864,48 @@ hopper_token_revoke(struct hopper *h, const char *name, const char *token_id, js
 	set_str(fields, "token_id", token_id);
 	return call_owned(h, "token.revoke", fields, result);
 }
+
+/* The celery.send fields of t (absent ones left out, so the daemon's defaults apply). New reference. */
+static json_t *
+celery_fields(const struct hopper_celery_task *t)
+{
+	json_t *f = json_object();
+	json_object_set_new(f, "task", json_string(t->task)); /* not UTF-8: left out, the daemon says so */
+	set_str(f, "queue", t->queue);
+	set_str(f, "task_id", t->id);
+	if (t->args != NULL)
+		json_object_set(f, "args", (json_t *)t->args);
+	if (t->kwargs != NULL)
+		json_object_set(f, "kwargs", (json_t *)t->kwargs);
+	if (t->priority != 0)
+		json_object_set_new(f, "priority", json_integer(t->priority));
+	if (t->countdown_s != 0)
+		json_object_set_new(f, "countdown_s", json_integer(t->countdown_s));
+	if (t->eta != 0)
+		json_object_set_new(f, "eta", json_integer(t->eta));
+	if (t->expires_s != 0)
+		json_object_set_new(f, "expires_s", json_integer(t->expires_s));
+	return f;
+}
+
+int
+hopper_celery_send(struct hopper *h, const struct hopper_celery_task *t, char **task_id_out)
+{
+	json_t *res = NULL;
+	if (task_id_out != NULL)
+		*task_id_out = NULL;
+	if (t == NULL || t->task == NULL)
+		return fail(h, HOPPER_E_USAGE, "celery.send needs a task name");
+	int r = call_owned(h, "celery.send", celery_fields(t), &res);
+	if (r != HOPPER_OK)
+		return r;
+	const char *id = json_string_value(json_object_get(res, "task_id"));
+	if (id == NULL) {
+		json_decref(res);
+		return fail(h, HOPPER_E_INTERNAL, "celery.send replied without a task_id");
+	}
+	if (task_id_out != NULL)
+		*task_id_out = xstrdup(id);
+	json_decref(res);
+	return HOPPER_OK;
+}

@@ -55,6 +55,7 @@ field_value(const struct ctl_arg *a, const char *s)
 	case CTL_ARG_BOOL: return json_true();
 	case CTL_ARG_OBJECT:
 	case CTL_ARG_ARRAY:
+	case CTL_ARG_LIST:
 		v = json_loads(s, JSON_REJECT_DUPLICATES, &jerr);
 		if (v == NULL)
 			ctl_warn("--%s is not JSON: %s", a->name, jerr.text);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "celery_msg.h"
 #include "job.h"
 #include "jsonx.h"
 #include "xmalloc.h"
@@ -223,6 +224,23 @@ check_token_revoke(json_t *req, char *err, size_t errlen)
 	return check_token_id(req, "token_id", err, errlen);
 }
 
+/* celery.send: a countdown and an eta say the same thing twice; the task name is printable text. */
+static int
+check_celery_send(json_t *req, char *err, size_t errlen)
+{
+	json_t *cd = json_object_get(req, "countdown_s"), *eta = json_object_get(req, "eta");
+	if (cd != NULL && !json_is_null(cd) && eta != NULL && !json_is_null(eta)) {
+		snprintf(err, errlen, "give at most one of 'countdown_s' and 'eta'");
+		return -1;
+	}
+	for (const unsigned char *p = (const unsigned char *)json_string_value(json_object_get(req, "task")); *p; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "field 'task' may not hold control characters");
+			return -1;
+		}
+	return 0;
+}
+
 #define END                                                                                                            \
 	{                                                                                                              \
 		NULL, 0, 0, 0, 0, NULL                                                                                 \
@@ -268,6 +286,17 @@ static const struct ctl_arg args_token_create[] = {
 static const struct ctl_arg args_token_revoke[] = {{"name", CTL_ARG_NAME, 0, 0, CTL_TOKEN_NAME_MAX, "the token's name"},
                                                    {"token_id", CTL_ARG_STRING, 0, 0, 12, "or its public id"},
                                                    END};
+static const struct ctl_arg args_celery_send[] = {
+        {"task", CTL_ARG_STRING, 1, 0, CELERY_TASK_NAME_MAX, "the Celery task name, e.g. proj.tasks.add"},
+        {"args", CTL_ARG_LIST, 0, 0, CTL_CELERY_ARGS_MAX, "positional arguments, a JSON array (default [])"},
+        {"kwargs", CTL_ARG_OBJECT, 0, 0, 0, "keyword arguments, a JSON object (default {})"},
+        {"queue", CTL_ARG_NAME, 0, 0, CELERY_QUEUE_MAX, "the Celery queue (default celery)"},
+        {"priority", CTL_ARG_INT, 0, 0, 9, "0-9, 0 first (kombu's Redis transport; default 0)"},
+        {"countdown_s", CTL_ARG_INT, 0, 0, 7 * 86400, "run no earlier than this many seconds from now"},
+        {"eta", CTL_ARG_INT, 0, 0, 253402300799LL, "or no earlier than this Unix time (seconds)"},
+        {"expires_s", CTL_ARG_INT, 0, 1, 7 * 86400, "not to be run after this many seconds from now"},
+        {"task_id", CTL_ARG_NAME, 0, 0, JOB_ID_MAX, "the task id (default: a new UUIDv4)"},
+        END};
 
 static const struct ctl_arg args_workflow_put[] = {
         {"definition", CTL_ARG_OBJECT, 1, 0, 0, "the workflow (schema/workflow.schema.json)"},
@@ -339,6 +368,9 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_WORKFLOW_RUN] = {"workflow.run", CTL_OP_WORKFLOW_RUN, CTL_SCOPE_SUBMIT, W, args_workflow_run,
                                  "NAME [--input JSON] [--queue Q] [--idempotency-key K] [--id ID] [--wait]",
                                  "run a stored workflow: submits a workflow.run job carrying its definition", NULL},
+        [CTL_OP_CELERY_SEND] = {"celery.send", CTL_OP_CELERY_SEND, CTL_SCOPE_SUBMIT, W, args_celery_send,
+                                "TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] ...",
+                                "publish a task in Celery's format to a Celery queue", check_celery_send},
 };
 #undef P
 #undef NR
@@ -477,6 +509,11 @@ check_arg(json_t *req, const struct ctl_arg *a, char *err, size_t errlen)
 		}
 		return 0;
 	}
+	case CTL_ARG_LIST:
+		if (json_is_array(v) && json_array_size(v) <= (size_t)a->max)
+			return 0;
+		snprintf(err, errlen, "field '%s' must be an array of at most %lld elements", a->name, a->max);
+		return -1;
 	case CTL_ARG_STATE:
 		if (json_is_string(v) && job_state_parse(json_string_value(v)) >= 0)
 			return 0;

@@ -34,6 +34,7 @@
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024
+#define CTL_CELERY_ARGS_MAX   10000 /* positional arguments of one celery.send */
 
 /* Scopes, a bit set. admin implies every other scope. */
 enum ctl_scope {
@@ -102,6 +103,7 @@ enum ctl_op_id {
 	CTL_OP_WORKFLOW_SHOW,
 	CTL_OP_WORKFLOW_RM,
 	CTL_OP_WORKFLOW_RUN,
+	CTL_OP_CELERY_SEND, /* celery.send: publish a task in Celery's format (issue #6) */
 	CTL_OP_COUNT
 };
 
@@ -113,7 +115,8 @@ enum ctl_arg_type {
 	CTL_ARG_OBJECT,
 	CTL_ARG_ARRAY,   /* 1..max elements, each an object */
 	CTL_ARG_STRINGS, /* 1..max elements, each a string of 1..64 bytes */
-	CTL_ARG_STATE    /* one of the job state names */
+	CTL_ARG_STATE,   /* one of the job state names */
+	CTL_ARG_LIST     /* any JSON array of 0..max elements of any type (Celery's positional args) */
 };
 
 struct ctl_arg {

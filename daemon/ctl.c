@@ -46,6 +46,7 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_WORKFLOW_SHOW] = ctl_op_workflow_show,
         [CTL_OP_WORKFLOW_RM] = ctl_op_workflow_rm,
         [CTL_OP_WORKFLOW_RUN] = ctl_op_workflow_run,
+        [CTL_OP_CELERY_SEND] = ctl_op_celery_send,
 };
 
 static void conn_process(struct ctl_conn *c);

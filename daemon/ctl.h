@@ -5,7 +5,8 @@
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
  *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
- *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages.
+ *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
+ *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue.
  * The protocol itself (codec, validator, catalogue, error codes) is common/ctl_proto.c; the crypto
  * common/ctl_crypto.c. hopperd.h declares the few entry points the rest of the daemon calls.
  */
@@ -177,6 +178,8 @@ ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;
+/* ctl_celery.c */
+ctl_handler ctl_op_celery_send;
 /* The connection closed: its watches end and release their channels. */
 void ctl_watch_conn_closed(struct ctl_conn *c);
 void ctl_watch_free_all(struct ctl_conn *c);

@@ -129,6 +129,44 @@ test_requests(void)
 	T_CHECK("null field counts as absent", rejects("{\"op\":\"list\",\"state\":null}", CTL_OK));
 }
 
+/* celery.send: Celery's positional args are any JSON array (empty too, any element type). */
+static void
+test_celery_send(void)
+{
+	T_CHECK("celery.send minimal", rejects("{\"op\":\"celery.send\",\"task\":\"p.add\"}", CTL_OK));
+	T_CHECK("celery.send full",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p.add\",\"args\":[1,\"a\",null,[2],{}],\"kwargs\":{\"y\":1}"
+	                ","
+	                "\"queue\":\"audio_processing\",\"priority\":9,\"countdown_s\":5,\"expires_s\":60,"
+	                "\"task_id\":\"t-1\",\"id\":3}",
+	                CTL_OK));
+	T_CHECK("celery.send empty args", rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"args\":[]}", CTL_OK));
+	T_CHECK("celery.send needs a task", rejects("{\"op\":\"celery.send\",\"args\":[]}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send empty task", rejects("{\"op\":\"celery.send\",\"task\":\"\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send task with a newline",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"a\\nb\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send args an object",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"args\":{}}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send kwargs an array",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"kwargs\":[]}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send priority 10",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"priority\":10}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send priority -1",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"priority\":-1}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send countdown and eta",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"countdown_s\":1,\"eta\":2000000000}",
+	                CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send expires 0",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"expires_s\":0}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send bad queue",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"queue\":\"a b\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send bad task id",
+	        rejects("{\"op\":\"celery.send\",\"task\":\"p\",\"task_id\":\"a/b\"}", CTL_E_BAD_REQUEST));
+	T_CHECK("celery.send needs submit",
+	        ctl_ops[CTL_OP_CELERY_SEND].scope == CTL_SCOPE_SUBMIT &&
+	                !ctl_scope_allows(CTL_SCOPE_READ, ctl_ops[CTL_OP_CELERY_SEND].scope));
+}
+
 static void
 test_catalogue(void)
 {
@@ -244,6 +282,7 @@ main(void)
 	test_frames();
 	test_requests();
 	test_catalogue();
+	test_celery_send();
 	test_scopes();
 	test_replies();
 	T_DONE();
