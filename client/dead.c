@@ -37,23 +37,6 @@ dead_all(struct ctl *ctl, struct hopper *h, int *code)
 	}
 }
 
-/* The list op's summaries carry no error; the dead list is where one wants to read it, so each row gets
- * its job's error from a status request (dead lists are short; a job gone meanwhile keeps no error). */
-static void
-add_errors(struct hopper *h, json_t *jobs)
-{
-	size_t i;
-	json_t *j;
-	json_array_foreach(jobs, i, j)
-	{
-		json_t *view = NULL;
-		if (hopper_status(h, json_string_value(json_object_get(j, "id")), &view) == HOPPER_OK &&
-		    json_object_get(view, "error") != NULL)
-			json_object_set(j, "error", json_object_get(view, "error"));
-		json_decref(view);
-	}
-}
-
 static int
 dead_list(struct ctl *ctl, struct hopper *h)
 {
@@ -61,7 +44,6 @@ dead_list(struct ctl *ctl, struct hopper *h)
 	json_t *jobs = dead_all(ctl, h, &code);
 	if (jobs == NULL)
 		return code;
-	add_errors(h, jobs);
 	json_t *res = json_pack("{s:o, s:n}", "jobs", jobs, "cursor");
 	ops_print(ctl, &ctl_ops[CTL_OP_LIST], res);
 	json_decref(res);

@@ -130,7 +130,8 @@ end
 -- everything; a page also stops before max_bytes of JSON (it must fit a frame). Returns {next_score,
 -- next_id, page}: page is one JSON array of summaries (objects of the hash's strings: one reply string,
 -- not thousands of reply elements); next_score is '' at the end.
-local SUMMARY = {'id', 'type', 'queue', 'state', 'owner', 'progress', 'attempt', 'enqueued_at', 'updated_at'}
+local SUMMARY = {'id', 'type', 'queue', 'state', 'owner', 'progress', 'attempt', 'enqueued_at', 'updated_at',
+                 'error'}
 OPS.ctl_list = function(a)
   local p, cscore, cid, limit = a[1], a[2], a[3], tonumber(a[4])
   local fstate, fqueue, ftype, fowner, scan_max, max_bytes = a[5], a[6], a[7], a[8], tonumber(a[9]), tonumber(a[10])
