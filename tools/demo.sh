@@ -240,7 +240,7 @@ else
 fi
 
 # --- a stored workflow ---
-say "A stored workflow: fetch JSON from a local HTTP endpoint, filter on it, run a program"
+say "A stored workflow: fetch JSON from a local HTTP endpoint, filter on it, analyse audio, run a program"
 /usr/bin/python3 "$(dirname "$0")/../tests/workflow/server.py" "$TMP/http.port" 2>/dev/null &
 HTTP_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/http.port" ] && break; sleep 0.1; done
@@ -249,7 +249,8 @@ WF=$(cat <<J
 {"name": "demo-fetch", "steps": [
   {"id": "fetch", "type": "http", "params": {"url": "$HTTP/json"}},
   {"id": "adult", "type": "filter", "depends_on": ["fetch"], "params": {"condition": "steps.fetch.output.json.user.age >= 18"}},
-  {"id": "greet", "type": "exec", "depends_on": ["adult"], "params": {"argv": ["/bin/echo", "hello {{steps.fetch.output.json.user.name}}, {{input.note}}"]}}
+  {"id": "listen", "type": "audio.analyze", "depends_on": ["adult"], "params": {"path": "${AUDIO_FILES[0]}", "features": ["loudness", "tempo"]}},
+  {"id": "greet", "type": "exec", "depends_on": ["listen"], "params": {"argv": ["/bin/echo", "hello {{steps.fetch.output.json.user.name}}, {{input.note}}: your track is {{steps.listen.output.tempo_bpm}} BPM"]}}
 ]}
 J
 )
