@@ -166,6 +166,23 @@ done_reply(struct server *s, const struct redis_reply *r, void *priv)
 }
 
 /* The terminal event went out: the final frame carries the job view. */
+/*
+ * Sends one Redis command for the watch; its reply goes to cb, and the connection is held until then. If
+ * Redis is unreachable the client gets "unavailable" and the watch ends. argv is copied by redis.c.
+ */
+static void
+watch_command(struct ctl_watch *w, int argc, const char **argv, redis_cb *cb)
+{
+	struct server *s = w->c->ctl->s;
+	if (redis_command(s->redis, argc, argv, NULL, cb, w) == 0) {
+		w->pending = 1;
+		w->c->refs++;
+	} else {
+		ctl_reply_err(w->c, w->id, CTL_E_UNAVAILABLE, "Redis is unreachable");
+		watch_end(w);
+	}
+}
+
 static void
 watch_finish(struct ctl_watch *w)
 {
@@ -173,13 +190,7 @@ watch_finish(struct ctl_watch *w)
 	w->phase = W_END;
 	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, w->job);
 	const char *argv[] = {"HGETALL", key};
-	if (redis_command(s->redis, 2, argv, NULL, done_reply, w) == 0) {
-		w->pending = 1;
-		w->c->refs++;
-	} else {
-		ctl_reply_err(w->c, w->id, CTL_E_UNAVAILABLE, "Redis is unreachable");
-		watch_end(w);
-	}
+	watch_command(w, 2, argv, done_reply);
 	free(key);
 }
 
@@ -272,13 +283,7 @@ watch_read_list(struct ctl_watch *w)
 	w->phase = W_LIST;
 	char *key = xasprintf("%sjob:%s:events", s->cfg.key_prefix, w->job);
 	const char *argv[] = {"LRANGE", key, "0", "-1"};
-	if (redis_command(s->redis, 4, argv, NULL, list_reply, w) == 0) {
-		w->pending = 1;
-		w->c->refs++;
-	} else {
-		ctl_reply_err(w->c, w->id, CTL_E_UNAVAILABLE, "Redis is unreachable");
-		watch_end(w);
-	}
+	watch_command(w, 4, argv, list_reply);
 	free(key);
 }
 
