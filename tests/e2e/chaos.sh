@@ -72,11 +72,11 @@ check_eq "sleep jobs: all succeeded" "$(job_states ch-sleep- 1 "$SLEEP")" "succe
 check_eq "fail jobs: all dead" "$(job_states ch-fail- 1 "$FAIL")" "dead=$FAIL"
 check_eq "crash jobs: all dead" "$(job_states ch-crash- 1 "$CRASH")" "dead=$CRASH"
 check_eq "fail jobs: each used its 2 attempts" "$(job_hist attempt ch-fail- 1 "$FAIL")" "2=$FAIL"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "scheduled set empty" "$(rcli ZCARD "${HP}scheduled:default")" 0
-check_eq "a's inflight list empty" "$(llen "${HP}inflight:a:default")" 0
-check_eq "b's inflight list empty" "$(llen "${HP}inflight:b:default")" 0
-dead_ids=$(rcli LRANGE "${HP}dead" 0 -1 | py -c 'import json,sys; print("\n".join(sorted(json.loads(l)["id"] for l in sys.stdin)))')
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "scheduled set empty" "$(rcli ZCARD "$(qkey default scheduled)")" 0
+check_eq "a's inflight list empty" "$(llen "$(qkey default inflight a)")" 0
+check_eq "b's inflight list empty" "$(llen "$(qkey default inflight b)")" 0
+dead_ids=$(dead_entries | py -c 'import json,sys; print("\n".join(sorted(json.loads(l)["id"] for l in sys.stdin)))')
 check_eq "dead list: exactly the fail and crash jobs, once each" "$(echo "$dead_ids" | grep -c .)" "$((FAIL + CRASH))"
 check_eq "dead list: no other job" "$(echo "$dead_ids" | grep -cvE '^ch-(fail|crash)-')" 0
 check_eq "dead list: no job twice" "$(echo "$dead_ids" | sort | uniq -d | grep -c .)" 0
