@@ -63,7 +63,7 @@ LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jso
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
 LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
+UNIT_TESTS := test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
@@ -134,6 +134,8 @@ $(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
 $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/unit/test_config.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_store_log: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store_log.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_celery: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_celery.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
