@@ -164,7 +164,7 @@ $(B)/bench/decode: $(addprefix $(B)/,bench/decode.o)
 	$(CC) $(LDSAN) -o $@ $^ $(AUDIO_LIBS)
 
 check: deps format-check
-	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS)) $(AUDIO_TOOLS)
+	$(MAKE) all $(addprefix $(B)/tests/,$(UNIT_TESTS)) $(AUDIO_TOOLS) $(B)/chaos/clockshim.so
 	./tests/run.sh $(B)
 
 bench: deps
@@ -183,6 +183,11 @@ bench-audio: deps
 demo: deps
 	$(MAKE) all
 	DEMO_AUDIO="$(AUDIO)" ./tools/demo.sh $(B)
+
+# The chaos checker's clock shim (LD_PRELOAD; tests/chaos/clockshim.c). Not under $(B)/tests/: run.sh runs those.
+$(B)/chaos/clockshim.so: tests/chaos/clockshim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -fPIC -shared -o $@ $< -ldl -lm
 
 SOAK_ROUNDS ?= 60
 SOAK_RUNS ?= 3
@@ -229,7 +234,7 @@ install: all
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
 C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
-	client/examples/*.c tests/unit/*.[ch] bench/*.c fuzz/*.c
+	client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:
