@@ -415,6 +415,12 @@ sql_is() {
 	[ "$(sql "$1" "$2")" = "$3" ]
 }
 
+# mount_tmpfs DIR SIZE: a private tmpfs of SIZE (e.g. 3m) on DIR, unmounted at exit (needs root, as CI has).
+mount_tmpfs() {
+	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || return 1
+	echo "$1" >>"$T/mounts"
+}
+
 # --- hopperd ---
 
 # start_hopperd NAME [extra flags]: starts hopperd as node NAME with its log in $T/NAME.log, its
@@ -549,6 +555,9 @@ _cleanup() {
 	[ -n "$REDIS_PID" ] && kill -s KILL "$REDIS_PID" 2>/dev/null
 	rm -f "$T/pids/redis"
 	wait 2>/dev/null
+	if [ -f "$T/mounts" ]; then # mount_tmpfs's, once nothing runs in them
+		while read -r f; do umount "$f" 2>/dev/null; done <"$T/mounts"
+	fi
 	_sanitizer_check
 	if [ "$T_OWNED" = 1 ]; then
 		if [ "${KEEP:-0}" = 1 ]; then
