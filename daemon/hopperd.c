@@ -176,17 +176,9 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	 * lets them go: Redis stays the truth). */
 	if (redis_can_flush(s->redis)) {
 		if (s->nawait_commit > 0) {
-			/* Group commit: at most every STORE_COMMIT_EVERY_S; the finishes wait for it (a bigger batch).
-			 */
-			double mnow = clock_mono();
-			if (mnow - s->last_commit >= STORE_COMMIT_EVERY_S || s->shutting_down) {
-				if (store_flush(s->store) != 1)
-					jobs_release_finishes(s);
-				s->last_commit = mnow;
-			} else if (!ev_is_active(&s->commit_timer)) {
-				ev_timer_set(&s->commit_timer, STORE_COMMIT_EVERY_S - (mnow - s->last_commit), 0);
-				ev_timer_start(loop, &s->commit_timer);
-			}
+			if (store_flush(s->store) != 1)
+				jobs_release_finishes(s);
+			s->last_commit = clock_mono();
 		}
 		jobs_flush_runs(s);
 		fetch_flush(s);
