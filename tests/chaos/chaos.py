@@ -459,10 +459,12 @@ class Run:
             return None
         node = row["db"]
         t0 = self.correct(node, row["started_at"])
+        deaths = [t for t in self.daemon(node).deaths if t >= t0]
         if row["finished_at"] is not None and row["state"] != "running":
             t1 = self.correct(node, row["finished_at"])
+            if row["state"] == "reaped" and deaths:
+                t1 = min(t1, deaths[0])  # marked when its node restarted; its worker died with the node
         else:
-            deaths = [t for t in self.daemon(node).deaths if t >= t0]
             t1 = deaths[0] if deaths else self.t_end
         return (t0, max(t0, t1))
 
