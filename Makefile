@@ -42,7 +42,7 @@ LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
 	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
-DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
+DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
@@ -63,7 +63,7 @@ LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jso
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
 LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
+UNIT_TESTS := test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
@@ -133,13 +133,15 @@ $(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/unit/test_config.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store.o)
+$(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_store_log: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store_log.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_celery: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_celery.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o gen/migrations.o tests/unit/test_store_wf.o)
+$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store_wf.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)

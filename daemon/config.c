@@ -76,6 +76,8 @@ static const struct option_def options[] = {
         {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job", RELOAD},
         {"db_path", OPT_STR, O(db_path), "/var/lib/hopper/hopper.db", 0, 0, "SQLite execution log", RESTART},
         {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept", RELOAD},
+        {"log_prune_chunk", OPT_INT, O(log_prune_chunk), "500", 1, 100000,
+         "execution log rows one prune step deletes (the loop runs between steps)", RELOAD},
         {"shutdown_grace_s", OPT_DBL, O(shutdown_grace_s), "30", 0, 86400, "time running jobs get on SIGTERM", RELOAD},
         {"log_level", OPT_STR, O(log_level), "info", 0, 0, "error, warn, info or debug", RELOAD},
         {"celery_queues", OPT_STR, O(celery_queues), "", 0, 0,

@@ -66,9 +66,7 @@ ctl_op_workflow_put(struct ctl_conn *c, struct ctl_request *req)
 	if (rc != 0) {
 		ctl_reply_err(c, req->id, rc == -2 ? CTL_E_INTERNAL : CTL_E_BAD_REQUEST, "%s", cause);
 		free(cause);
-	} else if (store_flush(s->store) != 0) /* told "stored", it must survive a crash */
-		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "the store could not commit the workflow");
-	else {
+	} else { /* store_workflow_put committed it: told "stored", it survives a crash */
 		json_t *row = workflows_get(s, name);
 		if (row == NULL)
 			row = json_pack("{s:s}", "name", name);
@@ -115,7 +113,7 @@ ctl_op_workflow_rm(struct ctl_conn *c, struct ctl_request *req)
 	}
 	json_decref(w);
 	int r = workflows_rm(s, name);
-	if (r < 0 || store_flush(s->store) != 0)
+	if (r < 0) /* store_workflow_rm commits on return */
 		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "the store refused the delete (see the daemon log)");
 	else {
 		log_info("ctl: %s: workflow %s removed", c->peer, name);

@@ -3,7 +3,8 @@
  *
  * Signals only wake the loop (ev_signal). The prepare hook runs once per loop turn before the loop sleeps:
  * it group-commits the turn's SQLite writes, frees jobs and workers marked dead, and re-arms the one
- * deadline timer.
+ * deadline timer. Every deadline and interval here is on the monotonic clock (clock_mono), so a step of the
+ * wall clock moves none of them; only the times written down (rows, Redis) are wall-clock.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -67,7 +68,7 @@ server_maybe_exit(struct server *s)
 		ev_break(s->loop, EVBREAK_ALL);
 		return;
 	}
-	if (s->nrunning == 0 && pool_live(s) == 0 && clock_now() > s->shutdown_deadline + SHUTDOWN_REDIS_WAIT_S) {
+	if (s->nrunning == 0 && pool_live(s) == 0 && clock_mono() > s->shutdown_deadline + SHUTDOWN_REDIS_WAIT_S) {
 		log_warn("exiting with %d jobs not written back (Redis unreachable); they stay in this node's inflight "
 		         "list and return to their queues when it starts again",
 		         pending);
@@ -83,7 +84,7 @@ begin_shutdown(struct server *s, const char *why)
 	log_info("%s: stop fetching; %d running jobs get %g s to finish", why, s->nrunning, s->cfg.shutdown_grace_s);
 	sd_notify_msg("STOPPING=1");
 	s->shutting_down = 1;
-	s->shutdown_deadline = clock_now() + s->cfg.shutdown_grace_s;
+	s->shutdown_deadline = clock_mono() + s->cfg.shutdown_grace_s;
 	jobs_requeue_unstarted(s);
 	pool_shutdown(s);
 	server_maybe_exit(s);
@@ -132,7 +133,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	if (s->shutting_down && w->signum == SIGINT) {
 		log_warn("second interrupt: stopping running jobs now");
-		s->shutdown_deadline = clock_now();
+		s->shutdown_deadline = clock_mono();
 		jobs_stop_running(s);
 		return;
 	}
@@ -148,7 +149,7 @@ rearm_deadline_timer(struct server *s)
 	ev_timer_stop(s->loop, &s->deadline_timer);
 	if (next == 0)
 		return;
-	double in = next - clock_now();
+	double in = next - clock_mono();
 	ev_timer_set(&s->deadline_timer, in > 0 ? in : 0, 0);
 	ev_timer_start(s->loop, &s->deadline_timer);
 }
@@ -158,7 +159,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 	pool_check_deadlines(s);
-	if (s->shutting_down && s->nrunning > 0 && clock_now() >= s->shutdown_deadline) {
+	if (s->shutting_down && s->nrunning > 0 && clock_mono() >= s->shutdown_deadline) {
 		log_warn("shutdown grace over: stopping %d running jobs; they go back to their queues", s->nrunning);
 		jobs_stop_running(s);
 	}
@@ -175,7 +176,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		redis_flush(s->redis);
 	}
 	if (store_pending(s->store)) {
-		double now = ev_now(loop);
+		double now = clock_mono();
 		if (now - s->last_commit >= STORE_COMMIT_EVERY_S || s->shutting_down) {
 			store_flush(s->store);
 			s->last_commit = now;
@@ -196,11 +197,56 @@ commit_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 }
 
+/*
+ * One bounded step of an execution-log prune pass (store_prune_step deletes at most log_prune_chunk rows in a
+ * transaction of its own), so the loop serves jobs between steps however large the log. Steps run on idle
+ * turns (ev_idle) and one per tick, so a busy loop still makes progress. A locked or failing database ends
+ * the idle steps until the next tick.
+ */
+static void
+prune_step(struct server *s)
+{
+	int n = store_prune_step(s->store, s->prune_before, s->cfg.log_prune_chunk);
+	if (n > 0) {
+		s->pruned += n;
+		return;
+	}
+	ev_idle_stop(s->loop, &s->prune_idle);
+	if (n < 0)
+		return;
+	s->pruning = 0;
+	if (s->pruned > 0)
+		log_info("pruned %lld execution-log rows older than %d days", s->pruned, s->cfg.log_retention_days);
+}
+
+static void
+prune_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	prune_step(w->data);
+}
+
+/* Starts a pass every PRUNE_EVERY_S (the first at start-up), and keeps one under way moving. */
+static void
+prune_tick(struct server *s)
+{
+	double mono = clock_mono();
+	if (!s->pruning && mono >= s->next_prune) {
+		s->next_prune = mono + PRUNE_EVERY_S;
+		s->pruning = 1;
+		s->pruned = 0;
+		s->prune_before = clock_now() - s->cfg.log_retention_days * 86400.0;
+	}
+	if (!s->pruning)
+		return;
+	prune_step(s);
+	if (s->pruning && !ev_is_active(&s->prune_idle))
+		ev_idle_start(s->loop, &s->prune_idle);
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
-	double now = clock_now();
 	redis_tick(s->redis);
 	node_tick(s);
 	fetch_unhoard(s);
@@ -208,12 +254,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	pool_fill(s);
 	pool_dispatch(s);
 	sd_notify_msg("WATCHDOG=1");
-	if (now - s->last_prune > PRUNE_EVERY_S) {
-		s->last_prune = now;
-		int n = store_prune(s->store, now - s->cfg.log_retention_days * 86400.0);
-		if (n > 0)
-			log_info("pruned %d execution-log rows older than %d days", n, s->cfg.log_retention_days);
-	}
+	prune_tick(s);
 	server_maybe_exit(s);
 }
 
@@ -384,8 +425,9 @@ server_init(struct server *s)
 	s->started_at = clock_now();
 	gethostname(s->host, sizeof(s->host) - 1);
 	apply_job_defaults(s);
-	s->last_prune = 0;
+	s->next_prune = 0; /* the first pass at start-up */
 	ev_prepare_init(&s->prepare, prepare_cb);
+	ev_idle_init(&s->prune_idle, prune_idle_cb);
 	ev_timer_init(&s->deadline_timer, deadline_cb, 0, 0);
 	ev_timer_init(&s->commit_timer, commit_cb, 0, 0);
 	ev_timer_init(&s->tick, tick_cb, 0.2, s->cfg.heartbeat_s < 1 ? s->cfg.heartbeat_s : 1);
@@ -395,7 +437,7 @@ server_init(struct server *s)
 	ev_signal_init(&s->sighup, signal_cb, SIGHUP);
 	ev_watcher *ws[] = {(ev_watcher *)&s->prepare,       (ev_watcher *)&s->deadline_timer, (ev_watcher *)&s->tick,
 	                    (ev_watcher *)&s->promote_timer, (ev_watcher *)&s->sigterm,        (ev_watcher *)&s->sigint,
-	                    (ev_watcher *)&s->sighup};
+	                    (ev_watcher *)&s->sighup,        (ev_watcher *)&s->prune_idle};
 	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
 		ws[i]->data = s;
 	ev_prepare_start(s->loop, &s->prepare);
@@ -444,6 +486,8 @@ main(int argc, char **argv)
 		config_free(&s->cfg);
 		return rc;
 	}
+	/* This log is this daemon's: rows still "running" are an earlier, killed run's attempts. */
+	store_reap_running(s->store, clock_now());
 	server_init(s);
 	if (ctl_start(s, &cause) != 0)
 		fatal("control socket: %s", cause);

@@ -76,6 +76,7 @@ struct config {
 	int events_max;
 	char *db_path;
 	int log_retention_days;
+	int log_prune_chunk;
 	double shutdown_grace_s;
 	char *log_level;
 	/* Celery compatibility (celery.c) */
@@ -132,7 +133,7 @@ struct job {
 	pid_t worker_pid;
 	double started_at;
 	/* timeouts */
-	double deadline;
+	double deadline; /* monotonic time (clock_mono): a wall-clock step moves no timeout */
 	size_t heap_pos;
 	int term_sent;
 	int timed_out;
@@ -190,7 +191,7 @@ struct server {
 	char host[256];
 	double started_at;
 	int shutting_down;
-	double shutdown_deadline;
+	double shutdown_deadline; /* monotonic */
 	int exit_code;
 
 	struct redis *redis;
@@ -203,7 +204,7 @@ struct server {
 	int nfetched;       /* fetched or claimed, not yet on a worker */
 	int nrunning;       /* on a worker */
 	double avg_job_s;   /* moving average of attempt durations (automatic prefetch) */
-	double spawn_after; /* workers that die at start-up are not respawned in a tight loop */
+	double spawn_after; /* monotonic: workers that die at start-up are not respawned in a tight loop */
 	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
 	int fetching;       /* a fetch request is outstanding */
 	int want_fetch;     /* something freed room this turn */
@@ -218,11 +219,17 @@ struct server {
 	ev_prepare prepare;
 	ev_timer deadline_timer;
 	ev_timer commit_timer;
-	double last_commit;
-	ev_timer tick; /* heartbeat, reaper, promoter, pruning, pool upkeep */
+	double last_commit; /* monotonic */
+	ev_timer tick;      /* heartbeat, reaper, promoter, pruning, pool upkeep */
 	ev_timer promote_timer;
 	ev_signal sigterm, sigint, sighup, sigchld_dummy;
-	double last_heartbeat, last_prune;
+	double last_heartbeat;
+	/* pruning the execution log in bounded steps (hopperd.c): one per idle turn and one per tick */
+	double next_prune;   /* monotonic time of the next pass */
+	int pruning;         /* a pass is under way */
+	double prune_before; /* its cut-off (wall clock: the rows' times are) */
+	long long pruned;    /* rows its steps deleted so far */
+	ev_idle prune_idle;
 	uint64_t stats_succeeded, stats_failed;
 
 	struct ctl *ctl;        /* the control socket (ctl*.c) */

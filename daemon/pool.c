@@ -125,7 +125,7 @@ worker_spawn(struct server *s)
 void
 pool_fill(struct server *s)
 {
-	if (s->shutting_down || ev_now(s->loop) < s->spawn_after)
+	if (s->shutting_down || clock_mono() < s->spawn_after)
 		return;
 	while (s->nworkers < s->cfg.workers)
 		if (worker_spawn(s) == NULL)
@@ -229,10 +229,10 @@ dispatch_one(struct server *s, struct worker *w, struct job *j)
 	w->job = j;
 	j->worker = w;
 	j->phase = PHASE_RUNNING;
-	j->started_at = clock_now();
+	j->started_at = clock_now(); /* for the log and Redis; the timeout runs on the monotonic clock */
 	j->worker_pid = w->pid;
 	j->heap_pos = HEAP_NOT_IN;
-	deadline_set(s, j, j->started_at + j->spec.timeout_s);
+	deadline_set(s, j, clock_mono() + j->spec.timeout_s);
 	return 0;
 }
 
@@ -285,7 +285,7 @@ worker_job_ended(struct server *s, struct worker *w)
 		return;
 	/* Reading /proc costs three syscalls: at most once a second per worker, not once per job. */
 	long rss = 0;
-	double now = ev_now(s->loop);
+	double now = clock_mono();
 	if (now - w->rss_checked_at >= 1.0) {
 		w->rss_checked_at = now;
 		rss = worker_rss_mb(w->pid);
@@ -454,7 +454,7 @@ worker_child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		char how[160];
 		describe_exit(w->wstatus, how, sizeof(how));
 		log_error("worker %d %s before it was ready; retrying in 1 s", (int)w->pid, how);
-		s->spawn_after = ev_now(s->loop) + 1.0;
+		s->spawn_after = clock_mono() + 1.0;
 	} else if (w->phase != WORKER_EXITING && w->job == NULL)
 		log_warn("worker %d died while idle", (int)w->pid);
 	worker_retire(s, w);
@@ -497,13 +497,13 @@ pool_cancel_job(struct server *s, struct job *j)
 	j->term_sent = 1;
 	log_info("job %s: cancelled; SIGTERM to worker %d", j->spec.id, (int)j->worker->pid);
 	pool_stop_job(s, j, SIGTERM);
-	deadline_set(s, j, clock_now() + s->cfg.kill_grace_s);
+	deadline_set(s, j, clock_mono() + s->cfg.kill_grace_s);
 }
 
 void
 pool_check_deadlines(struct server *s)
 {
-	double now = clock_now();
+	double now = clock_mono();
 	struct job *j;
 	while ((j = heap_peek(&s->deadlines)) != NULL && j->deadline <= now) {
 		if (!j->term_sent) {
@@ -522,7 +522,7 @@ pool_check_deadlines(struct server *s)
 	}
 }
 
-/* When the deadline timer must next fire, or 0 if no job has one. */
+/* When the deadline timer must next fire (monotonic time), or 0 if no job has one. */
 double
 pool_next_deadline(const struct server *s)
 {

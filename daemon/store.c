@@ -1,16 +1,13 @@
 /*
- * store: the SQLite execution log (see store.h for the model). The only file that includes sqlite3.h.
+ * store: opening the SQLite execution log and its schema, stored workflows, control-socket tokens, and the
+ * reads (see store.h for the model). The attempt log's batched writes are in store_log.c. Only these two
+ * files include sqlite3.h.
  *
- * Every write joins one open transaction, begun by the first write after a flush; store_flush commits it.
- * Whether a transaction is open is asked of SQLite (sqlite3_get_autocommit) rather than tracked here, because
- * some errors (disk full, I/O error) make SQLite roll the whole transaction back on its own.
- *
- * A failed commit loses the turn's writes, and SQLite would then hand the lost row ids out again to new
- * attempts (a rowid is max(rowid) + 1). A caller still holding a lost id would finish, or log events to, a
- * stranger's row. So new ids never go below one past the highest this connection has handed out
- * (st->last_id), and a write to a lost id fails instead.
+ * The loop's connection has no busy timeout (a locked database must never make the loop wait): the attempt
+ * log retries next turn instead; the rare administrative writes here (a workflow stored, a token created or
+ * revoked) are committed on return and wait at most STORE_ADMIN_BUSY_MS for a lock.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <ctype.h>
 #include <sqlite3.h>
@@ -23,21 +20,15 @@
 #include "log.h"
 #include "xmalloc.h"
 
-/* How long a write waits for a lock another connection holds (hopperctl reading, a backup) before failing. */
-#define STORE_BUSY_TIMEOUT_MS 5000
+/* How long an administrative write (workflow, token) waits for a lock another writer holds before failing:
+ * these happen at a person's pace, and a few milliseconds of the loop are worth a write that succeeds. */
+#define STORE_ADMIN_BUSY_MS 100
+/* store_close runs after the loop: its last flush may wait for a lock as the loop never does. */
+#define STORE_CLOSE_BUSY_MS 5000
 /* Migration numbers are the file names' leading digits; 9 digits cannot overflow an int. */
 #define MIGRATION_DIGITS_MAX 9
 
 enum stmt_id {
-	STMT_BEGIN,
-	STMT_COMMIT,
-	STMT_ROLLBACK,
-	STMT_START,
-	STMT_FINISH,
-	STMT_EVENT,
-	STMT_PRUNE,
-	STMT_PRUNE_STEPS,
-	STMT_STEP,
 	STMT_WF_PUT,
 	STMT_WF_GET,
 	STMT_WF_LIST,
@@ -47,7 +38,6 @@ enum stmt_id {
 	STMT_TOKEN_BY_NAME,
 	STMT_TOKEN_LIST,
 	STMT_TOKEN_REVOKE,
-	STMT_TOKEN_TOUCH,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
 	STMT_LOG_STEPS,
@@ -55,26 +45,6 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
-        /* IMMEDIATE takes the write lock at BEGIN, so waiting for it happens there under the busy timeout. */
-        [STMT_BEGIN] = "BEGIN IMMEDIATE",
-        [STMT_COMMIT] = "COMMIT",
-        [STMT_ROLLBACK] = "ROLLBACK",
-        [STMT_START] = "INSERT INTO attempts (id, job_id, type, queue, attempt, state, node, worker_pid, created_at, "
-                       "started_at) VALUES (max(?1, (SELECT coalesce(max(id), 0) + 1 FROM attempts)), ?2, ?3, ?4, ?5, "
-                       "'running', ?6, ?7, ?8, ?9)",
-        /* duration_ms from the row's own started_at, so the caller need not remember it. */
-        [STMT_FINISH] = "UPDATE attempts SET state = ?2, finished_at = ?3, error = ?4, result = ?5, "
-                        "duration_ms = (?3 - started_at) * 1000 WHERE id = ?1",
-        [STMT_EVENT] = "INSERT INTO attempt_events (attempt_id, at, kind, level, progress, stage, message) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        /* Events go by ON DELETE CASCADE (foreign_keys is on); running attempts have no finished_at and stay. */
-        [STMT_PRUNE] = "DELETE FROM attempts WHERE finished_at < ?1",
-        /* Step rows go with their attempt (cascade); these are the ones whose attempt row was lost. */
-        [STMT_PRUNE_STEPS] = "DELETE FROM workflow_steps WHERE attempt_id IS NULL AND finished_at < ?1",
-        /* A step row links to its attempt only if that row exists (a lost attempt row leaves it NULL). */
-        [STMT_STEP] = "INSERT INTO workflow_steps (attempt_id, job_id, step_id, type, step_attempt, run_attempt, "
-                      "state, started_at, finished_at, duration_ms, output, error) VALUES ((SELECT id FROM attempts "
-                      "WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (?9 - ?8) * 1000, ?10, ?11)",
         /* Storing a name again replaces its definition and keeps its id and created_at. */
         [STMT_WF_PUT] = "INSERT INTO workflows (name, description, definition, owner, active, created_at, "
                         "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT(name) DO UPDATE SET "
@@ -94,7 +64,6 @@ static const char *const stmt_sql[STMT_COUNT] = {
         [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        [STMT_TOKEN_TOUCH] = "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
         /* A job's history for the control socket's logs op. */
         [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error "
                               "FROM attempts WHERE job_id = ?1 ORDER BY id",
@@ -106,19 +75,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
                            "duration_ms, output, error FROM workflow_steps WHERE job_id = ?1 ORDER BY id LIMIT ?2",
 };
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[STMT_COUNT];
-	long writes;     /* writes in the open transaction, to say how many a rollback lost */
-	int64_t last_id; /* highest attempt id handed out; new ids stay above it (see the top of this file) */
-};
-
 /* Finalizes and closes without committing: for store_close and for a failed store_open. */
 static void
 store_free(struct store *st)
 {
-	for (int i = 0; i < STMT_COUNT; i++)
+	store_log_free(st);
+	for (int i = 0; st->stmt != NULL && i < STMT_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	free(st->stmt);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_error("store: close: %s", sqlite3_errmsg(st->db));
 	free(st);
@@ -184,7 +148,8 @@ db_open(struct store *st, const char *path, char **cause)
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* No busy timeout: a lock another writer holds makes a write return SQLITE_BUSY at once (store_log.c). */
+	sqlite3_busy_timeout(st->db, 0);
 	/* foreign_keys is per connection and off by default; the events' ON DELETE CASCADE needs it. */
 	if (db_set_wal(st->db, cause) != 0 || db_exec(st->db, "PRAGMA synchronous = NORMAL", cause) != 0 ||
 	    db_exec(st->db, "PRAGMA foreign_keys = ON", cause) != 0)
@@ -291,6 +256,7 @@ migrate(sqlite3 *db, char **cause)
 static int
 stmts_prepare(struct store *st, char **cause)
 {
+	st->stmt = xcalloc(STMT_COUNT, sizeof(*st->stmt));
 	for (int i = 0; i < STMT_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
 		    SQLITE_OK) {
@@ -306,7 +272,8 @@ store_open(const char *path, char **cause)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	char *why = NULL;
-	if (db_open(st, path, &why) != 0 || migrate(st->db, &why) != 0 || stmts_prepare(st, &why) != 0) {
+	if (db_open(st, path, &why) != 0 || migrate(st->db, &why) != 0 || stmts_prepare(st, &why) != 0 ||
+	    store_log_prepare(st, &why) != 0) {
 		*cause = xasprintf("%s: %s", path, why);
 		free(why);
 		store_free(st);
@@ -320,6 +287,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	sqlite3_busy_timeout(st->db, STORE_CLOSE_BUSY_MS);
 	store_flush(st);
 	store_free(st);
 }
@@ -340,38 +308,23 @@ stmt_run(struct store *st, enum stmt_id id, const char *what)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Group commit: the first write after a flush opens the transaction that store_flush commits. */
-static int
-tx_begin(struct store *st)
-{
-	if (!sqlite3_get_autocommit(st->db))
-		return 0;
-	st->writes = 0;
-	return stmt_run(st, STMT_BEGIN, "begin");
-}
-
 /*
- * Runs a write whose parameters were bound with the first bind error in bind_rc. A failed statement is
- * normally undone alone, but some errors make SQLite drop the whole transaction: say so, since earlier
- * writes of the turn went with it.
+ * An administrative write, committed on return (autocommit: no transaction is ever open between store_log.c's
+ * batches). It may wait STORE_ADMIN_BUSY_MS for a lock. Parameters bound with the first bind error in
+ * bind_rc. Returns 0, or -1 with the error logged.
  */
 static int
-write_run(struct store *st, enum stmt_id id, int bind_rc, const char *what)
+admin_write(struct store *st, enum stmt_id id, int bind_rc, const char *what)
 {
 	if (bind_rc != SQLITE_OK) {
 		log_error("store: %s: %s", what, sqlite3_errstr(bind_rc));
 		sqlite3_clear_bindings(st->stmt[id]);
 		return -1;
 	}
-	if (stmt_run(st, id, what) == 0) {
-		st->writes++;
-		return 0;
-	}
-	if (st->writes > 0 && sqlite3_get_autocommit(st->db)) {
-		log_error("store: SQLite rolled the transaction back; %ld writes lost", st->writes);
-		st->writes = 0;
-	}
-	return -1;
+	sqlite3_busy_timeout(st->db, STORE_ADMIN_BUSY_MS);
+	int rc = stmt_run(st, id, what);
+	sqlite3_busy_timeout(st->db, 0);
+	return rc;
 }
 
 /* Binders that keep the first error in *rc, so that a write binds everything and checks once. */
@@ -396,149 +349,18 @@ bind_double(sqlite3_stmt *s, int i, double v, int *rc)
 		*rc = sqlite3_bind_double(s, i, v);
 }
 
-int64_t
-store_attempt_start(struct store *st, const struct store_attempt *a)
-{
-	sqlite3_stmt *s = st->stmt[STMT_START];
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_int64(s, 1, st->last_id + 1, &rc);
-	bind_text(s, 2, a->job_id, &rc);
-	bind_text(s, 3, a->type, &rc);
-	bind_text(s, 4, a->queue, &rc);
-	bind_int64(s, 5, a->attempt, &rc);
-	bind_text(s, 6, a->node, &rc);
-	bind_int64(s, 7, a->worker_pid, &rc);
-	bind_double(s, 8, a->created_at, &rc);
-	bind_double(s, 9, a->started_at, &rc);
-	if (write_run(st, STMT_START, rc, "attempt start") != 0)
-		return -1;
-	st->last_id = sqlite3_last_insert_rowid(st->db);
-	return st->last_id;
-}
-
-int
-store_attempt_finish(struct store *st, int64_t row, const char *state, double finished_at, const char *error,
-                     const char *result_json)
-{
-	sqlite3_stmt *s = st->stmt[STMT_FINISH];
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_int64(s, 1, row, &rc);
-	bind_text(s, 2, state, &rc);
-	bind_double(s, 3, finished_at, &rc);
-	bind_text(s, 4, error, &rc);
-	bind_text(s, 5, result_json, &rc);
-	if (write_run(st, STMT_FINISH, rc, "attempt finish") != 0)
-		return -1;
-	/* No row: its start was lost with a rolled-back transaction, or the caller has a wrong id. */
-	if (sqlite3_changes(st->db) == 0) {
-		log_warn("store: attempt finish: no attempt %lld", (long long)row);
-		return -1;
-	}
-	return 0;
-}
-
-int
-store_event(struct store *st, int64_t row, double at, const char *kind, const char *level, int progress,
-            const char *stage, const char *message)
-{
-	sqlite3_stmt *s = st->stmt[STMT_EVENT];
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_int64(s, 1, row, &rc);
-	bind_double(s, 2, at, &rc);
-	bind_text(s, 3, kind, &rc);
-	bind_text(s, 4, level, &rc);
-	/* A log line has no progress; a 0 there would read as "progress went back to 0". */
-	if (kind != NULL && strcmp(kind, "progress") == 0)
-		bind_int64(s, 5, progress, &rc);
-	else if (rc == SQLITE_OK)
-		rc = sqlite3_bind_null(s, 5);
-	bind_text(s, 6, stage, &rc);
-	bind_text(s, 7, message, &rc);
-	return write_run(st, STMT_EVENT, rc, "attempt event");
-}
-
-/*
- * A failed COMMIT is rolled back rather than retried: what makes it fail (disk full, I/O error) rarely
- * passes within a turn, and an open transaction would keep the write lock and grow without bound meanwhile.
- */
-int
-store_flush(struct store *st)
-{
-	if (sqlite3_get_autocommit(st->db))
-		return 0;
-	if (stmt_run(st, STMT_COMMIT, "commit") == 0) {
-		st->writes = 0;
-		return 0;
-	}
-	log_error("store: rolling back; %ld writes lost", st->writes);
-	if (!sqlite3_get_autocommit(st->db))
-		stmt_run(st, STMT_ROLLBACK, "rollback");
-	st->writes = 0;
-	return -1;
-}
-
-int
-store_prune(struct store *st, double before)
-{
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_double(st->stmt[STMT_PRUNE], 1, before, &rc);
-	if (write_run(st, STMT_PRUNE, rc, "prune") != 0)
-		return -1;
-	int n = sqlite3_changes(st->db);
-	bind_double(st->stmt[STMT_PRUNE_STEPS], 1, before, &rc);
-	write_run(st, STMT_PRUNE_STEPS, rc, "prune steps");
-	return n;
-}
-
-int
-store_pending(const struct store *st)
-{
-	return !sqlite3_get_autocommit(st->db);
-}
-
-int
-store_step(struct store *st, const struct store_step *r)
-{
-	sqlite3_stmt *s = st->stmt[STMT_STEP];
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_int64(s, 1, r->attempt_row, &rc);
-	bind_text(s, 2, r->job_id, &rc);
-	bind_text(s, 3, r->step_id, &rc);
-	bind_text(s, 4, r->type, &rc);
-	bind_int64(s, 5, r->step_attempt, &rc);
-	bind_int64(s, 6, r->run_attempt, &rc);
-	bind_text(s, 7, r->state, &rc);
-	bind_double(s, 8, r->started_at, &rc);
-	bind_double(s, 9, r->finished_at, &rc);
-	bind_text(s, 10, r->output, &rc);
-	bind_text(s, 11, r->error, &rc);
-	return write_run(st, STMT_STEP, rc, "workflow step");
-}
-
 int
 store_workflow_put(struct store *st, const struct store_workflow *w)
 {
 	sqlite3_stmt *s = st->stmt[STMT_WF_PUT];
 	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
 	bind_text(s, 1, w->name, &rc);
 	bind_text(s, 2, w->description, &rc);
 	bind_text(s, 3, w->definition, &rc);
 	bind_text(s, 4, w->owner, &rc);
 	bind_int64(s, 5, w->active, &rc);
 	bind_double(s, 6, w->updated_at, &rc);
-	return write_run(st, STMT_WF_PUT, rc, "workflow put");
+	return admin_write(st, STMT_WF_PUT, rc, "workflow put");
 }
 
 static char *
@@ -599,10 +421,8 @@ int
 store_workflow_rm(struct store *st, const char *name)
 {
 	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
 	bind_text(st->stmt[STMT_WF_RM], 1, name, &rc);
-	if (write_run(st, STMT_WF_RM, rc, "workflow rm") != 0)
+	if (admin_write(st, STMT_WF_RM, rc, "workflow rm") != 0)
 		return -1;
 	return sqlite3_changes(st->db) > 0 ? 1 : 0;
 }
@@ -653,8 +473,6 @@ store_token_add(struct store *st, const struct store_token *t)
 {
 	sqlite3_stmt *s = st->stmt[STMT_TOKEN_ADD];
 	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
 	bind_text(s, 1, t->id, &rc);
 	bind_text(s, 2, t->name, &rc);
 	bind_text(s, 3, t->owner, &rc);
@@ -666,19 +484,20 @@ store_token_add(struct store *st, const struct store_token *t)
 		sqlite3_clear_bindings(s);
 		return -1;
 	}
+	/* A token the client was shown must survive a crash: committed now (autocommit), not with the turn. */
+	sqlite3_busy_timeout(st->db, STORE_ADMIN_BUSY_MS);
 	int step = sqlite3_step(s);
 	int ext = sqlite3_extended_errcode(st->db);
+	sqlite3_busy_timeout(st->db, 0);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (step != SQLITE_DONE) {
 		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
 			return -2;
-		log_error("store: token add: %s", sqlite3_errmsg(st->db));
+		log_error("store: token add: %s", sqlite3_errstr(ext));
 		return -1;
 	}
-	st->writes++;
-	/* A token the client was shown must survive a crash: commit now, not with the turn. */
-	return store_flush(st);
+	return 0;
 }
 
 /* Runs a token SELECT bound to key. Returns 1 with *t, 0 when absent, -1 on error. */
@@ -734,34 +553,16 @@ store_token_list(struct store *st, struct store_token **out)
 	return (int)n;
 }
 
-/* Runs an UPDATE of a token by id with a time; commits at once. Returns rows changed or -1. */
-static int
-token_update(struct store *st, enum stmt_id id, const char *token_id, double at, int commit)
-{
-	sqlite3_stmt *s = st->stmt[id];
-	int rc = SQLITE_OK;
-	if (tx_begin(st) != 0)
-		return -1;
-	bind_text(s, 1, token_id, &rc);
-	bind_double(s, 2, at, &rc);
-	if (write_run(st, id, rc, "token update") != 0)
-		return -1;
-	int changed = sqlite3_changes(st->db);
-	if (commit && store_flush(st) != 0)
-		return -1;
-	return changed;
-}
-
 int
 store_token_revoke(struct store *st, const char *id, double at)
 {
-	return token_update(st, STMT_TOKEN_REVOKE, id, at, 1);
-}
-
-int
-store_token_touch(struct store *st, const char *id, double at)
-{
-	return token_update(st, STMT_TOKEN_TOUCH, id, at, 0) < 0 ? -1 : 0;
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_REVOKE];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, id, &rc);
+	bind_double(s, 2, at, &rc);
+	if (admin_write(st, STMT_TOKEN_REVOKE, rc, "token revoke") != 0)
+		return -1;
+	return sqlite3_changes(st->db);
 }
 
 static json_t *
@@ -815,6 +616,7 @@ log_steps(struct store *st, const char *job_id, int limit, size_t max_bytes, siz
 json_t *
 store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 {
+	store_flush(st);
 	static const char *const acols[] = {"attempt",    "state",       "node",        "worker_pid",
 	                                    "started_at", "finished_at", "duration_ms", "error"};
 	static const char *const ecols[] = {"attempt", "at", "kind", "level", "progress", "stage", "message"};

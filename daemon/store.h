@@ -1,11 +1,22 @@
 /*
- * store: the SQLite execution log. The only module that includes sqlite3.h.
+ * store: the SQLite execution log. The only module (store.c, store_log.c) that includes sqlite3.h.
  *
- * One row per attempt (table `attempts`) and its log lines and progress events (table `attempt_events`);
- * schema in schema/migrations/, applied at open through PRAGMA user_version. Writes are group-committed:
- * every store_* write joins the open transaction (begun on the first write), and store_flush, called once per
- * event-loop turn from hopperd's ev_prepare hook, commits it. WAL mode, synchronous=NORMAL: a crash of the
- * daemon loses no committed row; power loss may lose the last turn's.
+ * One row per attempt (table `attempts`), its log lines and progress events (table `attempt_events`) and its
+ * workflow steps (table `workflow_steps`); schema in schema/migrations/, applied at open through PRAGMA
+ * user_version. WAL mode, synchronous=NORMAL: a crash of the daemon loses no committed row; power loss may
+ * lose the last turn's.
+ *
+ * The attempt log is written in batches and never makes the event loop wait (issue #10, item 9): the
+ * store_attempt_*, store_event, store_step and store_token_touch calls only queue their rows in memory (they
+ * cannot fail on I/O); store_flush, called once per loop turn from hopperd's prepare hook, writes the queue in
+ * one transaction. The loop's connection has no busy timeout: a database locked by another writer makes
+ * store_flush return at once with the rows kept for the next turn. A failing database (disk full, I/O error)
+ * costs the batch, which is counted (store_counters) and logged once per kind, and jobs keep running: Redis
+ * holds the jobs' truth, the log their history.
+ *
+ * An attempt's row is exact (item 8): the store keeps each open attempt's start in memory until its finish
+ * is written, and the finish writes the whole row (an upsert), so an attempt whose start was in a dropped
+ * batch still gets its one row when its finish commits.
  */
 #ifndef HOPPER_STORE_H
 #define HOPPER_STORE_H
@@ -16,36 +27,84 @@
 
 struct store;
 
+/* An attempt's start. The strings are copied. */
 struct store_attempt {
-	const char *job_id;
+	const char *job_id; /* required */
 	const char *type;
 	const char *queue;
 	const char *node;
 	int attempt; /* 1-based; 0 for a message that never became a job (malformed) */
 	int worker_pid;
-	double created_at;
+	int64_t fence; /* the attempt's fencing token from the claim; 0 = none (a message that never became a job) */
+	double created_at; /* the job's real creation time (its hash's created/enqueued time); 0 = unknown: NULL */
 	double started_at;
 };
 
 /* Opens or creates the database and brings its schema up to date. NULL on error with *cause set (caller frees). */
 struct store *store_open(const char *path, char **cause);
-/* Commits what is pending and closes. NULL is allowed. */
+/* Tries once to commit what is pending (store_flush), then closes. NULL is allowed. */
 void store_close(struct store *st);
 
-/* Records an attempt's start (state "running"). Returns its row id (>0), or -1 on error (logged). */
+/*
+ * Queues an attempt's start (state "running"). Returns its row id (>0), the handle of the later calls, or -1
+ * if a is unusable (no job_id). The id is that of the row the attempt will have in the database.
+ */
 int64_t store_attempt_start(struct store *st, const struct store_attempt *a);
-/* Records an attempt's end. error and result_json may be NULL. Returns 0 or -1 (logged). */
+/*
+ * Queues an attempt's end. state: succeeded, failed, retrying, dead, cancelled, requeued (stopped by a
+ * shutdown), superseded (its fencing token was refused: another claim owns the job, the outcome was not
+ * applied) or reaped (its owner was declared dead and the job taken back). error and result_json may be NULL.
+ * Returns 0, or -1 for an unknown row (never started, or already finished) or state (logged). The row's
+ * handle is invalid afterwards.
+ */
 int store_attempt_finish(struct store *st, int64_t row, const char *state, double finished_at, const char *error,
                          const char *result_json);
-/* A log line (kind "log") or a progress event (kind "progress") of an attempt. Strings may be NULL. */
+/* Queues a log line (kind "log") or a progress event (kind "progress") of an open attempt. Strings may be NULL.
+ * Returns 0, or -1 for an unknown row or kind. */
 int store_event(struct store *st, int64_t row, double at, const char *kind, const char *level, int progress,
                 const char *stage, const char *message);
-/* Commits the open transaction, if any. Returns 0 or -1 (logged; the writes are retried next turn). */
+/*
+ * Writes the queued rows in one transaction. Returns at once, never waiting for a lock:
+ *    0  committed, or nothing was pending;
+ *    1  the database is locked by another connection: the rows stay queued for the next turn (store_pending);
+ *   -1  the store is failing (disk full, I/O error, a lock held past STORE_BUSY_MAX_S): the batch is dropped
+ *       and counted; a later turn tries again with new rows.
+ * The caller sends an attempt's final word to Redis only after a 0 or -1, so the row precedes it unless the
+ * store is failing.
+ */
 int store_flush(struct store *st);
-/* Deletes attempts (and their events) that finished before `before`. Returns rows deleted or -1. */
-int store_prune(struct store *st, double before);
-/* 1 if writes are waiting for store_flush. */
+/* 1 if rows are queued for store_flush. */
 int store_pending(const struct store *st);
+
+/* What the store did since it was opened (the control socket's stats op shows them). */
+struct store_counters {
+	uint64_t rows_written; /* rows inserted or updated by committed batches */
+	uint64_t commits;      /* batches committed */
+	uint64_t busy_retries; /* flushes (or prune steps) that found the database locked and kept their rows */
+	uint64_t errors_busy;  /* batches dropped because the lock stayed held past STORE_BUSY_MAX_S */
+	uint64_t errors_full;  /* SQLITE_FULL: the disk (or its quota) is full */
+	uint64_t errors_io;    /* SQLITE_IOERR and other file-level failures */
+	uint64_t errors_other; /* anything else (a constraint, a corrupt file...) */
+	uint64_t rows_dropped; /* queued rows that never reached the database (failed batches, queue cap) */
+	uint64_t pruned;       /* rows deleted by store_prune_step (attempts, events and steps) */
+	uint64_t pending;      /* rows queued now */
+};
+void store_counters(const struct store *st, struct store_counters *out);
+/* The counters as a JSON object, names as in struct store_counters. New reference. */
+json_t *store_counters_json(const struct store *st);
+
+/*
+ * One bounded step of pruning: deletes at most max_rows rows belonging to the oldest attempts that finished
+ * before `before` (their events and workflow steps first, then the attempts), in a transaction of its own.
+ * Returns the rows deleted, 0 when nothing older is left, or -1 (database locked or failing: counted; try
+ * again on a later turn). Never one big DELETE: the loop calls it once per turn until it returns 0.
+ */
+int store_prune_step(struct store *st, double before, int max_rows);
+/*
+ * Marks the rows an earlier process of this log left "running" (it was killed) as "reaped" at `at`, with an
+ * error saying so; a daemon calls it once at start, before its first attempt. Returns how many, or -1.
+ */
+int store_reap_running(struct store *st, double at);
 
 /* --- workflow.run (migration 002) --- */
 /* One step execution of a workflow run; strings may be NULL except job_id, step_id and state. */
@@ -57,6 +116,8 @@ struct store_step {
 	const char *output; /* JSON text excerpt */
 	const char *error;
 };
+/* Queues it (strings copied). Linked to its attempt's row when attempt_row is an open attempt, else NULL.
+ * Returns 0, or -1 without job_id, step_id or state. */
 int store_step(struct store *st, const struct store_step *r);
 
 /* A stored workflow. From store_workflow_get/list the strings are owned (store_workflow_free). */
@@ -65,13 +126,14 @@ struct store_workflow {
 	int active;
 	double created_at, updated_at;
 };
-/* Inserts or replaces by name (updated_at is the time of this write). Returns 0 or -1 (logged). */
+/* Inserts or replaces by name (updated_at is the time of this write), committed on return (the workflow and
+ * token writes wait at most STORE_ADMIN_BUSY_MS for a lock). Returns 0 or -1 (logged). */
 int store_workflow_put(struct store *st, const struct store_workflow *w);
 /* 1 with *out filled (caller calls store_workflow_free), 0 if there is none, -1 on error (logged). */
 int store_workflow_get(struct store *st, const char *name, struct store_workflow *out);
 /* Calls fn for each, by name; w is valid during the call. Returns the count or -1. */
 int store_workflow_list(struct store *st, void (*fn)(const struct store_workflow *w, void *arg), void *arg);
-/* 1 if removed, 0 if there was none, -1 on error. */
+/* Committed on return. 1 if removed, 0 if there was none, -1 on error. */
 int store_workflow_rm(struct store *st, const char *name);
 void store_workflow_free(struct store_workflow *w);
 /* --- control-socket tokens (003_tokens.sql); times 0 mean NULL --- */
@@ -92,13 +154,13 @@ int store_token_by_name(struct store *st, const char *name, struct store_token *
 int store_token_list(struct store *st, struct store_token **out);
 /* Sets revoked_at (if not yet) and commits. Returns 1 if revoked now, 0 if it already was or is absent, -1. */
 int store_token_revoke(struct store *st, const char *id, double at);
-/* Sets last_used_at with the turn's group commit. Returns 0 or -1. */
+/* Queues last_used_at for the turn's batch. Returns 0. */
 int store_token_touch(struct store *st, const char *id, double at);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the
  * order they ran (workflow.run; [] for other jobs): {"attempts": [...], "lines": [...], "steps": [...]}.
- * New reference.
+ * Tries to commit the queued rows first (store_flush), so the job's latest rows are in. New reference.
  */
 json_t *store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes);
 
