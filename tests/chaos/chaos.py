@@ -473,6 +473,11 @@ class Run:
         t0 = sub.t_submit if sub and sub.t_submit else self.t_start
         return (t0, self.last_event.get(jid, self.t_end))
 
+    def during(self, jid, kind):
+        """True when a fault of this kind was active during the job's life."""
+        w = self.window(jid)
+        return any(f.kind == kind and f.t0 <= w[1] and f.t1 >= w[0] for f in self.faults)
+
     def sub_of(self, jid):
         sub = self.by_id.get(jid)
         if sub is None and jid:
@@ -559,8 +564,14 @@ def main(argv):
         run.stop()
         summary(run)
         facts = verify.Facts(run)
-        v = verify.Verdict(run, facts).check() + run.problems
+        verdict = verify.Verdict(run, facts)
+        v = verdict.check() + run.problems
+        print("# %d jobs lost SQLite rows to the full filesystem (allowed: counted by the store); %d rows "
+              "had no start time to check" % (verdict.dropped_full, verdict.unchecked_rows))
         verify.report(run, v, print)
+        with open(os.path.join(a.dir, "violations.txt"), "w") as f:
+            for inv, jid, d in v:
+                f.write("%s\t%s\t%s\n" % (inv, jid, d))
         ok = not v
         print("# scratch dir: %s" % a.dir if (a.keep or not owned) else "# (scratch dir removed; --keep keeps it)")
     finally:
