@@ -129,15 +129,10 @@ class Run:
             self.offsets[n] = [(self.now(), 0)]
             d.start()
         deadline = self.now() + 30
-        hb = [self.layout_heartbeat(d.name) for d in self.daemons]
+        hb = [self.layout.heartbeat(d.name) for d in self.daemons]
         while self.now() < deadline and not all(self.r.exists(k) for k in hb):
             time.sleep(0.1)
         threading.Thread(target=self.capture, daemon=True).start()
-
-    def layout_heartbeat(self, node):
-        if self.layout.name == "v2":
-            return self.layout.p + "{@}:node:" + node
-        return self.layout.p + "node:" + node
 
     def capture(self):
         """Every event published on the global channel, with the time it arrived (reconnects after faults)."""

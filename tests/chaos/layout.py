@@ -10,6 +10,7 @@ BOUNDS maps each key kind to how it is bounded: 'ttl' (must carry an expiry once
 end of a run) or None (no bound: reported as a failure).
 """
 
+import base64
 import json
 import os
 import re
@@ -54,6 +55,9 @@ class MainLayout:
 
     def jobs_index(self, q):
         return self.p + "jobs"
+
+    def heartbeat(self, node):
+        return self.p + "node:" + node
 
     def job_scan(self, q):
         """A SCAN pattern that matches every job hash of queue q (and maybe other keys: job_id_of filters)."""
@@ -149,6 +153,9 @@ class V2Layout(MainLayout):
     def jobs_index(self, q):
         return "%s{%s}:jobs" % (self.p, q)
 
+    def heartbeat(self, node):
+        return self.p + "{@}:node:" + node
+
     def job_scan(self, q):
         return "%s{%s}:job:*" % (self.p, q)
 
@@ -190,6 +197,7 @@ class V2Layout(MainLayout):
 
 
 def _decode_entry(raw):
+    """A dead entry as a dict; its 'payload' as the original bytes (also from payload_b64 if it has one)."""
     try:
         e = json.loads(raw.decode("utf-8", "surrogateescape"))
     except ValueError:
@@ -197,6 +205,11 @@ def _decode_entry(raw):
     if not isinstance(e, dict):
         return {"raw": raw, "undecodable": True}
     e["raw"] = raw
+    if isinstance(e.get("payload_b64"), str):
+        try:
+            e["payload"] = base64.b64decode(e["payload_b64"])
+        except ValueError:
+            pass
     return e
 
 
