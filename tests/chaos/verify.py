@@ -7,7 +7,6 @@ table) and prints one ok / not ok line per invariant.
 import re
 import sqlite3
 
-import redis
 
 from workload import QUEUE, TERMINAL
 
