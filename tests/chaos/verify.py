@@ -270,6 +270,14 @@ class Verdict:
                     if sub is not None and sub.sleep_ms < 30000 and sub.kind != "crash":
                         self.bad("clock", jid, "attempt %s on %s: %s (it sleeps %d ms, timeout 60 s)" % (
                             r["attempt"], r["db"], r["error"][:80], sub.sleep_ms))
+            final = {}
+            for r in rows:
+                if r["fence"] is not None and r["state"] in ("succeeded", "failed", "dead", "cancelled"):
+                    final.setdefault(r["fence"], []).append(r)
+            for fence, rs in final.items():
+                if len(rs) > 1:
+                    self.bad("overlap", jid, "%d rows of fence %s ended %s (on %s): one attempt ran twice" % (
+                        len(rs), fence, "/".join(r["state"] for r in rs), "/".join(r["db"] for r in rs)))
             live.sort(key=lambda x: x[0][0])
             for i in range(len(live)):
                 for j in range(i + 1, len(live)):
