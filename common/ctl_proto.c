@@ -266,7 +266,12 @@ static const struct ctl_arg args_submit[] = {
         {"job", CTL_ARG_OBJECT, 0, 0, 0, "one job (see job.schema.json)"},
         {"jobs", CTL_ARG_ARRAY, 0, 1, CTL_BATCH_MAX, "a batch of jobs, all or none accepted"},
         END};
-static const struct ctl_arg args_job[] = {JOB_ARG, END};
+/* A job is found by id in the known queues; queue is needed only for an id that several queues hold. */
+#define JOB_QUEUE_ARG                                                                                                  \
+	{                                                                                                              \
+		"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "the job's queue (only for an id in several)"             \
+	}
+static const struct ctl_arg args_job[] = {JOB_ARG, JOB_QUEUE_ARG, END};
 static const struct ctl_arg args_list[] = {
         {"state", CTL_ARG_STATE, 0, 0, 0, "only jobs in this state"},
         {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only jobs of this queue"},
@@ -276,7 +281,7 @@ static const struct ctl_arg args_list[] = {
         {"cursor", CTL_ARG_STRING, 0, 0, CTL_CURSOR_MAX, "from the previous page's reply"},
         END};
 static const struct ctl_arg args_logs[] = {
-        JOB_ARG, {"limit", CTL_ARG_INT, 0, 1, CTL_LOGS_MAX, "last N log lines (default 1000)"}, END};
+        JOB_ARG, JOB_QUEUE_ARG, {"limit", CTL_ARG_INT, 0, 1, CTL_LOGS_MAX, "last N log lines (default 1000)"}, END};
 static const struct ctl_arg args_queue[] = {{"queue", CTL_ARG_NAME, 1, 0, QUEUE_NAME_MAX, "the queue"}, END};
 static const struct ctl_arg args_token_create[] = {
         {"name", CTL_ARG_NAME, 1, 0, CTL_TOKEN_NAME_MAX, "unique token name"},

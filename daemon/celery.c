@@ -29,6 +29,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "xmalloc.h"
 
 #define CELERY_POLL_S    0.05  /* an idle poll costs one small FCALL: 20 per second */
@@ -73,14 +74,13 @@ static void
 refuse(struct server *s, const char *entry, size_t elen, const char *queue, const struct celery_task *t,
        const char *state, const char *status, const char *exc_type, const char *exc_module, const char *reason)
 {
-	char now[32], rexp[16], ttl[16], evmax[16], msgid[41], why[512];
+	char msgid[41], why[512];
 	/* A parser's reason may quote the message's bytes: keep it printable ASCII, so always valid JSON text. */
 	size_t k = 0;
 	for (; reason[k] != '\0' && k + 1 < sizeof(why); k++)
 		why[k] = reason[k] >= 0x20 && reason[k] < 0x7f ? reason[k] : '?';
 	why[k] = '\0';
 	const char *id = t->id;
-	FMT_NUM(now, clock_now());
 	if (id[0] == '\0') {
 		memcpy(msgid, "msg-", 4);
 		if (job_new_id(msgid + 4) < 0)
@@ -101,29 +101,27 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	}
 	char *dead_entry = jsonx_dump(dead), *exc = celery_exc_encode(exc_type, exc_module, why);
 	char *key = result_key(s, id);
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      entry,
-	                      id,
-	                      queue,
-	                      job_name_valid(t->task, JOB_TYPE_MAX) ? t->task
-	                                                            : "celery", /* a name, as the hash's type */
-	                      now,
-	                      state,
-	                      why,
-	                      key,
-	                      FMT_INT(rexp, s->cfg.celery_result_expires),
-	                      status,
-	                      exc,
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max),
-	                      dead_entry};
-	size_t lens[16];
-	for (size_t i = 0; i < 16; i++)
-		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
+	struct rctx ctx = {.queue = queue, .id = id};
+	struct rcall *c = rcall_new(s, RF_CELERY_REFUSE, &ctx);
+	rcall_arg(c, "entry", entry, (long)elen);
+	rcall_arg(c, "id", id, -1);
+	rcall_arg(c, "task", job_name_valid(t->task, JOB_TYPE_MAX) ? t->task : "celery", -1); /* the hash's type */
+	rcall_arg(c, "state", state, -1);
+	rcall_arg(c, "error", why, -1);
+	rcall_arg(c, "result_key", key, -1);
+	rcall_int(c, "result_expires", s->cfg.celery_result_expires);
+	rcall_arg(c, "status", status, -1);
+	rcall_arg(c, "result", exc, -1);
+	rcall_int(c, "ttl", s->cfg.result_ttl_s);
+	rcall_int(c, "max_events", s->cfg.events_max);
+	rcall_arg(c, "entry_id", id[0] ? id : msgid, -1);
+	rcall_arg(c, "dead_entry", dead_entry, -1);
+	rcall_int(c, "dead_max", s->cfg.dead_max);
+	rcall_int(c, "dead_age", (long long)s->cfg.dead_max_age_days * 86400);
+	rcall_arg(c, "payload", raw, (long)rawlen);
 	log_warn("celery: task %s (%s) from queue %s: %s -> %s", id[0] ? id : "(no id)", t->task[0] ? t->task : "?",
 	         queue, why, status);
-	redis_batch(s->redis, "celery_refuse", 16, argv, lens, ignore_errors, (void *)"refuse");
+	rcall_batch(s, c, ignore_errors, (void *)"refuse");
 	free(key);
 	free(exc);
 	free(dead_entry);
@@ -241,7 +239,7 @@ static void
 enqueue(struct server *s, const char *entry, size_t elen, const char *queue, const struct celery_task *t,
         const struct celery_route *route)
 {
-	char err[512], now[32], run_at[32], ma[16], ttl[16], evmax[16], rexp[16], expires[32] = "";
+	char err[512], expires[32] = "";
 	double tnow = clock_now();
 	char *job = celery_job_json(t, route, queue, s->cfg.max_attempts, tnow, err, sizeof(err));
 	if (job != NULL && strlen(job) > (size_t)s->cfg.max_message_bytes) {
@@ -257,28 +255,23 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	int attempts = s->cfg.max_attempts - t->retries;
 	if (t->expires > 0)
 		FMT_NUM(expires, t->expires);
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      entry,
-	                      t->id,
-	                      queue,
-	                      job,
-	                      FMT_NUM(run_at, t->eta > tnow ? t->eta : 0),
-	                      FMT_NUM(now, tnow),
-	                      route->type,
-	                      FMT_INT(ma, attempts < 1 ? 1 : attempts),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max),
-	                      key,
-	                      FMT_INT(rexp, s->cfg.celery_result_expires),
-	                      s->cfg.celery_track_started ? "1" : "0",
-	                      expires,
-	                      side};
-	size_t lens[17];
-	for (size_t i = 0; i < 17; i++)
-		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
+	struct rctx ctx = {.queue = queue, .id = t->id};
+	struct rcall *c = rcall_new(s, RF_CELERY_ENQUEUE, &ctx);
+	rcall_arg(c, "entry", entry, (long)elen);
+	rcall_arg(c, "id", t->id, -1);
+	rcall_arg(c, "type", route->type, -1);
+	rcall_int(c, "max_attempts", attempts < 1 ? 1 : attempts);
+	rcall_arg(c, "payload", job, -1);
+	rcall_num(c, "run_at", t->eta > tnow ? t->eta : 0);
+	rcall_int(c, "ttl", s->cfg.result_ttl_s);
+	rcall_int(c, "max_events", s->cfg.events_max);
+	rcall_arg(c, "result_key", key, -1);
+	rcall_int(c, "result_expires", s->cfg.celery_result_expires);
+	rcall_arg(c, "track_started", s->cfg.celery_track_started ? "1" : "0", -1);
+	rcall_arg(c, "expires", expires, -1);
+	rcall_arg(c, "side", side, -1);
 	log_debug("celery: task %s (%s) -> job type %s on queue %s", t->id, t->task, route->type, queue);
-	redis_batch(s->redis, "celery_enqueue", 17, argv, lens, ignore_errors, (void *)"enqueue");
+	rcall_batch(s, c, ignore_errors, (void *)"enqueue");
 	free(job);
 	free(side);
 	free(key);
@@ -358,12 +351,17 @@ take(struct server *s)
 	int window = s->cfg.workers * CELERY_WINDOW_PER_WORK;
 	if (window < CELERY_WINDOW_MIN)
 		window = CELERY_WINDOW_MIN;
-	char w[16];
-	const char *argv[5 + MAX_QUEUES] = {s->cfg.key_prefix, s->cfg.node_id, FMT_INT(w, window), recover ? "1" : "0",
-	                                    s->cfg.celery_prefix};
+	struct rctx ctx = {0};
+	struct rcall *rc = rcall_new(s, RF_CELERY_TAKE, &ctx);
+	rcall_arg(rc, "prefix", s->cfg.key_prefix, -1);
+	rcall_arg(rc, "node", s->cfg.node_id, -1);
+	rcall_int(rc, "window", window);
+	rcall_arg(rc, "recover", recover ? "1" : "0", -1);
+	rcall_arg(rc, "celery_prefix", s->cfg.celery_prefix, -1);
+	rcall_int(rc, "lease_ms", (long long)(s->cfg.lease_s * 1000));
 	for (int i = 0; i < c->nqueues; i++)
-		argv[5 + i] = c->queues[i];
-	if (redis_batch(s->redis, "celery_take", 5 + c->nqueues, argv, NULL, take_reply, NULL) == 0) {
+		rcall_more(rc, c->queues[i], -1);
+	if (rcall_batch(s, rc, take_reply, NULL) == 0) {
 		c->taking = 1;
 		if (recover)
 			c->last_recover = now;

@@ -74,6 +74,11 @@ static const struct option_def options[] = {
         {"result_ttl_s", OPT_INT, O(result_ttl_s), "604800", 1, INT_MAX, "how long finished jobs stay in Redis",
          RELOAD},
         {"events_max", OPT_INT, O(events_max), "100", 1, 100000, "events kept per job", RELOAD},
+        {"dead_max", OPT_INT, O(dead_max), "100000", 1, INT_MAX, "dead entries kept per queue (oldest go first)",
+         RELOAD},
+        {"dead_max_age_days", OPT_INT, O(dead_max_age_days), "30", 1, 36500, "days a dead entry is kept", RELOAD},
+        {"redis_allow_eviction", OPT_INT, O(redis_allow_eviction), "0", 0, 1,
+         "UNSAFE: 1 runs on a Redis whose maxmemory-policy evicts keys", RESTART},
         {"db_path", OPT_STR, O(db_path), "/var/lib/hopper/hopper.db", 0, 0, "SQLite execution log", RESTART},
         {"log_retention_days", OPT_INT, O(log_retention_days), "30", 1, 36500, "execution log rows kept", RELOAD},
         {"log_prune_chunk", OPT_INT, O(log_prune_chunk), "500", 1, 100000,
@@ -354,6 +359,11 @@ config_finish(struct config *c, char **cause)
 	}
 	if (c->heartbeat_s * 2 > c->lease_s) {
 		*cause = xasprintf("heartbeat_s (%g) must be at most half of lease_s (%g)", c->heartbeat_s, c->lease_s);
+		return -1;
+	}
+	if (strpbrk(c->key_prefix, "{}") != NULL) {
+		*cause = xasprintf("key_prefix: '%s' may not hold { or } (hopper's keys carry their own hash tags)",
+		                   c->key_prefix);
 		return -1;
 	}
 	if (c->node_id[0] != '\0' && !job_name_valid(c->node_id, 64)) {

@@ -531,32 +531,6 @@ conn_deadlines(struct ctl *ctl, double now)
 }
 
 /* Which configured queues are paused (the fetch script checks too; this steers the blocking fetch). */
-static void
-paused_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	if (r == NULL || rr_type(r) != RR_ARRAY)
-		return;
-	int was_paused = 0;
-	for (int i = 0; i < s->cfg.nqueues; i++) {
-		was_paused |= s->paused[i];
-		s->paused[i] = 0;
-		for (size_t k = 0; k < rr_count(r); k++) {
-			const char *q = rr_str(rr_elem(r, k), NULL);
-			if (q != NULL && strcmp(q, s->cfg.queues[i].name) == 0)
-				s->paused[i] = 1;
-		}
-	}
-	if (was_paused)
-		fetch_more(s); /* a queue may have been resumed */
-}
-
-void
-ctl_refresh_paused(struct server *s)
-{
-	const char *argv[] = {s->cfg.key_prefix};
-	redis_call(s->redis, "ctl_paused", 1, argv, NULL, paused_reply, NULL);
-}
-
 void
 ctl_tick(struct server *s)
 {

@@ -14,6 +14,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -36,13 +37,15 @@ is_admin(const struct ctl_conn *c)
 	return (c->cred.scopes & CTL_SCOPE_ADMIN) != 0;
 }
 
-/* Joins a Lua call to the turn's batch for an async reply. Answers unavailable itself when Redis is down. */
+/* Sends a function call (read-only ones now as FCALL_RO; writes in the turn's batch of their queue) for an
+ * async reply. Answers unavailable itself when Redis is down. */
 static void
-call_lua(struct ctl_conn *c, json_t *id, const char *fn, int argc, const char **argv, redis_cb *cb, void *data)
+call_rf(struct ctl_conn *c, json_t *id, struct rcall *rc, int ro, redis_cb *cb, void *data)
 {
 	struct ctl_pending *p = ctl_pending_new(c, id);
 	p->data = data;
-	if (redis_batch(c->ctl->s->redis, fn, argc, argv, NULL, cb, p) != 0) {
+	struct server *s = c->ctl->s;
+	if ((ro ? rcall_send(s, rc, cb, p) : rcall_batch(s, rc, cb, p)) != 0) {
 		ctl_reply_err(c, id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
 		free(p->data);
 		ctl_pending_end(p);
@@ -91,32 +94,23 @@ ctl_op_ping(struct ctl_conn *c, struct ctl_request *req)
 
 /* --- submit --- */
 
-/* The strings one submit passes to Lua; freed after the call is queued (redis_batch copies). */
-struct strs {
-	char **v;
-	size_t n, cap;
+/*
+ * A submit sends one ctl_submit per queue its jobs name (a queue's keys share one hash tag), all in the same
+ * turn: each queue's part is all or nothing. The reply waits for every part.
+ */
+struct submit_data {
+	struct ctl_pending *p;
+	json_t *result; /* sent on success */
+	int left;       /* parts outstanding */
+	int lost;       /* a part's connection failed */
+	char *error;    /* the first part that refused: conflict text */
+	int idem;       /* that refusal was an idempotency conflict */
 };
 
-static const char *
-strs_add(struct strs *s, char *str)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
-	}
-	return s->v[s->n++] = str;
-}
-
-static void
-strs_free(struct strs *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-}
-
-struct submit_data {
-	json_t *result; /* sent on success */
+struct submit_part {
+	struct submit_data *d;
+	size_t n;
+	size_t *index; /* part-local index -> index in the request */
 };
 
 /*
@@ -125,14 +119,15 @@ struct submit_data {
  * in "duplicates"). r is hopper_ctl_submit's {'ok', index, id, state, ...}.
  */
 static void
-submit_apply_duplicates(json_t *result, const struct redis_reply *r)
+submit_apply_duplicates(json_t *result, const struct redis_reply *r, const struct submit_part *part)
 {
-	json_t *ids = json_object_get(result, "ids"), *dups = NULL;
+	json_t *ids = json_object_get(result, "ids"), *dups = json_object_get(result, "duplicates");
 	for (size_t k = 1; k + 2 < rr_count(r); k += 3) {
-		size_t index = strtoul(elem_str(r, k), NULL, 10);
+		size_t local = strtoul(elem_str(r, k), NULL, 10);
 		const char *holder = elem_str(r, k + 1), *state = elem_str(r, k + 2);
-		if (holder == NULL || state == NULL)
+		if (holder == NULL || state == NULL || local >= part->n)
 			continue;
+		size_t index = part->index[local];
 		if (ids == NULL) {
 			json_object_set_new(result, "id", json_string(holder));
 			json_object_set_new(result, "state", json_string(state));
@@ -148,31 +143,57 @@ submit_apply_duplicates(json_t *result, const struct redis_reply *r)
 	}
 }
 
+static void submit_release(struct submit_data *d);
+
 static void
 submit_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
-	struct ctl_pending *p = priv;
-	struct submit_data *d = p->data;
-	json_t *result = d->result;
-	d->result = NULL;
-	if (!reply_usable(p, r, "submit")) {
-		json_decref(result);
-		return;
-	}
-	const char *v = elem_str(r, 0);
-	if (v != NULL && strcmp(v, "ok") == 0) {
-		submit_apply_duplicates(result, r);
-		ctl_send(p->c, ctl_reply_ok(p->id, result));
-	} else if (v != NULL && strcmp(v, "idem_conflict") == 0) {
-		json_decref(result);
-		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
-		              "idempotency_key %s is held by another owner's job; nothing was submitted",
-		              elem_str(r, 1) ? elem_str(r, 1) : "?");
+	struct submit_part *part = priv;
+	struct submit_data *d = part->d;
+	if (r == NULL)
+		d->lost = 1;
+	else if (rr_type(r) == RR_ERROR) {
+		log_error("ctl: submit: Redis: %s", rr_str(r, NULL));
+		d->lost = 1;
 	} else {
-		json_decref(result);
-		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted",
-		              elem_str(r, 1) ? elem_str(r, 1) : "?");
+		const char *v = elem_str(r, 0);
+		if (v != NULL && strcmp(v, "ok") == 0)
+			submit_apply_duplicates(d->result, r, part);
+		else if (d->error == NULL) {
+			d->idem = v != NULL && strcmp(v, "idem_conflict") == 0;
+			d->error = xstrdup(elem_str(r, 1) ? elem_str(r, 1) : "?");
+		}
 	}
+	free(part->index);
+	free(part);
+	submit_release(d);
+}
+
+/* One part (or the hold) is done; the last answers. */
+static void
+submit_release(struct submit_data *d)
+{
+	if (--d->left > 0)
+		return;
+	struct ctl_pending *p = d->p;
+	if (p->c->dead)
+		;
+	else if (d->lost)
+		ctl_reply_err(p->c, p->id, CTL_E_UNAVAILABLE,
+		              "Redis connection lost; the request may or may not have been applied");
+	else if (d->error != NULL && d->idem)
+		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
+		              "idempotency_key %s is held by another owner's job; nothing was submitted to its queue",
+		              d->error);
+	else if (d->error != NULL)
+		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted to its queue",
+		              d->error);
+	else {
+		ctl_send(p->c, ctl_reply_ok(p->id, d->result));
+		d->result = NULL;
+	}
+	json_decref(d->result);
+	free(d->error);
 	free(d);
 	ctl_pending_end(p);
 }
@@ -229,19 +250,58 @@ submit_prepare(struct ctl_conn *c, json_t *in, struct job_spec *spec, char *err,
 	return payload;
 }
 
-/* Adds one validated job's nine Lua arguments. Takes ownership of payload. */
-static void
-submit_args(struct strs *st, const char **argv, const struct job_spec *spec, char *payload, double now)
+/* One validated job of the request, waiting to be sent with the others of its queue. */
+struct submit_job {
+	struct job_spec spec;
+	char *payload;
+};
+
+/* Sends one queue's jobs (every job whose queue is jobs[first]'s) as one ctl_submit. */
+static int
+submit_queue(struct server *s, struct submit_data *d, struct submit_job *jobs, size_t n, size_t first,
+             unsigned char *sent)
 {
-	argv[0] = strs_add(st, xstrdup(spec->id));
-	argv[1] = strs_add(st, xstrdup(spec->queue));
-	argv[2] = strs_add(st, xstrdup(spec->type));
-	argv[3] = strs_add(st, xasprintf("%d", spec->max_attempts));
-	argv[4] = strs_add(st, xasprintf("%.3f", spec->created_at > 0 ? spec->created_at : now));
-	argv[5] = strs_add(st, xstrdup(spec->owner ? spec->owner : ""));
-	argv[6] = strs_add(st, xstrdup(spec->idempotency_key ? spec->idempotency_key : ""));
-	argv[7] = strs_add(st, xasprintf("%.3f", spec->run_at));
-	argv[8] = strs_add(st, payload);
+	const char *queue = jobs[first].spec.queue;
+	struct rctx ctx = {.queue = queue};
+	struct rcall *rc = rcall_new(s, RF_CTL_SUBMIT, &ctx);
+	struct submit_part *part = xcalloc(1, sizeof(*part));
+	part->d = d;
+	part->index = xcalloc(n, sizeof(*part->index));
+	for (size_t i = first; i < n; i++) {
+		struct job_spec *sp = &jobs[i].spec;
+		if (sent[i] || strcmp(sp->queue, queue) != 0)
+			continue;
+		sent[i] = 1;
+		part->index[part->n++] = i;
+		struct rctx jc = {.queue = queue, .id = sp->id, .idem = sp->idempotency_key};
+		rcall_key(rc, RK_JOB, &jc);
+		rcall_key(rc, RK_EVENTS, &jc);
+		rcall_key(rc, RK_IDEM, &jc);
+		rcall_more(rc, sp->id, -1);
+		rcall_more(rc, sp->type, -1);
+		char b[48];
+		snprintf(b, sizeof(b), "%d", sp->max_attempts);
+		rcall_more(rc, b, -1);
+		snprintf(b, sizeof(b), "%.3f", sp->created_at);
+		rcall_more(rc, sp->created_at > 0 ? b : "", -1);
+		rcall_more(rc, sp->owner ? sp->owner : "", -1);
+		rcall_more(rc, sp->idempotency_key ? sp->idempotency_key : "", -1);
+		snprintf(b, sizeof(b), "%.3f", sp->run_at);
+		rcall_more(rc, b, -1);
+		rcall_more(rc, jobs[i].payload, -1);
+	}
+	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
+	rcall_int(rc, "max_events", s->cfg.events_max);
+	rcall_int(rc, "n", (long long)part->n);
+	ctl_known_queue(s, queue);
+	d->left++;
+	if (rcall_batch(s, rc, submit_reply, part) != 0) {
+		d->left--;
+		free(part->index);
+		free(part);
+		return -1;
+	}
+	return 0;
 }
 
 void
@@ -255,32 +315,29 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 {
 	struct server *s = c->ctl->s;
 	size_t n = one != NULL ? 1 : json_array_size(many);
-	const char **argv = xcalloc(5 + 9 * n, sizeof(*argv));
-	struct strs st = {0};
+	struct submit_job *jobs = xcalloc(n ? n : 1, sizeof(*jobs));
 	json_t *seen = json_object(), *ids = json_array();
-	char err[512], ttl[24], evmax[24], nbuf[24], now_s[32];
-	double now = clock_now();
-	argv[0] = s->cfg.key_prefix;
-	argv[1] = FMT_NUM(now_s, now);
-	argv[2] = FMT_INT(ttl, s->cfg.result_ttl_s);
-	argv[3] = FMT_INT(evmax, s->cfg.events_max);
-	argv[4] = FMT_INT(nbuf, n);
-	struct job_spec spec = {0};
+	char err[512];
 	size_t i;
 	for (i = 0; i < n; i++) {
-		char *payload = submit_prepare(c, one != NULL ? one : json_array_get(many, i), &spec, err, sizeof(err));
-		if (payload == NULL)
+		struct submit_job *sj = &jobs[i];
+		sj->payload =
+		        submit_prepare(c, one != NULL ? one : json_array_get(many, i), &sj->spec, err, sizeof(err));
+		if (sj->payload == NULL)
 			break;
-		if (json_object_get(seen, spec.id) != NULL) {
-			snprintf(err, sizeof(err), "id %s appears twice in the batch", spec.id);
-			free(payload);
-			job_spec_free(&spec);
+		/* ids are unique per queue */
+		char *qid = xasprintf("%s\n%s", sj->spec.queue, sj->spec.id);
+		int dup = json_object_get(seen, qid) != NULL;
+		json_object_set_new(seen, qid, json_true());
+		free(qid);
+		if (dup) {
+			snprintf(err, sizeof(err), "id %s appears twice in the batch", sj->spec.id);
+			free(sj->payload);
+			sj->payload = NULL;
+			job_spec_free(&sj->spec);
 			break;
 		}
-		json_object_set_new(seen, spec.id, json_true());
-		json_array_append_new(ids, json_string(spec.id));
-		submit_args(&st, argv + 5 + 9 * i, &spec, payload, now);
-		job_spec_free(&spec);
+		json_array_append_new(ids, json_string(sj->spec.id));
 	}
 	if (i < n) {
 		enum ctl_err code = strstr(err, "only admin") != NULL ? CTL_E_FORBIDDEN : CTL_E_BAD_REQUEST;
@@ -292,25 +349,29 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 	} else {
 		struct submit_data *d = xcalloc(1, sizeof(*d));
 		if (one != NULL) {
-			d->result = json_pack("{s:O, s:s, s:s}", "id", json_array_get(ids, 0), "queue", argv[5 + 1],
-			                      "state", "queued");
+			d->result = json_pack("{s:O, s:s, s:s}", "id", json_array_get(ids, 0), "queue",
+			                      jobs[0].spec.queue, "state", "queued");
 			json_decref(ids);
 		} else
 			d->result = json_pack("{s:o}", "ids", ids);
-		/* redis_batch copies the arguments; on failure call_lua answers and frees d (not its result). */
-		json_t *result = d->result;
-		struct ctl_pending *p = ctl_pending_new(c, rid);
-		p->data = d;
-		if (redis_batch(s->redis, "ctl_submit", (int)(5 + 9 * n), argv, NULL, submit_reply, p) != 0) {
-			ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; nothing was submitted");
-			json_decref(result);
-			free(d);
-			ctl_pending_end(p);
-		}
+		d->p = ctl_pending_new(c, rid);
+		d->left = 1; /* held until every part went out */
+		unsigned char *sent = xcalloc(n ? n : 1, 1);
+		int failed = 0;
+		for (size_t k = 0; k < n && !failed; k++)
+			if (!sent[k])
+				failed = submit_queue(s, d, jobs, n, k, sent) != 0;
+		free(sent);
+		if (failed)
+			d->lost = 1;
+		submit_release(d); /* drops the hold */
 	}
+	for (size_t k = 0; k < i; k++) {
+		free(jobs[k].payload);
+		job_spec_free(&jobs[k].spec);
+	}
+	free(jobs);
 	json_decref(seen);
-	strs_free(&st);
-	free(argv);
 }
 
 /* --- status --- */
@@ -380,21 +441,30 @@ status_reply(struct server *s, const struct redis_reply *r, void *priv)
 	ctl_pending_end(p);
 }
 
-void
-ctl_op_status(struct ctl_conn *c, struct ctl_request *req)
+static void
+status_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
 {
 	struct server *s = c->ctl->s;
-	const char *job = json_string_value(json_object_get(req->root, "job"));
-	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, job);
+	char *job = data;
+	struct rctx ctx = {.queue = queue, .id = job};
+	char *key = rkey_name(s, RK_JOB, &ctx);
 	const char *argv[] = {"HGETALL", key};
-	struct ctl_pending *p = ctl_pending_new(c, req->id);
-	p->data = xstrdup(job);
+	struct ctl_pending *p = ctl_pending_new(c, rid);
+	p->data = job;
 	if (redis_command(s->redis, 2, argv, NULL, status_reply, p) != 0) {
-		ctl_reply_err(c, req->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+		ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
 		free(p->data);
 		ctl_pending_end(p);
 	}
 	free(key);
+}
+
+void
+ctl_op_status(struct ctl_conn *c, struct ctl_request *req)
+{
+	const char *job = json_string_value(json_object_get(req->root, "job"));
+	ctl_locate(c, req->id, job, json_string_value(json_object_get(req->root, "queue")), status_located,
+	           xstrdup(job));
 }
 
 /* --- cancel and retry --- */
@@ -432,21 +502,32 @@ cancel_retry_reply(struct server *s, const struct redis_reply *r, void *priv)
 }
 
 static void
-cancel_or_retry(struct ctl_conn *c, struct ctl_request *req, int retry)
+cancel_retry_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
 {
 	struct server *s = c->ctl->s;
+	struct job_call *d = data;
+	struct rctx ctx = {.queue = queue, .id = d->job};
+	struct rcall *rc = rcall_new(s, d->retry ? RF_CTL_RETRY : RF_CTL_CANCEL, &ctx);
+	rcall_arg(rc, "id", d->job, -1);
+	rcall_arg(rc, "owner", c->cred.owner, -1);
+	rcall_arg(rc, "admin", is_admin(c) ? "1" : "0", -1);
+	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
+	rcall_int(rc, "max_events", s->cfg.events_max);
+	if (!d->retry) {
+		char *ch = rchan_control(s);
+		rcall_arg(rc, "channel", ch, -1);
+		free(ch);
+	}
+	call_rf(c, rid, rc, 0, cancel_retry_reply, d);
+}
+
+static void
+cancel_or_retry(struct ctl_conn *c, struct ctl_request *req, int retry)
+{
 	struct job_call *d = xcalloc(1, sizeof(*d));
-	char now[32], ttl[16], evmax[16];
 	d->retry = retry;
 	snprintf(d->job, sizeof(d->job), "%s", json_string_value(json_object_get(req->root, "job")));
-	const char *argv[] = {s->cfg.key_prefix,
-	                      d->job,
-	                      FMT_NUM(now, clock_now()),
-	                      c->cred.owner,
-	                      is_admin(c) ? "1" : "0",
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
-	call_lua(c, req->id, retry ? "ctl_retry" : "ctl_cancel", 7, argv, cancel_retry_reply, d);
+	ctl_locate(c, req->id, d->job, json_string_value(json_object_get(req->root, "queue")), cancel_retry_located, d);
 }
 
 void
@@ -478,28 +559,125 @@ summary(json_t *raw)
 	return o;
 }
 
+/*
+ * list: one ctl_list per queue (the request's queue, or every known one), merged newest first. Every part
+ * starts after the same cursor; a part that stopped early (page full, scan limit) says where, and the merged
+ * page takes only jobs above the highest such point, so the next page (from the merged cursor) skips none.
+ */
+struct list_item {
+	double score;
+	char *id;
+	json_t *summary;
+};
+
+struct list_data {
+	struct ctl_pending *p;
+	int left, failed;
+	size_t limit;
+	struct list_item *items;
+	size_t n, cap;
+	int bounded; /* a part stopped early: only items above (bound_score, bound_id) are certain */
+	double bound_score;
+	char bound_id[ID_BUF];
+};
+
+/* 1 if (s1, id1) comes before (is newer than) (s2, id2) in the index's newest-first order. */
+static int
+list_before(double s1, const char *id1, double s2, const char *id2)
+{
+	return s1 > s2 || (s1 == s2 && strcmp(id1, id2) > 0);
+}
+
+static int
+item_cmp(const void *a, const void *b)
+{
+	const struct list_item *x = a, *y = b;
+	return list_before(x->score, x->id, y->score, y->id) ? -1 : list_before(y->score, y->id, x->score, x->id);
+}
+
+static void
+list_finish(struct server *s, struct list_data *d)
+{
+	struct ctl_pending *p = d->p;
+	if (!p->c->dead && d->failed)
+		ctl_reply_err(p->c, p->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+	else if (!p->c->dead) {
+		qsort(d->items, d->n, sizeof(*d->items), item_cmp);
+		json_t *jobs = json_array(), *cursor = json_null();
+		size_t taken = 0;
+		for (size_t i = 0; i < d->n && taken < d->limit; i++) {
+			struct list_item *it = &d->items[i];
+			if (d->bounded && !list_before(it->score, it->id, d->bound_score, d->bound_id) &&
+			    !(it->score == d->bound_score && strcmp(it->id, d->bound_id) == 0))
+				break;
+			json_array_append(jobs, it->summary);
+			taken++;
+			if (taken == d->limit || i + 1 == d->n) {
+				char *cs = xasprintf("%.3f%c%s", it->score, CURSOR_SEP, it->id);
+				json_decref(cursor);
+				cursor = json_string(cs);
+				free(cs);
+			}
+		}
+		if (d->bounded && (taken < d->limit)) {
+			char *cs = xasprintf("%.3f%c%s", d->bound_score, CURSOR_SEP, d->bound_id);
+			json_decref(cursor);
+			cursor = json_string(cs);
+			free(cs);
+		} else if (!d->bounded && taken < d->limit) {
+			json_decref(cursor);
+			cursor = json_null(); /* every part ended: no more pages */
+		}
+		ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:o, s:o}", "jobs", jobs, "cursor", cursor)));
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->items[i].id);
+		json_decref(d->items[i].summary);
+	}
+	free(d->items);
+	free(d);
+	ctl_pending_end(p);
+}
+
 static void
 list_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
-	struct ctl_pending *p = priv;
-	if (!reply_usable(p, r, "list"))
-		return;
-	size_t len = 0;
-	const char *text = rr_count(r) == 3 ? rr_str(rr_elem(r, 2), &len) : NULL;
-	json_t *raw = text != NULL ? json_loadb(text, len, 0, NULL) : NULL, *e;
-	size_t i;
-	json_t *jobs = json_array();
-	json_array_foreach(raw, i, e) json_array_append_new(jobs, summary(e));
-	json_decref(raw);
-	const char *score = elem_str(r, 0), *id = elem_str(r, 1);
-	json_t *cursor = json_null();
-	if (score != NULL && score[0] != '\0' && id != NULL) {
-		char *cs = xasprintf("%s%c%s", score, CURSOR_SEP, id);
-		cursor = json_string(cs);
-		free(cs);
+	struct list_data *d = priv;
+	if (r == NULL || rr_type(r) != RR_ARRAY || rr_count(r) != 4) {
+		if (r != NULL && rr_type(r) == RR_ERROR)
+			log_error("ctl: list: Redis: %s", rr_str(r, NULL));
+		d->failed = 1;
+	} else {
+		size_t len = 0;
+		const char *text = rr_str(rr_elem(r, 2), &len);
+		json_t *raw = text != NULL ? json_loadb(text, len, 0, NULL) : NULL, *e;
+		size_t i;
+		json_array_foreach(raw, i, e)
+		{
+			if (d->n == d->cap) {
+				d->cap = d->cap ? d->cap * 2 : 64;
+				d->items = xrealloc(d->items, d->cap * sizeof(*d->items));
+			}
+			struct list_item *it = &d->items[d->n++];
+			it->score = strtod(json_string_value(json_object_get(e, "_score")) ?: "0", NULL);
+			json_object_del(e, "_score");
+			it->id = xstrdup(json_string_value(json_object_get(e, "id")) ?: "");
+			it->summary = summary(e);
+		}
+		json_decref(raw);
+		const char *score = elem_str(r, 0), *id = elem_str(r, 1);
+		int ended = rr_int(rr_elem(r, 3)) == 1;
+		if (!ended && score != NULL && score[0] != '\0' && id != NULL) {
+			double sc = strtod(score, NULL);
+			if (!d->bounded || list_before(sc, id, d->bound_score, d->bound_id)) {
+				d->bounded = 1;
+				d->bound_score = sc;
+				snprintf(d->bound_id, sizeof(d->bound_id), "%s", id);
+			}
+		}
 	}
-	ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:o, s:o}", "jobs", jobs, "cursor", cursor)));
-	ctl_pending_end(p);
+	if (--d->left == 0)
+		list_finish(s, d);
 }
 
 static const char *
@@ -522,7 +700,7 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 		}
 		owner = c->cred.owner;
 	}
-	char score[40] = "", id[ID_BUF] = "", limit_s[24], scan_s[24], bytes_s[24];
+	char score[40] = "", id[ID_BUF] = "";
 	const char *cursor = opt_str(req->root, "cursor");
 	if (cursor[0] != '\0') {
 		const char *sep = strchr(cursor, CURSOR_SEP);
@@ -543,12 +721,40 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 	json_int_t limit = json_integer_value(json_object_get(req->root, "limit"));
 	if (limit <= 0)
 		limit = LIST_DEFAULT;
-	const char *argv[] = {s->cfg.key_prefix, score, id, FMT_INT(limit_s, limit), opt_str(req->root, "state"),
-	                      opt_str(req->root, "queue"), opt_str(req->root, "type"), owner,
-	                      FMT_INT(scan_s, limit * CTL_LIST_SCAN_FACTOR),
-	                      /* the summaries are retyped (numbers lose their quotes): half a frame is ample */
-	                      FMT_INT(bytes_s, s->cfg.ctl_max_frame / 2)};
-	call_lua(c, req->id, "ctl_list", 10, argv, list_reply, NULL);
+	const char *fq = opt_str(req->root, "queue");
+	int nq;
+	const char **qs = fq[0] ? NULL : ctl_all_queues(s, &nq);
+	if (fq[0])
+		nq = 1;
+	struct list_data *d = xcalloc(1, sizeof(*d));
+	d->p = ctl_pending_new(c, req->id);
+	d->limit = (size_t)limit;
+	d->left = 1; /* held until every part went out */
+	for (int i = 0; i < nq; i++) {
+		const char *queue = fq[0] ? fq : qs[i];
+		struct rctx ctx = {.queue = queue, .id = ""};
+		struct rcall *rc = rcall_new(s, RF_CTL_LIST, &ctx);
+		char *tag = rkey_name(s, RK_JOB, &ctx); /* "P{Q}:job:" */
+		rcall_arg(rc, "tag", tag, -1);
+		free(tag);
+		rcall_arg(rc, "score", score, -1);
+		rcall_arg(rc, "cursor_id", id, -1);
+		rcall_int(rc, "limit", limit);
+		rcall_arg(rc, "state", opt_str(req->root, "state"), -1);
+		rcall_arg(rc, "type", opt_str(req->root, "type"), -1);
+		rcall_arg(rc, "owner", owner, -1);
+		rcall_int(rc, "scan_max", limit * CTL_LIST_SCAN_FACTOR);
+		/* the summaries are retyped (numbers lose their quotes): half a frame is ample */
+		rcall_int(rc, "max_bytes", s->cfg.ctl_max_frame / 2 / (nq > 0 ? nq : 1) + 1024);
+		d->left++;
+		if (rcall_send(s, rc, list_reply, d) != 0) {
+			d->left--;
+			d->failed = 1;
+		}
+	}
+	free(qs);
+	if (--d->left == 0)
+		list_finish(s, d);
 }
 
 /* --- logs --- */
@@ -584,11 +790,28 @@ logs_owner_reply(struct server *s, const struct redis_reply *r, void *priv)
 	ctl_pending_end(p);
 }
 
+static void
+logs_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
+{
+	struct server *s = c->ctl->s;
+	struct logs_data *d = data;
+	struct rctx ctx = {.queue = queue, .id = d->job};
+	char *key = rkey_name(s, RK_JOB, &ctx);
+	const char *argv[] = {"HGET", key, "owner"};
+	struct ctl_pending *p = ctl_pending_new(c, rid);
+	p->data = d;
+	if (redis_command(s->redis, 3, argv, NULL, logs_owner_reply, p) != 0) {
+		ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+		free(d);
+		ctl_pending_end(p);
+	}
+	free(key);
+}
+
 /* Admin reads the execution log directly (also while Redis is down); others prove ownership first. */
 void
 ctl_op_logs(struct ctl_conn *c, struct ctl_request *req)
 {
-	struct server *s = c->ctl->s;
 	struct logs_data *d = xcalloc(1, sizeof(*d));
 	snprintf(d->job, sizeof(d->job), "%s", json_string_value(json_object_get(req->root, "job")));
 	json_int_t limit = json_integer_value(json_object_get(req->root, "limit"));
@@ -598,48 +821,122 @@ ctl_op_logs(struct ctl_conn *c, struct ctl_request *req)
 		free(d);
 		return;
 	}
-	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, d->job);
-	const char *argv[] = {"HGET", key, "owner"};
-	struct ctl_pending *p = ctl_pending_new(c, req->id);
-	p->data = d;
-	if (redis_command(s->redis, 3, argv, NULL, logs_owner_reply, p) != 0) {
-		ctl_reply_err(c, req->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
-		free(d);
-		ctl_pending_end(p);
-	}
-	free(key);
+	ctl_locate(c, req->id, d->job, json_string_value(json_object_get(req->root, "queue")), logs_located, d);
 }
 
-/* --- queues, stats, pause --- */
+/* --- queues, stats, pause: one read-only call per queue (and one for the nodes), gathered --- */
+
+struct gather {
+	struct ctl_pending *p;
+	int left, failed;
+	json_t *acc; /* what the parts add up to */
+	int on;      /* pause: 1 pause, 0 resume */
+	char queue[QUEUE_NAME_MAX + 1];
+	void (*done)(struct server *s, struct gather *g);
+};
+
+static struct gather *
+gather_new(struct ctl_conn *c, json_t *id, json_t *acc, void (*done)(struct server *, struct gather *))
+{
+	struct gather *g = xcalloc(1, sizeof(*g));
+	g->p = ctl_pending_new(c, id);
+	g->acc = acc;
+	g->done = done;
+	g->left = 1;
+	return g;
+}
 
 static void
-queues_reply(struct server *s, const struct redis_reply *r, void *priv)
+gather_release(struct server *s, struct gather *g)
 {
-	struct ctl_pending *p = priv;
-	if (!reply_usable(p, r, "queues"))
+	if (--g->left > 0)
 		return;
-	json_t *qs = json_array();
-	for (size_t i = 0; i + 4 < rr_count(r); i += 5) {
-		const char *name = elem_str(r, i);
-		json_array_append_new(qs, json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", name ? name : "?", "length",
-		                                    (json_int_t)rr_int(rr_elem(r, i + 1)), "scheduled",
-		                                    (json_int_t)rr_int(rr_elem(r, i + 2)), "inflight",
-		                                    (json_int_t)rr_int(rr_elem(r, i + 3)), "paused",
-		                                    rr_int(rr_elem(r, i + 4)) != 0));
+	if (g->p->c->dead)
+		;
+	else if (g->failed)
+		ctl_reply_err(g->p->c, g->p->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+	else
+		g->done(s, g);
+	json_decref(g->acc);
+	ctl_pending_end(g->p);
+	free(g);
+}
+
+static void
+gather_send(struct server *s, struct gather *g, struct rcall *rc, redis_cb *cb, int ro)
+{
+	g->left++;
+	if ((ro ? rcall_send(s, rc, cb, g) : rcall_batch(s, rc, cb, g)) != 0) {
+		g->left--;
+		g->failed = 1;
 	}
-	ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:o}", "queues", qs)));
-	ctl_pending_end(p);
+}
+
+static int
+gather_usable(struct gather *g, const struct redis_reply *r, const char *what)
+{
+	if (r != NULL && rr_type(r) != RR_ERROR)
+		return 1;
+	if (r != NULL)
+		log_error("ctl: %s: Redis: %s", what, rr_str(r, NULL));
+	g->failed = 1;
+	return 0;
+}
+
+struct queue_part {
+	struct gather *g;
+	char name[QUEUE_NAME_MAX + 1];
+};
+
+static void
+queues_done(struct server *s, struct gather *g)
+{
+	ctl_send(g->p->c, ctl_reply_ok(g->p->id, json_pack("{s:O}", "queues", g->acc)));
+}
+
+static void
+queue_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct queue_part *qp = priv;
+	struct gather *g = qp->g;
+	if (gather_usable(g, r, "queues") && rr_count(r) == 4)
+		json_array_append_new(g->acc, json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", qp->name, "length",
+		                                        (json_int_t)rr_int(rr_elem(r, 0)), "scheduled",
+		                                        (json_int_t)rr_int(rr_elem(r, 1)), "inflight",
+		                                        (json_int_t)rr_int(rr_elem(r, 2)), "paused",
+		                                        rr_int(rr_elem(r, 3)) != 0));
+	free(qp);
+	gather_release(s, g);
 }
 
 void
 ctl_op_queues(struct ctl_conn *c, struct ctl_request *req)
 {
 	struct server *s = c->ctl->s;
-	const char *argv[1 + MAX_QUEUES];
-	argv[0] = s->cfg.key_prefix;
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[1 + i] = s->cfg.queues[i].name;
-	call_lua(c, req->id, "ctl_queues", 1 + s->cfg.nqueues, argv, queues_reply, NULL);
+	struct gather *g = gather_new(c, req->id, json_array(), queues_done);
+	int nq;
+	const char **qs = ctl_all_queues(s, &nq);
+	for (int i = 0; i < nq; i++) {
+		struct rctx ctx = {.queue = qs[i]};
+		struct rcall *rc = rcall_new(s, RF_CTL_QUEUES, &ctx);
+		for (int k = 0; k < s->nknown_nodes; k++) {
+			struct rctx nc = {.queue = qs[i], .node = s->known_nodes[k]};
+			rcall_key(rc, RK_INFLIGHT, &nc);
+		}
+		if (s->nknown_nodes == 0)
+			rcall_key(rc, RK_INFLIGHT, &ctx); /* this node's, before the first refresh */
+		struct queue_part *qp = xcalloc(1, sizeof(*qp));
+		qp->g = g;
+		snprintf(qp->name, sizeof(qp->name), "%s", qs[i]);
+		g->left++;
+		if (rcall_send(s, rc, queue_reply, qp) != 0) {
+			g->left--;
+			g->failed = 1;
+			free(qp);
+		}
+	}
+	free(qs);
+	gather_release(s, g);
 }
 
 /* A flat field/value array as an object of strings (the heartbeat and stats hashes as stored). */
@@ -657,22 +954,14 @@ flat_strings(const struct redis_reply *r, int as_int)
 }
 
 static void
-stats_reply(struct server *s, const struct redis_reply *r, void *priv)
+stats_done(struct server *s, struct gather *g)
 {
-	struct ctl_pending *p = priv;
-	struct ctl *ctl = p->c->ctl;
-	if (!reply_usable(p, r, "stats"))
-		return;
-	json_t *nodes = json_array();
+	struct ctl *ctl = g->p->c->ctl;
+	json_t *nodes = json_object_get(g->acc, "nodes");
 	long long running = 0;
-	for (size_t i = 1; i < rr_count(r); i++) {
-		json_t *hb = flat_strings(rr_elem(r, i), 0);
-		running += strtoll(json_string_value(json_object_get(hb, "running")) != NULL
-		                           ? json_string_value(json_object_get(hb, "running"))
-		                           : "0",
-		                   NULL, 10);
-		json_array_append_new(nodes, hb);
-	}
+	size_t i;
+	json_t *hb;
+	json_array_foreach(nodes, i, hb) running += json_integer_value(json_object_get(hb, "running"));
 	/* Throughput: jobs this daemon finished over the samples the tick took (up to a minute). */
 	unsigned oldest = ctl->ring_filled < 60 ? 0 : ctl->ring_pos;
 	double span = ev_now(s->loop) - ctl->ring_t[oldest];
@@ -682,40 +971,106 @@ stats_reply(struct server *s, const struct redis_reply *r, void *priv)
 	                       ctl->ring_filled ? span : 0.0);
 	json_t *pool = json_pack("{s:i, s:i, s:i, s:i}", "workers", s->cfg.workers, "live", s->nworkers, "busy",
 	                         s->nrunning, "idle", pool_idle(s));
-	json_t *res =
-	        json_pack("{s:o, s:I, s:o, s:o, s:o, s:s}", "counters", flat_strings(rr_elem(r, 0), 1), "running",
-	                  (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node", s->cfg.node_id);
-	ctl_send(p->c, ctl_reply_ok(p->id, res));
-	ctl_pending_end(p);
+	json_t *res = json_pack("{s:O, s:I, s:o, s:o, s:O, s:s, s:O}", "counters", json_object_get(g->acc, "counters"),
+	                        "running", (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node",
+	                        s->cfg.node_id, "dead_entries", json_object_get(g->acc, "dead_entries"));
+	ctl_send(g->p->c, ctl_reply_ok(g->p->id, res));
+}
+
+static void
+counters_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct gather *g = priv;
+	if (gather_usable(g, r, "stats") && rr_count(r) == 2) {
+		json_t *sum = json_object_get(g->acc, "counters"), *part = flat_strings(rr_elem(r, 0), 1), *v;
+		const char *k;
+		json_object_foreach(part, k, v)
+		{
+			json_int_t old = json_integer_value(json_object_get(sum, k));
+			json_object_set_new(sum, k, json_integer(old + json_integer_value(v)));
+		}
+		json_decref(part);
+		json_t *dead = json_object_get(g->acc, "dead_entries");
+		json_integer_set(dead, json_integer_value(dead) + (json_int_t)rr_int(rr_elem(r, 1)));
+	}
+	gather_release(s, g);
+}
+
+static void
+nodes_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct gather *g = priv;
+	if (gather_usable(g, r, "stats"))
+		for (size_t i = 0; i < rr_count(r); i++) {
+			size_t len = 0;
+			const char *t = rr_str(rr_elem(r, i), &len);
+			json_t *hb = t != NULL ? json_loadb(t, len, 0, NULL) : NULL;
+			if (hb != NULL)
+				json_array_append_new(json_object_get(g->acc, "nodes"), hb);
+		}
+	gather_release(s, g);
 }
 
 void
 ctl_op_stats(struct ctl_conn *c, struct ctl_request *req)
 {
-	const char *argv[] = {c->ctl->s->cfg.key_prefix};
-	call_lua(c, req->id, "ctl_stats", 1, argv, stats_reply, NULL);
+	struct server *s = c->ctl->s;
+	json_t *acc = json_pack("{s:o, s:o, s:o}", "counters", json_object(), "nodes", json_array(), "dead_entries",
+	                        json_integer(0));
+	struct gather *g = gather_new(c, req->id, acc, stats_done);
+	struct rctx gc = {0};
+	struct rcall *rc = rcall_new(s, RF_CTL_NODES, &gc);
+	rcall_int(rc, "lease_ms", (long long)(s->cfg.lease_s * 1000));
+	gather_send(s, g, rc, nodes_reply, 1);
+	int nq;
+	const char **qs = ctl_all_queues(s, &nq);
+	for (int i = 0; i < nq; i++) {
+		struct rctx ctx = {.queue = qs[i]};
+		gather_send(s, g, rcall_new(s, RF_CTL_COUNTERS, &ctx), counters_reply, 1);
+	}
+	free(qs);
+	gather_release(s, g);
+}
+
+static void
+pause_done(struct server *s, struct gather *g)
+{
+	log_info("ctl: %s: queue %s %s", g->p->c->peer, g->queue, g->on ? "paused" : "resumed");
+	ctl_send(g->p->c, ctl_reply_ok(g->p->id, json_pack("{s:s, s:b}", "queue", g->queue, "paused", g->on)));
+	ctl_refresh_paused(s);
 }
 
 static void
 pause_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
-	struct ctl_pending *p = priv;
-	char *d = p->data; /* "1queue" or "0queue" */
-	if (!reply_usable(p, r, "pause"))
-		return;
-	log_info("ctl: %s: queue %s %s", p->c->peer, d + 1, d[0] == '1' ? "paused" : "resumed");
-	ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:s, s:b}", "queue", d + 1, "paused", d[0] == '1')));
-	ctl_refresh_paused(s);
-	free(d);
-	ctl_pending_end(p);
+	struct gather *g = priv;
+	gather_usable(g, r, "pause");
+	gather_release(s, g);
 }
 
+/* The queue's own flag (its fetch and claim read it), then the deployment-wide list and the notice. */
 static void
 pause_or_resume(struct ctl_conn *c, struct ctl_request *req, int on)
 {
+	struct server *s = c->ctl->s;
 	const char *q = json_string_value(json_object_get(req->root, "queue"));
-	const char *argv[] = {c->ctl->s->cfg.key_prefix, q, on ? "1" : "0"};
-	call_lua(c, req->id, "ctl_pause", 3, argv, pause_reply, xasprintf("%d%s", on, q));
+	struct gather *g = gather_new(c, req->id, NULL, pause_done);
+	g->on = on;
+	snprintf(g->queue, sizeof(g->queue), "%s", q);
+	struct rctx ctx = {.queue = q};
+	struct rcall *rc = rcall_new(s, RF_CTL_PAUSE, &ctx);
+	rcall_arg(rc, "on", on ? "1" : "0", -1);
+	gather_send(s, g, rc, pause_reply, 0);
+	struct rctx gc = {0};
+	rc = rcall_new(s, RF_CTL_PAUSE_G, &gc);
+	rcall_arg(rc, "queue", q, -1);
+	rcall_arg(rc, "on", on ? "1" : "0", -1);
+	char *ch = rchan_control(s);
+	rcall_arg(rc, "channel", ch, -1);
+	free(ch);
+	gather_send(s, g, rc, pause_reply, 0);
+	ctl_known_queue(s, q);
+	gather_release(s, g);
 }
 
 void

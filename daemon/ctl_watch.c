@@ -20,6 +20,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "xmalloc.h"
 
 enum watch_phase { W_HASH, W_SUB, W_LIST, W_LIVE, W_END, W_DONE };
@@ -43,6 +44,7 @@ struct ctl_watch {
 	struct ctl_conn *c;
 	json_t *id; /* owned */
 	char job[JOB_ID_MAX + 1];
+	char queue[QUEUE_NAME_MAX + 1]; /* found by ctl_locate */
 	struct ctl_chan *chan;
 	enum watch_phase phase;
 	char **backlog; /* live messages that came while the list read was out (owned) */
@@ -68,9 +70,9 @@ strv_free(char **v, size_t n)
 /* --- channels --- */
 
 static char *
-job_channel(const struct server *s, const char *job)
+job_channel(const struct server *s, const char *queue, const char *job)
 {
-	return xasprintf("%sjob:%s", s->cfg.key_prefix, job);
+	return rchan_job(s, queue, job);
 }
 
 static struct ctl_chan *
@@ -84,9 +86,9 @@ chan_find(struct ctl *ctl, const char *name)
 
 /* Takes a reference on the job's channel, subscribing if it is new. NULL when the connection is down. */
 static struct ctl_chan *
-chan_ref(struct ctl *ctl, const char *job)
+chan_ref(struct ctl *ctl, const char *queue, const char *job)
 {
-	char *name = job_channel(ctl->s, job);
+	char *name = job_channel(ctl->s, queue, job);
 	struct ctl_chan *ch = chan_find(ctl, name);
 	if (ch != NULL) {
 		free(name);
@@ -188,7 +190,8 @@ watch_finish(struct ctl_watch *w)
 {
 	struct server *s = w->c->ctl->s;
 	w->phase = W_END;
-	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, w->job);
+	struct rctx ctx = {.queue = w->queue, .id = w->job};
+	char *key = rkey_name(s, RK_JOB, &ctx);
 	const char *argv[] = {"HGETALL", key};
 	watch_command(w, 2, argv, done_reply);
 	free(key);
@@ -281,7 +284,8 @@ watch_read_list(struct ctl_watch *w)
 {
 	struct server *s = w->c->ctl->s;
 	w->phase = W_LIST;
-	char *key = xasprintf("%sjob:%s:events", s->cfg.key_prefix, w->job);
+	struct rctx ctx = {.queue = w->queue, .id = w->job};
+	char *key = rkey_name(s, RK_EVENTS, &ctx);
 	const char *argv[] = {"LRANGE", key, "0", "-1"};
 	watch_command(w, 4, argv, list_reply);
 	free(key);
@@ -308,7 +312,7 @@ hash_reply(struct server *s, const struct redis_reply *r, void *priv)
 		watch_read_list(w);
 		return;
 	}
-	w->chan = chan_ref(c->ctl, w->job);
+	w->chan = chan_ref(c->ctl, w->queue, w->job);
 	if (w->chan == NULL) {
 		ctl_reply_err(c, w->id, CTL_E_UNAVAILABLE, "Redis pub/sub connection is down");
 		watch_end(w);
@@ -337,6 +341,38 @@ watch_end(struct ctl_watch *w)
 	w->nbacklog = w->nlist = 0;
 }
 
+static void
+watch_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
+{
+	struct server *s = c->ctl->s;
+	char *job = data;
+	if (c->nwatches >= CTL_WATCHES_MAX) {
+		ctl_reply_err(c, rid, CTL_E_LIMIT, "more than %d watches on one connection", CTL_WATCHES_MAX);
+		free(job);
+		return;
+	}
+	struct ctl_watch *w = xcalloc(1, sizeof(*w));
+	w->c = c;
+	w->id = rid != NULL ? json_incref(rid) : NULL;
+	snprintf(w->job, sizeof(w->job), "%s", job);
+	snprintf(w->queue, sizeof(w->queue), "%s", queue);
+	free(job);
+	w->next = c->watches;
+	c->watches = w;
+	c->nwatches++;
+	struct rctx ctx = {.queue = w->queue, .id = w->job};
+	char *key = rkey_name(s, RK_JOB, &ctx);
+	const char *argv[] = {"HGETALL", key};
+	if (redis_command(s->redis, 2, argv, NULL, hash_reply, w) == 0) {
+		w->pending = 1;
+		c->refs++;
+	} else {
+		ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+		watch_end(w);
+	}
+	free(key);
+}
+
 void
 ctl_op_watch(struct ctl_conn *c, struct ctl_request *req)
 {
@@ -349,23 +385,9 @@ ctl_op_watch(struct ctl_conn *c, struct ctl_request *req)
 		ctl_reply_err(c, req->id, CTL_E_UNAVAILABLE, "Redis pub/sub connection is down; try again");
 		return;
 	}
-	struct ctl_watch *w = xcalloc(1, sizeof(*w));
-	w->c = c;
-	w->id = req->id != NULL ? json_incref(req->id) : NULL;
-	snprintf(w->job, sizeof(w->job), "%s", json_string_value(json_object_get(req->root, "job")));
-	w->next = c->watches;
-	c->watches = w;
-	c->nwatches++;
-	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, w->job);
-	const char *argv[] = {"HGETALL", key};
-	if (redis_command(s->redis, 2, argv, NULL, hash_reply, w) == 0) {
-		w->pending = 1;
-		c->refs++;
-	} else {
-		ctl_reply_err(c, req->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
-		watch_end(w);
-	}
-	free(key);
+	const char *job = json_string_value(json_object_get(req->root, "job"));
+	ctl_locate(c, req->id, job, json_string_value(json_object_get(req->root, "queue")), watch_located,
+	           xstrdup(job));
 }
 
 void
@@ -401,7 +423,7 @@ ctl_sub_connected(struct server *s)
 {
 	if (s->ctl == NULL)
 		return;
-	char *name = xasprintf("%scontrol", s->cfg.key_prefix);
+	char *name = rchan_control(s);
 	if (redis_subscribe(s->redis, name) == 0)
 		s->ctl->control_subscribed = 1;
 	free(name);
@@ -477,8 +499,10 @@ ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t l
 	struct ctl *ctl = s->ctl;
 	if (ctl == NULL)
 		return;
-	size_t plen = strlen(s->cfg.key_prefix);
-	if (strncmp(channel, s->cfg.key_prefix, plen) == 0 && strcmp(channel + plen, "control") == 0) {
+	char *control = rchan_control(s);
+	int is_control = strcmp(channel, control) == 0;
+	free(control);
+	if (is_control) {
 		control_message(s, msg, len);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -104,6 +105,12 @@ fetch_order(struct server *s, const char **names)
 
 static void block_fetch(struct server *s);
 
+/*
+ * A fetch asks one queue (hash tag {Q}: one queue's keys per call). A round walks the queues in fetch order:
+ * a reply that filled the room starts the next round from the first queue again (strict priority, or a new
+ * weighted draw); a short one moves on to the next queue; once every queue came up short, a blocking
+ * fetch waits for the next job.
+ */
 static void
 fetch_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
@@ -114,22 +121,23 @@ fetch_reply(struct server *s, const struct redis_reply *r, void *priv)
 		log_error("fetch failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
 		return; /* the next tick tries again */
 	}
+	intptr_t asked = (intptr_t)priv & 0xffffff, qi = (intptr_t)priv >> 24;
 	size_t n = rr_count(r);
-	for (size_t i = 0; i + 3 < n; i += 4) {
+	for (size_t i = 0; i < n; i++) {
 		size_t len;
-		const char *queue = rr_str(rr_elem(r, i), NULL), *payload = rr_str(rr_elem(r, i + 1), &len);
-		const char *verdict = rr_str(rr_elem(r, i + 2), NULL), *detail = rr_str(rr_elem(r, i + 3), NULL);
-		if (queue == NULL || payload == NULL || verdict == NULL)
-			continue;
-		if (strcmp(verdict, "raw") == 0)
-			job_accept(s, queue, payload, len);
-		else
-			job_accept_claimed(s, queue, payload, len, verdict, detail);
+		const char *payload = rr_str(rr_elem(r, i), &len);
+		if (payload != NULL)
+			job_accept(s, s->cfg.queues[qi].name, payload, len);
 	}
-	if ((intptr_t)priv > (intptr_t)(n / 4))
-		block_fetch(s); /* the queues ran dry: wait for the next job */
-	else
+	if ((intptr_t)n >= asked) {
+		s->fetch_qi = 0;
 		fetch_more(s);
+	} else if (++s->fetch_qi < s->cfg.nqueues)
+		fetch_more(s);
+	else {
+		s->fetch_qi = 0;
+		block_fetch(s); /* the queues ran dry: wait for the next job */
+	}
 }
 
 /* Asks for a fetch; fetch_flush adds it to this turn's batch, beside the turn's finishes. */
@@ -142,49 +150,44 @@ fetch_more(struct server *s)
 static void
 reconcile_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
-	s->fetching = 0;
+	if (s->nreconcile > 0)
+		s->nreconcile--;
 	if (r == NULL || rr_type(r) != RR_INTEGER) {
 		if (r != NULL)
 			log_error("reconcile failed: %s",
 			          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
-		return; /* still needed: tried again with the next fetch */
-	}
-	s->need_reconcile = 0;
-	if (rr_int(r) > 0)
+		s->reconcile_failed = 1;
+	} else if (rr_int(r) > 0)
 		log_warn("returned %lld jobs whose fetch reply was lost with the connection to their queues",
 		         rr_int(r));
+	if (s->nreconcile > 0)
+		return;
+	s->fetching = 0;
+	if (!s->reconcile_failed)
+		s->need_reconcile = 0; /* else still needed: tried again with the next fetch */
 	fetch_more(s);
 }
 
 /*
  * After a reconnect, before fetching again: returns to their queues the inflight entries this daemon does
- * not hold (their fetch or BLMOVE reply was lost). It runs only while no fetch is outstanding on either
- * connection, or it could return a job whose reply is still on its way.
+ * not hold (their fetch or BLMOVE reply was lost), one call per queue. It runs only while no fetch is
+ * outstanding on either connection, or it could return a job whose reply is still on its way.
  */
 static void
 reconcile(struct server *s)
 {
-	int n = 3 + s->cfg.nqueues, k = 0;
-	const char **argv = xcalloc((size_t)(n + s->njobs + 1), sizeof(*argv));
-	size_t *lens = xcalloc((size_t)(n + s->njobs + 1), sizeof(*lens));
-	char nq[16];
-	argv[k++] = s->cfg.key_prefix;
-	argv[k++] = s->cfg.node_id;
-	argv[k++] = FMT_INT(nq, s->cfg.nqueues);
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[k++] = s->cfg.queues[i].name;
-	for (int i = 0; i < k; i++)
-		lens[i] = strlen(argv[i]);
-	for (struct job *j = s->jobs; j != NULL && k < n + s->njobs; j = j->next) {
-		if (j->dead)
-			continue;
-		argv[k] = j->payload;
-		lens[k++] = j->payload_len;
+	s->reconcile_failed = 0;
+	for (int q = 0; q < s->cfg.nqueues; q++) {
+		struct rctx ctx = {.queue = s->cfg.queues[q].name};
+		struct rcall *c = rcall_new(s, RF_RECONCILE, &ctx);
+		for (struct job *j = s->jobs; j != NULL; j = j->next)
+			if (!j->dead && strcmp(j->queue, ctx.queue) == 0)
+				rcall_more(c, j->payload, (long)j->payload_len);
+		if (rcall_batch(s, c, reconcile_reply, NULL) == 0) {
+			s->nreconcile++;
+			s->fetching = 1;
+		}
 	}
-	if (redis_batch(s->redis, "reconcile", k, argv, lens, reconcile_reply, NULL) == 0)
-		s->fetching = 1;
-	free(argv);
-	free(lens);
 }
 
 void
@@ -201,18 +204,20 @@ fetch_flush(struct server *s)
 	int room = fetch_room(s);
 	if (room <= 0)
 		return;
-	const char *argv[8 + MAX_QUEUES];
-	char max[16], stalls[16], ttl[16], evmax[16], attempts[16], now[32];
-	argv[0] = s->cfg.key_prefix;
-	argv[1] = s->cfg.node_id;
-	argv[2] = FMT_INT(max, room);
-	argv[3] = FMT_INT(stalls, s->cfg.max_stalls);
-	argv[4] = FMT_INT(ttl, s->cfg.result_ttl_s);
-	argv[5] = FMT_INT(evmax, s->cfg.events_max);
-	argv[6] = FMT_INT(attempts, s->cfg.max_attempts);
-	argv[7] = FMT_NUM(now, clock_now());
-	int nq = fetch_order(s, argv + 8);
-	if (redis_batch(s->redis, "fetch", 8 + nq, argv, NULL, fetch_reply, (void *)(intptr_t)room) == 0)
+	if (s->fetch_qi == 0)
+		s->nfetch_order = fetch_order(s, s->fetch_order);
+	if (s->fetch_qi >= s->nfetch_order)
+		s->fetch_qi = 0;
+	int qi = 0;
+	for (int i = 0; i < s->cfg.nqueues; i++)
+		if (strcmp(s->cfg.queues[i].name, s->fetch_order[s->fetch_qi]) == 0)
+			qi = i;
+	if (room > 0xffffff)
+		room = 0xffffff;
+	struct rctx ctx = {.queue = s->cfg.queues[qi].name};
+	struct rcall *c = rcall_new(s, RF_FETCH, &ctx);
+	rcall_int(c, "max", room);
+	if (rcall_batch(s, c, fetch_reply, (void *)(((intptr_t)qi << 24) | room)) == 0)
 		s->fetching = 1;
 }
 
@@ -241,16 +246,17 @@ block_fetch(struct server *s)
 {
 	if (s->shutting_down || s->blocking || !redis_block_ready(s->redis) || fetch_room(s) <= 0)
 		return;
-	/* A paused queue is not waited on (the fetch script skips it too). */
+	/* A paused queue is not waited on (the fetch function skips it too). */
 	unsigned qi = s->block_rr++ % (unsigned)s->cfg.nqueues;
 	for (int tries = 0; s->paused[qi] && tries < s->cfg.nqueues; tries++)
 		qi = s->block_rr++ % (unsigned)s->cfg.nqueues;
 	if (s->paused[qi])
 		return;
 	double timeout = s->cfg.nqueues == 1 ? s->cfg.block_s : (s->cfg.block_s < 0.1 ? s->cfg.block_s : 0.1);
-	char src[256], dst[256];
-	snprintf(src, sizeof(src), "%squeue:%s", s->cfg.key_prefix, s->cfg.queues[qi].name);
-	snprintf(dst, sizeof(dst), "%sinflight:%s:%s", s->cfg.key_prefix, s->cfg.node_id, s->cfg.queues[qi].name);
+	struct rctx ctx = {.queue = s->cfg.queues[qi].name};
+	char *src = rkey_name(s, RK_QUEUE, &ctx), *dst = rkey_name(s, RK_INFLIGHT, &ctx);
 	if (redis_block_move(s->redis, src, dst, timeout, block_reply, (void *)(uintptr_t)qi) == 0)
 		s->blocking = 1;
+	free(src);
+	free(dst);
 }

@@ -21,6 +21,7 @@
 #include "hopperd.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -169,8 +170,16 @@ static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
-	/* One batch in flight at a time: while it is out, the next one grows (and fast jobs skip "running"). */
+	/* One turn's batches in flight at a time: while they are out, the next grow (fast jobs skip "running").
+	 * The turn's attempt rows are committed before the turn's finishes leave: the execution log hears an
+	 * attempt's end before Redis does (a busy store keeps the finishes for the next turn; a failing one
+	 * lets them go: Redis stays the truth). */
 	if (redis_can_flush(s->redis)) {
+		if (s->nawait_commit > 0) {
+			if (store_flush(s->store) != 1)
+				jobs_release_finishes(s);
+			s->last_commit = ev_now(loop);
+		}
 		jobs_flush_runs(s);
 		fetch_flush(s);
 		redis_flush(s->redis);
@@ -271,6 +280,7 @@ usage(FILE *out)
 	             "  -c, --config FILE          config file (default " DEFAULT_CONFIG ", if it exists)\n"
 	             "  -n, --check-config         check the configuration and exit\n"
 	             "  -V, --version              print the version and exit\n"
+	             "  --functions                print the table of Redis functions (name, keys, args, flags)\n"
 	             "  --token-create NAME --token-scopes LIST [--token-owner OWNER]\n"
 	             "                             store a control-socket token in db_path, print it once, exit\n"
 	             "Every config file option is also a flag (it wins over the file):\n");
@@ -285,6 +295,7 @@ enum {
 	OPT_TOKEN_CREATE = 900,
 	OPT_TOKEN_SCOPES,
 	OPT_TOKEN_OWNER,
+	OPT_FUNCTIONS,
 	OPT_BASE = 1000
 };
 
@@ -302,6 +313,7 @@ build_longopts(char names[][64])
 	lo[k++] = (struct option){"token-owner", required_argument, NULL, OPT_TOKEN_OWNER};
 	lo[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
 	lo[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+	lo[k++] = (struct option){"functions", no_argument, NULL, OPT_FUNCTIONS};
 	lo[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	for (size_t i = 0; i < n; i++) {
 		snprintf(names[i], 64, "%s", config_name(i));
@@ -374,6 +386,9 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 			*check = 1;
 		else if (opt == OPT_VERSION) {
 			printf("hopperd %s\n", HOPPER_VERSION);
+			exit(0);
+		} else if (opt == OPT_FUNCTIONS) {
+			rfunc_print();
 			exit(0);
 		} else if (opt == OPT_HELP) {
 			usage(stdout);

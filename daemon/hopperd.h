@@ -74,6 +74,9 @@ struct config {
 	int max_stalls;
 	int result_ttl_s;
 	int events_max;
+	int dead_max;             /* dead entries kept per queue */
+	int dead_max_age_days;    /* and for how long */
+	int redis_allow_eviction; /* UNSAFE override of the maxmemory-policy check */
 	char *db_path;
 	int log_retention_days;
 	int log_prune_chunk;
@@ -114,7 +117,7 @@ struct config {
 /* --- in-flight jobs --- */
 enum job_phase { PHASE_FETCHED, PHASE_CLAIMING, PHASE_READY, PHASE_RUNNING, PHASE_FINISHING };
 /* The Redis script that will take the job out of this node's inflight list (or claim it). */
-enum job_op { OP_NONE, OP_CLAIM, OP_BURY, OP_SCHEDULE, OP_FINISH, OP_REQUEUE };
+enum job_op { OP_NONE, OP_CLAIM, OP_BURY, OP_ACK, OP_FINISH, OP_REQUEUE };
 
 struct worker;
 
@@ -122,8 +125,16 @@ struct job {
 	struct job *prev, *next; /* server.jobs */
 	struct job *ready_next;  /* server.ready FIFO */
 	double ready_at;         /* when it joined it */
-	char *payload;           /* the message bytes exactly as taken from the queue (LREM needs them) */
+	char *payload;           /* the message bytes exactly as they sit in the inflight list (LREM needs them) */
 	size_t payload_len;
+	char *admitted; /* the message with the id hopperd gave it written in (claim stores it); owned */
+	size_t admitted_len;
+	int64_t fence;       /* the fencing token claim handed out (0: not claimed); every write carries it */
+	int superseded;      /* Redis holds another token: stop, log superseded, apply nothing */
+	int await_commit;    /* OP_FINISH waits for the commit of its row (jobs_release_finishes) */
+	double started_mono; /* monotonic seconds at dispatch */
+	double ran_s;        /* how long the attempt ran (monotonic) */
+	double retry_delay;  /* OP_FINISH retrying: seconds until the retry, from Redis's now */
 	char queue[QUEUE_NAME_MAX + 1];
 	struct job_spec spec;
 	enum job_phase phase;
@@ -145,11 +156,11 @@ struct job {
 	int requeue;        /* stopped by shutdown: goes back to the head of its queue, not counted as an attempt */
 	enum job_op op;     /* the Redis write this job waits for; resent after a reconnect */
 	int redis_busy;     /* op is in flight */
-	double op_retry_at; /* after an error reply, when to try op again */
+	double op_retry_at; /* after an error reply, when to try op again (monotonic seconds) */
 	int has_id;         /* the message carried an id (or it was assigned) that a hash may use */
 	int run_pending;    /* on a worker, "running" not yet written (see jobs_started) */
-	char *dead_entry;   /* OP_BURY: the dead-list entry (JSON) */
-	double retry_at;    /* OP_FINISH with outcome retrying */
+	char *dead_entry;   /* OP_BURY: the dead entry (JSON) */
+	char *dead_id;      /* OP_BURY: its id, "msg-" UUID */
 	enum job_state outcome;
 	/* workflow.run (workflows.c) */
 	json_t *wf_args;   /* args with the stored definition resolved, sent instead of spec.args; owned */
@@ -206,6 +217,19 @@ struct server {
 	double avg_job_s;   /* moving average of attempt durations (automatic prefetch) */
 	double spawn_after; /* monotonic: workers that die at start-up are not respawned in a tight loop */
 	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
+	char inc[96];       /* this incarnation: NODE/random hex, new at every start (and after being reaped) */
+	long long hb_seq;   /* heartbeat sequence number (stale beats from an abandoned connection are refused) */
+	int nawait_commit;  /* finishes waiting for their row's commit */
+	int fetch_qi;       /* the queue (in fetch order) the next fetch asks */
+	const char *fetch_order[MAX_QUEUES];
+	int nfetch_order;
+	int nreconcile; /* reconcile calls outstanding */
+	int reconcile_failed;
+	/* refreshed once a tick (ctl_state): known queues and node ids, for the control ops */
+	char **known_queues;
+	int nknown_queues;
+	char **known_nodes;
+	int nknown_nodes;
 	int fetching;       /* a fetch request is outstanding */
 	int want_fetch;     /* something freed room this turn */
 	int need_reconcile; /* a connection dropped since the last reconcile (see jobs.c reconcile) */
@@ -283,11 +307,16 @@ int pool_send(struct worker *w, enum frame_type type, const char *payload, size_
 void jobs_start(struct server *s);
 /* A message fetched without a claim: validated here, then claimed, scheduled or buried. Copies payload. */
 void job_accept(struct server *s, const char *queue, const char *payload, size_t len);
-/* A message the fetch already claimed, with claim's verdict ("ok", "skip", "dup", "dead"). Copies payload. */
-void job_accept_claimed(struct server *s, const char *queue, const char *payload, size_t len, const char *verdict,
-                        const char *detail);
 /* Sets the Redis write that will take the job out of the inflight list, and sends it when Redis is up. */
 void job_op_start(struct server *s, struct job *j, enum job_op op);
+/* The commit of the turn's rows is done (or the store is failing): the finishes waiting for it go out. */
+void jobs_release_finishes(struct server *s);
+/* The attempt lost its fencing token: stop it, log it superseded, apply nothing. */
+void jobs_supersede(struct server *s, struct job *j, const char *why);
+/* This node was reaped while alive (or Redis lost its registration): every claimed attempt is superseded. */
+void jobs_supersede_all(struct server *s, const char *why);
+/* After a resubscribe: reads the held jobs' states and tokens, stops the cancelled and superseded ones. */
+void jobs_recheck_held(struct server *s);
 /* Sends every pending op again (after a reconnect), and those whose error-retry time has come. */
 void jobs_resend(struct server *s);
 void jobs_retry_failed_ops(struct server *s);
@@ -372,6 +401,19 @@ void ctl_sub_unsubscribed(struct server *s, const char *channel);
 void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
 /* ctl_auth.c: hopperd --token-create (the offline bootstrap). Prints the token. Returns the exit status. */
 int ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
+
+/* ctl_locate.c */
+struct ctl_conn;
+/* Called with the job's queue once ctl_locate found it; takes data. */
+typedef void ctl_located_fn(struct ctl_conn *c, json_t *rid, const char *queue, void *data);
+/* Finds the queue of job id (queue if the request gave one; else one EXISTS per known queue, pipelined) and
+ * calls fn; answers not_found, "ambiguous id" or unavailable itself (then frees data with free()). */
+void ctl_locate(struct ctl_conn *c, json_t *rid, const char *id, const char *queue, ctl_located_fn *fn, void *data);
+/* Registers a queue in P{@}:queues (once per process). */
+void ctl_known_queue(struct server *s, const char *queue);
+/* This daemon's queues and every known one, deduplicated. Caller frees the array only. */
+const char **ctl_all_queues(const struct server *s, int *n);
+void ctl_state_free(struct server *s);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);

@@ -18,6 +18,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -52,6 +53,11 @@ job_done(struct server *s, struct job *j)
 		s->nfetched--;
 	j->dead = 1;
 	j->op = OP_NONE;
+	if (j->await_commit) {
+		j->await_commit = 0;
+		if (s->nawait_commit > 0)
+			s->nawait_commit--;
+	}
 	s->njobs--;
 }
 
@@ -74,6 +80,8 @@ jobs_free_dead(struct server *s)
 		free(j->error);
 		free(j->result);
 		free(j->dead_entry);
+		free(j->dead_id);
+		free(j->admitted);
 		json_decref(j->wf_args);
 		json_decref(j->wf_resume);
 		free(j);
@@ -125,9 +133,25 @@ job_ready_pop(struct server *s)
 	return j;
 }
 
-/* --- the ops: one function builds each script call; op_reply routes the answer --- */
+/* --- the ops: one function builds each call (rfunc.c's table); op_reply routes the answer --- */
 
 static void claim_done(struct server *s, struct job *j, const struct redis_reply *r);
+
+/* Monotonic seconds, for every interval the daemon measures itself. */
+static double
+mono(void)
+{
+	return clock_monotonic_ms() / 1000.0;
+}
+
+/* The reply's verdict word: the string itself, or the first element of an array. */
+static const char *
+verdict_of(const struct redis_reply *r)
+{
+	if (rr_type(r) == RR_ARRAY)
+		r = rr_elem(r, 0);
+	return r != NULL ? rr_str(r, NULL) : NULL;
+}
 
 static void
 op_reply(struct server *s, const struct redis_reply *r, void *priv)
@@ -139,13 +163,20 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 	if (rr_type(r) == RR_ERROR) {
 		log_error("job %s: Redis refused %s: %s (retrying in 1 s)", j->spec.id[0] ? j->spec.id : "?",
 		          j->op == OP_CLAIM ? "claim" : "write", rr_str(r, NULL));
-		j->op_retry_at = clock_now() + 1;
+		j->op_retry_at = mono() + 1;
 		return;
 	}
+	const char *v = verdict_of(r);
 	switch (j->op) {
 	case OP_CLAIM: claim_done(s, j, r); break;
 	case OP_FINISH:
-		if (j->outcome == JOB_SUCCEEDED)
+		if (v != NULL && strcmp(v, "superseded") == 0) {
+			log_warn("job %s: attempt %d (fence %lld) was superseded: its outcome %s was not applied",
+			         j->spec.id, j->attempt, (long long)j->fence, job_state_name(j->outcome));
+			if (j->row > 0)
+				store_attempt_finish(s->store, j->row, "superseded", clock_now(),
+				                     "superseded: another claim took the job over", NULL);
+		} else if (j->outcome == JOB_SUCCEEDED)
 			s->stats_succeeded++;
 		else if (job_state_terminal(j->outcome))
 			s->stats_failed++;
@@ -158,132 +189,128 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 	server_maybe_exit(s);
 }
 
-/* Adds a job's op to the batch, with op_reply as its callback; the payload is passed binary-safe. */
-static int
-batch_job_op(struct server *s, struct job *j, const char *name, const char **argv, int argc)
+static struct rcall *
+job_call(struct server *s, struct job *j, enum rf f)
 {
-	size_t lens[24];
-	for (int i = 0; i < argc; i++)
-		lens[i] = argv[i] == j->payload ? j->payload_len : strlen(argv[i]);
-	return redis_batch(s->redis, name, argc, argv, lens, op_reply, j);
+	struct rctx ctx = {.queue = j->queue, .id = j->spec.id, .idem = j->spec.idempotency_key};
+	return rcall_new(s, f, &ctx);
+}
+
+static void
+common_args(struct server *s, struct rcall *c)
+{
+	rcall_int(c, "ttl", s->cfg.result_ttl_s);
+	rcall_int(c, "max_events", s->cfg.events_max);
+}
+
+static void
+dead_args(struct server *s, struct rcall *c)
+{
+	rcall_int(c, "dead_max", s->cfg.dead_max);
+	rcall_int(c, "dead_age", (long long)s->cfg.dead_max_age_days * 86400);
 }
 
 static int
-send_claim(struct server *s, struct job *j, const char *now)
+send_claim(struct server *s, struct job *j)
 {
-	char ma[16], stalls[16], ttl[16], evmax[16], created[32];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      j->queue,
-	                      j->spec.id,
-	                      now,
-	                      j->spec.type,
-	                      FMT_INT(ma, j->spec.max_attempts),
-	                      FMT_INT(stalls, s->cfg.max_stalls),
-	                      j->payload,
-	                      FMT_NUM(created, j->spec.created_at > 0 ? j->spec.created_at : clock_now()),
-	                      j->spec.owner ? j->spec.owner : "",
-	                      j->spec.idempotency_key ? j->spec.idempotency_key : "",
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
-	return batch_job_op(s, j, "claim", argv, 14);
+	struct rcall *c = job_call(s, j, RF_CLAIM);
+	rcall_arg(c, "raw", j->payload, (long)j->payload_len);
+	if (j->admitted != NULL)
+		rcall_arg(c, "payload", j->admitted, (long)j->admitted_len);
+	else
+		rcall_arg(c, "payload", j->payload, (long)j->payload_len);
+	rcall_arg(c, "id", j->spec.id, -1);
+	rcall_arg(c, "type", j->spec.type, -1);
+	rcall_int(c, "max_attempts", j->spec.max_attempts);
+	if (j->spec.created_at > 0)
+		rcall_num(c, "created_at", j->spec.created_at);
+	else
+		rcall_arg(c, "created_at", "", 0);
+	rcall_arg(c, "owner", j->spec.owner ? j->spec.owner : "", -1);
+	rcall_arg(c, "idem", j->spec.idempotency_key ? j->spec.idempotency_key : "", -1);
+	rcall_num(c, "run_at", j->spec.run_at);
+	rcall_arg(c, "node", s->cfg.node_id, -1);
+	rcall_arg(c, "inc", s->inc, -1);
+	rcall_int(c, "max_stalls", s->cfg.max_stalls);
+	common_args(s, c);
+	dead_args(s, c);
+	return rcall_batch(s, c, op_reply, j);
 }
 
 static int
-send_bury(struct server *s, struct job *j, const char *now)
+send_bury(struct server *s, struct job *j)
 {
-	char ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      j->queue,
-	                      j->has_id ? j->spec.id : "",
-	                      j->payload,
-	                      now,
-	                      j->error,
-	                      j->dead_entry,
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
-	return batch_job_op(s, j, "bury", argv, 10);
+	struct rcall *c = job_call(s, j, RF_BURY);
+	rcall_arg(c, "raw", j->payload, (long)j->payload_len);
+	rcall_arg(c, "entry_id", j->dead_id, -1);
+	rcall_arg(c, "entry", j->dead_entry, -1);
+	dead_args(s, c);
+	return rcall_batch(s, c, op_reply, j);
 }
 
 static int
-send_schedule(struct server *s, struct job *j, const char *now)
+send_ack(struct server *s, struct job *j)
 {
-	char run_at[32], created[32], ma[16], ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      j->queue,
-	                      j->spec.id,
-	                      j->payload,
-	                      now,
-	                      FMT_NUM(run_at, j->spec.run_at),
-	                      j->spec.type,
-	                      FMT_NUM(created, j->spec.created_at > 0 ? j->spec.created_at : clock_now()),
-	                      FMT_INT(ma, j->spec.max_attempts),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
-	return batch_job_op(s, j, "schedule", argv, 12);
+	struct rcall *c = job_call(s, j, RF_ACK);
+	rcall_arg(c, "raw", j->payload, (long)j->payload_len);
+	return rcall_batch(s, c, op_reply, j);
 }
 
 static int
-send_finish(struct server *s, struct job *j, const char *now)
+send_finish(struct server *s, struct job *j)
 {
-	char attempt[16], run_at[32], ttl[16], evmax[16], pid[16], started[32], ma[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      j->queue,
-	                      j->spec.id,
-	                      j->payload,
-	                      now,
-	                      job_state_name(j->outcome),
-	                      FMT_INT(attempt, j->attempt),
-	                      j->error ? j->error : "",
-	                      j->result ? j->result : "",
-	                      FMT_NUM(run_at, j->retry_at),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max),
-	                      FMT_INT(pid, j->worker_pid),
-	                      FMT_NUM(started, j->started_at),
-	                      FMT_INT(ma, j->spec.max_attempts)};
-	return batch_job_op(s, j, "finish", argv, 16);
+	struct rcall *c = job_call(s, j, RF_FINISH);
+	rcall_arg(c, "payload", j->payload, (long)j->payload_len);
+	rcall_arg(c, "id", j->spec.id, -1);
+	rcall_int(c, "fence", j->fence);
+	rcall_arg(c, "node", s->cfg.node_id, -1);
+	rcall_arg(c, "outcome", job_state_name(j->outcome), -1);
+	rcall_int(c, "attempt", j->attempt);
+	rcall_arg(c, "error", j->error ? j->error : "", -1);
+	rcall_arg(c, "result", j->result ? j->result : "", -1);
+	rcall_num(c, "delay", j->retry_delay);
+	rcall_num(c, "ran", j->ran_s);
+	rcall_int(c, "pid", j->worker_pid);
+	rcall_int(c, "max_attempts", j->spec.max_attempts);
+	common_args(s, c);
+	dead_args(s, c);
+	return rcall_batch(s, c, op_reply, j);
 }
 
 static int
-send_requeue(struct server *s, struct job *j, const char *now)
+send_requeue(struct server *s, struct job *j)
 {
-	char ttl[16], evmax[16], attempt[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      s->cfg.node_id,
-	                      j->queue,
-	                      j->has_id ? j->spec.id : "",
-	                      j->payload,
-	                      now,
-	                      FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
-	return batch_job_op(s, j, "requeue", argv, 9);
+	struct rcall *c = job_call(s, j, RF_REQUEUE);
+	rcall_arg(c, "payload", j->payload, (long)j->payload_len);
+	rcall_arg(c, "id", j->spec.id, -1);
+	if (j->fence > 0)
+		rcall_int(c, "fence", j->fence);
+	else
+		rcall_arg(c, "fence", "", 0); /* never claimed: only the message goes back */
+	rcall_int(c, "attempt", j->attempt);
+	common_args(s, c);
+	return rcall_batch(s, c, op_reply, j);
 }
 
 static const struct {
 	enum job_op op;
-	int (*send)(struct server *s, struct job *j, const char *now);
+	int (*send)(struct server *s, struct job *j);
 } op_table[] = {
-        {OP_CLAIM, send_claim},   {OP_BURY, send_bury},       {OP_SCHEDULE, send_schedule},
+        {OP_CLAIM, send_claim},   {OP_BURY, send_bury},       {OP_ACK, send_ack},
         {OP_FINISH, send_finish}, {OP_REQUEUE, send_requeue},
 };
 
-/* Sends the job's pending op if Redis is up; otherwise it waits for node_on_connect. */
+/* Sends the job's pending op if Redis is up; otherwise it waits for node_on_connect. A finish waits for the
+ * commit of its attempt's row (jobs_release_finishes): the log hears the attempt's end before Redis does. */
 static void
 op_send(struct server *s, struct job *j)
 {
-	if (j->op == OP_NONE || j->redis_busy || !redis_ready(s->redis))
+	if (j->op == OP_NONE || j->redis_busy || j->await_commit || !redis_ready(s->redis))
 		return;
-	char now[32];
-	FMT_NUM(now, clock_now());
 	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++) {
 		if (op_table[i].op != j->op)
 			continue;
-		if (op_table[i].send(s, j, now) == 0) {
+		if (op_table[i].send(s, j) == 0) {
 			j->redis_busy = 1;
 			j->op_retry_at = 0;
 		}
@@ -295,7 +322,27 @@ void
 job_op_start(struct server *s, struct job *j, enum job_op op)
 {
 	j->op = op;
+	if (op == OP_FINISH && j->row > 0 && !j->await_commit) {
+		j->await_commit = 1;
+		s->nawait_commit++;
+		return;
+	}
 	op_send(s, j);
+}
+
+void
+jobs_release_finishes(struct server *s)
+{
+	if (s->nawait_commit == 0)
+		return;
+	s->nawait_commit = 0;
+	for (struct job *j = s->jobs; j != NULL; j = j->next) {
+		if (!j->await_commit)
+			continue;
+		j->await_commit = 0;
+		if (!j->dead)
+			op_send(s, j);
+	}
 }
 
 /* --- accepting fetched messages --- */
@@ -319,33 +366,37 @@ base64(const unsigned char *in, size_t len)
 	return out;
 }
 
-/* Best effort: the id and type of a message that failed validation, so its entry says whose it was. */
+/* Best effort: the id and type a message that failed validation names, so its entry says whose it was. */
 static void
-salvage_names(struct job *j, char *type, size_t typelen)
+salvage_names(struct job *j, char *id, size_t idlen, char *type, size_t typelen)
 {
 	json_t *root = json_loadb(j->payload, j->payload_len, 0, NULL);
-	json_t *id = json_object_get(root, "id"), *t = json_object_get(root, "type");
-	if (json_is_string(id) && job_name_valid(json_string_value(id), JOB_ID_MAX)) {
-		snprintf(j->spec.id, sizeof(j->spec.id), "%s", json_string_value(id));
-		j->has_id = 1;
-	}
-	if (json_is_string(t))
+	json_t *jid = json_object_get(root, "id"), *t = json_object_get(root, "type");
+	if (json_is_string(jid) && job_name_valid(json_string_value(jid), JOB_ID_MAX))
+		snprintf(id, idlen, "%s", json_string_value(jid));
+	if (json_is_string(t) && job_name_valid(json_string_value(t), JOB_TYPE_MAX))
 		snprintf(type, typelen, "%s", json_string_value(t));
 	json_decref(root);
 }
 
-/* A message that cannot become a job goes to the dead list with the reason. Takes ownership of nothing. */
+/*
+ * A message that cannot become a job goes to its queue's dead set with its original bytes and the reason,
+ * under an entry id of its own ("msg-" UUID): it never holds a job's id, hash or idempotency key, so a
+ * malformed copy of a finished job, or a bad message whose corrected version follows, touches nothing.
+ */
 static void
 job_bury(struct server *s, struct job *j, const char *why)
 {
-	char type[JOB_TYPE_MAX + 1] = "";
-	salvage_names(j, type, sizeof(type));
-	char msgid[48] = "msg-";
-	if (!j->has_id && job_new_id(msgid + 4) < 0)
-		snprintf(msgid + 4, sizeof(msgid) - 4, "%ld", (long)getpid());
-	json_t *e = json_pack("{s:s,s:s,s:s,s:f,s:i,s:s}", "id", j->has_id ? j->spec.id : msgid, "queue", j->queue,
-	                      "error", why, "died_at", clock_now(), "attempt", 0, "node", s->cfg.node_id);
+	char type[JOB_TYPE_MAX + 1] = "", named[JOB_ID_MAX + 1] = "", uuid[37];
+	salvage_names(j, named, sizeof(named), type, sizeof(type));
+	if (job_new_id(uuid) < 0)
+		snprintf(uuid, sizeof(uuid), "%ld-%ld", (long)getpid(), (long)s->njobs);
+	j->dead_id = xasprintf("msg-%s", uuid);
+	json_t *e = json_pack("{s:s,s:s,s:s,s:f,s:i,s:s}", "id", j->dead_id, "queue", j->queue, "error", why, "died_at",
+	                      clock_now(), "attempt", 0, "node", s->cfg.node_id);
 	json_object_set_new(e, "type", type[0] ? json_string(type) : json_null());
+	if (named[0])
+		json_object_set_new(e, "message_id", json_string(named));
 	json_t *text = json_stringn(j->payload, j->payload_len);
 	if (text != NULL)
 		json_object_set_new(e, "payload", text);
@@ -359,7 +410,7 @@ job_bury(struct server *s, struct job *j, const char *why)
 	free(j->error);
 	j->error = xstrdup(why);
 	log_warn("queue %s: dead on arrival (%s): %.200s", j->queue, why, j->dead_entry);
-	struct store_attempt a = {.job_id = j->has_id ? j->spec.id : msgid,
+	struct store_attempt a = {.job_id = j->dead_id,
 	                          .type = type,
 	                          .queue = j->queue,
 	                          .node = s->cfg.node_id,
@@ -372,6 +423,36 @@ job_bury(struct server *s, struct job *j, const char *why)
 	job_op_start(s, j, OP_BURY);
 }
 
+/* Writes the id hopperd gave a message without one into the message itself (j->admitted): from admission on,
+ * every path (finish, schedule, requeue, reap, retry) sees the same job. 0, or -1 if it cannot be re-encoded. */
+static int
+stamp_id(struct job *j)
+{
+	json_t *root = json_loadb(j->payload, j->payload_len, 0, NULL);
+	if (root == NULL)
+		return -1;
+	json_object_set_new(root, "id", json_string(j->spec.id));
+	j->admitted = jsonx_dump(root);
+	json_decref(root);
+	if (j->admitted == NULL)
+		return -1;
+	j->admitted_len = strlen(j->admitted);
+	return 0;
+}
+
+/* Another live job of this id and queue held here already: this message is a second copy of it. */
+static struct job *
+held_twin(struct server *s, const struct job *j)
+{
+	for (struct job *o = s->jobs; o != NULL; o = o->next)
+		if (o != j && !o->dead && o->op != OP_ACK && o->op != OP_BURY && strcmp(o->spec.id, j->spec.id) == 0 &&
+		    strcmp(o->queue, j->queue) == 0)
+			return o;
+	return NULL;
+}
+
+/* A message fetched from queue: parsed and validated here, by the one parser (common/job.c), then claimed
+ * (admitted first if new) or buried. */
 void
 job_accept(struct server *s, const char *queue, const char *payload, size_t len)
 {
@@ -382,25 +463,42 @@ job_accept(struct server *s, const char *queue, const char *payload, size_t len)
 		return;
 	}
 	j->has_id = 1;
-	if (j->spec.id[0] == '\0' && job_new_id(j->spec.id) < 0) {
-		job_bury(s, j, "no id given and none could be generated");
-		return;
+	if (j->spec.id[0] == '\0') {
+		if (job_new_id(j->spec.id) < 0 || stamp_id(j) < 0) {
+			job_bury(s, j, "no id given and none could be given to it");
+			return;
+		}
 	}
-	if (j->spec.run_at > clock_now() + 0.001) {
-		job_op_start(s, j, OP_SCHEDULE);
+	if (held_twin(s, j) != NULL) {
+		log_info("job %s: a second copy of its message arrived while this node holds it: dropped", j->spec.id);
+		job_op_start(s, j, OP_ACK);
 		return;
 	}
 	j->phase = PHASE_CLAIMING;
 	job_op_start(s, j, OP_CLAIM);
 }
 
-/* Acts on claim's verdict: "ok" with the attempt number, or skip, dup, dead with a detail. */
+/* The stored message carries the id now (claim replaced the inflight entry): later writes use it. */
 static void
-claim_verdict(struct server *s, struct job *j, const char *v, const char *detail)
+adopt_admitted(struct job *j)
+{
+	if (j->admitted == NULL)
+		return;
+	free(j->payload);
+	j->payload = j->admitted;
+	j->payload_len = j->admitted_len;
+	j->admitted = NULL;
+}
+
+/* Acts on claim's verdict (see 01_claim.lua). */
+static void
+claim_verdict(struct server *s, struct job *j, const char *v, const char *detail, long long fence)
 {
 	if (v != NULL && strcmp(v, "ok") == 0) {
+		adopt_admitted(j);
 		j->op = OP_NONE;
 		j->attempt = atoi(detail ? detail : "1");
+		j->fence = fence;
 		if (j->cancelled) {
 			j->outcome = JOB_CANCELLED;
 			job_op_start(s, j, OP_FINISH);
@@ -410,22 +508,20 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 			job_op_start(s, j, OP_REQUEUE);
 			return;
 		}
-		if (j->spec.run_at > clock_now() + 0.001) {
-			job_op_start(s, j, OP_SCHEDULE);
-			return;
-		}
 		if (workflows_claimed(s, j))
 			return;
 		job_ready_push(s, j);
 		pool_dispatch(s);
 		return;
 	}
-	if (v != NULL && strcmp(v, "paused") == 0) {
-		/* Its queue was paused after a blocking fetch took it: claim put it back; stop waiting on it. */
-		for (int i = 0; i < s->cfg.nqueues; i++)
-			if (strcmp(s->cfg.queues[i].name, j->queue) == 0)
-				s->paused[i] = 1;
-		log_debug("job %s: queue %s is paused; returned to it", j->spec.id, j->queue);
+	if (v != NULL && (strcmp(v, "paused") == 0 || strcmp(v, "scheduled") == 0)) {
+		if (v[0] == 'p')
+			for (int i = 0; i < s->cfg.nqueues; i++)
+				if (strcmp(s->cfg.queues[i].name, j->queue) == 0)
+					s->paused[i] = 1;
+		log_debug("job %s: %s", j->spec.id,
+		          v[0] == 'p' ? "its queue is paused; returned to it"
+		                      : "delayed: waits in its queue's scheduled set");
 		job_done(s, j);
 		return;
 	}
@@ -436,7 +532,7 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 		                          .queue = j->queue,
 		                          .node = s->cfg.node_id,
 		                          .attempt = 0,
-		                          .created_at = j->spec.created_at,
+		                          .created_at = j->spec.created_at > 0 ? j->spec.created_at : clock_now(),
 		                          .started_at = clock_now()};
 		int64_t row = store_attempt_start(s->store, &a);
 		if (row > 0)
@@ -449,7 +545,7 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 static void
 claim_done(struct server *s, struct job *j, const struct redis_reply *r)
 {
-	const struct redis_reply *verdict = rr_elem(r, 0), *arg = rr_elem(r, 1);
+	const struct redis_reply *arg = rr_elem(r, 1), *f = rr_elem(r, 2);
 	char detail[32];
 	const char *d = NULL;
 	if (arg != NULL && rr_type(arg) == RR_INTEGER) {
@@ -457,61 +553,99 @@ claim_done(struct server *s, struct job *j, const struct redis_reply *r)
 		d = detail;
 	} else if (arg != NULL)
 		d = rr_str(arg, NULL);
-	claim_verdict(s, j, verdict ? rr_str(verdict, NULL) : NULL, d);
-}
-
-/*
- * A message the fetch already claimed (its JSON named a usable id). It is still validated in full here;
- * one that fails goes to the dead list like any other bad message.
- */
-void
-job_accept_claimed(struct server *s, const char *queue, const char *payload, size_t len, const char *verdict,
-                   const char *detail)
-{
-	struct job *j = job_new(s, queue, payload, len);
-	char err[512];
-	if (strcmp(verdict, "ok") != 0) {
-		/* Already acknowledged by the claim (it ended, or is a duplicate): only the id is needed. */
-		char type[JOB_TYPE_MAX + 1];
-		salvage_names(j, type, sizeof(type));
-		snprintf(j->spec.type, sizeof(j->spec.type), "%s", type);
-		claim_verdict(s, j, verdict, detail);
-		return;
-	}
-	if (job_parse(payload, len, queue, &s->defaults, &j->spec, err, sizeof(err)) < 0) {
-		job_bury(s, j, err);
-		return;
-	}
-	j->has_id = 1;
-	j->phase = PHASE_CLAIMING;
-	claim_verdict(s, j, verdict, detail);
+	claim_verdict(s, j, verdict_of(r), d, f != NULL ? rr_int(f) : 0);
 }
 
 /* --- running --- */
 
-static void
-ignore_reply(struct server *s, const struct redis_reply *r, void *priv)
+/*
+ * This attempt lost its fencing token (a later claim owns the job) or this node was reaped: it stops, its
+ * row is marked superseded, and nothing of its outcome reaches Redis. A job not yet on a worker is dropped
+ * (its inflight copy acknowledged); a running one is killed like a cancel and ends in jobs_attempt_done.
+ */
+void
+jobs_supersede(struct server *s, struct job *j, const char *why)
 {
-	if (r != NULL && rr_type(r) == RR_ERROR)
-		log_warn("redis: %s: %s", (const char *)priv, rr_str(r, NULL));
+	if (j->dead || j->superseded)
+		return;
+	j->superseded = 1;
+	log_warn("job %s: attempt %d (fence %lld) superseded: %s; stopping it", j->spec.id, j->attempt,
+	         (long long)j->fence, why);
+	if (j->phase == PHASE_RUNNING) {
+		pool_cancel_job(s, j);
+		return;
+	}
+	if (j->phase == PHASE_READY)
+		job_ready_remove(s, j);
+	if (j->phase == PHASE_FINISHING || j->redis_busy)
+		return; /* its finish (or claim) reply decides */
+	j->phase = PHASE_FETCHED;
+	job_op_start(s, j, OP_ACK);
 }
 
-/* Writes "running" for a job a worker took (hopper_run). Best effort: the finish write tells it all. */
+void
+jobs_supersede_all(struct server *s, const char *why)
+{
+	for (struct job *j = s->jobs; j != NULL; j = j->next)
+		if (!j->dead && j->fence > 0)
+			jobs_supersede(s, j, why);
+}
+
+/* A run/progress reply: 'terminal' stops the attempt as cancelled, 'superseded' supersedes it. The job is
+ * found by id and fence (it may be gone by the time the reply comes). */
+struct fenced_ref {
+	char id[JOB_ID_MAX + 1];
+	char queue[QUEUE_NAME_MAX + 1];
+	int64_t fence;
+};
+
+static void
+run_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct fenced_ref *ref = priv;
+	const char *v = r != NULL && rr_type(r) != RR_ERROR ? verdict_of(r) : NULL;
+	if (r != NULL && rr_type(r) == RR_ERROR)
+		log_warn("redis: run/progress of job %s: %s", ref->id, rr_str(r, NULL));
+	if (v != NULL && (strcmp(v, "terminal") == 0 || strcmp(v, "superseded") == 0)) {
+		for (struct job *j = s->jobs; j != NULL; j = j->next) {
+			if (j->dead || j->fence != ref->fence || strcmp(j->spec.id, ref->id) != 0 ||
+			    strcmp(j->queue, ref->queue) != 0)
+				continue;
+			if (v[0] == 's')
+				jobs_supersede(s, j, "Redis holds another fencing token");
+			else
+				jobs_cancel(s, j->spec.id);
+		}
+	}
+	free(ref);
+}
+
+static struct fenced_ref *
+fref(const struct job *j)
+{
+	struct fenced_ref *ref = xcalloc(1, sizeof(*ref));
+	snprintf(ref->id, sizeof(ref->id), "%s", j->spec.id);
+	snprintf(ref->queue, sizeof(ref->queue), "%s", j->queue);
+	ref->fence = j->fence;
+	return ref;
+}
+
+/* Writes "running" for a job a worker took (hopper_run). Its reply may stop the attempt (see run_reply). */
 static void
 send_run(struct server *s, struct job *j)
 {
 	j->run_pending = 0;
-	char now[32], pid[16], attempt[16], ttl[16], evmax[16], max_attempts[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      j->spec.id,
-	                      s->cfg.node_id,
-	                      FMT_NUM(now, j->started_at),
-	                      FMT_INT(pid, j->worker_pid),
-	                      FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max),
-	                      FMT_INT(max_attempts, j->spec.max_attempts)};
-	redis_batch(s->redis, "run", 9, argv, NULL, ignore_reply, (void *)"run");
+	struct rcall *c = job_call(s, j, RF_RUN);
+	rcall_arg(c, "id", j->spec.id, -1);
+	rcall_int(c, "fence", j->fence);
+	rcall_arg(c, "node", s->cfg.node_id, -1);
+	rcall_int(c, "pid", j->worker_pid);
+	rcall_int(c, "attempt", j->attempt);
+	rcall_int(c, "max_attempts", j->spec.max_attempts);
+	common_args(s, c);
+	struct fenced_ref *ref = fref(j);
+	if (rcall_batch(s, c, run_reply, ref) != 0)
+		free(ref);
 }
 
 /*
@@ -526,13 +660,14 @@ jobs_started(struct server *s, struct job *j)
 	s->nrunning++;
 	j->worker_pid = j->worker->pid;
 	j->run_pending = 1;
+	j->started_mono = mono();
 	struct store_attempt a = {.job_id = j->spec.id,
 	                          .type = j->spec.type,
 	                          .queue = j->queue,
 	                          .node = s->cfg.node_id,
 	                          .attempt = j->attempt,
 	                          .worker_pid = (int)j->worker_pid,
-	                          .created_at = j->spec.created_at,
+	                          .created_at = j->spec.created_at > 0 ? j->spec.created_at : j->started_at,
 	                          .started_at = j->started_at};
 	j->row = store_attempt_start(s->store, &a);
 }
@@ -548,19 +683,21 @@ jobs_flush_runs(struct server *s)
 void
 jobs_progress(struct server *s, struct job *j, int progress, const char *stage, const char *message)
 {
-	char now[32], pr[16], attempt[16], ttl[16], evmax[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      j->spec.id,
-	                      FMT_NUM(now, clock_now()),
-	                      FMT_INT(pr, progress),
-	                      stage ? stage : "",
-	                      message ? message : "",
-	                      FMT_INT(attempt, j->attempt),
-	                      FMT_INT(ttl, s->cfg.result_ttl_s),
-	                      FMT_INT(evmax, s->cfg.events_max)};
+	if (j->superseded)
+		return;
 	if (j->run_pending)
 		send_run(s, j); /* progress is written only onto a running job */
-	redis_batch(s->redis, "progress", 9, argv, NULL, ignore_reply, (void *)"progress");
+	struct rcall *c = job_call(s, j, RF_PROGRESS);
+	rcall_arg(c, "id", j->spec.id, -1);
+	rcall_int(c, "fence", j->fence);
+	rcall_int(c, "attempt", j->attempt);
+	rcall_int(c, "progress", progress);
+	rcall_arg(c, "stage", stage ? stage : "", -1);
+	rcall_arg(c, "message", message ? message : "", -1);
+	common_args(s, c);
+	struct fenced_ref *ref = fref(j);
+	if (rcall_batch(s, c, run_reply, ref) != 0)
+		free(ref);
 	if (j->row > 0)
 		store_event(s->store, j->row, clock_now(), "progress", NULL, progress, stage, message);
 }
@@ -581,8 +718,17 @@ jobs_attempt_done(struct server *s, struct job *j)
 	s->nrunning--;
 	j->phase = PHASE_FINISHING;
 	/* A moving average of how long attempts take, for the automatic prefetch (1/16 weight per job). */
-	double took = now - j->started_at;
+	double took = mono() - j->started_mono;
+	j->ran_s = took;
 	s->avg_job_s = s->avg_job_s > 0 ? s->avg_job_s + (took - s->avg_job_s) / 16 : took;
+	j->run_pending = 0; /* finish (or requeue) records the start too */
+	if (j->superseded) {
+		if (j->row > 0)
+			store_attempt_finish(s->store, j->row, "superseded", now,
+			                     "superseded: another claim took the job over", NULL);
+		job_op_start(s, j, OP_ACK);
+		return;
+	}
 	if (j->timed_out) {
 		char *e = xasprintf("timed out after %g s%s%s", j->spec.timeout_s, j->error ? ": " : "",
 		                    j->error ? j->error : "");
@@ -591,7 +737,6 @@ jobs_attempt_done(struct server *s, struct job *j)
 		j->ok = 0;
 		j->retryable = 1;
 	}
-	j->run_pending = 0; /* finish (or requeue) records the start too */
 	if (j->cancelled) {
 		/* Redis says cancelled already (terminal): finish only takes it out of the inflight list. */
 		free(j->error);
@@ -613,7 +758,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 	j->outcome = job_outcome(j->ok, j->retryable, j->attempt, j->spec.max_attempts);
 	if (j->outcome == JOB_RETRYING) {
 		double base = j->spec.backoff_base_s, max = j->spec.backoff_max_s;
-		j->retry_at = now + job_backoff_s(j->attempt, base, max, drand48());
+		j->retry_delay = job_backoff_s(j->attempt, base, max, drand48());
 	}
 	if (j->outcome != JOB_SUCCEEDED)
 		log_info("job %s (%s) attempt %d/%d: %s -> %s", j->spec.id, j->spec.type, j->attempt,
@@ -656,7 +801,7 @@ void
 jobs_cancel(struct server *s, const char *id)
 {
 	for (struct job *j = s->jobs; j != NULL; j = j->next) {
-		if (j->dead || j->cancelled || strcmp(j->spec.id, id) != 0)
+		if (j->dead || j->cancelled || j->superseded || strcmp(j->spec.id, id) != 0)
 			continue;
 		j->cancelled = 1;
 		if (j->phase == PHASE_READY) {
@@ -677,6 +822,70 @@ jobs_start(struct server *s)
 	srand48((long)(clock_now() * 1e6) ^ getpid());
 }
 
+/* --- after every resubscribe: the held jobs' states, read in one call per queue --- */
+
+struct held_check {
+	char queue[QUEUE_NAME_MAX + 1];
+	size_t n;
+	struct fenced_ref *refs;
+};
+
+static void
+held_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct held_check *h = priv;
+	for (size_t i = 0; r != NULL && rr_type(r) == RR_ARRAY && i < h->n && 2 * i + 1 < rr_count(r); i++) {
+		const char *st = rr_str(rr_elem(r, 2 * i), NULL), *fence = rr_str(rr_elem(r, 2 * i + 1), NULL);
+		if (st == NULL || fence == NULL)
+			continue;
+		for (struct job *j = s->jobs; j != NULL; j = j->next) {
+			if (j->dead || j->fence != h->refs[i].fence || strcmp(j->spec.id, h->refs[i].id) != 0 ||
+			    strcmp(j->queue, h->queue) != 0)
+				continue;
+			if (strtoll(fence, NULL, 10) != j->fence)
+				jobs_supersede(s, j, "Redis holds another fencing token");
+			else if (strcmp(st, "cancelled") == 0)
+				jobs_cancel(s, j->spec.id);
+		}
+	}
+	free(h->refs);
+	free(h);
+}
+
+void
+jobs_recheck_held(struct server *s)
+{
+	for (int q = 0; q < s->cfg.nqueues; q++) {
+		const char *queue = s->cfg.queues[q].name;
+		struct rctx ctx = {.queue = queue};
+		struct rcall *c = NULL;
+		struct held_check *h = NULL;
+		size_t cap = 0;
+		for (struct job *j = s->jobs; j != NULL; j = j->next) {
+			if (j->dead || j->fence <= 0 || strcmp(j->queue, queue) != 0)
+				continue;
+			if (c == NULL) {
+				c = rcall_new(s, RF_HELD, &ctx);
+				h = xcalloc(1, sizeof(*h));
+				snprintf(h->queue, sizeof(h->queue), "%s", queue);
+			}
+			if (h->n == cap) {
+				cap = cap ? cap * 2 : 16;
+				h->refs = xrealloc(h->refs, cap * sizeof(*h->refs));
+			}
+			struct fenced_ref *ref = fref(j);
+			h->refs[h->n++] = *ref;
+			free(ref);
+			struct rctx jc = {.queue = queue, .id = j->spec.id};
+			rcall_key(c, RK_JOB, &jc);
+		}
+		if (c != NULL && rcall_send(s, c, held_reply, h) != 0) {
+			free(h->refs);
+			free(h);
+		}
+	}
+}
+
 void
 jobs_resend(struct server *s)
 {
@@ -688,7 +897,7 @@ jobs_resend(struct server *s)
 void
 jobs_retry_failed_ops(struct server *s)
 {
-	double now = clock_now();
+	double now = mono();
 	for (struct job *j = s->jobs; j != NULL; j = j->next)
 		if (!j->dead && j->op != OP_NONE && !j->redis_busy && j->op_retry_at > 0 && j->op_retry_at <= now)
 			op_send(s, j);

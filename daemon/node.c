@@ -15,10 +15,109 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
 static void heartbeat(struct server *s, int check);
+
+/* Monotonic seconds (heartbeat intervals must not jump with the wall clock). */
+static double
+mono(void)
+{
+	return clock_monotonic_ms() / 1000.0;
+}
+
+/* A new incarnation id: NODE/16 hex digits. Every claim records it; a reaped incarnation never comes back. */
+static void
+new_incarnation(struct server *s)
+{
+	unsigned char r[8] = {0};
+	FILE *f = fopen("/dev/urandom", "re");
+	if (f == NULL || fread(r, 1, sizeof(r), f) != sizeof(r)) {
+		long long t = (long long)(clock_now() * 1e6) ^ getpid();
+		memcpy(r, &t, sizeof(r));
+	}
+	if (f != NULL)
+		fclose(f);
+	snprintf(s->inc, sizeof(s->inc), "%s/%02x%02x%02x%02x%02x%02x%02x%02x", s->cfg.node_id, r[0], r[1], r[2], r[3],
+	         r[4], r[5], r[6], r[7]);
+}
+
+/* --- returning a reaped incarnation's inflight lists, one queue at a time --- */
+
+struct reaping {
+	char inc[96];
+	char node[72];
+	int left; /* return calls outstanding */
+	int failed;
+};
+
+static void
+reaped_done_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+}
+
+/* Once every queue of the incarnation is back, its reaping entry goes. */
+static void
+reaping_release(struct server *s, struct reaping *rp)
+{
+	if (--rp->left > 0)
+		return;
+	if (!rp->failed) {
+		struct rctx ctx = {0};
+		struct rcall *c = rcall_new(s, RF_REAPED_DONE, &ctx);
+		rcall_arg(c, "node", rp->node, -1);
+		rcall_arg(c, "inc", rp->inc, -1);
+		rcall_send(s, c, reaped_done_reply, NULL);
+	}
+	free(rp);
+}
+
+static void
+return_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct reaping *rp = priv;
+	if (r == NULL || rr_type(r) != RR_INTEGER)
+		rp->failed = 1;
+	else if (rr_int(r) > 0) {
+		log_warn("returned %lld jobs of %s (node %s) to their queues", rr_int(r),
+		         strcmp(rp->node, s->cfg.node_id) == 0 ? "this node's previous run" : "a reaped node",
+		         rp->node);
+		fetch_more(s);
+	}
+	reaping_release(s, rp);
+}
+
+/* One reaping entry (inc -> "node\nq1,q2"): each queue's inflight list of that node goes back. */
+static void
+return_incarnation(struct server *s, const char *inc, const char *value)
+{
+	const char *nl = strchr(value, '\n');
+	if (nl == NULL)
+		return;
+	struct reaping *rp = xcalloc(1, sizeof(*rp));
+	snprintf(rp->inc, sizeof(rp->inc), "%s", inc);
+	snprintf(rp->node, sizeof(rp->node), "%.*s", (int)(nl - value), value);
+	char *queues = xstrdup(nl + 1), *save = NULL;
+	rp->left = 1; /* held until every call went out */
+	for (char *q = strtok_r(queues, ",", &save); q != NULL; q = strtok_r(NULL, ",", &save)) {
+		if (!job_name_valid(q, QUEUE_NAME_MAX))
+			continue;
+		struct rctx ctx = {.queue = q, .node = rp->node};
+		struct rcall *c = rcall_new(s, RF_RETURN, &ctx);
+		rcall_arg(c, "inc", inc, -1);
+		rcall_int(c, "ttl", s->cfg.result_ttl_s);
+		if (rcall_batch(s, c, return_reply, rp) == 0)
+			rp->left++;
+		else
+			rp->failed = 1;
+	}
+	free(queues);
+	if (strcmp(rp->node, s->cfg.node_id) != 0)
+		log_warn("node %s (%s) was silent for a lease: its jobs go back to their queues", rp->node, inc);
+	reaping_release(s, rp); /* drops the hold taken above */
+}
 
 static void
 reap_reply(struct server *s, const struct redis_reply *r, void *priv)
@@ -28,28 +127,29 @@ reap_reply(struct server *s, const struct redis_reply *r, void *priv)
 			log_error("reap failed: %s", rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "unexpected reply");
 		return;
 	}
-	long long moved = rr_int(rr_elem(r, 0));
-	for (size_t i = 1; i < rr_count(r); i++)
-		log_warn("node %s stopped heartbeating: its jobs went back to their queues",
-		         rr_str(rr_elem(r, i), NULL));
-	if (priv != NULL) {
-		if (moved > 0)
-			log_warn("returned %lld jobs left in flight by this node's previous run", moved);
+	for (size_t i = 0; i + 1 < rr_count(r); i += 2) {
+		const char *inc = rr_str(rr_elem(r, i), NULL), *v = rr_str(rr_elem(r, i + 1), NULL);
+		if (inc != NULL && v != NULL)
+			return_incarnation(s, inc, v);
+	}
+	if (priv != NULL && !s->registered) {
 		s->registered = 1;
-		log_info("node %s registered; consuming %s", s->cfg.node_id, s->cfg.queues_spec);
-		fetch_more(s);
-	} else if (moved > 0) {
-		log_warn("returned %lld jobs of dead nodes to their queues", moved);
+		log_info("node %s registered as %s; consuming %s", s->cfg.node_id, s->inc, s->cfg.queues_spec);
 		fetch_more(s);
 	}
 }
 
-/* Returns dead nodes' jobs; with recover_self, also this node's own leftovers (start-up only). */
+/* Reaps nodes silent for a lease (see 10_nodes.lua) and returns the jobs of every reaped incarnation. */
 static void
-reap(struct server *s, int recover_self)
+reap(struct server *s, int registering)
 {
-	const char *argv[] = {s->cfg.key_prefix, s->cfg.node_id, recover_self ? "1" : "0"};
-	redis_call(s->redis, "reap", 3, argv, NULL, reap_reply, recover_self ? (void *)s : NULL);
+	struct rctx ctx = {0};
+	struct rcall *c = rcall_new(s, RF_REAP, &ctx);
+	rcall_arg(c, "node", s->cfg.node_id, -1);
+	rcall_arg(c, "inc", s->inc, -1);
+	rcall_int(c, "seq", s->hb_seq);
+	rcall_int(c, "lease_ms", (long long)(s->cfg.lease_s * 1000));
+	rcall_send(s, c, reap_reply, registering ? (void *)s : NULL);
 }
 
 /* 1 if pid is a live (not zombie) hopperd on this host: the holder of a heartbeat we found at start-up. */
@@ -82,49 +182,80 @@ heartbeat_reply(struct server *s, const struct redis_reply *r, void *priv)
 		return;
 	}
 	const char *verdict = rr_str(rr_elem(r, 0), NULL);
-	if (priv == NULL || verdict == NULL || strcmp(verdict, "held") != 0) {
+	if (verdict == NULL)
+		return;
+	if (strcmp(verdict, "reaped") == 0) {
+		/* Another node reaped this one (it was silent for a lease, or Redis lost its registration): every
+		 * job it holds may be running elsewhere now. Stop them all and register as a new incarnation. */
+		log_error("node %s (%s) was reaped while alive: stopping every attempt it holds and registering again",
+		          s->cfg.node_id, s->inc);
+		jobs_supersede_all(s, "this node was reaped");
+		s->registered = 0;
+		new_incarnation(s);
+		heartbeat(s, 2);
+		return;
+	}
+	if (strcmp(verdict, "ok") == 0) {
 		if (priv != NULL)
 			reap(s, 1);
 		return;
 	}
-	const char *pid = rr_str(rr_elem(r, 1), NULL), *host = rr_str(rr_elem(r, 2), NULL);
-	if (host != NULL && strcmp(host, s->host) == 0 && pid != NULL && !hopperd_alive(atol(pid))) {
-		log_warn("node id %s was held by pid %s, which is gone: taking over", s->cfg.node_id, pid);
-		heartbeat(s, 0);
-		reap(s, 1);
+	if (priv == NULL || strcmp(verdict, "held") != 0)
+		return; /* stale: an older beat, nothing to do */
+	size_t hlen = 0;
+	const char *hb = rr_str(rr_elem(r, 1), &hlen);
+	json_t *o = hb != NULL ? json_loadb(hb, hlen, 0, NULL) : NULL;
+	long pid = (long)json_integer_value(json_object_get(o, "pid"));
+	const char *host = json_string_value(json_object_get(o, "host"));
+	if (host != NULL && strcmp(host, s->host) == 0 && !hopperd_alive(pid)) {
+		log_warn("node id %s was held by pid %ld, which is gone: taking over", s->cfg.node_id, pid);
+		json_decref(o);
+		heartbeat(s, 2);
 		return;
 	}
-	log_error("node id %s is in use by pid %s on %s: give each daemon its own node_id", s->cfg.node_id,
-	          pid ? pid : "?", host ? host : "?");
+	log_error("node id %s is in use by pid %ld on %s: give each daemon its own node_id", s->cfg.node_id, pid,
+	          host ? host : "?");
+	json_decref(o);
 	s->exit_code = 1;
 	ev_break(s->loop, EVBREAK_ALL);
 }
 
+/* check: 0 a beat, 1 registration, 2 registration taking over the id from a holder that is gone. */
 static void
 heartbeat(struct server *s, int check)
 {
-	const char *argv[10 + MAX_QUEUES];
-	char pid[16], started[32], running[16], lease[16], now[32];
-	int n = 0;
-	argv[n++] = s->cfg.key_prefix;
-	argv[n++] = s->cfg.node_id;
-	argv[n++] = FMT_INT(pid, getpid());
-	argv[n++] = s->host;
-	argv[n++] = FMT_NUM(started, s->started_at);
-	argv[n++] = FMT_INT(running, s->nrunning);
-	argv[n++] = HOPPER_VERSION;
-	argv[n++] = FMT_INT(lease, (long long)(s->cfg.lease_s * 1000));
-	argv[n++] = FMT_NUM(now, clock_now());
-	argv[n++] = check ? "1" : "0";
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[n++] = s->cfg.queues[i].name;
-	if (redis_call(s->redis, "heartbeat", n, argv, NULL, heartbeat_reply, check ? (void *)s : NULL) == 0)
-		s->last_heartbeat = clock_now();
+	char queues[MAX_QUEUES * (QUEUE_NAME_MAX + 1) + 1] = "";
+	for (int i = 0; i < s->cfg.nqueues; i++) {
+		if (i > 0)
+			strcat(queues, ",");
+		strcat(queues, s->cfg.queues[i].name);
+	}
+	json_t *hb = json_pack("{s:s, s:s, s:I, s:s, s:f, s:i, s:s, s:s, s:f}", "node", s->cfg.node_id, "inc", s->inc,
+	                       "pid", (json_int_t)getpid(), "host", s->host, "started_at", s->started_at, "running",
+	                       s->nrunning, "version", HOPPER_VERSION, "queues", queues, "updated_at", clock_now());
+	char *text = jsonx_dump(hb);
+	json_decref(hb);
+	struct rctx ctx = {0};
+	struct rcall *c = rcall_new(s, RF_HEARTBEAT, &ctx);
+	rcall_arg(c, "node", s->cfg.node_id, -1);
+	rcall_arg(c, "inc", s->inc, -1);
+	rcall_int(c, "seq", ++s->hb_seq);
+	rcall_int(c, "lease_ms", (long long)(s->cfg.lease_s * 1000));
+	/* A gap of more than two intervals breaks this node's run of beats (it then reaps nobody for a lease). */
+	rcall_int(c, "gap_ms", (long long)(s->cfg.heartbeat_s * 2000) + 500);
+	rcall_int(c, "check", check);
+	rcall_arg(c, "hb", text, -1);
+	rcall_arg(c, "queues", queues, -1);
+	free(text);
+	if (rcall_send(s, c, heartbeat_reply, check ? (void *)s : NULL) == 0)
+		s->last_heartbeat = mono();
 }
 
 void
 node_on_connect(struct server *s)
 {
+	if (s->inc[0] == '\0')
+		new_incarnation(s);
 	if (!s->registered) {
 		heartbeat(s, 1);
 		return;
@@ -140,8 +271,10 @@ node_on_disconnect(struct server *s, int blocking_conn)
 {
 	if (blocking_conn)
 		s->blocking = 0;
-	else
+	else {
 		s->fetching = 0;
+		s->nreconcile = 0;
+	}
 	s->need_reconcile = 1;
 }
 
@@ -150,7 +283,7 @@ node_tick(struct server *s)
 {
 	if (!redis_ready(s->redis))
 		return;
-	double now = clock_now();
+	double now = mono();
 	if (now - s->last_heartbeat >= s->cfg.heartbeat_s && s->registered) {
 		heartbeat(s, 0);
 		reap(s, 0);
@@ -166,17 +299,16 @@ promote_reply(struct server *s, const struct redis_reply *r, void *priv)
 		fetch_more(s);
 }
 
+/* Moves due delayed jobs and retries (due by Redis's clock) of each queue to its head. */
 void
 node_promote(struct server *s)
 {
 	if (!redis_ready(s->redis) || !s->registered)
 		return;
-	const char *argv[3 + MAX_QUEUES];
-	char now[32];
-	argv[0] = s->cfg.key_prefix;
-	argv[1] = FMT_NUM(now, clock_now());
-	argv[2] = "1000";
-	for (int i = 0; i < s->cfg.nqueues; i++)
-		argv[3 + i] = s->cfg.queues[i].name;
-	redis_call(s->redis, "promote", 3 + s->cfg.nqueues, argv, NULL, promote_reply, NULL);
+	for (int i = 0; i < s->cfg.nqueues; i++) {
+		struct rctx ctx = {.queue = s->cfg.queues[i].name};
+		struct rcall *c = rcall_new(s, RF_PROMOTE, &ctx);
+		rcall_int(c, "limit", 1000);
+		rcall_batch(s, c, promote_reply, NULL);
+	}
 }

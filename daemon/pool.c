@@ -1,12 +1,13 @@
 /*
  * pool: the worker processes. Each is a fork+exec of hopper-worker with its end of a socketpair on fd 3,
- * in its own process group. The pool hands READY jobs to idle workers, reads their frames, enforces
- * timeouts (SIGTERM, then SIGKILL after kill_grace_s) through one deadline heap, replaces workers that die,
+ * in its own process group, and no other fd but 0-2. The pool hands READY jobs to idle workers, reads their frames,
+ * enforces timeouts (SIGTERM, then SIGKILL after kill_grace_s) through one deadline heap, replaces workers that die,
  * and retires them after worker_max_jobs jobs or past worker_max_rss_mb.
  *
  * An attempt that ends by a worker's death is decided only once the worker's exit status is in and its
  * socket has been drained, so a RESULT it managed to send is never mistaken for a crash.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -47,13 +48,46 @@ pool_start(struct server *s)
 	pool_fill(s);
 }
 
+/*
+ * Closes every fd from `from` up in the forked child: close_range(2) (Linux 5.9, glibc 2.34), else each fd
+ * /proc/self/fd lists (a kernel without close_range), else as many as RLIMIT_NOFILE allows. The daemon's fds
+ * are CLOEXEC anyway; this also catches any a library opened without it.
+ */
+static void
+close_fds_from(int from)
+{
+	if (close_range((unsigned)from, ~0U, 0) == 0)
+		return;
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		int self = dirfd(d), fds[256], n;
+		do { /* collect, then close: closing while reading the directory could skip entries */
+			n = 0;
+			rewinddir(d);
+			struct dirent *e;
+			while ((e = readdir(d)) != NULL && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
+				int fd = atoi(e->d_name);
+				if (fd >= from && fd != self)
+					fds[n++] = fd;
+			}
+			for (int i = 0; i < n; i++)
+				close(fds[i]);
+		} while (n > 0);
+		closedir(d);
+		return;
+	}
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
+		close((int)fd);
+}
+
 static void
 exec_worker(const struct config *cfg, int fd)
 {
-	if (dup2(fd, 3) < 0)
+	/* The socket goes to fd 3 without CLOEXEC (dup2 clears it; if it already is 3, clear it here). */
+	if (fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(fd, 3) < 0)
 		_exit(127);
-	for (int i = 4; i < 1024; i++)
-		close(i);
+	close_fds_from(4);
 	setpgid(0, 0);
 	char as_limit[32];
 	snprintf(as_limit, sizeof(as_limit), "%d", cfg->worker_max_rss_mb * 4);
@@ -261,7 +295,7 @@ worker_rss_mb(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	if (f == NULL)
 		return 0;
 	long size = 0, resident = 0;

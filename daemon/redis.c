@@ -11,7 +11,17 @@
 #include "embedded.h"
 #include "hopperd.h"
 #include "log.h"
+#include "rfunc.h"
 #include "xmalloc.h"
+
+#include <fcntl.h>
+
+/* Monotonic seconds: every interval here (overdue replies, pings) must not jump with the wall clock. */
+static double
+mono(void)
+{
+	return clock_monotonic_ms() / 1000.0;
+}
 
 /* A reply that has not come this long after its request (beyond any blocking timeout) means a dead link. */
 #define REPLY_OVERDUE_S 5.0
@@ -33,30 +43,47 @@ struct conn {
 	double last_io;
 	double overdue_extra; /* the blocking timeout of an outstanding BLMOVE */
 	double backoff;
+	int loading; /* dropped because Redis was loading: the reconnect keeps the backoff */
 	ev_timer retry;
 };
 
-/* One loop turn's worth of operations, sent as one hopper_batch call. */
+/*
+ * One loop turn's operations of one hash tag, sent as one hopper_batch call (hopper_batch_oom for ops that
+ * may run under OOM): FCALL hopper_batch NKEYS key... n (name nkeys nargs arg...)... Keys and arguments
+ * are kept apart until the flush joins them.
+ */
 struct batch {
+	struct batch *next;
+	char tag[QUEUE_NAME_MAX + 3];
+	int oom;
 	size_t nops;
 	redis_cb **cbs;
 	void **privs;
 	size_t opcap;
-	char **argv; /* owned copies; argv[0..2] are FCALL hopper_batch 0, argv[3] the count */
-	size_t *lens;
-	size_t argc, argcap;
+	struct vec {
+		char **v; /* owned copies */
+		size_t *lens;
+		size_t n, cap;
+	} keys, args;
+	size_t bytes;
 };
 
-/* A batch grows to this many operations before it is sent without waiting for the turn to end. */
-#define BATCH_MAX_OPS 2000
+/* A batch is sent without waiting for the turn to end once it holds this many operations or bytes, so a
+ * resend of many large results after a reconnect never builds one command beyond Redis's query buffer. */
+#define BATCH_MAX_OPS   2000
+#define BATCH_MAX_BYTES (8u << 20)
 
 struct redis {
 	struct server *s;
 	struct conn cmd, blk;
-	struct conn sub; /* pub/sub only: the control channel and watched jobs' channels (ctl_watch.c) */
-	char *library;   /* "#!lua name=hopper" and every daemon/lua file */
-	struct batch *batch;
-	int batch_inflight; /* a batch awaits its reply */
+	struct conn sub;       /* pub/sub only: the control channel and watched jobs' channels (ctl_watch.c) */
+	char *library;         /* "#!lua name=hopper" and every daemon/lua file */
+	struct batch *batches; /* this turn's, one per (tag, oom) */
+	int batch_inflight;    /* batches awaiting their reply */
+	char *ping_chan;       /* P{@}:ping:NODE: the pub/sub link's health check */
+	double ping_sent;      /* monotonic seconds; 0 = no ping outstanding */
+	double ping_last;
+	int unsafe; /* maxmemory-policy evicts keys: no work until it changes (or the override) */
 };
 
 struct request {
@@ -66,6 +93,7 @@ struct request {
 };
 
 static void conn_connect(struct conn *c);
+static int sub_send(struct redis *r, const char *cmd, const char *channel);
 
 static void
 conn_schedule_retry(struct conn *c)
@@ -84,17 +112,33 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_connect(w->data);
 }
 
+static void setup_reply(struct server *s, const struct redis_reply *r, void *priv);
+
 static void
 on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct request *req = privdata;
 	struct conn *c = req->c;
+	redisReply *rep = reply;
 	if (c->pending > 0)
 		c->pending--;
-	c->last_io = clock_now();
+	c->last_io = mono();
 	c->overdue_extra = 0;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "LOADING", 7) == 0) {
+		/* Redis is loading its data: nothing was done. Back off like after a lost connection (the callback
+		 * gets NULL, so the work is resent after the reconnect) instead of resending every loop turn. */
+		if (c->up && c->ac != NULL) {
+			if (c->backoff == 0)
+				log_warn("redis: %s connection: Redis is loading its dataset; backing off", c->name);
+			c->up = 0;
+			c->loading = 1;
+			redisAsyncDisconnect(c->ac);
+		}
+		rep = NULL;
+	} else if (rep != NULL && req->cb != setup_reply)
+		c->backoff = 0; /* a real answer: the next loss starts its backoff afresh */
 	if (req->cb != NULL)
-		req->cb(c->r->s, reply, req->priv);
+		req->cb(c->r->s, (const struct redis_reply *)rep, req->priv);
 	free(req);
 }
 
@@ -112,7 +156,7 @@ conn_send(struct conn *c, int argc, const char **argv, const size_t *lens, redis
 		return -1;
 	}
 	if (c->pending++ == 0)
-		c->last_io = clock_now();
+		c->last_io = mono();
 	return 0;
 }
 
@@ -122,6 +166,49 @@ setup_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	if (r != NULL && rr_type(r) == RR_ERROR)
 		log_error("redis: %s failed: %s", (const char *)priv, rr_str(r, NULL));
+}
+
+/*
+ * maxmemory-policy, checked on every (re)connect: a policy that evicts keys (allkeys-*, volatile-*) would
+ * drop queues, job hashes or heartbeats under memory pressure, so hopperd does no work on such a Redis
+ * (at start-up it exits) unless redis_allow_eviction is set. noeviction is right. A Redis that denies
+ * CONFIG (renamed, ACL) gets a warning and is used.
+ */
+static void
+policy_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct redis *rd = s->redis;
+	if (r == NULL)
+		return;
+	const struct redis_reply *v = rr_count(r) == 2 ? rr_elem(r, 1) : NULL;
+	const char *pol = v != NULL ? rr_str(v, NULL) : NULL;
+	if (pol == NULL) {
+		log_warn("redis: cannot read maxmemory-policy (%s): make sure it is noeviction",
+		         rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "no such setting");
+		return;
+	}
+	int evicts = strncmp(pol, "allkeys-", 8) == 0 || strncmp(pol, "volatile-", 9) == 0;
+	if (!evicts) {
+		if (rd->unsafe)
+			log_info("redis: maxmemory-policy is now %s: resuming", pol);
+		rd->unsafe = 0;
+		return;
+	}
+	if (s->cfg.redis_allow_eviction) {
+		log_warn("redis: maxmemory-policy %s may evict hopper's keys (jobs lost, live nodes reaped); "
+		         "used anyway because redis_allow_eviction is set",
+		         pol);
+		return;
+	}
+	log_error("redis: maxmemory-policy is %s, which evicts keys: hopper's queues, jobs and heartbeats would be "
+	          "lost. Set it to noeviction (CONFIG SET maxmemory-policy noeviction), or redis_allow_eviction=1 "
+	          "(unsafe)",
+	          pol);
+	rd->unsafe = 1;
+	if (!s->registered) {
+		s->exit_code = 1;
+		ev_break(s->loop, EVBREAK_ALL);
+	}
 }
 
 static void
@@ -141,6 +228,8 @@ conn_setup(struct conn *c)
 	if (c->is_cmd) {
 		const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", c->r->library};
 		conn_send(c, 4, argv, NULL, setup_reply, (void *)"FUNCTION LOAD (hopperd needs Redis 7 or newer)");
+		const char *pol[] = {"CONFIG", "GET", "maxmemory-policy"};
+		conn_send(c, 3, pol, NULL, policy_reply, NULL);
 	}
 }
 
@@ -156,13 +245,15 @@ on_connect(const redisAsyncContext *ac, int status)
 	}
 	log_info("redis: %s connection up", c->name);
 	c->up = 1;
-	c->backoff = 0;
+	c->loading = 0;
 	c->pending = 0;
-	c->last_io = clock_now();
+	c->last_io = mono();
 	conn_setup(c);
-	if (c->kind == CONN_SUB)
+	if (c->kind == CONN_SUB) {
+		c->r->ping_sent = 0;
+		sub_send(c->r, "SUBSCRIBE", c->r->ping_chan);
 		ctl_sub_connected(c->r->s);
-	else if (c->is_cmd)
+	} else if (c->is_cmd)
 		node_on_connect(c->r->s);
 	else
 		fetch_more(c->r->s);
@@ -198,6 +289,10 @@ conn_connect(struct conn *c)
 		conn_schedule_retry(c);
 		return;
 	}
+	/* Workers must not inherit Redis sockets. */
+	int fl = fcntl(ac->c.fd, F_GETFD);
+	if (fl >= 0)
+		fcntl(ac->c.fd, F_SETFD, fl | FD_CLOEXEC);
 	ac->data = c;
 	redisLibevAttach(c->r->s->loop, ac);
 	redisAsyncSetConnectCallback(ac, on_connect);
@@ -239,6 +334,7 @@ redis_new(struct server *s)
 	struct redis *r = xcalloc(1, sizeof(*r));
 	r->s = s;
 	r->library = library_text();
+	r->ping_chan = rchan_ping(s);
 	conn_init(r, &r->cmd, "command", CONN_CMD);
 	conn_init(r, &r->blk, "blocking", CONN_BLOCK);
 	conn_init(r, &r->sub, "pub/sub", CONN_SUB);
@@ -272,7 +368,17 @@ redis_free(struct redis *r)
 		}
 	}
 	free(r->library);
+	free(r->ping_chan);
 	free(r);
+}
+
+static void
+vec_free(struct vec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->v[i]);
+	free(v->v);
+	free(v->lens);
 }
 
 static void
@@ -280,40 +386,53 @@ batch_free(struct batch *b)
 {
 	if (b == NULL)
 		return;
-	for (size_t i = 0; i < b->argc; i++)
-		free(b->argv[i]);
-	free(b->argv);
-	free(b->lens);
+	vec_free(&b->keys);
+	vec_free(&b->args);
 	free(b->cbs);
 	free(b->privs);
 	free(b);
 }
 
 static void
-batch_arg(struct batch *b, const char *arg, size_t len)
+vec_add(struct vec *v, const char *arg, size_t len)
 {
-	if (b->argc == b->argcap) {
-		b->argcap = b->argcap ? b->argcap * 2 : 256;
-		b->argv = xrealloc(b->argv, b->argcap * sizeof(*b->argv));
-		b->lens = xrealloc(b->lens, b->argcap * sizeof(*b->lens));
+	if (v->n == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 256;
+		v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
+		v->lens = xrealloc(v->lens, v->cap * sizeof(*v->lens));
 	}
-	b->argv[b->argc] = xstrndup(arg, len);
-	b->lens[b->argc++] = len;
+	v->v[v->n] = xmalloc(len + 1);
+	memcpy(v->v[v->n], arg, len);
+	v->v[v->n][len] = '\0';
+	v->lens[v->n++] = len;
 }
 
+static void
+vec_int(struct vec *v, size_t n)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "%zu", n);
+	vec_add(v, b, strlen(b));
+}
+
+static void batch_send(struct redis *r, struct batch *b);
+
 int
-redis_batch(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
-            void *priv)
+redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t nkeys, const char **keys,
+            const size_t *klens, size_t nargs, const char **args, const size_t *alens, redis_cb *cb, void *priv)
 {
 	if (!r->cmd.up)
 		return -1;
-	struct batch *b = r->batch;
+	struct batch *b = r->batches;
+	while (b != NULL && (b->oom != oom || strcmp(b->tag, tag) != 0))
+		b = b->next;
 	if (b == NULL) {
-		b = r->batch = xcalloc(1, sizeof(*b));
-		batch_arg(b, "FCALL", 5);
-		batch_arg(b, "hopper_batch", 12);
-		batch_arg(b, "0", 1);
-		batch_arg(b, "0", 1); /* the count, filled in by redis_flush */
+		b = xcalloc(1, sizeof(*b));
+		snprintf(b->tag, sizeof(b->tag), "%s", tag);
+		b->oom = oom;
+		vec_add(&b->args, "0", 1); /* the count, filled in by the flush */
+		b->next = r->batches;
+		r->batches = b;
 	}
 	if (b->nops == b->opcap) {
 		b->opcap = b->opcap ? b->opcap * 2 : 64;
@@ -322,14 +441,25 @@ redis_batch(struct redis *r, const char *name, int argc, const char **argv, cons
 	}
 	b->cbs[b->nops] = cb;
 	b->privs[b->nops++] = priv;
-	char n[16];
-	batch_arg(b, name, strlen(name));
-	snprintf(n, sizeof(n), "%d", argc);
-	batch_arg(b, n, strlen(n));
-	for (int i = 0; i < argc; i++)
-		batch_arg(b, argv[i], lens ? lens[i] : strlen(argv[i]));
-	if (b->nops >= BATCH_MAX_OPS && !r->batch_inflight)
-		redis_flush(r);
+	vec_add(&b->args, name, strlen(name));
+	vec_int(&b->args, nkeys);
+	vec_int(&b->args, nargs);
+	for (size_t i = 0; i < nkeys; i++) {
+		vec_add(&b->keys, keys[i], klens[i]);
+		b->bytes += klens[i];
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		vec_add(&b->args, args[i], alens[i]);
+		b->bytes += alens[i];
+	}
+	if (b->nops >= BATCH_MAX_OPS || b->bytes >= BATCH_MAX_BYTES) {
+		/* Full: sent now, pipelined behind any batch in flight; the next op starts a new one. */
+		struct batch **pp = &r->batches;
+		while (*pp != b)
+			pp = &(*pp)->next;
+		*pp = b->next;
+		batch_send(r, b);
+	}
 	return 0;
 }
 
@@ -338,7 +468,8 @@ static void
 batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 {
 	struct batch *b = priv;
-	s->redis->batch_inflight = 0;
+	if (s->redis->batch_inflight > 0)
+		s->redis->batch_inflight--;
 	for (size_t i = 0; i < b->nops; i++) {
 		const struct redis_reply *e = rep;
 		if (rep != NULL && rr_type(rep) == RR_ARRAY)
@@ -349,69 +480,105 @@ batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 	batch_free(b);
 }
 
+static void
+batch_send(struct redis *r, struct batch *b)
+{
+	char n[24], nk[24];
+	snprintf(n, sizeof(n), "%zu", b->nops);
+	free(b->args.v[0]);
+	b->args.v[0] = xstrdup(n);
+	b->args.lens[0] = strlen(n);
+	snprintf(nk, sizeof(nk), "%zu", b->keys.n);
+	size_t argc = 3 + b->keys.n + b->args.n;
+	const char **argv = xcalloc(argc, sizeof(*argv));
+	size_t *lens = xcalloc(argc, sizeof(*lens)), k = 0;
+	argv[k] = "FCALL";
+	lens[k++] = 5;
+	argv[k] = b->oom ? "hopper_batch_oom" : "hopper_batch";
+	lens[k] = strlen(argv[k]);
+	k++;
+	argv[k] = nk;
+	lens[k++] = strlen(nk);
+	for (size_t i = 0; i < b->keys.n; i++, k++) {
+		argv[k] = b->keys.v[i];
+		lens[k] = b->keys.lens[i];
+	}
+	for (size_t i = 0; i < b->args.n; i++, k++) {
+		argv[k] = b->args.v[i];
+		lens[k] = b->args.lens[i];
+	}
+	/* Arguments are copied into hiredis's output buffer, so the copies can go now. */
+	r->batch_inflight++;
+	int rc = conn_send(&r->cmd, (int)argc, argv, lens, batch_reply, b);
+	free(argv);
+	free(lens);
+	vec_free(&b->keys);
+	vec_free(&b->args);
+	memset(&b->keys, 0, sizeof(b->keys));
+	memset(&b->args, 0, sizeof(b->args));
+	if (rc < 0)
+		batch_reply(r->s, NULL, b);
+}
+
 void
 redis_flush(struct redis *r)
 {
-	struct batch *b = r->batch;
-	if (b == NULL)
-		return;
-	r->batch = NULL;
-	char n[24];
-	snprintf(n, sizeof(n), "%zu", b->nops);
-	free(b->argv[3]);
-	b->argv[3] = xstrdup(n);
-	b->lens[3] = strlen(n);
-	/* Arguments are copied into hiredis's output buffer, so the copies can go now. */
-	int rc = conn_send(&r->cmd, (int)b->argc, (const char **)b->argv, b->lens, batch_reply, b);
-	for (size_t i = 0; i < b->argc; i++) {
-		free(b->argv[i]);
-		b->argv[i] = NULL;
+	struct batch *b;
+	while ((b = r->batches) != NULL) {
+		r->batches = b->next;
+		batch_send(r, b);
 	}
-	b->argc = 0;
-	if (rc < 0)
-		batch_reply(r->s, NULL, b);
-	else
-		r->batch_inflight = 1;
 }
 
 int
 redis_can_flush(const struct redis *r)
 {
-	return !r->batch_inflight;
+	return r->batch_inflight == 0;
 }
 
 int
 redis_ready(const struct redis *r)
 {
-	return r->cmd.up;
+	return r->cmd.up && !r->unsafe;
 }
 
 int
 redis_block_ready(const struct redis *r)
 {
-	return r->blk.up && r->blk.pending == 0;
+	return r->blk.up && r->blk.pending == 0 && !r->unsafe;
 }
 
 int
-redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv)
+redis_fcall(struct redis *r, const char *name, int ro, size_t nkeys, const char **keys, const size_t *klens,
+            size_t nargs, const char **args, const size_t *alens, redis_cb *cb, void *priv)
 {
-	enum { MAX_ARGS = 64 };
-	if (argc + 3 > MAX_ARGS)
-		fatal("redis_call %s: too many arguments (%d)", name, argc);
-	const char *av[MAX_ARGS];
-	size_t lv[MAX_ARGS];
-	char fname[64];
+	size_t argc = 3 + nkeys + nargs, k = 0;
+	const char **av = xcalloc(argc, sizeof(*av));
+	size_t *lv = xcalloc(argc, sizeof(*lv));
+	char fname[64], nk[24];
 	snprintf(fname, sizeof(fname), "hopper_%s", name);
-	av[0] = "FCALL";
-	av[1] = fname;
-	av[2] = "0";
-	for (int i = 0; i < 3; i++)
-		lv[i] = strlen(av[i]);
-	for (int i = 0; i < argc; i++) {
-		av[3 + i] = argv[i];
-		lv[3 + i] = lens ? lens[i] : strlen(argv[i]);
+	snprintf(nk, sizeof(nk), "%zu", nkeys);
+	av[k] = ro ? "FCALL_RO" : "FCALL";
+	lv[k] = strlen(av[k]);
+	k++;
+	av[k] = fname;
+	lv[k] = strlen(fname);
+	k++;
+	av[k] = nk;
+	lv[k] = strlen(nk);
+	k++;
+	for (size_t i = 0; i < nkeys; i++, k++) {
+		av[k] = keys[i];
+		lv[k] = klens[i];
 	}
-	return conn_send(&r->cmd, argc + 3, av, lv, cb, priv);
+	for (size_t i = 0; i < nargs; i++, k++) {
+		av[k] = args[i];
+		lv[k] = alens[i];
+	}
+	int rc = conn_send(&r->cmd, (int)argc, av, lv, cb, priv);
+	free(av);
+	free(lv);
+	return rc;
 }
 
 int
@@ -442,7 +609,7 @@ conn_health(struct conn *c)
 {
 	if (c->ac == NULL || !c->up)
 		return;
-	double idle = clock_now() - c->last_io;
+	double idle = mono() - c->last_io;
 	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra) {
 		log_warn("redis: %s connection: no reply for %.1f s; reconnecting", c->name, idle);
 		redisAsyncContext *ac = c->ac;
@@ -471,12 +638,22 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 	redisReply *kind = rep->element[0], *ch = rep->element[1], *msg = rep->element[2];
 	if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
 		return;
-	r->sub.last_io = clock_now();
+	r->sub.last_io = mono();
+	if (strcmp(ch->str, r->ping_chan) == 0) {
+		/* The link's own health check: a ping we published came back over it. */
+		if (strcmp(kind->str, "message") == 0)
+			r->ping_sent = 0;
+		return;
+	}
 	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING)
 		ctl_sub_message(r->s, ch->str, msg->str, msg->len);
-	else if (strcmp(kind->str, "subscribe") == 0)
+	else if (strcmp(kind->str, "subscribe") == 0) {
 		ctl_sub_confirmed(r->s, ch->str);
-	else if (strcmp(kind->str, "unsubscribe") == 0)
+		char *control = rchan_control(r->s);
+		if (strcmp(ch->str, control) == 0)
+			jobs_recheck_held(r->s); /* a cancel published while we were not subscribed is seen now */
+		free(control);
+	} else if (strcmp(kind->str, "unsubscribe") == 0)
 		ctl_sub_unsubscribed(r->s, ch->str);
 }
 
@@ -510,11 +687,38 @@ redis_sub_ready(const struct redis *r)
 	return r != NULL && r->sub.up;
 }
 
+/* Publishes to this node's ping channel; a ping not back over the pub/sub link in time drops the link. */
+#define SUB_PING_S    2.0
+#define SUB_OVERDUE_S 5.0
+
+static void
+sub_health(struct redis *r)
+{
+	struct conn *c = &r->sub;
+	if (c->ac == NULL || !c->up || !r->cmd.up)
+		return;
+	double now = mono();
+	if (r->ping_sent > 0 && now - r->ping_sent > SUB_OVERDUE_S) {
+		log_warn("redis: pub/sub connection: a ping published %.1f s ago did not come back; reconnecting",
+		         now - r->ping_sent);
+		r->ping_sent = 0;
+		c->up = 0;
+		redisAsyncFree(c->ac);
+		return;
+	}
+	if (r->ping_sent == 0 && now - r->ping_last >= SUB_PING_S) {
+		const char *argv[] = {"PUBLISH", r->ping_chan, "ping"};
+		if (conn_send(&r->cmd, 3, argv, NULL, ping_reply, NULL) == 0)
+			r->ping_sent = r->ping_last = now;
+	}
+}
+
 void
 redis_tick(struct redis *r)
 {
 	conn_health(&r->cmd);
 	conn_health(&r->blk);
+	sub_health(r);
 }
 
 enum rr_type

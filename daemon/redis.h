@@ -8,7 +8,10 @@
  * library (FUNCTION LOAD REPLACE) on every connect, so a Redis restarted without persistence gets it back.
  *
  * Every request's callback fires exactly once: with the reply, or with NULL when the connection failed
- * before a reply came (the caller keeps the work and resends after node_on_connect).
+ * before a reply came (the caller keeps the work and resends after node_on_connect). A LOADING error (Redis
+ * reading its dataset) counts as a lost connection: the connection is dropped and reconnects with backoff.
+ * Every socket is FD_CLOEXEC. On every connect the command connection checks maxmemory-policy (see
+ * policy_reply); a pub/sub link whose ping (published to P{@}:ping:NODE) does not come back is dropped.
  */
 #ifndef HOPPER_REDIS_H
 #define HOPPER_REDIS_H
@@ -33,22 +36,23 @@ int redis_ready(const struct redis *r);
 int redis_block_ready(const struct redis *r);
 
 /*
- * Calls the function hopper_NAME with the given string arguments (no keys: hopper's scripts compute key
- * names from the prefix; hopper needs a standalone Redis, not a cluster). Returns 0 if queued, -1 when the
- * connection is down (cb is not called).
+ * Calls the function hopper_NAME (FCALL, or FCALL_RO when ro) with its keys and arguments (binary-safe).
+ * Built by rfunc.c from its table; nothing else calls it. Returns 0 if queued, -1 when the connection is
+ * down (cb is not called).
  */
-int redis_call(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
-               void *priv);
+int redis_fcall(struct redis *r, const char *name, int ro, size_t nkeys, const char **keys, const size_t *klens,
+                size_t nargs, const char **args, const size_t *alens, redis_cb *cb, void *priv);
 /*
- * Like redis_call, but the call joins this loop turn's batch: redis_flush (from the prepare hook) sends the
- * whole batch as one hopper_batch call, and each callback receives its own element of the reply.
- * Arguments are copied. Same return rules.
+ * Like redis_fcall, but the call joins this loop turn's batch of its hash tag (one batch per tag, and per
+ * oom: functions allowed under OOM go in hopper_batch_oom): redis_flush (from the prepare hook) sends each
+ * batch as one call, and each callback receives its own element of the reply. A batch that reaches
+ * BATCH_MAX_OPS operations or BATCH_MAX_BYTES bytes is sent at once. Arguments are copied.
  */
-int redis_batch(struct redis *r, const char *name, int argc, const char **argv, const size_t *lens, redis_cb *cb,
-                void *priv);
+int redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t nkeys, const char **keys,
+                const size_t *klens, size_t nargs, const char **args, const size_t *alens, redis_cb *cb, void *priv);
 /* Sends the batch, if any. */
 void redis_flush(struct redis *r);
-/* 1 when no batch is awaiting its reply (hopperd keeps one in flight: the next grows meanwhile). */
+/* 1 when no batch is awaiting its reply (hopperd keeps one turn in flight: the next grows meanwhile). */
 int redis_can_flush(const struct redis *r);
 /* A plain command on the command connection. Same return rules. */
 int redis_command(struct redis *r, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv);

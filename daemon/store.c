@@ -65,8 +65,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         /* A job's history for the control socket's logs op. */
-        [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error "
-                              "FROM attempts WHERE job_id = ?1 ORDER BY id",
+        [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error, "
+                              "fence, created_at FROM attempts WHERE job_id = ?1 ORDER BY id",
         [STMT_LOG_EVENTS] = "SELECT a.attempt, e.at, e.kind, e.level, e.progress, e.stage, e.message FROM "
                             "attempt_events e JOIN attempts a ON e.attempt_id = a.id WHERE a.job_id = ?1 "
                             "ORDER BY e.id DESC LIMIT ?2",
@@ -617,8 +617,8 @@ json_t *
 store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 {
 	store_flush(st);
-	static const char *const acols[] = {"attempt",    "state",       "node",        "worker_pid",
-	                                    "started_at", "finished_at", "duration_ms", "error"};
+	static const char *const acols[] = {"attempt",     "state",       "node",  "worker_pid", "started_at",
+	                                    "finished_at", "duration_ms", "error", "fence",      "created_at"};
 	static const char *const ecols[] = {"attempt", "at", "kind", "level", "progress", "stage", "message"};
 	json_t *attempts = json_array(), *lines = json_array();
 	sqlite3_stmt *s = st->stmt[STMT_LOG_ATTEMPTS];
@@ -626,7 +626,7 @@ store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 	size_t bytes = 0;
 	bind_text(s, 1, job_id, &rc);
 	while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(attempts, row_object(s, acols, 8));
+		json_array_append_new(attempts, row_object(s, acols, 10));
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	s = st->stmt[STMT_LOG_EVENTS];

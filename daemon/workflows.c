@@ -19,6 +19,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
+#include "rfunc.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -132,7 +133,8 @@ workflows_claimed(struct server *s, struct job *j)
 	const char *name = json_string_value(json_object_get(j->spec.args, "workflow"));
 	if (name != NULL && json_object_get(j->spec.args, "definition") == NULL)
 		j->wf_args = resolve_stored(s, j->spec.args, name);
-	char *key = xasprintf("%sjob:%s:steps", s->cfg.key_prefix, j->spec.id);
+	struct rctx ctx = {.queue = j->queue, .id = j->spec.id};
+	char *key = rkey_name(s, RK_STEPS, &ctx);
 	const char *argv[] = {"HGETALL", key};
 	j->wf_loading = 1;
 	int rc = redis_command(s->redis, 2, argv, NULL, resume_loaded, j);
@@ -152,7 +154,12 @@ step_saved(struct server *s, const struct redis_reply *r, void *priv)
 	struct pending_reply *p = priv;
 	if (r == NULL || rr_type(r) == RR_ERROR)
 		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
-	else
+	else if (rr_type(r) == RR_STRING && strcmp(rr_str(r, NULL), "superseded") == 0) {
+		reply_to(s, p->pid, p->job_id, refusal("this attempt was superseded"));
+		for (struct job *j = s->jobs; j != NULL; j = j->next)
+			if (!j->dead && j->worker != NULL && j->worker->pid == p->pid)
+				jobs_supersede(s, j, "its step record was refused: Redis holds another fencing token");
+	} else
 		reply_to(s, p->pid, p->job_id, json_pack("{s:b}", "ok", 1));
 	free(p);
 }
@@ -204,10 +211,14 @@ step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		json_object_set(rec, "output", output);
 	char *text = jsonx_dump(rec);
 	json_decref(rec);
-	char ttl[16];
-	const char *argv[] = {s->cfg.key_prefix, j->spec.id, step, text, FMT_INT(ttl, s->cfg.result_ttl_s)};
+	struct rctx ctx = {.queue = j->queue, .id = j->spec.id};
+	struct rcall *c = rcall_new(s, RF_STEP_SAVE, &ctx);
+	rcall_int(c, "fence", j->fence);
+	rcall_arg(c, "step", step, -1);
+	rcall_arg(c, "record", text, -1);
+	rcall_int(c, "ttl", s->cfg.result_ttl_s);
 	struct pending_reply *p = pending_new(w, NULL);
-	if (redis_batch(s->redis, "step_save", 5, argv, NULL, step_saved, p) < 0) {
+	if (rcall_batch(s, c, step_saved, p) < 0) {
 		free(p);
 		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
 	}
@@ -224,9 +235,15 @@ enqueued(struct server *s, const struct redis_reply *r, void *priv)
 		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
 	else {
 		const char *verdict = rr_str(rr_elem(r, 0), NULL);
-		reply_to(s, p->pid, p->job_id,
-		         json_pack("{s:b,s:s,s:b}", "ok", 1, "job_id", p->child, "existed",
-		                   verdict != NULL && strcmp(verdict, "exists") == 0));
+		if (verdict != NULL && strcmp(verdict, "duplicate") == 0)
+			reply_to(s, p->pid, p->job_id,
+			         json_pack("{s:b,s:s,s:b,s:s}", "ok", 1, "job_id", p->child, "existed", 1,
+			                   "duplicate_of",
+			                   rr_str(rr_elem(r, 1), NULL) ? rr_str(rr_elem(r, 1), NULL) : "?"));
+		else
+			reply_to(s, p->pid, p->job_id,
+			         json_pack("{s:b,s:s,s:b}", "ok", 1, "job_id", p->child, "existed",
+			                   verdict != NULL && strcmp(verdict, "exists") == 0));
 	}
 	free(p);
 }
@@ -252,16 +269,20 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		free(text);
 		return;
 	}
-	char now[32], ma[16];
-	const char *argv[] = {s->cfg.key_prefix,
-	                      queue,
-	                      spec.id,
-	                      spec.type,
-	                      text,
-	                      FMT_NUM(now, clock_now()),
-	                      FMT_INT(ma, spec.max_attempts)};
+	struct rctx ctx = {.queue = queue, .id = spec.id, .idem = spec.idempotency_key};
+	struct rcall *c = rcall_new(s, RF_ENQUEUE, &ctx);
+	rcall_arg(c, "id", spec.id, -1);
+	rcall_arg(c, "type", spec.type, -1);
+	rcall_int(c, "max_attempts", spec.max_attempts);
+	rcall_num(c, "created_at", spec.created_at);
+	rcall_arg(c, "owner", spec.owner ? spec.owner : "", -1);
+	rcall_arg(c, "idem", spec.idempotency_key ? spec.idempotency_key : "", -1);
+	rcall_arg(c, "payload", text, -1);
+	rcall_int(c, "ttl", s->cfg.result_ttl_s);
+	rcall_int(c, "max_events", s->cfg.events_max);
+	ctl_known_queue(s, queue);
 	struct pending_reply *p = pending_new(w, spec.id);
-	if (redis_batch(s->redis, "enqueue", 7, argv, NULL, enqueued, p) < 0) {
+	if (rcall_batch(s, c, enqueued, p) < 0) {
 		free(p);
 		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
 	}
@@ -297,7 +318,11 @@ query_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		reply_to(s, w->pid, j->spec.id, refusal("query needs a valid job_id"));
 		return;
 	}
-	char *key = xasprintf("%sjob:%s", s->cfg.key_prefix, child);
+	const char *queue = json_string_value(json_object_get(o, "queue"));
+	if (queue == NULL || !job_name_valid(queue, QUEUE_NAME_MAX))
+		queue = "default";
+	struct rctx ctx = {.queue = queue, .id = child};
+	char *key = rkey_name(s, RK_JOB, &ctx);
 	const char *argv[] = {"HMGET", key, "state", "result", "error"};
 	struct pending_reply *p = pending_new(w, child);
 	if (redis_command(s->redis, 5, argv, NULL, queried, p) < 0) {

@@ -220,15 +220,45 @@ restart_redis() {
 	_launch_redis
 }
 
+# --- key names (schema/redis-keys.md): scenarios never spell them ---
+
+# qkey QUEUE KIND [REST]: a per-queue key, e.g. `qkey default queue`, `qkey default inflight n1`,
+# `qkey default job ID` -> hopper:{default}:inflight:n1
+qkey() {
+	printf '%s{%s}:%s%s' "$HP" "$1" "$2" "${3:+:$3}"
+}
+
+# gkey KIND [REST]: a deployment-wide key or channel, e.g. `gkey events`, `gkey celery:inflight n1`.
+gkey() {
+	printf '%s{@}:%s%s' "$HP" "$1" "${2:+:$2}"
+}
+
+# The Lua that finds a job's hash: its queue is one of the known queues (P{@}:queues) or "default".
+_JFIND="
+local function jfind(p, id)
+  local qs = redis.call('SMEMBERS', p .. '{@}:queues')
+  qs[#qs + 1] = 'default'
+  for _, q in ipairs(qs) do
+    local k = p .. '{' .. q .. '}:job:' .. id
+    if redis.call('EXISTS', k) == 1 then return k end
+  end
+  return p .. '{default}:job:' .. id
+end"
+
+# jkey ID: the key of job ID's hash (found among the known queues).
+jkey() {
+	rcli EVAL "$_JFIND return jfind(ARGV[1], ARGV[2])" 0 "$HP" "$1" 2>/dev/null
+}
+
 # push_job QUEUE JSON: what any client does to submit a job.
 push_job() {
-	rcli LPUSH "${HP}queue:$1" "$2" >/dev/null
+	rcli LPUSH "$(qkey "$1" queue)" "$2" >/dev/null
 }
 
 # push_many QUEUE FILE: LPUSHes every line of FILE (one job JSON per line) in one pipelined stream.
 push_many() {
 	local out
-	out=$(awk -v key="${HP}queue:$1" 'BEGIN { ORS = "" }
+	out=$(awk -v key="$(qkey "$1" queue)" 'BEGIN { ORS = "" }
 		{ printf "*3\r\n$5\r\nLPUSH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, length($0), $0 }' "$2" |
 		LC_ALL=C redis-cli -s "$SOCK" --pipe 2>&1)
 	if ! printf '%s' "$out" | grep -q 'errors: 0'; then
@@ -245,11 +275,11 @@ job_json() {
 
 # jstate ID: the state field of the job hash (empty if there is none).
 jstate() {
-	rcli HGET "${HP}job:$1" state 2>/dev/null
+	jfield "$1" state
 }
 
 jfield() { # ID FIELD
-	rcli HGET "${HP}job:$1" "$2" 2>/dev/null
+	rcli EVAL "$_JFIND return redis.call('HGET', jfind(ARGV[1], ARGV[2]), ARGV[3])" 0 "$HP" "$1" "$2" 2>/dev/null
 }
 
 state_is() { # ID STATE
@@ -260,10 +290,10 @@ state_is() { # ID STATE
 # PREFIX<i>, FIRST <= i <= LAST, in one Lua call; "missing" counts absent values. With NODE, only jobs whose
 # hash names that node count.
 job_hist() {
-	rcli EVAL "
+	rcli EVAL "$_JFIND
 		local c = {}
 		for i = tonumber(ARGV[3]), tonumber(ARGV[4]) do
-			local k = ARGV[1] .. 'job:' .. ARGV[2] .. i
+			local k = jfind(ARGV[1], ARGV[2] .. i)
 			if ARGV[6] == '' or redis.call('HGET', k, 'node') == ARGV[6] then
 				local v = redis.call('HGET', k, ARGV[5]) or 'missing'
 				c[v] = (c[v] or 0) + 1
@@ -293,10 +323,10 @@ all_in_state() {
 
 # ids_in_state PREFIX FIRST LAST STATE: the ids (one a line) of those jobs in STATE.
 ids_in_state() {
-	rcli EVAL "
+	rcli EVAL "$_JFIND
 		local r = {}
 		for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do
-			if redis.call('HGET', ARGV[5] .. 'job:' .. ARGV[1] .. i, 'state') == ARGV[4] then
+			if redis.call('HGET', jfind(ARGV[5], ARGV[1] .. i), 'state') == ARGV[4] then
 				r[#r + 1] = ARGV[1] .. i
 			end
 		end
@@ -317,9 +347,53 @@ llen() {
 	echo "${n:-?}"
 }
 
-# dead_entries_with NEEDLE: how many entries of the dead list contain NEEDLE (a fixed string).
+# dead_entries [QUEUE]: the dead entries (JSON, one a line) of QUEUE, or of every known queue, oldest first.
+dead_entries() {
+	rcli EVAL "
+		local qs = {ARGV[2]}
+		if ARGV[2] == '' then qs = redis.call('SMEMBERS', ARGV[1] .. '{@}:queues'); qs[#qs + 1] = 'default' end
+		local out, seen = {}, {}
+		for _, q in ipairs(qs) do
+			if not seen[q] then
+				seen[q] = true
+				local ids = redis.call('ZRANGE', ARGV[1] .. '{' .. q .. '}:dead', 0, -1)
+				for _, id in ipairs(ids) do
+					out[#out + 1] = redis.call('HGET', ARGV[1] .. '{' .. q .. '}:deadmsg', id) or ''
+				end
+			end
+		end
+		return out" 0 "$HP" "${1:-}" 2>/dev/null
+}
+
+# dead_count [QUEUE]: how many dead entries (of QUEUE, or of every known queue).
+dead_count() {
+	local n
+	n=$(dead_entries "${1:-}" | grep -c .)
+	echo "${n:-0}"
+}
+
+# dead_entries_with NEEDLE: how many dead entries contain NEEDLE (a fixed string).
 dead_entries_with() {
-	rcli LRANGE "${HP}dead" 0 -1 | grep -cF -- "$1"
+	dead_entries | grep -cF -- "$1"
+}
+
+# stat_count NAME [QUEUE]: a counter of P{Q}:stats (QUEUE default "default").
+stat_count() {
+	rcli HGET "$(qkey "${2:-default}" stats)" "$1" 2>/dev/null
+}
+
+# node_known NAME / node_gone NAME: NAME is registered (not reaped) / was reaped or never registered.
+node_known() {
+	[ "$(rcli HEXISTS "$(gkey seen)" "$1" 2>/dev/null)" = 1 ]
+}
+
+node_gone() {
+	! node_known "$1"
+}
+
+# node_pid NAME: the pid in node NAME's heartbeat (empty if it has none).
+node_pid() {
+	rcli HGET "$(gkey hb)" "$1" 2>/dev/null | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'
 }
 
 # --- sqlite (the execution log) ---
@@ -339,6 +413,12 @@ sql() {
 # sql_is DB QUERY WANT: true when QUERY's output is WANT (for wait_for).
 sql_is() {
 	[ "$(sql "$1" "$2")" = "$3" ]
+}
+
+# mount_tmpfs DIR SIZE: a private tmpfs of SIZE (e.g. 3m) on DIR, unmounted at exit (needs root, as CI has).
+mount_tmpfs() {
+	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || return 1
+	echo "$1" >>"$T/mounts"
 }
 
 # --- hopperd ---
@@ -369,10 +449,10 @@ start_hopperd() {
 			not_ok "start hopperd $name" "it exited with status $st before its heartbeat (see $name.log)"
 			return 1
 		fi
-		[ "$(rcli HGET "${HP}node:$name" pid 2>/dev/null)" = "$pid" ] && return 0
+		[ "$(node_pid "$name")" = "$pid" ] && return 0
 		sleep 0.1
 	done
-	not_ok "start hopperd $name" "no heartbeat ${HP}node:$name naming pid $pid after $((20 * TIME_SCALE))s"
+	not_ok "start hopperd $name" "no heartbeat of node $name naming pid $pid after $((20 * TIME_SCALE))s"
 	return 1
 }
 
@@ -475,6 +555,9 @@ _cleanup() {
 	[ -n "$REDIS_PID" ] && kill -s KILL "$REDIS_PID" 2>/dev/null
 	rm -f "$T/pids/redis"
 	wait 2>/dev/null
+	if [ -f "$T/mounts" ]; then # mount_tmpfs's, once nothing runs in them
+		while read -r f; do umount "$f" 2>/dev/null; done <"$T/mounts"
+	fi
 	_sanitizer_check
 	if [ "$T_OWNED" = 1 ]; then
 		if [ "${KEEP:-0}" = 1 ]; then

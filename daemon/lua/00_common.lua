@@ -1,79 +1,149 @@
 -- hopper's Redis functions. All files in daemon/lua are concatenated, in name order, into one function
--- library ("hopper") that hopperd loads with FUNCTION LOAD REPLACE on every connect. Every function takes
--- the key prefix as its first argument and builds key names itself (see schema/redis-keys.md), so hopper
--- needs a standalone Redis (or one primary), not a cluster. Each function is atomic: a job leaves a list
--- in the same step that records where it went.
+-- library ("hopper") that hopperd loads with FUNCTION LOAD REPLACE on every connect.
+--
+-- Every function receives the keys it touches in KEYS, in the order SPEC below names their kinds, and its
+-- arguments in the order SPEC names them; 99_register.lua binds both to names (k.job, a.fence). SPEC is the
+-- Lua twin of the C table in daemon/rfunc.c (tests/e2e/core_functions.sh checks that they agree). All keys
+-- of one call share one hash tag: P{Q}:... for a queue's keys, P{@}:... for deployment-wide ones (see
+-- schema/redis-keys.md). Lua never decodes a job message: hopperd (C, jansson) parses every message and
+-- passes what Lua needs as arguments. Every function takes `now` from Redis's own clock (TIME), never from
+-- the caller. Each function is atomic: a job leaves a list in the same step that records where it went.
 
 local TERMINAL = {succeeded = true, failed = true, dead = true, cancelled = true}
 
 -- Every operation, by name; 99_register.lua registers each as hopper_NAME, and hopper_batch runs many.
 local OPS = {}
+-- Keys (kind names, in KEYS order), arguments (in ARGV order), whether more keys / arguments may follow
+-- (vk, va), and the registration flags.
+local SPEC = {}
 -- Hooks of Celery-sourced jobs (run, progress, finish, expired), filled in by 12_celery.lua.
 local CELERY = {}
 
--- Builds an event's JSON by concatenation. (cjson.encode formats every number with printf, and that was
--- the largest single cost of a job in Redis.) id is a validated name, kind and state are fixed words, and
--- attempt, progress and now are decimal strings exactly as hopperd sent them or the hash holds them; free
--- text goes through text_field, which uses cjson for the escaping.
+local NOW_CACHE = nil
+-- Redis's clock, in Unix seconds with millisecond precision as a decimal string, read once per call.
+local function clock()
+  if not NOW_CACHE then
+    local t = redis.call('TIME')
+    NOW_CACHE = string.format('%d.%03d', tonumber(t[1]), math.floor(tonumber(t[2]) / 1000))
+  end
+  return NOW_CACHE
+end
+
+local function clock_ms()
+  local now = clock()
+  return tonumber((now:gsub('%.', '')), 10)
+end
+
+-- The prefix P of a key name "P{TAG}:...", and the tag: for channel names and the sibling keys below.
+local function key_prefix(key) return string.match(key, '^(.-){') end
+local function key_tag(key) return string.match(key, '{(.-)}') end
+-- The key of another job of the same queue (same tag, same slot), e.g. an idempotency key's holder.
+local function sibling_job(jobkey, id) return string.match(jobkey, '^(.-}:job:)') .. id end
+
+-- Builds an event's JSON by concatenation (cjson.encode formats numbers with printf, which was the largest
+-- single cost of a job in Redis). id is a validated name, kind and state are fixed words, attempt, progress
+-- and now are decimal strings; free text goes through text_field, which uses cjson for the escaping.
 local function event_json(id, kind, state, attempt, progress, now, extra)
   return '{"job":"' .. id .. '","event":"' .. kind .. '","state":"' .. state .. '","attempt":' .. attempt ..
          ',"progress":' .. progress .. ',"at":' .. now .. (extra or '') .. '}'
 end
 
--- ',"name":"text"' (JSON-escaped), or '' when there is no text.
 local function text_field(name, text)
   if text == nil or text == '' then return '' end
   return ',"' .. name .. '":' .. cjson.encode(text)
 end
 
--- Appends an event to the job's bounded event list and publishes it on the job's own channel and on the
--- global events channel. The list expires with the job (terminal events set its TTL). max_events and ttl
--- are decimal strings.
-local function emit(p, id, js, max_events, ttl, terminal)
-  local k = p .. 'job:' .. id .. ':events'
-  if redis.call('RPUSH', k, js) > tonumber(max_events) then redis.call('LTRIM', k, '-' .. max_events, '-1') end
-  if terminal then redis.call('EXPIRE', k, ttl) end
-  redis.call('PUBLISH', p .. 'job:' .. id, js)
-  redis.call('PUBLISH', p .. 'events', js)
-end
-
--- Writes a terminal state onto an existing job hash, lets it expire, counts it and announces it.
--- attempt and progress are the strings the hash holds (callers have read them already).
-local function finish_terminal(p, id, state, now, err, max_events, ttl, attempt, progress)
-  local h = p .. 'job:' .. id
-  if err == '' then
-    redis.call('HSET', h, 'state', state, 'finished_at', now, 'updated_at', now)
-    redis.call('HDEL', h, 'error')
-  else
-    redis.call('HSET', h, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now)
+-- Appends an event to the job's bounded event list (k.events) and publishes it on the job's channel (the
+-- name of its hash key) and on P{@}:events. Terminal events let the list expire with the hash.
+local function emit(k, js, max_events, ttl, terminal)
+  if redis.call('RPUSH', k.events, js) > tonumber(max_events) then
+    redis.call('LTRIM', k.events, '-' .. max_events, '-1')
   end
-  redis.call('EXPIRE', h, ttl)
-  redis.call('HINCRBY', p .. 'stats', state, '1')
-  emit(p, id, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl,
-       true)
+  if terminal then redis.call('EXPIRE', k.events, ttl) end
+  redis.call('PUBLISH', k.job, js)
+  redis.call('PUBLISH', key_prefix(k.job) .. '{@}:events', js)
 end
 
--- Reads the fields most scripts decide on, in one call: state (or nil), attempt and progress as strings.
+-- Writes a terminal state onto the job hash k.job, lets it expire, counts it (k.stats) and announces it.
+local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt, progress)
+  if err == '' then
+    redis.call('HSET', k.job, 'state', state, 'finished_at', now, 'updated_at', now, 'inc', '')
+    redis.call('HDEL', k.job, 'error')
+  else
+    redis.call('HSET', k.job, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now, 'inc', '')
+  end
+  redis.call('EXPIRE', k.job, ttl)
+  redis.call('HINCRBY', k.stats, state, '1')
+  emit(k, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl, true)
+end
+
+-- state (or nil), attempt and progress of a job hash, as strings.
 local function job_status(h)
   local f = redis.call('HMGET', h, 'state', 'attempt', 'progress')
   return f[1], f[2] or '0', f[3] or '0'
 end
 
--- The job index P jobs (sorted set, score = enqueue time): the control socket's list (12_ctl.lua). Entries older than the result TTL
--- go on every write; entries whose hash expired sooner are dropped by list when it meets them.
-local function index_add(p, id, now, ttl)
-  redis.call('ZADD', p .. 'jobs', now, id)
-  redis.call('ZREMRANGEBYSCORE', p .. 'jobs', '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
+-- The queue's job index k.jobs (score = enqueue time): the control op list. Trimmed to the result TTL on
+-- every write; members whose hash expired sooner are dropped by list when it meets them.
+local function index_add(k, id, now, ttl)
+  redis.call('ZADD', k.jobs, now, id)
+  redis.call('ZREMRANGEBYSCORE', k.jobs, '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
 end
 
--- Returns every job in node n's inflight lists to the head of its queue, oldest nearest the head.
-local function return_inflight(p, n)
-  local moved = 0
-  for _, q in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':queues')) do
-    local src, dst = p .. 'inflight:' .. n .. ':' .. q, p .. 'queue:' .. q
-    while redis.call('LMOVE', src, dst, 'LEFT', 'RIGHT') do
-      moved = moved + 1
-    end
+-- Adds a dead entry (k.dead: id by time of death; k.deadmsg: id -> entry JSON), then enforces the bounds:
+-- at most dead_max entries and none older than dead_age seconds, removing at most 100 per call so a
+-- lowered bound never blocks Redis (the rest go with the next deaths).
+local function dead_add(k, id, entry, now, dead_max, dead_age)
+  redis.call('ZADD', k.dead, now, id)
+  redis.call('HSET', k.deadmsg, id, entry)
+  local over = redis.call('ZCARD', k.dead) - tonumber(dead_max)
+  if over > 0 then
+    local old = redis.call('ZPOPMIN', k.dead, math.min(over, 100))
+    for i = 1, #old, 2 do redis.call('HDEL', k.deadmsg, old[i]) end
   end
-  return moved
+  local aged = redis.call('ZRANGEBYSCORE', k.dead, '-inf', '(' .. (tonumber(now) - tonumber(dead_age)), 'LIMIT', 0, 100)
+  for _, e in ipairs(aged) do
+    redis.call('ZREM', k.dead, e)
+    redis.call('HDEL', k.deadmsg, e)
+  end
+end
+
+-- The dead entry of a job that dies after admission (dead-entry.schema.json).
+local function dead_entry(id, q, typ, err, now, attempt, node, payload)
+  return cjson.encode({id = id, queue = q, type = typ or cjson.null, error = err, died_at = tonumber(now),
+                       attempt = tonumber(attempt), node = node, payload = payload})
+end
+
+-- job_create: admission, the only way a job hash comes to exist (raw intake by claim, control submit,
+-- Celery intake, workflow children). a holds id, type, max_attempts, created_at ('' = now), owner, idem,
+-- payload (the message as stored: it carries the id). Keys: k.job, k.events, k.idem, k.jobs.
+-- Returns {'exists', state} when the id has a hash already (nothing written); {'duplicate', holder, state}
+-- when another job of the queue holds the idempotency key (nothing written, unless force_hash: then the
+-- hash is written without taking the key, for the caller to end it); or {'created'}.
+local function job_create(k, a, now, ttl, max_events, force_hash)
+  local st = redis.call('HGET', k.job, 'state')
+  if st then return {'exists', st} end
+  local dup = nil
+  if a.idem ~= '' then
+    local g = redis.call('GET', k.idem)
+    if g and g ~= a.id then
+      local hs = redis.call('HGET', sibling_job(k.job, g), 'state')
+      if hs then dup = {'duplicate', g, hs} end
+    end
+    if dup and not force_hash then return dup end
+  end
+  local created = a.created_at
+  if created == nil or created == '' then created = now end
+  redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
+             'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
+             'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '0')
+  if a.owner ~= '' then redis.call('HSET', k.job, 'owner', a.owner) end
+  if a.idem ~= '' then
+    redis.call('HSET', k.job, 'idempotency_key', a.idem)
+    if not dup then redis.call('SET', k.idem, a.id, 'EX', ttl) end
+  end
+  emit(k, event_json(a.id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
+  index_add(k, a.id, now, ttl)
+  if dup then return dup end
+  return {'created'}
 end

@@ -1,73 +1,114 @@
--- hopper_claim(prefix, node, queue, id, now, type, max_attempts, max_stalls, payload, created_at, owner,
---              idempotency_key, ttl, max_events)
--- Decides whether a fetched, valid job may run here. Returns
---   {'ok', attempt}     run it, as this attempt number (hopper_run records it when a worker takes it);
---   {'skip', state}     it already ended (a late duplicate delivery): acknowledged, not run;
---   {'dup', other_id}   another job holds its idempotency key: it ends cancelled;
---   {'dead', error}     it was lost with its daemon max_stalls times (a poison pill): it ends dead;
---   {'paused', queue}   its queue is paused: it went back to the head of the queue, nothing written.
--- A job whose hash still says running was being run by a daemon that died before finishing it: a stall.
--- (A job that was only prefetched by a dead daemon is not held against it.)
-local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, payload, created, owner, idem, ttl,
-                         max_events)
-  local h = p .. 'job:' .. id
-  local infl = p .. 'inflight:' .. node .. ':' .. q
-  if redis.call('SISMEMBER', p .. 'paused', q) == 1 then
-    -- Paused (control op pause) after a blocking fetch took it: back to the head of its queue, untouched.
-    redis.call('LREM', infl, -1, payload)
-    redis.call('RPUSH', p .. 'queue:' .. q, payload)
-    return {'paused', q}
+-- Intake: fetch moves messages into this node's inflight list (it never reads them); hopperd parses each
+-- (jansson, common/job.c) and sends either claim (a valid job: admitted by job_create if new, then claimed)
+-- or bury (a message that cannot become a job). ack drops a second copy of a job this node already holds.
+
+SPEC.fetch = {keys = {'queue', 'inflight', 'paused'}, args = {'max'}, flags = 'allow-oom'}
+-- Moves up to max messages from the queue into the inflight list. A paused queue gives nothing.
+OPS.fetch = function(k, a)
+  local out = {}
+  if redis.call('EXISTS', k.paused) == 1 then return out end
+  for _ = 1, tonumber(a.max) do
+    local v = redis.call('LMOVE', k.queue, k.inflight, 'RIGHT', 'LEFT')
+    if not v then break end
+    out[#out + 1] = v
   end
-  local st, attempt, progress = job_status(h)
-  if st and TERMINAL[st] then
-    redis.call('LREM', infl, -1, payload)
+  return out
+end
+
+SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'jobs', 'stats', 'reaped', 'scheduled',
+                      'dead', 'deadmsg'},
+              args = {'raw', 'payload', 'id', 'type', 'max_attempts', 'created_at', 'owner', 'idem', 'run_at', 'node',
+                      'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age'}}
+-- A fetched, valid message (raw: its bytes in the inflight list; payload: the same with its id written in,
+-- equal to raw when it had one). Admits it (job_create) if the id is new, then decides whether it runs here:
+--   {'ok', attempt, fence}  run it as this attempt, holding this fencing token (fence is incremented by
+--                           every claim; every later write of the attempt carries it);
+--   {'skip', state}         it ended already (a late duplicate delivery): acknowledged, not run;
+--   {'dup', holder}         another job of the queue holds its idempotency key: it ends cancelled;
+--   {'duprun', node}        a second copy of a job a live daemon holds: acknowledged, that attempt untouched;
+--   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill): it ends dead;
+--   {'scheduled', run_at}   its run_at is ahead (Redis's clock): it waits in the scheduled set;
+--   {'paused', ''}          its queue is paused: back to the head of the queue (with its id).
+-- A claim this node (incarnation inc) already made is answered again unchanged, so a claim whose reply was
+-- lost with the connection can be resent.
+OPS.claim = function(k, a)
+  local now = clock()
+  if redis.call('EXISTS', k.paused) == 1 then
+    redis.call('LREM', k.inflight, -1, a.raw)
+    redis.call('RPUSH', k.queue, a.payload)
+    return {'paused', ''}
+  end
+  local created = job_create(k, a, now, a.ttl, a.max_events, true)
+  if created[1] == 'duplicate' then
+    redis.call('LREM', k.inflight, -1, a.raw)
+    finish_terminal(k, a.id, 'cancelled', now, 'duplicate of job ' .. created[2] .. ' (idempotency_key ' .. a.idem ..
+                    ')', a.max_events, a.ttl, '0', '0')
+    return {'dup', created[2]}
+  end
+  local f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload')
+  local st, attempt, progress, inc = f[1], f[2] or '0', f[3] or '0', f[4] or ''
+  if inc == a.inc then
+    return {'ok', tonumber(attempt) + 1, tonumber(f[5] or '0')} -- our own claim, resent
+  end
+  if TERMINAL[st] then
+    redis.call('LREM', k.inflight, -1, a.raw)
     return {'skip', st}
   end
-  if st and CELERY.expired(p, id, now) then
-    redis.call('LREM', infl, -1, payload)
-    finish_terminal(p, id, 'cancelled', now, 'expired', max_events, ttl, attempt, progress)
-    CELERY.finish(p, id, 'cancelled', nil, 'expired', now)
+  if CELERY.expired(k, now) then
+    redis.call('LREM', k.inflight, -1, a.raw)
+    finish_terminal(k, a.id, 'cancelled', now, 'expired', a.max_events, a.ttl, attempt, progress)
+    CELERY.finish(k, a.id, 'cancelled', nil, 'expired', now)
     return {'skip', 'cancelled'}
   end
-  if not st then
-    redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
-               'max_attempts', max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
-               'updated_at', now, 'payload', payload, 'stalls', '0')
-    if owner ~= '' then redis.call('HSET', h, 'owner', owner) end
-    if idem ~= '' then redis.call('HSET', h, 'idempotency_key', idem) end
-    emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
-    index_add(p, id, now, ttl) -- the control socket's list (12_ctl.lua)
-  end
-  if idem ~= '' then
-    local k = p .. 'idem:' .. idem
-    local holder = redis.call('GET', k)
-    if holder and holder ~= id then
-      redis.call('LREM', infl, -1, payload)
-      finish_terminal(p, id, 'cancelled', now, 'duplicate of job ' .. holder .. ' (idempotency_key ' .. idem .. ')',
-                      max_events, ttl, attempt, progress)
-      return {'dup', holder}
-    end
-    redis.call('SET', k, id, 'EX', ttl)
+  if inc ~= '' and not redis.call('ZSCORE', k.reaped, inc) then
+    redis.call('LREM', k.inflight, -1, a.raw)
+    return {'duprun', f[6] or '?'}
   end
   if st == 'running' then
-    local claimed = redis.call('HGET', h, 'node') or '?'
-    local stalls = redis.call('HINCRBY', h, 'stalls', 1)
-    if stalls >= max_stalls then
+    -- Its holder was reaped mid-attempt (died, or silent for a lease): a stall.
+    local stalls = redis.call('HINCRBY', k.job, 'stalls', 1)
+    if stalls >= tonumber(a.max_stalls) then
       local err = 'stalled ' .. stalls .. ' times: the daemon running it died each time (last on node ' ..
-                  claimed .. ')'
-      redis.call('LREM', infl, -1, payload)
-      finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
-      redis.call('LPUSH', p .. 'dead', cjson.encode({id = id, queue = q, type = typ, error = err,
-        died_at = tonumber(now), attempt = tonumber(attempt), node = node, payload = payload}))
-      CELERY.finish(p, id, 'dead', nil, err, now)
+                  (f[6] or '?') .. ')'
+      redis.call('LREM', k.inflight, -1, a.raw)
+      finish_terminal(k, a.id, 'dead', now, err, a.max_events, a.ttl, attempt, progress)
+      dead_add(k, a.id, dead_entry(a.id, key_tag(k.job), a.type, err, now, attempt, a.node, f[7] or a.payload), now,
+               a.dead_max, a.dead_age)
+      CELERY.finish(k, a.id, 'dead', nil, err, now)
       return {'dead', err}
     end
   end
-  if st then redis.call('PERSIST', h) end
-  return {'ok', tonumber(attempt) + 1}
+  if a.raw ~= a.payload then
+    -- It came without an id: from now on the stored message carries the one it was given.
+    redis.call('LREM', k.inflight, -1, a.raw)
+    redis.call('LPUSH', k.inflight, a.payload)
+  end
+  if tonumber(a.run_at) > tonumber(now) then
+    redis.call('LREM', k.inflight, -1, a.payload)
+    redis.call('ZADD', k.scheduled, a.run_at, a.payload)
+    redis.call('HSET', k.job, 'run_at', a.run_at, 'inc', '')
+    return {'scheduled', a.run_at}
+  end
+  local fence = redis.call('HINCRBY', k.job, 'fence', 1)
+  redis.call('HSET', k.job, 'inc', a.inc, 'node', a.node)
+  redis.call('PERSIST', k.job)
+  return {'ok', tonumber(attempt) + 1, fence}
 end
 
-OPS.claim = function(a)
-  return claim_job(a[1], a[2], a[3], a[4], a[5], a[6], a[7], tonumber(a[8]), a[9], a[10], a[11], a[12], a[13],
-                   a[14])
+SPEC.bury = {keys = {'inflight', 'dead', 'deadmsg', 'stats'}, args = {'raw', 'entry_id', 'entry', 'dead_max', 'dead_age'},
+             flags = 'allow-oom'}
+-- A message that cannot become a job (malformed, unknown type, oversized) moves from the inflight list to the
+-- dead set under its own entry id (msg-UUID), with its original bytes and the reason. It holds no key of a
+-- job: no hash, no idempotency key, never a finished job's. Returns 'ok', or 'gone' if no longer held.
+OPS.bury = function(k, a)
+  if redis.call('LREM', k.inflight, -1, a.raw) == 0 then return 'gone' end
+  dead_add(k, a.entry_id, a.entry, clock(), a.dead_max, a.dead_age)
+  redis.call('HINCRBY', k.stats, 'dead', '1')
+  return 'ok'
+end
+
+SPEC.ack = {keys = {'inflight'}, args = {'raw'}, flags = 'allow-oom'}
+-- Drops a message from the inflight list: a second copy of a job this node holds already.
+OPS.ack = function(k, a)
+  return redis.call('LREM', k.inflight, -1, a.raw)
 end

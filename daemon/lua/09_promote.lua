@@ -1,15 +1,12 @@
--- hopper_promote(prefix, now, limit, queue...): moves due delayed jobs and retries to the head of their
--- queues. Safe with several daemons: the move is atomic, so each due job is promoted once.
-OPS.promote = function(a)
-  local p, now, limit = a[1], a[2], tonumber(a[3])
+SPEC.promote = {keys = {'scheduled', 'queue'}, args = {'limit'}, flags = 'allow-oom'}
+-- Moves up to limit due delayed jobs and retries (due by Redis's clock) to the head of the queue. Safe with
+-- several daemons: the move is atomic, so each due job is promoted once. Returns how many moved.
+OPS.promote = function(k, a)
   local moved = 0
-  for i = 4, #a do
-    local z = p .. 'scheduled:' .. a[i]
-    for _, v in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, limit)) do
-      redis.call('ZREM', z, v)
-      redis.call('RPUSH', p .. 'queue:' .. a[i], v)
-      moved = moved + 1
-    end
+  for _, v in ipairs(redis.call('ZRANGEBYSCORE', k.scheduled, '-inf', clock(), 'LIMIT', 0, tonumber(a.limit))) do
+    redis.call('ZREM', k.scheduled, v)
+    redis.call('RPUSH', k.queue, v)
+    moved = moved + 1
   end
   return moved
 end

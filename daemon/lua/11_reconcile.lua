@@ -1,25 +1,36 @@
--- hopper_reconcile(prefix, node, nqueues, queue..., held...): after a lost connection, a fetch or BLMOVE
--- whose reply never arrived may have left jobs in this node's inflight lists that hopperd does not know
--- about. Every inflight entry that is not among the held payloads (a multiset: identical messages count
--- separately) goes back to the head of its queue, oldest nearest the head. Returns how many moved.
-OPS.reconcile = function(a)
-  local p, node, nq = a[1], a[2], tonumber(a[3])
+SPEC.reconcile = {keys = {'inflight', 'queue'}, args = {}, va = true, flags = 'allow-oom'}
+-- After a lost connection, a fetch whose reply never arrived may have left messages in this node's inflight
+-- list that hopperd does not know about. Every entry that is not among the held payloads (the extra
+-- arguments; a multiset: identical messages count separately) goes back to the head of the queue, oldest
+-- nearest the head. Returns how many moved.
+OPS.reconcile = function(k, a, keys, args)
   local held = {}
-  for i = 4 + nq, #a do held[a[i]] = (held[a[i]] or 0) + 1 end
+  for i = 1, #args do held[args[i]] = (held[args[i]] or 0) + 1 end
   local moved = 0
-  for i = 4, 3 + nq do
-    local infl, dst = p .. 'inflight:' .. node .. ':' .. a[i], p .. 'queue:' .. a[i]
-    local items = redis.call('LRANGE', infl, '0', '-1')
-    for k = 1, #items do
-      local v = items[k]
-      if (held[v] or 0) > 0 then
-        held[v] = held[v] - 1
-      else
-        redis.call('LREM', infl, '-1', v)
-        redis.call('RPUSH', dst, v)
-        moved = moved + 1
-      end
+  local items = redis.call('LRANGE', k.inflight, '0', '-1')
+  for i = 1, #items do
+    local v = items[i]
+    if (held[v] or 0) > 0 then
+      held[v] = held[v] - 1
+    else
+      redis.call('LREM', k.inflight, '-1', v)
+      redis.call('RPUSH', k.queue, v)
+      moved = moved + 1
     end
   end
   return moved
+end
+
+SPEC.held = {keys = {}, vk = true, args = {}, va = true, flags = 'no-writes'}
+-- The state and fencing token of held jobs (keys: their hashes; read-only): {state, fence, ...} per key,
+-- '' for a missing hash. hopperd asks after every resubscribe, so a cancel published while the pub/sub link
+-- was down still stops the job, and an attempt superseded meanwhile stops too.
+OPS.held = function(k, a, keys)
+  local out = {}
+  for i = 1, #keys do
+    local f = redis.call('HMGET', keys[i], 'state', 'fence')
+    out[#out + 1] = f[1] or ''
+    out[#out + 1] = f[2] or ''
+  end
+  return out
 end

@@ -1,11 +1,13 @@
 -- Celery compatibility (see daemon/celery.c and README "Celery compatibility"). Celery messages are taken
--- from kombu's Redis lists into this node's list P celery:inflight:NODE (entries "queue\nmessage"), turned
+-- from kombu's Redis lists into this node's list P{@}:celery:inflight:NODE (entries "queue\nmessage"), turned
 -- into hopper jobs by hopperd (C), and enqueued by celery_enqueue, which removes the raw entry in the same
 -- step: a message is always in exactly one place. A Celery-sourced job hash carries celery_key (its
 -- result-backend key), celery_rexp (result expiry), celery_track (write STARTED), celery_expires and
 -- celery (JSON: the messages to publish on success/failure, prepared by hopperd, and the chain's task ids);
 -- the run, progress, finish and claim operations call the CELERY hooks below, so a result-backend write is
--- atomic with the hopper state change it reports.
+-- atomic with the hopper state change it reports. Not ready for Redis Cluster yet (#14): kombu's lists and
+-- result keys, other nodes' Celery inflight lists and the hopper queue lengths celery_take reads are named
+-- here from arguments, and celery_enqueue / celery_refuse touch the {@} inflight list and one queue's keys.
 
 local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 local function b64(s)
@@ -79,8 +81,8 @@ local function publish(bprefix, e, result)
 end
 
 -- The finish hook: the Celery view of a hopper outcome, and what the task's embed asks for next.
-CELERY.finish = function(p, id, outcome, result, err, now)
-  local h = p .. 'job:' .. id
+CELERY.finish = function(k, id, outcome, result, err, now)
+  local h = k.job
   local f = redis.call('HMGET', h, 'celery_key', 'celery_rexp', 'celery', 'attempt', 'node')
   if not f[1] then return end
   local key, rexp = f[1], f[2] or '86400'
@@ -107,62 +109,64 @@ CELERY.finish = function(p, id, outcome, result, err, now)
   end
 end
 
-CELERY.run = function(p, id, node, pid)
-  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp', 'celery_track')
+CELERY.run = function(k, id, node, pid)
+  local f = redis.call('HMGET', k.job, 'celery_key', 'celery_rexp', 'celery_track')
   if not f[1] or f[3] ~= '1' then return end
   store(f[1], f[2], meta('STARTED', '{"pid": ' .. pid .. ', "hostname": ' .. cjson.encode(node) .. '}', nil, id,
                          nil))
 end
 
-CELERY.progress = function(p, id, pr, stage, msg)
-  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp')
+CELERY.progress = function(k, id, pr, stage, msg)
+  local f = redis.call('HMGET', k.job, 'celery_key', 'celery_rexp')
   if not f[1] then return end
   store(f[1], f[2], meta('PROGRESS', '{"progress": ' .. pr .. ', "stage": ' .. cjson.encode(stage) ..
                          ', "message": ' .. cjson.encode(msg) .. '}', nil, id, nil))
 end
 
 -- The claim hook: a Celery task past its expiry is not run; it ends cancelled and is reported REVOKED.
-CELERY.expired = function(p, id, now)
-  local e = redis.call('HGET', p .. 'job:' .. id, 'celery_expires')
+CELERY.expired = function(k, now)
+  local e = redis.call('HGET', k.job, 'celery_expires')
   return e ~= false and e ~= nil and tonumber(e) < tonumber(now)
 end
 
--- celery_take(prefix, node, window, recover, celery_prefix, queue...):
--- moves messages from the Celery queues' priority lists into this node's inflight list, bucket-major
--- across queues (every queue's bucket 0, then bucket 3, ...; kombu's BRPOP order), taking from the right
--- (kombu LPUSHes). A queue whose hopper queue already holds window jobs is skipped, so Celery's priority
--- order decides what runs next. Also adopts the inflight entries of nodes whose heartbeat expired and,
--- with recover = '1', returns this node's own entries (a lost reply or a previous life). Returns
--- {more, entry...}: more is 1 when a window was full while its Celery lists still held messages.
-OPS.celery_take = function(a)
-  local p, node, window, recover, kp = a[1], a[2], tonumber(a[3]), a[4], a[5]
-  local infl = p .. 'celery:inflight:' .. node
+SPEC.celery_take = {keys = {'g_cinflight', 'g_cnodes', 'g_seen'},
+                    args = {'prefix', 'node', 'window', 'recover', 'celery_prefix', 'lease_ms'}, va = true}
+-- celery_take (extra arguments: the Celery queues): moves messages from the Celery queues' priority lists into
+-- this node's inflight list, bucket-major across queues (every queue's bucket 0, then bucket 3, ...; kombu's
+-- BRPOP order), taking from the right (kombu LPUSHes). A queue whose hopper queue already holds window jobs is
+-- skipped, so Celery's priority order decides what runs next. Also adopts the inflight entries of nodes that
+-- were reaped (gone from P{@}:seen) and, with recover = '1', returns this node's own entries (a lost reply or a
+-- previous life). Returns {more, entry...}: more is 1 when a window was full while its Celery lists still held
+-- messages.
+OPS.celery_take = function(k, a, keys, queues)
+  local p, window, kp = a.prefix, tonumber(a.window), a.celery_prefix
+  local infl = k.g_cinflight
   local out = {0}
-  if recover == '1' then
+  if a.recover == '1' then
     for _, v in ipairs(redis.call('LRANGE', infl, 0, window * 4)) do out[#out + 1] = v end
   end
-  redis.call('SADD', p .. 'celery:nodes', node)
-  for _, n in ipairs(redis.call('SMEMBERS', p .. 'celery:nodes')) do
-    if n ~= node and redis.call('EXISTS', p .. 'node:' .. n) == 0 then
-      local src = p .. 'celery:inflight:' .. n
+  redis.call('SADD', k.g_cnodes, a.node)
+  for _, n in ipairs(redis.call('SMEMBERS', k.g_cnodes)) do
+    if n ~= a.node and not redis.call('HGET', k.g_seen, n) then
+      local src = p .. '{@}:celery:inflight:' .. n
       while true do
         local v = redis.call('LMOVE', src, infl, 'RIGHT', 'LEFT')
         if not v then break end
         out[#out + 1] = v
       end
-      redis.call('SREM', p .. 'celery:nodes', n)
+      redis.call('SREM', k.g_cnodes, n)
     end
   end
   local room = {}
-  for i = 6, #a do room[i] = window - redis.call('LLEN', p .. 'queue:' .. a[i]) end
+  for i = 1, #queues do room[i] = window - redis.call('LLEN', p .. '{' .. queues[i] .. '}:queue') end
   for _, bucket in ipairs({'', '\6\0223', '\6\0226', '\6\0229'}) do
-    for i = 6, #a do
-      local src = kp .. a[i] .. bucket
+    for i = 1, #queues do
+      local src = kp .. queues[i] .. bucket
       if room[i] <= 0 and out[1] == 0 and redis.call('LLEN', src) > 0 then out[1] = 1 end
       while room[i] > 0 do
         local v = redis.call('RPOP', src)
         if not v then break end
-        v = a[i] .. '\n' .. v
+        v = queues[i] .. '\n' .. v
         redis.call('LPUSH', infl, v)
         out[#out + 1] = v
         room[i] = room[i] - 1
@@ -172,52 +176,54 @@ OPS.celery_take = function(a)
   return out
 end
 
--- celery_enqueue(prefix, node, entry, id, queue, job, run_at, now, type, max_attempts, ttl, max_events,
---                result_key, result_expires, track_started, expires, side):
--- the converted job enters hopper (its queue, or the scheduled set when run_at is ahead: an ETA task waits
--- in Redis) and the raw entry leaves the inflight list, in one step. A task id hopper already knows (a
--- redelivery) is only acknowledged. Returns 1 (enqueued), 2 (known: dropped) or 0 (no longer held).
-OPS.celery_enqueue = function(a)
-  local p, node, entry, id, q, job, run_at, now = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
-  local typ, max_attempts, ttl, max_events = a[9], a[10], a[11], a[12]
-  if redis.call('LREM', p .. 'celery:inflight:' .. node, -1, entry) == 0 then return 0 end
-  local h = p .. 'job:' .. id
-  if redis.call('EXISTS', h) == 1 then return 2 end
-  redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
-             'max_attempts', max_attempts, 'progress', '0', 'created_at', now, 'enqueued_at', now,
-             'updated_at', now, 'payload', job, 'stalls', '0', 'celery_key', a[13], 'celery_rexp', a[14],
-             'celery_track', a[15], 'celery', a[17])
-  if a[16] ~= '' then redis.call('HSET', h, 'celery_expires', a[16]) end
-  emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
-  if tonumber(run_at) > tonumber(now) then
-    redis.call('HSET', h, 'run_at', run_at)
-    redis.call('ZADD', p .. 'scheduled:' .. q, run_at, job)
+SPEC.celery_enqueue = {keys = {'g_cinflight', 'queue', 'scheduled', 'job', 'events', 'idem', 'jobs', 'stats'},
+                       args = {'entry', 'id', 'type', 'max_attempts', 'payload', 'run_at', 'ttl', 'max_events',
+                               'result_key', 'result_expires', 'track_started', 'expires', 'side'}}
+-- The converted job enters hopper (admitted by job_create, then its queue, or the scheduled set when run_at is
+-- ahead: an ETA task waits in Redis) and the raw entry leaves the inflight list, in one step. A task id hopper
+-- already knows (a redelivery) is only acknowledged. Returns 1 (enqueued), 2 (known: dropped) or 0 (no longer
+-- held).
+OPS.celery_enqueue = function(k, a)
+  if redis.call('LREM', k.g_cinflight, -1, a.entry) == 0 then return 0 end
+  local now = clock()
+  local r = job_create(k, {id = a.id, type = a.type, max_attempts = a.max_attempts, created_at = '', owner = '',
+                           idem = '', payload = a.payload}, now, a.ttl, a.max_events, false)
+  if r[1] ~= 'created' then return 2 end
+  redis.call('HSET', k.job, 'celery_key', a.result_key, 'celery_rexp', a.result_expires, 'celery_track',
+             a.track_started, 'celery', a.side)
+  if a.expires ~= '' then redis.call('HSET', k.job, 'celery_expires', a.expires) end
+  if tonumber(a.run_at) > tonumber(now) then
+    redis.call('HSET', k.job, 'run_at', a.run_at)
+    redis.call('ZADD', k.scheduled, a.run_at, a.payload)
   else
-    redis.call('LPUSH', p .. 'queue:' .. q, job)
+    redis.call('LPUSH', k.queue, a.payload)
   end
   return 1
 end
 
--- celery_refuse(prefix, node, entry, id, queue, task, now, state, error, result_key, result_expires, status,
---               result, ttl, max_events, dead_entry): a Celery message that will not run (refused content
--- type, malformed, unknown task, expired) leaves the inflight list; with an id it becomes a hopper job
--- ended in state (dead or cancelled) and its Celery result says status (FAILURE or REVOKED).
-OPS.celery_refuse = function(a)
-  local p, node, entry, id, q, task, now, state, err = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]
-  local ttl, max_events, dead_entry = a[14], a[15], a[16]
-  if redis.call('LREM', p .. 'celery:inflight:' .. node, -1, entry) == 0 then return 0 end
-  if state == 'dead' then redis.call('LPUSH', p .. 'dead', dead_entry) end
-  if id == '' then
-    redis.call('HINCRBY', p .. 'stats', 'dead', '1')
+SPEC.celery_refuse = {keys = {'g_cinflight', 'job', 'events', 'idem', 'jobs', 'stats', 'dead', 'deadmsg'},
+                      args = {'entry', 'id', 'task', 'state', 'error', 'result_key', 'result_expires', 'status',
+                              'result', 'ttl', 'max_events', 'entry_id', 'dead_entry', 'dead_max', 'dead_age',
+                              'payload'},
+                      flags = 'allow-oom'}
+-- A Celery message that will not run (refused content type, malformed, unknown task, expired) leaves the
+-- inflight list; state dead adds its dead entry. With a task id hopper does not know yet it becomes a job
+-- (job_create) ended in state (dead or cancelled); an existing job's hash is never touched. Its Celery result
+-- says status (FAILURE or REVOKED).
+OPS.celery_refuse = function(k, a)
+  if redis.call('LREM', k.g_cinflight, -1, a.entry) == 0 then return 0 end
+  local now = clock()
+  if a.state == 'dead' then dead_add(k, a.entry_id, a.dead_entry, now, a.dead_max, a.dead_age) end
+  if a.id == '' then
+    redis.call('HINCRBY', k.stats, 'dead', '1')
     return 1
   end
-  local h = p .. 'job:' .. id
-  local st, attempt, progress = job_status(h)
-  if st and TERMINAL[st] then return 1 end
-  redis.call('HSET', h, 'id', id, 'type', task, 'queue', q, 'attempt', attempt, 'created_at', now)
-  finish_terminal(p, id, state, now, err, max_events, ttl, attempt, progress)
+  local r = job_create(k, {id = a.id, type = a.task, max_attempts = '1', created_at = '', owner = '', idem = '',
+                           payload = a.payload}, now, a.ttl, a.max_events, false)
+  if r[1] ~= 'created' then return 1 end
+  finish_terminal(k, a.id, a.state, now, a.error, a.max_events, a.ttl, '0', '0')
   local tb = nil
-  if a[12] == 'FAILURE' then tb = 'hopperd refused Celery task ' .. id .. ': ' .. err end
-  store(a[10], a[11], meta(a[12], a[13], tb, id, now))
+  if a.status == 'FAILURE' then tb = 'hopperd refused Celery task ' .. a.id .. ': ' .. a.error end
+  store(a.result_key, a.result_expires, meta(a.status, a.result, tb, a.id, now))
   return 1
 end

@@ -1,24 +1,22 @@
--- hopper_step_save(prefix, id, step, record, ttl): the outcome of a workflow.run step, which a later
--- attempt of the run takes over instead of running the step again. The hash expires ttl seconds after its
--- last write (result_ttl_s, like the job's own hash once it ends).
-OPS.step_save = function(a)
-  local k = a[1] .. 'job:' .. a[2] .. ':steps'
-  redis.call('HSET', k, a[3], a[4])
-  redis.call('EXPIRE', k, a[5])
-  return 1
+SPEC.step_save = {keys = {'job', 'steps'}, args = {'fence', 'step', 'record', 'ttl'}}
+-- The outcome of a workflow.run step, which a later attempt of the run takes over instead of running the
+-- step again. Fenced like every write of an attempt ('ok' or 'superseded'). The hash expires ttl seconds
+-- after its last write (result_ttl_s, like the job's own hash once it ends).
+OPS.step_save = function(k, a)
+  if redis.call('HGET', k.job, 'fence') ~= a.fence then return 'superseded' end
+  redis.call('HSET', k.steps, a.step, a.record)
+  redis.call('EXPIRE', k.steps, a.ttl)
+  return 'ok'
 end
 
--- hopper_enqueue(prefix, queue, id, type, payload, now, max_attempts): a workflow's enqueue step submits a
--- child job, as hopper's clients do (hash first, then the queue). A job of that id that already exists is
--- left alone: the step ran before, in an attempt that died before its record was saved.
--- Returns {'ok', id} or {'exists', state}.
-OPS.enqueue = function(a)
-  local p, q, id, typ, payload, now, max_attempts = a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-  local h = p .. 'job:' .. id
-  if redis.call('EXISTS', h) == 1 then return {'exists', redis.call('HGET', h, 'state') or ''} end
-  redis.call('HSET', h, 'id', id, 'type', typ, 'queue', q, 'state', 'queued', 'attempt', '0',
-             'max_attempts', max_attempts, 'progress', '0', 'created_at', now, 'enqueued_at', now,
-             'updated_at', now, 'payload', payload, 'stalls', '0')
-  redis.call('LPUSH', p .. 'queue:' .. q, payload)
-  return {'ok', id}
+SPEC.enqueue = {keys = {'queue', 'job', 'events', 'idem', 'jobs', 'stats'},
+                args = {'id', 'type', 'max_attempts', 'created_at', 'owner', 'idem', 'payload', 'ttl', 'max_events'}}
+-- A workflow's enqueue step submits a child job (admitted by job_create, then pushed to its queue). A job of
+-- that id that exists already is left alone: the step ran before, in an attempt that died before its record
+-- was saved. Returns {'ok', id}, {'exists', state} or {'duplicate', holder, state}.
+OPS.enqueue = function(k, a)
+  local r = job_create(k, a, clock(), a.ttl, a.max_events, false)
+  if r[1] ~= 'created' then return r end
+  redis.call('LPUSH', k.queue, a.payload)
+  return {'ok', a.id}
 end

@@ -1,30 +1,79 @@
 -- (At load time Redis offers only a few globals, not pairs or ipairs: hence the plain list.)
-local NAMES = {'fetch', 'claim', 'run', 'progress', 'finish', 'requeue', 'bury', 'schedule', 'promote',
-               'heartbeat', 'reap', 'reconcile',
-               'celery_take', 'celery_enqueue', 'celery_refuse', 'step_save', 'enqueue',
-               'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_queues', 'ctl_stats', 'ctl_paused'}
-for k = 1, #NAMES do
-  local fn = OPS[NAMES[k]]
-  redis.register_function('hopper_' .. NAMES[k], function(_, a) return fn(a) end)
+local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 'requeue', 'promote', 'heartbeat',
+               'reap', 'return', 'reaped_done', 'reconcile', 'held', 'step_save', 'enqueue',
+               'celery_take', 'celery_enqueue', 'celery_refuse',
+               'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',
+               'ctl_counters', 'ctl_nodes', 'ctl_state'}
+
+-- Binds KEYS and ARGV (from index first, count n) to the names SPEC gives them.
+local function bind(names, list, first, n)
+  local t = {}
+  for i = 1, #names do t[names[i]] = list[first + i - 1] end
+  return t
 end
 
--- hopper_batch(n, name, argc, arg..., name, argc, arg..., ...): runs n operations in one call, so a loop
--- turn of hopperd costs one round trip whatever the number of jobs. Returns one reply per operation; an
--- operation that fails yields an error element and does not stop the others.
-redis.register_function('hopper_batch', function(_, a)
-  local out, i = {}, 2
-  for k = 1, tonumber(a[1]) do
-    local name, argc = a[i], tonumber(a[i + 1])
-    local args = {}
-    for j = 1, argc do args[j] = a[i + 1 + j] end
-    i = i + 2 + argc
-    local fn = OPS[name]
-    if not fn then
-      out[k] = {err = 'unknown hopper operation ' .. tostring(name)}
+local function slice(list, first, n)
+  local t = {}
+  for i = 1, n do t[i] = list[first + i - 1] end
+  return t
+end
+
+-- Runs operation name on keys[kf .. kf+nk-1] and args[af .. af+na-1].
+local function run(name, keys, kf, nk, args, af, na)
+  local sp = SPEC[name]
+  if #sp.keys > nk or #sp.args > na or (not sp.vk and nk ~= #sp.keys) or (not sp.va and na ~= #sp.args) then
+    error('hopper_' .. name .. ': ' .. nk .. ' keys and ' .. na .. ' arguments do not match its SPEC')
+  end
+  return OPS[name](bind(sp.keys, keys, kf, nk), bind(sp.args, args, af, na),
+                   sp.vk and slice(keys, kf, nk) or nil, sp.va and slice(args, af + #sp.args, na - #sp.args) or nil)
+end
+
+for i = 1, #NAMES do
+  local name = NAMES[i]
+  local flags = {}
+  if SPEC[name].flags then flags = {SPEC[name].flags} end
+  redis.register_function{function_name = 'hopper_' .. name, flags = flags, callback = function(keys, args)
+    NOW_CACHE = nil
+    return run(name, keys, 1, #keys, args, 1, #args)
+  end}
+end
+
+-- hopper_batch(KEYS, n, name, nkeys, nargs, arg..., ...): runs n operations in one call, so a loop turn of
+-- hopperd costs one round trip per hash tag whatever the number of jobs. Each operation takes the next nkeys
+-- keys. Returns one reply per operation; one that fails yields an error element and does not stop the others.
+-- hopper_batch_oom is the same for the operations registered allow-oom (hopperd batches them apart), so
+-- finishing jobs works while Redis is at maxmemory.
+local function batch(keys, args, oom)
+  NOW_CACHE = nil
+  local out, i, kf = {}, 2, 1
+  for n = 1, tonumber(args[1]) do
+    local name, nk, na = args[i], tonumber(args[i + 1]), tonumber(args[i + 2])
+    local sp = SPEC[name]
+    if not sp or not OPS[name] then
+      out[n] = {err = 'unknown hopper operation ' .. tostring(name)}
+    elseif oom and sp.flags ~= 'allow-oom' then
+      out[n] = {err = 'hopper operation ' .. name .. ' is not allowed under OOM'}
     else
-      local ok, res = pcall(fn, args)
-      if ok then out[k] = res else out[k] = {err = tostring(res)} end
+      local ok, res = pcall(run, name, keys, kf, nk, args, i + 3, na)
+      if ok then out[n] = res else out[n] = {err = tostring(res)} end
     end
+    i = i + 3 + na
+    kf = kf + nk
   end
   return out
-end)
+end
+redis.register_function('hopper_batch', function(keys, args) return batch(keys, args, false) end)
+redis.register_function{function_name = 'hopper_batch_oom', flags = {'allow-oom'},
+                        callback = function(keys, args) return batch(keys, args, true) end}
+
+-- hopper_spec(): one line per function, "name keys=k,k[,*] args=a,a[,*] flags=F", exactly as
+-- `hopperd --functions` prints the C table (tests/e2e/core_functions.sh compares the two).
+redis.register_function{function_name = 'hopper_spec', flags = {'no-writes'}, callback = function()
+  local out = {}
+  for i = 1, #NAMES do
+    local sp = SPEC[NAMES[i]]
+    out[#out + 1] = NAMES[i] .. ' keys=' .. table.concat(sp.keys, ',') .. (sp.vk and ',*' or '') .. ' args=' ..
+                    table.concat(sp.args, ',') .. (sp.va and ',*' or '') .. ' flags=' .. (sp.flags or '-')
+  end
+  return out
+end}

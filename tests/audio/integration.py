@@ -43,7 +43,7 @@ def poll(fn, timeout_s, every=0.005):
 
 
 def events(r, jid):
-    return [json.loads(e) for e in r.lrange(HP + 'job:' + jid + ':events', 0, -1)]
+    return [json.loads(e) for e in r.lrange(HP + '{default}:events:' + jid, 0, -1)]
 
 
 def case_cancel(a):
@@ -58,9 +58,9 @@ def case_cancel(a):
                               '--max-attempts', '3'], env=env, check=True, stdout=subprocess.DEVNULL)
         # cancel once the analysis is under way (a progress report of the analysing stage past 0%)
         h = poll(lambda: (lambda v: v if v.get('stage') == 'analysing' and int(v.get('progress', 0)) > 0 else None)(
-            r.hgetall(HP + 'job:' + jid)), 60)
+            r.hgetall(HP + '{default}:job:' + jid)), 60)
         if h is None:
-            check('%s: the analysis starts' % jid, False, 'state %s' % r.hgetall(HP + 'job:' + jid))
+            check('%s: the analysis starts' % jid, False, 'state %s' % r.hgetall(HP + '{default}:job:' + jid))
             continue
         t0 = time.time()
         out = subprocess.run(ctl + ['--json', 'cancel', jid], env=env, capture_output=True, text=True)
@@ -68,7 +68,7 @@ def case_cancel(a):
         row = poll(lambda: sqlite3.connect(a['db']).execute(
             "SELECT state, finished_at, started_at FROM attempts WHERE job_id=? AND finished_at IS NOT NULL",
             (jid,)).fetchone(), 30, 0.002)
-        state = r.hget(HP + 'job:' + jid, 'state')
+        state = r.hget(HP + '{default}:job:' + jid, 'state')
         ok = was == 'running' and row is not None and row[0] == 'cancelled' and state == 'cancelled'
         if not ok:
             check('%s: cancelled while running' % jid, False,

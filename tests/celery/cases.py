@@ -31,8 +31,24 @@ def check_eq(name, got, want):
     check(name, got == want, 'got %r, want %r' % (got, want))
 
 
+def queues():
+    return sorted(set(R.smembers(HP + '{@}:queues')) | {'celery'})
+
+
 def hjob(tid):
-    return R.hgetall(HP + 'job:' + tid)
+    """The job's hash, in whichever queue holds it (keys are per queue: P{Q}:job:ID)."""
+    for q in queues():
+        h = R.hgetall(HP + '{' + q + '}:job:' + tid)
+        if h:
+            return h
+    return {}
+
+
+def dead_entries():
+    out = []
+    for q in queues():
+        out += [R.hget(HP + '{' + q + '}:deadmsg', i) or '' for i in R.zrange(HP + '{' + q + '}:dead', 0, -1)]
+    return out
 
 
 def hargs(tid):
@@ -166,7 +182,7 @@ def case_refused():
     check_eq('pickle message: ContentDisallowed', type(v).__name__, 'ContentDisallowed')
     check('pickle message: the reason names the content type', 'application/x-python-serialize' in str(v), str(v))
     check_eq('pickle message: hopper job dead', hjob(r.id).get('state'), 'dead')
-    dead = [json.loads(x) for x in R.lrange(HP + 'dead', 0, -1)]
+    dead = [json.loads(x) for x in dead_entries()]
     check('pickle message: in the dead list, never decoded', any(d.get('id') == r.id for d in dead), dead)
     u = app.send_task('t.unknown')
     v = get(u, propagate=False)
@@ -174,9 +190,9 @@ def case_refused():
     R.lpush('celery', b'\xff\xfe not UTF-8')
     R.lpush('celery', 'not json at all')
     deadline = time.time() + WAIT
-    while time.time() < deadline and not any('not json' in x for x in R.lrange(HP + 'dead', 0, -1)):
+    while time.time() < deadline and not any('not json' in x for x in dead_entries()):
         time.sleep(0.05)
-    dead = [json.loads(x) for x in R.lrange(HP + 'dead', 0, -1)]
+    dead = [json.loads(x) for x in dead_entries()]
     check('garbage on a Celery queue goes to the dead list', any('not json' in d.get('payload', '') for d in dead))
     check('bytes that are not UTF-8 go to the dead list as payload_b64',
           any(d.get('payload_b64') == '//4gbm90IFVURi04' for d in dead), dead)
@@ -188,7 +204,7 @@ def case_eta():
     r = app.send_task('t.noop', countdown=2)
     time.sleep(0.5)
     check('countdown: the task waits in hopper\'s scheduled set in Redis',
-          R.zcard(HP + 'scheduled:celery') >= 1 and hjob(r.id).get('state') == 'queued', hjob(r.id))
+          R.zcard(HP + '{celery}:scheduled') >= 1 and hjob(r.id).get('state') == 'queued', hjob(r.id))
     check_eq('countdown: result', get(r), {})
     started = float(hjob(r.id).get('started_at', 0))
     check('countdown: not run early', started >= t0 + 2 - 0.01, 'started %.3f, sent %.3f' % (started, t0))

@@ -50,7 +50,7 @@ cut=$(sql n1 "SELECT CAST(max(duration_ms) AS INTEGER) FROM attempts WHERE job_i
 note "the full analysis of long.wav took $full ms; the cancelled ones ran at most $cut ms"
 check "the cancelled analyses stopped long before the end (under half the full analysis)" test "$cut" -lt $((full / 2))
 # progress cadence of the full analysis (event times are the daemon's, as the reports arrive)
-cad=$(rcli LRANGE "${HP}job:busy:events" 0 -1 | py -c '
+cad=$(rcli LRANGE "$(qkey default events busy)" 0 -1 | py -c '
 import json, statistics, sys
 ev = [json.loads(l) for l in sys.stdin if l.strip()]
 a = [e for e in ev if e.get("stage") == "analysing"]
@@ -89,7 +89,7 @@ check_match "the audio step's output is the analysis (tempo_bpm of the 128 BPM f
 	"$(sql n1 "SELECT output FROM workflow_steps WHERE step_id='a' AND state='succeeded' LIMIT 1" |
 		py -c 'import json,sys; t=sys.stdin.read(); d=json.loads(t); print(round(d["tempo_bpm"]), d["sample_rate"])' 2>&1)" \
 	'^(128|90) 44100$'
-prog=$(rcli LRANGE "${HP}job:wf-fast:events" 0 -1 | py -c '
+prog=$(rcli LRANGE "$(qkey default events wf-fast)" 0 -1 | py -c '
 import json, sys
 ev = [json.loads(l) for l in sys.stdin if l.strip()]
 a = [e for e in ev if e.get("stage") == "a"]

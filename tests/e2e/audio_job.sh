@@ -37,7 +37,7 @@ check_eq "result: the same JSON as hopper-analyze prints" \
 check_eq "a features subset gives only those keys (plus the format block)" \
 	"$(jfield au-sub result | py -c 'import json,sys; d=json.load(sys.stdin); print(sorted(k for k in d if k not in ("format","subtype","sample_rate","channels","frames","duration_s","reasons")))')" \
 	"['integrated_lufs', 'loudness_range_lu']"
-stages=$(rcli LRANGE "${HP}job:au-ok:events" 0 -1 | py -c '
+stages=$(rcli LRANGE "$(qkey default events au-ok)" 0 -1 | py -c '
 import json, sys
 ev = [json.loads(l) for l in sys.stdin if l.strip()]
 ev = [e for e in ev if e.get("stage")]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bad_messages: malformed JSON, a JSON array, a job without a type, an unknown type, a mistyped field and an
-# oversized message each end in the dead list with a readable error (none dropped); the daemon keeps
-# running and a valid job after them succeeds.
+# oversized message each end in the dead set with a readable error (none dropped) and hold no job key; the
+# daemon keeps running and a valid job after them succeeds.
 . "$(dirname "$0")/../lib.sh"
 
 start_redis
@@ -34,14 +34,14 @@ done
 check_ge "the oversized message is over 1024 bytes" "${#msg[bmbig]}" 1025
 
 dead_count_is() {
-	[ "$(llen "${HP}dead")" = "$1" ]
+	[ "$(dead_count)" = "$1" ]
 }
 wait_for "$ncases dead entries" 30 dead_count_is "$ncases"
-check_eq "dead list: one entry per bad message" "$(llen "${HP}dead")" "$ncases"
+check_eq "dead list: one entry per bad message" "$(dead_count)" "$ncases"
 check "daemon alive" hopperd_alive n1
 
 # Each entry: found by its marker, with an error that says what was wrong.
-rcli LRANGE "${HP}dead" 0 -1 >"$T/dead.jsonl"
+dead_entries >"$T/dead.jsonl"
 for m in "${markers[@]}"; do
 	got=$(py - "$T/dead.jsonl" "$m" <<'PY'
 import json, sys
@@ -68,10 +68,13 @@ PY
 	check_match "$m: one dead entry whose error says what is wrong" "$got" "^error: .*(${want[$m]})"
 done
 
-# Messages that carry a usable id also get a job hash saying dead.
+# A rejected message holds no key of a job, even with a usable id: no hash, and its entry has an id of its
+# own ("msg-" UUID) with the id it named in message_id.
 for id in bmunknown bmwrongtype; do
-	check_eq "$id: job hash state dead" "$(jstate "$id")" dead
-	check_match "$id: job hash has the error" "$(jfield "$id" error)" '.+'
+	check "$id: no job hash for a rejected message" key_gone "$(qkey default job "$id")"
+	check_eq "$id: its entry names the id it carried" \
+		"$(dead_entries | grep -F "\"$id\"" | py -c 'import json,sys; e=json.loads(sys.stdin.readline()); print(e["message_id"], e["id"].startswith("msg-"))')" \
+		"$id True"
 done
 
 # And the execution log records every undeliverable message (attempt 0: it never became a job).
@@ -82,8 +85,8 @@ check_eq "SQLite: one attempt-0 row with an error per bad message" \
 push_job default "$(job_json bm-valid noop)"
 wait_for "valid job succeeded" 30 state_is bm-valid succeeded
 check_eq "a valid job after them succeeds" "$(jstate bm-valid)" succeeded
-check_eq "dead list unchanged by it" "$(llen "${HP}dead")" "$ncases"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "dead list unchanged by it" "$(dead_count)" "$ncases"
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

@@ -56,7 +56,7 @@ progress_shape() {
 }
 # The job's progress as its Redis event list tells it: every event that carries a progress value (progress
 # events, and state events: queued and running at 0, succeeded at 100), oldest first.
-redis_progress=$(rcli LRANGE "${HP}job:bt-sleep:events" 0 -1 | py -c '
+redis_progress=$(rcli LRANGE "$(qkey default events bt-sleep)" 0 -1 | py -c '
 import json, sys
 for line in sys.stdin:
     line = line.strip()
@@ -66,7 +66,7 @@ for line in sys.stdin:
             print(int(e["progress"]))
 ')
 check_ge "sleep: progress events in the Redis event list" \
-	"$(rcli LRANGE "${HP}job:bt-sleep:events" 0 -1 | py -c '
+	"$(rcli LRANGE "$(qkey default events bt-sleep)" 0 -1 | py -c '
 import json, sys
 print(sum(1 for l in sys.stdin if l.strip() and "progress" in (json.loads(l).get("event"), json.loads(l).get("kind"))))
 ')" 3
@@ -83,7 +83,7 @@ check_eq "fail: attempt counter" "$(jfield bt-fail attempt)" 2
 check_eq "fail: two attempts rows, both with error boom, neither succeeded" \
 	"$(sql n1 "SELECT attempt || ':' || (error LIKE '%boom%') || ':' || (state <> 'succeeded' AND state <> 'running')
 		FROM attempts WHERE job_id='bt-fail' ORDER BY attempt" | paste -sd' ' -)" "1:1:1 2:1:1"
-check_eq "fail: one entry in ${HP}dead" "$(dead_entries_with '"bt-fail"')" 1
+check_eq "fail: one entry in the dead set" "$(dead_entries_with '"bt-fail"')" 1
 check_eq "fail: the handler's log line is in attempt_events" \
 	"$(sql n1 "SELECT count(*) > 0 FROM attempt_events e JOIN attempts a ON a.id = e.attempt_id
 		WHERE a.job_id='bt-fail' AND e.kind='log' AND e.message LIKE '%boom%'")" 1
@@ -95,7 +95,7 @@ check_eq "crash: one attempts row" "$(sql n1 "SELECT count(*) FROM attempts WHER
 check_match "crash: attempts row error names the signal" \
 	"$(sql n1 "SELECT state || ' ' || error FROM attempts WHERE job_id='bt-crash'")" \
 	'^(failed|dead).*(signal|SIGSEGV|segmentation)'
-check_eq "crash: one entry in ${HP}dead" "$(dead_entries_with '"bt-crash"')" 1
+check_eq "crash: one entry in the dead set" "$(dead_entries_with '"bt-crash"')" 1
 
 # --- hopperctl status ---
 for pair in bt-noop:succeeded bt-sleep:succeeded bt-fail:dead bt-crash:dead; do
@@ -116,7 +116,7 @@ st=$?
 check_eq "hopperctl submit exits 0" "$st" 0
 check_match "hopperctl submit prints the id" "$out" 'bt-queued'
 check_eq "submitted job: hash state queued" "$(jstate bt-queued)" queued
-check_eq "submitted job: on its queue" "$(rcli LRANGE "${HP}queue:nobody" 0 -1 | grep -c '"bt-queued"')" 1
+check_eq "submitted job: on its queue" "$(rcli LRANGE "$(qkey nobody queue)" 0 -1 | grep -c '"bt-queued"')" 1
 out=$(ctl status bt-queued 2>&1)
 st=$?
 check_eq "hopperctl status of a queued job exits 0" "$st" 0
@@ -125,7 +125,7 @@ out=$(ctl submit noop --queue nobody 2>&1)
 check_eq "hopperctl submit without --id prints a new id whose hash reads queued" \
 	"$(jstate "$(printf '%s\n' "$out" | grep -Eo '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26}' | head -n1)")" queued
 
-check_eq "queue default empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "queue default empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

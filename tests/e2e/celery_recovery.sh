@@ -34,11 +34,11 @@ check_match "killed mid-task: Celery sees it unfinished" "$(rcli GET "celery-tas
 
 # A message hopperd took but never converted: it sits in the inflight list as "queue\nmessage".
 seed=$("$HOPPERCTL" --redis-unix "$SOCK" celery send t.noop --queue seedq --kwargs '{"seed":1}')
-rcli LPUSH "${HP}celery:inflight:n1" "$(printf 'celery\n%s' "$(rcli RPOP seedq)")" >/dev/null
+rcli LPUSH "$(gkey celery:inflight n1)" "$(printf 'celery\n%s' "$(rcli RPOP seedq)")" >/dev/null
 # And one held by node "ghost", whose heartbeat is gone.
 ghost=$("$HOPPERCTL" --redis-unix "$SOCK" celery send t.noop --queue seedq --kwargs '{"ghost":1}')
-rcli LPUSH "${HP}celery:inflight:ghost" "$(printf 'celery\n%s' "$(rcli RPOP seedq)")" >/dev/null
-rcli SADD "${HP}celery:nodes" ghost >/dev/null
+rcli LPUSH "$(gkey celery:inflight ghost)" "$(printf 'celery\n%s' "$(rcli RPOP seedq)")" >/dev/null
+rcli SADD "$(gkey celery:nodes)" ghost >/dev/null
 
 start_hopperd n1 "${FLAGS[@]}" || exit 1
 relay py "$HOPPER_ROOT/tests/celery/cases.py" "$SOCK" kill_check
@@ -48,7 +48,7 @@ check_match "an inflight message left by a dead daemon runs after the restart" \
 wait_for "ghost's task done" 20 key_exists "celery-task-meta-$ghost"
 check_match "a dead node's inflight message is adopted and runs" "$(rcli GET "celery-task-meta-$ghost")" \
 	'"status": "SUCCESS"'
-check_eq "inflight lists empty" "$(rcli LLEN "${HP}celery:inflight:n1")/$(rcli LLEN "${HP}celery:inflight:ghost")" 0/0
+check_eq "inflight lists empty" "$(rcli LLEN "$(gkey celery:inflight n1)")/$(rcli LLEN "$(gkey celery:inflight ghost)")" 0/0
 sleep 0.5
 check_eq "the killed task's SUCCESS was published once" \
 	"$(grep -c "^celery-task-meta-$id .*\"SUCCESS\"" "$T/published.log")" 1

@@ -21,7 +21,7 @@ export TIME_SCALE
 relay py "$HOPPER_ROOT/tests/celery/cases.py" "$SOCK" basic progress failure chain refused eta expires
 
 check "hopperd survived every message" hopperd_alive n1
-check_eq "no Celery message left in hopperd's inflight list" "$(rcli LLEN "${HP}celery:inflight:n1")" 0
+check_eq "no Celery message left in hopperd's inflight list" "$(rcli LLEN "$(gkey celery:inflight n1)")" 0
 check_eq "no Celery message left on the queue" "$(rcli LLEN celery)" 0
 wait_for "execution-log rows" 15 sql_is n1 "SELECT count(*) > 10 FROM attempts WHERE queue='celery'" 1
 check_eq "Celery jobs are in the SQLite execution log" \

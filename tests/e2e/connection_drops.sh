@@ -17,14 +17,14 @@ kills=0
 for _ in $(seq 1 15); do
 	sleep 0.05
 	rcli CLIENT KILL TYPE normal >/dev/null 2>&1 && kills=$((kills + 1))
-	[ "$(llen "${HP}queue:default")" = 0 ] && break
+	[ "$(llen "$(qkey default queue)")" = 0 ] && break
 done
 note "dropped hopperd's connections $kills times"
 wait_for "all $N jobs succeeded after the drops" 180 all_in_state cd- 1 "$N" succeeded
 check_eq "Redis: $N hashes succeeded" "$(job_states cd- 1 "$N")" "succeeded=$N"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
-check_eq "dead list empty" "$(llen "${HP}dead")" 0
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
+check_eq "dead list empty" "$(dead_count)" 0
 check "the daemon logged its lost connections" grep -q "connection lost" "$T/n1.log"
 
 # Still consuming after the storm.

@@ -57,6 +57,6 @@ check "daemon alive" hopperd_alive n1
 push_job default "$(job_json ct-after noop)"
 wait_for "ct-after succeeded" 30 state_is ct-after succeeded
 check_eq "a noop pushed afterwards succeeds" "$(jstate ct-after)" succeeded
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

@@ -13,7 +13,7 @@ field() { py -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d.get("r
 C submit '{"job":{"id":"stuck","type":"sleep","args":{"ms":60000,"ignore_term":true}}}' >/dev/null
 wait_for "stuck runs" 20 state_is stuck running
 C submit '{"job":{"id":"waiting","type":"noop"}}' >/dev/null
-wait_for "waiting is held by n1" 10 test "$(llen "${HP}inflight:n1:default")" = 2
+wait_for "waiting is held by n1" 10 test "$(llen "$(qkey default inflight n1)")" = 2
 check_eq "the waiting job is claimed, not started" "$(jstate waiting)" queued
 check_eq "cancel the waiting job: it was queued" "$(C cancel '{"job":"waiting"}' | field was)" queued
 t0=$(now)
@@ -24,7 +24,7 @@ check "a job ignoring SIGTERM is killed after the grace, well before its 60 s" f
 check "the SIGKILL is logged" grep -q 'stuck: still running after the grace period; SIGKILL' "$T/n1.log"
 check_eq "stuck stays cancelled" "$(jstate stuck)" cancelled
 check_eq "stuck ran once" "$(sql n1 "SELECT count(*) FROM attempts WHERE job_id='stuck'")" 1
-wait_for "the inflight list empties" 10 test "$(llen "${HP}inflight:n1:default")" = 0
+wait_for "the inflight list empties" 10 test "$(llen "$(qkey default inflight n1)")" = 0
 sleep 0.5
 check_eq "the waiting job never ran" "$(sql n1 "SELECT count(*) FROM attempts WHERE job_id='waiting'")" 0
 check_eq "the waiting job is cancelled" "$(jstate waiting)" cancelled
@@ -36,10 +36,10 @@ check_eq "cancel long" "$(C cancel '{"job":"long"}' | field was)" running
 kill9_hopperd n1
 check_eq "killed right after: long is cancelled in Redis" "$(jstate long)" cancelled
 start_hopperd n1 --workers=1 --kill-grace-s=1 || exit 1
-wait_for "the restart returns n1's leftovers" 20 test "$(llen "${HP}inflight:n1:default")" = 0
+wait_for "the restart returns n1's leftovers" 20 test "$(llen "$(qkey default inflight n1)")" = 0
 sleep 1
 check_eq "after the restart long is still cancelled" "$(jstate long)" cancelled
 check_eq "and was not started again" "$(jfield long attempt)" 1
-check_eq "its queue holds nothing" "$(llen "${HP}queue:default")" 0
+check_eq "its queue holds nothing" "$(llen "$(qkey default queue)")" 0
 finish_hopperd n1
 end_scenario

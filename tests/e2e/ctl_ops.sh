@@ -30,7 +30,7 @@ def rcli(*a):
     return subprocess.run(["redis-cli", "-s", SOCK, "--raw"] + list(a), capture_output=True, text=True).stdout.strip()
 
 def events_list(jid):
-    return [json.loads(x) for x in rcli("LRANGE", HP + "job:" + jid + ":events", "0", "-1").splitlines() if x]
+    return [json.loads(x) for x in rcli("LRANGE", HP + "{default}:events:" + jid, "0", "-1").splitlines() if x]
 
 def state(c, jid):
     r = c.call("status", job=jid)
@@ -114,7 +114,7 @@ for tr in ("unix", "tcp"):
     call_ok(c, P + "submit to an idle queue", "submit", job={"id": tr + "-idle", "type": "noop", "queue": "idleq"})
     r = call_ok(c, P + "cancel queued", "cancel", job=tr + "-idle")
     check_eq(P + "cancel says it was queued", (r or {}).get("was"), "queued")
-    check_eq(P + "cancelled job left its queue", rcli("LLEN", HP + "queue:idleq"), "0")
+    check_eq(P + "cancelled job left its queue", rcli("LLEN", HP + "{idleq}:queue"), "0")
     check_eq(P + "state cancelled", state(c, tr + "-idle"), "cancelled")
     call_err(c, P + "cancel twice is a conflict", "cancel", "conflict", job=tr + "-idle")
 
@@ -143,7 +143,7 @@ for tr in ("unix", "tcp"):
     check(P + "the retried job runs again (a second attempt row) and dies again",
           wait_until(lambda: state(c, tr + "-fail") == "dead" and subprocess.run(["sqlite3", os.environ["T"] + "/n1.db",
               "SELECT count(*) FROM attempts WHERE job_id='%s'" % (tr + "-fail")], capture_output=True, text=True).stdout.strip() == "2", 20))
-    dead = [json.loads(x) for x in rcli("LRANGE", HP + "dead", "0", "-1").splitlines() if x]
+    dead = [json.loads(x) for x in rcli("HVALS", HP + "{default}:deadmsg").splitlines() if x]
     check_eq(P + "one dead-list entry, not two (retry removed the old one)", sum(1 for d in dead if d.get("id") == tr + "-fail"), 1)
 
     # logs

@@ -88,7 +88,7 @@ k1=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key on
 check_eq "a run with an idempotency key" "$k1" wf-once
 k2=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key once-1 --id wf-once-again)
 check_eq "the same key again returns the existing run" "$k2" wf-once
-check_eq "... and writes no second job" "$(rcli EXISTS "${HP}job:wf-once-again")" 0
+check_eq "... and writes no second job" "$(rcli EXISTS "$(qkey default job wf-once-again)")" 0
 check_eq "another owner's use of the key is a conflict (11), not the run" \
 	"$(code "$BOB" submit noop --idempotency-key once-1)" 11
 echo '[{"id": "b-1", "type": "noop", "idempotency_key": "batch-k"},

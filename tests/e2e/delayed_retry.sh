@@ -10,11 +10,11 @@ start_hopperd n1 --workers=2 || exit 1
 run_at=$(awk -v t="$(now)" 'BEGIN { printf "%.3f", t + 2 }')
 push_job default "$(job_json dr-delayed noop '{}' "\"run_at\":$run_at")"
 in_scheduled() {
-	rcli ZRANGE "${HP}scheduled:default" 0 -1 | grep -q '"dr-delayed"'
+	rcli ZRANGE "$(qkey default scheduled)" 0 -1 | grep -q '"dr-delayed"'
 }
-wait_for "the delayed job in ${HP}scheduled:default" 10 in_scheduled
-check "delayed: waits in ${HP}scheduled:default" in_scheduled
-score=$(rcli ZSCORE "${HP}scheduled:default" "$(rcli ZRANGE "${HP}scheduled:default" 0 -1 | grep '"dr-delayed"')")
+wait_for "the delayed job in the scheduled set" 10 in_scheduled
+check "delayed: waits in the scheduled set" in_scheduled
+score=$(rcli ZSCORE "$(qkey default scheduled)" "$(rcli ZRANGE "$(qkey default scheduled)" 0 -1 | grep '"dr-delayed"')")
 check "delayed: its score is run_at" near "$score" "$run_at" 0.01
 check_match "delayed: its hash reads queued (or has none yet) while it waits" "$(jstate dr-delayed)" '^(queued|)$'
 wait_for "the delayed job succeeded" 30 state_is dr-delayed succeeded
@@ -23,7 +23,7 @@ check "delayed: started no earlier than run_at (hash)" fcmp "$(jfield dr-delayed
 wait_for "its attempts row" 10 sql_is n1 "SELECT count(*) FROM attempts WHERE job_id='dr-delayed' AND finished_at IS NOT NULL" 1
 check "delayed: started no earlier than run_at (attempts row)" \
 	fcmp "$(sql n1 "SELECT started_at FROM attempts WHERE job_id='dr-delayed'")" '>=' "$run_at"
-check_eq "delayed: no longer scheduled" "$(rcli ZCARD "${HP}scheduled:default")" 0
+check_eq "delayed: no longer scheduled" "$(rcli ZCARD "$(qkey default scheduled)")" 0
 
 # --- retries with backoff ---
 push_job default "$(job_json dr-fail fail '{"message":"again"}' '"max_attempts":3,"backoff_s":0.5')"
@@ -36,7 +36,7 @@ for ((i = 0; i < 300 * TIME_SCALE; i++)); do
 	sleep 0.05
 done
 check_eq "retry: ends dead after 3 attempts" "$(jstate dr-fail)/$(jfield dr-fail attempt)" dead/3
-in_events=$(rcli LRANGE "${HP}job:dr-fail:events" 0 -1 | grep -c '"retrying"')
+in_events=$(rcli LRANGE "$(qkey default events dr-fail)" 0 -1 | grep -c '"retrying"')
 check "retry: passed through retrying (seen in the hash or the event list)" \
 	test "$saw_retrying" = 1 -o "$in_events" -ge 1
 check_ge "retry: the event list records both retrying states" "$in_events" 2

@@ -128,8 +128,8 @@ check_eq "status of the queued job exits 0" "$st" 0
 check_match "status of the queued job says queued" "$out" '\bqueued\b'
 check_eq "status --json of the queued job: state queued" \
 	"$(ctl status "$qid" --json 2>/dev/null | json_field state)" queued
-check_eq "it waits on its queue" "$(llen "${HP}queue:nobody-consumes-this")" 1
+check_eq "it waits on its queue" "$(llen "$(qkey nobody-consumes-this queue)")" 1
 
-check_eq "queue default empty" "$(llen "${HP}queue:default")" 0
+check_eq "queue default empty" "$(llen "$(qkey default queue)")" 0
 finish_hopperd n1
 end_scenario

@@ -20,13 +20,13 @@ check_eq "second: cancelled" "$(jstate id-second)" cancelled
 check_match "second: error names the first job" "$(jfield id-second error)" 'duplicate of job id-first\b'
 check_eq "second: never ran (attempt counter)" "$(jfield id-second attempt)" 0
 check_eq "other key: succeeded" "$(jstate id-other)" succeeded
-check_eq "${HP}idem:key-1 names the first job" "$(rcli GET "${HP}idem:key-1")" id-first
-check_eq "${HP}idem:key-2 names the other job" "$(rcli GET "${HP}idem:key-2")" id-other
+check_eq "the idempotency key key-1 names the first job" "$(rcli GET "$(qkey default idem key-1)")" id-first
+check_eq "the idempotency key key-2 names the other job" "$(rcli GET "$(qkey default idem key-2)")" id-other
 check_match "the cancelled state is in the second job's events" \
-	"$(rcli LRANGE "${HP}job:id-second:events" 0 -1 | tail -n 1)" '"state" *: *"cancelled"'
+	"$(rcli LRANGE "$(qkey default events id-second)" 0 -1 | tail -n 1)" '"state" *: *"cancelled"'
 
 # --- both in the queue at once: the one pushed first (and so taken first) wins ---
-rcli LPUSH "${HP}queue:default" "$(job_json id-pair-a sleep '{"ms":200}' '"idempotency_key":"key-3"')" \
+rcli LPUSH "$(qkey default queue)" "$(job_json id-pair-a sleep '{"ms":200}' '"idempotency_key":"key-3"')" \
 	"$(job_json id-pair-b sleep '{"ms":200}' '"idempotency_key":"key-3"')" >/dev/null
 wait_for "id-pair-a succeeded" 30 state_is id-pair-a succeeded
 wait_for "id-pair-b cancelled" 30 state_is id-pair-b cancelled
@@ -40,7 +40,7 @@ wait_for "3 finished attempts rows" 15 \
 check_eq "attempts rows: one per job that ran, none for the duplicates" \
 	"$(sql n1 "SELECT job_id || ':' || state FROM attempts WHERE attempt > 0 ORDER BY job_id" | paste -sd' ' -)" \
 	"id-first:succeeded id-other:succeeded id-pair-a:succeeded"
-check_ge "stats: cancelled counted" "$(rcli HGET "${HP}stats" cancelled)" 2
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_ge "stats: cancelled counted" "$(stat_count cancelled)" 2
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

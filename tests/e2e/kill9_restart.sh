@@ -22,16 +22,16 @@ check "hopperd n1 is gone after kill -9" test -z "${HD_PID[n1]:-}"
 left=$((N - $(count_state kr- 1 "$N" succeeded)))
 check_ge "jobs were still unfinished when hopperd died" "$left" 1
 check_ge "jobs were running when hopperd died" "$(count_state kr- 1 "$N" running)" 1
-check_ge "the dead daemon's inflight list holds its jobs" "$(llen "${HP}inflight:n1:default")" 1
+check_ge "the dead daemon's inflight list holds its jobs" "$(llen "$(qkey default inflight n1)")" 1
 
 start_hopperd n1 --workers=4 || exit 1
 wait_for "all $N jobs succeeded" 240 all_in_state kr- 1 "$N" succeeded
 check_eq "Redis: all $N hashes succeeded" "$(job_states kr- 1 "$N")" "succeeded=$N"
 check_ge "Redis: jobs running at the kill count a stall" \
 	"$(job_hist stalls kr- 1 "$N" | tr ' ' '\n' | awk -F= '$1 != "missing" && $1 + 0 >= 1 { n += $2 } END { print n + 0 }')" 1
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
-check_eq "dead list empty" "$(llen "${HP}dead")" 0
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
+check_eq "dead list empty" "$(dead_count)" 0
 finish_hopperd n1
 
 check_eq "SQLite: every job has exactly one succeeded attempts row" \

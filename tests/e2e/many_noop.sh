@@ -10,15 +10,15 @@ N=${MANY_NOOP_N:-10000}
 start_redis
 seq 1 "$N" | awk '{ printf "{\"id\":\"mn-%d\",\"type\":\"noop\",\"args\":{}}\n", $1 }' >"$T/jobs.jsonl"
 push_many default "$T/jobs.jsonl" || not_ok "push $N jobs" "redis-cli --pipe reported errors"
-check_eq "queue holds $N jobs before the daemon starts" "$(llen "${HP}queue:default")" "$N"
+check_eq "queue holds $N jobs before the daemon starts" "$(llen "$(qkey default queue)")" "$N"
 
 start_hopperd n1 --workers=2 || exit 1
 wait_for "all $N jobs succeeded" 300 all_in_state mn- 1 "$N" succeeded
 check_eq "Redis: $N hashes succeeded" "$(job_states mn- 1 "$N")" "succeeded=$N"
 check_eq "Redis: every job started exactly once (attempt=1)" "$(job_hist attempt mn- 1 "$N")" "1=$N"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
-check_eq "dead list empty" "$(llen "${HP}dead")" 0
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
+check_eq "dead list empty" "$(dead_count)" 0
 check "daemon alive after the run" hopperd_alive n1
 wait_for "$N attempts rows finished" 60 \
 	sql_is n1 "SELECT count(*) FROM attempts WHERE finished_at IS NOT NULL" "$N"

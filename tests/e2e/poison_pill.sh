@@ -36,8 +36,8 @@ check_ge "it was killed under at least max_stalls times" "$kills" "$MAX_STALLS"
 check_le "it went dead after max_stalls stalls, not later" "$kills" "$MAX_STALLS"
 check_eq "its stall counter" "$(jfield pp-1 stalls)" "$MAX_STALLS"
 check_eq "one entry in the dead list" "$(dead_entries_with '"pp-1"')" 1
-check_eq "not back on the queue" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "not back on the queue" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 check_eq "SQLite: one attempts row per run it got" \
 	"$(sql n1 "SELECT count(DISTINCT attempt) FROM attempts WHERE job_id='pp-1' AND attempt > 0")" "$kills"
 check "daemon alive" hopperd_alive n1

@@ -35,7 +35,7 @@ low_before=$(sql n1 "SELECT count(*) FROM attempts WHERE job_id LIKE 'qo-low-%'
 check_le "strict: at most 2 low jobs start before the last high one" "$low_before" 2
 check_eq "strict: the started_at times are all set" \
 	"$(sql n1 "SELECT count(*) FROM attempts WHERE job_id LIKE 'qo-%' AND started_at > 0")" 10
-check_eq "strict: queues empty" "$(llen "${HP}queue:high")/$(llen "${HP}queue:low")" 0/0
+check_eq "strict: queues empty" "$(llen "$(qkey high queue)")/$(llen "$(qkey low queue)")" 0/0
 finish_hopperd n1
 
 # --- weighted: a:9, b:1 ---
@@ -49,7 +49,7 @@ for i in $(seq 1 60); do
 done
 check "weighted: 60 jobs pushed on a" push_many a "$T/a.jobs"
 check "weighted: 60 jobs pushed on b" push_many b "$T/b.jobs"
-check_eq "weighted: both queues full before the daemon starts" "$(llen "${HP}queue:a")/$(llen "${HP}queue:b")" 60/60
+check_eq "weighted: both queues full before the daemon starts" "$(llen "$(qkey a queue)")/$(llen "$(qkey b queue)")" 60/60
 start_hopperd n2 --queues=a:9,b:1 --queue-mode=weighted --workers=1 --prefetch=1 || exit 1
 
 wait_for "60 a jobs succeeded" 60 all_in_state qw-a- 1 60 succeeded
@@ -65,6 +65,6 @@ note "weighted: of the first 30 started, $na from a and $nb from b (expected abo
 check_eq "weighted: the first 30 started come from a or b" "$((na + nb))" 30
 check "weighted: more of the first 30 from a than from b ($na vs $nb)" test "$na" -gt "$nb"
 check_ge "weighted: at least 18 of the first 30 from a" "$na" 18
-check_eq "weighted: queues empty" "$(llen "${HP}queue:a")/$(llen "${HP}queue:b")" 0/0
+check_eq "weighted: queues empty" "$(llen "$(qkey a queue)")/$(llen "$(qkey b queue)")" 0/0
 finish_hopperd n2
 end_scenario

@@ -35,9 +35,9 @@ for i in $(seq 1 20); do
 done
 wait_for "20 new jobs succeeded" 60 all_in_state rr-after- 1 20 succeeded
 check_eq "Redis: 20 jobs pushed after the restart succeeded" "$(job_states rr-after- 1 20)" "succeeded=20"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
-check_eq "dead list empty" "$(llen "${HP}dead")" 0
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
+check_eq "dead list empty" "$(dead_count)" 0
 finish_hopperd n1
 
 check_eq "SQLite: one succeeded row for each of the $N jobs" \

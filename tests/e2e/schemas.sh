@@ -12,7 +12,7 @@ done
 
 start_redis
 # Everything published on the events channel, one JSON message a line.
-py - "$SOCK" "${HP}events" "$T/published.jsonl" <<'PY' &
+py - "$SOCK" "$(gkey events)" "$T/published.jsonl" <<'PY' &
 import sys, redis
 sock, channel, out = sys.argv[1:4]
 r = redis.Redis(unix_socket_path=sock)
@@ -52,7 +52,7 @@ wait_for "sc-noop succeeded" 30 state_is sc-noop succeeded
 wait_for "sc-sleep succeeded" 30 state_is sc-sleep succeeded
 wait_for "sc-full succeeded" 30 state_is sc-full succeeded
 wait_for "sc-fail dead" 30 state_is sc-fail dead
-dead2() { [ "$(llen "${HP}dead")" = 2 ]; }
+dead2() { [ "$(dead_count)" = 2 ]; }
 wait_for "2 dead entries" 30 dead2
 check_eq "the job with every optional field succeeded" "$(jstate sc-full)" succeeded
 published_final() { # the subscriber got each job's final event
@@ -62,7 +62,7 @@ published_final() { # the subscriber got each job's final event
 		grep '"sc-fail"' "$T/published.jsonl" | grep -q dead
 }
 wait_for "the final events published" 10 published_final
-check "the final state of each job was published on ${HP}events" published_final
+check "the final state of each job was published on the events channel" published_final
 
 py - "$SOCK" "$HP" "$HOPPER_ROOT/schema" "$T/pushed.jsonl" "$T/published.jsonl" >"$T/verdicts" 2>&1 <<'PY'
 import json, os, sys
@@ -126,33 +126,33 @@ def loads_all(lines, label):
 
 pushed = loads_all([l for l in open(pushed_path).read().splitlines() if l], "pushed jobs")
 check("job", "pushed jobs", pushed)
-queued = r.hgetall(prefix + "job:sc-queued")
+queued = r.hgetall(prefix + "{nobody}:job:sc-queued")
 payloads = loads_all([queued["payload"]] if "payload" in queued else [], "hopperctl payloads")
 check("job", "hopperctl-submitted payloads", payloads)
 must_reject("job", "a job without a type", {"id": "x", "args": {}})
 must_reject("job", "a job whose max_attempts is a string", {"type": "noop", "max_attempts": "x"})
 
 ids = ["sc-noop", "sc-sleep", "sc-fail", "sc-full", "sc-queued"]
-hashes = [r.hgetall(prefix + "job:" + i) for i in ids]
+hashes = [r.hgetall(prefix + "{%s}:job:%s" % ("nobody" if i == "sc-queued" else "default", i)) for i in ids]
 check("job-hash", "job hashes (succeeded, dead, queued)", [h for h in hashes if h])
 verdict(all(hashes), "every job has a hash", ", ".join(i for i, h in zip(ids, hashes) if not h))
 must_reject("job-hash", "a hash with an unknown state", dict(hashes[0], state="exploded") if hashes[0] else {"state": "exploded"})
 
 events = []
 for i in ids:
-    events += loads_all(r.lrange(prefix + "job:%s:events" % i, 0, -1), "events")
+    events += loads_all(r.lrange(prefix + "{%s}:events:%s" % ("nobody" if i == "sc-queued" else "default", i), 0, -1), "events")
 check("event", "events from the per-job lists", events)
 must_reject("event", "an array", [1, 2])
 published = loads_all([l for l in open(published_path).read().splitlines() if l], "published events")
-check("event", "events published on %sevents" % prefix, published)
+check("event", "events published on %s{@}:events" % prefix, published)
 
-dead = loads_all(r.lrange(prefix + "dead", 0, -1), "dead entries")
+dead = loads_all([r.hget(prefix + "{default}:deadmsg", i) for i in r.zrange(prefix + "{default}:dead", 0, -1)], "dead entries")
 check("dead-entry", "dead entries (a failed job and a malformed message)", dead)
 verdict(len(dead) == 2, "two dead entries collected", "got %d" % len(dead))
 must_reject("dead-entry", "an entry without an error", {"payload": "{}"})
 
-hb = r.hgetall(prefix + "node:n1")
-check("heartbeat", "heartbeats", [hb] if hb else [])
+hb = r.hget(prefix + "{@}:hb", "n1")
+check("heartbeat", "heartbeats", [json.loads(hb)] if hb else [])
 must_reject("heartbeat", "an empty hash", {})
 PY
 rc=$?

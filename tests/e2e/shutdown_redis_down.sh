@@ -10,7 +10,7 @@ start_redis --appendonly yes --appendfsync always
 start_hopperd n1 --workers=2 --shutdown-grace-s=1 || exit 1
 for i in $(seq 1 "$N"); do push_job default "$(job_json "sd-$i" sleep '{"ms":3000}')"; done
 wait_for "two jobs running" 30 test "$(count_state sd- 1 "$N" running)" = 2
-held=$(llen "${HP}inflight:n1:default")
+held=$(llen "$(qkey default inflight n1)")
 kill9_redis
 note "redis killed; n1 held $held jobs"
 t0=$(date +%s)
@@ -21,11 +21,11 @@ check_le "it gave up on Redis within grace + a few seconds" "$(($(date +%s) - t0
 check "it said what it left behind" grep -q "not written back (Redis unreachable)" "$T/n1.log"
 
 restart_redis
-check_eq "the held jobs are still in n1's inflight list" "$(llen "${HP}inflight:n1:default")" "$held"
+check_eq "the held jobs are still in n1's inflight list" "$(llen "$(qkey default inflight n1)")" "$held"
 start_hopperd n1 --workers=2 || exit 1
 wait_for "all $N jobs succeeded" 90 all_in_state sd- 1 "$N" succeeded
 check_eq "Redis: all $N succeeded" "$(job_states sd- 1 "$N")" "succeeded=$N"
-check_eq "queue empty" "$(llen "${HP}queue:default")" 0
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "queue empty" "$(llen "$(qkey default queue)")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

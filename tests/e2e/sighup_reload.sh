@@ -43,7 +43,7 @@ check_eq "reloaded max_attempts=2: its hash max_attempts and attempt counter" \
 check_eq "reloaded max_attempts=2: attempts rows 1 and 2" \
 	"$(sql n1 "SELECT attempt FROM attempts WHERE job_id='sh-fail2' ORDER BY attempt" | paste -sd' ' -)" "1 2"
 check_ge "reloaded max_attempts=2: it passed through retrying" \
-	"$(rcli LRANGE "${HP}job:sh-fail2:events" 0 -1 | grep -c '"retrying"')" 1
+	"$(rcli LRANGE "$(qkey default events sh-fail2)" 0 -1 | grep -c '"retrying"')" 1
 
 # --- an invalid file: the running configuration stays whole ---
 # max_attempts = 5 on a line before the bad one must not take effect either.

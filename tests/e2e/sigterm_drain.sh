@@ -26,13 +26,13 @@ for id in $running; do
 	check_eq "drain: $id, running at SIGTERM, succeeded" "$(jstate "$id")" succeeded
 done
 check_ge "drain: at least the 2 running jobs succeeded" "$succeeded" 2
-check_eq "drain: the rest are back on the queue" "$(llen "${HP}queue:default")" "$((N - succeeded))"
+check_eq "drain: the rest are back on the queue" "$(llen "$(qkey default queue)")" "$((N - succeeded))"
 # A job the daemon fetched reads queued again; one it never fetched has no hash yet (bare LPUSH).
 check_eq "drain: the rest read queued or were never seen" \
 	"$(($(count_state sd- 1 "$N" queued) + $(count_state sd- 1 "$N" missing)))" "$((N - succeeded))"
-check_eq "drain: inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "drain: inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 check_eq "drain: each queued job is on the queue once" \
-	"$(rcli LRANGE "${HP}queue:default" 0 -1 | grep -o '"sd-[0-9]*"' | sort | uniq -d | wc -l)" 0
+	"$(rcli LRANGE "$(qkey default queue)" 0 -1 | grep -o '"sd-[0-9]*"' | sort | uniq -d | wc -l)" 0
 check_eq "drain: SQLite has every succeeded attempt, none left running" \
 	"$(sql n1 "SELECT count(*) FROM attempts WHERE state='succeeded'") $(sql n1 "SELECT count(*) FROM attempts WHERE finished_at IS NULL")" \
 	"$succeeded 0"
@@ -58,11 +58,11 @@ running=$(ids_in_state sg- 1 "$M" running)
 st=0
 stop_hopperd n2 TERM 30 || st=$?
 check_eq "grace out: hopperd exits 0" "$st" 0
-check_eq "grace out: all $M jobs back on the queue" "$(llen "${HP}queue:default")" "$M"
+check_eq "grace out: all $M jobs back on the queue" "$(llen "$(qkey default queue)")" "$M"
 check_eq "grace out: all read queued" "$(job_states sg- 1 "$M")" "queued=$M"
-check_eq "grace out: inflight list empty" "$(llen "${HP}inflight:n2:default")" 0
+check_eq "grace out: inflight list empty" "$(llen "$(qkey default inflight n2)")" 0
 # The head of a queue is its right end (daemons take from the right).
-head2=$(rcli LRANGE "${HP}queue:default" -2 -1 | grep -o '"sg-[0-9]*"' | tr -d '"' | sort | paste -sd' ' -)
+head2=$(rcli LRANGE "$(qkey default queue)" -2 -1 | grep -o '"sg-[0-9]*"' | tr -d '"' | sort | paste -sd' ' -)
 check_eq "grace out: the stopped jobs are at the head of the queue" "$head2" "$(echo $running | tr ' ' '\n' | sort | paste -sd' ' -)"
 check_eq "grace out: SQLite has no attempt left running" \
 	"$(sql n2 "SELECT count(*) FROM attempts WHERE finished_at IS NULL")" 0

@@ -50,6 +50,6 @@ push_job default "$(job_json tk-after noop)"
 wait_for "tk-after succeeded" 30 state_is tk-after succeeded
 check_eq "a noop pushed afterwards succeeds" "$(jstate tk-after)" succeeded
 check "it ran in another worker" test "$(jfield tk-after worker_pid)" != "$wpid"
-check_eq "inflight list empty" "$(llen "${HP}inflight:n1:default")" 0
+check_eq "inflight list empty" "$(llen "$(qkey default inflight n1)")" 0
 finish_hopperd n1
 end_scenario

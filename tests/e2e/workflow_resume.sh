@@ -19,8 +19,8 @@ DEF=$(cat <<J
 J
 )
 push_job default "$(wf_job wres "{\"definition\":$DEF}" '"max_attempts":3')"
-wait_for "the order step's record is in Redis" 20 bash -c "[ \"\$(redis-cli -s '$SOCK' HEXISTS '${HP}job:wres:steps' order)\" = 1 ]"
-wait_for "the pause step started" 10 bash -c "[ \"\$(redis-cli -s '$SOCK' HGET '${HP}job:wres' stage)\" = pause ]"
+wait_for "the order step's record is in Redis" 20 bash -c "[ \"\$(redis-cli -s '$SOCK' HEXISTS '$(qkey default steps wres)' order)\" = 1 ]"
+wait_for "the pause step started" 10 bash -c "[ \"\$(redis-cli -s '$SOCK' HGET '$(qkey default job wres)' stage)\" = pause ]"
 check_eq "before the kill: one order was posted" "$(hits /orders)" 1
 sleep 0.5
 kill9_hopperd n1
@@ -53,7 +53,7 @@ J
 )
 	push_job default "$(wf_job "wres-$mode" "{\"definition\":$DEF}" '"max_attempts":2,"timeout_s":1.5,"backoff_s":0.1')"
 done
-wait_for "both stopped runs end" 40 bash -c "case \$(redis-cli -s '$SOCK' HGET '${HP}job:wres-true' state)\$(redis-cli -s '$SOCK' HGET '${HP}job:wres-false' state) in deaddead) exit 0;; esac; exit 1"
+wait_for "both stopped runs end" 40 bash -c "case \$(redis-cli -s '$SOCK' HGET '$(qkey default job wres-true)' state)\$(redis-cli -s '$SOCK' HGET '$(qkey default job wres-false)' state) in deaddead) exit 0;; esac; exit 1"
 check_eq "timeout retry: both runs used their two attempts" "$(jfield wres-true attempt) $(jfield wres-false attempt)" "2 2"
 check_eq "timeout retry: resumed, the POST went out once" "$(hits /status/202)" 1
 check_eq "timeout retry: with resume false, once per attempt" "$(hits /status/201)" 2

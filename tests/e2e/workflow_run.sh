@@ -192,7 +192,7 @@ check_eq "enqueue: the child's result reached the next step" "$(jresult wr-enque
 check "enqueue: the parent ended after the child" fcmp "$(jfield wr-enqueue finished_at)" '>=' "$(jfield wr-enqueue.child finished_at)"
 
 # --- progress: steps done over steps total, current step as stage ---
-stages=$(rcli LRANGE "${HP}job:wr-dag:events" 0 -1 | py -c '
+stages=$(rcli LRANGE "$(qkey default events wr-dag)" 0 -1 | py -c '
 import json, sys
 print(" ".join(e.get("stage", "") + "@" + str(e["progress"]) for e in map(json.loads, sys.stdin) if e["event"] == "progress"))')
 check_match "progress: stage is the step id, progress steps done / total ($stages)" "$stages" 'a@0 .*d@75'

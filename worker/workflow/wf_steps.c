@@ -214,8 +214,10 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 			snprintf(err, errlen, "timed out waiting for job %s", child);
 			return WF_FAIL;
 		}
-		rep = h->request(h->ctx, FRAME_QUERY, json_pack("{s:s,s:s}", "id", h->job_id, "job_id", child), err,
-		                 errlen);
+		rep = h->request(h->ctx, FRAME_QUERY,
+		                 json_pack("{s:s,s:s,s:s}", "id", h->job_id, "job_id", child, "queue",
+		                           queue ? queue : "default"),
+		                 err, errlen);
 		if (rep == NULL)
 			return WF_FAIL;
 		const char *state = json_string_value(json_object_get(rep, "state"));

@@ -1,0 +1,371 @@
+/* rfunc: the table of hopper's Redis functions and the key builder (see rfunc.h). */
+#include "rfunc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hopperd.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* The kind's name (as in SPEC of 00_common.lua) and its key pattern after P: q = {Q}, g = {@}. */
+static const struct {
+	const char *name;
+	int global;
+	const char *kind; /* the text after the tag */
+	enum { V_NONE, V_NODE, V_ID, V_IDEM } var;
+} kinds[RK_COUNT] = {
+        [RK_QUEUE] = {"queue", 0, "queue", V_NONE},
+        [RK_INFLIGHT] = {"inflight", 0, "inflight", V_NODE},
+        [RK_SCHEDULED] = {"scheduled", 0, "scheduled", V_NONE},
+        [RK_PAUSED] = {"paused", 0, "paused", V_NONE},
+        [RK_JOB] = {"job", 0, "job", V_ID},
+        [RK_EVENTS] = {"events", 0, "events", V_ID},
+        [RK_STEPS] = {"steps", 0, "steps", V_ID},
+        [RK_IDEM] = {"idem", 0, "idem", V_IDEM},
+        [RK_DEAD] = {"dead", 0, "dead", V_NONE},
+        [RK_DEADMSG] = {"deadmsg", 0, "deadmsg", V_NONE},
+        [RK_JOBS] = {"jobs", 0, "jobs", V_NONE},
+        [RK_STATS] = {"stats", 0, "stats", V_NONE},
+        [RK_REAPED] = {"reaped", 0, "reaped", V_NONE},
+        [RK_G_SEEN] = {"g_seen", 1, "seen", V_NONE},
+        [RK_G_SINCE] = {"g_since", 1, "since", V_NONE},
+        [RK_G_SEQ] = {"g_seq", 1, "seq", V_NONE},
+        [RK_G_INC] = {"g_inc", 1, "inc", V_NONE},
+        [RK_G_NODEQ] = {"g_nodeq", 1, "nodeq", V_NONE},
+        [RK_G_HB] = {"g_hb", 1, "hb", V_NONE},
+        [RK_G_REAPING] = {"g_reaping", 1, "reaping", V_NONE},
+        [RK_G_PAUSED] = {"g_paused", 1, "paused", V_NONE},
+        [RK_G_QUEUES] = {"g_queues", 1, "queues", V_NONE},
+        [RK_G_CINFL] = {"g_cinflight", 1, "celery:inflight", V_NODE},
+        [RK_G_CNODES] = {"g_cnodes", 1, "celery:nodes", V_NONE},
+};
+
+#define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
+#define NOKEYS {RK_QUEUE}, 0
+#define A(...)                                                                                                         \
+	{                                                                                                              \
+		__VA_ARGS__, NULL                                                                                      \
+	}
+#define NOARGS                                                                                                         \
+	{                                                                                                              \
+		NULL                                                                                                   \
+	}
+
+/* Keep in step with SPEC in daemon/lua/00_common.lua (tests/e2e/core_functions.sh checks it). */
+const struct rfunc rfuncs[RF_COUNT] = {
+        [RF_FETCH] = {"fetch", K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED), 0, A("max"), 0, RF_ALLOW_OOM},
+        [RF_CLAIM] = {"claim",
+                      K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS, RK_REAPED,
+                        RK_SCHEDULED, RK_DEAD, RK_DEADMSG),
+                      0,
+                      A("raw", "payload", "id", "type", "max_attempts", "created_at", "owner", "idem", "run_at", "node",
+                        "inc", "max_stalls", "ttl", "max_events", "dead_max", "dead_age"),
+                      0, 0},
+        [RF_ACK] = {"ack", K(RK_INFLIGHT), 0, A("raw"), 0, RF_ALLOW_OOM},
+        [RF_RUN] = {"run", K(RK_JOB, RK_EVENTS), 0,
+                    A("id", "fence", "node", "pid", "attempt", "max_attempts", "ttl", "max_events"), 0, 0},
+        [RF_PROGRESS] = {"progress", K(RK_JOB, RK_EVENTS), 0,
+                         A("id", "fence", "attempt", "progress", "stage", "message", "ttl", "max_events"), 0, 0},
+        [RF_FINISH] = {"finish", K(RK_INFLIGHT, RK_JOB, RK_EVENTS, RK_SCHEDULED, RK_DEAD, RK_DEADMSG, RK_STATS), 0,
+                       A("payload", "id", "fence", "node", "outcome", "attempt", "error", "result", "delay", "ran",
+                         "pid", "max_attempts", "ttl", "max_events", "dead_max", "dead_age"),
+                       0, RF_ALLOW_OOM},
+        [RF_REQUEUE] = {"requeue", K(RK_INFLIGHT, RK_QUEUE, RK_JOB, RK_EVENTS), 0,
+                        A("payload", "id", "fence", "attempt", "ttl", "max_events"), 0, RF_ALLOW_OOM},
+        [RF_BURY] = {"bury", K(RK_INFLIGHT, RK_DEAD, RK_DEADMSG, RK_STATS), 0,
+                     A("raw", "entry_id", "entry", "dead_max", "dead_age"), 0, RF_ALLOW_OOM},
+        [RF_PROMOTE] = {"promote", K(RK_SCHEDULED, RK_QUEUE), 0, A("limit"), 0, RF_ALLOW_OOM},
+        [RF_HEARTBEAT] = {"heartbeat",
+                          K(RK_G_SEEN, RK_G_SINCE, RK_G_SEQ, RK_G_INC, RK_G_NODEQ, RK_G_HB, RK_G_REAPING, RK_G_QUEUES),
+                          0, A("node", "inc", "seq", "lease_ms", "gap_ms", "check", "hb", "queues"), 0, RF_ALLOW_OOM},
+        [RF_REAP] = {"reap", K(RK_G_SEEN, RK_G_SINCE, RK_G_SEQ, RK_G_INC, RK_G_NODEQ, RK_G_HB, RK_G_REAPING), 0,
+                     A("node", "inc", "seq", "lease_ms"), 0, RF_ALLOW_OOM},
+        [RF_RETURN] = {"return", K(RK_INFLIGHT, RK_QUEUE, RK_REAPED), 0, A("inc", "ttl"), 0, RF_ALLOW_OOM},
+        [RF_REAPED_DONE] = {"reaped_done", K(RK_G_REAPING), 0, A("node", "inc"), 0, RF_ALLOW_OOM},
+        [RF_RECONCILE] = {"reconcile", K(RK_INFLIGHT, RK_QUEUE), 0, NOARGS, 1, RF_ALLOW_OOM},
+        [RF_HELD] = {"held", NOKEYS, 1, NOARGS, 1, RF_NO_WRITES},
+        [RF_STEP_SAVE] = {"step_save", K(RK_JOB, RK_STEPS), 0, A("fence", "step", "record", "ttl"), 0, 0},
+        [RF_ENQUEUE] = {"enqueue", K(RK_QUEUE, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS), 0,
+                        A("id", "type", "max_attempts", "created_at", "owner", "idem", "payload", "ttl", "max_events"),
+                        0, 0},
+        [RF_CELERY_TAKE] = {"celery_take", K(RK_G_CINFL, RK_G_CNODES, RK_G_SEEN), 0,
+                            A("prefix", "node", "window", "recover", "celery_prefix", "lease_ms"), 1, 0},
+        [RF_CELERY_ENQUEUE] = {"celery_enqueue",
+                               K(RK_G_CINFL, RK_QUEUE, RK_SCHEDULED, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS), 0,
+                               A("entry", "id", "type", "max_attempts", "payload", "run_at", "ttl", "max_events",
+                                 "result_key", "result_expires", "track_started", "expires", "side"),
+                               0, 0},
+        [RF_CELERY_REFUSE] = {"celery_refuse",
+                              K(RK_G_CINFL, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS, RK_DEAD, RK_DEADMSG), 0,
+                              A("entry", "id", "task", "state", "error", "result_key", "result_expires", "status",
+                                "result", "ttl", "max_events", "entry_id", "dead_entry", "dead_max", "dead_age",
+                                "payload"),
+                              0, RF_ALLOW_OOM},
+        [RF_CTL_SUBMIT] = {"ctl_submit", K(RK_QUEUE, RK_SCHEDULED, RK_JOBS, RK_STATS), 1, A("ttl", "max_events", "n"),
+                           1, 0},
+        [RF_CTL_CANCEL] = {"ctl_cancel", K(RK_JOB, RK_EVENTS, RK_QUEUE, RK_SCHEDULED, RK_STATS), 0,
+                           A("id", "owner", "admin", "ttl", "max_events", "channel"), 0, RF_ALLOW_OOM},
+        [RF_CTL_RETRY] = {"ctl_retry", K(RK_JOB, RK_EVENTS, RK_QUEUE, RK_DEAD, RK_DEADMSG, RK_JOBS), 0,
+                          A("id", "owner", "admin", "ttl", "max_events"), 0, 0},
+        [RF_CTL_LIST] = {"ctl_list", K(RK_JOBS), 0,
+                         A("tag", "score", "cursor_id", "limit", "state", "type", "owner", "scan_max", "max_bytes"), 0,
+                         RF_NO_WRITES},
+        [RF_CTL_PAUSE] = {"ctl_pause", K(RK_PAUSED), 0, A("on"), 0, RF_ALLOW_OOM},
+        [RF_CTL_PAUSE_G] = {"ctl_pause_g", K(RK_G_PAUSED), 0, A("queue", "on", "channel"), 0, RF_ALLOW_OOM},
+        [RF_CTL_QUEUES] = {"ctl_queues", K(RK_QUEUE, RK_SCHEDULED, RK_PAUSED), 1, NOARGS, 0, RF_NO_WRITES},
+        [RF_CTL_COUNTERS] = {"ctl_counters", K(RK_STATS, RK_DEAD), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_CTL_NODES] = {"ctl_nodes", K(RK_G_HB, RK_G_SEEN), 0, A("lease_ms"), 0, RF_NO_WRITES},
+        [RF_CTL_STATE] = {"ctl_state", K(RK_G_PAUSED, RK_G_QUEUES, RK_G_SEEN), 0, NOARGS, 0, RF_NO_WRITES},
+};
+
+struct rcall {
+	const struct server *s;
+	enum rf f;
+	char tag[QUEUE_NAME_MAX + 3]; /* "{Q}" or "{@}" */
+	char *keys[RF_MAX_KEYS + 2 * RF_MAX_ARGS];
+	size_t nkeys, keycap;
+	char **vkeys; /* variadic keys (var_keys rows) */
+	size_t nvkeys, vkeycap;
+	char *args[RF_MAX_ARGS];
+	size_t lens[RF_MAX_ARGS];
+	int nargs;
+	char **more; /* variadic arguments */
+	size_t *morelens;
+	size_t nmore, morecap;
+};
+
+static char *
+key_build(const struct server *s, enum rkey k, const char *queue, const char *node, const char *id, const char *idem)
+{
+	const char *p = s->cfg.key_prefix;
+	if (kinds[k].global)
+		queue = "@";
+	if (queue == NULL)
+		fatal("rfunc: key %s needs a queue", kinds[k].name);
+	switch (kinds[k].var) {
+	case V_NODE: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, node ? node : s->cfg.node_id);
+	case V_ID: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, id ? id : "");
+	case V_IDEM: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");
+	default: return xasprintf("%s{%s}:%s", p, queue, kinds[k].kind);
+	}
+}
+
+char *
+rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx)
+{
+	return key_build(s, k, ctx->queue, ctx->node, ctx->id, ctx->idem);
+}
+
+char *
+rchan_control(const struct server *s)
+{
+	return xasprintf("%s{@}:control", s->cfg.key_prefix);
+}
+
+char *
+rchan_job(const struct server *s, const char *queue, const char *id)
+{
+	return xasprintf("%s{%s}:job:%s", s->cfg.key_prefix, queue, id);
+}
+
+char *
+rchan_ping(const struct server *s)
+{
+	return xasprintf("%s{@}:ping:%s", s->cfg.key_prefix, s->cfg.node_id);
+}
+
+struct rcall *
+rcall_new(const struct server *s, enum rf f, const struct rctx *ctx)
+{
+	const struct rfunc *rf = &rfuncs[f];
+	struct rcall *c = xcalloc(1, sizeof(*c));
+	c->s = s;
+	c->f = f;
+	int global = rf->nkeys > 0 && kinds[rf->keys[0]].global;
+	snprintf(c->tag, sizeof(c->tag), "{%s}", global || ctx->queue == NULL ? "@" : ctx->queue);
+	for (int i = 0; i < rf->nkeys; i++)
+		c->keys[c->nkeys++] = key_build(s, rf->keys[i], ctx->queue, ctx->node, ctx->id, ctx->idem);
+	for (c->nargs = 0; rf->args[c->nargs] != NULL; c->nargs++)
+		;
+	return c;
+}
+
+void
+rcall_arg(struct rcall *c, const char *name, const char *value, long len)
+{
+	const struct rfunc *rf = &rfuncs[c->f];
+	for (int i = 0; i < c->nargs; i++) {
+		if (strcmp(rf->args[i], name) != 0)
+			continue;
+		size_t n = len < 0 ? strlen(value) : (size_t)len;
+		free(c->args[i]);
+		c->args[i] = xmalloc(n + 1);
+		memcpy(c->args[i], value, n);
+		c->args[i][n] = '\0';
+		c->lens[i] = n;
+		return;
+	}
+	fatal("rfunc: %s has no argument %s", rf->name, name);
+}
+
+void
+rcall_int(struct rcall *c, const char *name, long long v)
+{
+	char b[32];
+	snprintf(b, sizeof(b), "%lld", v);
+	rcall_arg(c, name, b, -1);
+}
+
+void
+rcall_num(struct rcall *c, const char *name, double v)
+{
+	char b[40];
+	snprintf(b, sizeof(b), "%.3f", v);
+	rcall_arg(c, name, b, -1);
+}
+
+void
+rcall_more(struct rcall *c, const char *value, long len)
+{
+	if (!rfuncs[c->f].var_args)
+		fatal("rfunc: %s takes no extra arguments", rfuncs[c->f].name);
+	if (c->nmore == c->morecap) {
+		c->morecap = c->morecap ? c->morecap * 2 : 16;
+		c->more = xrealloc(c->more, c->morecap * sizeof(*c->more));
+		c->morelens = xrealloc(c->morelens, c->morecap * sizeof(*c->morelens));
+	}
+	size_t n = len < 0 ? strlen(value) : (size_t)len;
+	c->more[c->nmore] = xmalloc(n + 1);
+	memcpy(c->more[c->nmore], value, n);
+	c->more[c->nmore][n] = '\0';
+	c->morelens[c->nmore++] = n;
+}
+
+static void
+vkey_add(struct rcall *c, char *key)
+{
+	if (!rfuncs[c->f].var_keys)
+		fatal("rfunc: %s takes no extra keys", rfuncs[c->f].name);
+	if (c->nvkeys == c->vkeycap) {
+		c->vkeycap = c->vkeycap ? c->vkeycap * 2 : 16;
+		c->vkeys = xrealloc(c->vkeys, c->vkeycap * sizeof(*c->vkeys));
+	}
+	c->vkeys[c->nvkeys++] = key;
+}
+
+void
+rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx)
+{
+	vkey_add(c, key_build(c->s, k, ctx->queue, ctx->node, ctx->id, ctx->idem));
+}
+
+static void
+rcall_free(struct rcall *c)
+{
+	for (size_t i = 0; i < c->nkeys; i++)
+		free(c->keys[i]);
+	for (size_t i = 0; i < c->nvkeys; i++)
+		free(c->vkeys[i]);
+	for (int i = 0; i < c->nargs; i++)
+		free(c->args[i]);
+	for (size_t i = 0; i < c->nmore; i++)
+		free(c->more[i]);
+	free(c->vkeys);
+	free(c->more);
+	free(c->morelens);
+	free(c);
+}
+
+/* Flattens keys then arguments into one vector (pointers into c). */
+static void
+rcall_flatten(struct rcall *c, const char ***keys, size_t **klens, size_t *nkeys, const char ***args, size_t **alens,
+              size_t *nargs)
+{
+	const struct rfunc *rf = &rfuncs[c->f];
+	*nkeys = c->nkeys + c->nvkeys;
+	*keys = xcalloc(*nkeys + 1, sizeof(**keys));
+	*klens = xcalloc(*nkeys + 1, sizeof(**klens));
+	for (size_t i = 0; i < *nkeys; i++) {
+		(*keys)[i] = i < c->nkeys ? c->keys[i] : c->vkeys[i - c->nkeys];
+		(*klens)[i] = strlen((*keys)[i]);
+	}
+	*nargs = (size_t)c->nargs + c->nmore;
+	*args = xcalloc(*nargs + 1, sizeof(**args));
+	*alens = xcalloc(*nargs + 1, sizeof(**alens));
+	for (int i = 0; i < c->nargs; i++) {
+		if (c->args[i] == NULL)
+			fatal("rfunc: %s: argument %s not set", rf->name, rf->args[i]);
+		(*args)[i] = c->args[i];
+		(*alens)[i] = c->lens[i];
+	}
+	for (size_t i = 0; i < c->nmore; i++) {
+		(*args)[c->nargs + i] = c->more[i];
+		(*alens)[c->nargs + i] = c->morelens[i];
+	}
+}
+
+static int
+rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch)
+{
+	const struct rfunc *rf = &rfuncs[c->f];
+	const char **keys, **args;
+	size_t *klens, *alens, nkeys, nargs;
+	rcall_flatten(c, &keys, &klens, &nkeys, &args, &alens, &nargs);
+	int rc;
+	if (batch && !(rf->flags & RF_NO_WRITES))
+		rc = redis_batch(s->redis, c->tag, rf->name, (rf->flags & RF_ALLOW_OOM) != 0, nkeys, keys, klens, nargs,
+		                 args, alens, cb, priv);
+	else
+		rc = redis_fcall(s->redis, rf->name, (rf->flags & RF_NO_WRITES) != 0, nkeys, keys, klens, nargs, args,
+		                 alens, cb, priv);
+	free(keys);
+	free(klens);
+	free(args);
+	free(alens);
+	rcall_free(c);
+	return rc;
+}
+
+int
+rcall_send(struct server *s, struct rcall *c, redis_cb *cb, void *priv)
+{
+	return rcall_go(s, c, cb, priv, 0);
+}
+
+int
+rcall_batch(struct server *s, struct rcall *c, redis_cb *cb, void *priv)
+{
+	return rcall_go(s, c, cb, priv, 1);
+}
+
+static void
+print_list(const char *label, const char *const *names, size_t n)
+{
+	printf(" %s=", label);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? "," : "", names[i]);
+}
+
+void
+rfunc_print(void)
+{
+	for (int f = 0; f < RF_COUNT; f++) {
+		const struct rfunc *rf = &rfuncs[f];
+		const char *kn[RF_MAX_KEYS];
+		size_t na = 0;
+		for (int i = 0; i < rf->nkeys; i++)
+			kn[i] = kinds[rf->keys[i]].name;
+		while (rf->args[na] != NULL)
+			na++;
+		printf("%s", rf->name);
+		print_list("keys", kn, (size_t)rf->nkeys);
+		printf("%s", rf->var_keys ? ",*" : "");
+		print_list("args", rf->args, na);
+		printf("%s", rf->var_args ? ",*" : "");
+		printf(" flags=%s\n", rf->flags & RF_NO_WRITES   ? "no-writes"
+		                      : rf->flags & RF_ALLOW_OOM ? "allow-oom"
+		                                                 : "-");
+	}
+}

@@ -1,0 +1,142 @@
+/*
+ * rfunc: the one table of hopper's Redis functions (the files of daemon/lua) and the only place that spells
+ * Redis key names (schema/redis-keys.md).
+ *
+ * Each row says a function's name, the kinds of the keys it receives in KEYS (in order), the names of its
+ * arguments (in order) and its flags. A call is built from the row: rcall_new picks the row, rcall_key
+ * builds each key from the call's context (queue, node, job id, idempotency key), rcall_arg sets an argument
+ * by name (a name the row lacks, or one left unset, is a programming error and aborts), and rcall_send /
+ * rcall_batch send it as FCALL / FCALL_RO or as an entry of the loop turn's hopper_batch of the call's hash
+ * tag. The Lua side declares the same rows (SPEC in 00_common.lua); `hopperd --functions` prints this table
+ * and tests/e2e/core_functions.sh checks it against the loaded library, so the two cannot drift.
+ *
+ * Key layout: per-queue keys are P{Q}:KIND[:VAR] (hash tag {Q}), deployment-wide keys P{@}:KIND[:VAR]
+ * (tag {@}; no queue can be named @). The kind comes before the variable part, so no id can name a key of
+ * another kind.
+ */
+#ifndef HOPPER_RFUNC_H
+#define HOPPER_RFUNC_H
+
+#include <stddef.h>
+
+#include "redis.h"
+
+struct server;
+
+/* Key kinds. RK_G_* are deployment-wide (tag {@}); the others belong to the call's queue. */
+enum rkey {
+	RK_QUEUE,     /* P{Q}:queue */
+	RK_INFLIGHT,  /* P{Q}:inflight:NODE */
+	RK_SCHEDULED, /* P{Q}:scheduled */
+	RK_PAUSED,    /* P{Q}:paused */
+	RK_JOB,       /* P{Q}:job:ID */
+	RK_EVENTS,    /* P{Q}:events:ID */
+	RK_STEPS,     /* P{Q}:steps:ID */
+	RK_IDEM,      /* P{Q}:idem:KEY */
+	RK_DEAD,      /* P{Q}:dead */
+	RK_DEADMSG,   /* P{Q}:deadmsg */
+	RK_JOBS,      /* P{Q}:jobs */
+	RK_STATS,     /* P{Q}:stats */
+	RK_REAPED,    /* P{Q}:reaped */
+	RK_G_SEEN,    /* P{@}:seen */
+	RK_G_SINCE,   /* P{@}:since */
+	RK_G_SEQ,     /* P{@}:seq */
+	RK_G_INC,     /* P{@}:inc */
+	RK_G_NODEQ,   /* P{@}:nodeq */
+	RK_G_HB,      /* P{@}:hb */
+	RK_G_REAPING, /* P{@}:reaping */
+	RK_G_PAUSED,  /* P{@}:paused */
+	RK_G_QUEUES,  /* P{@}:queues */
+	RK_G_CINFL,   /* P{@}:celery:inflight:NODE */
+	RK_G_CNODES,  /* P{@}:celery:nodes */
+	RK_COUNT
+};
+
+enum rf {
+	RF_FETCH,
+	RF_CLAIM,
+	RF_RUN,
+	RF_PROGRESS,
+	RF_FINISH,
+	RF_REQUEUE,
+	RF_BURY,
+	RF_ACK,
+	RF_PROMOTE,
+	RF_HEARTBEAT,
+	RF_REAP,
+	RF_RETURN,
+	RF_REAPED_DONE,
+	RF_RECONCILE,
+	RF_HELD,
+	RF_STEP_SAVE,
+	RF_ENQUEUE,
+	RF_CELERY_TAKE,
+	RF_CELERY_ENQUEUE,
+	RF_CELERY_REFUSE,
+	RF_CTL_SUBMIT,
+	RF_CTL_CANCEL,
+	RF_CTL_RETRY,
+	RF_CTL_LIST,
+	RF_CTL_PAUSE,
+	RF_CTL_PAUSE_G,
+	RF_CTL_QUEUES,
+	RF_CTL_COUNTERS,
+	RF_CTL_NODES,
+	RF_CTL_STATE,
+	RF_COUNT
+};
+
+#define RF_NO_WRITES 1u /* registered no-writes, called FCALL_RO; works under OOM */
+#define RF_ALLOW_OOM 2u /* registered allow-oom: frees or moves memory (finish, requeue...), runs under OOM */
+
+#define RF_MAX_KEYS 16
+#define RF_MAX_ARGS 24
+
+struct rfunc {
+	const char *name;
+	enum rkey keys[RF_MAX_KEYS];
+	int nkeys;
+	int var_keys; /* 1: then any number of further keys (rcall_key) */
+	const char *args[RF_MAX_ARGS];
+	int var_args; /* 1: then any number of extra arguments (rcall_more) */
+	unsigned flags;
+};
+
+extern const struct rfunc rfuncs[RF_COUNT];
+
+/* The call's context: from it come its keys. Strings are copied. */
+struct rctx {
+	const char *queue; /* NULL for deployment-wide calls */
+	const char *node;  /* inflight / celery inflight owner; NULL = this daemon */
+	const char *id;    /* job id (job, events, steps) */
+	const char *idem;  /* idempotency key */
+};
+
+struct rcall;
+
+/* A call of function f. Keys are built now from the row and ctx. Free with rcall_send/rcall_batch. */
+struct rcall *rcall_new(const struct server *s, enum rf f, const struct rctx *ctx);
+/* Sets the argument called name (binary-safe; len -1 = strlen). */
+void rcall_arg(struct rcall *c, const char *name, const char *value, long len);
+void rcall_int(struct rcall *c, const char *name, long long v);
+void rcall_num(struct rcall *c, const char *name, double v);
+/* Appends a variadic argument (rows with var_args). */
+void rcall_more(struct rcall *c, const char *value, long len);
+/* Appends a key of kind k built from ctx (rows with var_keys: held's job hashes, ctl_queues' inflight lists,
+ * ctl_submit's job/events/idem triples). */
+void rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx);
+/* Sends it now (FCALL or FCALL_RO) / adds it to its tag's batch. Frees c. Returns 0, or -1 when Redis is down. */
+int rcall_send(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
+int rcall_batch(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
+
+/* A key name (caller frees): for the few plain commands (BLMOVE, HGETALL of a job for a watch...). */
+char *rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx);
+/* Channel names (caller frees): P{@}:control, P{@}:events, P{Q}:job:ID, P{@}:ping:NODE. */
+char *rchan_control(const struct server *s);
+char *rchan_job(const struct server *s, const char *queue, const char *id);
+char *rchan_ping(const struct server *s);
+
+/* Prints "name keys=k1,k2 args=a1,a2 flags=..." per function (hopperd --functions). */
+void rfunc_print(void);
+
+#endif
