@@ -129,8 +129,11 @@ class Run:
             self.offsets[n] = [(self.now(), 0)]
             d.start()
         deadline = self.now() + 30
-        hb = [self.layout.heartbeat(d.name) for d in self.daemons]
-        while self.now() < deadline and not all(self.r.exists(k) for k in hb):
+        while self.now() < deadline:
+            if self.a.layout is None:
+                self.layout = layout.detect_live(self.r, self.daemons[0].name) or self.layout
+            if all(self.layout.registered(self.r, d.name) for d in self.daemons):
+                break
             time.sleep(0.1)
         threading.Thread(target=self.capture, daemon=True).start()
 

@@ -56,8 +56,9 @@ class MainLayout:
     def jobs_index(self, q):
         return self.p + "jobs"
 
-    def heartbeat(self, node):
-        return self.p + "node:" + node
+    def registered(self, r, node):
+        """True once node's heartbeat is in Redis."""
+        return bool(r.exists(self.p + "node:" + node))
 
     def job_scan(self, q):
         """A SCAN pattern that matches every job hash of queue q (and maybe other keys: job_id_of filters)."""
@@ -153,8 +154,8 @@ class V2Layout(MainLayout):
     def jobs_index(self, q):
         return "%s{%s}:jobs" % (self.p, q)
 
-    def heartbeat(self, node):
-        return self.p + "{@}:node:" + node
+    def registered(self, r, node):
+        return bool(r.hexists(self.p + "{@}:seen", node))
 
     def job_scan(self, q):
         return "%s{%s}:job:*" % (self.p, q)
@@ -183,12 +184,10 @@ class V2Layout(MainLayout):
         (r"\{[^{}]+\}:jobs", "index"),
         (r"\{[^{}]+\}:stats", "fixed"),
         (r"\{[^{}]+\}:reaped", "index"),
-        (r"\{@\}:nodes", "nodes"),
-        (r"\{@\}:node:[^:]+", "heartbeat"),
-        (r"\{@\}:node:[^:]+:queues", "node_queues"),
+        # per-node liveness hashes (field = node id; a reaped node's fields go): 10_nodes.lua
+        (r"\{@\}:(seen|since|seq|inc|nodeq|hb|reaping)", "nodes"),
         (r"\{@\}:paused", "fixed"),
         (r"\{@\}:queues", "fixed"),
-        (r"\{@\}:stats", "fixed"),
         (r"\{@\}:celery:inflight:.+", "celery_inflight"),
         (r"\{@\}:celery:nodes", "nodes"),
     ]
@@ -216,3 +215,12 @@ def _decode_entry(raw):
 def make(name=None, prefix="hopper:", events_max=100):
     name = name or detect()
     return (V2Layout if name == "v2" else MainLayout)(prefix, events_max)
+
+
+def detect_live(r, node, prefix="hopper:"):
+    """The layout a running hopperd uses, from where its heartbeat went (None while it has none)."""
+    for cls in (V2Layout, MainLayout):
+        lay = cls(prefix)
+        if lay.registered(r, node):
+            return lay
+    return None

@@ -246,7 +246,7 @@ class Verdict:
             want = set(range(1, n + 1))
             if have != want and st != "cancelled":
                 node = s(h.get("node", b""))
-                if node == run.fullfs_node and run.during(jid, "disk_full"):
+                if run.during(jid, "disk_full"):
                     # SQLITE_FULL: the store drops and counts the batch, jobs keep running (issue 10, item 9)
                     self.dropped_full += 1
                 else:
@@ -255,7 +255,9 @@ class Verdict:
             live = []
             for r in rows:
                 if r["state"] == "running" or r["finished_at"] is None:
-                    if r["state"] not in ("superseded", "reaped"):
+                    if r["db"] == run.fullfs_node and run.during(jid, "disk_full"):
+                        self.dropped_full += 1  # its finish was in a batch the full disk dropped
+                    elif r["state"] not in ("superseded", "reaped"):
                         self.bad("rows", jid, "attempt %s row on %s left '%s' (never finished)" % (
                             r["attempt"], r["db"], r["state"]))
                 if r["state"] == "superseded":
