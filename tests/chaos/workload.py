@@ -164,7 +164,9 @@ def make(kind, i, jid, tag, rng, max_bytes, mkind=None):
         # A long job cancelled through the control socket while it runs: it must end cancelled, and its
         # worker must stop (no attempt row may say succeeded: the cancel reached the node running it).
         a["ms"] = 20000
-        s = Sub(i, kind, None, jid, tag, via="ctl", expect=("cancelled",), follow="cancel", sleep_ms=20000)
+        # (cancelled only once the cancel was accepted: chaos.py narrows the expectation then)
+        s = Sub(i, kind, None, jid, tag, via="ctl", expect=("cancelled", "succeeded"), follow="cancel",
+                sleep_ms=20000)
         s.extra = ("sleep", json.dumps(a))
         return s
     if kind == "retry":
