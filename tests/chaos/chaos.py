@@ -304,9 +304,10 @@ class Run:
                 self.later(0.5, lambda: self.retry(sub, tries + 1))
             return
         rc, out, err = d.ctl("retry", sub.id, timeout=8)
-        if rc == 0:
-            sub.retried = True
-        elif tries < 20 and self.hget_state(sub.id) == "dead":
+        st = self.hget_state(sub.id)
+        if rc == 0 or st not in ("dead", "?"):
+            sub.retried = True  # (a retry whose reply was lost still counts)
+        elif tries < 20:
             self.later(0.5, lambda: self.retry(sub, tries + 1))
 
     # --- faults ---
