@@ -469,6 +469,10 @@ class Run:
         t0 = sub.t_submit if sub and sub.t_submit else self.t_start
         return (t0, self.last_event.get(jid, self.t_end))
 
+    def was_stopped(self, node, iv):
+        """True when node was SIGSTOPped during the interval iv."""
+        return any(t0 <= iv[1] and (t1 or self.t_end) >= iv[0] for t0, t1 in self.daemon(node).stops)
+
     def during(self, jid, kind):
         """True when a fault of this kind was active during the job's life."""
         w = self.window(jid)

@@ -117,6 +117,7 @@ class Daemon:
         self.proc = None
         self.stopped = False
         self.deaths = []  # real times this node's process was killed (its workers die with it)
+        self.stops = []  # [t_sigstop, t_sigcont] of every SIGSTOP (its workers kept running meanwhile)
         self.starts = 0
         self.set_offset(0)
 
@@ -164,6 +165,8 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
         self.deaths.append(time.time())
+        if self.stops and self.stops[-1][1] is None:
+            self.stops[-1][1] = time.time()
         _unpid(self.cfg.dir, "hopperd." + self.name, self.proc.pid)
         self.stopped = False
 
@@ -171,11 +174,14 @@ class Daemon:
         if self.alive():
             self.proc.send_signal(signal.SIGSTOP)
             self.stopped = True
+            self.stops.append([time.time(), None])
 
     def sigcont(self):
         if self.alive():
             self.proc.send_signal(signal.SIGCONT)
         self.stopped = False
+        if self.stops and self.stops[-1][1] is None:
+            self.stops[-1][1] = time.time()
 
     def terminate(self, limit=30):
         """SIGTERM and wait; returns the exit status (None if it had to be killed)."""

@@ -266,6 +266,10 @@ class Verdict:
                 if iv is None:
                     unchecked += 1
                     continue
+                if r["state"] == "reaped" and run.was_stopped(r["db"], iv):
+                    # its daemon was SIGSTOPped past its lease (its worker ran on), then killed before it
+                    # could learn it was superseded: the attempt its node lost, as a superseded one is
+                    continue
                 live.append((iv, r))
                 if r["error"] and "timed out" in r["error"]:
                     sub = run.sub_of(jid)
