@@ -231,8 +231,12 @@ block_reply(struct server *s, const struct redis_reply *r, void *priv)
 		size_t len;
 		const char *payload = rr_str(r, &len);
 		job_accept(s, s->cfg.queues[(uintptr_t)priv].name, payload, len);
-	} else if (rr_type(r) == RR_ERROR)
-		log_error("blocking fetch failed: %s", rr_str(r, NULL));
+	} else if (rr_type(r) == RR_ERROR) {
+		/* e.g. OOM (BLMOVE may not run at maxmemory): wait a second, not a loop turn */
+		log_error("blocking fetch failed: %s (waiting 1 s)", rr_str(r, NULL));
+		s->block_retry_at = clock_monotonic_ms() / 1000.0 + 1;
+		return;
+	}
 	fetch_more(s);
 }
 
@@ -244,7 +248,8 @@ block_reply(struct server *s, const struct redis_reply *r, void *priv)
 static void
 block_fetch(struct server *s)
 {
-	if (s->shutting_down || s->blocking || !redis_block_ready(s->redis) || fetch_room(s) <= 0)
+	if (s->shutting_down || s->blocking || !redis_block_ready(s->redis) || fetch_room(s) <= 0 ||
+	    clock_monotonic_ms() / 1000.0 < s->block_retry_at)
 		return;
 	/* A paused queue is not waited on (the fetch function skips it too). */
 	unsigned qi = s->block_rr++ % (unsigned)s->cfg.nqueues;

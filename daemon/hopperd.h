@@ -130,6 +130,7 @@ struct job {
 	char *admitted; /* the message with the id hopperd gave it written in (claim stores it); owned */
 	size_t admitted_len;
 	int64_t fence;       /* the fencing token claim handed out (0: not claimed); every write carries it */
+	double created_at;   /* the job hash's created_at (from claim): the log's real creation time */
 	int superseded;      /* Redis holds another token: stop, log superseded, apply nothing */
 	int await_commit;    /* OP_FINISH waits for the commit of its row (jobs_release_finishes) */
 	double started_mono; /* monotonic seconds at dispatch */
@@ -219,6 +220,7 @@ struct server {
 	int registered;     /* heartbeat accepted and own leftovers recovered: fetching may start */
 	char inc[96];       /* this incarnation: NODE/random hex, new at every start (and after being reaped) */
 	long long hb_seq;   /* heartbeat sequence number (stale beats from an abandoned connection are refused) */
+	unsigned beats;     /* heartbeats sent (every third re-reads the held jobs) */
 	int nawait_commit;  /* finishes waiting for their row's commit */
 	int fetch_qi;       /* the queue (in fetch order) the next fetch asks */
 	const char *fetch_order[MAX_QUEUES];
@@ -235,6 +237,7 @@ struct server {
 	int need_reconcile; /* a connection dropped since the last reconcile (see jobs.c reconcile) */
 	int blocking;       /* a blocking fetch is outstanding */
 	unsigned block_rr;
+	double block_retry_at; /* monotonic seconds: after a refused BLMOVE, not before this */
 
 	struct worker *workers;
 	int nworkers; /* live (not exiting) */

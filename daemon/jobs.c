@@ -492,13 +492,14 @@ adopt_admitted(struct job *j)
 
 /* Acts on claim's verdict (see 01_claim.lua). */
 static void
-claim_verdict(struct server *s, struct job *j, const char *v, const char *detail, long long fence)
+claim_verdict(struct server *s, struct job *j, const char *v, const char *detail, long long fence, double created_at)
 {
 	if (v != NULL && strcmp(v, "ok") == 0) {
 		adopt_admitted(j);
 		j->op = OP_NONE;
 		j->attempt = atoi(detail ? detail : "1");
 		j->fence = fence;
+		j->created_at = created_at;
 		if (j->cancelled) {
 			j->outcome = JOB_CANCELLED;
 			job_op_start(s, j, OP_FINISH);
@@ -545,7 +546,7 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 static void
 claim_done(struct server *s, struct job *j, const struct redis_reply *r)
 {
-	const struct redis_reply *arg = rr_elem(r, 1), *f = rr_elem(r, 2);
+	const struct redis_reply *arg = rr_elem(r, 1), *f = rr_elem(r, 2), *ca = rr_elem(r, 3);
 	char detail[32];
 	const char *d = NULL;
 	if (arg != NULL && rr_type(arg) == RR_INTEGER) {
@@ -553,7 +554,8 @@ claim_done(struct server *s, struct job *j, const struct redis_reply *r)
 		d = detail;
 	} else if (arg != NULL)
 		d = rr_str(arg, NULL);
-	claim_verdict(s, j, verdict_of(r), d, f != NULL ? rr_int(f) : 0);
+	const char *cas = ca != NULL ? rr_str(ca, NULL) : NULL;
+	claim_verdict(s, j, verdict_of(r), d, f != NULL ? rr_int(f) : 0, cas != NULL ? strtod(cas, NULL) : 0);
 }
 
 /* --- running --- */
@@ -667,7 +669,8 @@ jobs_started(struct server *s, struct job *j)
 	                          .node = s->cfg.node_id,
 	                          .attempt = j->attempt,
 	                          .worker_pid = (int)j->worker_pid,
-	                          .created_at = j->spec.created_at > 0 ? j->spec.created_at : j->started_at,
+	                          .fence = j->fence,
+	                          .created_at = j->created_at,
 	                          .started_at = j->started_at};
 	j->row = store_attempt_start(s->store, &a);
 }

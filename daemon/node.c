@@ -287,6 +287,9 @@ node_tick(struct server *s)
 	if (now - s->last_heartbeat >= s->cfg.heartbeat_s && s->registered) {
 		heartbeat(s, 0);
 		reap(s, 0);
+		/* Every few beats, the held jobs' states: a cancel whose message was lost still arrives. */
+		if (++s->beats % 3 == 0)
+			jobs_recheck_held(s);
 	}
 	jobs_retry_failed_ops(s);
 	fetch_more(s);

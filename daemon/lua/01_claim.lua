@@ -21,8 +21,8 @@ SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'j
                       'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age'}}
 -- A fetched, valid message (raw: its bytes in the inflight list; payload: the same with its id written in,
 -- equal to raw when it had one). Admits it (job_create) if the id is new, then decides whether it runs here:
---   {'ok', attempt, fence}  run it as this attempt, holding this fencing token (fence is incremented by
---                           every claim; every later write of the attempt carries it);
+--   {'ok', attempt, fence, created_at}  run it as this attempt, holding this fencing token (fence is
+--                           incremented by every claim; every later write of the attempt carries it);
 --   {'skip', state}         it ended already (a late duplicate delivery): acknowledged, not run;
 --   {'dup', holder}         another job of the queue holds its idempotency key: it ends cancelled;
 --   {'duprun', node}        a second copy of a job a live daemon holds: acknowledged, that attempt untouched;
@@ -45,10 +45,10 @@ OPS.claim = function(k, a)
                     ')', a.max_events, a.ttl, '0', '0')
     return {'dup', created[2]}
   end
-  local f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload')
+  local f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload', 'created_at')
   local st, attempt, progress, inc = f[1], f[2] or '0', f[3] or '0', f[4] or ''
   if inc == a.inc then
-    return {'ok', tonumber(attempt) + 1, tonumber(f[5] or '0')} -- our own claim, resent
+    return {'ok', tonumber(attempt) + 1, tonumber(f[5] or '0'), f[8] or ''} -- our own claim, resent
   end
   if TERMINAL[st] then
     redis.call('LREM', k.inflight, -1, a.raw)
@@ -92,7 +92,7 @@ OPS.claim = function(k, a)
   local fence = redis.call('HINCRBY', k.job, 'fence', 1)
   redis.call('HSET', k.job, 'inc', a.inc, 'node', a.node)
   redis.call('PERSIST', k.job)
-  return {'ok', tonumber(attempt) + 1, fence}
+  return {'ok', tonumber(attempt) + 1, fence, f[8] or ''}
 end
 
 SPEC.bury = {keys = {'inflight', 'dead', 'deadmsg', 'stats'}, args = {'raw', 'entry_id', 'entry', 'dead_max', 'dead_age'},
