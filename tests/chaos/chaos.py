@@ -405,13 +405,13 @@ class Run:
 
     def settle(self):
         """Until every job ended and every list drained. A loaded machine only slows this down: the wait
-        gives up after --settle seconds without progress (or 10x that in all), never on a fixed clock."""
+        gives up after --settle seconds without progress (or --settle-max in all)."""
         start = self.now()
         deadline = start + self.a.settle
         last = 0
         left, lists = ["?"], 1
         best = None
-        while self.now() < deadline and self.now() < start + 10 * self.a.settle:
+        while self.now() < deadline and self.now() < start + self.a.settle_max:
             self.run_timers()
             self.watch_daemons()
             if self.timers:
@@ -544,6 +544,8 @@ def parse_args(argv):
     p.add_argument("--faults", type=int, default=0, help="faults to inject (default: from --duration; "
                    "every kind at least once)")
     p.add_argument("--settle", type=float, default=0, help="give up settling after this many seconds without progress (default 30)")
+    p.add_argument("--settle-max", type=float, default=600, help="give up settling after this many seconds "
+                   "in all (default 600)")
     p.add_argument("--lease", type=float, default=2.0, help="the daemons' lease_s (default 2)")
     p.add_argument("--max-bytes", type=int, default=65536, help="the daemons' max_message_bytes")
     p.add_argument("--build", default=os.path.join(root, "build"), help="directory of hopperd & co")

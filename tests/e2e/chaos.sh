@@ -10,7 +10,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${HOPPER_BUILD:-$ROOT/build}
-args=(--build "$BUILD" --seed "${CHAOS_SEED:-1}" --jobs "${CHAOS_JOBS:-1500}" --daemons 2)
+args=(--build "$BUILD" --seed "${CHAOS_SEED:-1}" --jobs "${CHAOS_JOBS:-1500}" --daemons 2 --settle-max 120)
 [ -n "${HOPPER_T:-}" ] && args+=(--dir "$HOPPER_T")
 [ "${KEEP:-0}" = 1 ] && args+=(--keep)
 exec /usr/bin/python3 "$ROOT/tests/chaos/chaos.py" "${args[@]}"
