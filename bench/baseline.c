@@ -25,7 +25,7 @@
 
 /* LPUSHes per pipelined batch: large enough that round trips vanish, small enough to bound client memory. */
 #define PREFILL_BATCH 1000
-/* Key names are prefix + "queue:" / "inflight:base:" + queue; prefixes and queue names are short. */
+/* Key names are prefix + "{QUEUE}:queue" / "{QUEUE}:inflight:base" (hopper's layout); names are short. */
 #define KEY_MAX 256
 /* BLMOVE's timeout in seconds: an empty queue ends the run after this long instead of blocking for ever. */
 #define BLMOVE_TIMEOUT "1"
@@ -183,8 +183,8 @@ main(int argc, char **argv)
 		usage();
 
 	char queue_key[KEY_MAX], inflight_key[KEY_MAX];
-	if (snprintf(queue_key, sizeof queue_key, "%squeue:%s", prefix, queue) >= (int)sizeof queue_key ||
-	    snprintf(inflight_key, sizeof inflight_key, "%sinflight:base:%s", prefix, queue) >=
+	if (snprintf(queue_key, sizeof queue_key, "%s{%s}:queue", prefix, queue) >= (int)sizeof queue_key ||
+	    snprintf(inflight_key, sizeof inflight_key, "%s{%s}:inflight:base", prefix, queue) >=
 	            (int)sizeof inflight_key) {
 		fprintf(stderr, "baseline: key prefix or queue name too long\n");
 		return 2;

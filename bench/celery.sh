@@ -73,7 +73,7 @@ def wait_ready(deadline=60):
 
 def run(queue):
     r.eval(CLEAR, 0, 'celery-task-meta-*')
-    r.eval(CLEAR, 0, 'hopper:job:*')
+    r.eval(CLEAR, 0, 'hopper:{*}:job:*')
     r.delete('staging')
     with app.producer_or_acquire() as prod:
         for i in range(n):

@@ -58,10 +58,10 @@ def job(i, tag):
 
 res = {k: [] for k in ("base1", "ctl1", "baseB", "ctlB", "cpu0", "cpu100", "rss0", "rss100", "ev")}
 for rnd in range(ROUNDS):
-    r.delete("hopper:queue:parked")
+    r.delete("hopper:{parked}:queue")
     t0 = time.time()
     for i in range(N):
-        r.lpush("hopper:queue:parked", json.dumps(job(i, "b%d" % rnd)))
+        r.lpush("hopper:{parked}:queue", json.dumps(job(i, "b%d" % rnd)))
     res["base1"].append(N / (time.time() - t0))
     t0 = time.time()
     for i in range(N):
@@ -71,14 +71,14 @@ for rnd in range(ROUNDS):
     for k in range(0, BN, 500):
         p = r.pipeline(transaction=False)
         for i in range(k, k + 500):
-            p.lpush("hopper:queue:parked", json.dumps(job(i, "B%d" % rnd)))
+            p.lpush("hopper:{parked}:queue", json.dumps(job(i, "B%d" % rnd)))
         p.execute()
     res["baseB"].append(BN / (time.time() - t0))
     t0 = time.time()
     for k in range(0, BN, 500):
         c.result("submit", jobs=[job(i, "C%d" % rnd) for i in range(k, k + 500)])
     res["ctlB"].append(BN / (time.time() - t0))
-    r.delete("hopper:queue:parked")
+    r.delete("hopper:{parked}:queue")
 
     # 100 sleep jobs on 2 workers, unwatched then watched
     for watched in (0, 100):

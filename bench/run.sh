@@ -130,13 +130,13 @@ def db_succeeded(db):
 
 def wait_done(sock, n, start, timeout, db, qkey, ikey, pid):
     """Polls every 10 ms until n jobs succeeded. Prints 'SECONDS SOURCE'. SOURCE says how completion was seen:
-    'stats' (hopper:stats succeeded), else 'lists+db' (queue and inflight empty and the log holds n rows)."""
+    'stats' (hopper:{QUEUE}:stats succeeded), else 'lists+db' (queue and inflight empty and the log holds n rows)."""
     n, start, timeout, pid = int(n), float(start), float(timeout), int(pid)
     r = Redis(sock)
     last, last_change = -1, time.time()
     while True:
         now = time.time()
-        r.send('HGET', 'hopper:stats', 'succeeded'); r.send('LLEN', qkey); r.send('LLEN', ikey)
+        r.send('HGET', qkey.rsplit(':', 1)[0] + ':stats', 'succeeded'); r.send('LLEN', qkey); r.send('LLEN', ikey)
         ok, qlen, ilen = r.read(), r.read(), r.read()
         if ok is not None and int(ok) >= n:
             print('%.3f stats' % (now - start)); return 0
@@ -173,7 +173,7 @@ def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
     else from the job hash, where digits is the most decimals seen (3: rounded to the millisecond)."""
     count, gap = int(count), float(gap_ms) / 1000.0
     r = Redis(sock)
-    qkey = '%squeue:%s' % (prefix, queue)
+    qkey = '%s{%s}:queue' % (prefix, queue)
     sent = {}
     t0 = time.time()
     for i in range(count):
@@ -190,7 +190,7 @@ def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
     while len(started) < count and time.time() < deadline:
         ids = [j for j in sent if j not in started]
         for j in ids:
-            r.send('HGET', '%sjob:%s' % (prefix, j), 'started_at')
+            r.send('HGET', '%s{%s}:job:%s' % (prefix, queue, j), 'started_at')
         for j in ids:
             v = r.read()
             if v:
@@ -303,7 +303,7 @@ run_hopperd() {
 		--worker-path="$B/hopper-worker" --log-level=warn --queues="$QUEUE" 2>"$log" &
 	HOPPERD_PID=$!
 	if ! out=$("$PY" "$TMP/bench.py" wait-done "$SOCK" "$N" "$start" "$TIMEOUT" "$TMP/bench.db" \
-		"${PREFIX}queue:$QUEUE" "${PREFIX}inflight:bench:$QUEUE" "$HOPPERD_PID"); then
+		"${PREFIX}{$QUEUE}:queue" "${PREFIX}{$QUEUE}:inflight:bench" "$HOPPERD_PID"); then
 		echo "bench: round $round, $w worker(s): hopperd did not finish $N jobs; its log ends:" >&2
 		tail -5 "$log" >&2
 		record "w$w" na

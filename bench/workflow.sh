@@ -44,7 +44,7 @@ ps.subscribe("hopper:events")
 ps.get_message(timeout=1)
 pipe = r.pipeline(transaction=False)
 for i in range(runs):
-    pipe.lpush("hopper:queue:default", json.dumps({"id": "%s-%d" % (name, i), "type": typ, "args": args}))
+    pipe.lpush("hopper:{default}:queue", json.dumps({"id": "%s-%d" % (name, i), "type": typ, "args": args}))
 t0 = time.monotonic()
 pipe.execute()
 ended, bad, deadline = set(), 0, t0 + 300

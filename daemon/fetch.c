@@ -180,9 +180,14 @@ reconcile(struct server *s)
 	for (int q = 0; q < s->cfg.nqueues; q++) {
 		struct rctx ctx = {.queue = s->cfg.queues[q].name};
 		struct rcall *c = rcall_new(s, RF_RECONCILE, &ctx);
-		for (struct job *j = s->jobs; j != NULL; j = j->next)
-			if (!j->dead && strcmp(j->queue, ctx.queue) == 0)
-				rcall_more(c, j->payload, (long)j->payload_len);
+		for (struct job *j = s->jobs; j != NULL; j = j->next) {
+			if (j->dead || strcmp(j->queue, ctx.queue) != 0)
+				continue;
+			rcall_more(c, j->payload, (long)j->payload_len);
+			/* A claim whose reply was lost may have replaced the entry with the id-stamped message. */
+			if (j->admitted != NULL)
+				rcall_more(c, j->admitted, (long)j->admitted_len);
+		}
 		if (rcall_batch(s, c, reconcile_reply, NULL) == 0) {
 			s->nreconcile++;
 			s->fetching = 1;

@@ -173,9 +173,10 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 		if (v != NULL && strcmp(v, "superseded") == 0) {
 			log_warn("job %s: attempt %d (fence %lld) was superseded: its outcome %s was not applied",
 			         j->spec.id, j->attempt, (long long)j->fence, job_state_name(j->outcome));
+			/* Its row was committed with the outcome before Redis answered: mark it superseded. */
 			if (j->row > 0)
-				store_attempt_finish(s->store, j->row, "superseded", clock_now(),
-				                     "superseded: another claim took the job over", NULL);
+				store_attempt_restate(s->store, j->spec.id, j->fence, "superseded",
+				                      "superseded: another claim took the job over");
 		} else if (j->outcome == JOB_SUCCEEDED)
 			s->stats_succeeded++;
 		else if (job_state_terminal(j->outcome))

@@ -59,6 +59,13 @@ int64_t store_attempt_start(struct store *st, const struct store_attempt *a);
  */
 int store_attempt_finish(struct store *st, int64_t row, const char *state, double finished_at, const char *error,
                          const char *result_json);
+/*
+ * Queues a change of a finished attempt's state, for an outcome Redis refused after its row was written
+ * (a finish whose reply is "superseded"): the rows of job_id with this fence get `state` (a final state, as
+ * for store_attempt_finish) and, if error is not NULL, `error`. Returns 0, or -1 without job_id, a fence or
+ * a final state.
+ */
+int store_attempt_restate(struct store *st, const char *job_id, int64_t fence, const char *state, const char *error);
 /* Queues a log line (kind "log") or a progress event (kind "progress") of an open attempt. Strings may be NULL.
  * Returns 0, or -1 for an unknown row or kind. */
 int store_event(struct store *st, int64_t row, double at, const char *kind, const char *level, int progress,

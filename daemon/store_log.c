@@ -50,6 +50,9 @@ static const char *const lstmt_sql[LSTMT_COUNT] = {
                        "state, started_at, finished_at, duration_ms, output, error) VALUES ((SELECT id FROM attempts "
                        "WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (?9 - ?8) * 1000, ?10, ?11)",
         [LSTMT_TOUCH] = "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
+        /* Uses the job_id index; a job has a handful of attempts. */
+        [LSTMT_RESTATE] = "UPDATE attempts SET state = ?3, error = coalesce(?4, error) WHERE job_id = ?1 AND "
+                          "fence = ?2 AND finished_at IS NOT NULL",
         /*
          * Pruning, in bounded steps: ?2 oldest finished attempts are the step's set; their events (then steps)
          * go at most ?3 rows at a time, and the attempts only once nothing of theirs is left, so the cascade
@@ -98,13 +101,14 @@ struct store_rec {
 	int in_tx; /* its running row was written in the open transaction */
 };
 
-enum op_kind { OP_START, OP_FINISH, OP_EVENT, OP_STEP, OP_TOUCH };
+enum op_kind { OP_START, OP_FINISH, OP_EVENT, OP_STEP, OP_TOUCH, OP_RESTATE };
 
 /* String slots per kind. */
 enum { S_STATE = 0, S_ERROR, S_RESULT };                       /* OP_FINISH */
 enum { S_KIND = 0, S_LEVEL, S_STAGE, S_MESSAGE };              /* OP_EVENT */
 enum { S_JOB = 0, S_STEP_ID, S_TYPE, S_SSTATE, S_OUT, S_ERR }; /* OP_STEP */
 enum { S_TOKEN = 0 };                                          /* OP_TOUCH */
+enum { S_RJOB = 0, S_RSTATE, S_RERROR };                       /* OP_RESTATE (row: the fence) */
 #define OP_STRINGS 6
 
 struct store_op {
@@ -407,6 +411,18 @@ run_touch(struct store *st, const struct store_op *op)
 	return lstmt_run(st, LSTMT_TOUCH, rc);
 }
 
+static int
+run_restate(struct store *st, const struct store_op *op)
+{
+	sqlite3_stmt *s = st->lstmt[LSTMT_RESTATE];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, op->s[S_RJOB], &rc);
+	bind_int64(s, 2, op->row, &rc);
+	bind_text(s, 3, op->s[S_RSTATE], &rc);
+	bind_text(s, 4, op->s[S_RERROR], &rc);
+	return lstmt_run(st, LSTMT_RESTATE, rc);
+}
+
 /* Writes one op inside the open transaction; *rows counts the rows it wrote. Returns SQLite's code. */
 static int
 op_run(struct store *st, struct store_op *op, int *rows)
@@ -426,6 +442,7 @@ op_run(struct store *st, struct store_op *op, int *rows)
 			rc = run_step(st, op);
 		break;
 	case OP_TOUCH: rc = run_touch(st, op); break;
+	case OP_RESTATE: rc = run_restate(st, op); break;
 	}
 	if (rc == SQLITE_DONE)
 		(*rows)++;
@@ -593,6 +610,22 @@ store_attempt_finish(struct store *st, int64_t row, const char *state, double fi
 	op_str(op, S_STATE, state);
 	op_str(op, S_ERROR, error);
 	op_str(op, S_RESULT, result_json);
+	op_queue(st, op);
+	return 0;
+}
+
+int
+store_attempt_restate(struct store *st, const char *job_id, int64_t fence, const char *state, const char *error)
+{
+	if (job_id == NULL || fence <= 0 || !finish_state_valid(state)) {
+		log_error("store: restate of %s fence %lld to \"%s\" refused", job_id ? job_id : "(null)",
+		          (long long)fence, state ? state : "(null)");
+		return -1;
+	}
+	struct store_op *op = op_new(OP_RESTATE, NULL, fence);
+	op_str(op, S_RJOB, job_id);
+	op_str(op, S_RSTATE, state);
+	op_str(op, S_RERROR, error);
 	op_queue(st, op);
 	return 0;
 }

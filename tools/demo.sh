@@ -107,7 +107,7 @@ if [ -n "${DEMO_AUDIO:-}" ]; then
 fi
 
 say "Starting hopperd with 2 worker processes"
-note "Jobs are taken from Redis list ${PREFIX}queue:default; every attempt is logged to SQLite in $DB."
+note "Jobs are taken from Redis list ${PREFIX}{default}:queue; every attempt is logged to SQLite in $DB."
 "$B/hopperd" -c /dev/null "${REDIS_ARGS[@]}" --key-prefix="$PREFIX" --node-id="$NODE" --workers=2 \
 	--worker-path="$B/hopper-worker" --db-path="$DB" --ctl-socket="$TMP/demo.sock" --log-level=info \
 	--backoff-base-s=1 --shutdown-grace-s=10 --workflow-exec-enabled=1 --workflow-exec-programs=/bin/echo \
@@ -170,8 +170,8 @@ note "exit status $? (0: the job succeeded; 1: it ended otherwise)"
 say "Now a 'fail' job with max_attempts 3, pushed with plain redis-cli (no hopper client needed)"
 FID=demo-fail-$$
 FJOB="{\"id\":\"$FID\",\"type\":\"fail\",\"args\":{\"message\":\"demo failure\"},\"max_attempts\":3,\"created_at\":$(date +%s.%3N)}"
-show "redis-cli LPUSH ${PREFIX}queue:default '$FJOB'"
-"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$FJOB" >/dev/null
+show "redis-cli LPUSH ${PREFIX}{default}:queue '$FJOB'"
+"${RCLI[@]}" LPUSH "${PREFIX}{default}:queue" "$FJOB" >/dev/null
 note "Each failed attempt waits in ${PREFIX}scheduled:default (exponential backoff with jitter), then runs again;"
 note "after the third it goes to the dead list ${PREFIX}dead."
 last=
@@ -196,8 +196,8 @@ note "hopperd only admits paths under audio_roots ($AUDIO_ROOTS); the worker rep
 for f in "${AUDIO_FILES[@]}"; do
 	AID=demo-audio-$$-$RANDOM
 	AJOB=$(/usr/bin/python3 -c 'import json,sys,time; print(json.dumps({"id": sys.argv[1], "type": "audio.analyze", "args": {"path": sys.argv[2]}, "created_at": time.time()}))' "$AID" "$f")
-	show "redis-cli LPUSH ${PREFIX}queue:default '$AJOB'"
-	"${RCLI[@]}" LPUSH "${PREFIX}queue:default" "$AJOB" >/dev/null
+	show "redis-cli LPUSH ${PREFIX}{default}:queue '$AJOB'"
+	"${RCLI[@]}" LPUSH "${PREFIX}{default}:queue" "$AJOB" >/dev/null
 	state=
 	for _ in $(seq 1200); do
 		IFS=$'\t' read -r state pct stage < <("${RCLI[@]}" HMGET "${PREFIX}job:$AID" state progress stage | paste -sd $'\t')
@@ -269,9 +269,9 @@ show "hopperctl logs demo-wf-$$"
 # --- what to try next ---
 say "Try it yourself"
 note "Any program can submit a job with one LPUSH of its JSON (schema/job.schema.json):"
-show "${RCLI[*]} LPUSH ${PREFIX}queue:default '{\"id\":\"try-1\",\"type\":\"sleep\",\"args\":{\"ms\":1500}}'"
+show "${RCLI[*]} LPUSH ${PREFIX}{default}:queue '{\"id\":\"try-1\",\"type\":\"sleep\",\"args\":{\"ms\":1500}}'"
 note "From Python (python3-redis):"
-show "python3 -c \"import json, time, uuid, redis; r = redis.Redis($PYCONN); i = str(uuid.uuid4()); r.lpush('${PREFIX}queue:default', json.dumps({'id': i, 'type': 'sleep', 'args': {'ms': 1500}, 'created_at': time.time()})); print(i)\""
+show "python3 -c \"import json, time, uuid, redis; r = redis.Redis($PYCONN); i = str(uuid.uuid4()); r.lpush('${PREFIX}{default}:queue', json.dumps({'id': i, 'type': 'sleep', 'args': {'ms': 1500}, 'created_at': time.time()})); print(i)\""
 note "Then follow it:"
 show "hopperctl --socket $TMP/demo.sock watch try-1      # or: status try-1, logs try-1"
 note "Or submit through the daemon, with live progress (peer credentials as root, or a token):"

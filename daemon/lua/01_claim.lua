@@ -25,8 +25,9 @@ SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'j
 --                           incremented by every claim; every later write of the attempt carries it);
 --   {'skip', state}         it ended already (a late duplicate delivery): acknowledged, not run;
 --   {'dup', holder}         another job of the queue holds its idempotency key: it ends cancelled;
---   {'duprun', node}        a second copy of a job a live daemon holds: acknowledged, that attempt untouched;
---   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill): it ends dead;
+--   {'duprun', node}        a second copy of a job a live daemon runs: acknowledged, that attempt untouched;
+--   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill), or its last
+--                           allowed attempt was: it ends dead;
 --   {'scheduled', run_at}   its run_at is ahead (Redis's clock): it waits in the scheduled set;
 --   {'paused', ''}          its queue is paused: back to the head of the queue (with its id).
 -- A claim this node (incarnation inc) already made is answered again unchanged, so a claim whose reply was
@@ -60,10 +61,13 @@ OPS.claim = function(k, a)
     CELERY.finish(k, a.id, 'cancelled', nil, 'expired', now)
     return {'skip', 'cancelled'}
   end
-  if inc ~= '' and not redis.call('ZSCORE', k.reaped, inc) then
+  if st == 'running' and inc ~= '' and not redis.call('ZSCORE', k.reaped, inc) then
+    -- A live daemon runs it (and holds its own copy): this is a second copy of its message.
     redis.call('LREM', k.inflight, -1, a.raw)
     return {'duprun', f[6] or '?'}
   end
+  -- Claimed but not started elsewhere (or by a reaped incarnation): claimed again below with a new token;
+  -- the earlier holder's run is then refused (superseded) and it drops its copy.
   if st == 'running' then
     -- Its holder was reaped mid-attempt (died, or silent for a lease): a stall.
     local stalls = redis.call('HINCRBY', k.job, 'stalls', 1)
@@ -77,6 +81,18 @@ OPS.claim = function(k, a)
       CELERY.finish(k, a.id, 'dead', nil, err, now)
       return {'dead', err}
     end
+  end
+  local max_attempts = redis.call('HGET', k.job, 'max_attempts') or a.max_attempts
+  if tonumber(attempt) >= tonumber(max_attempts) then
+    -- Every attempt was used, the last one lost with its daemon: no attempt beyond max_attempts.
+    local err = 'attempts exhausted (' .. attempt .. ' of ' .. max_attempts .. '; the last was lost with node ' ..
+                (f[6] or '?') .. ')'
+    redis.call('LREM', k.inflight, -1, a.raw)
+    finish_terminal(k, a.id, 'dead', now, err, a.max_events, a.ttl, attempt, progress)
+    dead_add(k, a.id, dead_entry(a.id, key_tag(k.job), a.type, err, now, attempt, a.node, f[7] or a.payload), now,
+             a.dead_max, a.dead_age)
+    CELERY.finish(k, a.id, 'dead', nil, err, now)
+    return {'dead', err}
   end
   if a.raw ~= a.payload then
     -- It came without an id: from now on the stored message carries the one it was given.

@@ -49,7 +49,7 @@ for k in r.scan_iter("*"):
          "set": lambda: r.smembers(k), "string": lambda: r.get(k)}.get(t, lambda: None)()
     print(k, t, v)
 P
-check_match "redis: the dump holds the run's step records" "$(cat "$T/redis.dump")" 'job:ws-run:steps'
+check_match "redis: the dump holds the run's step records" "$(cat "$T/redis.dump")" '\{default\}:steps:ws-run'
 check "redis: no secret anywhere" bash -c '! grep -Eq "s3cr3t" "$1"' _ "$T/redis.dump"
 sqlite3 "$T/n1.db" .dump >"$T/sqlite.dump"
 check_match "sqlite: the dump holds the step rows" "$(cat "$T/sqlite.dump")" 'workflow_steps'

@@ -376,6 +376,43 @@ test_prune_chunks(void)
 	tmp_remove(&t);
 }
 
+/* A finish Redis refused after its row was committed: the row of that job and fence becomes superseded. */
+static void
+test_restate(void)
+{
+	struct tmp t;
+	char *cause = NULL;
+	tmp_make(&t);
+	struct store *st = store_open(t.db, &cause);
+	struct store_attempt a = attempt_of("job-r", 3, 100, 101);
+	int64_t r = store_attempt_start(st, &a);
+	store_attempt_finish(st, r, "succeeded", 102, NULL, "{}");
+	a.fence = 4;
+	r = store_attempt_start(st, &a);
+	store_attempt_finish(st, r, "succeeded", 103, NULL, "{}");
+	T_CHECK("restate: rows committed", store_flush(st) == 0);
+	T_CHECK("restate: queued", store_attempt_restate(st, "job-r", 3, "superseded", "fencing token 3 refused") == 0);
+	T_CHECK("restate: an unknown state is refused", store_attempt_restate(st, "job-r", 3, "bogus", NULL) == -1);
+	T_CHECK("restate: no fence is refused", store_attempt_restate(st, "job-r", 0, "superseded", NULL) == -1);
+	T_CHECK("restate: flush", store_flush(st) == 0);
+	T_CHECK("restate: the row of that fence is superseded, with the error",
+	        raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE job_id = 'job-r' AND fence = 3 AND "
+	                           "state = 'superseded' AND error = 'fencing token 3 refused'") == 1);
+	T_CHECK("restate: the other fence's row keeps its outcome",
+	        raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE job_id = 'job-r' AND fence = 4 AND "
+	                           "state = 'succeeded'") == 1);
+	/* Queued behind the finish in one batch: it applies after it. */
+	a.fence = 5;
+	r = store_attempt_start(st, &a);
+	store_attempt_finish(st, r, "succeeded", 104, NULL, NULL);
+	store_attempt_restate(st, "job-r", 5, "superseded", NULL);
+	T_CHECK("restate: in the finish's own batch, applied after it",
+	        store_flush(st) == 0 && raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE fence = 5 AND "
+	                                                   "state = 'superseded' AND error IS NULL") == 1);
+	store_close(st);
+	tmp_remove(&t);
+}
+
 /* Rows an earlier, killed run left "running" are marked reaped by the next start. */
 static void
 test_reap_running(void)
@@ -450,6 +487,7 @@ main(void)
 	test_full();
 	test_prune_chunks();
 	test_reap_running();
+	test_restate();
 	test_queue_cap();
 	T_DONE();
 }
