@@ -414,21 +414,19 @@ class Run:
         while self.now() < deadline and self.now() < start + self.a.settle_max:
             self.run_timers()
             self.watch_daemons()
-            if self.timers:
-                time.sleep(0.05)
-                continue
             if self.now() - last >= 1:
                 last = self.now()
                 try:
                     left, lists = self.pending()
-                except REDIS_ERRORS:
+                except REDIS_ERRORS as e:
+                    self.out("# settle: %s" % e)
                     continue
-                if not left and not lists:
+                if not left and not lists and not self.timers:  # (timers: follow-ups still to send)
                     break
                 if best is None or len(left) + lists < best:
                     best = len(left) + lists
                     deadline = self.now() + self.a.settle  # progress: wait on
-            time.sleep(0.1)
+            time.sleep(0.05)
         if left or lists:
             self.out("# settle: gave up after %d s (%d s without progress): %d jobs not terminal (e.g. %s), "
                      "%d list entries left" % (self.now() - start, self.a.settle, len(left), left[:3], lists))
