@@ -381,6 +381,7 @@ class Run:
                 if raw:
                     self.submit_raw(raw)
             time.sleep(0.02)
+        self.t_load = self.now()
         self.out("# %6.1fs all %d planned messages sent; settling" % (self.now() - self.t_start, nplanned))
 
     def pending(self):
@@ -523,9 +524,9 @@ def summary(run):
     fk = {}
     for f in run.faults:
         fk[f.kind] = fk.get(f.kind, 0) + 1
-    run.out("# seed %d, layout %s, %d daemons, lease %g s: %d messages accepted in %.0f s of load, %.0f s in all" % (
-        run.a.seed, run.layout.name, run.a.daemons, run.lease, sum(kinds.values()), run.a.duration,
-        run.t_end - run.t_start))
+    run.out("# seed %d, layout %s, %d daemons, lease %g s: %d messages accepted in %.0f s of load (planned %.0f s), "
+            "%.0f s in all" % (run.a.seed, run.layout.name, run.a.daemons, run.lease, sum(kinds.values()),
+                               run.t_load - run.t_start, run.a.duration, run.t_end - run.t_start))
     run.out("# messages: " + " ".join("%s=%d" % kv for kv in sorted(kinds.items())))
     run.out("# faults: " + " ".join("%s=%d" % kv for kv in sorted(fk.items())))
 
