@@ -415,12 +415,15 @@ class Run:
         while self.now() < deadline and self.now() < start + self.a.settle_max:
             self.run_timers()
             self.watch_daemons()
-            if self.now() - last >= 1:
+            if not self.redis_ok():  # a fault still holds Redis (its end is on the timer): wait it out
+                deadline = max(deadline, self.now() + self.a.settle)
+            elif self.now() - last >= 1:
                 last = self.now()
                 try:
                     left, lists = self.pending()
                 except REDIS_ERRORS as e:
                     self.out("# settle: %s" % e)
+                    deadline = max(deadline, self.now() + self.a.settle)
                     continue
                 if not left and not lists and not self.timers:  # (timers: follow-ups still to send)
                     break

@@ -219,8 +219,8 @@ class Verdict:
                     if st is None:
                         continue
                     if final is not None:
-                        if st == "queued" and jid in retried:
-                            final = None
+                        if st not in TERMINAL and jid in retried:
+                            final = None  # the retry op (its 'queued' may be in a gap of the capture)
                             continue
                         self.bad("final", jid, "%s: state %s after terminal %s" % (source, st, final))
                         break
