@@ -234,7 +234,7 @@ class Run:
 
     # --- follow-ups (duplicates, cancels, retries, malformed copies, corrections, colliding ids) ---
 
-    def when_state(self, jid, states, fn, limit=60):
+    def when_state(self, jid, states, fn, limit=600):
         deadline = self.now() + limit
 
         def poll():
