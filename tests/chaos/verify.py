@@ -115,6 +115,7 @@ class Verdict:
         self.f = facts
         self.v = []  # (invariant, job id or '', detail)
         self.dropped_full = 0  # jobs whose rows a full filesystem dropped (allowed, counted by the store)
+        self.killed_rows, self.killed_eg = 0, None  # --tolerate-killed-rows: F4's count and an example
 
     def bad(self, inv, jid, detail):
         self.v.append((inv, jid or "", detail))
@@ -249,6 +250,11 @@ class Verdict:
                 if run.during(jid, "disk_full"):
                     # SQLITE_FULL: the store drops and counts the batch, jobs keep running (issue 10, item 9)
                     self.dropped_full += 1
+                elif run.a.tolerate_killed_rows and have < want and run.during(jid, "kill9_daemon"):
+                    # known gap (notes/chaos.md F4): an attempt lost with a kill -9'd daemon before its row
+                    # reached the disk has no 'reaped' row yet
+                    self.killed_rows += 1
+                    self.killed_eg = self.killed_eg or jid
                 else:
                     self.bad("rows", jid, "Redis counts %d attempt(s) (%s, last on %s), SQLite has rows for "
                              "attempts %s" % (n, st, node, sorted(have)))
@@ -256,7 +262,8 @@ class Verdict:
             for r in rows:
                 if r["state"] == "running" or r["finished_at"] is None:
                     if r["db"] == run.fullfs_node and run.during(jid, "disk_full"):
-                        self.dropped_full += 1  # its finish was in a batch the full disk dropped
+                        self.dropped_full += 1  # its finish was in a batch the full disk dropped:
+                        continue  # its end is unknown (not checked for overlap)
                     elif r["state"] not in ("superseded", "reaped"):
                         self.bad("rows", jid, "attempt %s row on %s left '%s' (never finished)" % (
                             r["attempt"], r["db"], r["state"]))
