@@ -4,7 +4,7 @@
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
-#   make soak         the chaos scenario, long: SOAK_ROUNDS random kills, SOAK_RUNS times
+#   make chaos        the fault-injecting checker (tests/chaos/): CHAOS_SEEDS seeds of CHAOS_JOBS jobs, all faults
 #   make install      PREFIX (/usr/local) and DESTDIR honoured
 #   make clean
 
@@ -69,7 +69,7 @@ UNIT_TESTS := test_frame test_job test_config test_store test_store_log test_hea
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
 
-.PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
+.PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak chaos install clean format format-check
 all: $(BINS) $(LIBS_OUT)
 
 FORCE:
@@ -189,13 +189,16 @@ $(B)/chaos/clockshim.so: tests/chaos/clockshim.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O2 -fPIC -shared -o $@ $< -ldl -lm
 
-SOAK_ROUNDS ?= 60
-SOAK_RUNS ?= 3
-soak: deps
-	$(MAKE) all
-	for i in $$(seq 1 $(SOAK_RUNS)); do \
-	  CHAOS_ROUNDS=$(SOAK_ROUNDS) CHAOS_NOOP=3000 CHAOS_SLEEP=300 ./tests/run.sh $(B) tests/e2e/chaos.sh || exit 1; \
-	done
+# make chaos: the fault-injecting checker (tests/chaos/chaos.py --help), CHAOS_SEEDS seeds of CHAOS_JOBS jobs
+# each with every fault kind; a few minutes. make check runs a bounded one (tests/e2e/chaos.sh). soak = chaos.
+CHAOS_SEEDS ?= 1 2 3
+CHAOS_JOBS ?= 20000
+chaos: deps
+	$(MAKE) all $(B)/chaos/clockshim.so
+	st=0; for s in $(CHAOS_SEEDS); do \
+	  /usr/bin/python3 tests/chaos/chaos.py --build $(B) --seed $$s --jobs $(CHAOS_JOBS) $(CHAOS_FLAGS) || st=1; \
+	done; exit $$st
+soak: chaos
 
 # fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
 FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio
