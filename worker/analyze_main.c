@@ -17,6 +17,18 @@
 #include "audio/audio.h"
 #include "jsonx.h"
 
+static const char usage[] =
+        "usage: hopper-analyze [-f FEATURES] [-s SERIES] [-w N] [-p] [-r ROOTS] [-m MAX_BYTES] FILE...\n"
+        "Analyses each audio file in one pass and prints one JSON object per line (schema/audio-result.schema.json).\n"
+        "  -f, --features LIST  levels,true_peak,loudness,silence,zcr,spectral,onsets,tempo,key,mfcc,chroma (default "
+        "all)\n"
+        "  -s, --series LIST    per-frame series: centroid,bandwidth,rolloff,flatness,onset_strength\n"
+        "  -w, --waveform N     N min/max pairs per channel for drawing (1-10000)\n"
+        "  -p, --progress       progress lines \"PCT STAGE\" on stderr\n"
+        "  -r, --roots DIRS     colon-separated allowed roots (default: any path)\n"
+        "  -m, --max-bytes N    refuse larger files (default: no limit)\n"
+        "Exit status: 0 all analysed, 1 one failed (its error on stderr), 2 usage.\n";
+
 static void
 progress(void *arg, int pct, const char *stage)
 {
@@ -58,15 +70,11 @@ main(int argc, char **argv)
 		case 'p': o.progress = progress; break;
 		case 'r': o.roots = optarg; break;
 		case 'm': o.max_bytes = strtoll(optarg, NULL, 10); break;
-		default:
-			fprintf(stderr, "usage: hopper-analyze [-f FEATURES] [-s SERIES] [-w N] [-p] [-r ROOTS] [-m "
-			                "MAX_BYTES] FILE...\n");
-			return c == 'h' ? 0 : 2;
+		default: fputs(usage, c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "usage: hopper-analyze [-f FEATURES] [-s SERIES] [-w N] [-p] [-r ROOTS] [-m MAX_BYTES] "
-		                "FILE...\n");
+		fputs(usage, stderr);
 		return 2;
 	}
 	int status = 0;

@@ -228,6 +228,18 @@ def format_checks():
                 not_ok("%s/%s" % (fmt, sub), "peak %r" % pk)
     if n < 20:
         not_ok("libsndfile formats", "only %d written" % n)
+    # what libsndfile cannot read is refused by name (no second decoder: README says why)
+    src = os.path.join(T, "src.wav")
+    soundfile.write(src, x, 44100)
+    for ext, args, name in (("m4a", ["-c:a", "aac"], "M4A/MP4"), ("aac", ["-c:a", "aac", "-f", "adts"], "AAC (ADTS)"),
+                            ("wma", ["-c:a", "wmav2"], "ASF (WMA)")):
+        path = os.path.join(T, "foreign." + ext)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", src] + args + [path], check=True)
+        r = run(path)
+        if r.returncode == 1 and name in r.stderr and "not supported" in r.stderr:
+            ok("%s refused naming its format: %s" % (ext, r.stderr.strip()[-90:]))
+        else:
+            not_ok("%s refused by name" % ext, "exit %d: %s" % (r.returncode, r.stderr.strip()))
 
 
 def rounding_checks():

@@ -464,6 +464,37 @@ header_overstates(SNDFILE *sf, char *msg, size_t len)
 	return 0;
 }
 
+/* Formats libsndfile does not read, recognised by their first bytes so the refusal names them. hopper has no
+ * second decoder (README: why not libavcodec); these get a clear error instead of "format not recognised". */
+static const struct {
+	size_t off, len;
+	const char *magic, *name;
+} foreign[] = {
+        {4, 4, "ftyp", "MPEG-4 audio (M4A/MP4: AAC or ALAC)"},
+        {0, 16, "\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c", "ASF (WMA)"},
+        {0, 2, "\x0b\x77", "AC-3"},
+        {0, 4, "MAC ", "Monkey's Audio (APE)"},
+        {0, 4, "wvpk", "WavPack"},
+        {0, 4, "\x1a\x45\xdf\xa3", "Matroska/WebM"},
+        {0, 4, "ADIF", "AAC (ADIF)"},
+};
+
+static const char *
+foreign_format(int fd)
+{
+	unsigned char b[32];
+	ssize_t n = pread(fd, b, sizeof(b), 0);
+	if (n < 2)
+		return NULL;
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+		if ((size_t)n >= foreign[i].off + foreign[i].len &&
+		    memcmp(b + foreign[i].off, foreign[i].magic, foreign[i].len) == 0)
+			return foreign[i].name;
+	if (b[0] == 0xff && (b[1] & 0xf6) == 0xf0) /* ADTS sync word, layer 0: AAC, not MPEG-1/2 layer III */
+		return "AAC (ADTS)";
+	return NULL;
+}
+
 /* Sets err to "PATH: WHAT" and returns code. */
 static int
 fail(char *err, size_t errlen, int code, const char *path, const char *what)
@@ -490,6 +521,16 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		return code;
 	unsigned f = o->features ? o->features : AUDIO_F_ALL;
 	SF_INFO info = {0};
+	const char *foreign_name = foreign_format(fd);
+	if (foreign_name != NULL) {
+		close(fd);
+		snprintf(err, errlen,
+		         "%s: %s is not supported: hopper reads what libsndfile reads (WAV, AIFF, FLAC, Ogg "
+		         "Vorbis/Opus, MP3, "
+		         "CAF, W64, RF64...); convert it first, e.g. ffmpeg -i IN -c:a flac OUT.flac",
+		         path, foreign_name);
+		return AUDIO_EFORMAT;
+	}
 	SNDFILE *sf = sf_open_fd(fd, SFM_READ, &info, 1);
 	if (sf == NULL) {
 		close(fd);

@@ -130,53 +130,121 @@ waveform_add(struct levels *lv, const float *x, size_t n, uint64_t base)
 	}
 }
 
+/* Sum of squares of m contiguous samples, 8 lanes. */
+static double
+sumsq(const float *x, size_t m)
+{
+	double acc[8] = {0};
+	size_t i = 0;
+	for (; i + 8 <= m; i += 8)
+		for (int j = 0; j < 8; j++)
+			acc[j] += (double)x[i + (size_t)j] * x[i + (size_t)j];
+	for (; i < m; i++)
+		acc[0] += (double)x[i] * x[i];
+	return acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+}
+
+/* The first and last frames with a sample at or above -60 dBFS, and the silent 50 ms windows. */
+static void
+silence_add(struct levels *lv, const float *x, size_t n, uint64_t base)
+{
+	size_t C = (size_t)lv->ch, total = n * C;
+	if (lv->first_loud < 0)
+		for (size_t i = 0; i < total; i++)
+			if (fabsf(x[i]) >= SILENCE_LIN) {
+				lv->first_loud = (int64_t)(base + i / C);
+				break;
+			}
+	for (size_t i = total; i-- > 0;)
+		if (fabsf(x[i]) >= SILENCE_LIN) {
+			lv->last_loud = (int64_t)(base + i / C);
+			break;
+		}
+	for (size_t i = 0; i < n;) {
+		size_t m = n - i < lv->win_len - lv->win_pos ? n - i : lv->win_len - lv->win_pos;
+		lv->win_sumsq += sumsq(x + i * C, m * C) / (double)C;
+		lv->win_pos += m;
+		i += m;
+		if (lv->win_pos == lv->win_len) {
+			lv->win_silent += sqrt(lv->win_sumsq / (double)lv->win_len) < SILENCE_LIN;
+			lv->wins++;
+			lv->win_pos = 0;
+			lv->win_sumsq = 0;
+		}
+	}
+}
+
+/* Peak, sums and clipping with one channel at a time (any channel count). */
+static void
+levels_strided(struct levels *lv, const float *x, size_t n)
+{
+	int C = lv->ch;
+	for (int c = 0; c < C; c++) {
+		float pk = (float)lv->peak[c];
+		double s2 = 0, s1 = 0;
+		uint64_t clip = 0;
+		for (size_t i = 0; i < n; i++) {
+			float v = x[i * (size_t)C + (size_t)c], a = fabsf(v);
+			pk = a > pk ? a : pk;
+			s2 += (double)v * v;
+			s1 += v;
+			clip += a >= lv->clip_at;
+		}
+		lv->peak[c] = pk;
+		lv->sumsq[c] += s2;
+		lv->sum[c] += s1;
+		lv->clipped += clip;
+	}
+}
+
+/* The same over the interleaved block as 8 independent lanes (lane j holds channel j % C when C divides 8),
+ * which the compiler turns into SIMD: no strided loads, no serial double chain. */
+static void
+levels_lanes(struct levels *lv, const float *x, size_t n)
+{
+	int C = lv->ch;
+	size_t total = n * (size_t)C, i = 0;
+	float pk[8] = {0};
+	double s2[8] = {0}, s1[8] = {0};
+	uint32_t clip[8] = {0};
+	const float at = lv->clip_at;
+	for (; i + 8 <= total; i += 8)
+		for (int j = 0; j < 8; j++) {
+			float v = x[i + (size_t)j], a = fabsf(v);
+			pk[j] = a > pk[j] ? a : pk[j];
+			s2[j] += (double)v * v;
+			s1[j] += v;
+			clip[j] += a >= at;
+		}
+	for (int j = 0; i < total; i++, j++) { /* the tail: lanes continue in order, so lane j is channel j % C */
+		float v = x[i], a = fabsf(v);
+		pk[j] = a > pk[j] ? a : pk[j];
+		s2[j] += (double)v * v;
+		s1[j] += v;
+		clip[j] += a >= at;
+	}
+	for (int j = 0; j < 8; j++) {
+		int c = j % C;
+		lv->peak[c] = pk[j] > lv->peak[c] ? pk[j] : lv->peak[c];
+		lv->sumsq[c] += s2[j];
+		lv->sum[c] += s1[j];
+		lv->clipped += clip[j];
+	}
+}
+
 void
 levels_add(struct levels *lv, const float *x, size_t n, uint64_t base)
 {
 	int C = lv->ch;
 	unsigned f = lv->f;
 	if (f & AUDIO_F_LEVELS) {
-		for (int c = 0; c < C; c++) {
-			float pk = (float)lv->peak[c];
-			double s2 = 0, s1 = 0;
-			uint64_t clip = 0;
-			for (size_t i = 0; i < n; i++) {
-				float v = x[i * (size_t)C + (size_t)c], a = fabsf(v);
-				pk = a > pk ? a : pk;
-				s2 += (double)v * v;
-				s1 += v;
-				clip += a >= lv->clip_at;
-			}
-			lv->peak[c] = pk;
-			lv->sumsq[c] += s2;
-			lv->sum[c] += s1;
-			lv->clipped += clip;
-		}
+		if (8 % C == 0)
+			levels_lanes(lv, x, n);
+		else
+			levels_strided(lv, x, n);
 	}
-	if (f & AUDIO_F_SILENCE) {
-		for (size_t i = 0; i < n; i++) {
-			const float *fr = x + i * (size_t)C;
-			float mx = 0;
-			double e = 0;
-			for (int c = 0; c < C; c++) {
-				float a = fabsf(fr[c]);
-				mx = a > mx ? a : mx;
-				e += (double)fr[c] * fr[c];
-			}
-			if (mx >= SILENCE_LIN) {
-				if (lv->first_loud < 0)
-					lv->first_loud = (int64_t)(base + i);
-				lv->last_loud = (int64_t)(base + i);
-			}
-			lv->win_sumsq += e / C;
-			if (++lv->win_pos == lv->win_len) {
-				lv->win_silent += sqrt(lv->win_sumsq / (double)lv->win_len) < SILENCE_LIN;
-				lv->wins++;
-				lv->win_pos = 0;
-				lv->win_sumsq = 0;
-			}
-		}
-	}
+	if (f & AUDIO_F_SILENCE)
+		silence_add(lv, x, n, base);
 	if (f & AUDIO_F_ZCR)
 		zcr_add(lv, x, n, base);
 	if (lv->wn > 0)

@@ -33,7 +33,7 @@
 #define TP_TAPS       49   /* libebur128's interpolator length */
 #define TP_MAXPH      4
 #define TP_PHTAPS     25   /* the longest phase: ceil(49 / 2) at 2x */
-#define BLOCK         4096 /* frames per true-peak work block */
+#define BLOCK         1024 /* frames per true-peak work block (each is skipped when it cannot hold a new peak) */
 /* The K-weighting shelf sits at 1681.97 Hz: below twice that the bilinear design folds it past Nyquist and the
  * filter no longer is BS.1770's, so loudness is not measured (null with a reason). */
 #define LOUD_MIN_RATE 3364
@@ -60,6 +60,7 @@ struct loud {
 	int factor;
 	float h[TP_MAXPH][TP_PHTAPS];
 	int phtaps;
+	float hsum;    /* the largest sum of |taps| over the phases */
 	float *tpbuf;  /* per channel: phtaps-1 history + BLOCK samples */
 	float *tpout;  /* BLOCK scratch */
 	double *tpmax; /* per channel, linear */
@@ -128,6 +129,13 @@ tp_design(struct loud *l, int rate)
 			c = sin(m * M_PI / l->factor) / (m * M_PI / l->factor);
 		c *= 0.5 * (1 - cos(2 * M_PI * j / (TP_TAPS - 1)));
 		l->h[j % l->factor][j / l->factor] = (float)c;
+	}
+	l->hsum = 0;
+	for (int p = 0; p < l->factor; p++) {
+		double sum = 0;
+		for (int k = 0; k < l->phtaps; k++)
+			sum += fabs(l->h[p][k]);
+		l->hsum = sum * 1.001 > l->hsum ? (float)(sum * 1.001) : l->hsum;
 	}
 }
 
@@ -249,6 +257,17 @@ tp_channel(struct loud *l, int c, const float *x, size_t n)
 	for (size_t i = 0; i < n; i++)
 		buf[T - 1 + i] = x[i * (size_t)l->ch + (size_t)c];
 	float mx = (float)l->tpmax[c];
+	/* An interpolated sample is at most sum|h| times the largest input it is made of: a block that cannot reach
+	 * the peak so far is skipped, exactly (most of a music file, once its loudest hit has passed). */
+	float inmax = 0;
+	for (size_t i = 0; i < n + (size_t)T - 1; i++) {
+		float a = fabsf(buf[i]);
+		inmax = a > inmax ? a : inmax;
+	}
+	if (inmax * l->hsum <= mx) {
+		memmove(buf, buf + n, (size_t)(T - 1) * sizeof(float));
+		return;
+	}
 	/* phase 0 is the input itself (its only non-zero tap is the centre's 1.0): the sample peak covers it */
 	for (int p = 1; p < l->factor; p++) {
 		float *restrict out = l->tpout;

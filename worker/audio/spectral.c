@@ -32,8 +32,11 @@
 #define TOP_DB     80.0f
 #define ROLL_PCT   0.85
 #define PLAN_CACHE 8
-#define MIN_FFT    16
-#define MAX_FFT    65536
+/* Chroma weights are Gaussians in pitch: past a few semitones they fall below 1e-6 of a row's peak and change
+ * no printed digit, so each row keeps only the bins above that. */
+#define CHROMA_PRUNE 1e-6
+#define MIN_FFT      16
+#define MAX_FFT      65536
 
 /* FFTW plans outlive analyses: planning is the expensive part, and a worker analyses many files. */
 static struct {
@@ -87,7 +90,9 @@ struct spec {
 	float dct[NMFCC][NMEL];
 	double mfcc_sum[NMFCC], mfcc_sq[NMFCC];
 	/* chroma */
-	float *cfb; /* 12 x nbins */
+	float *cw; /* the chroma filterbank, sparse: row c's weights cw[coff[c] .. coff[c + 1]) */
+	int *cidx; /* their bins */
+	int coff[13];
 	double chroma_sum[12];
 	struct rhythm *rh;
 	struct series *ser;
@@ -195,10 +200,22 @@ chroma_design(struct spec *s)
 		for (int c = 0; c < 12; c++)
 			w[c * n + k] = (norm > 0 ? w[c * n + k] / norm : 0) * oct;
 	}
-	s->cfb = xcalloc((size_t)12 * nb, sizeof(float));
-	for (int c = 0; c < 12; c++) /* base_c: roll by -3 so that row 0 is C */
+	s->cw = xcalloc((size_t)12 * nb, sizeof(float));
+	s->cidx = xcalloc((size_t)12 * nb, sizeof(int));
+	int used = 0;
+	for (int c = 0; c < 12; c++) { /* base_c: roll by -3 so that row 0 is C */
+		const double *row = w + (size_t)((c + 3) % 12) * n;
+		double mx = 0;
 		for (int k = 0; k < nb; k++)
-			s->cfb[c * nb + k] = (float)w[((c + 3) % 12) * n + k];
+			mx = row[k] > mx ? row[k] : mx;
+		s->coff[c] = used;
+		for (int k = 0; k < nb; k++)
+			if (row[k] > CHROMA_PRUNE * mx) {
+				s->cw[used] = (float)row[k];
+				s->cidx[used++] = k;
+			}
+	}
+	s->coff[12] = used;
 	free(w);
 	free(frq);
 	free(bw);
@@ -253,7 +270,8 @@ spec_free(struct spec *s)
 	free(s->mel_off);
 	free(s->mel_w);
 	free(s->mel_db);
-	free(s->cfb);
+	free(s->cw);
+	free(s->cidx);
 	rhythm_free(s->rh);
 	series_free(s->ser);
 	free(s);
@@ -286,11 +304,17 @@ shape_add(struct spec *s)
 		}
 		roll = f[k];
 	}
+	/* one log per 16 bins: a product of 16 powers in [1e-10, 1e12] stays within a double's range */
 	double lsum = 0, psum = 0;
-	for (int k = 0; k < nb; k++) {
-		float p = s->pw[k] > AMIN ? s->pw[k] : AMIN;
-		lsum += logf(p);
-		psum += p;
+	for (int k = 0; k < nb;) {
+		double prod = 1.0;
+		int end = k + 16 < nb ? k + 16 : nb;
+		for (; k < end; k++) {
+			double p = s->pw[k] > AMIN ? s->pw[k] : AMIN;
+			prod *= p;
+			psum += p;
+		}
+		lsum += log(prod);
 	}
 	flat = exp(lsum / nb) / (psum / nb);
 	s->cent_sum += cent;
@@ -341,10 +365,9 @@ chroma_add(struct spec *s)
 {
 	double v[12], mx = 0;
 	for (int c = 0; c < 12; c++) {
-		const float *w = s->cfb + (size_t)c * s->nbins;
 		float e = 0;
-		for (int k = 0; k < s->nbins; k++)
-			e += w[k] * s->pw[k];
+		for (int j = s->coff[c]; j < s->coff[c + 1]; j++)
+			e += s->cw[j] * s->pw[s->cidx[j]];
 		v[c] = e;
 		mx = e > mx ? e : mx;
 	}
