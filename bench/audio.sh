@@ -39,6 +39,7 @@ tools = [
 ]
 times = {name: [] for name, _ in tools}
 cpu = {name: [] for name, _ in tools}
+rss = {}
 for r in range(rounds):
     for name, cmd in tools:
         t0 = time.monotonic()
@@ -48,6 +49,7 @@ for r in range(rounds):
         good = os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
         times[name].append(dt if good else float("nan"))
         cpu[name].append(ru.ru_utime + ru.ru_stime if good else float("nan"))
+        rss[name] = ru.ru_maxrss / 1024.0
 load = open("/proc/loadavg").read().split()[:3]
 print("audio bench: 10-minute 44.1 kHz stereo 16-bit WAV, medians of %d runs, one core each; load average %s on %d cores"
       % (rounds, " ".join(load), os.cpu_count()))
@@ -62,6 +64,7 @@ full = med["hopper-analyze (full analysis)"]
 peer = min(med["libebur128 I+LRA+true peak"], med["ffmpeg ebur128 peak=true"])
 print("hopper full analysis: %.0fx real time (goal >= 500x); %.2fx faster than the faster of libebur128 and "
       "ffmpeg ebur128 peak=true (goal >= 2x)" % (DUR / full, peer / full))
+print("hopper full analysis of the 10-minute file: max RSS %.1f MB" % rss["hopper-analyze (full analysis)"])
 PY
 
 if [ "${AUDIO_BENCH_LONG:-1}" = 1 ]; then
