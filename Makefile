@@ -49,10 +49,11 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
 WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
-AUDIO_OBJS := worker/audio/analyze.o worker/audio/loudness.o worker/audio/spectral.o
+AUDIO_OBJS := worker/audio/analyze.o worker/audio/levels.o worker/audio/loudness.o worker/audio/spectral.o \
+	worker/audio/rhythm.o worker/audio/key.o worker/audio/series.o
 AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
 # gcc 12 does not vectorise at -O2; the true-peak and spectral loops are written for it (clang does anyway).
-$(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize
+$(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize -fno-math-errno -fno-signed-zeros -fno-trapping-math -fassociative-math
 WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS) $(AUDIO_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \
 	client/ops.o client/celery.o client/workflow.o

@@ -3,12 +3,14 @@
 # not asserted.
 #
 # Generates a 10-minute 44.1 kHz stereo 16-bit WAV (drum-like pulses at 128 BPM) and times, AUDIO_ROUNDS times
-# each (default 3; the median is reported, as x real time = 600 s / wall seconds):
+# each (default 3; medians of wall and CPU seconds, x real time = 600 s / CPU seconds, since the machine may be
+# shared; the load average is printed with them):
 #   hopper-analyze (full analysis), hopper-analyze -f loudness,true_peak, libsndfile's bare decode (the floor),
 #   libebur128 with integrated+LRA+true peak and with true peak only, ffmpeg ebur128 with peak=true and without,
 #   sox stats, aubio tempo.
 # Then (AUDIO_BENCH_LONG=1, the default) the 2-hour check: a 2-hour file of the same kind analysed by
-# hopper-analyze, its max RSS from getrusage (issue #4: under 64 MB).
+# hopper-analyze, its max RSS from getrusage (issue #4: under 64 MB), and the 10-minute file's max RSS beside it
+# (memory constant in file length).
 set -u
 
 B=${1:?usage: bench/audio.sh BUILD_DIR}
@@ -36,17 +38,33 @@ tools = [
     ("aubio tempo", ["aubio", "tempo", F]),
 ]
 times = {name: [] for name, _ in tools}
+cpu = {name: [] for name, _ in tools}
+rss = {}
 for r in range(rounds):
     for name, cmd in tools:
         t0 = time.monotonic()
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, st, ru = os.wait4(p.pid, 0)
         dt = time.monotonic() - t0
-        times[name].append(dt if p.returncode == 0 else float("nan"))
-print("audio bench: 10-minute 44.1 kHz stereo 16-bit WAV, medians of %d runs, one core each" % rounds)
-print("%-40s %10s %12s" % ("tool", "wall s", "x real time"))
+        good = os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+        times[name].append(dt if good else float("nan"))
+        cpu[name].append(ru.ru_utime + ru.ru_stime if good else float("nan"))
+        rss[name] = ru.ru_maxrss / 1024.0
+load = open("/proc/loadavg").read().split()[:3]
+print("audio bench: 10-minute 44.1 kHz stereo 16-bit WAV, medians of %d runs, one core each; load average %s on %d cores"
+      % (rounds, " ".join(load), os.cpu_count()))
+print("(the machine is shared: CPU seconds, user+sys of the process, are the stable figure; wall seconds include waiting)")
+print("%-40s %8s %8s %14s" % ("tool", "wall s", "CPU s", "x real (CPU)"))
+med = {}
 for name, _ in tools:
-    m = statistics.median(times[name])
-    print("%-40s %10.3f %12.0f" % (name, m, DUR / m))
+    m, c = statistics.median(times[name]), statistics.median(cpu[name])
+    med[name] = c
+    print("%-40s %8.3f %8.3f %14.0f" % (name, m, c, DUR / c))
+full = med["hopper-analyze (full analysis)"]
+peer = min(med["libebur128 I+LRA+true peak"], med["ffmpeg ebur128 peak=true"])
+print("hopper full analysis: %.0fx real time (goal >= 500x); %.2fx faster than the faster of libebur128 and "
+      "ffmpeg ebur128 peak=true (goal >= 2x)" % (DUR / full, peer / full))
+print("hopper full analysis of the 10-minute file: max RSS %.1f MB" % rss["hopper-analyze (full analysis)"])
 PY
 
 if [ "${AUDIO_BENCH_LONG:-1}" = 1 ]; then

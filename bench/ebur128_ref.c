@@ -27,6 +27,20 @@ main(int argc, char **argv)
 	}
 	int mode = EBUR128_MODE_TRUE_PEAK | (tp_only ? 0 : EBUR128_MODE_I | EBUR128_MODE_LRA);
 	ebur128_state *st = ebur128_init((unsigned)info.channels, (unsigned long)info.samplerate, mode);
+	/* the file's channel map, as libebur128 positions: LFE unused, side/back surrounds +1.5 dB, the rest front */
+	int map[64];
+	if (info.channels <= 64 &&
+	    sf_command(sf, SFC_GET_CHANNEL_MAP_INFO, map, (int)sizeof(int) * info.channels) == SF_TRUE)
+		for (int c = 0; c < info.channels; c++) {
+			int m = map[c], pos = EBUR128_LEFT;
+			if (m == SF_CHANNEL_MAP_LFE)
+				pos = EBUR128_UNUSED;
+			else if (m == SF_CHANNEL_MAP_SIDE_LEFT || m == SF_CHANNEL_MAP_SIDE_RIGHT ||
+			         m == SF_CHANNEL_MAP_REAR_LEFT || m == SF_CHANNEL_MAP_REAR_RIGHT ||
+			         m == SF_CHANNEL_MAP_TOP_REAR_LEFT || m == SF_CHANNEL_MAP_TOP_REAR_RIGHT)
+				pos = EBUR128_LEFT_SURROUND;
+			ebur128_set_channel(st, (unsigned)c, pos);
+		}
 	float *buf = malloc(sizeof(float) * 4096 * (size_t)info.channels);
 	sf_count_t n;
 	while ((n = sf_readf_float(sf, buf, 4096)) > 0)

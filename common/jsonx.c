@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -85,10 +86,34 @@ jsonx_bool(json_t *obj, const char *key, int *out, char *err, size_t errlen)
 	return 1;
 }
 
+/* Does every real in v survive printing with 15 significant digits? */
+static int
+reals_short(const json_t *v, int depth)
+{
+	if (json_is_real(v)) {
+		char b[40];
+		snprintf(b, sizeof(b), "%.15g", json_real_value(v));
+		return strtod(b, NULL) == json_real_value(v);
+	}
+	if (depth > 64)
+		return 0;
+	const char *k;
+	json_t *x;
+	size_t i;
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, k, x) if (!reals_short(x, depth + 1)) return 0;
+	if (json_is_array(v))
+		json_array_foreach(v, i, x) if (!reals_short(x, depth + 1)) return 0;
+	return 1;
+}
+
 char *
 jsonx_dump(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	/* A rounded figure (-23.679) prints as written rather than as its 17-digit binary neighbour
+	 * (-23.678999999999998) when 15 digits lose nothing; otherwise every digit is kept. */
+	size_t prec = reals_short(v, 0) ? 15 : 17;
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
 	if (s == NULL)
 		fatal("out of memory encoding JSON");
 	return s;

@@ -2,7 +2,8 @@
  * libFuzzer harness for the audio engine: any bytes, written to a file, are either analysed into a result
  * without NaN (every number finite, every null with a reason) or refused with a message. libsndfile's parsers
  * get fuzzed along the way; the targets are hopper's: odd rates and channel counts, tiny and lying headers,
- * libsndfile's log parsing (header_overstates), every accumulator on hostile sample values (inf, NaN, huge).
+ * libsndfile's log parsing (header_overstates), channel maps, the refusal of formats libsndfile does not read,
+ * every accumulator on hostile sample values (inf, NaN, huge), waveform peaks and per-frame series.
  */
 #include <math.h>
 #include <stdint.h>
@@ -38,7 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fwrite(data, 1, size, f);
 	fclose(f);
-	struct audio_opts o = {.max_bytes = 1 << 20};
+	/* every feature, the waveform peaks and every series: the whole engine */
+	struct audio_opts o = {.max_bytes = 1 << 20, .waveform = 16, .series = (1u << AUDIO_S_COUNT) - 1};
 	json_t *res = NULL;
 	char err[1024] = "";
 	if (audio_analyze_file(path, &o, &res, err, sizeof(err)) == 0) {

@@ -195,7 +195,7 @@ say "audio.analyze: loudness, true peak, tempo, key... of ${#AUDIO_FILES[@]} fil
 note "hopperd only admits paths under audio_roots ($AUDIO_ROOTS); the worker reports progress with stage names."
 for f in "${AUDIO_FILES[@]}"; do
 	AID=demo-audio-$$-$RANDOM
-	AJOB=$(/usr/bin/python3 -c 'import json,sys,time; print(json.dumps({"id": sys.argv[1], "type": "audio.analyze", "args": {"path": sys.argv[2]}, "created_at": time.time()}))' "$AID" "$f")
+	AJOB=$(/usr/bin/python3 -c 'import json,sys,time; print(json.dumps({"id": sys.argv[1], "type": "audio.analyze", "args": {"path": sys.argv[2], "waveform": 64}, "created_at": time.time()}))' "$AID" "$f")
 	show "redis-cli LPUSH ${PREFIX}{default}:queue '$AJOB'"
 	"${RCLI[@]}" LPUSH "${PREFIX}{default}:queue" "$AJOB" >/dev/null
 	state=
@@ -216,15 +216,34 @@ f = lambda k, u="", p=1: "n/a (%s)" % d["reasons"].get(k, "") if d.get(k) is Non
 print("    %s, %s, %d Hz, %d ch, %.1f s" % (d["format"], d["subtype"], d["sample_rate"], d["channels"], d["duration_s"]))
 print("    loudness %s (range %s), true peak %s, sample peak %s, RMS %s" % (f("integrated_lufs", " LUFS"),
       f("loudness_range_lu", " LU"), f("true_peak_dbtp", " dBTP"), f("peak_dbfs", " dBFS"), f("rms_dbfs", " dBFS")))
-print("    tempo %s (confidence %s), key %s (confidence %s), %d onsets" % (f("tempo_bpm", " BPM"),
-      f("tempo_confidence", "", 2), d.get("key") or "n/a", f("key_confidence", "", 2), d.get("onsets", 0)))
+c = d.get("tempo_candidates") or []
+print("    tempo %s (confidence %s; candidates %s), %d beats, %d onsets" % (f("tempo_bpm", " BPM"),
+      f("tempo_confidence", "", 2), ", ".join("%.1f BPM %.2f" % (x["bpm"], x["score"]) for x in c) or "none",
+      d.get("beats", 0), d.get("onsets", 0)))
+k = d.get("key_notation") or {}
+print("    key %s / %s, Camelot %s, Open Key %s (confidence %s; then %s)" % (k.get("key", "n/a"), k.get("flat", "n/a"),
+      k.get("camelot", "-"), k.get("open_key", "-"), f("key_confidence", "", 2),
+      ", ".join(a["flat"] for a in (d.get("key_alternatives") or [])[1:]) or "none"))
 print("    spectral centroid %s, silence %s lead / %s tail, clipped samples %d" % (f("spectral_centroid_hz", " Hz", 0),
-      f("leading_silence_s", " s", 2), f("trailing_silence_s", " s", 2), d.get("clipped_samples", 0)))'
+      f("leading_silence_s", " s", 2), f("trailing_silence_s", " s", 2), d.get("clipped_samples", 0)))
+w = d.get("waveform")
+if w:
+    rows = 4  # half-height rows above and below zero, per channel
+    for ci, ch in enumerate(w["channels"][:2]):
+        lines = []
+        for r in range(rows, 0, -1):
+            lines.append("".join("#" if mx * rows >= r - 0.5 else " " for mx in ch["max"]))
+        lines.append("-" * len(ch["max"]))
+        for r in range(1, rows + 1):
+            lines.append("".join("#" if -mn * rows >= r - 0.5 else " " for mn in ch["min"]))
+        print("    waveform, channel %d (%d min/max pairs):" % (ci + 1, w["points"]))
+        for ln in lines:
+            print("      |" + ln + "|")'
 	else
 		note "$f: $state: $("${RCLI[@]}" HGET "${PREFIX}job:$AID" error)"
 	fi
 done
-note "The whole result is JSON (schema/audio-result.schema.json); hopper-analyze FILE prints the same."
+note "The whole result is JSON (schema/audio-result.schema.json); hopper-analyze FILE prints the same (-w N: waveform)."
 
 # --- the execution log ---
 say "The execution log: one row per attempt, in SQLite"

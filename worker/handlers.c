@@ -109,8 +109,7 @@ run_audio_analyze(struct job_ctx *ctx, json_t **result)
 		snprintf(ctx->error, sizeof(ctx->error), "args.path is required");
 		return -1;
 	}
-	if (audio_features_parse(json_object_get(ctx->args, "features"), &o.features, ctx->error, sizeof(ctx->error)) <
-	    0)
+	if (audio_args_parse(ctx->args, &o, ctx->error, sizeof(ctx->error)) < 0)
 		return -1;
 	const char *roots = getenv("HOPPER_AUDIO_ROOTS"), *max = getenv("HOPPER_AUDIO_MAX_BYTES");
 	if (roots == NULL || *roots == '\0') {

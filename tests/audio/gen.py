@@ -2,7 +2,9 @@
 """gen.py KIND OUT [key=value...]: writes a generated test signal as a WAV file (PCM 8/16/24/32-bit or 32-bit
 float), for hopper's audio tests and benchmarks; nothing is downloaded. Other containers (FLAC, AIFF) are made
 from these with sox. Common keys: sr (44100), ch (1), bits (16; 'f' for float), dur (seconds), db (level, dBFS),
-repeat (write the signal this many times over: long files in little memory).
+repeat (write the signal this many times over: long files in little memory), chdb (per-channel levels in dB,
+comma-separated, applied as gains relative to db: sets the channel count), mask (a WAVEFORMATEXTENSIBLE
+dwChannelMask, e.g. 0x37 for 5.0: writes the extensible header so the channel map is in the file).
 
 KINDS
   sine      f=1000 db=-6 phase=0 (radians)          a sine on every channel
@@ -15,6 +17,8 @@ KINDS
   drums     bpm=120                                 kick on every beat, snare on 2 and 4, hats on eighths
   chords    key=C mode=major                        I-IV-V-I (major) or i-iv-V-i (minor), 1 s per chord, repeated
   noise     db=-20 seed=1                           white noise
+  mixed     bpm=120 key=C mode=major                drums plus the chord progression (music-like material)
+  twotone   f=1000 f2=3000                          two sines of equal level
   tp        db=-6.02                                sine at sr/4, phase 45 deg: samples at -3.01 dB below its true peak
 """
 import struct
@@ -110,6 +114,13 @@ def make(kind, p):
                 c = sum(tone(sr, seg, m, 0.15) for m in (r, r + th, r + 7, r - 12))
                 out.append(c)
         return sr, np.concatenate(out)
+    if kind == "mixed":
+        _, d = make("drums", p)
+        _, c = make("chords", dict(p, dur=max(4, dur)))
+        m = min(len(d), len(c))
+        return sr, 0.7 * d[:m] + 0.7 * c[:m]
+    if kind == "twotone":
+        return sr, sine(sr, n, float(p.get("f", 1000)), lin(db) / 2) + sine(sr, n, float(p.get("f2", 3000)), lin(db) / 2)
     if kind == "noise":
         return sr, lin(db) * np.random.default_rng(int(p.get("seed", 1))).uniform(-1, 1, n) * np.sqrt(3)
     if kind == "tp":
@@ -117,7 +128,7 @@ def make(kind, p):
     raise SystemExit("gen.py: unknown kind " + kind)
 
 
-def write_wav(path, sr, x, bits, repeat=1):
+def write_wav(path, sr, x, bits, repeat=1, mask=None):
     if bits == "f":
         data = x.astype("<f4").tobytes()
         fmt, bps = 3, 32
@@ -139,6 +150,15 @@ def write_wav(path, sr, x, bits, repeat=1):
     with open(path, "wb") as fh:
         ba = ch * bps // 8
         total = len(data) * repeat
+        if mask is not None:  # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID's first two bytes are the format tag
+            guid = struct.pack("<H", fmt) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+            fmtc = struct.pack("<HHIIHHHHI", 0xFFFE, ch, sr, sr * ba, ba, bps, 22, bps, mask) + guid
+            fh.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmtc) + 8 + total) + b"WAVE")
+            fh.write(b"fmt " + struct.pack("<I", len(fmtc)) + fmtc)
+            fh.write(b"data" + struct.pack("<I", total))
+            for _ in range(repeat):
+                fh.write(data)
+            return
         fh.write(b"RIFF" + struct.pack("<I", 36 + total) + b"WAVE")
         fh.write(b"fmt " + struct.pack("<IHHIIHH", 16, fmt, ch, sr, sr * ba, ba, bps))
         fh.write(b"data" + struct.pack("<I", total))
@@ -152,9 +172,13 @@ def main():
     kind, out = sys.argv[1], sys.argv[2]
     p = dict(a.split("=", 1) for a in sys.argv[3:])
     sr, x = make(kind, p)
-    ch = int(p.get("ch", 1))
-    x = np.repeat(x[:, None], ch, axis=1)
-    write_wav(out, sr, x, p.get("bits", "16"), int(p.get("repeat", 1)))
+    if "chdb" in p:
+        gains = [lin(g) for g in p["chdb"].split(",")]
+        x = np.stack([x * g for g in gains], axis=1)
+    else:
+        x = np.repeat(x[:, None], int(p.get("ch", 1)), axis=1)
+    mask = int(p["mask"], 0) if "mask" in p else None
+    write_wav(out, sr, x, p.get("bits", "16"), int(p.get("repeat", 1)), mask)
 
 
 if __name__ == "__main__":

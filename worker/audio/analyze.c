@@ -21,10 +21,8 @@
 #include "internal.h"
 #include "xmalloc.h"
 
-#define BLOCK_FRAMES  4096
-#define SILENCE_LIN   0.001 /* -60 dBFS: a frame whose every channel is below this is silent */
-#define SILENCE_WIN_S 0.05
-#define MAX_CHANNELS  64
+#define BLOCK_FRAMES 4096
+#define MAX_CHANNELS 64
 
 static const struct {
 	const char *name;
@@ -34,7 +32,8 @@ static const struct {
         {"loudness", AUDIO_F_LOUDNESS}, {"silence", AUDIO_F_SILENCE},
         {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
         {"onsets", AUDIO_F_ONSETS},     {"tempo", AUDIO_F_TEMPO},
-        {"key", AUDIO_F_KEY},           {"all", AUDIO_F_ALL},
+        {"key", AUDIO_F_KEY},           {"mfcc", AUDIO_F_MFCC},
+        {"chroma", AUDIO_F_CHROMA},     {"all", AUDIO_F_ALL},
 };
 
 static int
@@ -47,7 +46,7 @@ feature_bit(const char *name, size_t len, unsigned *mask, char *err, size_t errl
 		}
 	snprintf(err, errlen,
 	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, "
-	         "key, all)",
+	         "key, mfcc, chroma, all)",
 	         (int)(len > 64 ? 64 : len), name);
 	return -1;
 }
@@ -121,9 +120,89 @@ db(double lin)
 }
 
 static double
-r2(double v) /* three decimals are below every tolerance the result promises; keeps the JSON readable */
+r2(double v) /* dB and LU to 0.001: below every tolerance the result promises, above float noise */
 {
 	return isfinite(v) ? round(v * 1000) / 1000 : v;
+}
+
+double
+audio_sig(double v, int digits)
+{
+	if (!isfinite(v) || v == 0)
+		return v;
+	double p = pow(10.0, digits - 1 - (int)floor(log10(fabs(v))));
+	double out = round(v * p) / p;
+	return isfinite(out) ? out : v;
+}
+
+static int
+series_one(const char *name, size_t len, unsigned *mask, char *err, size_t errlen)
+{
+	int b = series_name_bit(name, len);
+	if (b < 0) {
+		snprintf(err, errlen,
+		         "unknown series \"%.*s\" (known: centroid, bandwidth, rolloff, flatness, onset_strength)",
+		         (int)(len > 64 ? 64 : len), name);
+		return -1;
+	}
+	*mask |= 1u << b;
+	return 0;
+}
+
+int
+audio_series_parse(const json_t *arr, unsigned *mask, char *err, size_t errlen)
+{
+	*mask = 0;
+	if (arr == NULL || json_is_null(arr))
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > AUDIO_S_COUNT * 2) {
+		snprintf(err, errlen, "series must be an array of series names");
+		return -1;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "series[%zu] is not a string", i);
+			return -1;
+		}
+		if (series_one(json_string_value(v), json_string_length(v), mask, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+audio_args_parse(const json_t *args, struct audio_opts *o, char *err, size_t errlen)
+{
+	if (audio_features_parse(json_object_get(args, "features"), &o->features, err, errlen) < 0 ||
+	    audio_series_parse(json_object_get(args, "series"), &o->series, err, errlen) < 0)
+		return -1;
+	const json_t *w = json_object_get(args, "waveform");
+	o->waveform = 0;
+	if (w != NULL && !json_is_null(w)) {
+		if (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > AUDIO_WAVEFORM_MAX) {
+			snprintf(err, errlen, "waveform must be an integer from 1 to %d (min/max pairs per channel)",
+			         AUDIO_WAVEFORM_MAX);
+			return -1;
+		}
+		o->waveform = (int)json_integer_value(w);
+	}
+	return 0;
+}
+
+int
+audio_series_parse_list(const char *list, unsigned *mask, char *err, size_t errlen)
+{
+	*mask = 0;
+	while (*list) {
+		size_t n = strcspn(list, ",");
+		if (n > 0 && series_one(list, n, mask, err, errlen) < 0)
+			return -1;
+		list += n + (list[n] == ',');
+	}
+	return 0;
 }
 
 /* Is path (already resolved) inside one of the colon-separated roots? */
@@ -194,72 +273,6 @@ open_checked(const char *path, const struct audio_opts *o, struct stat *st, char
 	return fd;
 }
 
-/* Per-pass accumulators of the driver itself. */
-struct levels {
-	int ch;
-	double peak[MAX_CHANNELS], sumsq[MAX_CHANNELS], sum[MAX_CHANNELS];
-	uint64_t clipped, nonfinite;
-	float clip_at;
-	/* silence */
-	int64_t first_loud, last_loud; /* frame indexes, -1: none yet */
-	uint64_t win_len, win_pos, win_silent, wins;
-	double win_sumsq;
-	/* zero crossings on the mono mix */
-	float zprev;
-	uint64_t zc;
-};
-
-static void
-levels_add(struct levels *lv, const float *x, size_t n, uint64_t base, unsigned f)
-{
-	int C = lv->ch;
-	if (f & AUDIO_F_LEVELS) {
-		for (int c = 0; c < C; c++) {
-			float pk = (float)lv->peak[c];
-			double s2 = 0, s1 = 0;
-			uint64_t clip = 0;
-			for (size_t i = 0; i < n; i++) {
-				float v = x[i * (size_t)C + (size_t)c], a = fabsf(v);
-				pk = a > pk ? a : pk;
-				s2 += (double)v * v;
-				s1 += v;
-				clip += a >= lv->clip_at;
-			}
-			lv->peak[c] = pk;
-			lv->sumsq[c] += s2;
-			lv->sum[c] += s1;
-			lv->clipped += clip;
-		}
-	}
-	if (f & (AUDIO_F_SILENCE | AUDIO_F_ZCR)) {
-		for (size_t i = 0; i < n; i++) {
-			const float *fr = x + i * (size_t)C;
-			float mx = 0, m = 0;
-			double e = 0;
-			for (int c = 0; c < C; c++) {
-				float a = fabsf(fr[c]);
-				mx = a > mx ? a : mx;
-				m += fr[c];
-				e += (double)fr[c] * fr[c];
-			}
-			if (mx >= SILENCE_LIN) {
-				if (lv->first_loud < 0)
-					lv->first_loud = (int64_t)(base + i);
-				lv->last_loud = (int64_t)(base + i);
-			}
-			lv->win_sumsq += e / C;
-			if (++lv->win_pos == lv->win_len) {
-				lv->win_silent += sqrt(lv->win_sumsq / (double)lv->win_len) < SILENCE_LIN;
-				lv->wins++;
-				lv->win_pos = 0;
-				lv->win_sumsq = 0;
-			}
-			lv->zc += (m < 0) != (lv->zprev < 0) && (base + i) > 0;
-			lv->zprev = m;
-		}
-	}
-}
-
 /* Float files can hold NaN, infinities and absurd values: such samples become 0 (NaN, inf; counted) or are
  * limited to +-1e6 (120 dB over full scale), so no accumulator ever sees a non-finite number. */
 static uint64_t
@@ -309,40 +322,96 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* BS.1770-4 channel weights (Table 3: G_i) by position: 1.0 in front, 1.41 (+1.5 dB) for the surrounds
+ * (side and back, and top back, as ffmpeg's ebur128 and libebur128's Mp110/Mp060/Mp090 do), 0 for LFE. */
+static const struct {
+	int pos;
+	const char *name;
+	double w;
+} chmap[] = {
+        {SF_CHANNEL_MAP_MONO, "M", 1.0},
+        {SF_CHANNEL_MAP_LEFT, "L", 1.0},
+        {SF_CHANNEL_MAP_RIGHT, "R", 1.0},
+        {SF_CHANNEL_MAP_CENTER, "C", 1.0},
+        {SF_CHANNEL_MAP_FRONT_LEFT, "L", 1.0},
+        {SF_CHANNEL_MAP_FRONT_RIGHT, "R", 1.0},
+        {SF_CHANNEL_MAP_FRONT_CENTER, "C", 1.0},
+        {SF_CHANNEL_MAP_REAR_CENTER, "Cs", 1.0},
+        {SF_CHANNEL_MAP_REAR_LEFT, "Lb", 1.41},
+        {SF_CHANNEL_MAP_REAR_RIGHT, "Rb", 1.41},
+        {SF_CHANNEL_MAP_LFE, "LFE", 0.0},
+        {SF_CHANNEL_MAP_FRONT_LEFT_OF_CENTER, "Lc", 1.0},
+        {SF_CHANNEL_MAP_FRONT_RIGHT_OF_CENTER, "Rc", 1.0},
+        {SF_CHANNEL_MAP_SIDE_LEFT, "Ls", 1.41},
+        {SF_CHANNEL_MAP_SIDE_RIGHT, "Rs", 1.41},
+        {SF_CHANNEL_MAP_TOP_CENTER, "Tc", 1.0},
+        {SF_CHANNEL_MAP_TOP_FRONT_LEFT, "Tfl", 1.0},
+        {SF_CHANNEL_MAP_TOP_FRONT_RIGHT, "Tfr", 1.0},
+        {SF_CHANNEL_MAP_TOP_FRONT_CENTER, "Tfc", 1.0},
+        {SF_CHANNEL_MAP_TOP_REAR_LEFT, "Tbl", 1.41},
+        {SF_CHANNEL_MAP_TOP_REAR_RIGHT, "Tbr", 1.41},
+        {SF_CHANNEL_MAP_TOP_REAR_CENTER, "Tbc", 1.0},
+};
+
+/* libebur128's default map when the file has none: L R C by count, 4 channels L R Ls Rs, 5 L R C Ls Rs,
+ * 6 and more L R C LFE Ls Rs and then unused (weight 0). */
 static void
-report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *loud, struct spec *sp, unsigned f,
+default_map(int C, const char **names, double *w)
+{
+	static const char *const n6[6] = {"L", "R", "C", "LFE", "Ls", "Rs"};
+	static const double w6[6] = {1.0, 1.0, 1.0, 0.0, 1.41, 1.41};
+	static const char *const n4[4] = {"L", "R", "Ls", "Rs"}, *const n5[5] = {"L", "R", "C", "Ls", "Rs"};
+	for (int c = 0; c < C; c++) {
+		if (C == 1) {
+			names[c] = "M";
+			w[c] = 1.0;
+		} else if (C == 4) {
+			names[c] = n4[c];
+			w[c] = c < 2 ? 1.0 : 1.41;
+		} else if (C == 5) {
+			names[c] = n5[c];
+			w[c] = c < 3 ? 1.0 : 1.41;
+		} else {
+			names[c] = c < 6 ? n6[c] : "unused";
+			w[c] = c < 6 ? w6[c] : 0.0;
+		}
+	}
+}
+
+/* The file's channel map (WAVEFORMATEXTENSIBLE mask, CAF/AIFF chan chunk) or the default: names and weights.
+ * Returns 1 when the file had one. */
+static int
+channel_map(SNDFILE *sf, int C, const char **names, double *w)
+{
+	int map[MAX_CHANNELS];
+	default_map(C, names, w);
+	if (sf_command(sf, SFC_GET_CHANNEL_MAP_INFO, map, (int)(sizeof(int) * (size_t)C)) != SF_TRUE)
+		return 0;
+	for (int c = 0; c < C; c++) {
+		names[c] = "unknown";
+		w[c] = 1.0; /* a position BS.1770 does not list counts like a front channel */
+		for (size_t i = 0; i < sizeof(chmap) / sizeof(chmap[0]); i++)
+			if (chmap[i].pos == map[c]) {
+				names[c] = chmap[i].name;
+				w[c] = chmap[i].w;
+			}
+	}
+	return 1;
+}
+
+static void
+report(json_t *res, const SF_INFO *info, struct levels *lv, struct loud *loud, struct spec *sp, unsigned f,
        uint64_t frames)
 {
 	int C = info->channels;
 	double N = (double)frames;
-	if (f & AUDIO_F_LEVELS) {
-		json_t *pk = json_array(), *rms = json_array(), *dc = json_array();
-		double pmax = 0, s2 = 0, s1 = 0;
-		for (int c = 0; c < C; c++) {
-			double r = sqrt(lv->sumsq[c] / N);
-			json_array_append_new(pk, lv->peak[c] > 0 ? json_real(r2(db(lv->peak[c]))) : json_null());
-			json_array_append_new(rms, r > 0 ? json_real(r2(db(r))) : json_null());
-			json_array_append_new(dc, json_real(round(lv->sum[c] / N * 1e6) / 1e6));
-			pmax = lv->peak[c] > pmax ? lv->peak[c] : pmax;
-			s2 += lv->sumsq[c];
-			s1 += lv->sum[c];
-		}
-		audio_set_num(res, "peak_dbfs", r2(db(pmax)), "silent: every sample is zero");
-		json_object_set_new(res, "peak_dbfs_per_channel", pk);
-		audio_set_num(res, "rms_dbfs", r2(db(sqrt(s2 / (N * C)))), "silent: every sample is zero");
-		json_object_set_new(res, "rms_dbfs_per_channel", rms);
-		json_object_set_new(res, "dc_offset", json_real(round(s1 / (N * C) * 1e6) / 1e6));
-		json_object_set_new(res, "dc_offset_per_channel", dc);
-		json_object_set_new(res, "clipped_samples", json_integer((json_int_t)lv->clipped));
-		json_object_set_new(res, "clip_level", json_real(lv->clip_at));
-		json_object_set_new(res, "non_finite_samples", json_integer((json_int_t)lv->nonfinite));
-	}
+	levels_report(lv, res, info->samplerate);
 	if (f & AUDIO_F_TRUE_PEAK) {
 		json_t *tp = json_array();
 		double tmax = 0;
 		for (int c = 0; c < C; c++) {
-			double t = loud_true_peak(loud, c);
-			t = lv->peak[c] > t ? lv->peak[c] : t;
+			double t = loud_true_peak(loud, c), pk = levels_peak(lv, c);
+			t = pk > t ? pk : t;
 			json_array_append_new(tp, t > 0 ? json_real(r2(db(t))) : json_null());
 			tmax = t > tmax ? t : tmax;
 		}
@@ -351,33 +420,23 @@ report(json_t *res, const SF_INFO *info, const struct levels *lv, struct loud *l
 		json_object_set_new(res, "true_peak_oversampling", json_integer(loud_oversampling(loud)));
 	}
 	if (f & AUDIO_F_LOUDNESS) {
+		const char *lowrate = "sample rate under 3364 Hz: the K-weighting shelf (1682 Hz) lies above Nyquist";
+		int ok = loud_rate_ok(info->samplerate);
 		audio_set_num(res, "integrated_lufs", r2(loud_integrated(loud)),
-		              N < info->samplerate * 0.4
+		              !ok ? lowrate
+		              : N < info->samplerate * 0.4
 		                      ? "shorter than one 400 ms gating block"
 		                      : "no 400 ms block above the -70 LUFS absolute gate (silence)");
-		audio_set_num(res, "loudness_range_lu", r2(loud_range(loud)),
-		              N < info->samplerate * 3.0 ? "shorter than one 3 s short-term block"
-		                                         : "no 3 s block above the -70 LUFS absolute gate (silence)");
+		audio_set_num(res, "loudness_range_lu", r2(loud_range(loud)), lowrate);
+		audio_set_num(res, "momentary_max_lufs", r2(loud_momentary_max(loud)),
+		              !ok                          ? lowrate
+		              : N < info->samplerate * 0.4 ? "shorter than one 400 ms block"
+		                                           : "silent: every sample is zero");
+		audio_set_num(res, "short_term_max_lufs", r2(loud_short_term_max(loud)),
+		              !ok                        ? lowrate
+		              : N < info->samplerate * 3 ? "shorter than one 3 s block"
+		                                         : "silent: every sample is zero");
 	}
-	if (f & AUDIO_F_SILENCE) {
-		double sr = info->samplerate;
-		if (lv->first_loud < 0) {
-			json_object_set_new(res, "leading_silence_s", json_real(r2(N / sr * 1000) / 1000));
-			json_object_set_new(res, "trailing_silence_s", json_real(r2(N / sr * 1000) / 1000));
-		} else {
-			json_object_set_new(res, "leading_silence_s",
-			                    json_real(round((double)lv->first_loud / sr * 1e4) / 1e4));
-			json_object_set_new(res, "trailing_silence_s",
-			                    json_real(round((N - 1 - (double)lv->last_loud) / sr * 1e4) / 1e4));
-		}
-		uint64_t wins = lv->wins + (lv->win_pos > 0), silent = lv->win_silent;
-		if (lv->win_pos > 0)
-			silent += sqrt(lv->win_sumsq / (double)lv->win_pos) < SILENCE_LIN;
-		audio_set_num(res, "silence_ratio", wins ? round((double)silent / wins * 1e4) / 1e4 : NAN, "no frames");
-	}
-	if (f & AUDIO_F_ZCR)
-		audio_set_num(res, "zero_crossing_rate", frames > 1 ? (double)lv->zc / (N - 1) : NAN,
-		              "a single frame has no transitions");
 	if (sp)
 		spec_report(sp, res, f);
 }
@@ -403,6 +462,37 @@ header_overstates(SNDFILE *sf, char *msg, size_t len)
 		}
 	}
 	return 0;
+}
+
+/* Formats libsndfile does not read, recognised by their first bytes so the refusal names them. hopper has no
+ * second decoder (README: why not libavcodec); these get a clear error instead of "format not recognised". */
+static const struct {
+	size_t off, len;
+	const char *magic, *name;
+} foreign[] = {
+        {4, 4, "ftyp", "MPEG-4 audio (M4A/MP4: AAC or ALAC)"},
+        {0, 16, "\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c", "ASF (WMA)"},
+        {0, 2, "\x0b\x77", "AC-3"},
+        {0, 4, "MAC ", "Monkey's Audio (APE)"},
+        {0, 4, "wvpk", "WavPack"},
+        {0, 4, "\x1a\x45\xdf\xa3", "Matroska/WebM"},
+        {0, 4, "ADIF", "AAC (ADIF)"},
+};
+
+static const char *
+foreign_format(int fd)
+{
+	unsigned char b[32];
+	ssize_t n = pread(fd, b, sizeof(b), 0);
+	if (n < 2)
+		return NULL;
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+		if ((size_t)n >= foreign[i].off + foreign[i].len &&
+		    memcmp(b + foreign[i].off, foreign[i].magic, foreign[i].len) == 0)
+			return foreign[i].name;
+	if (b[0] == 0xff && (b[1] & 0xf6) == 0xf0) /* ADTS sync word, layer 0: AAC, not MPEG-1/2 layer III */
+		return "AAC (ADTS)";
+	return NULL;
 }
 
 /* Sets err to "PATH: WHAT" and returns code. */
@@ -431,6 +521,16 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		return code;
 	unsigned f = o->features ? o->features : AUDIO_F_ALL;
 	SF_INFO info = {0};
+	const char *foreign_name = foreign_format(fd);
+	if (foreign_name != NULL) {
+		close(fd);
+		snprintf(err, errlen,
+		         "%s: %s is not supported: hopper reads what libsndfile reads (WAV, AIFF, FLAC, Ogg "
+		         "Vorbis/Opus, MP3, "
+		         "CAF, W64, RF64...); convert it first, e.g. ffmpeg -i IN -c:a flac OUT.flac",
+		         path, foreign_name);
+		return AUDIO_EFORMAT;
+	}
 	SNDFILE *sf = sf_open_fd(fd, SFM_READ, &info, 1);
 	if (sf == NULL) {
 		close(fd);
@@ -450,20 +550,26 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		return fail(err, errlen, AUDIO_EFORMAT, path, "no audio frames");
 	}
 	int C = info.channels;
-	struct levels lv = {.ch = C, .first_loud = -1, .last_loud = -1};
-	lv.clip_at = clip_level(info.format);
+	float clip_at = clip_level(info.format);
 	int sub = info.format & SF_FORMAT_SUBMASK; /* only float subtypes can decode to NaN or inf */
-	int float_data = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE || lv.clip_at == 1.0f;
-	lv.win_len = (uint64_t)ceil(info.samplerate * SILENCE_WIN_S);
-	struct loud *loud = NULL;
-	if (f & (AUDIO_F_LOUDNESS | AUDIO_F_TRUE_PEAK))
-		loud = loud_new(info.samplerate, C, !!(f & AUDIO_F_LOUDNESS), !!(f & AUDIO_F_TRUE_PEAK));
+	int float_data = sub == SF_FORMAT_FLOAT || sub == SF_FORMAT_DOUBLE || clip_at == 1.0f;
+	const char *names[MAX_CHANNELS];
+	double weights[MAX_CHANNELS];
+	int from_file = channel_map(sf, C, names, weights);
 	unsigned fc = f; /* what to compute: the true peak includes the sample peak */
 	if (f & AUDIO_F_TRUE_PEAK)
 		fc |= AUDIO_F_LEVELS;
+	int wave = o->waveform > AUDIO_WAVEFORM_MAX ? AUDIO_WAVEFORM_MAX : o->waveform;
+	struct levels *lv = levels_new(C, info.samplerate, (uint64_t)info.frames, clip_at, fc, wave);
+	struct loud *loud = NULL;
+	if (f & (AUDIO_F_LOUDNESS | AUDIO_F_TRUE_PEAK))
+		loud = loud_new(info.samplerate, C, weights, !!(f & AUDIO_F_LOUDNESS), !!(f & AUDIO_F_TRUE_PEAK));
 	struct spec *sp = NULL;
-	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY))
-		sp = spec_new(info.samplerate, C, f);
+	struct audio_series_req sreq = {.mask = o->series};
+	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY | AUDIO_F_MFCC | AUDIO_F_CHROMA) ||
+	    o->series)
+		sp = spec_new(info.samplerate, C, f, o->series ? &sreq : NULL);
+	uint64_t nonfinite = 0;
 	float *buf = xmalloc(sizeof(float) * BLOCK_FRAMES * (size_t)C);
 	uint64_t done = 0, total = (uint64_t)info.frames;
 	int last_pct = -1, rc = AUDIO_OK;
@@ -479,12 +585,12 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		if (n <= 0)
 			break;
 		if (float_data)
-			lv.nonfinite += sanitize(buf, (size_t)n * (size_t)C);
-		levels_add(&lv, buf, (size_t)n, done, fc);
+			nonfinite += sanitize(buf, (size_t)n * (size_t)C);
+		levels_add(lv, buf, (size_t)n, done);
 		if (loud)
 			loud_add(loud, buf, (size_t)n);
 		if (sp)
-			spec_add(sp, buf, (size_t)n);
+			spec_add(sp, buf, (size_t)n, C);
 		done += (uint64_t)n;
 		int pct = (int)(done * 99 / (total ? total : 1));
 		double t = now_s();
@@ -519,12 +625,26 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		json_object_set_new(res, "channels", json_integer(C));
 		json_object_set_new(res, "frames", json_integer((json_int_t)done));
 		json_object_set_new(res, "duration_s", json_real(round((double)done / info.samplerate * 1e6) / 1e6));
-		report(res, &info, &lv, loud, sp, f, done);
+		json_t *layout = json_array(), *wj = json_array();
+		for (int c = 0; c < C; c++) {
+			json_array_append_new(layout, json_string(names[c]));
+			json_array_append_new(wj, json_real(weights[c]));
+		}
+		json_object_set_new(res, "channel_layout", layout);
+		json_object_set_new(res, "channel_layout_source", json_string(from_file ? "file" : "default"));
+		json_object_set_new(res, "loudness_channel_weights", wj);
+		json_object_set_new(res, "decoder", json_string("libsndfile"));
+		if (fc & AUDIO_F_LEVELS)
+			json_object_set_new(res, "non_finite_samples", json_integer((json_int_t)nonfinite));
+		if (sp)
+			spec_finish(sp);
+		report(res, &info, lv, loud, sp, f, done);
 		if (json_object_get(res, "reasons") == NULL)
 			json_object_set_new(res, "reasons", json_object());
 		*result = res;
 	}
 	free(buf);
+	levels_free(lv);
 	loud_free(loud);
 	spec_free(sp);
 	sf_close(sf);

@@ -9,6 +9,12 @@
  * keep each bin's exact energy sum: the gates then cost one pass over the bins, and only blocks sharing the
  * relative gate's 0.01 dB bin can land on the wrong side of it.
  *
+ * Channel weights come from the caller (analyze.c reads the file's channel map): BS.1770-4 Table 3's G_i, 1.0 for
+ * front channels, 1.41 for surrounds, 0 for LFE and unused channels.
+ *
+ * Momentary (400 ms) and short-term (3 s) loudness maxima are taken over every complete window ending on a
+ * 100 ms boundary (EBU Tech 3341 asks for at least 10 updates a second).
+ *
  * True peak: 4x oversampling below 96 kHz, 2x below 192 kHz, none above (BS.1770-4 Annex 2; libebur128's
  * factors), with a 49-tap Hann-windowed sinc split into polyphase sub-filters of 13 (4x) or 25 (2x) taps. Each phase is
  * a straight multiply-add loop over a block of one channel's samples, which compilers vectorise.
@@ -27,7 +33,10 @@
 #define TP_TAPS       49   /* libebur128's interpolator length */
 #define TP_MAXPH      4
 #define TP_PHTAPS     25   /* the longest phase: ceil(49 / 2) at 2x */
-#define BLOCK         4096 /* frames per true-peak work block */
+#define BLOCK         1024 /* frames per true-peak work block (each is skipped when it cannot hold a new peak) */
+/* The K-weighting shelf sits at 1681.97 Hz: below twice that the bilinear design folds it past Nyquist and the
+ * filter no longer is BS.1770's, so loudness is not measured (null with a reason). */
+#define LOUD_MIN_RATE 3364
 
 struct hist {
 	double sum[HIST_BINS]; /* energy sum of the blocks in each bin */
@@ -45,11 +54,13 @@ struct loud {
 	double sub[30];                    /* the last 30 sub-block energies, ring */
 	uint64_t nsub;                     /* sub-blocks completed */
 	uint64_t st_counter;               /* sub-blocks since the last short-term block (libebur128 timing) */
+	double m_max, s_max;               /* largest momentary and short-term block energies (0: none yet) */
 	struct hist *blk, *st;
 	/* true peak */
 	int factor;
 	float h[TP_MAXPH][TP_PHTAPS];
 	int phtaps;
+	float hsum;    /* the largest sum of |taps| over the phases */
 	float *tpbuf;  /* per channel: phtaps-1 history + BLOCK samples */
 	float *tpout;  /* BLOCK scratch */
 	double *tpmax; /* per channel, linear */
@@ -119,26 +130,34 @@ tp_design(struct loud *l, int rate)
 		c *= 0.5 * (1 - cos(2 * M_PI * j / (TP_TAPS - 1)));
 		l->h[j % l->factor][j / l->factor] = (float)c;
 	}
+	l->hsum = 0;
+	for (int p = 0; p < l->factor; p++) {
+		double sum = 0;
+		for (int k = 0; k < l->phtaps; k++)
+			sum += fabs(l->h[p][k]);
+		l->hsum = sum * 1.001 > l->hsum ? (float)(sum * 1.001) : l->hsum;
+	}
+}
+
+int
+loud_rate_ok(int rate)
+{
+	return rate >= LOUD_MIN_RATE;
 }
 
 struct loud *
-loud_new(int rate, int channels, int want_loudness, int want_true_peak)
+loud_new(int rate, int channels, const double *weights, int want_loudness, int want_true_peak)
 {
-	if (rate < 100 || channels < 1 || channels > 64)
-		return NULL;
 	struct loud *l = xcalloc(1, sizeof(*l));
 	l->ch = channels;
-	l->want_loud = want_loudness;
+	l->want_loud = want_loudness && loud_rate_ok(rate);
 	l->want_tp = want_true_peak;
 	kweight_design(l, rate);
 	l->z = xcalloc((size_t)channels * 4, sizeof(double));
 	l->w = xcalloc((size_t)channels, sizeof(double));
-	/* libebur128's default map: L, R, C weight 1, LFE 0, Ls/Rs 1.41 (+1.5 dB), anything further unused. */
-	static const double map[6] = {1.0, 1.0, 1.0, 0.0, 1.41, 1.41};
-	for (int c = 0; c < channels; c++)
-		l->w[c] = c < 6 ? map[c] : 0.0;
+	memcpy(l->w, weights, sizeof(double) * (size_t)channels);
 	l->n100 = (size_t)((rate + 5) / 10);
-	if (want_loudness) {
+	if (l->want_loud) {
 		l->blk = xcalloc(1, sizeof(*l->blk));
 		l->st = xcalloc(1, sizeof(*l->st));
 	}
@@ -177,7 +196,16 @@ sub_done(struct loud *l)
 		double e = 0;
 		for (uint64_t i = l->nsub - 4; i < l->nsub; i++)
 			e += l->sub[i % 30];
-		hist_add(l->blk, e / (4.0 * (double)l->n100));
+		e /= 4.0 * (double)l->n100;
+		hist_add(l->blk, e);
+		l->m_max = e > l->m_max ? e : l->m_max;
+	}
+	if (l->nsub >= 30) {
+		double e = 0;
+		for (int i = 0; i < 30; i++)
+			e += l->sub[i];
+		e /= 30.0 * (double)l->n100;
+		l->s_max = e > l->s_max ? e : l->s_max;
 	}
 	l->st_counter++;
 	if (l->st_counter == 30) {
@@ -229,6 +257,17 @@ tp_channel(struct loud *l, int c, const float *x, size_t n)
 	for (size_t i = 0; i < n; i++)
 		buf[T - 1 + i] = x[i * (size_t)l->ch + (size_t)c];
 	float mx = (float)l->tpmax[c];
+	/* An interpolated sample is at most sum|h| times the largest input it is made of: a block that cannot reach
+	 * the peak so far is skipped, exactly (most of a music file, once its loudest hit has passed). */
+	float inmax = 0;
+	for (size_t i = 0; i < n + (size_t)T - 1; i++) {
+		float a = fabsf(buf[i]);
+		inmax = a > inmax ? a : inmax;
+	}
+	if (inmax * l->hsum <= mx) {
+		memmove(buf, buf + n, (size_t)(T - 1) * sizeof(float));
+		return;
+	}
 	/* phase 0 is the input itself (its only non-zero tap is the centre's 1.0): the sample peak covers it */
 	for (int p = 1; p < l->factor; p++) {
 		float *restrict out = l->tpout;
@@ -304,6 +343,18 @@ hist_mean_above(const struct hist *h, double gate_lufs, uint64_t *count)
 }
 
 double
+loud_momentary_max(const struct loud *l)
+{
+	return l->m_max > 0 ? energy_lufs(l->m_max) : NAN;
+}
+
+double
+loud_short_term_max(const struct loud *l)
+{
+	return l->s_max > 0 ? energy_lufs(l->s_max) : NAN;
+}
+
+double
 loud_integrated(const struct loud *l)
 {
 	if (!l->blk)
@@ -328,7 +379,8 @@ hist_nth(const struct hist *h, int from, uint64_t k)
 }
 
 /* EBU Tech 3342: relative gate -20 LU, then the spread between the 10th and 95th percentiles (libebur128's
- * rounding of the percentile indexes). */
+ * rounding of the percentile indexes). No short-term block above the absolute gate (silence, a file under 3 s)
+ * gives 0 LU, as libebur128 and ffmpeg answer; NAN only when loudness was not measured. */
 double
 loud_range(const struct loud *l)
 {
@@ -336,13 +388,13 @@ loud_range(const struct loud *l)
 		return NAN;
 	double m = hist_mean_above(l->st, HIST_MIN_LUFS, NULL);
 	if (!isfinite(m))
-		return NAN;
+		return 0.0;
 	double gate = energy_lufs(m) - 20.0;
 	int from = gate <= HIST_MIN_LUFS ? 0 : hist_bin(gate);
 	uint64_t n = 0;
 	hist_mean_above(l->st, gate, &n);
 	if (n == 0)
-		return NAN;
+		return 0.0;
 	double lo = hist_nth(l->st, from, (uint64_t)((double)(n - 1) * 0.1 + 0.5));
 	double hi = hist_nth(l->st, from, (uint64_t)((double)(n - 1) * 0.95 + 0.5));
 	return 10.0 * log10(hi / lo);
