@@ -114,11 +114,11 @@ note "Jobs are taken from Redis list ${PREFIX}{default}:queue; every attempt is 
 	--audio-roots="$AUDIO_ROOTS" 2>"$TMP/hopperd.log" &
 HOPPERD_PID=$!
 for _ in $(seq 100); do
-	[ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE" 2>/dev/null)" = 1 ] && break
+	[ "$("${RCLI[@]}" HEXISTS "${PREFIX}{@}:hb" "$NODE" 2>/dev/null)" = 1 ] && break
 	alive "$HOPPERD_PID" || break
 	sleep 0.1
 done
-if ! alive "$HOPPERD_PID" || [ "$("${RCLI[@]}" EXISTS "${PREFIX}node:$NODE")" != 1 ]; then
+if ! alive "$HOPPERD_PID" || [ "$("${RCLI[@]}" HEXISTS "${PREFIX}{@}:hb" "$NODE")" != 1 ]; then
 	echo "demo: hopperd did not come up; its log:" >&2
 	tail -20 "$TMP/hopperd.log" >&2
 	exit 1
@@ -126,7 +126,7 @@ fi
 note "hopperd is up (PID $HOPPERD_PID, node $NODE); workers: $(pgrep -P "$HOPPERD_PID" | tr '\n' ' ')"
 note "Its control socket: $TMP/demo.sock. hopperctl talks to it; with no token it authenticates by peer"
 note "credentials, which the daemon accepts from root and from its own user (the bootstrap path)."
-note "Its heartbeat: $("${RCLI[@]}" HGETALL "${PREFIX}node:$NODE" | paste -sd' ')"
+note "Its heartbeat: $("${RCLI[@]}" HGET "${PREFIX}{@}:hb" "$NODE")"
 
 # --- four sleep jobs ---
 say "Submitting four 'sleep' jobs (2 to 5 seconds; each reports progress as it goes)"
@@ -157,7 +157,7 @@ say "Their status (hopperctl status asks the daemon over its control socket)"
 show "hopperctl status ${IDS[0]}"
 "${CTL[@]}" status "${IDS[0]}"
 for id in "${IDS[@]:1}"; do
-	printf '    %s: %s\n' "$id" "$("${RCLI[@]}" HGET "${PREFIX}job:$id" state)"
+	printf '    %s: %s\n' "$id" "$("${RCLI[@]}" HGET "${PREFIX}{default}:job:$id" state)"
 done
 
 say "One more, submitted and followed in one command: the progress bar fills as the worker reports"
@@ -172,13 +172,13 @@ FID=demo-fail-$$
 FJOB="{\"id\":\"$FID\",\"type\":\"fail\",\"args\":{\"message\":\"demo failure\"},\"max_attempts\":3,\"created_at\":$(date +%s.%3N)}"
 show "redis-cli LPUSH ${PREFIX}{default}:queue '$FJOB'"
 "${RCLI[@]}" LPUSH "${PREFIX}{default}:queue" "$FJOB" >/dev/null
-note "Each failed attempt waits in ${PREFIX}scheduled:default (exponential backoff with jitter), then runs again;"
-note "after the third it goes to the dead list ${PREFIX}dead."
+note "Each failed attempt waits in ${PREFIX}{default}:scheduled (exponential backoff with jitter), then runs again;"
+note "after the third it goes to the dead list ${PREFIX}{default}:dead."
 last=
 state=
 for _ in $(seq 300); do
-	state=$("${RCLI[@]}" HGET "${PREFIX}job:$FID" state)
-	attempt=$("${RCLI[@]}" HGET "${PREFIX}job:$FID" attempt)
+	state=$("${RCLI[@]}" HGET "${PREFIX}{default}:job:$FID" state)
+	attempt=$("${RCLI[@]}" HGET "${PREFIX}{default}:job:$FID" attempt)
 	if [ "$state/$attempt" != "$last" ] && [ -n "$state" ]; then
 		printf '    %s: state %-9s attempt %s\n' "$(date +%T)" "$state" "$attempt"
 		last="$state/$attempt"
@@ -200,7 +200,7 @@ for f in "${AUDIO_FILES[@]}"; do
 	"${RCLI[@]}" LPUSH "${PREFIX}{default}:queue" "$AJOB" >/dev/null
 	state=
 	for _ in $(seq 1200); do
-		IFS=$'\t' read -r state pct stage < <("${RCLI[@]}" HMGET "${PREFIX}job:$AID" state progress stage | paste -sd $'\t')
+		IFS=$'\t' read -r state pct stage < <("${RCLI[@]}" HMGET "${PREFIX}{default}:job:$AID" state progress stage | paste -sd $'\t')
 		pct=${pct:-0}
 		bar=$(printf '%*s' $((pct * 40 / 100)) '' | tr ' ' '#')
 		printf '\r    [%-40s] %3s%% %-12s' "$bar" "$pct" "${stage:-queued}"
@@ -209,7 +209,7 @@ for f in "${AUDIO_FILES[@]}"; do
 	done
 	echo
 	if [ "$state" = succeeded ]; then
-		"${RCLI[@]}" HGET "${PREFIX}job:$AID" result | /usr/bin/python3 -c '
+		"${RCLI[@]}" HGET "${PREFIX}{default}:job:$AID" result | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 f = lambda k, u="", p=1: "n/a (%s)" % d["reasons"].get(k, "") if d.get(k) is None else ("%.*f%s" % (p, d[k], u))
@@ -240,7 +240,7 @@ if w:
         for ln in lines:
             print("      |" + ln + "|")'
 	else
-		note "$f: $state: $("${RCLI[@]}" HGET "${PREFIX}job:$AID" error)"
+		note "$f: $state: $("${RCLI[@]}" HGET "${PREFIX}{default}:job:$AID" error)"
 	fi
 done
 note "The whole result is JSON (schema/audio-result.schema.json); hopper-analyze FILE prints the same (-w N: waveform)."
