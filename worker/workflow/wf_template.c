@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "workflow.h"
 #include "xmalloc.h"
 
@@ -313,9 +314,9 @@ wf_template_render(const struct wf_def *def, json_t *ctx, const char *s, char *e
 		if (json_is_string(v))
 			sb_add(&b, json_string_value(v), json_string_length(v));
 		else {
-			char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			if (t != NULL)
-				sb_add(&b, t, strlen(t));
+			/* jsonx_dump: a rounded figure (126.1 BPM) renders as written, not as 126.09999999999999. */
+			char *t = jsonx_dump(v);
+			sb_add(&b, t, strlen(t));
 			free(t);
 		}
 		p = close;
