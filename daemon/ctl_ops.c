@@ -602,7 +602,8 @@ list_finish(struct server *s, struct list_data *d)
 	if (!p->c->dead && d->failed)
 		ctl_reply_err(p->c, p->id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
 	else if (!p->c->dead) {
-		qsort(d->items, d->n, sizeof(*d->items), item_cmp);
+		if (d->n > 1)
+			qsort(d->items, d->n, sizeof(*d->items), item_cmp);
 		json_t *jobs = json_array(), *cursor = json_null();
 		size_t taken = 0;
 		for (size_t i = 0; i < d->n && taken < d->limit; i++) {

@@ -57,7 +57,7 @@ fetch_unhoard(struct server *s)
 {
 	if (s->cfg.prefetch > 0 || s->shutting_down)
 		return;
-	double now = ev_now(s->loop);
+	double now = clock_mono();
 	int kept = 0;
 	for (struct job *j = s->ready_head, *next; j != NULL; j = next) {
 		next = j->ready_next;

@@ -178,7 +178,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		if (s->nawait_commit > 0) {
 			if (store_flush(s->store) != 1)
 				jobs_release_finishes(s);
-			s->last_commit = ev_now(loop);
+			s->last_commit = clock_mono();
 		}
 		jobs_flush_runs(s);
 		fetch_flush(s);

@@ -92,7 +92,7 @@ void
 job_ready_push(struct server *s, struct job *j)
 {
 	j->phase = PHASE_READY;
-	j->ready_at = ev_now(s->loop);
+	j->ready_at = clock_mono();
 	j->ready_next = NULL;
 	if (s->ready_tail)
 		s->ready_tail->ready_next = j;
@@ -498,6 +498,7 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 	if (v != NULL && strcmp(v, "ok") == 0) {
 		adopt_admitted(j);
 		j->op = OP_NONE;
+		j->superseded = 0; /* a claim made now holds the job, whatever happened before it */
 		j->attempt = atoi(detail ? detail : "1");
 		j->fence = fence;
 		j->created_at = created_at;

@@ -46,7 +46,14 @@ OPS.claim = function(k, a)
                     ')', a.max_events, a.ttl, '0', '0')
     return {'dup', created[2]}
   end
-  local f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload', 'created_at')
+  local f
+  if created[1] == 'created' then
+    -- Just admitted: what the hash holds is known (saves a read on the common path).
+    f = {'queued', '0', '0', '', '0', false, a.payload, (a.created_at ~= '' and a.created_at) or now, a.max_attempts}
+  else
+    f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload', 'created_at',
+                   'max_attempts')
+  end
   local st, attempt, progress, inc = f[1], f[2] or '0', f[3] or '0', f[4] or ''
   if inc == a.inc then
     return {'ok', tonumber(attempt) + 1, tonumber(f[5] or '0'), f[8] or ''} -- our own claim, resent
@@ -82,7 +89,7 @@ OPS.claim = function(k, a)
       return {'dead', err}
     end
   end
-  local max_attempts = redis.call('HGET', k.job, 'max_attempts') or a.max_attempts
+  local max_attempts = f[9] or a.max_attempts
   if tonumber(attempt) >= tonumber(max_attempts) then
     -- Every attempt was used, the last one lost with its daemon: no attempt beyond max_attempts.
     local err = 'attempts exhausted (' .. attempt .. ' of ' .. max_attempts .. '; the last was lost with node ' ..
@@ -105,9 +112,9 @@ OPS.claim = function(k, a)
     redis.call('HSET', k.job, 'run_at', a.run_at, 'inc', '')
     return {'scheduled', a.run_at}
   end
-  local fence = redis.call('HINCRBY', k.job, 'fence', 1)
-  redis.call('HSET', k.job, 'inc', a.inc, 'node', a.node)
-  redis.call('PERSIST', k.job)
+  local fence = tonumber(f[5] or '0') + 1
+  redis.call('HSET', k.job, 'fence', string.format('%d', fence), 'inc', a.inc, 'node', a.node)
+  if created[1] ~= 'created' then redis.call('PERSIST', k.job) end
   return {'ok', tonumber(attempt) + 1, fence, f[8] or ''}
 end
 
