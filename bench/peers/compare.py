@@ -17,7 +17,8 @@ machine spreads over all of them. Per run:
 Celery drains BENCH_CELERY_N (default min(N, 4000)) jobs instead: ~50x slower, it would not fit the time.
 Done when: hopperd: P{bench}:stats succeeded = N; baseline and beanstalkd: both consumers exited after N/2
 each; BullMQ: ZCARD of its completed set = N; Sidekiq: its queue list empty (at most -c jobs still
-running); Celery: queue list and kombu's unacked hash empty (every task accepted by the pool).
+running); Celery: queue list and kombu's unacked hash empty (every task accepted by the pool). hopperd's
+SQLite execution log must then hold N succeeded attempts, else the run counts as failed.
 Bounded: BENCH_TIMEOUT (default 300 s) per run, a run without progress for 20 s is abandoned; every process
 started here is stopped by PID (its tree recorded before the stop). Figures are reported, never asserted.
 """
@@ -278,7 +279,8 @@ class System:
     def done(self):
         return all(exited(p) for p in self.procs)
 
-    def own_cpu(self):
+    def verify(self):
+        """After the consumers stopped: None, or what is wrong with the run's result."""
         return None
 
 
@@ -297,6 +299,7 @@ class Hopperd(System):
                 os.unlink(f)
         conn = ['--redis-unix=' + self.env.sock] if self.t == 'unix' else \
             ['--redis-host=127.0.0.1', '--redis-port=%d' % self.env.port]
+        self.db = db
         self.procs = [spawn([B + '/hopperd', '-c', '/dev/null'] + conn +
                             ['--db-path=' + db, '--node-id=bench', '--workers=2', '--worker-path=' +
                              B + '/hopper-worker', '--log-level=warn', '--queues=bench'], log='hopperd.log')]
@@ -307,6 +310,15 @@ class Hopperd(System):
     def done(self):
         v = self.env.r.cmd('HGET', 'hopper:{bench}:stats', 'succeeded')
         return v is not None and int(v) >= N
+
+    def verify(self):
+        import sqlite3
+        c = sqlite3.connect('file:%s?mode=ro' % self.db, uri=True, timeout=5)
+        try:
+            rows = c.execute("select count(*) from attempts where state = 'succeeded'").fetchone()[0]
+        finally:
+            c.close()
+        return None if rows == N else 'the execution log holds %d succeeded attempts, not %d' % (rows, N)
 
 
 class Baseline(System):
@@ -509,6 +521,10 @@ def run_one(env, factory, t):
             for p in s.procs:
                 if p.wait(10) != 0:
                     raise RuntimeError('a consumer failed (status %d, see %s)' % (p.returncode, TMP))
+        stop(s.procs)
+        bad = s.verify()
+        if bad:
+            raise RuntimeError(bad)
         calls = sum(c1.get(k, 0) - c0.get(k, 0) - own.get(k, 0) for k in c1 if k != 'info')
         secs = t1 - t0
         return {
