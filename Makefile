@@ -2,6 +2,7 @@
 #   make              build hopperd, hopper-worker, hopperctl (into build/)
 #   make check        install missing Debian packages, build, run every test; SAN=1 for ASan+UBSan
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
+#   make bench-peers  hopperd beside beanstalkd, Sidekiq, BullMQ, Celery and the bare loop (installs them)
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
 #   make chaos        the fault-injecting checker (tests/chaos/): CHAOS_SEEDS seeds of CHAOS_JOBS jobs, all faults
@@ -157,6 +158,8 @@ $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(C
 	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/bench/peers/beanstalk: $(addprefix $(B)/,bench/peers/beanstalk.o)
+	$(CC) $(LDSAN) -o $@ $^
 # libebur128 (the loudness reference, for the audio tests and bench) and libsndfile's bare decode (bench floor).
 AUDIO_TOOLS := $(B)/bench/ebur128_ref $(B)/bench/decode
 $(B)/bench/ebur128_ref: $(addprefix $(B)/,bench/ebur128_ref.o)
@@ -175,6 +178,15 @@ bench: deps
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
 	$(MAKE) bench-audio
+	$(MAKE) bench-peers
+
+# The peers (beanstalkd, Sidekiq, BullMQ) are an optional group of the install script: make check never needs
+# them. A peer that could not be installed is reported as such in the table, so a failed install goes on.
+.PHONY: bench-peers
+bench-peers: deps
+	-./tools/install-deps.sh bench
+	$(MAKE) all $(B)/bench/baseline $(B)/bench/peers/beanstalk
+	./bench/peers/compare.py $(B)
 
 bench-audio: deps
 	$(MAKE) all $(AUDIO_TOOLS)
@@ -238,7 +250,7 @@ install: all
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
 C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
-	client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c fuzz/*.c
+	client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c bench/peers/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:

@@ -9,7 +9,10 @@
  * With -f it instead pre-fills the queue with N noop jobs (pipelined LPUSH, 1000 per batch); bench/run.sh uses
  * that for hopperd's runs as well, so both consumers face the same messages.
  *
- *   baseline [-s SOCKET | -h HOST -p PORT] [-n N] [-k PREFIX] [-q QUEUE] [-f]
+ *   baseline [-s SOCKET | -h HOST -p PORT] [-n N] [-k PREFIX] [-q QUEUE] [-t SECONDS] [-f]
+ *
+ * -t is BLMOVE's timeout (default 1): bench/peers/compare.py starts 2 consumers on an empty queue and hands
+ * them the jobs later, so they must wait longer than that.
  *
  * Prints one line: "baseline: N jobs in S s: R jobs/s" (or "prefill: N jobs ..." with -f). Exit 0 on success,
  * 1 on a Redis error, 2 on a usage error.
@@ -27,8 +30,8 @@
 #define PREFILL_BATCH 1000
 /* Key names are prefix + "{QUEUE}:queue" / "{QUEUE}:inflight:base" (hopper's layout); names are short. */
 #define KEY_MAX 256
-/* BLMOVE's timeout in seconds: an empty queue ends the run after this long instead of blocking for ever. */
-#define BLMOVE_TIMEOUT "1"
+/* BLMOVE's timeout in seconds (-t): an empty queue ends the run after this long instead of blocking for ever. */
+static const char *blmove_timeout = "1";
 
 static double
 now_wall(void)
@@ -51,8 +54,9 @@ now_mono(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: baseline [-s SOCKET | -h HOST -p PORT] [-n N] [-k PREFIX] [-q QUEUE] [-f]\n"
-	                "  -f  pre-fill the queue with N noop jobs instead of consuming\n");
+	fprintf(stderr,
+	        "usage: baseline [-s SOCKET | -h HOST -p PORT] [-n N] [-k PREFIX] [-q QUEUE] [-t SECONDS] [-f]\n"
+	        "  -f  pre-fill the queue with N noop jobs instead of consuming\n");
 	exit(2);
 }
 
@@ -115,7 +119,7 @@ consume(redisContext *c, const char *queue_key, const char *inflight_key, long n
 	double t0 = now_mono(), t_last = t0;
 
 	while (done < n) {
-		redisReply *r = redisCommand(c, "BLMOVE %s %s RIGHT LEFT %s", queue_key, inflight_key, BLMOVE_TIMEOUT);
+		redisReply *r = redisCommand(c, "BLMOVE %s %s RIGHT LEFT %s", queue_key, inflight_key, blmove_timeout);
 
 		if (reply_ok(c, r, "BLMOVE") < 0) {
 			if (r != NULL)
@@ -157,7 +161,7 @@ main(int argc, char **argv)
 	long n = 20000;
 	char *end;
 
-	while ((ch = getopt(argc, argv, "s:h:p:n:k:q:f")) != -1) {
+	while ((ch = getopt(argc, argv, "s:h:p:n:k:q:t:f")) != -1) {
 		switch (ch) {
 		case 's': sock = optarg; break;
 		case 'h': host = optarg; break;
@@ -175,6 +179,11 @@ main(int argc, char **argv)
 			break;
 		case 'k': prefix = optarg; break;
 		case 'q': queue = optarg; break;
+		case 't':
+			if (strtol(optarg, &end, 10) <= 0 || *end != '\0')
+				usage();
+			blmove_timeout = optarg;
+			break;
 		case 'f': fill = 1; break;
 		default: usage();
 		}
