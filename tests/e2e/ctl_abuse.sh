@@ -70,7 +70,10 @@ check_eq("an empty frame: bad_request", c.recv_obj()["error"]["code"], "bad_requ
 check("... then closed", closed_within(c, 5) is not None)
 c = connect(sock=CS, peercred=True)
 big = json.dumps({"id": 1, "op": "submit", "job": {"type": "noop", "args": {"pad": "x" * 65600}}}).encode()
-c.send_raw(frame(big))
+try:
+    c.send_raw(frame(big))
+except BrokenPipeError:
+    pass  # refused from the header and closed before the body was all written: the reply is still there
 r = c.recv_obj()
 check_eq("a frame just over the limit is refused too", r["error"]["code"], "too_large")
 
