@@ -48,6 +48,7 @@ enum stmt_id {
 	STMT_TOKEN_LIST,
 	STMT_TOKEN_REVOKE,
 	STMT_TOKEN_TOUCH,
+	STMT_TOKEN_SET_HASH,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
 	STMT_LOG_STEPS,
@@ -95,6 +96,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         [STMT_TOKEN_TOUCH] = "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
+        [STMT_TOKEN_SET_HASH] = "UPDATE tokens SET hash = ?2 WHERE id = ?1",
         /* A job's history for the control socket's logs op. */
         [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error "
                               "FROM attempts WHERE job_id = ?1 ORDER BY id",
@@ -762,6 +764,21 @@ int
 store_token_touch(struct store *st, const char *id, double at)
 {
 	return token_update(st, STMT_TOKEN_TOUCH, id, at, 0) < 0 ? -1 : 0;
+}
+
+int
+store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32])
+{
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_SET_HASH];
+	int rc = SQLITE_OK;
+	if (tx_begin(st) != 0)
+		return -1;
+	bind_text(s, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+	if (write_run(st, STMT_TOKEN_SET_HASH, rc, "token hash") != 0)
+		return -1;
+	return store_flush(st);
 }
 
 static json_t *
