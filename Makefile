@@ -171,6 +171,7 @@ bench: deps
 	./bench/celery.sh $(B)
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
+	./bench/ctl_handshake.sh $(B)
 	$(MAKE) bench-audio
 
 bench-audio: deps
