@@ -396,10 +396,15 @@ class Client:
             return r
         return unb64(r["result"]["server_key"])
 
-    def handshake(self, token, server_key, version=2, token_id=None, auth=None):
-        """TCP: Noise XK against server_key (bytes): message 1 in the hello, message 2 in its reply, message 3
-        carrying the auth request. Returns the auth reply (or the hello's error). self.server is the hello
-        result from message 2."""
+    def handshake(self, token, server_key=None, version=2, token_id=None, auth=None):
+        """TCP: Noise XK against server_key (bytes; None: ask the daemon first, on a second connection from
+        this one's address): message 1 in the hello, message 2 in its reply, message 3 carrying the auth
+        request. Returns the auth reply (or the hello's error). self.server is the hello result from
+        message 2."""
+        if server_key is None:
+            server_key = probe_key(*self.sock.getpeername()[:2], src=self.sock.getsockname()[0])
+            if isinstance(server_key, dict):
+                return server_key
         tid, secret = parse_token(token)
         self.noise = NoiseXK(True, token_keypair(secret), server_key)
         m1 = self.noise.write()
@@ -416,8 +421,15 @@ class Client:
         return self.wait(rid)
 
 
-def probe_key(host, port):
-    c = Client.tcp_connect(host, port)
+def probe_key(host, port, src=None):
+    """The daemon's key (bytes), asked in a hello without a handshake message; or the error reply."""
+    if src is None:
+        c = Client.tcp_connect(host, port)
+    else:
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((src, 0))
+        s.connect((host, port))
+        c = Client(s, True)
     try:
         return c.probe_key()
     finally:
