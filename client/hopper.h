@@ -2,7 +2,8 @@
  * libhopper: a small blocking C client of hopperd's control socket (schema/control-protocol.md).
  *
  * One struct hopper is one authenticated connection, over the Unix socket (a token, or the peer credentials
- * of root / the daemon's user) or over TCP (a token; every frame after the hello encrypted and authenticated).
+ * of root / the daemon's user) or over TCP (a token, and the daemon's pinned key: a Noise XK handshake, then
+ * every frame encrypted and authenticated).
  * Every call blocks, bounded by the connection's timeout; none is thread-safe on the same handle (use one
  * handle per thread). hopperctl is built on this library.
  *

@@ -188,22 +188,6 @@ ctl_send(struct ctl_conn *c, json_t *msg)
 }
 
 void
-ctl_send_clear(struct ctl_conn *c, json_t *msg)
-{
-	send_msg(c, msg, 0);
-}
-
-void
-ctl_send_raw(struct ctl_conn *c, const char *text, size_t n)
-{
-	unsigned char *frame = xmalloc(CTL_FRAME_HEADER_LEN + n);
-	ctl_frame_header(frame, n, reply_max(c));
-	memcpy(frame + CTL_FRAME_HEADER_LEN, text, n);
-	out_append(c, frame, CTL_FRAME_HEADER_LEN + n);
-	free(frame);
-}
-
-void
 ctl_reply_err(struct ctl_conn *c, json_t *id, enum ctl_err code, const char *fmt, ...)
 {
 	char msg[512];

@@ -140,8 +140,6 @@ void ctl_check_handlers(void);
 void ctl_conns_free(struct ctl *ctl);
 /* Sends one message (takes ownership of msg). Sealed on an encrypted connection. */
 void ctl_send(struct ctl_conn *c, json_t *msg);
-/* Sends msg in clear whatever the connection (the failed-auth error on TCP). Takes ownership. */
-void ctl_send_clear(struct ctl_conn *c, json_t *msg);
 void ctl_reply_err(struct ctl_conn *c, json_t *id, enum ctl_err code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Closes now (logged with why). The memory goes in the prepare hook, once no callback points here. */
@@ -153,8 +151,6 @@ void ctl_resume(struct ctl_conn *c);
 /* An async request of c begins / ends. Caller frees p->data before ctl_pending_end. */
 struct ctl_pending *ctl_pending_new(struct ctl_conn *c, json_t *id);
 void ctl_pending_end(struct ctl_pending *p);
-/* Sends JSON text as one frame in clear, exactly these bytes (the TCP hello's reply, hashed as sent). */
-void ctl_send_raw(struct ctl_conn *c, const char *text, size_t n);
 /* Closes every connection authenticated with this token id but except. Returns how many. */
 int ctl_close_token(struct ctl *ctl, const char *token_id, struct ctl_conn *except);
 
