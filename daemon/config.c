@@ -119,6 +119,8 @@ static const struct option_def options[] = {
         {"ctl_socket_mode", OPT_STR, O(ctl_socket_mode), "0660", 0, 0, "control socket permission bits (octal)",
          RESTART},
         {"ctl_tcp", OPT_STR, O(ctl_tcp), "", 0, 0, "HOST:PORT for encrypted TCP control (default: off)", RESTART},
+        {"ctl_key", OPT_STR, O(ctl_key), "", 0, 0,
+         "TCP handshake's private key file, created if absent (default: db_path with .key for .db)", RESTART},
         {"ctl_max_conns", OPT_INT, O(ctl_max_conns), "256", 1, 100000, "open control connections", RELOAD},
         {"ctl_max_frame", OPT_INT, O(ctl_max_frame), "1048576", 4096, 64 << 20, "control frame payload bytes", RELOAD},
         {"ctl_auth_timeout_s", OPT_DBL, O(ctl_auth_timeout_s), "10", 0.1, 3600, "hello + auth must finish within",

@@ -262,7 +262,9 @@ listen_tcp(struct ctl *ctl, const char *spec, char **cause)
 	}
 	freeaddrinfo(ai);
 	ctl->tcp_fd = fd;
-	log_info("ctl: listening on tcp %s (encrypted; token authentication)", spec);
+	char pk[CTL_PK_B64_LEN + 1];
+	ctl_b64_encode(ctl->key.pk, sizeof(ctl->key.pk), pk, sizeof(pk));
+	log_info("ctl: listening on tcp %s (Noise XK; token authentication); public key %s", spec, pk);
 	return 0;
 }
 
@@ -285,6 +287,11 @@ ctl_start(struct server *s, char **cause)
 	if (path != NULL)
 		rc = listen_unix(ctl, path, cause);
 	free(path);
+	if (rc == 0 && s->cfg.ctl_tcp[0] != '\0') {
+		char *kpath = ctl_key_path(&s->cfg);
+		rc = ctl_key_load(kpath, &ctl->key, cause);
+		free(kpath);
+	}
 	if (rc == 0 && s->cfg.ctl_tcp[0] != '\0')
 		rc = listen_tcp(ctl, s->cfg.ctl_tcp, cause);
 	if (rc != 0)
@@ -316,6 +323,7 @@ ctl_free(struct server *s)
 	if (ctl->tcp_fd >= 0)
 		close(ctl->tcp_fd);
 	free(ctl->unix_path);
+	ctl_wipe(&ctl->key, sizeof(ctl->key));
 	free(ctl);
 	s->ctl = NULL;
 }

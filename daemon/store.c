@@ -38,6 +38,7 @@ enum stmt_id {
 	STMT_TOKEN_BY_NAME,
 	STMT_TOKEN_LIST,
 	STMT_TOKEN_REVOKE,
+	STMT_TOKEN_SET_HASH,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
 	STMT_LOG_STEPS,
@@ -64,6 +65,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
         [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        [STMT_TOKEN_SET_HASH] = "UPDATE tokens SET hash = ?2 WHERE id = ?1",
         /* A job's history for the control socket's logs op. */
         [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error, "
                               "fence, created_at FROM attempts WHERE job_id = ?1 ORDER BY id",
@@ -563,6 +565,17 @@ store_token_revoke(struct store *st, const char *id, double at)
 	if (admin_write(st, STMT_TOKEN_REVOKE, rc, "token revoke") != 0)
 		return -1;
 	return sqlite3_changes(st->db);
+}
+
+int
+store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32])
+{
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_SET_HASH];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+	return admin_write(st, STMT_TOKEN_SET_HASH, rc, "token hash") != 0 ? -1 : 0;
 }
 
 static json_t *

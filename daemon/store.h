@@ -149,6 +149,8 @@ struct store_token {
 	char name[65];
 	char owner[129];
 	char scopes[64]; /* "submit,read" */
+	/* Column "hash": the token's verifier (ctl_token_verifier); a row stored before protocol 2 holds
+	 * BLAKE2b(secret) until its first unix-socket use replaces it (store_token_set_hash). */
 	unsigned char hash[32];
 	double created_at, last_used_at, revoked_at;
 };
@@ -163,6 +165,8 @@ int store_token_list(struct store *st, struct store_token **out);
 int store_token_revoke(struct store *st, const char *id, double at);
 /* Queues last_used_at for the turn's batch. Returns 0. */
 int store_token_touch(struct store *st, const char *id, double at);
+/* Replaces a token's stored hash (the protocol-2 verifier for a protocol-1 row) and commits. 0 or -1. */
+int store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32]);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the
