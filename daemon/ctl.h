@@ -175,6 +175,9 @@ int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
 
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
+/* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code
+ * and err (another owner's answers not_found like a missing one). workflow.run and submit both call it. */
+json_t *ctl_workflow_resolve(struct ctl_conn *c, const char *name, enum ctl_err *code, char *err, size_t errlen);
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;

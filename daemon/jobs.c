@@ -437,7 +437,8 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 		                          .node = s->cfg.node_id,
 		                          .attempt = 0,
 		                          .created_at = j->spec.created_at,
-		                          .started_at = clock_now()};
+		                          .started_at = clock_now(),
+		                          .owner = j->spec.owner};
 		int64_t row = store_attempt_start(s->store, &a);
 		if (row > 0)
 			store_attempt_finish(s->store, row, "dead", clock_now(), detail, NULL);
@@ -533,7 +534,8 @@ jobs_started(struct server *s, struct job *j)
 	                          .attempt = j->attempt,
 	                          .worker_pid = (int)j->worker_pid,
 	                          .created_at = j->spec.created_at,
-	                          .started_at = j->started_at};
+	                          .started_at = j->started_at,
+	                          .owner = j->spec.owner};
 	j->row = store_attempt_start(s->store, &a);
 }
 

@@ -25,6 +25,7 @@ struct store_attempt {
 	int worker_pid;
 	double created_at;
 	double started_at;
+	const char *owner; /* the job's owner; NULL for none (the logs op shows such rows to admin only) */
 };
 
 /* Opens or creates the database and brings its schema up to date. NULL on error with *cause set (caller frees). */
@@ -98,8 +99,9 @@ int store_token_touch(struct store *st, const char *id, double at);
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the
  * order they ran (workflow.run; [] for other jobs): {"attempts": [...], "lines": [...], "steps": [...]}.
- * New reference.
+ * owner: only the rows of attempts of that owner (a job id may have been reused by another owner once the
+ * earlier job's hash expired); NULL: every row (admin). New reference.
  */
-json_t *store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes);
+json_t *store_job_log(struct store *st, const char *job_id, const char *owner, int limit, size_t max_bytes);
 
 #endif

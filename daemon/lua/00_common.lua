@@ -66,6 +66,14 @@ local function index_add(p, id, now, ttl)
   redis.call('ZREMRANGEBYSCORE', p .. 'jobs', '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
 end
 
+-- security (issue 11, item 7): an idempotency key is scoped by its job's owner, so another owner's key
+-- never collides with (or reveals) this owner's: P idem:KEY for jobs without an owner (raw pushes), else
+-- P idem:@LEN:OWNER:KEY (the length keeps owner and key apart whatever bytes they hold).
+local function idem_key(p, owner, idem)
+  if owner == nil or owner == '' then return p .. 'idem:' .. idem end
+  return p .. 'idem:@' .. #owner .. ':' .. owner .. ':' .. idem
+end
+
 -- Returns every job in node n's inflight lists to the head of its queue, oldest nearest the head.
 local function return_inflight(p, n)
   local moved = 0

@@ -39,7 +39,7 @@ local function claim_job(p, node, q, id, now, typ, max_attempts, max_stalls, pay
     index_add(p, id, now, ttl) -- the control socket's list (12_ctl.lua)
   end
   if idem ~= '' then
-    local k = p .. 'idem:' .. idem
+    local k = idem_key(p, owner, idem) -- per owner (00_common.lua)
     local holder = redis.call('GET', k)
     if holder and holder ~= id then
       redis.call('LREM', infl, -1, payload)

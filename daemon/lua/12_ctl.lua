@@ -16,8 +16,7 @@ end
 -- the submission returns the existing run. Every other job's hash is written queued (as hopper's clients
 -- do), its key taken, its queued event emitted, and the job pushed to its queue (or its scheduled set when
 -- run_at is in the future). Returns {'ok', index, holder_id, holder_state, ...} with one triple per job
--- answered by an existing run (index counts from 0), or {'idem_conflict', key} when the key's holder
--- belongs to another owner (nothing written, and that run's id is not revealed).
+-- answered by an existing run (index counts from 0). Idempotency keys are per owner (idem_key).
 OPS.ctl_submit = function(a)
   local p, now, ttl, max_events, n = a[1], a[2], a[3], a[4], tonumber(a[5])
   local out, holders, skip = {'ok'}, {}, {}
@@ -25,13 +24,12 @@ OPS.ctl_submit = function(a)
     local id, idem = a[6 + k * 9], a[6 + k * 9 + 6]
     if redis.call('EXISTS', p .. 'job:' .. id) == 1 then return {'conflict', id} end
     if idem ~= '' then
-      local holder, st = holders[idem], 'queued'
+      -- Keys are per owner (idem_key): another owner's key is a free key here, so no idem_conflict.
+      local hk = a[6 + k * 9 + 5] .. '\0' .. idem -- per owner within the batch too
+      local holder, st = holders[hk], 'queued'
       if not holder then
-        local g = redis.call('GET', p .. 'idem:' .. idem)
+        local g = redis.call('GET', idem_key(p, a[6 + k * 9 + 5], idem))
         if g and g ~= id and redis.call('EXISTS', p .. 'job:' .. g) == 1 then
-          if redis.call('HGET', p .. 'job:' .. g, 'owner') ~= a[6 + k * 9 + 5] then
-            return {'idem_conflict', idem} -- another owner's run: not shown to this caller
-          end
           holder, st = g, redis.call('HGET', p .. 'job:' .. g, 'state')
         end
       end
@@ -41,7 +39,7 @@ OPS.ctl_submit = function(a)
         out[#out + 1] = st
         skip[k] = true
       else
-        holders[idem] = id
+        holders[hk] = id
       end
     end
   end
@@ -56,7 +54,7 @@ OPS.ctl_submit = function(a)
                  'stalls', '0', 'owner', owner)
       if idem ~= '' then
         redis.call('HSET', h, 'idempotency_key', idem)
-        redis.call('SET', p .. 'idem:' .. idem, id, 'EX', ttl)
+        redis.call('SET', idem_key(p, owner, idem), id, 'EX', ttl)
       end
       emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
       if tonumber(run_at) > tonumber(now) then

@@ -191,7 +191,8 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	json_t *job = json_pack("{s:s,s:O}", "id", child, "type", json_object_get(p, "type"));
 	json_t *args = json_object_get(p, "args"), *v;
 	json_object_set(job, "args", args ? args : json_object());
-	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s", "owner"};
+	/* Not "owner": a child belongs to its parent's owner (hopperd sets it). */
+	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s"};
 	for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
 		if ((v = json_object_get(p, passthrough[i])) != NULL)
 			json_object_set(job, passthrough[i], v);
