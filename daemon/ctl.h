@@ -75,6 +75,7 @@ struct ctl_conn {
 	int encrypted; /* frames after the hello are sealed */
 	struct ctl_session sess;
 	char hello_token_id[CTL_TOKEN_ID_LEN + 1];
+	char auth_token_id[CTL_TOKEN_ID_LEN + 1]; /* unix: the id the last auth named, for failure counting */
 
 	double opened_at, last_frame_at, closing_at;
 	int inflight;              /* requests whose reply is pending */
@@ -93,7 +94,7 @@ struct redis_reply;
 struct ctl_chan; /* a subscribed channel, refcounted by its watches (ctl_watch.c) */
 
 struct ctl_peer {
-	char key[64];
+	char key[96]; /* peer_key, or peer_key|token id */
 	int failures;
 	double first_at, last_at, locked_until;
 };
@@ -112,6 +113,8 @@ struct ctl {
 	int control_subscribed;
 	struct ctl_peer peers[CTL_PEERS_MAX];
 	size_t npeers;
+	int global_failures; /* failed auths from anyone in the window that began at global_first_at */
+	double global_first_at;
 	/* finished jobs at each of the last 60 ticks, for stats' throughput */
 	uint64_t done_ring[60];
 	double ring_t[60];
@@ -159,8 +162,11 @@ void ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char 
 ctl_handler ctl_op_auth, ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
 /* A failed authentication: counted, logged, answered after the backoff delay (TCP: in clear, then closed). */
 void ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why);
-/* 1 if the peer is locked out now (*left = seconds remaining). */
+/* 1 if the failure-table key is locked out now (*left = seconds remaining). */
 int ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left);
+/* 1 if this connection's attempt with token_id (NULL/"": none) is locked out: unix by the peer's uid, TCP by
+ * (address, token id). *left = seconds remaining. */
+int ctl_auth_locked(struct ctl_conn *c, const char *token_id, double now, double *left);
 
 /* ctl_ops.c */
 ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_retry, ctl_op_list, ctl_op_logs,

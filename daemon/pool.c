@@ -68,6 +68,7 @@ exec_worker(const struct config *cfg, int fd)
 	setenv("HOPPER_WF_HTTP_SCHEMES", cfg->workflow_http_schemes, 1);
 	setenv("HOPPER_WF_HTTP_HOSTS", cfg->workflow_http_hosts, 1);
 	setenv("HOPPER_WF_ENV_ALLOW", cfg->workflow_env_allow, 1);
+	setenv("HOPPER_WF_EXEC_ENV_ALLOW", cfg->workflow_exec_env_allow, 1);
 	setenv("HOPPER_WF_MASK_NAMES", cfg->workflow_mask_names, 1);
 	setenv("HOPPER_WF_MAX_RESPONSE", resp, 1);
 	setenv("HOPPER_WF_MAX_OUTPUT", out, 1);
