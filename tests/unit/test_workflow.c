@@ -291,6 +291,30 @@ test_mask(void)
 	json_decref(m);
 	json_decref(v);
 	json_decref(secrets);
+	/* Every encoding a step applies (issue 11, item 6): URL (either hex case, form '+'), JSON, base64 of
+	 * "user:secret" at each alignment. Expected strings from Python's urllib/json/base64. */
+	secrets = json_pack("[s]", "p@ss w/rd&x=1\"\xc3\xa9");
+	static const char *const leaks[] = {"q=p%40ss%20w%2Frd%26x%3D1%22%C3%A9&z",
+	                                    "q=p%40ss%20w%2frd%26x%3d1%22%c3%a9",
+	                                    "a=p%40ss+w%2Frd%26x%3D1%22%C3%A9",
+	                                    "{\"pw\":\"p@ss w/rd&x=1\\\"\\u00e9\"}",
+	                                    "{\"pw\":\"p@ss w/rd&x=1\\\"\xc3\xa9\"}",
+	                                    "Basic dTpwQHNzIHcvcmQmeD0xIsOp",
+	                                    "Basic dXM6cEBzcyB3L3JkJng9MSLDqQ==",
+	                                    "Basic dXNlOnBAc3Mgdy9yZCZ4PTEiw6k=",
+	                                    NULL};
+	for (size_t i = 0; leaks[i] != NULL; i++) {
+		t = wf_mask_text(leaks[i], secrets);
+		char name[256];
+		snprintf(name, sizeof(name), "encoded secret masked: %.100s -> %.40s", leaks[i], t);
+		T_CHECK(name, strstr(t, "***") != NULL && strstr(t, "ss") == NULL && strstr(t, "cEBz") == NULL &&
+		                      strstr(t, "QHNz") == NULL && strstr(t, "BAc3") == NULL);
+		free(t);
+	}
+	t = wf_mask_text("an ordinary line, user u: 42", secrets);
+	T_STREQ("ordinary text untouched", t, "an ordinary line, user u: 42");
+	free(t);
+	json_decref(secrets);
 	T_CHECK("list membership",
 	        wf_list_has("a, b,c", "b", 0) && !wf_list_has("ab", "a", 0) && wf_list_has("HTTP", "http", 1));
 }

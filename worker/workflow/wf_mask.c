@@ -2,8 +2,12 @@
  * wf_mask: secrets out of everything a run stores or publishes. Two nets: values under secret-named keys
  * (Authorization, Cookie, Set-Cookie, Proxy-Authorization and the configured workflow_mask_names, in any
  * case) become "***", and every occurrence of a secret value the run rendered into such a header or
- * parameter is replaced wherever it appears (an echo in a response body, an error message).
+ * parameter is replaced wherever it appears (an echo in a response body, an error message) - in every
+ * encoding a step itself applies to it: URL-encoded (query strings, form bodies: %XX in either case, '+'
+ * for a space), JSON-escaped (a body built from a template), and base64 at each of the three alignments (the
+ * secret inside "user:secret" of Basic auth, or any longer base64 text): see mask_variants.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +17,8 @@
 #define MASK "***"
 /* Secrets shorter than this are not scrubbed from free text: "1" would mangle every number. */
 #define MASK_MIN_SECRET 4
+/* An encoded form shorter than this is not scrubbed either (a 4-byte secret's base64 core is 4 characters). */
+#define MASK_MIN_BASE64 4
 
 static const char *const builtin_names = "authorization,cookie,set-cookie,proxy-authorization,x-api-key";
 
@@ -20,6 +26,132 @@ int
 wf_mask_name(const struct wf_config *cfg, const char *name)
 {
 	return wf_list_has(builtin_names, name, 1) || wf_list_has(cfg->mask_names, name, 1);
+}
+
+/* Replaces every occurrence of v (vn bytes, at least MASK_MIN_SECRET) in *out by MASK. */
+static void
+mask_one(char **out, const char *v, size_t vn)
+{
+	char *hit;
+	if (vn < MASK_MIN_SECRET)
+		return;
+	while ((hit = strstr(*out, v)) != NULL) {
+		size_t head = (size_t)(hit - *out), tail = strlen(hit + vn);
+		char *next = xmalloc(head + strlen(MASK) + tail + 1);
+		memcpy(next, *out, head);
+		memcpy(next + head, MASK, strlen(MASK));
+		memcpy(next + head + strlen(MASK), hit + vn, tail + 1);
+		free(*out);
+		*out = next;
+	}
+}
+
+/* v %-encoded as curl_easy_escape does (RFC 3986 unreserved kept); form: a space as '+'. Caller frees. */
+static char *
+url_encoded(const char *v, int lower, int form)
+{
+	static const char up[] = "0123456789ABCDEF", low[] = "0123456789abcdef";
+	const char *hex = lower ? low : up;
+	char *o = xmalloc(strlen(v) * 3 + 1), *p = o;
+	for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+		    *c == '.' || *c == '_' || *c == '~')
+			*p++ = (char)*c;
+		else if (form && *c == ' ')
+			*p++ = '+';
+		else {
+			*p++ = '%';
+			*p++ = hex[*c >> 4];
+			*p++ = hex[*c & 15];
+		}
+	}
+	*p = '\0';
+	return o;
+}
+
+/* v as the inside of a JSON string, as jansson writes it with these flags. Caller frees. */
+static char *
+json_escaped(const char *v, size_t flags)
+{
+	json_t *str = json_string(v);
+	char *d = str ? json_dumps(str, JSON_ENCODE_ANY | flags) : NULL;
+	json_decref(str);
+	if (d == NULL)
+		return xstrdup("");
+	size_t n = strlen(d);
+	char *o = xstrdup(n >= 2 ? d + 1 : "");
+	if (n >= 2)
+		o[n - 2] = '\0';
+	free(d);
+	return o;
+}
+
+/* s with the hex digits of its \\uXXXX escapes in one case (writers differ: jansson, Python). Caller frees. */
+static char *
+unicode_case(char *s, int lower)
+{
+	for (char *p = s; p[0] && p[1]; p++)
+		if (p[0] == '\\' && p[1] == 'u')
+			for (int k = 2; k < 6 && p[k]; k++)
+				p[k] = (char)(lower ? tolower((unsigned char)p[k]) : toupper((unsigned char)p[k]));
+	return s;
+}
+
+/*
+ * The base64 characters that depend on v alone when v starts `align` bytes into the encoded text (0-2):
+ * whatever precedes or follows it ("user:" in Basic auth), these characters appear. Caller frees.
+ */
+static char *
+base64_core(const char *v, int align, int urlsafe)
+{
+	static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *al = urlsafe ? url : std;
+	size_t n = strlen(v), bits = 8 * ((size_t)align + n);
+	size_t first = (8 * (size_t)align + 5) / 6, end = bits / 6;
+	char *o = xmalloc(end + 1);
+	size_t k = 0;
+	for (size_t i = first; i < end; i++) {
+		unsigned val = 0;
+		for (size_t b = 6 * i; b < 6 * i + 6; b++) {
+			size_t byte = b / 8;
+			unsigned c = byte < (size_t)align ? 0 : (unsigned char)v[byte - (size_t)align];
+			val = (val << 1) | ((c >> (7 - b % 8)) & 1);
+		}
+		o[k++] = al[val];
+	}
+	o[k] = '\0';
+	return o;
+}
+
+/* Masks v and each encoding of it a step may have produced. */
+static void
+mask_variants(char **out, const char *v)
+{
+	size_t vn = strlen(v);
+	if (vn < MASK_MIN_SECRET)
+		return;
+	mask_one(out, v, vn);
+	char *var[] = {url_encoded(v, 0, 0),
+	               url_encoded(v, 1, 0),
+	               url_encoded(v, 0, 1),
+	               url_encoded(v, 1, 1),
+	               json_escaped(v, 0),
+	               unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 1),
+	               unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 0),
+	               json_escaped(v, JSON_ESCAPE_SLASH),
+	               base64_core(v, 0, 0),
+	               base64_core(v, 1, 0),
+	               base64_core(v, 2, 0),
+	               base64_core(v, 0, 1),
+	               base64_core(v, 1, 1),
+	               base64_core(v, 2, 1)};
+	for (size_t i = 0; i < sizeof(var) / sizeof(var[0]); i++) {
+		/* base64 cores shorter than the secret's own length floor would mask ordinary words */
+		if (strcmp(var[i], v) != 0 && strlen(var[i]) >= MASK_MIN_BASE64)
+			mask_one(out, var[i], strlen(var[i]));
+		free(var[i]);
+	}
 }
 
 char *
@@ -31,19 +163,8 @@ wf_mask_text(const char *s, json_t *secrets)
 	json_array_foreach(secrets, i, sec)
 	{
 		const char *v = json_string_value(sec);
-		size_t vn = v ? strlen(v) : 0;
-		if (vn < MASK_MIN_SECRET)
-			continue;
-		char *hit;
-		while ((hit = strstr(out, v)) != NULL) {
-			size_t head = (size_t)(hit - out), tail = strlen(hit + vn);
-			char *next = xmalloc(head + strlen(MASK) + tail + 1);
-			memcpy(next, out, head);
-			memcpy(next + head, MASK, strlen(MASK));
-			memcpy(next + head + strlen(MASK), hit + vn, tail + 1);
-			free(out);
-			out = next;
-		}
+		if (v != NULL)
+			mask_variants(&out, v);
 	}
 	return out;
 }

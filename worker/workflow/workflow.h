@@ -44,6 +44,7 @@ struct wf_config {
 	const char *http_schemes;   /* comma-separated, default "http,https" */
 	const char *http_hosts;     /* comma-separated host names; "" allows any host */
 	const char *env_allow;      /* comma-separated variable names {{env.NAME}} may read */
+	const char *deny_addrs;     /* "host:port,..." of hopperd's own Redis and control listener (wf_http.c) */
 	const char *exec_env_allow; /* names (or PREFIX*) an exec step's env may set (wf_exec_env_name_ok) */
 	const char *mask_names;     /* extra header/parameter names masked besides authorization and cookie */
 	size_t max_response;        /* http response body bytes */
