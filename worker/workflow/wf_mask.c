@@ -124,48 +124,77 @@ base64_core(const char *v, int align, int urlsafe)
 	return o;
 }
 
-/* Masks v and each encoding of it a step may have produced. */
+/* Adds e to needles if it differs from v and is long enough; takes e. */
 static void
-mask_variants(char **out, const char *v)
+add_needle(json_t *needles, const char *v, char *e)
 {
-	size_t vn = strlen(v);
-	if (vn < MASK_MIN_SECRET)
+	if (strcmp(e, v) != 0 && strlen(e) >= MASK_MIN_BASE64)
+		json_array_append_new(needles, json_string(e));
+	free(e);
+}
+
+/* The JSON escapings of v: jansson's plain, \\u escapes in either case, an escaped slash. Caller frees each. */
+static void
+json_forms(const char *v, char *out[4])
+{
+	out[0] = json_escaped(v, 0);
+	out[1] = unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 1);
+	out[2] = unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 0);
+	out[3] = json_escaped(v, JSON_ESCAPE_SLASH);
+}
+
+/*
+ * Adds v and each encoding of it a step may have produced to needles (an array of strings): %-encoded (both
+ * hex cases, form), JSON-escaped once and twice (a JSON body a server echoes inside its own JSON reply),
+ * base64 cores at each alignment in both alphabets.
+ */
+static void
+add_variants(json_t *needles, const char *v)
+{
+	if (strlen(v) < MASK_MIN_SECRET)
 		return;
-	mask_one(out, v, vn);
-	char *var[] = {url_encoded(v, 0, 0),
-	               url_encoded(v, 1, 0),
-	               url_encoded(v, 0, 1),
-	               url_encoded(v, 1, 1),
-	               json_escaped(v, 0),
-	               unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 1),
-	               unicode_case(json_escaped(v, JSON_ENSURE_ASCII), 0),
-	               json_escaped(v, JSON_ESCAPE_SLASH),
-	               base64_core(v, 0, 0),
-	               base64_core(v, 1, 0),
-	               base64_core(v, 2, 0),
-	               base64_core(v, 0, 1),
-	               base64_core(v, 1, 1),
-	               base64_core(v, 2, 1)};
-	for (size_t i = 0; i < sizeof(var) / sizeof(var[0]); i++) {
-		/* base64 cores shorter than the secret's own length floor would mask ordinary words */
-		if (strcmp(var[i], v) != 0 && strlen(var[i]) >= MASK_MIN_BASE64)
-			mask_one(out, var[i], strlen(var[i]));
-		free(var[i]);
+	json_array_append_new(needles, json_string(v));
+	for (int lower = 0; lower < 2; lower++)
+		for (int form = 0; form < 2; form++)
+			add_needle(needles, v, url_encoded(v, lower, form));
+	char *once[4], *twice[4];
+	json_forms(v, once);
+	for (int i = 0; i < 4; i++) {
+		json_forms(once[i], twice);
+		for (int k = 0; k < 4; k++)
+			add_needle(needles, v, twice[k]);
+		add_needle(needles, v, once[i]);
 	}
+	for (int align = 0; align < 3; align++)
+		for (int urlsafe = 0; urlsafe < 2; urlsafe++)
+			add_needle(needles, v, base64_core(v, align, urlsafe));
+}
+
+static int
+longer_first(const void *a, const void *b)
+{
+	size_t x = strlen(json_string_value(*(json_t *const *)a)), y = strlen(json_string_value(*(json_t *const *)b));
+	return x < y ? 1 : x > y ? -1 : 0;
 }
 
 char *
 wf_mask_text(const char *s, json_t *secrets)
 {
 	char *out = xstrdup(s);
-	size_t i;
-	json_t *sec;
-	json_array_foreach(secrets, i, sec)
-	{
-		const char *v = json_string_value(sec);
-		if (v != NULL)
-			mask_variants(&out, v);
-	}
+	json_t *needles = json_array(), *sec;
+	size_t i, n;
+	json_array_foreach(secrets, i, sec) if (json_string_value(sec) != NULL)
+	        add_variants(needles, json_string_value(sec));
+	/* Longest first: a whole "Basic ..." value goes before the base64 core of the password inside it. */
+	n = json_array_size(needles);
+	json_t **v = xcalloc(n + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = json_array_get(needles, i);
+	qsort(v, n, sizeof(*v), longer_first);
+	for (i = 0; i < n; i++)
+		mask_one(&out, json_string_value(v[i]), strlen(json_string_value(v[i])));
+	free(v);
+	json_decref(needles);
 	return out;
 }
 
