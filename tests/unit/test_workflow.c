@@ -319,6 +319,32 @@ test_mask(void)
 	        wf_list_has("a, b,c", "b", 0) && !wf_list_has("ab", "a", 0) && wf_list_has("HTTP", "http", 1));
 }
 
+/* The exec env allowlist (issue 11, item 2): listed names and prefixes, never loader/shell hooks by prefix. */
+static void
+test_exec_env(void)
+{
+	struct wf_config c = cfg;
+	c.exec_env_allow = "FOO, APP_*, LD_LIBRARY_PATH, *";
+	T_CHECK("a listed name", wf_exec_env_name_ok(&c, "FOO"));
+	T_CHECK("a prefix entry", wf_exec_env_name_ok(&c, "APP_MODE"));
+	T_CHECK("a bare * admits any portable name", wf_exec_env_name_ok(&c, "FOO2"));
+	T_CHECK("a dangerous name only by its exact name", wf_exec_env_name_ok(&c, "LD_LIBRARY_PATH"));
+	static const char *const never[] = {
+	        "LD_PRELOAD", "BASH_FUNC_echo%%", "PATH",       "IFS", "ENV", "BASH_ENV", "PYTHONPATH",
+	        "PERL5OPT",   "NODE_OPTIONS",     "GCONV_PATH", "1X",  "A-B", "",         NULL};
+	for (size_t i = 0; never[i] != NULL; i++) {
+		char name[96];
+		snprintf(name, sizeof(name), "refused even with a * entry: '%s'", never[i]);
+		T_CHECK(name, !wf_exec_env_name_ok(&c, never[i]));
+	}
+	c.exec_env_allow = "FOO";
+	T_CHECK("an unlisted name", !wf_exec_env_name_ok(&c, "FOO2"));
+	c.exec_env_allow = "";
+	T_CHECK("an empty list admits nothing", !wf_exec_env_name_ok(&c, "FOO"));
+	c.exec_env_allow = "PATH";
+	T_CHECK("PATH when listed exactly", wf_exec_env_name_ok(&c, "PATH"));
+}
+
 int
 main(void)
 {
@@ -328,5 +354,6 @@ main(void)
 	test_templates();
 	test_expressions();
 	test_mask();
+	test_exec_env();
 	T_DONE();
 }

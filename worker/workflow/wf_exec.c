@@ -83,7 +83,7 @@ wf_exec_env_name_ok(const struct wf_config *cfg, const char *name)
 		while (p[k] && p[k] != ',' && p[k] != ' ')
 			k++;
 		char pat[128];
-		if (k > 1 && k < sizeof(pat) && p[k - 1] == '*') {
+		if (k >= 1 && k < sizeof(pat) && p[k - 1] == '*') {
 			memcpy(pat, p, k);
 			pat[k] = '\0';
 			if (env_match(pat, name))
