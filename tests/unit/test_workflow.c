@@ -1,9 +1,13 @@
 /* Unit tests for the workflow engine's pure part: definitions, validation errors, templates, expressions,
  * masking. Every case is a byte string parsed by the real code. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "t.h"
+#include "wf_net.h"
 #include "workflow.h"
 
 static struct wf_config cfg = {.exec_enabled = 1,
@@ -345,6 +349,51 @@ test_exec_env(void)
 	T_CHECK("PATH when listed exactly", wf_exec_env_name_ok(&c, "PATH"));
 }
 
+/* http destinations (issue 11, item 5): host AND port, scheme default ports, hopperd's own addresses. */
+static void
+test_net(void)
+{
+	int ex = 0;
+	T_CHECK("empty list: any host", wf_net_host_allowed("", "evil.example", 6379, 80, &ex) && !ex);
+	T_CHECK("a bare host: its default port", wf_net_host_allowed("localhost", "localhost", 80, 80, &ex) && !ex);
+	T_CHECK("a bare host: not another port (Redis)", !wf_net_host_allowed("localhost", "localhost", 6379, 80, &ex));
+	T_CHECK("a bare host over https: 443", wf_net_host_allowed("api.example", "API.example", 443, 443, &ex));
+	T_CHECK("host:port: that port, explicitly",
+	        wf_net_host_allowed("a, localhost:8080", "localhost", 8080, 80, &ex) && ex);
+	T_CHECK("host:port: not the default", !wf_net_host_allowed("localhost:8080", "localhost", 80, 80, &ex));
+	T_CHECK("host:*: any port, not explicit",
+	        wf_net_host_allowed("localhost:*", "localhost", 6379, 80, &ex) && !ex);
+	T_CHECK("IPv6 literal with port", wf_net_host_allowed("[::1]:8080", "[::1]", 8080, 80, &ex) && ex);
+	T_CHECK("another host", !wf_net_host_allowed("localhost:*", "127.0.0.1", 80, 80, &ex));
+	T_CHECK("a bad entry matches nothing", !wf_net_host_allowed("localhost:99999,:80", "localhost", 80, 80, &ex));
+	struct sockaddr_in r = {.sin_family = AF_INET, .sin_port = htons(6379)};
+	inet_pton(AF_INET, "127.0.0.1", &r.sin_addr);
+	struct sockaddr_in o = r;
+	o.sin_port = htons(6380);
+	T_CHECK("the daemon's Redis address",
+	        wf_net_is_daemon_addr("127.0.0.1:6379,[::1]:7711", (struct sockaddr *)&r));
+	T_CHECK("... by a name resolving to it", wf_net_is_daemon_addr("localhost:6379", (struct sockaddr *)&r));
+	T_CHECK("another port is not", !wf_net_is_daemon_addr("127.0.0.1:6379", (struct sockaddr *)&o));
+	T_CHECK("a listener on every address: any address with its port",
+	        wf_net_is_daemon_addr("0.0.0.0:6379", (struct sockaddr *)&r) &&
+	                !wf_net_is_daemon_addr("[::]:6379", (struct sockaddr *)&o));
+	struct wf_config c = cfg;
+	c.deny_addrs = "127.0.0.1:6379";
+	struct wf_target t = {.host = "localhost", .port = 6379};
+	char err[256], *pin = NULL;
+	T_CHECK("resolving to the daemon's Redis is refused", wf_net_resolve(&c, &t, &pin, err, sizeof(err)) < 0 &&
+	                                                              strstr(err, "hopperd's own") != NULL &&
+	                                                              pin == NULL);
+	t = (struct wf_target){.host = "localhost", .port = 6379, .explicit_port = 1};
+	T_CHECK("... unless listed with its port", wf_net_resolve(&c, &t, &pin, err, sizeof(err)) == 0 && t.naddr > 0);
+	T_CHECK("a name is pinned to its addresses", pin != NULL && strncmp(pin, "localhost:6379:", 15) == 0);
+	free(pin);
+	pin = NULL;
+	t = (struct wf_target){.host = "127.0.0.1", .port = 8080};
+	T_CHECK("an IP literal resolves without a pin",
+	        wf_net_resolve(&c, &t, &pin, err, sizeof(err)) == 0 && pin == NULL);
+}
+
 int
 main(void)
 {
@@ -355,5 +404,6 @@ main(void)
 	test_expressions();
 	test_mask();
 	test_exec_env();
+	test_net();
 	T_DONE();
 }

@@ -7,7 +7,8 @@
  * basic_auth {user, password} (HTTP Basic; the password and the header value are masked like secrets).
  * Output: {status, ok, headers, body, json?, url}.
  *
- * Limits: only workflow_http_schemes (curl's PROTOCOLS_STR) and, when set, workflow_http_hosts. Redirects are
+ * Limits: only workflow_http_schemes (curl's PROTOCOLS_STR) and, when set, workflow_http_hosts, matched with
+ * the port and pinned to the checked addresses (wf_net.c; on_opensocket checks the address connected). Redirects are
  * followed here, not by curl, so that each new location is checked against both lists before it is asked
  * for; at most WF_HTTP_REDIRECTS of them. The transfer is aborted from the progress callback when the job
  * is asked to stop or the step's deadline passes.
@@ -24,6 +25,7 @@
 
 #include "clock.h"
 #include "jsonx.h"
+#include "wf_net.h"
 #include "workflow.h"
 #include "xmalloc.h"
 
@@ -34,152 +36,9 @@
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
 
-/*
- * Where a request may go (issue 11, item 5). workflow_http_hosts entries are "host" (the scheme's default
- * port: 80 for http, 443 for https), "host:port" or "host:*" ("[v6]:port" for an IPv6 literal); an empty
- * list allows any host. The name is resolved here, once per request, and curl is pinned to exactly those
- * addresses (CURLOPT_RESOLVE); the address it actually connects to is checked again in CURLOPT_OPENSOCKETFUNCTION
- * (no DNS rebinding between the check and the connect, no proxy from the environment). The daemon's own TCP
- * addresses (its Redis and control listener, HOPPER_WF_DENY_ADDRS) are refused whatever the name resolves to,
- * unless an entry names the URL's host with that exact port.
- */
-#define WF_HTTP_ADDRS_MAX 16
-
-struct target {
-	char host[256]; /* as in the URL (brackets kept for an IPv6 literal) */
-	long port;
-	int explicit_port; /* an entry named this host with this port: the deny list yields */
-	struct sockaddr_storage addr[WF_HTTP_ADDRS_MAX];
-	size_t naddr;
-};
-
-/* "host", "host:port", "host:*", "[v6]", "[v6]:port" -> host (brackets dropped) and port (-1 none, 0 any). */
-static int
-split_hostport(const char *e, size_t n, char *host, size_t hn, long *port)
-{
-	const char *colon = NULL, *h = e, *he;
-	if (n > 0 && e[0] == '[') {
-		const char *close = memchr(e, ']', n);
-		if (close == NULL)
-			return -1;
-		h = e + 1;
-		he = close;
-		colon = close + 1 < e + n && close[1] == ':' ? close + 1 : NULL;
-	} else {
-		colon = memchr(e, ':', n);
-		if (colon != NULL && memchr(colon + 1, ':', (size_t)(e + n - colon - 1)) != NULL)
-			colon = NULL; /* a bare IPv6 literal: no port */
-		he = colon != NULL ? colon : e + n;
-	}
-	if ((size_t)(he - h) >= hn || he == h)
-		return -1;
-	memcpy(host, h, (size_t)(he - h));
-	host[he - h] = '\0';
-	*port = -1;
-	if (colon != NULL) {
-		char pb[8];
-		size_t pn = (size_t)(e + n - colon - 1);
-		if (pn == 1 && colon[1] == '*')
-			*port = 0;
-		else {
-			char *end;
-			if (pn == 0 || pn >= sizeof(pb))
-				return -1;
-			memcpy(pb, colon + 1, pn);
-			pb[pn] = '\0';
-			*port = strtol(pb, &end, 10);
-			if (*end != '\0' || *port < 1 || *port > 65535)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-/* Drops the brackets of an IPv6 literal host. */
-static void
-bare_host(const char *host, char *out, size_t n)
-{
-	size_t k = strlen(host);
-	if (k >= 2 && host[0] == '[' && host[k - 1] == ']')
-		snprintf(out, n, "%.*s", (int)(k - 2), host + 1);
-	else
-		snprintf(out, n, "%s", host);
-}
-
-/* 1 if the allowlist admits host:port (default_port: the scheme's); *explicit when an entry named the port. */
-static int
-host_allowed(const char *list, const char *host, long port, long default_port, int *explicit_port)
-{
-	char want[256], h[256];
-	bare_host(host, want, sizeof(want));
-	*explicit_port = 0;
-	if (list[0] == '\0')
-		return 1;
-	int ok = 0;
-	for (const char *p = list; *p;) {
-		while (*p == ',' || *p == ' ')
-			p++;
-		size_t k = 0;
-		while (p[k] && p[k] != ',' && p[k] != ' ')
-			k++;
-		long ep;
-		if (k > 0 && split_hostport(p, k, h, sizeof(h), &ep) == 0 && strcasecmp(h, want) == 0) {
-			if (ep == port)
-				*explicit_port = 1;
-			if (ep == port || ep == 0 || (ep == -1 && port == default_port))
-				ok = 1;
-		}
-		p += k;
-	}
-	return ok;
-}
-
-static int
-same_endpoint(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return 0;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-		return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-	}
-	return 0;
-}
-
-/* 1 if sa (address and port) is one of the daemon's own (deny: "host:port,..."), resolved now. */
-static int
-is_daemon_addr(const char *deny, const struct sockaddr *sa)
-{
-	int hit = 0;
-	for (const char *p = deny; *p && !hit;) {
-		while (*p == ',' || *p == ' ')
-			p++;
-		size_t k = 0;
-		while (p[k] && p[k] != ',' && p[k] != ' ')
-			k++;
-		char h[256], pb[24];
-		long port;
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-		if (k > 0 && split_hostport(p, k, h, sizeof(h), &port) == 0 && port > 0) {
-			snprintf(pb, sizeof(pb), "%ld", port);
-			if (getaddrinfo(h, pb, &hints, &res) == 0)
-				for (struct addrinfo *a = res; a != NULL && !hit; a = a->ai_next)
-					hit = same_endpoint(a->ai_addr, sa);
-			if (res != NULL)
-				freeaddrinfo(res);
-		}
-		p += k;
-	}
-	return hit;
-}
-
 /* Checks a URL's scheme, host and port against the configuration; fills t (not resolved). 0, or -1 with err. */
 static int
-url_allowed(const struct wf_config *cfg, const char *url, struct target *t, char *err, size_t errlen)
+url_allowed(const struct wf_config *cfg, const char *url, struct wf_target *t, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL, *port = NULL;
@@ -200,7 +59,7 @@ url_allowed(const struct wf_config *cfg, const char *url, struct target *t, char
 		snprintf(t->host, sizeof(t->host), "%s", host);
 		t->port = p;
 		t->naddr = 0;
-		if (!host_allowed(cfg->http_hosts, host, p, def, &t->explicit_port))
+		if (!wf_net_host_allowed(cfg->http_hosts, host, p, def, &t->explicit_port))
 			snprintf(err, errlen, "http: host %s port %ld is not allowed (workflow_http_hosts)", host, p);
 		else
 			rc = 0;
@@ -210,56 +69,6 @@ url_allowed(const struct wf_config *cfg, const char *url, struct target *t, char
 	curl_free(port);
 	curl_url_cleanup(u);
 	return rc;
-}
-
-/*
- * Resolves t's host once: every address must pass the daemon-address check; t->addr gets them, and
- * *resolve the CURLOPT_RESOLVE entry pinning curl to them (caller frees with curl_slist_free_all).
- */
-static int
-target_resolve(const struct wf_config *cfg, struct target *t, struct curl_slist **resolve, char *err, size_t errlen)
-{
-	char h[256], pb[24], list[WF_HTTP_ADDRS_MAX * 48] = "";
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	bare_host(t->host, h, sizeof(h));
-	snprintf(pb, sizeof(pb), "%ld", t->port);
-	int gai = getaddrinfo(h, pb, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, errlen, "http: cannot resolve %s: %s", t->host, gai_strerror(gai));
-		return -1;
-	}
-	for (struct addrinfo *a = res; a != NULL && t->naddr < WF_HTTP_ADDRS_MAX; a = a->ai_next) {
-		if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
-			continue;
-		if (!t->explicit_port && is_daemon_addr(cfg->deny_addrs, a->ai_addr)) {
-			snprintf(err, errlen,
-			         "http: %s port %ld is hopperd's own Redis or control address: not allowed (name it "
-			         "with its port in workflow_http_hosts to allow it)",
-			         t->host, t->port);
-			freeaddrinfo(res);
-			return -1;
-		}
-		memcpy(&t->addr[t->naddr++], a->ai_addr, a->ai_addrlen);
-		char ip[INET6_ADDRSTRLEN];
-		const void *src = a->ai_family == AF_INET
-		                          ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
-		                          : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
-		inet_ntop(a->ai_family, src, ip, sizeof(ip));
-		size_t used = strlen(list);
-		snprintf(list + used, sizeof(list) - used, "%s%s%s%s", used ? "," : "",
-		         a->ai_family == AF_INET6 ? "[" : "", ip, a->ai_family == AF_INET6 ? "]" : "");
-	}
-	freeaddrinfo(res);
-	if (t->naddr == 0) {
-		snprintf(err, errlen, "http: %s has no IPv4 or IPv6 address", t->host);
-		return -1;
-	}
-	if (t->host[0] != '[' && strspn(t->host, "0123456789.") != strlen(t->host)) { /* a name: pin it */
-		char *entry = xasprintf("%s:%ld:%s", t->host, t->port, list);
-		*resolve = curl_slist_append(NULL, entry);
-		free(entry);
-	}
-	return 0;
 }
 
 int
@@ -274,7 +83,7 @@ wf_http_validate(const struct wf_def *def, const struct wf_step *st, const struc
 		snprintf(err, errlen, "http: \"url\" (a string) is required");
 		return -1;
 	}
-	struct target t;
+	struct wf_target t;
 	if (strstr(url, "{{") == NULL && url_allowed(cfg, url, &t, err, errlen) < 0)
 		return -1;
 	if (method != NULL) {
@@ -315,7 +124,7 @@ struct xfer {
 	json_t *headers;
 	double deadline;
 	int stopped, timed_out;
-	struct target *target;      /* where this hop may connect */
+	struct wf_target *target;   /* where this hop may connect */
 	struct curl_slist *resolve; /* its CURLOPT_RESOLVE pin (or NULL for an IP literal) */
 	int refused;                /* the connect went elsewhere than the checked addresses: refused */
 };
@@ -325,11 +134,11 @@ static curl_socket_t
 on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct xfer *x = arg;
-	const struct target *t = x->target;
+	const struct wf_target *t = x->target;
 	int ok = 0;
 	for (size_t i = 0; i < t->naddr && !ok; i++)
-		ok = same_endpoint((const struct sockaddr *)&t->addr[i], &a->addr);
-	if (ok && !t->explicit_port && is_daemon_addr(x->call->cfg->deny_addrs, &a->addr))
+		ok = wf_net_same_endpoint((const struct sockaddr *)&t->addr[i], &a->addr);
+	if (ok && !t->explicit_port && wf_net_is_daemon_addr(x->call->cfg->deny_addrs, &a->addr))
 		ok = 0;
 	if (!ok) {
 		x->refused = 1;
@@ -618,17 +427,21 @@ wf_http_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	char *url = build_url(c, url0, json_object_get(p, "query"));
 	enum wf_status st = WF_FAIL;
 	long status = 0;
-	struct target tgt;
+	struct wf_target tgt;
 	x.target = &tgt;
 	note_basic_auth(call);
 	for (int hop = 0;; hop++) {
 		curl_slist_free_all(x.resolve);
 		x.resolve = NULL;
+		char *pin = NULL;
 		if (url_allowed(call->cfg, url, &tgt, err, errlen) < 0 ||
-		    target_resolve(call->cfg, &tgt, &x.resolve, err, errlen) < 0) {
+		    wf_net_resolve(call->cfg, &tgt, &pin, err, errlen) < 0) {
 			st = WF_FATAL;
 			break;
 		}
+		if (pin != NULL) /* a name: curl connects only to the addresses just checked */
+			x.resolve = curl_slist_append(NULL, pin);
+		free(pin);
 		char *location = NULL;
 		CURLcode rc = perform(c, &x, url, method, body, hdrs, timeout_s, &status, &location);
 		if (rc != CURLE_OK && x.refused) {

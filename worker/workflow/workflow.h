@@ -7,6 +7,7 @@
  *   wf_mask.c      secret masking of everything stored or published (pure)
  *   wf_steps.c     the step type table {name, validate, run}: webhook, delay, filter, audio.analyze, enqueue
  *   wf_http.c      the http step (libcurl; the only file that includes curl.h)
+ *   wf_net.c       where an http step may connect: host:port allowlist, hopperd's own addresses, resolution
  *   wf_exec.c      the exec step (fork/exec in its own process group, no shell)
  *   wf_run.c       the workflow.run handler: order, retries, progress, step records, resume
  *
@@ -44,7 +45,7 @@ struct wf_config {
 	const char *http_schemes;   /* comma-separated, default "http,https" */
 	const char *http_hosts;     /* comma-separated host names; "" allows any host */
 	const char *env_allow;      /* comma-separated variable names {{env.NAME}} may read */
-	const char *deny_addrs;     /* "host:port,..." of hopperd's own Redis and control listener (wf_http.c) */
+	const char *deny_addrs;     /* "host:port,..." of hopperd's own Redis and control listener (wf_net.c) */
 	const char *exec_env_allow; /* names (or PREFIX*) an exec step's env may set (wf_exec_env_name_ok) */
 	const char *mask_names;     /* extra header/parameter names masked besides authorization and cookie */
 	size_t max_response;        /* http response body bytes */
