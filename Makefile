@@ -48,7 +48,7 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
-WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
+WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_net.o worker/workflow/wf_exec.o
 AUDIO_OBJS := worker/audio/analyze.o worker/audio/loudness.o worker/audio/spectral.o
 AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
 # gcc 12 does not vectorise at -O2; the true-peak and spectral loops are written for it (clang does anyway).

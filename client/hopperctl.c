@@ -587,7 +587,8 @@ ctl_key(const struct ctl *ctl, const char *fmt, ...)
 static int
 read_token_file(struct ctl *ctl, const char *path, int missing_ok)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO (or a device) must not block the open; the type check below refuses it. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0) {
 		if (errno == ENOENT && missing_ok)

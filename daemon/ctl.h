@@ -78,6 +78,7 @@ struct ctl_conn {
 	unsigned char client_static[32]; /* the key message 3 proved: compared with the token's verifier */
 	struct ctl_session sess;
 	char hello_token_id[CTL_TOKEN_ID_LEN + 1];
+	char auth_token_id[CTL_TOKEN_ID_LEN + 1]; /* unix: the id the last auth named, for failure counting */
 
 	double opened_at, last_frame_at, closing_at;
 	int inflight;              /* requests whose reply is pending */
@@ -96,7 +97,7 @@ struct redis_reply;
 struct ctl_chan; /* a subscribed channel, refcounted by its watches (ctl_watch.c) */
 
 struct ctl_peer {
-	char key[64];
+	char key[96]; /* peer_key, or peer_key|token id */
 	int failures;
 	double first_at, last_at, locked_until;
 };
@@ -116,6 +117,8 @@ struct ctl {
 	int control_subscribed;
 	struct ctl_peer peers[CTL_PEERS_MAX];
 	size_t npeers;
+	int global_failures; /* failed auths from anyone in the window that began at global_first_at */
+	double global_first_at;
 	/* finished jobs at each of the last 60 ticks, for stats' throughput */
 	uint64_t done_ring[60];
 	double ring_t[60];
@@ -164,8 +167,11 @@ int ctl_handshake_finish(struct ctl_conn *c, const unsigned char *msg, size_t n,
 ctl_handler ctl_op_auth, ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
 /* A failed authentication: counted, logged, answered after the backoff delay (TCP: in clear, then closed). */
 void ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why);
-/* 1 if the peer is locked out now (*left = seconds remaining). */
+/* 1 if the failure-table key is locked out now (*left = seconds remaining). */
 int ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left);
+/* 1 if this connection's attempt with token_id (NULL/"": none) is locked out: unix by the peer's uid, TCP by
+ * (address, token id). *left = seconds remaining. */
+int ctl_auth_locked(struct ctl_conn *c, const char *token_id, double now, double *left);
 
 /* ctl_key.c */
 /* The key file's path: ctl_key, or db_path with .key for .db. Caller frees. */
@@ -186,6 +192,9 @@ int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
 
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
+/* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code
+ * and err (another owner's answers not_found like a missing one). workflow.run and submit both call it. */
+json_t *ctl_workflow_resolve(struct ctl_conn *c, const char *name, enum ctl_err *code, char *err, size_t errlen);
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;

@@ -54,12 +54,41 @@ peer_add(struct ctl *ctl, const char *key, double now)
 	return p;
 }
 
+/*
+ * Failed authentications are counted under three keys, and a success clears none of them (a client must
+ * not wash its guesses away with its own valid token):
+ *   - the peer: "uid:N" on the unix socket, "ip:A" (or "ip6:PREFIX/64") on TCP;
+ *   - the peer and the token id it named: "uid:N|ID", "ip:A|ID" ("" when it named none);
+ *   - everyone: the global failure rate.
+ * Who is locked out: on the unix socket the peer (uid) - a local user locks out only itself. On TCP the
+ * (address, token id) pair: many local users share 127.0.0.1, so one of them guessing must not lock every
+ * TCP client out; guessing at many token ids from one address is slowed by the address's count, which
+ * grows the delay but never locks. A failure rate over CTL_GLOBAL_FAILURES per window (from anyone) gives
+ * every failed attempt the longest delay: it delays, never locks.
+ */
+#define CTL_GLOBAL_FAILURES_FACTOR 10
+
 static void
-peer_forget(struct ctl *ctl, const char *key)
+key_join(char *out, size_t n, const char *peer, const char *tid)
 {
-	struct ctl_peer *p = peer_find(ctl, key);
-	if (p != NULL)
-		*p = ctl->peers[--ctl->npeers];
+	snprintf(out, n, "%s|%s", peer, tid != NULL ? tid : "");
+}
+
+/* The token id this connection's credential attempt named ("" if none yet). */
+static const char *
+attempt_token_id(const struct ctl_conn *c)
+{
+	return c->tcp ? c->hello_token_id : c->auth_token_id;
+}
+
+int
+ctl_auth_locked(struct ctl_conn *c, const char *token_id, double now, double *left)
+{
+	char k[sizeof(c->peer_key) + CTL_TOKEN_ID_LEN + 2];
+	if (!c->tcp)
+		return ctl_peer_locked(c->ctl, c->peer_key, now, left);
+	key_join(k, sizeof(k), c->peer_key, token_id);
+	return ctl_peer_locked(c->ctl, k, now, left);
 }
 
 int
@@ -72,9 +101,9 @@ ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left)
 	return 1;
 }
 
-/* Counts a failure. Returns the failures in the current window; locks the peer out at the limit. */
+/* Counts a failure under key. Returns the failures in its current window; locks it out at the limit if lock. */
 static int
-peer_fail(struct ctl *ctl, const char *key, double now)
+peer_fail(struct ctl *ctl, const char *key, double now, int lock)
 {
 	const struct config *cfg = &ctl->s->cfg;
 	struct ctl_peer *p = peer_find(ctl, key);
@@ -86,12 +115,31 @@ peer_fail(struct ctl *ctl, const char *key, double now)
 	}
 	p->failures++;
 	p->last_at = now;
-	if (p->failures >= cfg->ctl_auth_max_failures && p->locked_until <= now) {
+	if (lock && p->failures >= cfg->ctl_auth_max_failures && p->locked_until <= now) {
 		p->locked_until = now + cfg->ctl_lockout_s;
 		log_error("ctl: %s locked out for %g s after %d failed authentications", key, cfg->ctl_lockout_s,
 		          p->failures);
 	}
 	return p->failures;
+}
+
+/* Counts one failure everywhere it counts (see above). Returns the count the delay grows with. */
+static int
+failure_count(struct ctl_conn *c, double now, int *global_flood)
+{
+	struct ctl *ctl = c->ctl;
+	const struct config *cfg = &ctl->s->cfg;
+	char k[sizeof(c->peer_key) + CTL_TOKEN_ID_LEN + 2];
+	key_join(k, sizeof(k), c->peer_key, attempt_token_id(c));
+	int by_peer = peer_fail(ctl, c->peer_key, now, !c->tcp);
+	int by_token = peer_fail(ctl, k, now, c->tcp);
+	if (ctl->global_failures == 0 || now - ctl->global_first_at > cfg->ctl_lockout_s) {
+		ctl->global_failures = 0;
+		ctl->global_first_at = now;
+	}
+	ctl->global_failures++;
+	*global_flood = ctl->global_failures > CTL_GLOBAL_FAILURES_FACTOR * cfg->ctl_auth_max_failures;
+	return by_peer > by_token ? by_peer : by_token;
 }
 
 static void
@@ -114,13 +162,14 @@ ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why)
 {
 	struct ctl *ctl = c->ctl;
 	double now = ev_now(ctl->s->loop);
-	int n = peer_fail(ctl, c->peer_key, now);
-	log_warn("ctl: %s: authentication failed (%d in a row%s%s): %s", c->peer, n,
-	         c->hello_token_id[0] ? ", token " : "", c->hello_token_id, why);
+	int flood = 0, n = failure_count(c, now, &flood);
+	const char *tid = attempt_token_id(c);
+	log_warn("ctl: %s: authentication failed (%d in the window%s%s%s): %s", c->peer, n, tid[0] ? ", token " : "",
+	         tid, flood ? ", global failure rate exceeded" : "", why);
 	double delay = ctl->s->cfg.ctl_auth_delay_ms / 1000.0;
 	for (int i = 1; i < n && delay < CTL_AUTH_DELAY_MAX_S; i++)
 		delay *= 2;
-	if (delay > CTL_AUTH_DELAY_MAX_S)
+	if (delay > CTL_AUTH_DELAY_MAX_S || flood)
 		delay = CTL_AUTH_DELAY_MAX_S;
 	/* Reading stops for the delay: the client cannot queue guesses behind it. */
 	c->reading_paused = 1;
@@ -231,7 +280,8 @@ ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payl
 		return;
 	}
 	int version = v < CTL_PROTOCOL_VERSION ? (int)v : CTL_PROTOCOL_VERSION;
-	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left) && c->tcp) {
+	const char *hello_tid = json_string_value(json_object_get(req->root, "token_id"));
+	if (c->tcp && ctl_auth_locked(c, hello_tid, ev_now(c->ctl->s->loop), &left)) {
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);
 		ctl_close_after_flush(c, "locked out");
@@ -255,8 +305,7 @@ ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payl
 static void
 auth_ok(struct ctl_conn *c, json_t *id)
 {
-	c->authed = 1;
-	peer_forget(c->ctl, c->peer_key);
+	c->authed = 1; /* the failure counts stay: a success does not forgive other guesses */
 	log_info("ctl: %s: authenticated as %s%s (owner %s)", c->peer,
 	         c->cred.method == CTL_AUTH_PEERCRED ? "peer credentials" : "token ", c->cred.name, c->cred.owner);
 	json_t *r = json_pack("{s:s, s:s, s:o}", "method", c->cred.method == CTL_AUTH_PEERCRED ? "peercred" : "token",
@@ -345,7 +394,19 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "already authenticated");
 		return;
 	}
-	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left)) {
+	const char *token = json_string_value(json_object_get(req->root, "token"));
+	const char *token_id = json_string_value(json_object_get(req->root, "token_id"));
+	char tid[CTL_TOKEN_ID_LEN + 1] = "";
+	unsigned char scratch[CTL_TOKEN_SECRET_BYTES];
+	if (token != NULL && ctl_token_parse(token, strlen(token), tid, scratch) != 0)
+		tid[0] = '\0';
+	ctl_wipe(scratch, sizeof(scratch));
+	if (token_id != NULL) { /* TCP (protocol 2): the id comes in handshake message 3 */
+		snprintf(tid, sizeof(tid), "%s", token_id);
+		snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", token_id);
+	}
+	snprintf(c->auth_token_id, sizeof(c->auth_token_id), "%s", tid);
+	if (ctl_auth_locked(c, tid, ev_now(c->ctl->s->loop), &left)) {
 		log_warn("ctl: %s: auth refused: locked out for %.0f s more", c->peer, left);
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);
@@ -353,10 +414,6 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 			ctl_close_after_flush(c, "locked out");
 		return;
 	}
-	const char *token = json_string_value(json_object_get(req->root, "token"));
-	const char *token_id = json_string_value(json_object_get(req->root, "token_id"));
-	if (token_id != NULL)
-		snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", token_id);
 	if (c->tcp && token != NULL)
 		why = "a token over TCP: the secret never crosses the connection (auth gives token_id; the "
 		      "handshake proves the secret)";

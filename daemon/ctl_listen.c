@@ -82,6 +82,17 @@ refuse(int fd, size_t max)
 	close(fd);
 }
 
+/* Open connections from this peer (unix: its uid; TCP: its address or IPv6 /64). */
+static int
+peer_conns(const struct ctl *ctl, const char *peer_key)
+{
+	int n = 0;
+	for (const struct ctl_conn *c = ctl->conns; c != NULL; c = c->next)
+		if (!c->dead && strcmp(c->peer_key, peer_key) == 0)
+			n++;
+	return n;
+}
+
 /* Accepts one connection. Returns 0 when there is none left to take (or accepting paused), else 1. */
 static int
 accept_one(struct ctl *ctl, int lfd, int tcp)
@@ -112,6 +123,16 @@ accept_one(struct ctl *ctl, int lfd, int tcp)
 	c->tcp = tcp;
 	c->opened_at = c->last_frame_at = ev_now(s->loop);
 	peer_identify(c, &sa);
+	int mine = peer_conns(ctl, c->peer_key);
+	if (mine >= s->cfg.ctl_max_conns_per_peer) {
+		/* One peer (a uid, an address) cannot take every slot: others still get in. */
+		if (mine == s->cfg.ctl_max_conns_per_peer)
+			log_warn("ctl: %s: connection refused: %d open from %s (ctl_max_conns_per_peer)", c->peer, mine,
+			         c->peer_key);
+		refuse(fd, (size_t)s->cfg.ctl_max_frame);
+		free(c);
+		return 1;
+	}
 	ctl_conn_start(c);
 	return 1;
 }

@@ -95,6 +95,7 @@ struct config {
 	char *workflow_http_schemes;
 	char *workflow_http_hosts;
 	char *workflow_env_allow;
+	char *workflow_exec_env_allow;
 	char *workflow_mask_names;
 	int workflow_max_response_bytes;
 	int workflow_max_output_bytes;
@@ -104,6 +105,7 @@ struct config {
 	char *ctl_tcp;
 	char *ctl_key;
 	int ctl_max_conns;
+	int ctl_max_conns_per_peer;
 	int ctl_max_frame;
 	double ctl_auth_timeout_s;
 	double ctl_idle_timeout_s;

@@ -32,7 +32,7 @@ enum rkey {
 	RK_JOB,       /* P{Q}:job:ID */
 	RK_EVENTS,    /* P{Q}:events:ID */
 	RK_STEPS,     /* P{Q}:steps:ID */
-	RK_IDEM,      /* P{Q}:idem:KEY */
+	RK_IDEM,      /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
 	RK_DEAD,      /* P{Q}:dead */
 	RK_DEADMSG,   /* P{Q}:deadmsg */
 	RK_JOBS,      /* P{Q}:jobs */
@@ -110,6 +110,7 @@ struct rctx {
 	const char *node;  /* inflight / celery inflight owner; NULL = this daemon */
 	const char *id;    /* job id (job, events, steps) */
 	const char *idem;  /* idempotency key */
+	const char *owner; /* the job's owner, which scopes its idempotency key; NULL or "" for none */
 };
 
 struct rcall;
