@@ -45,11 +45,11 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o gen/lua.o gen/migrations.o
+	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
-WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_exec.o
+WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_net.o worker/workflow/wf_exec.o
 AUDIO_OBJS := worker/audio/analyze.o worker/audio/levels.o worker/audio/loudness.o worker/audio/spectral.o \
 	worker/audio/rhythm.o worker/audio/key.o worker/audio/series.o
 AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
@@ -60,7 +60,7 @@ CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o cl
 	client/ops.o client/celery.o client/workflow.o
 # libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
 # library exports only the HOPPER_API functions (-fvisibility=hidden); its soname carries the major version.
-LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
+LIB_OBJS := client/libhopper.o client/known_hosts.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
 	common/log.o common/clock.o
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
@@ -177,6 +177,7 @@ bench: deps
 	./bench/celery.sh $(B)
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
+	./bench/ctl_handshake.sh $(B)
 	$(MAKE) bench-audio
 	$(MAKE) bench-peers
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/ctl.sh BUILD_DIR: the control socket's benchmark (make bench runs it after bench/run.sh). Figures
+# bench/ctl.sh BUILD_DIR: the control socket's benchmark (make bench runs it after bench/run.sh; the TCP
+# handshake's cost against protocol 1 is bench/ctl_handshake.sh, run right after it). Figures
 # are reported, not asserted; medians of BENCH_ROUNDS (default 3) rounds.
 #
 # On a private redis-server and one hopperd (2 workers), with the tests' Python client (tests/ctl/ctlclient.py):

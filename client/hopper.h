@@ -2,7 +2,8 @@
  * libhopper: a small blocking C client of hopperd's control socket (schema/control-protocol.md).
  *
  * One struct hopper is one authenticated connection, over the Unix socket (a token, or the peer credentials
- * of root / the daemon's user) or over TCP (a token; every frame after the hello encrypted and authenticated).
+ * of root / the daemon's user) or over TCP (a token, and the daemon's pinned key: a Noise XK handshake, then
+ * every frame encrypted and authenticated).
  * Every call blocks, bounded by the connection's timeout; none is thread-safe on the same handle (use one
  * handle per thread). hopperctl is built on this library.
  *
@@ -35,7 +36,7 @@ extern "C" {
 #endif
 
 #define HOPPER_VERSION          "0.1.0"
-#define HOPPER_PROTOCOL_VERSION 1
+#define HOPPER_PROTOCOL_VERSION 2
 
 enum hopper_err {
 	HOPPER_OK = 0,
@@ -66,6 +67,12 @@ struct hopper_opts {
 	const char *token;  /* "hop_<id>_<secret>"; NULL on a Unix socket: peer credentials */
 	int timeout_ms;     /* bound of connecting and of each request's round trip; <= 0: 30000 */
 	const char *client; /* "name/version" sent in the hello, for the daemon's log; NULL: "libhopper/VERSION" */
+	/* TCP: the daemon's public key (base64url, hopperd --print-pubkey) to pin; wins over known_hosts. */
+	const char *server_key;
+	/* TCP: a known_hosts file ("HOST:PORT KEY" lines): the key recorded for host is pinned; a host not in it
+	 * is asked for its key once and recorded (trust on first use, as ssh). One of the two is needed on TCP. A
+	 * daemon that does not hold the pinned key fails with HOPPER_E_AUTH_FAILED and a message saying so. */
+	const char *known_hosts;
 };
 
 struct hopper;
@@ -93,6 +100,8 @@ HOPPER_API int hopper_exit_code(enum hopper_err code);
  * Borrowed: valid until hopper_close. */
 HOPPER_API const json_t *hopper_identity(const struct hopper *h);
 HOPPER_API const json_t *hopper_server(const struct hopper *h);
+/* TCP: the daemon key this connect recorded in known_hosts (first use), or NULL. Valid until hopper_close. */
+HOPPER_API const char *hopper_learned_key(const struct hopper *h);
 
 /*
  * The generic call: sends {"id", "op": op, ...fields} (fields may be NULL) and waits for its reply. On

@@ -2,8 +2,10 @@
 
 Speaks the control protocol documented in schema/control-protocol.md: 4-byte big-endian length frames of
 JSON, a hello, then auth, then requests. Over the Unix socket a token (or, for root / the daemon's user,
-peer credentials) authenticates; over TCP every frame after the hello is encrypted and authenticated with
-keys from an X25519 exchange mixed with the token's hash (libsodium through ctypes: libsodium.so.23).
+peer credentials) authenticates; over TCP a Noise_XK_25519_ChaChaPoly_SHA256 handshake authenticates the
+daemon by the key the client pinned (server_key=, or a known_hosts file recorded on first use) and the client
+by its token's key (the secret never crosses the connection), and encrypts every frame after it (hashlib and
+hmac; libsodium through ctypes for X25519 and ChaCha20-Poly1305: libsodium.so.23).
 
 Usable from a web backend (FastAPI, Django): one Client per thread or per request; it is not thread-safe.
 
@@ -24,6 +26,7 @@ Errors raise HopperError with .code (the protocol's error code, e.g. "not_found"
 import ctypes
 import ctypes.util
 import hashlib
+import hmac
 import json
 import os
 import socket as _socket
@@ -33,7 +36,7 @@ import time
 __all__ = ["Client", "HopperError", "TERMINAL_STATES", "PROTOCOL_VERSION"]
 __version__ = "0.1.0"
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 TERMINAL_STATES = frozenset(("succeeded", "failed", "dead", "cancelled"))
 MAX_FRAME = 64 * 1024 * 1024  # the client's own ceiling on replies (the protocol's largest frame)
 _SEAL_OVERHEAD = 16
@@ -63,7 +66,7 @@ class HopperError(Exception):
 # --- TCP cryptography (see "TCP: handshake and encrypted frames" in the protocol document) ---
 
 class _Sodium:
-    """The few libsodium functions the handshake needs that hashlib lacks: crypto_kx and XChaCha20-Poly1305."""
+    """The few libsodium functions the handshake needs that hashlib lacks: X25519 and ChaCha20-Poly1305."""
 
     def __init__(self):
         name = ctypes.util.find_library("sodium") or "libsodium.so.23"
@@ -71,31 +74,31 @@ class _Sodium:
         if self.lib.sodium_init() < 0:
             raise HopperError("transport", "libsodium failed to initialise")
 
-    def kx_keypair(self):
-        pk, sk = ctypes.create_string_buffer(32), ctypes.create_string_buffer(32)
-        self.lib.crypto_kx_keypair(pk, sk)
-        return pk.raw, sk.raw
+    def dh(self, sk, pk):
+        out = ctypes.create_string_buffer(32)
+        if self.lib.crypto_scalarmult(out, sk, pk) != 0:
+            raise HopperError("transport", "the daemon sent an unusable key")
+        return out.raw
 
-    def kx_client(self, pk, sk, server_pk):
-        rx, tx = ctypes.create_string_buffer(32), ctypes.create_string_buffer(32)
-        if self.lib.crypto_kx_client_session_keys(rx, tx, pk, sk, server_pk) != 0:
-            raise HopperError("transport", "the daemon's key is unusable")
-        return rx.raw, tx.raw
+    def base(self, sk):
+        out = ctypes.create_string_buffer(32)
+        self.lib.crypto_scalarmult_base(out, sk)
+        return out.raw
 
-    def seal(self, key, n, plain, ad):
+    def seal(self, key, n, plain, ad=b""):
         out = ctypes.create_string_buffer(len(plain) + _SEAL_OVERHEAD)
         olen = ctypes.c_ulonglong(0)
-        self.lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        self.lib.crypto_aead_chacha20poly1305_ietf_encrypt(
             out, ctypes.byref(olen), plain, ctypes.c_ulonglong(len(plain)), ad, ctypes.c_ulonglong(len(ad)),
             None, _nonce(n), key)
         return out.raw[:olen.value]
 
-    def open(self, key, n, cipher, ad):
-        if len(cipher) <= _SEAL_OVERHEAD:
+    def open(self, key, n, cipher, ad=b""):
+        if len(cipher) < _SEAL_OVERHEAD:
             return None
-        out = ctypes.create_string_buffer(len(cipher) - _SEAL_OVERHEAD)
+        out = ctypes.create_string_buffer(max(len(cipher) - _SEAL_OVERHEAD, 1))
         olen = ctypes.c_ulonglong(0)
-        r = self.lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        r = self.lib.crypto_aead_chacha20poly1305_ietf_decrypt(
             out, ctypes.byref(olen), None, cipher, ctypes.c_ulonglong(len(cipher)), ad,
             ctypes.c_ulonglong(len(ad)), _nonce(n), key)
         return out.raw[:olen.value] if r == 0 else None
@@ -105,7 +108,99 @@ _sodium = None
 
 
 def _nonce(n):
-    return struct.pack("<Q", n) + bytes(16)
+    return bytes(4) + struct.pack("<Q", n)
+
+
+def _hkdf2(ck, ikm):
+    t = hmac.new(ck, ikm, hashlib.sha256).digest()
+    o1 = hmac.new(t, b"\x01", hashlib.sha256).digest()
+    return o1, hmac.new(t, o1 + b"\x02", hashlib.sha256).digest()
+
+
+class _Initiator:
+    """The client side of Noise_XK_25519_ChaChaPoly_SHA256 (noiseprotocol.org, rev. 34):
+    <- s; ...; -> e, es; <- e, ee; -> s, se. s: the token's key pair; rs: the pinned daemon key."""
+
+    def __init__(self, s_pk, s_sk, rs):
+        self.s_pk, self.s_sk, self.rs = s_pk, s_sk, rs
+        self.h = self.ck = b"Noise_XK_25519_ChaChaPoly_SHA256"
+        self.k, self.n = None, 0
+        self._mix_hash(b"hopper-ctl 2")  # the prologue
+        self._mix_hash(rs)
+
+    def _mix_hash(self, d):
+        self.h = hashlib.sha256(self.h + d).digest()
+
+    def _mix_key(self, ikm):
+        self.ck, self.k = _hkdf2(self.ck, ikm)
+        self.n = 0
+
+    def _enc(self, p):
+        c = _sodium.seal(self.k, self.n, p, self.h)
+        self.n += 1
+        self._mix_hash(c)
+        return c
+
+    def _dec(self, c):
+        p = _sodium.open(self.k, self.n, c, self.h)
+        if p is None:
+            return None
+        self.n += 1
+        self._mix_hash(c)
+        return p
+
+    def message1(self):
+        self.e_sk = os.urandom(32)
+        e_pk = _sodium.base(self.e_sk)
+        self._mix_hash(e_pk)
+        self._mix_key(_sodium.dh(self.e_sk, self.rs))  # es
+        return e_pk + self._enc(b"")
+
+    def read2(self, m):
+        if len(m) < 48:
+            return None
+        re = m[:32]
+        self._mix_hash(re)
+        self._mix_key(_sodium.dh(self.e_sk, re))  # ee
+        self.re = re
+        return self._dec(m[32:])
+
+    def message3(self, payload):
+        c = self._enc(self.s_pk)
+        self._mix_key(_sodium.dh(self.s_sk, self.re))  # se
+        out = c + self._enc(payload)
+        k1, k2 = _hkdf2(self.ck, b"")
+        return out, k1, k2
+
+
+def _token_key(secret):
+    sk = hmac.new(b"hopper-ctl-v2 client key", secret, hashlib.sha256).digest()
+    return _sodium.base(sk), sk
+
+
+def _known_hosts_lookup(path, hostport):
+    try:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                w = line.split()
+                if len(w) >= 2 and not w[0].startswith("#") and w[0] == hostport:
+                    return w[1], n
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise HopperError("bad_request", "known_hosts %s: %s" % (path, e)) from None
+    return None, 0
+
+
+def _known_hosts_add(path, hostport, key):
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, ("%s %s\n" % (hostport, key)).encode())
+    finally:
+        os.close(fd)
 
 
 def _b64url_decode(s):
@@ -134,19 +229,19 @@ def _parse_token(token):
     return tid, secret
 
 
-def _h(data, key=None):
-    return hashlib.blake2b(data, digest_size=32, key=key or b"").digest()
-
-
 class Client:
     """One authenticated connection to hopperd.
 
     Client(socket="/path/hopperd.sock", token=None)  -- Unix socket; no token: peer credentials
-    Client(host="127.0.0.1", port=7070, token="hop_...")  -- TCP, encrypted (a token is required)
+    Client(host="127.0.0.1", port=7070, token="hop_...", server_key=KEY or known_hosts=PATH)  -- TCP (Noise
+        XK): the daemon must hold the pinned key (server_key: base64url, as hopperd --print-pubkey prints it;
+        or the known_hosts entry for HOST:PORT, recorded on first use); one that does not is refused
+        (HopperError "auth_failed" saying so). A token is required; its secret never crosses the connection.
     timeout: seconds for connecting and for each request's reply (watch has its own deadline).
     """
 
-    def __init__(self, socket=None, token=None, host=None, port=None, timeout=30.0, client="hopper.py/" + __version__):
+    def __init__(self, socket=None, token=None, host=None, port=None, timeout=30.0, client="hopper.py/" + __version__,
+                 server_key=None, known_hosts=None):
         self.timeout = timeout
         self._sock = None
         self._tx = self._rx = None
@@ -157,14 +252,17 @@ class Client:
         if token is None and host is not None:
             raise HopperError("bad_request", "TCP needs a token (peer credentials work on the Unix socket only)")
         parsed = _parse_token(token) if token is not None else None
+        self.learned_key = None  # a key this connect recorded in known_hosts (first use)
+        if socket is None and host is not None:
+            if port is None and ":" in host and not host.endswith("]"):
+                host, port = host.rsplit(":", 1)
+            self._pin(host, port, server_key, known_hosts, timeout, client)
         try:
             if socket is not None:
                 self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 self._sock.settimeout(timeout)
                 self._sock.connect(socket)
             elif host is not None:
-                if port is None and ":" in host and not host.endswith("]"):
-                    host, port = host.rsplit(":", 1)
                 self._sock = _socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
             else:
                 raise HopperError("bad_request", "give socket= or host= and port=")
@@ -172,8 +270,11 @@ class Client:
             self.close()
             raise HopperError("transport", "cannot connect: %s" % e) from None
         try:
-            self._handshake(parsed, host is not None and socket is None, client)
-            self.identity = self._auth(token)
+            if socket is None:
+                self.identity = self._handshake_tcp(parsed, client)
+            else:
+                self._hello(client)
+                self.identity = self._auth(token)
         except BaseException:
             self.close()
             raise
@@ -231,7 +332,7 @@ class Client:
         payload = self._recv_exact(n, time.monotonic() + self.timeout)
         if self._rx is None:
             return payload, False
-        plain = _sodium.open(self._rx, self._rx_n, payload, hdr)
+        plain = _sodium.open(self._rx, self._rx_n, payload) if len(payload) > _SEAL_OVERHEAD else None
         if plain is not None:
             self._rx_n += 1
             return plain, False
@@ -246,8 +347,7 @@ class Client:
             raise HopperError("too_large", "the request is %d bytes, over the daemon's limit of %d"
                               % (len(data), self.max_frame))
         if self._tx is not None:
-            hdr = struct.pack(">I", len(data) + _SEAL_OVERHEAD)
-            frame = hdr + _sodium.seal(self._tx, self._tx_n, data, hdr)
+            frame = struct.pack(">I", len(data) + _SEAL_OVERHEAD) + _sodium.seal(self._tx, self._tx_n, data)
             self._tx_n += 1
         else:
             frame = struct.pack(">I", len(data)) + data
@@ -275,39 +375,99 @@ class Client:
             raise HopperError(err.get("code", "internal"), err.get("message", ""))
 
     # --- connection setup ---
-    def _handshake(self, parsed, tcp, client):
+    def _pin(self, host, port, server_key, known_hosts, timeout, client):
         global _sodium
-        hello = {"op": "hello", "version": PROTOCOL_VERSION, "client": client}
-        if tcp:
-            if _sodium is None:
-                _sodium = _Sodium()
-            pk, sk = _sodium.kx_keypair()
-            hello["token_id"] = parsed[0]
-            hello["pk"] = _b64url_encode(pk)
-        ctext = json.dumps(hello, separators=(",", ":"))
-        self._send_frame(ctext)
-        spayload, _ = self._read_frame(time.monotonic() + self.timeout)
-        reply = self._parse(spayload)
+        if _sodium is None:
+            _sodium = _Sodium()
+        hp = "%s:%s" % (host, port)
+        if server_key:
+            key, self._pinned_from = server_key, "server_key"
+        elif known_hosts:
+            key, line = _known_hosts_lookup(known_hosts, hp)
+            self._pinned_from = "%s:%d" % (known_hosts, line)
+            if key is None:  # first use: ask the daemon, record it
+                self._sock = _socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+                try:
+                    self._send_frame(json.dumps({"op": "hello", "version": PROTOCOL_VERSION, "client": client}))
+                    reply = self._parse(self._read_frame(time.monotonic() + timeout)[0])
+                    self._raise_if_error(reply)
+                    key = (reply.get("result") or {}).get("server_key")
+                finally:
+                    self.close()
+                    self._broken = False
+                if not isinstance(key, str):
+                    raise HopperError("transport", "the daemon did not say its key")
+                _known_hosts_add(known_hosts, hp, key)
+                self.learned_key, self._pinned_from = key, known_hosts + ", recorded now"
+        else:
+            raise HopperError("bad_request", "TCP needs the daemon's key: server_key= (hopperd --print-pubkey) "
+                                             "or known_hosts=")
+        try:
+            self._rs = _b64url_decode(key)
+        except ValueError:
+            self._rs = b""
+        if len(self._rs) != 32:
+            raise HopperError("bad_request", "the daemon key (%s) is not 43 base64url characters" % self._pinned_from)
+        self._hp, self._key64 = hp, key
+
+    def _mismatch(self, why):
+        self._fail()
+        return HopperError("auth_failed", "%s %s: it does not hold the key pinned for it (%s, from %s). Either the "
+                           "daemon's key was replaced, or this is not that daemon (a man in the middle, or another "
+                           "daemon with a copy of its database). If the key was replaced on purpose, remove the "
+                           "line from the known_hosts file (or give the new key)"
+                           % (self._hp, why, self._key64, self._pinned_from))
+
+    def _hello(self, client):
+        self._send_frame(json.dumps({"op": "hello", "version": PROTOCOL_VERSION, "client": client},
+                                    separators=(",", ":")))
+        reply = self._parse(self._read_frame(time.monotonic() + self.timeout)[0])
         self._raise_if_error(reply)
-        self.server = reply.get("result", {})
-        mf = self.server.get("max_frame")
+        self._take_server(reply.get("result", {}))
+
+    def _take_server(self, server):
+        self.server = server
+        mf = server.get("max_frame")
         if isinstance(mf, int) and 4096 <= mf <= MAX_FRAME:
             self.max_frame = mf
-        if not tcp:
-            return
-        c = ctext.encode("utf-8")
-        th = _h(b"hopper-ctl-v1 transcript" + struct.pack(">I", len(c)) + c + struct.pack(">I", len(spayload))
-                + spayload)
+
+    def _handshake_tcp(self, parsed, client):
+        """Noise XK: message 1 in the hello, 2 in its reply (carrying the hello result), 3 the next frame
+        (carrying the auth request: the token's id; the handshake proves the secret)."""
+        hs = _Initiator(*_token_key(parsed[1]), self._rs)
+        hello = {"op": "hello", "version": PROTOCOL_VERSION, "client": client,
+                 "noise": _b64url_encode(hs.message1())}
+        self._send_frame(json.dumps(hello, separators=(",", ":")))
+        reply = self._parse(self._read_frame(time.monotonic() + self.timeout)[0])
+        if reply.get("ok") is False and (reply.get("error") or {}).get("code") == "auth_failed":
+            raise self._mismatch("refused the handshake")
+        self._raise_if_error(reply)
         try:
-            spk = _b64url_decode(self.server.get("pk", ""))
+            m2 = _b64url_decode((reply.get("result") or {}).get("noise") or "")
         except ValueError:
-            spk = b""
-        if len(spk) != 32:
-            raise HopperError("transport", "the daemon's hello carries no usable key")
-        kx_rx, kx_tx = _sodium.kx_client(pk, sk, spk)
-        psk = _h(parsed[1], key=b"hopper-ctl-v1 token")
-        self._tx = _h(b"hopper-ctl-v1 c2s" + kx_tx + th, key=psk)
-        self._rx = _h(b"hopper-ctl-v1 s2c" + kx_rx + th, key=psk)
+            m2 = b""
+        payload = hs.read2(m2)
+        if payload is None:
+            raise self._mismatch("answered with a handshake that does not open")
+        try:
+            self._take_server(json.loads(payload.decode("utf-8")))
+        except ValueError:
+            raise HopperError("transport", "the daemon's hello (in the handshake) is not JSON") from None
+        rid = self._new_id()
+        m3, self._tx, self._rx = hs.message3(json.dumps({"id": rid, "op": "auth", "token_id": parsed[0]},
+                                                        separators=(",", ":")).encode())
+        try:
+            self._sock.sendall(struct.pack(">I", len(m3)) + m3)
+        except OSError as e:
+            self._fail()
+            raise HopperError("transport", "sending to the daemon: %s" % e) from None
+        payload, clear = self._read_frame(time.monotonic() + self.timeout, allow_clear=True)
+        msg = self._parse(payload)
+        self._raise_if_error(msg)
+        if clear:
+            self._fail()
+            raise HopperError("transport", "unexpected cleartext frame from the daemon")
+        return msg.get("result", {})
 
     def _auth(self, token):
         req = {"id": self._new_id(), "op": "auth"}
@@ -315,7 +475,7 @@ class Client:
             req["token"] = token
         else:
             req["peercred"] = True
-        self._send_frame(json.dumps(req, separators=(",", ":")))
+        self._send_frame(json.dumps(req, separators=(",", ":")))  # unix socket only
         payload, clear = self._read_frame(time.monotonic() + self.timeout, allow_clear=True)
         msg = self._parse(payload)
         self._raise_if_error(msg)
@@ -508,4 +668,6 @@ def from_env(**kw):
         else:
             kw["socket"] = "/var/lib/hopper/hopper.sock"
     kw.setdefault("token", os.environ.get("HOPPER_TOKEN") or None)
+    kw.setdefault("server_key", os.environ.get("HOPPER_SERVER_KEY") or None)
+    kw.setdefault("known_hosts", os.environ.get("HOPPER_KNOWN_HOSTS") or None)
     return Client(**kw)

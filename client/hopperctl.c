@@ -45,6 +45,8 @@ enum {
 	GOPT_TOKEN,
 	GOPT_TOKEN_FILE,
 	GOPT_IO_TIMEOUT,
+	GOPT_SERVER_KEY,
+	GOPT_KNOWN_HOSTS,
 	CMD_OPT_BASE = 0x200,
 	FIELD_OPT_BASE = 0x300
 };
@@ -61,6 +63,8 @@ static const struct option global_options[] = {{"socket", required_argument, NUL
                                                {"token", required_argument, NULL, GOPT_TOKEN},
                                                {"token-file", required_argument, NULL, GOPT_TOKEN_FILE},
                                                {"io-timeout", required_argument, NULL, GOPT_IO_TIMEOUT},
+                                               {"server-key", required_argument, NULL, GOPT_SERVER_KEY},
+                                               {"known-hosts", required_argument, NULL, GOPT_KNOWN_HOSTS},
                                                {"json", no_argument, NULL, GOPT_JSON},
                                                {"help", no_argument, NULL, GOPT_HELP},
                                                {"version", no_argument, NULL, GOPT_VERSION},
@@ -197,6 +201,10 @@ static const char global_help[] =
         "  --token-file FILE      read the token from FILE, which must not be readable by group or others\n"
         "                         ($HOPPER_TOKEN_FILE; default ~/" HOPPERCTL_TOKEN_FILE " if it exists).\n"
         "                         No token on a Unix socket: peer credentials (root or the daemon's user).\n"
+        "  --server-key KEY|FILE  TCP: the daemon's public key (hopperd --print-pubkey), or a file holding it,\n"
+        "                         pinned instead of known_hosts ($HOPPER_SERVER_KEY)\n"
+        "  --known-hosts FILE     TCP: pinned daemon keys, recorded on first use; a changed key is refused\n"
+        "                         ($HOPPER_KNOWN_HOSTS; default ~/" HOPPERCTL_KNOWN_HOSTS ")\n"
         "  --io-timeout S         give up on an unanswered request after S seconds (30)\n"
         "  --json                 machine-readable output: one JSON object per line\n"
         "  --version              print the version\n"
@@ -410,6 +418,8 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 		break;
 	case GOPT_TOKEN: ctl->hopts.token = arg; break;
 	case GOPT_TOKEN_FILE: ctl->token_file = arg; break;
+	case GOPT_SERVER_KEY: ctl->server_key = arg; break;
+	case GOPT_KNOWN_HOSTS: ctl->hopts.known_hosts = arg; break;
 	case GOPT_IO_TIMEOUT:
 		if (text_double(arg, 0.001, 86400, &d) < 0) {
 			ctl_warn("bad --io-timeout '%s'", arg);
@@ -459,10 +469,16 @@ apply_env(struct ctl *ctl)
 	static const struct {
 		const char *name;
 		int val;
-	} env[] = {{"HOPPER_HOST", GOPT_TCP},        {"HOPPER_SOCKET", GOPT_SOCKET},
-	           {"HOPPER_REDIS_HOST", GOPT_HOST}, {"HOPPER_REDIS_PORT", GOPT_PORT},
-	           {"HOPPER_REDIS_UNIX", GOPT_UNIX}, {"HOPPER_REDIS_PASSWORD", GOPT_PASSWORD},
-	           {"HOPPER_REDIS_DB", GOPT_DB},     {"HOPPER_PREFIX", GOPT_PREFIX}};
+	} env[] = {{"HOPPER_HOST", GOPT_TCP},
+	           {"HOPPER_SOCKET", GOPT_SOCKET},
+	           {"HOPPER_REDIS_HOST", GOPT_HOST},
+	           {"HOPPER_REDIS_PORT", GOPT_PORT},
+	           {"HOPPER_REDIS_UNIX", GOPT_UNIX},
+	           {"HOPPER_REDIS_PASSWORD", GOPT_PASSWORD},
+	           {"HOPPER_REDIS_DB", GOPT_DB},
+	           {"HOPPER_PREFIX", GOPT_PREFIX},
+	           {"HOPPER_SERVER_KEY", GOPT_SERVER_KEY},
+	           {"HOPPER_KNOWN_HOSTS", GOPT_KNOWN_HOSTS}};
 	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
 		const char *v = getenv(env[i].name);
 		if (v != NULL && v[0] != '\0') {
@@ -571,7 +587,8 @@ ctl_key(const struct ctl *ctl, const char *fmt, ...)
 static int
 read_token_file(struct ctl *ctl, const char *path, int missing_ok)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO (or a device) must not block the open; the type check below refuses it. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0) {
 		if (errno == ENOENT && missing_ok)
@@ -635,6 +652,34 @@ resolve_token(struct ctl *ctl)
 	return 0;
 }
 
+/* TCP: --server-key is the key itself, or (with a '/', which base64url has not) a file whose first word it
+ * is; else the known_hosts file, by default under $HOME. 0, or -1 with the error printed. */
+static int
+resolve_pin(struct ctl *ctl)
+{
+	const char *k = ctl->server_key, *home = getenv("HOME");
+	if (ctl->hopts.host == NULL)
+		return 0;
+	if (k != NULL && strchr(k, '/') != NULL) {
+		FILE *f = fopen(k, "re");
+		if (f == NULL || fgets(ctl->server_key_buf, sizeof(ctl->server_key_buf), f) == NULL) {
+			ctl_warn("--server-key %s: %s", k, f == NULL ? strerror(errno) : "empty file");
+			if (f != NULL)
+				fclose(f);
+			return -1;
+		}
+		fclose(f);
+		ctl->server_key_buf[strcspn(ctl->server_key_buf, " \t\r\n")] = '\0';
+		k = ctl->server_key_buf;
+	}
+	ctl->hopts.server_key = k;
+	if (k == NULL && ctl->hopts.known_hosts == NULL && home != NULL && home[0] != '\0') {
+		snprintf(ctl->known_hosts_buf, sizeof(ctl->known_hosts_buf), "%s/%s", home, HOPPERCTL_KNOWN_HOSTS);
+		ctl->hopts.known_hosts = ctl->known_hosts_buf;
+	}
+	return 0;
+}
+
 struct hopper *
 ctl_hopper(struct ctl *ctl, int *code)
 {
@@ -646,6 +691,10 @@ ctl_hopper(struct ctl *ctl, int *code)
 	}
 	if (ctl->hopts.socket == NULL && ctl->hopts.host == NULL)
 		ctl->hopts.socket = HOPPERCTL_DEFAULT_SOCKET;
+	if (resolve_pin(ctl) < 0) {
+		*code = CTL_EXIT_USAGE;
+		return NULL;
+	}
 	ctl->hopts.timeout_ms = (int)(ctl->io_timeout_s * 1000);
 	ctl->hopts.client = "hopperctl/" HOPPERCTL_VERSION;
 	char err[512];
@@ -654,7 +703,10 @@ ctl_hopper(struct ctl *ctl, int *code)
 	if (ctl->h == NULL) {
 		ctl_warn("%s: %s", hopper_err_name(rc), err);
 		*code = hopper_exit_code(rc);
-	}
+	} else if (hopper_learned_key(ctl->h) != NULL)
+		ctl_warn("first connection to %s: recorded its key %s in %s (compare it with hopperd --print-pubkey "
+		         "on the daemon's host)",
+		         ctl->hopts.host, hopper_learned_key(ctl->h), ctl->hopts.known_hosts);
 	return ctl->h;
 }
 

@@ -15,7 +15,8 @@
 
 #define HOPPERCTL_VERSION        HOPPER_VERSION
 #define HOPPERCTL_DEFAULT_SOCKET "/var/lib/hopper/hopper.sock"
-#define HOPPERCTL_TOKEN_FILE     ".config/hopper/token" /* under $HOME */
+#define HOPPERCTL_TOKEN_FILE     ".config/hopper/token"       /* under $HOME */
+#define HOPPERCTL_KNOWN_HOSTS    ".config/hopper/known_hosts" /* under $HOME: pinned daemon keys (TCP) */
 
 /*
  * Exit codes, documented in `hopperctl help` and hopperctl(1): 0 ok; 1 a job ended without success
@@ -133,7 +134,10 @@ struct ctl {
 	struct conn *conn;        /* Redis, opened by ctl_conn on first use, closed by main */
 	struct hopper_opts hopts; /* --socket / --host / credentials */
 	const char *token_file;   /* --token-file or $HOPPER_TOKEN_FILE; NULL: the default, if it exists */
-	char *token_buf;          /* a token read from a file (owned, wiped at exit) */
+	const char *server_key;   /* --server-key or $HOPPER_SERVER_KEY: a key, or a file holding one */
+	char server_key_buf[128];
+	char known_hosts_buf[4096];
+	char *token_buf; /* a token read from a file (owned, wiped at exit) */
 	double io_timeout_s;
 	struct hopper *h; /* opened by ctl_hopper on first use, closed by main */
 };

@@ -23,6 +23,7 @@
 #include "ctl_crypto.h"
 #include "ctl_proto.h"
 #include "jsonx.h"
+#include "known_hosts.h"
 #include "xmalloc.h"
 
 _Static_assert((int)HOPPER_E_INTERNAL == (int)CTL_E_INTERNAL, "enum hopper_err follows enum ctl_err");
@@ -43,7 +44,10 @@ struct hopper {
 	long long next_id;
 	enum hopper_err code;
 	char msg[512];
-	json_t *identity, *server; /* owned */
+	json_t *identity, *server;       /* owned */
+	char pinned[CTL_PK_B64_LEN + 1]; /* TCP: the daemon key pinned, and where it came from (for errors) */
+	char pinned_from[300];
+	char learned[CTL_PK_B64_LEN + 1]; /* TCP: a key recorded in known_hosts by this connect ("" if none) */
 };
 
 /* --- errors --- */
@@ -136,6 +140,12 @@ const json_t *
 hopper_server(const struct hopper *h)
 {
 	return h->server;
+}
+
+const char *
+hopper_learned_key(const struct hopper *h)
+{
+	return h->learned[0] != '\0' ? h->learned : NULL;
 }
 
 /* --- bounded blocking I/O --- */
@@ -398,7 +408,6 @@ open_tcp(struct hopper *h, const char *hostport)
 	freeaddrinfo(res);
 	if (h->fd < 0)
 		return fail(h, HOPPER_E_TRANSPORT, "cannot connect to %s: %s", hostport, strerror(saved));
-	h->tcp = 1;
 	return HOPPER_OK;
 }
 
@@ -423,57 +432,59 @@ take_reply(struct hopper *h, const unsigned char *buf, size_t len, json_t **repl
 	return HOPPER_OK;
 }
 
-/* The hello exchange. On TCP, keeps both payloads for the transcript hash. */
+/* Reads the hello reply's result (or the error it is). 0 with *result (caller decrefs). */
 static int
-do_hello(struct hopper *h, const struct hopper_opts *o, const char *token_id, const struct ctl_keypair *kp,
-         unsigned char th[32])
+hello_reply(struct hopper *h, json_t **result)
 {
-	json_t *hello = json_pack("{s:s, s:i, s:s}", "op", "hello", "version", CTL_PROTOCOL_VERSION, "client",
-	                          o->client != NULL ? o->client : "libhopper/" HOPPER_VERSION);
-	if (h->tcp) {
-		char pk[CTL_PK_B64_LEN + 1];
-		ctl_b64_encode(kp->pk, sizeof(kp->pk), pk, sizeof(pk));
-		json_object_set_new(hello, "token_id", json_string(token_id));
-		json_object_set_new(hello, "pk", json_string(pk));
-	}
-	char *text = jsonx_dump(hello);
-	json_decref(hello);
-	size_t tlen = strlen(text);
-	int r = send_text(h, text, tlen, 0);
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	json_t *reply = NULL;
-	if (r == HOPPER_OK)
-		r = read_payload(h, now_ms() + h->timeout_ms, 0, &buf, &len, NULL);
+	*result = NULL;
+	int r = read_payload(h, now_ms() + h->timeout_ms, 0, &buf, &len, NULL);
 	if (r == HOPPER_OK)
 		r = take_reply(h, buf, len, &reply);
-	if (r == HOPPER_OK) {
-		h->server = json_incref(json_object_get(reply, "result"));
-		json_int_t mf = json_integer_value(json_object_get(h->server, "max_frame"));
-		h->max_frame =
-		        mf >= CTL_MAX_FRAME_MIN && mf <= CTL_MAX_FRAME_LIMIT ? (size_t)mf : CTL_MAX_FRAME_DEFAULT;
-		if (h->tcp)
-			ctl_transcript_hash((const unsigned char *)text, tlen, buf, len, th);
-	}
-	json_decref(reply);
 	free(buf);
+	if (r == HOPPER_OK)
+		*result = json_incref(json_object_get(reply, "result"));
+	json_decref(reply);
+	return r;
+}
+
+/* Takes max_frame from the server's hello result. */
+static void
+note_server(struct hopper *h, json_t *server)
+{
+	json_decref(h->server);
+	h->server = server;
+	json_int_t mf = json_integer_value(json_object_get(server, "max_frame"));
+	h->max_frame = mf >= CTL_MAX_FRAME_MIN && mf <= CTL_MAX_FRAME_LIMIT ? (size_t)mf : CTL_MAX_FRAME_DEFAULT;
+}
+
+static int
+send_hello(struct hopper *h, const struct hopper_opts *o, const char *noise)
+{
+	json_t *hello = json_pack("{s:s, s:i, s:s}", "op", "hello", "version", CTL_PROTOCOL_VERSION, "client",
+	                          o->client != NULL ? o->client : "libhopper/" HOPPER_VERSION);
+	if (noise != NULL)
+		json_object_set_new(hello, "noise", json_string(noise));
+	char *text = jsonx_dump(hello);
+	json_decref(hello);
+	int r = send_text(h, text, strlen(text), 0);
 	free(text);
 	return r;
 }
 
-/* TCP: derive the session keys from the server's hello. */
+/* Unix socket: the hello exchange. */
 static int
-tcp_keys(struct hopper *h, const struct ctl_keypair *kp, const unsigned char secret[CTL_TOKEN_SECRET_BYTES],
-         const unsigned char th[32])
+do_hello(struct hopper *h, const struct hopper_opts *o)
 {
-	const char *spk = json_string_value(json_object_get(h->server, "pk"));
-	unsigned char pk[32], psk[CTL_HASH_BYTES];
-	if (spk == NULL || ctl_b64_decode(spk, strlen(spk), pk, sizeof(pk)) != 0)
-		return fail(h, HOPPER_E_TRANSPORT, "the daemon's hello carries no usable key");
-	ctl_token_hash(secret, psk);
-	int r = ctl_session_client(&h->sess, kp, pk, psk, th);
-	ctl_wipe(psk, sizeof(psk));
-	return r == 0 ? HOPPER_OK : fail(h, HOPPER_E_TRANSPORT, "the daemon's key is unusable");
+	json_t *res = NULL;
+	int r = send_hello(h, o, NULL);
+	if (r == HOPPER_OK)
+		r = hello_reply(h, &res);
+	if (r == HOPPER_OK)
+		note_server(h, res);
+	return r;
 }
 
 static int
@@ -486,15 +497,21 @@ do_auth(struct hopper *h, const char *token)
 		json_object_set_new(auth, "peercred", json_true());
 	char *text = jsonx_dump(auth);
 	json_decref(auth);
-	int r = send_text(h, text, strlen(text), h->tcp);
+	int r = send_text(h, text, strlen(text), 0);
 	ctl_wipe(text, strlen(text));
 	free(text);
+	return r;
+}
+
+/* The auth reply (sealed on TCP; a cleartext frame there can only be the failed-auth error). */
+static int
+auth_reply(struct hopper *h)
+{
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	int clear = 0;
 	json_t *reply = NULL;
-	if (r == HOPPER_OK)
-		r = read_payload(h, now_ms() + h->timeout_ms, h->tcp, &buf, &len, &clear);
+	int r = read_payload(h, now_ms() + h->timeout_ms, h->tcp, &buf, &len, &clear);
 	if (r == HOPPER_OK) {
 		r = take_reply(h, buf, len, &reply);
 		if (clear && r == HOPPER_OK) /* a cleartext frame can only be an error: anything else is forged */
@@ -507,38 +524,176 @@ do_auth(struct hopper *h, const char *token)
 	return r;
 }
 
+/* The error of a daemon that does not hold the pinned key. */
+static int
+key_mismatch(struct hopper *h, const char *hostport, const char *why)
+{
+	return fail(h, HOPPER_E_AUTH_FAILED,
+	            "%s %s: it does not hold the key pinned for it (%s, from %s). Either the daemon's key was "
+	            "replaced, or this is not that daemon (a man in the middle, or another daemon with a copy of its "
+	            "database). If the key was replaced on purpose, remove the line from the known_hosts file (or "
+	            "give the new key)",
+	            hostport, why, h->pinned, h->pinned_from);
+}
+
+/*
+ * TCP: the Noise XK handshake with the pinned key. Message 1 rides in the clear hello, message 2 in its
+ * reply (its payload the hello result), message 3 is the next frame, its payload the auth request (the
+ * token's id; the handshake itself proves the secret). Then the sealed auth reply.
+ */
+static int
+tcp_handshake(struct hopper *h, const struct hopper_opts *o, const char *token_id,
+              const unsigned char secret[CTL_TOKEN_SECRET_BYTES], const unsigned char pinned[32])
+{
+	struct ctl_noise hs;
+	struct ctl_keypair ck;
+	unsigned char msg[512], *pl = NULL;
+	char b64[128];
+	size_t plen = 0;
+	json_t *res = NULL;
+	ctl_token_keypair(secret, &ck);
+	ctl_noise_init(&hs, 1, (const unsigned char *)CTL_NOISE_PROLOGUE, strlen(CTL_NOISE_PROLOGUE), &ck, pinned);
+	ctl_wipe(&ck, sizeof(ck));
+	size_t n = ctl_noise_write(&hs, NULL, 0, msg);
+	if (n == 0) {
+		ctl_noise_wipe(&hs);
+		return fail(h, HOPPER_E_USAGE, "the pinned daemon key is unusable");
+	}
+	ctl_b64_encode(msg, n, b64, sizeof(b64));
+	int r = send_hello(h, o, b64);
+	if (r == HOPPER_OK)
+		r = hello_reply(h, &res);
+	if (r == HOPPER_E_AUTH_FAILED)
+		r = key_mismatch(h, o->host, "refused the handshake");
+	const char *m2 = r == HOPPER_OK ? json_string_value(json_object_get(res, "noise")) : NULL;
+	if (r == HOPPER_OK && m2 == NULL)
+		r = fail(h, HOPPER_E_TRANSPORT, "the daemon's hello reply carries no handshake message");
+	if (r == HOPPER_OK) {
+		size_t cap = strlen(m2);
+		unsigned char *m = xmalloc(cap + 1);
+		pl = xmalloc(cap + 1);
+		long ml = ctl_b64_decode_var(m2, cap, m, cap);
+		if (ml < 0 || ctl_noise_read(&hs, m, (size_t)ml, pl, &plen) != 0)
+			r = key_mismatch(h, o->host, "answered with a handshake that does not open");
+		free(m);
+	}
+	json_decref(res);
+	if (r == HOPPER_OK) {
+		json_error_t jerr;
+		json_t *server = json_loadb((const char *)pl, plen, JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(server)) {
+			json_decref(server);
+			r = fail(h, HOPPER_E_TRANSPORT, "the daemon's hello (in the handshake) is not a JSON object");
+		} else
+			note_server(h, server);
+	}
+	free(pl);
+	if (r == HOPPER_OK) {
+		char *text = xasprintf("{\"id\":%lld,\"op\":\"auth\",\"token_id\":\"%s\"}", h->next_id++, token_id);
+		size_t tl = strlen(text);
+		unsigned char *m3 = xmalloc(tl + CTL_NOISE_OVERHEAD(2));
+		size_t n3 = ctl_noise_write(&hs, (const unsigned char *)text, tl, m3);
+		free(text);
+		unsigned char *frame = xmalloc(CTL_FRAME_HEADER_LEN + n3);
+		ctl_frame_header(frame, n3, SIZE_MAX);
+		memcpy(frame + CTL_FRAME_HEADER_LEN, m3, n3);
+		free(m3);
+		ctl_noise_split(&hs, &h->sess);
+		r = n3 == 0 ? fail(h, HOPPER_E_TRANSPORT, "cannot write handshake message 3")
+		            : write_all(h, frame, CTL_FRAME_HEADER_LEN + n3);
+		free(frame);
+	}
+	ctl_noise_wipe(&hs);
+	return r;
+}
+
+/* Asks the daemon for its key (first use: nothing pinned yet). Fills key64 (44 bytes). Closes h's socket. */
+static int
+probe_key(struct hopper *h, const struct hopper_opts *o, char key64[44])
+{
+	json_t *res = NULL;
+	int r = send_hello(h, o, NULL);
+	if (r == HOPPER_OK)
+		r = hello_reply(h, &res);
+	const char *k = json_string_value(json_object_get(res, "server_key"));
+	unsigned char pk[32];
+	if (r == HOPPER_OK && (k == NULL || ctl_b64_decode(k, strlen(k), pk, sizeof(pk)) != 0))
+		r = fail(h, HOPPER_E_TRANSPORT, "the daemon did not say its key (server_key)");
+	if (r == HOPPER_OK)
+		snprintf(key64, 44, "%s", k);
+	json_decref(res);
+	close(h->fd);
+	h->fd = -1;
+	return r;
+}
+
+/*
+ * The daemon key to pin: opts->server_key, else the known_hosts entry, else (first use) the key the daemon
+ * says, recorded in known_hosts. Fills pinned. Opens (and may reopen) the connection.
+ */
+static int
+tcp_pin(struct hopper *h, const struct hopper_opts *o, unsigned char pinned[32])
+{
+	char key64[44] = "", err[512] = "";
+	int line = 0, r;
+	if (o->server_key != NULL && o->server_key[0] != '\0') {
+		snprintf(key64, sizeof(key64), "%.43s", o->server_key);
+		snprintf(h->pinned_from, sizeof(h->pinned_from), "the server key option");
+	} else if (o->known_hosts == NULL || o->known_hosts[0] == '\0')
+		return fail(h, HOPPER_E_USAGE,
+		            "TCP needs the daemon's key: give server_key (hopperd --print-pubkey) "
+		            "or a known_hosts file");
+	else {
+		int found = known_hosts_lookup(o->known_hosts, o->host, key64, &line, err, sizeof(err));
+		if (found < 0)
+			return fail(h, HOPPER_E_USAGE, "%s", err);
+		if (found == 0) {
+			if ((r = open_tcp(h, o->host)) != HOPPER_OK || (r = probe_key(h, o, key64)) != HOPPER_OK)
+				return r;
+			if (known_hosts_add(o->known_hosts, o->host, key64, err, sizeof(err)) != 0)
+				return fail(h, HOPPER_E_USAGE, "%s", err);
+			snprintf(h->learned, sizeof(h->learned), "%s", key64);
+			snprintf(h->pinned_from, sizeof(h->pinned_from), "%s, recorded now", o->known_hosts);
+		} else
+			snprintf(h->pinned_from, sizeof(h->pinned_from), "%s:%d", o->known_hosts, line);
+	}
+	snprintf(h->pinned, sizeof(h->pinned), "%s", key64);
+	if (strlen(key64) != CTL_PK_B64_LEN || ctl_b64_decode(key64, CTL_PK_B64_LEN, pinned, 32) != 0)
+		return fail(h, HOPPER_E_USAGE, "the daemon key (%s) is not 43 base64url characters", h->pinned_from);
+	return open_tcp(h, o->host);
+}
+
 static int
 connect_all(struct hopper *h, const struct hopper_opts *o)
 {
 	char token_id[CTL_TOKEN_ID_LEN + 1] = "";
-	unsigned char secret[CTL_TOKEN_SECRET_BYTES], th[32];
-	struct ctl_keypair kp;
+	unsigned char secret[CTL_TOKEN_SECRET_BYTES], pinned[32];
 	int r;
 	if (ctl_crypto_init() < 0)
 		return fail(h, HOPPER_E_TRANSPORT, "libsodium failed to initialise");
 	if (o->token != NULL && ctl_token_parse(o->token, strlen(o->token), token_id, secret) < 0)
 		return fail(h, HOPPER_E_USAGE, "the token is not of the form hop_<12 hex>_<43 base64url>");
-	if (o->socket != NULL && o->socket[0] != '\0')
+	if (o->socket != NULL && o->socket[0] != '\0') {
+		ctl_wipe(secret, sizeof(secret));
 		r = open_unix(h, o->socket);
-	else if (o->host != NULL && o->host[0] != '\0') {
+		if (r == HOPPER_OK)
+			r = do_hello(h, o);
+		if (r == HOPPER_OK)
+			r = do_auth(h, o->token);
+	} else if (o->host != NULL && o->host[0] != '\0') {
 		if (o->token == NULL)
 			return fail(h, HOPPER_E_USAGE,
 			            "TCP needs a token (peer credentials work on the Unix socket only)");
-		r = open_tcp(h, o->host);
+		r = tcp_pin(h, o, pinned);
+		if (r == HOPPER_OK) {
+			h->tcp = 1;
+			r = tcp_handshake(h, o, token_id, secret, pinned);
+		}
+		ctl_wipe(secret, sizeof(secret));
 	} else
 		return fail(h, HOPPER_E_USAGE, "give a socket path or a HOST:PORT");
-	if (r != HOPPER_OK)
-		return r;
-	if (h->tcp)
-		ctl_keypair_new(&kp);
-	r = do_hello(h, o, token_id, &kp, th);
-	if (r == HOPPER_OK && h->tcp)
-		r = tcp_keys(h, &kp, secret, th);
-	if (h->tcp)
-		ctl_wipe(&kp, sizeof(kp));
-	ctl_wipe(secret, sizeof(secret));
 	if (r == HOPPER_OK)
-		r = do_auth(h, o->token);
+		r = auth_reply(h);
 	return r;
 }
 

@@ -193,6 +193,14 @@ check_hello(json_t *req, char *err, size_t errlen)
 static int
 check_auth(json_t *req, char *err, size_t errlen)
 {
+	json_t *tid = json_object_get(req, "token_id");
+	if (tid != NULL && !json_is_null(tid)) { /* TCP: the handshake proved the secret */
+		if (json_object_get(req, "token") != NULL || json_object_get(req, "peercred") != NULL) {
+			snprintf(err, errlen, "give exactly one of 'token', 'peercred' and 'token_id'");
+			return -1;
+		}
+		return check_token_id(req, "token_id", err, errlen);
+	}
 	if (one_of(req, "token", "peercred", err, errlen) < 0)
 		return -1;
 	json_t *pc = json_object_get(req, "peercred");
@@ -255,12 +263,16 @@ static const struct ctl_arg args_hello[] = {
         /* 0 passes the type check so that the daemon can answer "version" rather than bad_request. */
         {"version", CTL_ARG_INT, 1, 0, 1000, "the highest protocol version the client speaks"},
         {"client", CTL_ARG_STRING, 0, 0, 128, "client name and version, for the log"},
-        {"token_id", CTL_ARG_STRING, 0, 0, 12, "TCP only: the public id of the token to authenticate with"},
-        {"pk", CTL_ARG_STRING, 0, 0, 64, "TCP only: the client's ephemeral X25519 public key, base64"},
+        {"noise", CTL_ARG_STRING, 0, 0, 256, "TCP: Noise XK message 1, base64url (absent: ask for the daemon's key)"},
+        /* Protocol 1's TCP handshake: still parsed so that an old client is told "version", not bad_request. */
+        {"token_id", CTL_ARG_STRING, 0, 0, 12, "protocol 1 (refused on TCP): the token's public id"},
+        {"pk", CTL_ARG_STRING, 0, 0, 64, "protocol 1 (refused on TCP): the client's ephemeral key"},
         END};
 static const struct ctl_arg args_auth[] = {
         {"token", CTL_ARG_STRING, 0, 0, 128, "the full token hop_<id>_<secret>"},
         {"peercred", CTL_ARG_BOOL, 0, 0, 0, "unix socket only: authenticate as the connecting uid (root/daemon)"},
+        {"token_id", CTL_ARG_STRING, 0, 0, 12,
+         "TCP only (in handshake message 3): the token whose key the handshake proved"},
         END};
 static const struct ctl_arg args_submit[] = {
         {"job", CTL_ARG_OBJECT, 0, 0, 0, "one job (see job.schema.json)"},

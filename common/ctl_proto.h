@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CTL_PROTOCOL_VERSION 1
+/* 2: the TCP handshake is Noise XK with a pinned daemon key and the token's key (protocol 1's TCP handshake,
+ * keyed by the stored token hash, is refused with "version"); the unix socket is unchanged and accepts 1. */
+#define CTL_PROTOCOL_VERSION 2
 #define CTL_FRAME_HEADER_LEN 4
 /* Default ceiling for one frame's payload (ctl_max_frame): a job may carry up to 1 MiB of args. */
 #define CTL_MAX_FRAME_DEFAULT (1024 * 1024)

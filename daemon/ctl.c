@@ -188,22 +188,6 @@ ctl_send(struct ctl_conn *c, json_t *msg)
 }
 
 void
-ctl_send_clear(struct ctl_conn *c, json_t *msg)
-{
-	send_msg(c, msg, 0);
-}
-
-void
-ctl_send_raw(struct ctl_conn *c, const char *text, size_t n)
-{
-	unsigned char *frame = xmalloc(CTL_FRAME_HEADER_LEN + n);
-	ctl_frame_header(frame, n, reply_max(c));
-	memcpy(frame + CTL_FRAME_HEADER_LEN, text, n);
-	out_append(c, frame, CTL_FRAME_HEADER_LEN + n);
-	free(frame);
-}
-
-void
 ctl_reply_err(struct ctl_conn *c, json_t *id, enum ctl_err code, const char *fmt, ...)
 {
 	char msg[512];
@@ -233,6 +217,11 @@ ctl_close(struct ctl_conn *c, const char *why)
 	c->ctl->nconns--;
 	ctl_watch_conn_closed(c);
 	ctl_session_wipe(&c->sess);
+	if (c->noise != NULL) {
+		ctl_noise_wipe(c->noise);
+		free(c->noise);
+		c->noise = NULL;
+	}
 }
 
 void
@@ -369,19 +358,18 @@ static void
 frame_in(struct ctl_conn *c, const unsigned char *p, size_t n)
 {
 	c->last_frame_at = ev_now(c->ctl->s->loop);
-	if (!c->encrypted) {
+	if (!c->encrypted && c->noise == NULL) {
 		dispatch(c, p, n);
 		return;
 	}
 	unsigned char *plain = xmalloc(n);
 	size_t plen = 0;
-	if (ctl_open(&c->sess, p, n, plain, &plen) < 0) {
-		if (!c->authed)
-			ctl_auth_failed(c, NULL, "first encrypted frame does not open (wrong token or keys)");
-		else {
-			log_warn("ctl: %s: an encrypted frame does not open (forged, replayed or reordered)", c->peer);
-			ctl_close(c, "frame failed to open");
-		}
+	if (c->noise != NULL) { /* TCP: handshake message 3, whose payload is the auth request */
+		if (ctl_handshake_finish(c, p, n, plain, &plen) == 0)
+			dispatch(c, plain, plen);
+	} else if (ctl_open(&c->sess, p, n, plain, &plen) < 0) {
+		log_warn("ctl: %s: an encrypted frame does not open (forged, replayed or reordered)", c->peer);
+		ctl_close(c, "frame failed to open");
 	} else
 		dispatch(c, plain, plen);
 	free(plain);

@@ -3,6 +3,7 @@
  *   ctl_listen.c the unix and TCP listeners, accepting, the connection cap, who the peer is;
  *   ctl.c        connections, buffers, deadlines, framing, the dispatch table;
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
+ *   ctl_key.c    the daemon's static key of the TCP handshake (its file);
  *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
@@ -72,9 +73,12 @@ struct ctl_conn {
 	int authed; /* auth done */
 	struct ctl_cred cred;
 	/* TCP only */
-	int encrypted; /* frames after the hello are sealed */
+	int encrypted;                   /* frames after handshake message 3 are sealed */
+	struct ctl_noise *noise;         /* the handshake between messages 1 and 3 (owned); NULL before and after */
+	unsigned char client_static[32]; /* the key message 3 proved: compared with the token's verifier */
 	struct ctl_session sess;
 	char hello_token_id[CTL_TOKEN_ID_LEN + 1];
+	char auth_token_id[CTL_TOKEN_ID_LEN + 1]; /* unix: the id the last auth named, for failure counting */
 
 	double opened_at, last_frame_at, closing_at;
 	int inflight;              /* requests whose reply is pending */
@@ -82,7 +86,7 @@ struct ctl_conn {
 	int reading_paused;        /* a failed auth's delay is running */
 	int throttled;             /* its unread output passed half of ctl_out_max: its requests wait */
 	json_t *delayed_reply;     /* sent when it ends (owned) */
-	int delayed_clear;         /* ... in clear, then close (TCP) */
+	int delayed_close;         /* ... then close (TCP); in clear if the handshake did not complete */
 	int closing;               /* close once the output is written */
 	int dead;                  /* closed; freed by ctl_reap */
 	struct ctl_watch *watches; /* owned; freed with the connection */
@@ -93,7 +97,7 @@ struct redis_reply;
 struct ctl_chan; /* a subscribed channel, refcounted by its watches (ctl_watch.c) */
 
 struct ctl_peer {
-	char key[64];
+	char key[96]; /* peer_key, or peer_key|token id */
 	int failures;
 	double first_at, last_at, locked_until;
 };
@@ -104,7 +108,8 @@ struct ctl {
 	int unix_fd, tcp_fd;
 	char *unix_path; /* owned; unlinked at exit */
 	ev_io unix_io, tcp_io;
-	ev_timer accept_retry; /* out of file descriptors: accepting pauses a second */
+	ev_timer accept_retry;  /* out of file descriptors: accepting pauses a second */
+	struct ctl_keypair key; /* the TCP handshake's static key (ctl_key.c); loaded when TCP is on */
 	struct ctl_conn *conns;
 	int nconns;
 	uint64_t serial;
@@ -112,6 +117,8 @@ struct ctl {
 	int control_subscribed;
 	struct ctl_peer peers[CTL_PEERS_MAX];
 	size_t npeers;
+	int global_failures; /* failed auths from anyone in the window that began at global_first_at */
+	double global_first_at;
 	/* finished jobs at each of the last 60 ticks, for stats' throughput */
 	uint64_t done_ring[60];
 	double ring_t[60];
@@ -136,8 +143,6 @@ void ctl_check_handlers(void);
 void ctl_conns_free(struct ctl *ctl);
 /* Sends one message (takes ownership of msg). Sealed on an encrypted connection. */
 void ctl_send(struct ctl_conn *c, json_t *msg);
-/* Sends msg in clear whatever the connection (the failed-auth error on TCP). Takes ownership. */
-void ctl_send_clear(struct ctl_conn *c, json_t *msg);
 void ctl_reply_err(struct ctl_conn *c, json_t *id, enum ctl_err code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Closes now (logged with why). The memory goes in the prepare hook, once no callback points here. */
@@ -149,18 +154,30 @@ void ctl_resume(struct ctl_conn *c);
 /* An async request of c begins / ends. Caller frees p->data before ctl_pending_end. */
 struct ctl_pending *ctl_pending_new(struct ctl_conn *c, json_t *id);
 void ctl_pending_end(struct ctl_pending *p);
-/* Sends JSON text as one frame in clear, exactly these bytes (the TCP hello's reply, hashed as sent). */
-void ctl_send_raw(struct ctl_conn *c, const char *text, size_t n);
 /* Closes every connection authenticated with this token id but except. Returns how many. */
 int ctl_close_token(struct ctl *ctl, const char *token_id, struct ctl_conn *except);
 
 /* ctl_auth.c */
 void ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payload, size_t len);
+/*
+ * TCP: handshake message 3 (the frame after the hello). Returns 0 with its payload (the auth request) in out
+ * (room for n bytes) and the session keyed, or -1 after answering the failure (the connection then closes).
+ */
+int ctl_handshake_finish(struct ctl_conn *c, const unsigned char *msg, size_t n, unsigned char *out, size_t *plen);
 ctl_handler ctl_op_auth, ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
 /* A failed authentication: counted, logged, answered after the backoff delay (TCP: in clear, then closed). */
 void ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why);
-/* 1 if the peer is locked out now (*left = seconds remaining). */
+/* 1 if the failure-table key is locked out now (*left = seconds remaining). */
 int ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left);
+/* 1 if this connection's attempt with token_id (NULL/"": none) is locked out: unix by the peer's uid, TCP by
+ * (address, token id). *left = seconds remaining. */
+int ctl_auth_locked(struct ctl_conn *c, const char *token_id, double now, double *left);
+
+/* ctl_key.c */
+/* The key file's path: ctl_key, or db_path with .key for .db. Caller frees. */
+char *ctl_key_path(const struct config *cfg);
+/* Loads the key at path, creating it (mode 0600) if absent. Returns 0, or -1 with *cause (caller frees). */
+int ctl_key_load(const char *path, struct ctl_keypair *kp, char **cause);
 
 /* ctl_ops.c */
 ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_retry, ctl_op_list, ctl_op_logs,
@@ -175,6 +192,9 @@ int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
 
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
+/* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code
+ * and err (another owner's answers not_found like a missing one). workflow.run and submit both call it. */
+json_t *ctl_workflow_resolve(struct ctl_conn *c, const char *name, enum ctl_err *code, char *err, size_t errlen);
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;

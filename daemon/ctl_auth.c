@@ -1,7 +1,7 @@
 /*
  * ctl_auth: who a control client is. The hello (version exchange; on TCP the handshake that keys the
  * session), auth by token or by peer credentials, the per-peer failed-auth table (exponential delay, then a
- * lockout), and the token ops (create, list, revoke). Tokens live in the SQLite store; only their hash.
+ * lockout), and the token ops (create, list, revoke). Tokens live in the SQLite store; only their verifier.
  * See schema/control-protocol.md, "Credentials", "Rate limiting" and "TCP".
  */
 #include <stdio.h>
@@ -54,12 +54,41 @@ peer_add(struct ctl *ctl, const char *key, double now)
 	return p;
 }
 
+/*
+ * Failed authentications are counted under three keys, and a success clears none of them (a client must
+ * not wash its guesses away with its own valid token):
+ *   - the peer: "uid:N" on the unix socket, "ip:A" (or "ip6:PREFIX/64") on TCP;
+ *   - the peer and the token id it named: "uid:N|ID", "ip:A|ID" ("" when it named none);
+ *   - everyone: the global failure rate.
+ * Who is locked out: on the unix socket the peer (uid) - a local user locks out only itself. On TCP the
+ * (address, token id) pair: many local users share 127.0.0.1, so one of them guessing must not lock every
+ * TCP client out; guessing at many token ids from one address is slowed by the address's count, which
+ * grows the delay but never locks. A failure rate over CTL_GLOBAL_FAILURES per window (from anyone) gives
+ * every failed attempt the longest delay: it delays, never locks.
+ */
+#define CTL_GLOBAL_FAILURES_FACTOR 10
+
 static void
-peer_forget(struct ctl *ctl, const char *key)
+key_join(char *out, size_t n, const char *peer, const char *tid)
 {
-	struct ctl_peer *p = peer_find(ctl, key);
-	if (p != NULL)
-		*p = ctl->peers[--ctl->npeers];
+	snprintf(out, n, "%s|%s", peer, tid != NULL ? tid : "");
+}
+
+/* The token id this connection's credential attempt named ("" if none yet). */
+static const char *
+attempt_token_id(const struct ctl_conn *c)
+{
+	return c->tcp ? c->hello_token_id : c->auth_token_id;
+}
+
+int
+ctl_auth_locked(struct ctl_conn *c, const char *token_id, double now, double *left)
+{
+	char k[sizeof(c->peer_key) + CTL_TOKEN_ID_LEN + 2];
+	if (!c->tcp)
+		return ctl_peer_locked(c->ctl, c->peer_key, now, left);
+	key_join(k, sizeof(k), c->peer_key, token_id);
+	return ctl_peer_locked(c->ctl, k, now, left);
 }
 
 int
@@ -72,9 +101,9 @@ ctl_peer_locked(struct ctl *ctl, const char *key, double now, double *left)
 	return 1;
 }
 
-/* Counts a failure. Returns the failures in the current window; locks the peer out at the limit. */
+/* Counts a failure under key. Returns the failures in its current window; locks it out at the limit if lock. */
 static int
-peer_fail(struct ctl *ctl, const char *key, double now)
+peer_fail(struct ctl *ctl, const char *key, double now, int lock)
 {
 	const struct config *cfg = &ctl->s->cfg;
 	struct ctl_peer *p = peer_find(ctl, key);
@@ -86,12 +115,31 @@ peer_fail(struct ctl *ctl, const char *key, double now)
 	}
 	p->failures++;
 	p->last_at = now;
-	if (p->failures >= cfg->ctl_auth_max_failures && p->locked_until <= now) {
+	if (lock && p->failures >= cfg->ctl_auth_max_failures && p->locked_until <= now) {
 		p->locked_until = now + cfg->ctl_lockout_s;
 		log_error("ctl: %s locked out for %g s after %d failed authentications", key, cfg->ctl_lockout_s,
 		          p->failures);
 	}
 	return p->failures;
+}
+
+/* Counts one failure everywhere it counts (see above). Returns the count the delay grows with. */
+static int
+failure_count(struct ctl_conn *c, double now, int *global_flood)
+{
+	struct ctl *ctl = c->ctl;
+	const struct config *cfg = &ctl->s->cfg;
+	char k[sizeof(c->peer_key) + CTL_TOKEN_ID_LEN + 2];
+	key_join(k, sizeof(k), c->peer_key, attempt_token_id(c));
+	int by_peer = peer_fail(ctl, c->peer_key, now, !c->tcp);
+	int by_token = peer_fail(ctl, k, now, c->tcp);
+	if (ctl->global_failures == 0 || now - ctl->global_first_at > cfg->ctl_lockout_s) {
+		ctl->global_failures = 0;
+		ctl->global_first_at = now;
+	}
+	ctl->global_failures++;
+	*global_flood = ctl->global_failures > CTL_GLOBAL_FAILURES_FACTOR * cfg->ctl_auth_max_failures;
+	return by_peer > by_token ? by_peer : by_token;
 }
 
 static void
@@ -100,8 +148,8 @@ delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct ctl_conn *c = w->data;
 	json_t *msg = c->delayed_reply;
 	c->delayed_reply = NULL;
-	if (c->delayed_clear) {
-		ctl_send_clear(c, msg);
+	if (c->delayed_close) {
+		ctl_send(c, msg); /* sealed once the handshake completed, else in clear */
 		ctl_close_after_flush(c, "failed authentication");
 		return;
 	}
@@ -114,20 +162,21 @@ ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why)
 {
 	struct ctl *ctl = c->ctl;
 	double now = ev_now(ctl->s->loop);
-	int n = peer_fail(ctl, c->peer_key, now);
-	log_warn("ctl: %s: authentication failed (%d in a row%s%s): %s", c->peer, n,
-	         c->hello_token_id[0] ? ", token " : "", c->hello_token_id, why);
+	int flood = 0, n = failure_count(c, now, &flood);
+	const char *tid = attempt_token_id(c);
+	log_warn("ctl: %s: authentication failed (%d in the window%s%s%s): %s", c->peer, n, tid[0] ? ", token " : "",
+	         tid, flood ? ", global failure rate exceeded" : "", why);
 	double delay = ctl->s->cfg.ctl_auth_delay_ms / 1000.0;
 	for (int i = 1; i < n && delay < CTL_AUTH_DELAY_MAX_S; i++)
 		delay *= 2;
-	if (delay > CTL_AUTH_DELAY_MAX_S)
+	if (delay > CTL_AUTH_DELAY_MAX_S || flood)
 		delay = CTL_AUTH_DELAY_MAX_S;
 	/* Reading stops for the delay: the client cannot queue guesses behind it. */
 	c->reading_paused = 1;
 	ev_io_stop(ctl->s->loop, &c->rio);
 	json_decref(c->delayed_reply);
 	c->delayed_reply = ctl_reply_error(id, CTL_E_AUTH_FAILED, "authentication failed");
-	c->delayed_clear = c->tcp; /* over TCP the client may not share our keys: answer in clear, then close */
+	c->delayed_close = c->tcp; /* over TCP one handshake proves one key: answer, then close */
 	ev_timer_init(&c->delay, delay_cb, delay, 0);
 	c->delay.data = c;
 	ev_timer_start(ctl->s->loop, &c->delay);
@@ -147,54 +196,76 @@ hello_result(struct ctl_conn *c, int version)
 	                 s->cfg.node_id, "auth", auth, "max_frame", s->cfg.ctl_max_frame);
 }
 
-/*
- * TCP: answers in clear with a fresh ephemeral key and keys the session from both hellos and the token's
- * stored hash. An unknown or revoked token id gets the same answer with a random key, so the hello tells
- * nothing about which ids exist; its auth then fails like a wrong secret.
- */
+/* The TCP hello: a version-1 client, a key probe, or handshake message 1. */
 static void
-hello_tcp(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payload, size_t len, int version)
+hello_tcp(struct ctl_conn *c, struct ctl_request *req, int version)
 {
 	struct ctl *ctl = c->ctl;
-	const char *tid = json_string_value(json_object_get(req->root, "token_id"));
-	const char *pk64 = json_string_value(json_object_get(req->root, "pk"));
-	unsigned char cpk[32], psk[CTL_HASH_BYTES], th[32];
-	if (tid == NULL || pk64 == NULL || ctl_b64_decode(pk64, strlen(pk64), cpk, sizeof(cpk)) != 0) {
-		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST,
-		              "over TCP, hello needs token_id and pk (32 bytes, base64url)");
-		ctl_close_after_flush(c, "bad TCP hello");
+	const char *m64 = json_string_value(json_object_get(req->root, "noise"));
+	unsigned char msg1[256], pl[256];
+	char pk64[CTL_PK_B64_LEN + 1];
+	size_t plen = 0;
+	if (version < 2) {
+		ctl_reply_err(c, req->id, CTL_E_VERSION,
+		              "over TCP this server speaks protocol version %d only (the Noise handshake); protocol "
+		              "1's handshake is retired: upgrade the client",
+		              CTL_PROTOCOL_VERSION);
+		ctl_close_after_flush(c, "protocol 1 over TCP");
 		return;
 	}
-	snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", tid);
-	struct store_token t;
-	if (store_token_get(ctl->s->store, tid, &t) == 1 && t.revoked_at == 0)
-		memcpy(psk, t.hash, sizeof(psk));
-	else
-		ctl_random(psk, sizeof(psk));
-	struct ctl_keypair kp;
-	ctl_keypair_new(&kp);
-	char spk64[CTL_PK_B64_LEN + 1];
-	ctl_b64_encode(kp.pk, sizeof(kp.pk), spk64, sizeof(spk64));
+	ctl_b64_encode(ctl->key.pk, sizeof(ctl->key.pk), pk64, sizeof(pk64));
+	if (m64 == NULL) { /* first use: the client asks for the key to pin; unauthenticated, as ssh's first contact */
+		ctl_send(c, ctl_reply_ok(req->id, json_pack("{s:i, s:s}", "version", version, "server_key", pk64)));
+		ctl_close_after_flush(c, "key probe answered");
+		return;
+	}
+	long n = ctl_b64_decode_var(m64, strlen(m64), msg1, sizeof(msg1));
+	c->noise = xmalloc(sizeof(*c->noise));
+	ctl_noise_init(c->noise, 0, (const unsigned char *)CTL_NOISE_PROLOGUE, strlen(CTL_NOISE_PROLOGUE), &ctl->key,
+	               NULL);
+	if (n < 0 || ctl_noise_read(c->noise, msg1, (size_t)n, pl, &plen) != 0) {
+		/* Not sealed to this daemon's key: the client pinned another (the key was replaced, or this daemon
+		 * holds a copy of another's database). Not a credential guess: not counted for lockout. */
+		log_warn("ctl: %s: handshake message 1 does not open with this daemon's key (%s): the client "
+		         "pinned another key",
+		         c->peer, pk64);
+		ctl_reply_err(c, req->id, CTL_E_AUTH_FAILED,
+		              "the handshake is not for this daemon's key: the key the client pinned is not this "
+		              "daemon's (hopperd --print-pubkey shows it)");
+		ctl_close_after_flush(c, "handshake for another key");
+		return;
+	}
+	/* Message 2 carries the hello result, so it is authenticated by the daemon's key. */
 	json_t *result = hello_result(c, version);
-	json_object_set_new(result, "pk", json_string(spk64));
-	json_t *reply = ctl_reply_ok(req->id, result);
-	/* The transcript is the bytes as sent: the reply is encoded once, hashed, and those bytes go out. */
-	char *text = jsonx_dump(reply);
-	json_decref(reply);
-	ctl_transcript_hash(payload, len, (const unsigned char *)text, strlen(text), th);
-	int rc = ctl_session_server(&c->sess, &kp, cpk, psk, th);
-	ctl_wipe(&kp, sizeof(kp));
-	ctl_wipe(psk, sizeof(psk));
-	if (rc != 0) {
-		free(text);
-		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "unusable public key");
-		ctl_close_after_flush(c, "bad TCP hello key");
-		return;
-	}
-	ctl_send_raw(c, text, strlen(text));
+	char *text = jsonx_dump(result);
+	json_decref(result);
+	size_t tlen = strlen(text);
+	unsigned char *msg2 = xmalloc(tlen + CTL_NOISE_OVERHEAD(1));
+	size_t m2 = ctl_noise_write(c->noise, (const unsigned char *)text, tlen, msg2);
 	free(text);
+	char *b64 = xmalloc(2 * m2 + 4);
+	ctl_b64_encode(msg2, m2, b64, 2 * m2 + 4);
+	free(msg2);
+	ctl_send(c, ctl_reply_ok(req->id, json_pack("{s:i, s:s}", "version", version, "noise", b64)));
+	free(b64);
 	c->hello = 1;
-	c->encrypted = 1;
+}
+
+int
+ctl_handshake_finish(struct ctl_conn *c, const unsigned char *msg, size_t n, unsigned char *out, size_t *plen)
+{
+	int rc = ctl_noise_read(c->noise, msg, n, out, plen);
+	if (rc == 0) {
+		memcpy(c->client_static, ctl_noise_remote_static(c->noise), sizeof(c->client_static));
+		ctl_noise_split(c->noise, &c->sess);
+		c->encrypted = 1;
+	}
+	ctl_noise_wipe(c->noise);
+	free(c->noise);
+	c->noise = NULL;
+	if (rc != 0)
+		ctl_auth_failed(c, NULL, "handshake message 3 does not open");
+	return rc;
 }
 
 void
@@ -209,18 +280,19 @@ ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payl
 		return;
 	}
 	int version = v < CTL_PROTOCOL_VERSION ? (int)v : CTL_PROTOCOL_VERSION;
-	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left) && c->tcp) {
+	const char *hello_tid = json_string_value(json_object_get(req->root, "token_id"));
+	if (c->tcp && ctl_auth_locked(c, hello_tid, ev_now(c->ctl->s->loop), &left)) {
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);
 		ctl_close_after_flush(c, "locked out");
 		return;
 	}
 	if (c->tcp) {
-		hello_tcp(c, req, payload, len, version);
+		hello_tcp(c, req, version);
 		return;
 	}
-	if (json_object_get(req->root, "token_id") != NULL) {
-		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "token_id and pk belong to the TCP handshake");
+	if (json_object_get(req->root, "token_id") != NULL || json_object_get(req->root, "noise") != NULL) {
+		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "token_id, pk and noise belong to the TCP handshake");
 		ctl_close_after_flush(c, "TCP hello on the unix socket");
 		return;
 	}
@@ -233,8 +305,7 @@ ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payl
 static void
 auth_ok(struct ctl_conn *c, json_t *id)
 {
-	c->authed = 1;
-	peer_forget(c->ctl, c->peer_key);
+	c->authed = 1; /* the failure counts stay: a success does not forgive other guesses */
 	log_info("ctl: %s: authenticated as %s%s (owner %s)", c->peer,
 	         c->cred.method == CTL_AUTH_PEERCRED ? "peer credentials" : "token ", c->cred.name, c->cred.owner);
 	json_t *r = json_pack("{s:s, s:s, s:o}", "method", c->cred.method == CTL_AUTH_PEERCRED ? "peercred" : "token",
@@ -243,31 +314,58 @@ auth_ok(struct ctl_conn *c, json_t *id)
 	ctl_send(c, ctl_reply_ok(id, r));
 }
 
-/* Checks a token against the store in constant time. Returns 0 (c->cred filled) or -1 with *why. */
+/*
+ * Is the presented credential the token's? The store keeps one 32-byte value per token, its verifier (the
+ * public half of the key the secret derives, ctl_token_verifier); rows written before protocol 2 keep
+ * BLAKE2b(secret) there until their first use on the unix socket replaces it with the verifier. Over TCP
+ * the handshake proved the key c->client_static: it must be the verifier (a protocol-1 row never matches,
+ * the token must be used once over the unix socket or re-issued). On the unix socket the secret itself
+ * came through the kernel: its verifier, or its old hash, must match. Constant-time comparisons.
+ * Returns 1 (and *upgrade when the row holds the old hash), 0 when not.
+ */
 static int
-token_check(struct ctl_conn *c, const char *token, const char **why)
+token_matches(const struct ctl_conn *c, const unsigned char secret[CTL_TOKEN_SECRET_BYTES], const struct store_token *t,
+              int *upgrade, unsigned char verifier[CTL_HASH_BYTES])
+{
+	unsigned char old[CTL_HASH_BYTES];
+	*upgrade = 0;
+	if (c->tcp)
+		return ctl_hash_equal(c->client_static, t->hash);
+	ctl_token_verifier(secret, verifier);
+	ctl_token_hash(secret, old);
+	int v = ctl_hash_equal(verifier, t->hash), h = ctl_hash_equal(old, t->hash);
+	ctl_wipe(old, sizeof(old));
+	*upgrade = h;
+	return v | h;
+}
+
+/* Checks a token against the store. Returns 0 (c->cred filled) or -1 with *why. */
+static int
+token_check(struct ctl_conn *c, const char *token, const char *token_id, const char **why)
 {
 	char tid[CTL_TOKEN_ID_LEN + 1];
-	unsigned char secret[CTL_TOKEN_SECRET_BYTES], hash[CTL_HASH_BYTES];
+	unsigned char secret[CTL_TOKEN_SECRET_BYTES] = {0}, verifier[CTL_HASH_BYTES];
 	struct store_token t;
-	if (ctl_token_parse(token, strlen(token), tid, secret) != 0) {
+	int upgrade = 0;
+	if (token_id != NULL) /* TCP: the id only; the handshake proved the key */
+		snprintf(tid, sizeof(tid), "%s", token_id);
+	else if (ctl_token_parse(token, strlen(token), tid, secret) != 0) {
 		*why = "malformed token";
-		return -1;
-	}
-	ctl_token_hash(secret, hash);
-	ctl_wipe(secret, sizeof(secret));
-	if (c->tcp && strcmp(tid, c->hello_token_id) != 0) {
-		*why = "token id differs from the hello's";
 		return -1;
 	}
 	int found = store_token_get(c->ctl->s->store, tid, &t);
 	if (found != 1) {
+		ctl_wipe(secret, sizeof(secret));
 		*why = found == 0 ? "unknown token id" : "token store error";
 		return -1;
 	}
-	int same = ctl_hash_equal(hash, t.hash);
+	int same = token_matches(c, secret, &t, &upgrade, verifier);
+	ctl_wipe(secret, sizeof(secret));
 	if (!same || t.revoked_at != 0) {
-		*why = !same ? "wrong secret" : "revoked token";
+		*why = !same ? (c->tcp ? "the handshake's key is not the token's (wrong secret, or a token stored "
+		                         "before protocol 2 not yet used over the unix socket)"
+		                       : "wrong secret")
+		             : "revoked token";
 		return -1;
 	}
 	char err[128];
@@ -276,6 +374,8 @@ token_check(struct ctl_conn *c, const char *token, const char **why)
 		*why = "stored scopes unreadable";
 		return -1;
 	}
+	if (upgrade && store_token_set_hash(c->ctl->s->store, t.id, verifier) == 0)
+		log_info("ctl: token %s (%s): its stored hash replaced by its protocol-2 verifier", t.name, t.id);
 	snprintf(c->cred.owner, sizeof(c->cred.owner), "%s", t.owner);
 	snprintf(c->cred.token_id, sizeof(c->cred.token_id), "%s", t.id);
 	snprintf(c->cred.name, sizeof(c->cred.name), "%s", t.name);
@@ -294,7 +394,19 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 		ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "already authenticated");
 		return;
 	}
-	if (ctl_peer_locked(c->ctl, c->peer_key, ev_now(c->ctl->s->loop), &left)) {
+	const char *token = json_string_value(json_object_get(req->root, "token"));
+	const char *token_id = json_string_value(json_object_get(req->root, "token_id"));
+	char tid[CTL_TOKEN_ID_LEN + 1] = "";
+	unsigned char scratch[CTL_TOKEN_SECRET_BYTES];
+	if (token != NULL && ctl_token_parse(token, strlen(token), tid, scratch) != 0)
+		tid[0] = '\0';
+	ctl_wipe(scratch, sizeof(scratch));
+	if (token_id != NULL) { /* TCP (protocol 2): the id comes in handshake message 3 */
+		snprintf(tid, sizeof(tid), "%s", token_id);
+		snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", token_id);
+	}
+	snprintf(c->auth_token_id, sizeof(c->auth_token_id), "%s", tid);
+	if (ctl_auth_locked(c, tid, ev_now(c->ctl->s->loop), &left)) {
 		log_warn("ctl: %s: auth refused: locked out for %.0f s more", c->peer, left);
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);
@@ -302,8 +414,14 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 			ctl_close_after_flush(c, "locked out");
 		return;
 	}
-	const char *token = json_string_value(json_object_get(req->root, "token"));
-	if (token == NULL) { /* peercred */
+	if (c->tcp && token != NULL)
+		why = "a token over TCP: the secret never crosses the connection (auth gives token_id; the "
+		      "handshake proves the secret)";
+	else if (!c->tcp && token_id != NULL)
+		why = "token_id alone on the unix socket (give the token)";
+	else if (token != NULL || token_id != NULL)
+		token_check(c, token, token_id, &why);
+	else { /* peercred */
 		uid_t me = geteuid();
 		if (c->tcp)
 			why = "peercred over TCP";
@@ -314,8 +432,7 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 			c->cred.scopes = CTL_SCOPE_ALL;
 			snprintf(c->cred.owner, sizeof(c->cred.owner), "uid:%ld", c->uid);
 		}
-	} else
-		token_check(c, token, &why);
+	}
 	if (why != NULL) {
 		memset(&c->cred, 0, sizeof(c->cred));
 		ctl_auth_failed(c, req->id, why);
@@ -327,7 +444,7 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 /* --- tokens --- */
 
 /*
- * Makes a token and stores its hash. token gets the full token (shown once). Returns 0, -2 when the name
+ * Makes a token and stores its verifier. token gets the full token (shown once). Returns 0, -2 when the name
  * is taken, -1 on error.
  */
 static int

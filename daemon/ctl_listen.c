@@ -82,6 +82,17 @@ refuse(int fd, size_t max)
 	close(fd);
 }
 
+/* Open connections from this peer (unix: its uid; TCP: its address or IPv6 /64). */
+static int
+peer_conns(const struct ctl *ctl, const char *peer_key)
+{
+	int n = 0;
+	for (const struct ctl_conn *c = ctl->conns; c != NULL; c = c->next)
+		if (!c->dead && strcmp(c->peer_key, peer_key) == 0)
+			n++;
+	return n;
+}
+
 /* Accepts one connection. Returns 0 when there is none left to take (or accepting paused), else 1. */
 static int
 accept_one(struct ctl *ctl, int lfd, int tcp)
@@ -112,6 +123,16 @@ accept_one(struct ctl *ctl, int lfd, int tcp)
 	c->tcp = tcp;
 	c->opened_at = c->last_frame_at = ev_now(s->loop);
 	peer_identify(c, &sa);
+	int mine = peer_conns(ctl, c->peer_key);
+	if (mine >= s->cfg.ctl_max_conns_per_peer) {
+		/* One peer (a uid, an address) cannot take every slot: others still get in. */
+		if (mine == s->cfg.ctl_max_conns_per_peer)
+			log_warn("ctl: %s: connection refused: %d open from %s (ctl_max_conns_per_peer)", c->peer, mine,
+			         c->peer_key);
+		refuse(fd, (size_t)s->cfg.ctl_max_frame);
+		free(c);
+		return 1;
+	}
 	ctl_conn_start(c);
 	return 1;
 }
@@ -262,7 +283,9 @@ listen_tcp(struct ctl *ctl, const char *spec, char **cause)
 	}
 	freeaddrinfo(ai);
 	ctl->tcp_fd = fd;
-	log_info("ctl: listening on tcp %s (encrypted; token authentication)", spec);
+	char pk[CTL_PK_B64_LEN + 1];
+	ctl_b64_encode(ctl->key.pk, sizeof(ctl->key.pk), pk, sizeof(pk));
+	log_info("ctl: listening on tcp %s (Noise XK; token authentication); public key %s", spec, pk);
 	return 0;
 }
 
@@ -285,6 +308,11 @@ ctl_start(struct server *s, char **cause)
 	if (path != NULL)
 		rc = listen_unix(ctl, path, cause);
 	free(path);
+	if (rc == 0 && s->cfg.ctl_tcp[0] != '\0') {
+		char *kpath = ctl_key_path(&s->cfg);
+		rc = ctl_key_load(kpath, &ctl->key, cause);
+		free(kpath);
+	}
 	if (rc == 0 && s->cfg.ctl_tcp[0] != '\0')
 		rc = listen_tcp(ctl, s->cfg.ctl_tcp, cause);
 	if (rc != 0)
@@ -316,6 +344,7 @@ ctl_free(struct server *s)
 	if (ctl->tcp_fd >= 0)
 		close(ctl->tcp_fd);
 	free(ctl->unix_path);
+	ctl_wipe(&ctl->key, sizeof(ctl->key));
 	free(ctl);
 	s->ctl = NULL;
 }

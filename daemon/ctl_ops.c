@@ -104,7 +104,6 @@ struct submit_data {
 	int left;       /* parts outstanding */
 	int lost;       /* a part's connection failed */
 	char *error;    /* the first part that refused: conflict text */
-	int idem;       /* that refusal was an idempotency conflict */
 };
 
 struct submit_part {
@@ -159,10 +158,8 @@ submit_reply(struct server *s, const struct redis_reply *r, void *priv)
 		const char *v = elem_str(r, 0);
 		if (v != NULL && strcmp(v, "ok") == 0)
 			submit_apply_duplicates(d->result, r, part);
-		else if (d->error == NULL) {
-			d->idem = v != NULL && strcmp(v, "idem_conflict") == 0;
+		else if (d->error == NULL)
 			d->error = xstrdup(elem_str(r, 1) ? elem_str(r, 1) : "?");
-		}
 	}
 	free(part->index);
 	free(part);
@@ -181,10 +178,6 @@ submit_release(struct submit_data *d)
 	else if (d->lost)
 		ctl_reply_err(p->c, p->id, CTL_E_UNAVAILABLE,
 		              "Redis connection lost; the request may or may not have been applied");
-	else if (d->error != NULL && d->idem)
-		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
-		              "idempotency_key %s is held by another owner's job; nothing was submitted to its queue",
-		              d->error);
 	else if (d->error != NULL)
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted to its queue",
 		              d->error);
@@ -199,25 +192,52 @@ submit_release(struct submit_data *d)
 }
 
 /*
+ * A workflow.run job that names a stored workflow (args.workflow, no args.definition) gets its definition
+ * now, under the same owner rule as the workflow.run op (ctl_workflow_resolve): without it, the lookup at
+ * claim time would run another owner's private workflow. 0, or -1 with *code and err.
+ */
+static int
+submit_resolve_workflow(struct ctl_conn *c, json_t *job, enum ctl_err *code, char *err, size_t errlen)
+{
+	json_t *args = json_object_get(job, "args");
+	const char *type = json_string_value(json_object_get(job, "type"));
+	json_t *name = json_object_get(args, "workflow");
+	if (type == NULL || strcmp(type, "workflow.run") != 0 || !json_is_string(name) ||
+	    json_object_get(args, "definition") != NULL)
+		return 0;
+	json_t *def = ctl_workflow_resolve(c, json_string_value(name), code, err, errlen);
+	if (def == NULL)
+		return -1;
+	json_object_set_new(args, "definition", def);
+	return 0;
+}
+
+/*
  * Completes one job object for the caller: owner (the credential's; another only for admin), an id, the
  * creation time and the queue; then validates it with the daemon's own parser. Returns the payload (caller
  * frees) with *spec filled, or NULL with err.
  */
 static char *
-submit_prepare(struct ctl_conn *c, json_t *in, struct job_spec *spec, char *err, size_t errlen)
+submit_prepare(struct ctl_conn *c, json_t *in, struct job_spec *spec, enum ctl_err *code, char *err, size_t errlen)
 {
 	struct server *s = c->ctl->s;
 	json_t *job = json_deep_copy(in);
 	json_t *owner = json_object_get(job, "owner");
 	char *payload = NULL;
+	*code = CTL_E_BAD_REQUEST;
 	if (owner != NULL && !json_is_null(owner)) {
 		if (!json_is_string(owner) || (!is_admin(c) && strcmp(json_string_value(owner), c->cred.owner) != 0)) {
+			*code = CTL_E_FORBIDDEN;
 			snprintf(err, errlen, "only admin may submit for another owner");
 			json_decref(job);
 			return NULL;
 		}
 	} else
 		json_object_set_new(job, "owner", json_string(c->cred.owner));
+	if (submit_resolve_workflow(c, job, code, err, errlen) != 0) {
+		json_decref(job);
+		return NULL;
+	}
 	json_t *id = json_object_get(job, "id");
 	if (id == NULL || json_is_null(id)) {
 		char uuid[37];
@@ -273,7 +293,7 @@ submit_queue(struct server *s, struct submit_data *d, struct submit_job *jobs, s
 			continue;
 		sent[i] = 1;
 		part->index[part->n++] = i;
-		struct rctx jc = {.queue = queue, .id = sp->id, .idem = sp->idempotency_key};
+		struct rctx jc = {.queue = queue, .id = sp->id, .idem = sp->idempotency_key, .owner = sp->owner};
 		rcall_key(rc, RK_JOB, &jc);
 		rcall_key(rc, RK_EVENTS, &jc);
 		rcall_key(rc, RK_IDEM, &jc);
@@ -318,11 +338,12 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 	struct submit_job *jobs = xcalloc(n ? n : 1, sizeof(*jobs));
 	json_t *seen = json_object(), *ids = json_array();
 	char err[512];
+	enum ctl_err code = CTL_E_BAD_REQUEST;
 	size_t i;
 	for (i = 0; i < n; i++) {
 		struct submit_job *sj = &jobs[i];
-		sj->payload =
-		        submit_prepare(c, one != NULL ? one : json_array_get(many, i), &sj->spec, err, sizeof(err));
+		sj->payload = submit_prepare(c, one != NULL ? one : json_array_get(many, i), &sj->spec, &code, err,
+		                             sizeof(err));
 		if (sj->payload == NULL)
 			break;
 		/* ids are unique per queue */
@@ -331,6 +352,7 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 		json_object_set_new(seen, qid, json_true());
 		free(qid);
 		if (dup) {
+			code = CTL_E_BAD_REQUEST;
 			snprintf(err, sizeof(err), "id %s appears twice in the batch", sj->spec.id);
 			free(sj->payload);
 			sj->payload = NULL;
@@ -340,7 +362,6 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 		json_array_append_new(ids, json_string(sj->spec.id));
 	}
 	if (i < n) {
-		enum ctl_err code = strstr(err, "only admin") != NULL ? CTL_E_FORBIDDEN : CTL_E_BAD_REQUEST;
 		if (one != NULL)
 			ctl_reply_err(c, rid, code, "job: %s", err);
 		else
@@ -769,7 +790,9 @@ static void
 logs_send(struct ctl_conn *c, json_t *id, const struct logs_data *d)
 {
 	struct server *s = c->ctl->s;
-	json_t *log = store_job_log(s->store, d->job, d->limit, (size_t)s->cfg.ctl_max_frame / 2);
+	/* Rows of this owner only: the id may have belonged to another owner before (005_attempt_owner.sql). */
+	json_t *log = store_job_log(s->store, d->job, is_admin(c) ? NULL : c->cred.owner, d->limit,
+	                            (size_t)s->cfg.ctl_max_frame / 2);
 	json_object_set_new(log, "job", json_string(d->job));
 	json_object_set_new(log, "node", json_string(s->cfg.node_id));
 	ctl_send(c, ctl_reply_ok(id, log));

@@ -7,9 +7,10 @@
  * its own owner's workflows; another owner's answers not_found, like a missing one, except that put of a
  * name another owner holds answers conflict (names are one namespace).
  *
- * workflow.run resolves the definition here, at submission, and submits a workflow.run job through the
- * submit op's path (ctl_submit) with args {"workflow": NAME, "definition": {...}, "input": {...}}: the job
- * carries its definition, so any daemon can run it, and a later put or rm does not change a queued run.
+ * workflow.run (and a plain submit of a workflow.run job that names a stored workflow, through
+ * ctl_workflow_resolve: one owner rule for both) resolves the definition here, at submission, and submits a
+ * workflow.run job through the submit op's path (ctl_submit) with args {"workflow": NAME, "definition": {...}, "input":
+ * {...}}: the job carries its definition, so any daemon can run it, and a later put or rm does not change a queued run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,30 +131,49 @@ copy_field(json_t *job, const char *to, json_t *req, const char *from)
 		json_object_set(job, to, v);
 }
 
+/*
+ * The one owner rule for running a stored workflow, which workflow.run and a plain submit of a workflow.run
+ * job naming one (args.workflow without args.definition) both follow: the credential must see the workflow
+ * (its owner's, or admin) and it must be active. Returns its definition (new reference), or NULL with *code
+ * and err: another owner's workflow answers not_found exactly like a missing one.
+ */
+json_t *
+ctl_workflow_resolve(struct ctl_conn *c, const char *name, enum ctl_err *code, char *err, size_t errlen)
+{
+	json_t *w = name != NULL ? visible(c, name) : NULL, *def = NULL;
+	if (w == NULL) {
+		*code = CTL_E_NOT_FOUND;
+		snprintf(err, errlen, "no stored workflow %s", name != NULL ? name : "(unnamed)");
+	} else if (!json_is_true(json_object_get(w, "active"))) {
+		*code = CTL_E_CONFLICT;
+		snprintf(err, errlen, "stored workflow %s is not active", name);
+	} else if (!json_is_object(def = json_object_get(w, "definition"))) {
+		*code = CTL_E_INTERNAL;
+		snprintf(err, errlen, "stored workflow %s has a definition that is not an object", name);
+		def = NULL;
+	} else
+		json_incref(def);
+	json_decref(w);
+	return def;
+}
+
 void
 ctl_op_workflow_run(struct ctl_conn *c, struct ctl_request *req)
 {
 	const char *name = json_string_value(json_object_get(req->root, "name"));
-	json_t *w = visible(c, name);
-	if (w == NULL) {
-		ctl_reply_err(c, req->id, CTL_E_NOT_FOUND, "no stored workflow %s", name);
+	enum ctl_err code;
+	char err[256];
+	json_t *def = ctl_workflow_resolve(c, name, &code, err, sizeof(err));
+	if (def == NULL) {
+		ctl_reply_err(c, req->id, code, "%s", err);
 		return;
 	}
-	json_t *def = json_object_get(w, "definition");
-	if (!json_is_true(json_object_get(w, "active")))
-		ctl_reply_err(c, req->id, CTL_E_CONFLICT, "stored workflow %s is not active", name);
-	else if (!json_is_object(def))
-		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "stored workflow %s has a definition that is not an object",
-		              name);
-	else {
-		json_t *input = json_object_get(req->root, "input");
-		json_t *job = json_pack("{s:s, s:{s:s, s:O, s:o}}", "type", "workflow.run", "args", "workflow", name,
-		                        "definition", def, "input", input != NULL ? json_incref(input) : json_object());
-		copy_field(job, "queue", req->root, "queue");
-		copy_field(job, "idempotency_key", req->root, "idempotency_key");
-		copy_field(job, "id", req->root, "job_id");
-		ctl_submit(c, req->id, job, NULL);
-		json_decref(job);
-	}
-	json_decref(w);
+	json_t *input = json_object_get(req->root, "input");
+	json_t *job = json_pack("{s:s, s:{s:s, s:o, s:o}}", "type", "workflow.run", "args", "workflow", name,
+	                        "definition", def, "input", input != NULL ? json_incref(input) : json_object());
+	copy_field(job, "queue", req->root, "queue");
+	copy_field(job, "idempotency_key", req->root, "idempotency_key");
+	copy_field(job, "id", req->root, "job_id");
+	ctl_submit(c, req->id, job, NULL);
+	json_decref(job);
 }

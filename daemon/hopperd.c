@@ -283,6 +283,8 @@ usage(FILE *out)
 	             "  --functions                print the table of Redis functions (name, keys, args, flags)\n"
 	             "  --token-create NAME --token-scopes LIST [--token-owner OWNER]\n"
 	             "                             store a control-socket token in db_path, print it once, exit\n"
+	             "  --print-pubkey             print the TCP handshake's public key (ctl_key; created if\n"
+	             "                             absent) for clients to pin, exit\n"
 	             "Every config file option is also a flag (it wins over the file):\n");
 	config_usage(out);
 }
@@ -296,6 +298,7 @@ enum {
 	OPT_TOKEN_SCOPES,
 	OPT_TOKEN_OWNER,
 	OPT_FUNCTIONS,
+	OPT_PRINT_PUBKEY,
 	OPT_BASE = 1000
 };
 
@@ -311,6 +314,7 @@ build_longopts(char names[][64])
 	lo[k++] = (struct option){"token-create", required_argument, NULL, OPT_TOKEN_CREATE};
 	lo[k++] = (struct option){"token-scopes", required_argument, NULL, OPT_TOKEN_SCOPES};
 	lo[k++] = (struct option){"token-owner", required_argument, NULL, OPT_TOKEN_OWNER};
+	lo[k++] = (struct option){"print-pubkey", no_argument, NULL, OPT_PRINT_PUBKEY};
 	lo[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
 	lo[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	lo[k++] = (struct option){"functions", no_argument, NULL, OPT_FUNCTIONS};
@@ -399,6 +403,8 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 			c->token_scopes = optarg;
 		else if (opt == OPT_TOKEN_OWNER)
 			c->token_owner = optarg;
+		else if (opt == OPT_PRINT_PUBKEY)
+			c->print_pubkey = 1;
 		else if (opt == '?') {
 			usage(stderr);
 			exit(2);
@@ -489,6 +495,11 @@ main(int argc, char **argv)
 	log_level_parse(s->cfg.log_level, &lvl);
 	log_init("hopperd", lvl);
 	signal(SIGPIPE, SIG_IGN);
+	if (s->cfg.print_pubkey) {
+		int rc = ctl_key_print(&s->cfg);
+		config_free(&s->cfg);
+		return rc;
+	}
 
 	s->store = store_open(s->cfg.db_path, &cause);
 	if (s->store == NULL)

@@ -95,6 +95,7 @@ struct config {
 	char *workflow_http_schemes;
 	char *workflow_http_hosts;
 	char *workflow_env_allow;
+	char *workflow_exec_env_allow;
 	char *workflow_mask_names;
 	int workflow_max_response_bytes;
 	int workflow_max_output_bytes;
@@ -102,7 +103,9 @@ struct config {
 	char *ctl_socket;
 	char *ctl_socket_mode;
 	char *ctl_tcp;
+	char *ctl_key;
 	int ctl_max_conns;
+	int ctl_max_conns_per_peer;
 	int ctl_max_frame;
 	double ctl_auth_timeout_s;
 	double ctl_idle_timeout_s;
@@ -112,6 +115,7 @@ struct config {
 	int ctl_auth_delay_ms;
 	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
 	const char *token_create, *token_scopes, *token_owner;
+	int print_pubkey; /* --print-pubkey */
 };
 
 /* --- in-flight jobs --- */
@@ -404,6 +408,8 @@ void ctl_sub_unsubscribed(struct server *s, const char *channel);
 void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
 /* ctl_auth.c: hopperd --token-create (the offline bootstrap). Prints the token. Returns the exit status. */
 int ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
+/* --print-pubkey: prints the TCP key's public half (creating the key file if absent). Returns the exit code. */
+int ctl_key_print(const struct config *cfg);
 
 /* ctl_locate.c */
 struct ctl_conn;

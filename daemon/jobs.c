@@ -193,7 +193,8 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 static struct rcall *
 job_call(struct server *s, struct job *j, enum rf f)
 {
-	struct rctx ctx = {.queue = j->queue, .id = j->spec.id, .idem = j->spec.idempotency_key};
+	struct rctx ctx = {
+	        .queue = j->queue, .id = j->spec.id, .idem = j->spec.idempotency_key, .owner = j->spec.owner};
 	return rcall_new(s, f, &ctx);
 }
 
@@ -536,7 +537,8 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 		                          .node = s->cfg.node_id,
 		                          .attempt = 0,
 		                          .created_at = j->spec.created_at > 0 ? j->spec.created_at : clock_now(),
-		                          .started_at = clock_now()};
+		                          .started_at = clock_now(),
+		                          .owner = j->spec.owner};
 		int64_t row = store_attempt_start(s->store, &a);
 		if (row > 0)
 			store_attempt_finish(s->store, row, "dead", clock_now(), detail, NULL);
@@ -673,7 +675,8 @@ jobs_started(struct server *s, struct job *j)
 	                          .worker_pid = (int)j->worker_pid,
 	                          .fence = j->fence,
 	                          .created_at = j->created_at,
-	                          .started_at = j->started_at};
+	                          .started_at = j->started_at,
+	                          .owner = j->spec.owner};
 	j->row = store_attempt_start(s->store, &a);
 }
 

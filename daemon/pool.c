@@ -102,9 +102,18 @@ exec_worker(const struct config *cfg, int fd)
 	setenv("HOPPER_WF_HTTP_SCHEMES", cfg->workflow_http_schemes, 1);
 	setenv("HOPPER_WF_HTTP_HOSTS", cfg->workflow_http_hosts, 1);
 	setenv("HOPPER_WF_ENV_ALLOW", cfg->workflow_env_allow, 1);
+	setenv("HOPPER_WF_EXEC_ENV_ALLOW", cfg->workflow_exec_env_allow, 1);
 	setenv("HOPPER_WF_MASK_NAMES", cfg->workflow_mask_names, 1);
 	setenv("HOPPER_WF_MAX_RESPONSE", resp, 1);
 	setenv("HOPPER_WF_MAX_OUTPUT", out, 1);
+	/* The daemon's own TCP addresses (Redis, control): http steps never reach them unless workflow_http_hosts
+	 * names them with their port (worker/workflow/wf_http.c). */
+	char deny[600];
+	if (cfg->redis_unix[0] != '\0')
+		snprintf(deny, sizeof(deny), "%.500s", cfg->ctl_tcp);
+	else
+		snprintf(deny, sizeof(deny), "%.300s:%d,%.250s", cfg->redis_host, cfg->redis_port, cfg->ctl_tcp);
+	setenv("HOPPER_WF_DENY_ADDRS", deny, 1);
 	/* the audio.analyze path policy travels in the environment (worker/handlers.c reads it) */
 	char max_bytes[32];
 	snprintf(max_bytes, sizeof(max_bytes), "%.0f", cfg->audio_max_bytes);

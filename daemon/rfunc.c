@@ -138,9 +138,10 @@ struct rcall {
 };
 
 static char *
-key_build(const struct server *s, enum rkey k, const char *queue, const char *node, const char *id, const char *idem)
+key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 {
 	const char *p = s->cfg.key_prefix;
+	const char *queue = ctx->queue, *node = ctx->node, *id = ctx->id, *idem = ctx->idem, *owner = ctx->owner;
 	if (kinds[k].global)
 		queue = "@";
 	if (queue == NULL)
@@ -148,7 +149,14 @@ key_build(const struct server *s, enum rkey k, const char *queue, const char *no
 	switch (kinds[k].var) {
 	case V_NODE: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, node ? node : s->cfg.node_id);
 	case V_ID: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, id ? id : "");
-	case V_IDEM: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");
+	case V_IDEM:
+		/* Per owner: P{Q}:idem:KEY for a job without an owner, P{Q}:idem:@LEN:OWNER:KEY for one with (the
+		 * length keeps owner and key apart whatever bytes they hold), so another owner's key never collides
+		 * with this one or reveals its holder. */
+		if (owner != NULL && owner[0] != '\0')
+			return xasprintf("%s{%s}:%s:@%zu:%s:%s", p, queue, kinds[k].kind, strlen(owner), owner,
+			                 idem ? idem : "");
+		return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");
 	default: return xasprintf("%s{%s}:%s", p, queue, kinds[k].kind);
 	}
 }
@@ -156,7 +164,7 @@ key_build(const struct server *s, enum rkey k, const char *queue, const char *no
 char *
 rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx)
 {
-	return key_build(s, k, ctx->queue, ctx->node, ctx->id, ctx->idem);
+	return key_build(s, k, ctx);
 }
 
 char *
@@ -187,7 +195,7 @@ rcall_new(const struct server *s, enum rf f, const struct rctx *ctx)
 	int global = rf->nkeys > 0 && kinds[rf->keys[0]].global;
 	snprintf(c->tag, sizeof(c->tag), "{%s}", global || ctx->queue == NULL ? "@" : ctx->queue);
 	for (int i = 0; i < rf->nkeys; i++)
-		c->keys[c->nkeys++] = key_build(s, rf->keys[i], ctx->queue, ctx->node, ctx->id, ctx->idem);
+		c->keys[c->nkeys++] = key_build(s, rf->keys[i], ctx);
 	for (c->nargs = 0; rf->args[c->nargs] != NULL; c->nargs++)
 		;
 	return c;
@@ -259,7 +267,7 @@ vkey_add(struct rcall *c, char *key)
 void
 rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx)
 {
-	vkey_add(c, key_build(c->s, k, ctx->queue, ctx->node, ctx->id, ctx->idem));
+	vkey_add(c, key_build(c->s, k, ctx));
 }
 
 static void

@@ -4,8 +4,8 @@
  *
  * Each row says a function's name, the kinds of the keys it receives in KEYS (in order), the names of its
  * arguments (in order) and its flags. A call is built from the row: rcall_new picks the row, rcall_key
- * builds each key from the call's context (queue, node, job id, idempotency key), rcall_arg sets an argument
- * by name (a name the row lacks, or one left unset, is a programming error and aborts), and rcall_send /
+ * builds each key from the call's context (queue, node, job id, idempotency key and its owner), rcall_arg sets
+ * an argument by name (a name the row lacks, or one left unset, is a programming error and aborts), and rcall_send /
  * rcall_batch send it as FCALL / FCALL_RO or as an entry of the loop turn's hopper_batch of the call's hash
  * tag. The Lua side declares the same rows (SPEC in 00_common.lua); `hopperd --functions` prints this table
  * and tests/e2e/core_functions.sh checks it against the loaded library, so the two cannot drift.
@@ -32,7 +32,7 @@ enum rkey {
 	RK_JOB,       /* P{Q}:job:ID */
 	RK_EVENTS,    /* P{Q}:events:ID */
 	RK_STEPS,     /* P{Q}:steps:ID */
-	RK_IDEM,      /* P{Q}:idem:KEY */
+	RK_IDEM,      /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
 	RK_DEAD,      /* P{Q}:dead */
 	RK_DEADMSG,   /* P{Q}:deadmsg */
 	RK_JOBS,      /* P{Q}:jobs */
@@ -110,6 +110,7 @@ struct rctx {
 	const char *node;  /* inflight / celery inflight owner; NULL = this daemon */
 	const char *id;    /* job id (job, events, steps) */
 	const char *idem;  /* idempotency key */
+	const char *owner; /* the job's owner, which scopes its idempotency key; NULL or "" for none */
 };
 
 struct rcall;

@@ -38,6 +38,7 @@ enum stmt_id {
 	STMT_TOKEN_BY_NAME,
 	STMT_TOKEN_LIST,
 	STMT_TOKEN_REVOKE,
+	STMT_TOKEN_SET_HASH,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
 	STMT_LOG_STEPS,
@@ -64,15 +65,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
         [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        /* A job's history for the control socket's logs op. */
+        [STMT_TOKEN_SET_HASH] = "UPDATE tokens SET hash = ?2 WHERE id = ?1",
+        /* A job's history for the control socket's logs op; owner ?3 NULL: every owner's rows (admin). */
         [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error, "
-                              "fence, created_at FROM attempts WHERE job_id = ?1 ORDER BY id",
+                              "fence, created_at FROM attempts WHERE job_id = ?1 AND (?3 IS NULL OR owner = ?3) "
+                              "ORDER BY id",
         [STMT_LOG_EVENTS] = "SELECT a.attempt, e.at, e.kind, e.level, e.progress, e.stage, e.message FROM "
                             "attempt_events e JOIN attempts a ON e.attempt_id = a.id WHERE a.job_id = ?1 "
-                            "ORDER BY e.id DESC LIMIT ?2",
+                            "AND (?3 IS NULL OR a.owner = ?3) ORDER BY e.id DESC LIMIT ?2",
         /* The job's workflow step rows (every try of every step, every run attempt), in the order they ran. */
         [STMT_LOG_STEPS] = "SELECT step_id, type, step_attempt, run_attempt, state, started_at, finished_at, "
-                           "duration_ms, output, error FROM workflow_steps WHERE job_id = ?1 ORDER BY id LIMIT ?2",
+                           "duration_ms, output, error FROM workflow_steps WHERE job_id = ?1 AND (?3 IS NULL OR "
+                           "attempt_id IN (SELECT id FROM attempts WHERE owner = ?3)) ORDER BY id LIMIT ?2",
 };
 
 /* Finalizes and closes without committing: for store_close and for a failed store_open. */
@@ -565,6 +569,17 @@ store_token_revoke(struct store *st, const char *id, double at)
 	return sqlite3_changes(st->db);
 }
 
+int
+store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32])
+{
+	sqlite3_stmt *s = st->stmt[STMT_TOKEN_SET_HASH];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, id, &rc);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(s, 2, hash, 32, SQLITE_STATIC);
+	return admin_write(st, STMT_TOKEN_SET_HASH, rc, "token hash") != 0 ? -1 : 0;
+}
+
 static json_t *
 col_json(sqlite3_stmt *s, int i)
 {
@@ -591,7 +606,8 @@ row_object(sqlite3_stmt *s, const char *const *names, int n)
 
 /* The job's workflow step rows, first ones first, while *bytes stays under max_bytes (else *truncated). */
 static json_t *
-log_steps(struct store *st, const char *job_id, int limit, size_t max_bytes, size_t *bytes, int *truncated)
+log_steps(struct store *st, const char *job_id, const char *owner, int limit, size_t max_bytes, size_t *bytes,
+          int *truncated)
 {
 	static const char *const cols[] = {"step",       "type",        "step_attempt", "run_attempt", "state",
 	                                   "started_at", "finished_at", "duration_ms",  "output",      "error"};
@@ -600,6 +616,7 @@ log_steps(struct store *st, const char *job_id, int limit, size_t max_bytes, siz
 	int rc = SQLITE_OK;
 	bind_text(s, 1, job_id, &rc);
 	bind_int64(s, 2, limit, &rc);
+	bind_text(s, 3, owner, &rc);
 	while (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
 		*bytes += 128 + (size_t)sqlite3_column_bytes(s, 8) + (size_t)sqlite3_column_bytes(s, 9);
 		if (*bytes > max_bytes) {
@@ -614,7 +631,7 @@ log_steps(struct store *st, const char *job_id, int limit, size_t max_bytes, siz
 }
 
 json_t *
-store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
+store_job_log(struct store *st, const char *job_id, const char *owner, int limit, size_t max_bytes)
 {
 	store_flush(st);
 	static const char *const acols[] = {"attempt",     "state",       "node",  "worker_pid", "started_at",
@@ -625,6 +642,7 @@ store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 	int rc = SQLITE_OK, step;
 	size_t bytes = 0;
 	bind_text(s, 1, job_id, &rc);
+	bind_text(s, 3, owner, &rc);
 	while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW)
 		json_array_append_new(attempts, row_object(s, acols, 10));
 	sqlite3_reset(s);
@@ -632,6 +650,7 @@ store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 	s = st->stmt[STMT_LOG_EVENTS];
 	bind_text(s, 1, job_id, &rc);
 	bind_int64(s, 2, limit, &rc);
+	bind_text(s, 3, owner, &rc);
 	int truncated = 0;
 	/* Newest first from SQLite, so a size cap keeps the latest lines; reversed below to read in order. */
 	while (rc == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -644,7 +663,7 @@ store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes)
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	json_t *steps = log_steps(st, job_id, limit, max_bytes, &bytes, &truncated);
+	json_t *steps = log_steps(st, job_id, owner, limit, max_bytes, &bytes, &truncated);
 	json_t *out = json_pack("{s:o, s:o, s:o}", "attempts", attempts, "lines", lines, "steps", steps);
 	if (truncated)
 		json_object_set_new(out, "truncated", json_true());

@@ -38,6 +38,7 @@ struct store_attempt {
 	int64_t fence; /* the attempt's fencing token from the claim; 0 = none (a message that never became a job) */
 	double created_at; /* the job's real creation time (its hash's created/enqueued time); 0 = unknown: NULL */
 	double started_at;
+	const char *owner; /* the job's owner; NULL for none (the logs op shows such rows to admin only) */
 };
 
 /* Opens or creates the database and brings its schema up to date. NULL on error with *cause set (caller frees). */
@@ -149,6 +150,8 @@ struct store_token {
 	char name[65];
 	char owner[129];
 	char scopes[64]; /* "submit,read" */
+	/* Column "hash": the token's verifier (ctl_token_verifier); a row stored before protocol 2 holds
+	 * BLAKE2b(secret) until its first unix-socket use replaces it (store_token_set_hash). */
 	unsigned char hash[32];
 	double created_at, last_used_at, revoked_at;
 };
@@ -163,12 +166,16 @@ int store_token_list(struct store *st, struct store_token **out);
 int store_token_revoke(struct store *st, const char *id, double at);
 /* Queues last_used_at for the turn's batch. Returns 0. */
 int store_token_touch(struct store *st, const char *id, double at);
+/* Replaces a token's stored hash (the protocol-2 verifier for a protocol-1 row) and commits. 0 or -1. */
+int store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32]);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the
  * order they ran (workflow.run; [] for other jobs): {"attempts": [...], "lines": [...], "steps": [...]}.
- * Tries to commit the queued rows first (store_flush), so the job's latest rows are in. New reference.
+ * owner: only the rows of attempts of that owner (a job id may have been reused by another owner once the
+ * earlier job's hash expired); NULL: every row (admin). Tries to commit the queued rows first (store_flush),
+ * so the job's latest rows are in. New reference.
  */
-json_t *store_job_log(struct store *st, const char *job_id, int limit, size_t max_bytes);
+json_t *store_job_log(struct store *st, const char *job_id, const char *owner, int limit, size_t max_bytes);
 
 #endif

@@ -35,14 +35,16 @@ static const char *const lstmt_sql[LSTMT_COUNT] = {
         [LSTMT_COMMIT] = "COMMIT",
         [LSTMT_ROLLBACK] = "ROLLBACK",
         [LSTMT_START] = "INSERT OR IGNORE INTO attempts (id, job_id, type, queue, attempt, state, node, worker_pid, "
-                        "created_at, started_at, fence) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10)",
+                        "created_at, started_at, fence, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, "
+                        "?10, ?11)",
         /* The whole row, so a lost start does not lose the attempt; never over another job's row. */
-        [LSTMT_FINISH] = "INSERT INTO attempts (id, job_id, type, queue, attempt, node, worker_pid, created_at, "
-                         "started_at, fence, state, finished_at, duration_ms, error, result) VALUES (?1, ?2, ?3, ?4, "
-                         "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, (?12 - ?9) * 1000, ?13, ?14) ON CONFLICT(id) DO UPDATE "
-                         "SET state = excluded.state, finished_at = excluded.finished_at, duration_ms = "
-                         "excluded.duration_ms, error = excluded.error, result = excluded.result WHERE "
-                         "attempts.job_id = excluded.job_id",
+        [LSTMT_FINISH] =
+                "INSERT INTO attempts (id, job_id, type, queue, attempt, node, worker_pid, created_at, "
+                "started_at, fence, owner, state, finished_at, duration_ms, error, result) VALUES (?1, ?2, ?3, "
+                "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, (?13 - ?9) * 1000, ?14, ?15) ON CONFLICT(id) DO "
+                "UPDATE SET state = excluded.state, finished_at = excluded.finished_at, duration_ms = "
+                "excluded.duration_ms, error = excluded.error, result = excluded.result WHERE "
+                "attempts.job_id = excluded.job_id",
         [LSTMT_EVENT] = "INSERT INTO attempt_events (attempt_id, at, kind, level, progress, stage, message) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         /* A step row links to its attempt only if that row exists. */
@@ -94,6 +96,7 @@ struct store_rec {
 	int refs;               /* the open-attempt table's, and one per queued op that uses it */
 	int64_t row;
 	char *job_id, *type, *queue, *node;
+	char *owner; /* the job's owner (005_attempt_owner.sql); NULL for none */
 	int attempt, worker_pid;
 	int64_t fence;
 	double created_at, started_at;
@@ -133,6 +136,7 @@ rec_unref(struct store_rec *r)
 	free(r->type);
 	free(r->queue);
 	free(r->node);
+	free(r->owner);
 	free(r);
 }
 
@@ -312,7 +316,7 @@ lstmt_run(struct store *st, enum log_stmt_id id, int bind_rc)
 	return rc;
 }
 
-/* Binds an attempt's start columns (?1 to ?10 of START and FINISH). */
+/* Binds an attempt's start columns (?1 to ?11 of START and FINISH). */
 static void
 bind_rec(sqlite3_stmt *s, const struct store_rec *r, int *rc)
 {
@@ -329,6 +333,7 @@ bind_rec(sqlite3_stmt *s, const struct store_rec *r, int *rc)
 		bind_int64(s, 10, r->fence, rc);
 	else if (*rc == SQLITE_OK)
 		*rc = sqlite3_bind_null(s, 10);
+	bind_text(s, 11, r->owner, rc);
 }
 
 /* Writes an open attempt's running row unless it is already in (or in this transaction). */
@@ -353,10 +358,10 @@ run_finish(struct store *st, const struct store_op *op)
 	sqlite3_stmt *s = st->lstmt[LSTMT_FINISH];
 	int rc = SQLITE_OK;
 	bind_rec(s, op->rec, &rc);
-	bind_text(s, 11, op->s[S_STATE], &rc);
-	bind_double(s, 12, op->t1, &rc);
-	bind_text(s, 13, op->s[S_ERROR], &rc);
-	bind_text(s, 14, op->s[S_RESULT], &rc);
+	bind_text(s, 12, op->s[S_STATE], &rc);
+	bind_double(s, 13, op->t1, &rc);
+	bind_text(s, 14, op->s[S_ERROR], &rc);
+	bind_text(s, 15, op->s[S_RESULT], &rc);
 	rc = lstmt_run(st, LSTMT_FINISH, rc);
 	/* Nothing changed: the id holds another job's row (a second writer): not ours to overwrite. */
 	if (rc == SQLITE_DONE && sqlite3_changes(st->db) == 0)
@@ -569,6 +574,7 @@ store_attempt_start(struct store *st, const struct store_attempt *a)
 	r->type = dup_or_null(a->type);
 	r->queue = dup_or_null(a->queue);
 	r->node = dup_or_null(a->node);
+	r->owner = dup_or_null(a->owner);
 	r->attempt = a->attempt;
 	r->worker_pid = a->worker_pid;
 	r->fence = a->fence;

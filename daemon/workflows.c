@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "ctl_proto.h"
 #include "hopperd.h"
 #include "jsonx.h"
 #include "log.h"
@@ -68,13 +69,22 @@ refusal(const char *why)
 
 /* --- before dispatch: stored definition and resume records --- */
 
-/* args with "definition" from the stored workflow, or with "resolve_error". New reference. */
+/*
+ * args with "definition" from the stored workflow, or with "resolve_error". New reference. A job submitted
+ * through the control socket carries its definition already (ctl_workflow_resolve checked the owner then);
+ * one that reaches here by name with an owner may use only that owner's workflow (the same rule,
+ * ctl_owner_allows, without admin): another owner's answers "does not exist", like a missing one.
+ */
 static json_t *
-resolve_stored(struct server *s, json_t *args, const char *name)
+resolve_stored(struct server *s, json_t *args, const char *name, const char *job_owner)
 {
 	json_t *out = json_deep_copy(args);
 	struct store_workflow w;
 	int found = store_workflow_get(s->store, name, &w);
+	if (found == 1 && job_owner != NULL && job_owner[0] != '\0' && !ctl_owner_allows(0, job_owner, w.owner)) {
+		store_workflow_free(&w);
+		found = 0;
+	}
 	json_t *def = found == 1 ? json_loads(w.definition, 0, NULL) : NULL;
 	if (found == 1 && w.active && json_is_object(def))
 		json_object_set_new(out, "definition", def);
@@ -132,7 +142,7 @@ workflows_claimed(struct server *s, struct job *j)
 		return 0;
 	const char *name = json_string_value(json_object_get(j->spec.args, "workflow"));
 	if (name != NULL && json_object_get(j->spec.args, "definition") == NULL)
-		j->wf_args = resolve_stored(s, j->spec.args, name);
+		j->wf_args = resolve_stored(s, j->spec.args, name, j->spec.owner);
 	struct rctx ctx = {.queue = j->queue, .id = j->spec.id};
 	char *key = rkey_name(s, RK_STEPS, &ctx);
 	const char *argv[] = {"HGETALL", key};
@@ -227,23 +237,54 @@ step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 
 /* --- ENQUEUE and QUERY --- */
 
+/*
+ * A child job belongs to its parent's owner (whatever the step says). What the step learns about a job of
+ * the child's id follows the rule of schema/control-protocol.md ("Job ids and other owners"): a job of
+ * another owner answers exactly like a free id - the enqueue "succeeds" with existed false, and its queries
+ * say queued, with no result or error - and is left untouched.
+ */
+struct pending_child {
+	struct pending_reply r;
+	char owner[JOB_OWNER_MAX + 1]; /* the parent's; "" for none */
+};
+
+static struct pending_child *
+pending_child_new(const struct worker *w, const struct job *j, const char *child)
+{
+	struct pending_child *p = xcalloc(1, sizeof(*p));
+	struct pending_reply *r = pending_new(w, child);
+	p->r = *r;
+	free(r);
+	snprintf(p->owner, sizeof(p->owner), "%s", j->spec.owner ? j->spec.owner : "");
+	return p;
+}
+
+/* 1 if the parent (owner, "" for none) may learn about a job whose hash says owner job_owner (NULL: none). */
+static int
+child_visible(const char *owner, const char *job_owner)
+{
+	return strcmp(owner, job_owner != NULL ? job_owner : "") == 0;
+}
+
 static void
 enqueued(struct server *s, const struct redis_reply *r, void *priv)
 {
-	struct pending_reply *p = priv;
+	struct pending_child *p = priv;
 	if (r == NULL || rr_type(r) != RR_ARRAY)
-		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+		reply_to(s, p->r.pid, p->r.job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
 	else {
 		const char *verdict = rr_str(rr_elem(r, 0), NULL);
-		if (verdict != NULL && strcmp(verdict, "duplicate") == 0)
-			reply_to(s, p->pid, p->job_id,
-			         json_pack("{s:b,s:s,s:b,s:s}", "ok", 1, "job_id", p->child, "existed", 1,
+		if (verdict != NULL && strcmp(verdict, "duplicate") == 0) /* the key is the owner's: its own job */
+			reply_to(s, p->r.pid, p->r.job_id,
+			         json_pack("{s:b,s:s,s:b,s:s}", "ok", 1, "job_id", p->r.child, "existed", 1,
 			                   "duplicate_of",
 			                   rr_str(rr_elem(r, 1), NULL) ? rr_str(rr_elem(r, 1), NULL) : "?"));
-		else
-			reply_to(s, p->pid, p->job_id,
-			         json_pack("{s:b,s:s,s:b}", "ok", 1, "job_id", p->child, "existed",
-			                   verdict != NULL && strcmp(verdict, "exists") == 0));
+		else {
+			int existed = verdict != NULL && strcmp(verdict, "exists") == 0 &&
+			              child_visible(p->owner, rr_str(rr_elem(r, 2), NULL));
+			reply_to(s, p->r.pid, p->r.job_id,
+			         json_pack("{s:b,s:s,s:b}", "ok", 1, "job_id", p->r.child, "existed", existed));
+		}
 	}
 	free(p);
 }
@@ -258,6 +299,10 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		return;
 	}
 	json_object_set_new(child, "created_at", json_real(clock_now()));
+	if (j->spec.owner != NULL)
+		json_object_set_new(child, "owner", json_string(j->spec.owner)); /* the parent's, never the step's */
+	else
+		json_object_del(child, "owner");
 	char *text = jsonx_dump(child);
 	struct job_spec spec;
 	char err[512];
@@ -269,7 +314,7 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		free(text);
 		return;
 	}
-	struct rctx ctx = {.queue = queue, .id = spec.id, .idem = spec.idempotency_key};
+	struct rctx ctx = {.queue = queue, .id = spec.id, .idem = spec.idempotency_key, .owner = spec.owner};
 	struct rcall *c = rcall_new(s, RF_ENQUEUE, &ctx);
 	rcall_arg(c, "id", spec.id, -1);
 	rcall_arg(c, "type", spec.type, -1);
@@ -281,7 +326,7 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	rcall_int(c, "ttl", s->cfg.result_ttl_s);
 	rcall_int(c, "max_events", s->cfg.events_max);
 	ctl_known_queue(s, queue);
-	struct pending_reply *p = pending_new(w, spec.id);
+	struct pending_child *p = pending_child_new(w, j, spec.id);
 	if (rcall_batch(s, c, enqueued, p) < 0) {
 		free(p);
 		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
@@ -293,9 +338,12 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 static void
 queried(struct server *s, const struct redis_reply *r, void *priv)
 {
-	struct pending_reply *p = priv;
+	struct pending_child *p = priv;
 	if (r == NULL || rr_type(r) != RR_ARRAY)
-		reply_to(s, p->pid, p->job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+		reply_to(s, p->r.pid, p->r.job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
+	else if (rr_str(rr_elem(r, 0), NULL) != NULL && !child_visible(p->owner, rr_str(rr_elem(r, 3), NULL)))
+		/* another owner's job: what a free id just enqueued would say while it waits in its queue */
+		reply_to(s, p->r.pid, p->r.job_id, json_pack("{s:b,s:s,s:n}", "ok", 1, "state", "queued", "result"));
 	else {
 		const char *state = rr_str(rr_elem(r, 0), NULL), *error = rr_str(rr_elem(r, 2), NULL);
 		size_t len = 0;
@@ -305,7 +353,7 @@ queried(struct server *s, const struct redis_reply *r, void *priv)
 		json_object_set_new(rep, "result", res ? res : json_null());
 		if (error != NULL)
 			json_object_set_new(rep, "error", json_string(error));
-		reply_to(s, p->pid, p->job_id, rep);
+		reply_to(s, p->r.pid, p->r.job_id, rep);
 	}
 	free(p);
 }
@@ -323,9 +371,9 @@ query_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		queue = "default";
 	struct rctx ctx = {.queue = queue, .id = child};
 	char *key = rkey_name(s, RK_JOB, &ctx);
-	const char *argv[] = {"HMGET", key, "state", "result", "error"};
-	struct pending_reply *p = pending_new(w, child);
-	if (redis_command(s->redis, 5, argv, NULL, queried, p) < 0) {
+	const char *argv[] = {"HMGET", key, "state", "result", "error", "owner"};
+	struct pending_child *p = pending_child_new(w, j, child);
+	if (redis_command(s->redis, 6, argv, NULL, queried, p) < 0) {
 		free(p);
 		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
 	}

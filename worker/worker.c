@@ -26,6 +26,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "worker.h"
+#include "workflow.h"
 #include "xmalloc.h"
 
 /* The one piece of state a signal handler may touch. */
@@ -118,8 +119,11 @@ worker_progress(struct job_ctx *ctx, int progress, const char *stage, const char
 	                                       : progress);
 	if (stage != NULL)
 		json_object_set_new(o, "stage", json_string(stage));
-	if (message != NULL)
-		json_object_set_new(o, "message", json_string(message));
+	if (message != NULL) {
+		char *m = ctx->secrets != NULL ? wf_mask_text(message, ctx->secrets) : xstrdup(message);
+		json_object_set_new(o, "message", json_string(m));
+		free(m);
+	}
 	send_json(FRAME_PROGRESS, o);
 }
 
@@ -131,7 +135,10 @@ worker_log(struct job_ctx *ctx, const char *level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	send_json(FRAME_LOG, json_pack("{s:s,s:s,s:s}", "id", ctx->id, "level", level, "line", line));
+	/* A workflow's secrets, also in the lines of the handlers it runs as steps (run_handler copies ctx). */
+	char *m = ctx->secrets != NULL ? wf_mask_text(line, ctx->secrets) : xstrdup(line);
+	send_json(FRAME_LOG, json_pack("{s:s,s:s,s:s}", "id", ctx->id, "level", level, "line", m));
+	free(m);
 }
 
 static void

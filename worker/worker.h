@@ -17,7 +17,9 @@ struct job_ctx {
 	json_t *args; /* borrowed: valid until the handler returns */
 	int attempt;
 	double timeout_s;
-	json_t *resume; /* borrowed: workflow.run only, the step records of earlier attempts (or NULL) */
+	json_t *resume;  /* borrowed: workflow.run only, the step records of earlier attempts (or NULL) */
+	json_t *secrets; /* borrowed, or NULL: values masked out of its log lines and progress (a workflow's,
+	                  * also for the handlers it runs as steps) */
 	/* set by the handler on failure: */
 	char error[1024];
 	int retryable; /* 1 (default): a later attempt may succeed; 0: fail for good */

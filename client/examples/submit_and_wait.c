@@ -33,7 +33,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s SOCKET_PATH|HOST:PORT TYPE [ARGS_JSON]\n", argv[0]);
 		return 2;
 	}
-	struct hopper_opts o = {.token = getenv("HOPPER_TOKEN"), .client = "submit_and_wait/1"};
+	/* TCP pins the daemon's key: given ($HOPPER_SERVER_KEY, from hopperd --print-pubkey) or from a
+	 * known_hosts file ($HOPPER_KNOWN_HOSTS; recorded there on first use). */
+	struct hopper_opts o = {.token = getenv("HOPPER_TOKEN"),
+	                        .client = "submit_and_wait/1",
+	                        .server_key = getenv("HOPPER_SERVER_KEY"),
+	                        .known_hosts = getenv("HOPPER_KNOWN_HOSTS")};
 	if (strchr(argv[1], '/') != NULL)
 		o.socket = argv[1];
 	else

@@ -116,7 +116,8 @@ end
 
 -- job_create: admission, the only way a job hash comes to exist (raw intake by claim, control submit,
 -- Celery intake, workflow children). a holds id, type, max_attempts, created_at ('' = now), owner, idem,
--- payload (the message as stored: it carries the id). Keys: k.job, k.events, k.idem, k.jobs.
+-- payload (the message as stored: it carries the id). Keys: k.job, k.events, k.idem (the owner's: hopperd
+-- scopes idempotency keys by owner, daemon/rfunc.c), k.jobs.
 -- Returns {'exists', state} when the id has a hash already (nothing written); {'duplicate', holder, state}
 -- when another job of the queue holds the idempotency key (nothing written, unless force_hash: then the
 -- hash is written without taking the key, for the caller to end it); or {'created'}.

@@ -17,8 +17,8 @@ SPEC.ctl_submit = {keys = {'queue', 'scheduled', 'jobs', 'stats'}, vk = true, ar
 -- already, nothing is written and {'conflict', id} comes back. A job whose idempotency_key an existing job
 -- (or an earlier job of the batch) holds is not written: the reply names that run. Every other job is
 -- admitted (job_create) and pushed to the queue, or to the scheduled set when run_at is ahead (Redis's
--- clock). Returns {'ok', index, holder, holder_state, ...} (index from 0), or {'idem_conflict', key} when the
--- key's holder belongs to another owner (nothing written, and that run's id is not revealed).
+-- clock). Returns {'ok', index, holder, holder_state, ...} (index from 0). Idempotency keys are per owner
+-- (hopperd builds each job's idem key from its owner, daemon/rfunc.c): another owner's key is a free key.
 OPS.ctl_submit = function(k, a, keys, args)
   local n, now = tonumber(a.n), clock()
   local out, holders, skip = {'ok'}, {}, {}
@@ -32,12 +32,12 @@ OPS.ctl_submit = function(k, a, keys, args)
     local jk, ja = job(i)
     if redis.call('EXISTS', jk.job) == 1 then return {'conflict', ja.id} end
     if ja.idem ~= '' then
-      local holder, st = holders[ja.idem], 'queued'
+      local hk = ja.owner .. '\0' .. ja.idem -- per owner within the batch too (an admin may mix owners)
+      local holder, st = holders[hk], 'queued'
       if not holder then
         local g = redis.call('GET', jk.idem)
         local gh = g and sibling_job(jk.job, g)
         if g and g ~= ja.id and redis.call('EXISTS', gh) == 1 then
-          if redis.call('HGET', gh, 'owner') ~= ja.owner then return {'idem_conflict', ja.idem} end
           holder, st = g, redis.call('HGET', gh, 'state')
         end
       end
@@ -47,7 +47,7 @@ OPS.ctl_submit = function(k, a, keys, args)
         out[#out + 1] = st
         skip[i] = true
       else
-        holders[ja.idem] = ja.id
+        holders[hk] = ja.id
       end
     end
   end

@@ -24,6 +24,8 @@ check_eq "static example over unix exits 0" "$?" 0
 check_match "it prints the id" "$(head -n 1 "$T/static.out")" '^submitted [0-9a-f-]{36}$'
 check "its progress events are in order" events_ok "$T/static.out"
 check_eq "it ends succeeded" "$(tail -n 1 "$T/static.out")" "final state succeeded"
+# TCP pins the daemon's key: here given as printed by hopperd --print-pubkey
+export HOPPER_SERVER_KEY=$("$HOPPER_BUILD/hopperd" --print-pubkey --db-path="$T/n1.db" 2>/dev/null)
 HOPPER_TOKEN=$TOKEN "$EX" "127.0.0.1:$PORT" sleep '{"ms":300}' >"$T/tcp.out" 2>&1
 check_eq "static example over TCP with a token exits 0" "$?" 0
 check "over TCP too, events in order" events_ok "$T/tcp.out"

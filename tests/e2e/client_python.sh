@@ -21,6 +21,8 @@ from hopper import Client, HopperError
 
 sock, port, admin, reader, scale = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
 WAIT = 60 * scale
+import os
+KH = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "known_hosts")  # TCP: pinned on first use
 
 
 def check(name, got, want):
@@ -48,7 +50,7 @@ def progress_in_order(events):
 
 
 for tr in ("unix", "tcp"):
-    c = Client(socket=sock, token=admin) if tr == "unix" else Client(host="127.0.0.1", port=port, token=admin)
+    c = Client(socket=sock, token=admin) if tr == "unix" else Client(host="127.0.0.1", port=port, known_hosts=KH, token=admin)
     with c:
         check(tr + ": identity", c.identity.get("name"), "py-admin")
         check(tr + ": ping", c.ping().get("pong"), True)
@@ -97,13 +99,13 @@ for tr in ("unix", "tcp"):
         check(tr + ": unknown type", code_of(lambda: c.submit("no-such-type")), "bad_request/2")
         check(tr + ": still usable after errors", c.ping().get("pong"), True)
     with (Client(socket=sock, token=reader) if tr == "unix" else
-          Client(host="127.0.0.1", port=port, token=reader)) as r:
+          Client(host="127.0.0.1", port=port, known_hosts=KH, token=reader)) as r:
         check(tr + ": read-only cannot submit", code_of(lambda: r.submit("noop")), "forbidden/9")
         check(tr + ": read-only cannot see admin's job", code_of(lambda: r.status(jid)), "not_found/10")
 
 bad = "hop_000000000000_" + "A" * 43
 check("unix: unknown token", code_of(lambda: Client(socket=sock, token=bad)), "auth_failed/7")
-check("tcp: unknown token", code_of(lambda: Client(host="127.0.0.1", port=port, token=bad)), "auth_failed/7")
+check("tcp: unknown token", code_of(lambda: Client(host="127.0.0.1", port=port, known_hosts=KH, token=bad)), "auth_failed/7")
 check("malformed token", code_of(lambda: Client(socket=sock, token="nope")), "bad_request/2")
 check("no daemon", code_of(lambda: Client(socket=sock + ".none")), "transport/15")
 with Client(socket=sock) as pc:

@@ -7,8 +7,12 @@
 . "$HOPPER_ROOT/tests/workflow/lib.sh"
 
 start_redis
+# An allowlisted bash script (issue 11, item 2): its env may set only the names workflow_exec_env_allow lists.
+printf '#!/bin/bash\necho hello\n' >"$T/hello.sh"
+chmod 755 "$T/hello.sh"
 HOPPER_WF_LEAK=leaked start_hopperd n1 --workers=2 --workflow-exec-enabled=1 \
-	--workflow-exec-programs=/bin/sh,/bin/echo,/usr/bin/env --kill-grace-s=30 || exit 1
+	--workflow-exec-programs="/bin/sh,/bin/echo,/usr/bin/env,$T/hello.sh" --workflow-exec-env-allow='FOO,APP_*' \
+	--kill-grace-s=30 || exit 1
 
 OUT=$(cat <<J
 {"steps": [
@@ -46,7 +50,35 @@ J
 )
 push_job default "$(wf_job we-stop "{\"definition\":$STOP}" '"max_attempts":1,"timeout_s":1.5')"
 
-for j in we-out we-exit we-deny we-timeout we-stop; do wait_for "$j ends" 40 is_final $j; done
+# The env route around the allowlist: an exported bash function shadowing echo, the loader, PATH, an
+# unlisted name, and a dangerous one that only matches an APP_* style pattern. Each is refused before running.
+n=0
+for var in 'BASH_FUNC_echo%%' LD_PRELOAD PATH UNLISTED LD_APP_X BASH_ENV; do
+	n=$((n + 1))
+	val='() { /usr/bin/id > '"$T"'/pwned.'"$n"'; }'
+	[ "$var" = PATH ] && val="$T"
+	[ "$var" = LD_PRELOAD ] && val="$T/nosuch.so"
+	ENVJ=$(py -c 'import json,sys; print(json.dumps({"steps": [{"id": "s", "type": "exec",
+  "params": {"argv": [sys.argv[3]], "env": {sys.argv[1]: sys.argv[2]}}}]}))' "$var" "$val" "$T/hello.sh")
+	push_job default "$(wf_job "we-env-$n" "{\"definition\":$ENVJ}" '"max_attempts":1')"
+done
+ENVOK=$(py -c 'import json,sys; print(json.dumps({"steps": [{"id": "s", "type": "exec",
+  "params": {"argv": ["/usr/bin/env"], "env": {"APP_MODE": "x1", "FOO": "y2"}}}]}))')
+push_job default "$(wf_job we-env-ok "{\"definition\":$ENVOK}")"
+
+for j in we-out we-exit we-deny we-timeout we-stop we-env-1 we-env-2 we-env-3 we-env-4 we-env-5 we-env-6 we-env-ok; do
+	wait_for "$j ends" 40 is_final $j
+done
+n=0
+for var in 'BASH_FUNC_echo%%' LD_PRELOAD PATH UNLISTED LD_APP_X BASH_ENV; do
+	n=$((n + 1))
+	check_eq "exec env $var: refused before running" "$(jstate "we-env-$n")" failed
+	check_match "exec env $var: says why" "$(jfield "we-env-$n" error)" 'is not allowed \(workflow_exec_env_allow\)'
+done
+check "exec env: no exported function ran (no pwned file)" bash -c '! ls "$1"/pwned.* >/dev/null 2>&1' _ "$T"
+okout=$(sql n1 "SELECT json_extract(output, '$.stdout') FROM workflow_steps WHERE job_id='we-env-ok' AND step_id='s'")
+check_match "exec env: listed names (exact and APP_*) are set" "$okout" 'APP_MODE=x1'
+check_match "exec env: ... FOO too" "$okout" 'FOO=y2'
 
 check_eq "output: succeeded" "$(jstate we-out)" succeeded
 check_eq "output: stdout parsed as JSON, templates in argv" \

@@ -74,7 +74,7 @@ main(void)
 	        q_int(path, "SELECT attempt_id IS NULL FROM workflow_steps WHERE step_id='lost'") == 1);
 	T_CHECK("duration computed",
 	        q_int(path, "SELECT duration_ms FROM workflow_steps WHERE step_id='fetch'") == 250);
-	json_t *log = store_job_log(st, "j1", 100, 1 << 20);
+	json_t *log = store_job_log(st, "j1", NULL, 100, 1 << 20);
 	json_t *steps = json_object_get(log, "steps"), *first = json_array_get(steps, 0);
 	T_CHECK("logs carry the step rows in order",
 	        json_array_size(steps) == 2 &&
@@ -84,11 +84,11 @@ main(void)
 	                json_real_value(json_object_get(first, "duration_ms")) == 250 &&
 	                strcmp(json_string_value(json_object_get(json_array_get(steps, 1), "error")), "boom") == 0);
 	json_decref(log);
-	log = store_job_log(st, "j1", 100, 130);
+	log = store_job_log(st, "j1", NULL, 100, 130);
 	T_CHECK("a size cap cuts the step rows and says so",
 	        json_array_size(json_object_get(log, "steps")) < 2 && json_is_true(json_object_get(log, "truncated")));
 	json_decref(log);
-	log = store_job_log(st, "other", 100, 1 << 20);
+	log = store_job_log(st, "other", NULL, 100, 1 << 20);
 	T_CHECK("other jobs have no step rows", json_array_size(json_object_get(log, "steps")) == 0);
 	json_decref(log);
 	store_attempt_finish(st, row, "succeeded", 101, NULL, NULL);
@@ -98,6 +98,28 @@ main(void)
 	T_CHECK("pruning the attempt removes its step rows",
 	        q_int(path, "SELECT count(*) FROM workflow_steps WHERE step_id='fetch'") == 0);
 	T_CHECK("and old unlinked rows", q_int(path, "SELECT count(*) FROM workflow_steps") == 0);
+	/* A reused id (005_attempt_owner.sql): B's attempt of "j2", then A's; each owner reads only its own. */
+	struct store_attempt ab = {.job_id = "j2", .type = "t", .attempt = 1, .started_at = 100, .owner = "B"};
+	int64_t rb = store_attempt_start(st, &ab);
+	store_event(st, rb, 100, "log", "info", -1, NULL, "B's secret line");
+	struct store_step sb = {.attempt_row = rb, .job_id = "j2", .step_id = "b", .state = "succeeded"};
+	store_step(st, &sb);
+	ab.owner = "A";
+	ab.started_at = 200;
+	store_attempt_start(st, &ab);
+	store_flush(st);
+	log = store_job_log(st, "j2", "A", 100, 1 << 20);
+	T_CHECK("owner A sees only its attempt, no line or step row of B",
+	        json_array_size(json_object_get(log, "attempts")) == 1 &&
+	                json_array_size(json_object_get(log, "lines")) == 0 &&
+	                json_array_size(json_object_get(log, "steps")) == 0);
+	json_decref(log);
+	log = store_job_log(st, "j2", NULL, 100, 1 << 20);
+	T_CHECK("admin (NULL) sees both attempts, B's line and step",
+	        json_array_size(json_object_get(log, "attempts")) == 2 &&
+	                json_array_size(json_object_get(log, "lines")) == 1 &&
+	                json_array_size(json_object_get(log, "steps")) == 1);
+	json_decref(log);
 
 	char greet[] = "greet", d[] = "d", def0[] = "{\"steps\":[]}", def1[] = "{\"steps\":[1]}", o[] = "o";
 	char alpha[] = "alpha", empty[] = "{}";

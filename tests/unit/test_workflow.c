@@ -1,9 +1,13 @@
 /* Unit tests for the workflow engine's pure part: definitions, validation errors, templates, expressions,
  * masking. Every case is a byte string parsed by the real code. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "t.h"
+#include "wf_net.h"
 #include "workflow.h"
 
 static struct wf_config cfg = {.exec_enabled = 1,
@@ -291,8 +295,103 @@ test_mask(void)
 	json_decref(m);
 	json_decref(v);
 	json_decref(secrets);
+	/* Every encoding a step applies (issue 11, item 6): URL (either hex case, form '+'), JSON, base64 of
+	 * "user:secret" at each alignment. Expected strings from Python's urllib/json/base64. */
+	secrets = json_pack("[s]", "p@ss w/rd&x=1\"\xc3\xa9");
+	static const char *const leaks[] = {"q=p%40ss%20w%2Frd%26x%3D1%22%C3%A9&z",
+	                                    "q=p%40ss%20w%2frd%26x%3d1%22%c3%a9",
+	                                    "a=p%40ss+w%2Frd%26x%3D1%22%C3%A9",
+	                                    "{\"pw\":\"p@ss w/rd&x=1\\\"\\u00e9\"}",
+	                                    "{\"pw\":\"p@ss w/rd&x=1\\\"\xc3\xa9\"}",
+	                                    "Basic dTpwQHNzIHcvcmQmeD0xIsOp",
+	                                    "Basic dXM6cEBzcyB3L3JkJng9MSLDqQ==",
+	                                    "Basic dXNlOnBAc3Mgdy9yZCZ4PTEiw6k=",
+	                                    NULL};
+	for (size_t i = 0; leaks[i] != NULL; i++) {
+		t = wf_mask_text(leaks[i], secrets);
+		char name[256];
+		snprintf(name, sizeof(name), "encoded secret masked: %.100s -> %.40s", leaks[i], t);
+		T_CHECK(name, strstr(t, "***") != NULL && strstr(t, "ss") == NULL && strstr(t, "cEBz") == NULL &&
+		                      strstr(t, "QHNz") == NULL && strstr(t, "BAc3") == NULL);
+		free(t);
+	}
+	t = wf_mask_text("an ordinary line, user u: 42", secrets);
+	T_STREQ("ordinary text untouched", t, "an ordinary line, user u: 42");
+	free(t);
+	json_decref(secrets);
 	T_CHECK("list membership",
 	        wf_list_has("a, b,c", "b", 0) && !wf_list_has("ab", "a", 0) && wf_list_has("HTTP", "http", 1));
+}
+
+/* The exec env allowlist (issue 11, item 2): listed names and prefixes, never loader/shell hooks by prefix. */
+static void
+test_exec_env(void)
+{
+	struct wf_config c = cfg;
+	c.exec_env_allow = "FOO, APP_*, LD_LIBRARY_PATH, *";
+	T_CHECK("a listed name", wf_exec_env_name_ok(&c, "FOO"));
+	T_CHECK("a prefix entry", wf_exec_env_name_ok(&c, "APP_MODE"));
+	T_CHECK("a bare * admits any portable name", wf_exec_env_name_ok(&c, "FOO2"));
+	T_CHECK("a dangerous name only by its exact name", wf_exec_env_name_ok(&c, "LD_LIBRARY_PATH"));
+	static const char *const never[] = {
+	        "LD_PRELOAD", "BASH_FUNC_echo%%", "PATH",       "IFS", "ENV", "BASH_ENV", "PYTHONPATH",
+	        "PERL5OPT",   "NODE_OPTIONS",     "GCONV_PATH", "1X",  "A-B", "",         NULL};
+	for (size_t i = 0; never[i] != NULL; i++) {
+		char name[96];
+		snprintf(name, sizeof(name), "refused even with a * entry: '%s'", never[i]);
+		T_CHECK(name, !wf_exec_env_name_ok(&c, never[i]));
+	}
+	c.exec_env_allow = "FOO";
+	T_CHECK("an unlisted name", !wf_exec_env_name_ok(&c, "FOO2"));
+	c.exec_env_allow = "";
+	T_CHECK("an empty list admits nothing", !wf_exec_env_name_ok(&c, "FOO"));
+	c.exec_env_allow = "PATH";
+	T_CHECK("PATH when listed exactly", wf_exec_env_name_ok(&c, "PATH"));
+}
+
+/* http destinations (issue 11, item 5): host AND port, scheme default ports, hopperd's own addresses. */
+static void
+test_net(void)
+{
+	int ex = 0;
+	T_CHECK("empty list: any host", wf_net_host_allowed("", "evil.example", 6379, 80, &ex) && !ex);
+	T_CHECK("a bare host: its default port", wf_net_host_allowed("localhost", "localhost", 80, 80, &ex) && !ex);
+	T_CHECK("a bare host: not another port (Redis)", !wf_net_host_allowed("localhost", "localhost", 6379, 80, &ex));
+	T_CHECK("a bare host over https: 443", wf_net_host_allowed("api.example", "API.example", 443, 443, &ex));
+	T_CHECK("host:port: that port, explicitly",
+	        wf_net_host_allowed("a, localhost:8080", "localhost", 8080, 80, &ex) && ex);
+	T_CHECK("host:port: not the default", !wf_net_host_allowed("localhost:8080", "localhost", 80, 80, &ex));
+	T_CHECK("host:*: any port, not explicit",
+	        wf_net_host_allowed("localhost:*", "localhost", 6379, 80, &ex) && !ex);
+	T_CHECK("IPv6 literal with port", wf_net_host_allowed("[::1]:8080", "[::1]", 8080, 80, &ex) && ex);
+	T_CHECK("another host", !wf_net_host_allowed("localhost:*", "127.0.0.1", 80, 80, &ex));
+	T_CHECK("a bad entry matches nothing", !wf_net_host_allowed("localhost:99999,:80", "localhost", 80, 80, &ex));
+	struct sockaddr_in r = {.sin_family = AF_INET, .sin_port = htons(6379)};
+	inet_pton(AF_INET, "127.0.0.1", &r.sin_addr);
+	struct sockaddr_in o = r;
+	o.sin_port = htons(6380);
+	T_CHECK("the daemon's Redis address",
+	        wf_net_is_daemon_addr("127.0.0.1:6379,[::1]:7711", (struct sockaddr *)&r));
+	T_CHECK("... by a name resolving to it", wf_net_is_daemon_addr("localhost:6379", (struct sockaddr *)&r));
+	T_CHECK("another port is not", !wf_net_is_daemon_addr("127.0.0.1:6379", (struct sockaddr *)&o));
+	T_CHECK("a listener on every address: any address with its port",
+	        wf_net_is_daemon_addr("0.0.0.0:6379", (struct sockaddr *)&r) &&
+	                !wf_net_is_daemon_addr("[::]:6379", (struct sockaddr *)&o));
+	struct wf_config c = cfg;
+	c.deny_addrs = "127.0.0.1:6379";
+	struct wf_target t = {.host = "localhost", .port = 6379};
+	char err[256], *pin = NULL;
+	T_CHECK("resolving to the daemon's Redis is refused", wf_net_resolve(&c, &t, &pin, err, sizeof(err)) < 0 &&
+	                                                              strstr(err, "hopperd's own") != NULL &&
+	                                                              pin == NULL);
+	t = (struct wf_target){.host = "localhost", .port = 6379, .explicit_port = 1};
+	T_CHECK("... unless listed with its port", wf_net_resolve(&c, &t, &pin, err, sizeof(err)) == 0 && t.naddr > 0);
+	T_CHECK("a name is pinned to its addresses", pin != NULL && strncmp(pin, "localhost:6379:", 15) == 0);
+	free(pin);
+	pin = NULL;
+	t = (struct wf_target){.host = "127.0.0.1", .port = 8080};
+	T_CHECK("an IP literal resolves without a pin",
+	        wf_net_resolve(&c, &t, &pin, err, sizeof(err)) == 0 && pin == NULL);
 }
 
 int
@@ -304,5 +403,7 @@ main(void)
 	test_templates();
 	test_expressions();
 	test_mask();
+	test_exec_env();
+	test_net();
 	T_DONE();
 }

@@ -3,7 +3,8 @@
 Usage: server.py PORTFILE. Writes the port it bound to PORTFILE, then serves until killed.
   GET  /count?path=P          {"count": requests seen for path P} (not counted itself)
   GET  /json                  a fixed JSON document
-  ANY  /echo                  {"method", "path", "query", "headers", "body", "json"} of the request
+  ANY  /echo                  {"method", "path", "query", "raw_query", "basic" (the Basic credentials, still
+                              base64), "headers", "body", "json"} of the request
   ANY  /status/NNN            answers status NNN with {"status": NNN}
   GET  /slow?ms=N             answers after N ms
   ANY  /flaky?fail=K&key=X    503 for the first K requests with that key, then 200 {"ok": true, "n": n}
@@ -56,7 +57,9 @@ class Handler(BaseHTTPRequestHandler):
                 parsed = json.loads(body) if body else None
             except ValueError:
                 parsed = None
-            return self.reply(200, {"method": self.command, "path": u.path, "query": q,
+            auth = self.headers.get("Authorization") or ""
+            return self.reply(200, {"method": self.command, "path": u.path, "query": q, "raw_query": u.query,
+                                    "basic": auth[6:] if auth.startswith("Basic ") else None,
                                     "headers": dict(self.headers.items()), "body": body, "json": parsed})
         if u.path.startswith("/status/"):
             code = int(u.path.rsplit("/", 1)[1])

@@ -37,6 +37,8 @@ wf_config_from_env(struct wf_config *c)
 	c->http_schemes = env_or("HOPPER_WF_HTTP_SCHEMES", "http,https");
 	c->http_hosts = env_or("HOPPER_WF_HTTP_HOSTS", "");
 	c->env_allow = env_or("HOPPER_WF_ENV_ALLOW", "");
+	c->exec_env_allow = env_or("HOPPER_WF_EXEC_ENV_ALLOW", "");
+	c->deny_addrs = env_or("HOPPER_WF_DENY_ADDRS", "");
 	c->mask_names = env_or("HOPPER_WF_MASK_NAMES", "");
 	c->max_response = env_size("HOPPER_WF_MAX_RESPONSE", WF_DEFAULT_MAX_RESPONSE);
 	c->max_output = env_size("HOPPER_WF_MAX_OUTPUT", WF_DEFAULT_MAX_OUTPUT);

@@ -3,7 +3,9 @@
  * workflow_exec_programs), cwd, env {NAME: value}, stdin (string), timeout_s. No shell is involved unless
  * argv itself names one (and it is allowed). Output: {exit_code, stdout, stderr, json?, truncated}.
  *
- * The program runs in its own process group with a scrubbed environment (PATH plus the step's env only) and
+ * The program runs in its own process group with an environment built from scratch - PATH plus the step's
+ * env, whose names must be listed in workflow_exec_env_allow (wf_exec_env_name_ok: never a loader, shell or
+ * interpreter hook such as LD_*, BASH_FUNC_*, BASH_ENV, ENV, IFS or PATH unless listed by its exact name) - and
  * dies with the worker (PR_SET_PDEATHSIG). When the job is asked to stop, or the step's deadline passes, or
  * the program exits, the whole group gets SIGKILL, so nothing it started outlives the step.
  */
@@ -29,6 +31,68 @@
 /* After the program exits, how long its pipes may stay open (a background child holding them) before the
  * group is killed and the output taken as it is. */
 #define WF_EXEC_DRAIN_MS 200
+
+/*
+ * Names that change how a program (or the loader, a shell, an interpreter) behaves before it does its own
+ * work: with one of these an allowlisted script runs arbitrary code. Refused unless the operator lists the
+ * exact name in workflow_exec_env_allow (a "PREFIX*" entry never admits them). A trailing '*' here is a prefix.
+ */
+static const char *const dangerous_env[] = {"BASH_FUNC_*", "LD_*",        "PATH",
+                                            "IFS",         "ENV",         "BASH_ENV",
+                                            "BASHOPTS",    "SHELLOPTS",   "CDPATH",
+                                            "GLOBIGNORE",  "PS4",         "PROMPT_COMMAND",
+                                            "HOME",        "TMPDIR",      "GCONV_PATH",
+                                            "LOCPATH",     "NLSPATH",     "HOSTALIASES",
+                                            "RESOLV_*",    "MALLOC_*",    "GLIBC_TUNABLES",
+                                            "PYTHON*",     "PERL5*",      "PERLLIB",
+                                            "RUBY*",       "NODE_*",      "JAVA_TOOL_OPTIONS",
+                                            "_JAVA_*",     "LUA_*",       "TCLLIBPATH",
+                                            "GIT_*",       "SSL_CERT_*",  "CURL_CA_BUNDLE",
+                                            "http_proxy",  "https_proxy", "HTTP_PROXY",
+                                            "HTTPS_PROXY", "ALL_PROXY",   "all_proxy",
+                                            NULL};
+
+/* 1 if name matches pattern (a trailing '*' matches any rest). */
+static int
+env_match(const char *pattern, const char *name)
+{
+	size_t n = strlen(pattern);
+	if (n > 0 && pattern[n - 1] == '*')
+		return strncmp(pattern, name, n - 1) == 0;
+	return strcmp(pattern, name) == 0;
+}
+
+int
+wf_exec_env_name_ok(const struct wf_config *cfg, const char *name)
+{
+	/* A portable name only: "BASH_FUNC_echo%%" and friends are never passed, whatever the list says. */
+	if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	if (wf_list_has(cfg->exec_env_allow, name, 0))
+		return 1; /* listed by its exact name: the operator's explicit choice */
+	for (size_t i = 0; dangerous_env[i] != NULL; i++)
+		if (env_match(dangerous_env[i], name))
+			return 0;
+	for (const char *p = cfg->exec_env_allow; *p;) {
+		while (*p == ',' || *p == ' ')
+			p++;
+		size_t k = 0;
+		while (p[k] && p[k] != ',' && p[k] != ' ')
+			k++;
+		char pat[128];
+		if (k >= 1 && k < sizeof(pat) && p[k - 1] == '*') {
+			memcpy(pat, p, k);
+			pat[k] = '\0';
+			if (env_match(pat, name))
+				return 1;
+		}
+		p += k;
+	}
+	return 0;
+}
 
 int
 wf_exec_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
@@ -57,6 +121,13 @@ wf_exec_validate(const struct wf_def *def, const struct wf_step *st, const struc
 	}
 	if (env != NULL && (!json_is_object(env) || json_object_size(env) > WF_EXEC_ENV_MAX)) {
 		snprintf(err, errlen, "exec: \"env\" must be an object of at most %d strings", WF_EXEC_ENV_MAX);
+		return -1;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v) if (!wf_exec_env_name_ok(cfg, k))
+	{
+		snprintf(err, errlen, "exec: env variable %.100s is not allowed (workflow_exec_env_allow)", k);
 		return -1;
 	}
 	return 0;
@@ -150,13 +221,21 @@ wf_exec_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 		argv[i] = json_is_string(a) ? xstrdup(json_string_value(a)) : jsonx_dump(a); /* a rendered number */
 	}
 	size_t ne = 0;
-	envp[ne++] = xstrdup(WF_EXEC_PATH);
+	/* From scratch: nothing of the worker's own environment. A PATH the operator allows replaces this one. */
+	if (json_object_get(jenv, "PATH") == NULL || !wf_exec_env_name_ok(call->cfg, "PATH"))
+		envp[ne++] = xstrdup(WF_EXEC_PATH);
 	const char *k;
 	json_t *v;
 	json_object_foreach(jenv, k, v)
 	{
 		if (ne > WF_EXEC_ENV_MAX)
 			break;
+		if (!wf_exec_env_name_ok(call->cfg, k)) { /* checked at validation; again, as for argv[0] */
+			snprintf(err, errlen, "exec: env variable %.100s is not allowed (workflow_exec_env_allow)", k);
+			free_strv(argv);
+			free_strv(envp);
+			return WF_FATAL;
+		}
 		if (wf_mask_name(call->cfg, k) && json_is_string(v))
 			json_array_append_new(call->host->secrets, json_string(json_string_value(v)));
 		char *val = json_is_string(v) ? xstrdup(json_string_value(v)) : jsonx_dump(v);

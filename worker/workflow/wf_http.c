@@ -3,22 +3,29 @@
  *
  * Parameters: url, method (GET; POST when there is a body), headers {name: value}, body (string) or json
  * (any value, sent as application/json), query {name: value}, timeout_s (30), expected_status (an integer or
- * a list; default any 2xx), max_bytes (<= workflow_max_response_bytes), idempotency_header (true).
+ * a list; default any 2xx), max_bytes (<= workflow_max_response_bytes), idempotency_header (true),
+ * basic_auth {user, password} (HTTP Basic; the password and the header value are masked like secrets).
  * Output: {status, ok, headers, body, json?, url}.
  *
- * Limits: only workflow_http_schemes (curl's PROTOCOLS_STR) and, when set, workflow_http_hosts. Redirects are
+ * Limits: only workflow_http_schemes (curl's PROTOCOLS_STR) and, when set, workflow_http_hosts, matched with
+ * the port and pinned to the checked addresses (wf_net.c; on_opensocket checks the address connected). Redirects are
  * followed here, not by curl, so that each new location is checked against both lists before it is asked
  * for; at most WF_HTTP_REDIRECTS of them. The transfer is aborted from the progress callback when the job
  * is asked to stop or the step's deadline passes.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "jsonx.h"
+#include "wf_net.h"
 #include "workflow.h"
 #include "xmalloc.h"
 
@@ -29,12 +36,12 @@
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", NULL};
 
-/* Checks a URL's scheme and host against the configuration. 0, or -1 with err. */
+/* Checks a URL's scheme, host and port against the configuration; fills t (not resolved). 0, or -1 with err. */
 static int
-url_allowed(const struct wf_config *cfg, const char *url, char *err, size_t errlen)
+url_allowed(const struct wf_config *cfg, const char *url, struct wf_target *t, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL;
 	int rc = -1;
 	/* The scheme first: a file: URL has no host, and must be refused for its scheme. */
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
@@ -45,12 +52,21 @@ url_allowed(const struct wf_config *cfg, const char *url, char *err, size_t errl
 		         cfg->http_schemes);
 	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 		snprintf(err, errlen, "http: \"%.200s\" has no host", url);
-	else if (cfg->http_hosts[0] != '\0' && !wf_list_has(cfg->http_hosts, host, 1))
-		snprintf(err, errlen, "http: host %s is not allowed (workflow_http_hosts)", host);
-	else
-		rc = 0;
+	else if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		snprintf(err, errlen, "http: \"%.200s\" has no port and its scheme no default", url);
+	else {
+		long p = strtol(port, NULL, 10), def = strcasecmp(scheme, "https") == 0 ? 443 : 80;
+		snprintf(t->host, sizeof(t->host), "%s", host);
+		t->port = p;
+		t->naddr = 0;
+		if (!wf_net_host_allowed(cfg->http_hosts, host, p, def, &t->explicit_port))
+			snprintf(err, errlen, "http: host %s port %ld is not allowed (workflow_http_hosts)", host, p);
+		else
+			rc = 0;
+	}
 	curl_free(scheme);
 	curl_free(host);
+	curl_free(port);
 	curl_url_cleanup(u);
 	return rc;
 }
@@ -67,7 +83,8 @@ wf_http_validate(const struct wf_def *def, const struct wf_step *st, const struc
 		snprintf(err, errlen, "http: \"url\" (a string) is required");
 		return -1;
 	}
-	if (strstr(url, "{{") == NULL && url_allowed(cfg, url, err, errlen) < 0)
+	struct wf_target t;
+	if (strstr(url, "{{") == NULL && url_allowed(cfg, url, &t, err, errlen) < 0)
 		return -1;
 	if (method != NULL) {
 		size_t i = 0;
@@ -86,6 +103,12 @@ wf_http_validate(const struct wf_def *def, const struct wf_step *st, const struc
 		snprintf(err, errlen, "http: give \"body\" or \"json\", not both");
 		return -1;
 	}
+	json_t *ba = json_object_get(p, "basic_auth");
+	if (ba != NULL && (!json_is_object(ba) || !json_is_string(json_object_get(ba, "user")) ||
+	                   !json_is_string(json_object_get(ba, "password")))) {
+		snprintf(err, errlen, "http: \"basic_auth\" must be {\"user\": string, \"password\": string}");
+		return -1;
+	}
 	if (exp != NULL && !json_is_integer(exp) && !json_is_array(exp)) {
 		snprintf(err, errlen, "http: \"expected_status\" must be a status code or a list of them");
 		return -1;
@@ -101,7 +124,28 @@ struct xfer {
 	json_t *headers;
 	double deadline;
 	int stopped, timed_out;
+	struct wf_target *target;   /* where this hop may connect */
+	struct curl_slist *resolve; /* its CURLOPT_RESOLVE pin (or NULL for an IP literal) */
+	int refused;                /* the connect went elsewhere than the checked addresses: refused */
 };
+
+/* Creates the socket curl connects, only to an address the target check admitted (the one resolved). */
+static curl_socket_t
+on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct xfer *x = arg;
+	const struct wf_target *t = x->target;
+	int ok = 0;
+	for (size_t i = 0; i < t->naddr && !ok; i++)
+		ok = wf_net_same_endpoint((const struct sockaddr *)&t->addr[i], &a->addr);
+	if (ok && !t->explicit_port && wf_net_is_daemon_addr(x->call->cfg->deny_addrs, &a->addr))
+		ok = 0;
+	if (!ok) {
+		x->refused = 1;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
 
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
@@ -175,6 +219,34 @@ note_secret(struct wf_host *h, const char *value)
 	const char *sp = strchr(value, ' ');
 	if (sp != NULL && strlen(sp + 1) >= 4)
 		json_array_append_new(h->secrets, json_string(sp + 1));
+}
+
+/* basic_auth {user, password}: the password, "user:password" and the header value it makes are secrets. */
+static void
+note_basic_auth(struct wf_step_call *call)
+{
+	json_t *ba = json_object_get(call->params, "basic_auth");
+	const char *user = json_string_value(json_object_get(ba, "user")),
+	           *pw = json_string_value(json_object_get(ba, "password"));
+	if (user == NULL || pw == NULL)
+		return;
+	json_array_append_new(call->host->secrets, json_string(pw));
+	char *pair = xasprintf("%s:%s", user, pw);
+	size_t n = strlen(pair), k = 0;
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned char)pair[i] << 16 | (i + 1 < n ? (unsigned char)pair[i + 1] << 8 : 0) |
+		             (i + 2 < n ? (unsigned char)pair[i + 2] : 0);
+		b64[k++] = al[v >> 18 & 63];
+		b64[k++] = al[v >> 12 & 63];
+		b64[k++] = i + 1 < n ? al[v >> 6 & 63] : '=';
+		b64[k++] = i + 2 < n ? al[v & 63] : '=';
+	}
+	b64[k] = '\0';
+	json_array_append_new(call->host->secrets, json_string(b64));
+	free(b64);
+	free(pair);
 }
 
 static struct curl_slist *
@@ -268,6 +340,17 @@ perform(CURL *c, struct xfer *x, const char *url, const char *method, const char
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "hopper-workflow/1");
+	/* Only the checked addresses (target_resolve, on_opensocket); never a proxy from the environment. */
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_RESOLVE, x->resolve);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+	json_t *ba = json_object_get(x->call->params, "basic_auth");
+	if (json_is_object(ba)) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c, CURLOPT_USERNAME, json_string_value(json_object_get(ba, "user")));
+		curl_easy_setopt(c, CURLOPT_PASSWORD, json_string_value(json_object_get(ba, "password")));
+	}
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -344,13 +427,29 @@ wf_http_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	char *url = build_url(c, url0, json_object_get(p, "query"));
 	enum wf_status st = WF_FAIL;
 	long status = 0;
+	struct wf_target tgt;
+	x.target = &tgt;
+	note_basic_auth(call);
 	for (int hop = 0;; hop++) {
-		if (url_allowed(call->cfg, url, err, errlen) < 0) {
+		curl_slist_free_all(x.resolve);
+		x.resolve = NULL;
+		char *pin = NULL;
+		if (url_allowed(call->cfg, url, &tgt, err, errlen) < 0 ||
+		    wf_net_resolve(call->cfg, &tgt, &pin, err, errlen) < 0) {
 			st = WF_FATAL;
 			break;
 		}
+		if (pin != NULL) /* a name: curl connects only to the addresses just checked */
+			x.resolve = curl_slist_append(NULL, pin);
+		free(pin);
 		char *location = NULL;
 		CURLcode rc = perform(c, &x, url, method, body, hdrs, timeout_s, &status, &location);
+		if (rc != CURLE_OK && x.refused) {
+			snprintf(err, errlen, "http: %s %s: the connection went to an address not checked: refused",
+			         method, url);
+			st = WF_FATAL;
+			break;
+		}
 		if (rc != CURLE_OK) {
 			x.over |= rc == CURLE_FILESIZE_EXCEEDED; /* the Content-Length said so before any byte came */
 			st = x.stopped ? WF_STOPPED : WF_FAIL;
@@ -388,6 +487,7 @@ wf_http_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 		break;
 	}
 	curl_slist_free_all(hdrs);
+	curl_slist_free_all(x.resolve);
 	curl_easy_cleanup(c);
 	json_decref(x.headers);
 	free(x.body);

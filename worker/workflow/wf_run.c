@@ -428,6 +428,7 @@ workflow_run(struct job_ctx *job, json_t **result)
 	r.ctx = json_pack("{s:o,s:{},s:o}", "input", input ? json_incref(input) : json_object(), "steps", "env",
 	                  allowed_env(&r.cfg, r.host.secrets));
 	r.state = xcalloc(r.def->nsteps, sizeof(*r.state));
+	job->secrets = r.host.secrets; /* its log lines and progress, and those of handlers run as steps */
 	/* "resume": false in the definition: every attempt starts over (the steps are safe to repeat). */
 	if (!json_is_false(json_object_get(r.def->doc, "resume")))
 		take_resume(&r);
@@ -441,6 +442,7 @@ workflow_run(struct job_ctx *job, json_t **result)
 	}
 	free(r.state);
 	json_decref(r.ctx);
+	job->secrets = NULL;
 	json_decref(r.host.secrets);
 	wf_def_free(r.def);
 	return rc;

@@ -190,8 +190,9 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	snprintf(child, sizeof(child), "%.90s.%s", h->job_id, call->step->id);
 	json_t *job = json_pack("{s:s,s:O}", "id", child, "type", json_object_get(p, "type"));
 	json_t *args = json_object_get(p, "args"), *v;
-	json_object_set(job, "args", args ? args : json_object());
-	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s", "owner"};
+	json_object_set_new(job, "args", args ? json_incref(args) : json_object()); /* was a leak without args */
+	/* Not "owner": a child belongs to its parent's owner (hopperd sets it). */
+	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s"};
 	for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
 		if ((v = json_object_get(p, passthrough[i])) != NULL)
 			json_object_set(job, passthrough[i], v);

@@ -7,6 +7,7 @@
  *   wf_mask.c      secret masking of everything stored or published (pure)
  *   wf_steps.c     the step type table {name, validate, run}: webhook, delay, filter, audio.analyze, enqueue
  *   wf_http.c      the http step (libcurl; the only file that includes curl.h)
+ *   wf_net.c       where an http step may connect: host:port allowlist, hopperd's own addresses, resolution
  *   wf_exec.c      the exec step (fork/exec in its own process group, no shell)
  *   wf_run.c       the workflow.run handler: order, retries, progress, step records, resume
  *
@@ -40,14 +41,19 @@
 /* Limits and allowlists, from hopperd's configuration (passed to workers as HOPPER_WF_* variables). */
 struct wf_config {
 	int exec_enabled;
-	const char *exec_programs; /* comma-separated absolute paths an exec step may run */
-	const char *http_schemes;  /* comma-separated, default "http,https" */
-	const char *http_hosts;    /* comma-separated host names; "" allows any host */
-	const char *env_allow;     /* comma-separated variable names {{env.NAME}} may read */
-	const char *mask_names;    /* extra header/parameter names masked besides authorization and cookie */
-	size_t max_response;       /* http response body bytes */
-	size_t max_output;         /* exec stdout and stderr bytes, each */
+	const char *exec_programs;  /* comma-separated absolute paths an exec step may run */
+	const char *http_schemes;   /* comma-separated, default "http,https" */
+	const char *http_hosts;     /* comma-separated host names; "" allows any host */
+	const char *env_allow;      /* comma-separated variable names {{env.NAME}} may read */
+	const char *deny_addrs;     /* "host:port,..." of hopperd's own Redis and control listener (wf_net.c) */
+	const char *exec_env_allow; /* names (or PREFIX*) an exec step's env may set (wf_exec_env_name_ok) */
+	const char *mask_names;     /* extra header/parameter names masked besides authorization and cookie */
+	size_t max_response;        /* http response body bytes */
+	size_t max_output;          /* exec stdout and stderr bytes, each */
 };
+/* 1 if an exec step may set this variable: listed in exec_env_allow (exactly, or by a PREFIX* entry unless
+ * the name is a loader/shell/interpreter hook such as LD_*, BASH_FUNC_*, PATH, IFS, ENV, BASH_ENV). */
+int wf_exec_env_name_ok(const struct wf_config *cfg, const char *name);
 /* Fills c from the environment (HOPPER_WF_*); strings point into the environment. */
 void wf_config_from_env(struct wf_config *c);
 /* 1 if name is an element of the comma-separated list (case-sensitive unless nocase). */
