@@ -147,7 +147,9 @@ got_cut = wait_until(lambda: subprocess.run(["grep", "-q", "slow consumer", os.e
 check("the non-reader is cut off as a slow consumer", got_cut)
 stop.set()
 rss1 = rss_kb()
-check("daemon memory stays bounded (RSS grew < 64 MiB)", rss1 - rss0 < 65536, (rss0, rss1))
+# ASan's quarantine holds up to 256 MiB of freed memory, so a sanitized daemon gets a larger bound.
+RSS_BOUND_KB = 65536 * (4 if os.environ.get("HOPPER_SAN") == "1" else 1)
+check("daemon memory stays bounded (RSS grew < 64 MiB, 256 under ASan)", rss1 - rss0 < RSS_BOUND_KB, (rss0, rss1))
 
 # a watcher that never reads, on running jobs
 w = Client.unix(CS)
@@ -158,7 +160,7 @@ for j in ids:
     w.send_obj({"id": j, "op": "watch", "job": j})
 check("jobs finish while their watcher does not read", wait_until(lambda: all(admin.result("status", job=j)["state"] == "succeeded" for j in ids), 30))
 call_ok(admin, "and the daemon still answers", "ping")
-check("RSS still bounded", rss_kb() - rss0 < 65536, rss_kb())
+check("RSS still bounded", rss_kb() - rss0 < RSS_BOUND_KB, rss_kb())
 
 # --- Redis down ---
 subprocess.run(["redis-cli", "-s", os.environ["SOCK"], "SHUTDOWN", "NOSAVE"], capture_output=True)
