@@ -301,12 +301,98 @@ parse_envelope(json_t *root, struct celery_task *t, char *err, size_t errlen)
 	return CELERY_OK;
 }
 
+/* --- the bounded scan of a message that will not be parsed whole --- */
+
+/* Index just past the JSON string starting at b[i] == '"' (len when unterminated). */
+static size_t
+skip_string(const char *b, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (b[i] == '\\')
+			i++;
+		else if (b[i] == '"')
+			return i + 1;
+	}
+	return len;
+}
+
+/* Index just past the JSON value starting at b[i] (structure only: strings and nesting are followed). */
+static size_t
+skip_value(const char *b, size_t len, size_t i)
+{
+	if (i < len && b[i] == '"')
+		return skip_string(b, len, i);
+	int depth = 0;
+	while (i < len) {
+		char c = b[i];
+		if (c == '"') {
+			i = skip_string(b, len, i);
+			continue;
+		}
+		if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return i; /* the end of the enclosing object: a scalar ended here */
+			if (--depth == 0)
+				return i + 1;
+		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r'))
+			return i;
+		i++;
+	}
+	return len;
+}
+
+static size_t
+skip_ws(const char *b, size_t len, size_t i)
+{
+	while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/*
+ * A message too large (or too broken) to parse whole may still name its task: the top-level "headers"
+ * object is found by one pass over the envelope's structure (the body string is skipped, not decoded) and
+ * only that object, at most CELERY_HEADERS_MAX bytes, is parsed, for the id and the task name.
+ */
+static void
+scan_ids(const char *b, size_t len, struct celery_task *t)
+{
+	size_t i = skip_ws(b, len, 0);
+	if (i >= len || b[i] != '{')
+		return;
+	for (i = skip_ws(b, len, i + 1); i < len && b[i] == '"';) {
+		size_t kend = skip_string(b, len, i);
+		int is_headers = kend - i == 9 && memcmp(b + i, "\"headers\"", 9) == 0;
+		i = skip_ws(b, len, kend);
+		if (i >= len || b[i] != ':')
+			return;
+		size_t v = skip_ws(b, len, i + 1), vend = skip_value(b, len, v);
+		if (is_headers) {
+			json_t *h = vend - v <= CELERY_HEADERS_MAX ? json_loadb(b + v, vend - v, 0, NULL) : NULL;
+			const char *task = json_string_value(json_object_get(h, "task"));
+			copy_id(h, "id", t->id, JOB_ID_MAX);
+			if (task != NULL && strlen(task) <= CELERY_TASK_NAME_MAX)
+				snprintf(t->task, sizeof(t->task), "%s", task);
+			json_decref(h);
+			return;
+		}
+		i = skip_ws(b, len, vend);
+		if (i >= len || b[i] != ',')
+			return;
+		i = skip_ws(b, len, i + 1);
+	}
+}
+
 int
 celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	if (len > max_bytes) {
-		snprintf(err, errlen, "message of %zu bytes is over the %zu-byte limit", len, max_bytes);
+		scan_ids(buf, len, out);
+		snprintf(err, errlen, "message of %zu bytes is over hopperd's %zu-byte limit (max_message_bytes)", len,
+		         max_bytes);
 		return CELERY_MALFORMED;
 	}
 	json_error_t jerr;
@@ -314,6 +400,7 @@ celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *
 	if (root == NULL || !json_is_object(root)) {
 		snprintf(err, errlen, "not a kombu message (a JSON object): %s", root ? "not an object" : jerr.text);
 		json_decref(root);
+		scan_ids(buf, len, out);
 		return CELERY_MALFORMED;
 	}
 	int r = parse_envelope(root, out, err, errlen);

@@ -25,6 +25,12 @@
 #define CELERY_QUEUE_MAX     QUEUE_NAME_MAX
 #define CELERY_ARGNAMES_MAX  16
 #define CELERY_SIGS_MAX      64 /* chain links, callbacks or errbacks carried by one task */
+/* The headers of a message too large or too broken to parse whole are still read, up to this size (kombu's
+ * headers are a few hundred bytes; argsrepr is cut at 1 KB by Celery's argsrepr_maxsize). */
+#define CELERY_HEADERS_MAX (64 * 1024)
+/* A task's arguments travel base64-encoded (4/3 of their size) inside an envelope of a few hundred bytes:
+ * the envelope may be this much larger than the job it becomes (max_message_bytes bounds the job). */
+#define CELERY_ENVELOPE_MAX(job_max) ((job_max) / 3 * 4 + 64 * 1024)
 /* kombu's Redis transport: priority buckets and the separator between queue name and bucket. */
 #define CELERY_SEP      "\x06\x16"
 #define CELERY_NBUCKETS 4
@@ -57,7 +63,9 @@ struct celery_task {
 /*
  * Parses one envelope of len bytes (at most max_bytes). Returns a celery_verdict; on CELERY_OK the caller
  * calls celery_task_free, otherwise there is nothing to free and err holds the reason. Never decodes a
- * body whose content type is not application/json.
+ * body whose content type is not application/json. A message over max_bytes, or not valid JSON, is
+ * malformed, but its id and task are still read from its headers when the envelope allows (a bounded
+ * scan), so that its sender can get a FAILURE result.
  */
 int celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *out, char *err, size_t errlen);
 void celery_task_free(struct celery_task *t);

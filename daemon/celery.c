@@ -244,13 +244,17 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	char err[512], now[32], run_at[32], ma[16], ttl[16], evmax[16], rexp[16], expires[32] = "";
 	double tnow = clock_now();
 	char *job = celery_job_json(t, route, queue, s->cfg.max_attempts, tnow, err, sizeof(err));
-	if (job != NULL && strlen(job) > (size_t)s->cfg.max_message_bytes) {
-		snprintf(err, sizeof(err), "the job would be %zu bytes, over max_message_bytes", strlen(job));
-		free(job);
-		job = NULL;
-	}
 	if (job == NULL) {
 		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "ValueError", "builtins", err);
+		return;
+	}
+	if (strlen(job) > (size_t)s->cfg.max_message_bytes) {
+		snprintf(err, sizeof(err),
+		         "the task's arguments make a job of %zu bytes, over hopperd's %d-byte limit "
+		         "(max_message_bytes)",
+		         strlen(job), s->cfg.max_message_bytes);
+		free(job);
+		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "HopperMessageError", "hopper", err);
 		return;
 	}
 	char *side = side_json(s, t), *key = result_key(s, t->id);
@@ -298,7 +302,8 @@ convert(struct server *s, const char *entry, size_t elen)
 	queue[nl - entry] = '\0';
 	struct celery_task t;
 	size_t rawlen = elen - (size_t)(nl + 1 - entry);
-	int v = celery_parse(nl + 1, rawlen, (size_t)s->cfg.max_message_bytes, &t, err, sizeof(err));
+	int v = celery_parse(nl + 1, rawlen, CELERY_ENVELOPE_MAX((size_t)s->cfg.max_message_bytes), &t, err,
+	                     sizeof(err));
 	if (v == CELERY_REFUSED) {
 		refuse(s, entry, elen, queue, &t, "dead", "FAILURE", "ContentDisallowed", "kombu.exceptions", err);
 		return;

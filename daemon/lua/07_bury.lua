@@ -15,5 +15,6 @@ OPS.bury = function(a)
   redis.call('HSET', p .. 'job:' .. id, 'id', id, 'queue', q, 'attempt', attempt)
   redis.call('HSETNX', p .. 'job:' .. id, 'payload', payload)
   finish_terminal(p, id, 'dead', now, err, max_events, ttl, attempt, progress)
+  CELERY.finish(p, id, 'dead', nil, err, now) -- a Celery task reads FAILURE
   return 1
 end

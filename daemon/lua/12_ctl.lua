@@ -85,6 +85,7 @@ OPS.ctl_cancel = function(a)
   if TERMINAL[st] then return {'conflict', st} end
   local f = redis.call('HMGET', h, 'queue', 'payload', 'node')
   finish_terminal(p, id, 'cancelled', now, 'cancelled by ' .. owner, max_events, ttl, attempt, progress)
+  CELERY.finish(p, id, 'cancelled', nil, 'cancelled by ' .. owner, now) -- a Celery task reads REVOKED
   if f[1] and f[2] then
     redis.call('ZREM', p .. 'scheduled:' .. f[1], f[2])
     redis.call('LREM', p .. 'queue:' .. f[1], 1, f[2])
