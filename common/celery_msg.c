@@ -713,3 +713,97 @@ celery_meta_encode(const char *status, const char *result, const char *traceback
 	json_decref(v);
 	return text;
 }
+
+/* --- broadcast messages: remote control and events --- */
+
+static void
+copy_str(json_t *obj, const char *key, char *dst, size_t size)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	dst[0] = '\0';
+	if (v != NULL && strlen(v) < size)
+		snprintf(dst, size, "%s", v);
+}
+
+/* destination: null or [] = every worker; otherwise a list of names. */
+static int
+names_us(json_t *dest, const char *hostname)
+{
+	size_t i;
+	json_t *v;
+	if (dest == NULL || json_is_null(dest) || (json_is_array(dest) && json_array_size(dest) == 0))
+		return 1;
+	if (json_is_string(dest))
+		return strcmp(json_string_value(dest), hostname) == 0;
+	json_array_foreach(dest, i, v) if (json_is_string(v) && strcmp(json_string_value(v), hostname) == 0) return 1;
+	return 0;
+}
+
+int
+celery_control_parse(const char *buf, size_t len, const char *hostname, double now, struct celery_control *out,
+                     char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *root = json_loadb(buf, len, 0, NULL), *m = NULL;
+	json_t *body = json_object_get(root, "body"), *props = json_object_get(root, "properties");
+	const char *enc = json_string_value(json_object_get(props, "body_encoding"));
+	const char *ctype = json_string_value(json_object_get(root, "content-type"));
+	if (!json_is_string(body) || ctype == NULL || strcmp(ctype, "application/json") != 0) {
+		snprintf(err, errlen, "not a JSON kombu message");
+		goto fail;
+	}
+	if (enc != NULL && strcmp(enc, "base64") == 0) {
+		size_t n;
+		unsigned char *d = celery_b64_decode(json_string_value(body), json_string_length(body), &n);
+		m = d ? json_loadb((const char *)d, n, 0, NULL) : NULL;
+		free(d);
+	} else
+		m = json_loadb(json_string_value(body), json_string_length(body), 0, NULL);
+	const char *method = json_string_value(json_object_get(m, "method"));
+	if (method == NULL || strlen(method) > CELERY_METHOD_MAX) {
+		snprintf(err, errlen, "control message without a method");
+		goto fail;
+	}
+	snprintf(out->method, sizeof(out->method), "%s", method);
+	json_t *args = json_object_get(m, "arguments");
+	out->arguments = json_is_object(args) ? json_incref(args) : json_object();
+	copy_str(m, "ticket", out->ticket, sizeof(out->ticket));
+	copy_str(json_object_get(m, "reply_to"), "routing_key", out->reply_rk, sizeof(out->reply_rk));
+	json_t *exp = json_object_get(json_object_get(root, "headers"), "expires");
+	out->for_us = names_us(json_object_get(m, "destination"), hostname) &&
+	              !(json_is_number(exp) && json_number_value(exp) < now);
+	json_decref(m);
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(m);
+	json_decref(root);
+	return -1;
+}
+
+void
+celery_control_free(struct celery_control *c)
+{
+	json_decref(c->arguments);
+	c->arguments = NULL;
+}
+
+char *
+celery_envelope_encode(const char *body, const json_t *headers, const char *exchange, const char *routing_key,
+                       int delivery_mode)
+{
+	char tag[37];
+	if (job_new_id(tag) < 0)
+		snprintf(tag, sizeof(tag), "hopperd");
+	char *b64 = celery_b64_encode((const unsigned char *)body, strlen(body));
+	json_t *h = headers ? json_incref((json_t *)headers) : json_object();
+	json_t *env =
+	        json_pack("{s:s, s:s, s:s, s:o, s:{s:i, s:{s:s, s:s}, s:i, s:s, s:s}}", "body", b64, "content-encoding",
+	                  "utf-8", "content-type", "application/json", "headers", h, "properties", "delivery_mode",
+	                  delivery_mode, "delivery_info", "exchange", exchange, "routing_key", routing_key, "priority",
+	                  0, "body_encoding", "base64", "delivery_tag", tag);
+	char *text = jsonx_dump(env);
+	json_decref(env);
+	free(b64);
+	return text;
+}

@@ -158,6 +158,30 @@ int celery_iso_parse(const char *s, double *out);
 /* Unix seconds -> "YYYY-MM-DDTHH:MM:SS.ffffff" (zone suffix appended when utc_suffix). */
 void celery_iso_format(double t, int utc_suffix, char *out, size_t outlen);
 
+/*
+ * kombu broadcast messages (remote control on the "celery.pidbox" fanout, its replies, and events on
+ * "celeryev"); the format is in schema/celery-control.md.
+ */
+#define CELERY_METHOD_MAX 64
+struct celery_control {
+	char method[CELERY_METHOD_MAX + 1];
+	json_t *arguments;  /* object (new reference; celery_control_free) */
+	char ticket[64];    /* "" when absent */
+	char reply_rk[128]; /* reply_to.routing_key; "" when no reply is wanted */
+	int for_us;         /* destination is null/empty or names hostname, and headers.expires has not passed */
+};
+/* Parses one control envelope. Returns 0 (caller calls celery_control_free) or -1 with err. */
+int celery_control_parse(const char *buf, size_t len, const char *hostname, double now, struct celery_control *out,
+                         char *err, size_t errlen);
+void celery_control_free(struct celery_control *c);
+/*
+ * The envelope kombu publishes for a broadcast or a reply: body (JSON text) base64-encoded, headers (borrowed,
+ * NULL: {}), properties {delivery_mode, delivery_info {exchange, routing_key}, priority 0, body_encoding,
+ * delivery_tag}. Caller frees.
+ */
+char *celery_envelope_encode(const char *body, const json_t *headers, const char *exchange, const char *routing_key,
+                             int delivery_mode);
+
 /* base64 (RFC 4648, padded). Both return a new buffer the caller frees; decode returns NULL if invalid. */
 char *celery_b64_encode(const unsigned char *in, size_t len);
 unsigned char *celery_b64_decode(const char *in, size_t len, size_t *outlen);

@@ -398,6 +398,22 @@ celery_start(struct server *s)
 	c->timer.data = s;
 	ev_timer_start(s->loop, &c->timer);
 	log_info("celery: consuming Celery queues %s (%zu tasks mapped)", s->cfg.celery_queues, c->map.n);
+	celery_pidbox_start(s);
+}
+
+const struct celery_map *
+celery_task_map(const struct server *s)
+{
+	return s->celery ? &s->celery->map : NULL;
+}
+
+int
+celery_consumes(const struct server *s, const char *queue)
+{
+	for (int i = 0; s->celery != NULL && i < s->celery->nqueues; i++)
+		if (strcmp(s->celery->queues[i], queue) == 0)
+			return 1;
+	return 0;
 }
 
 void

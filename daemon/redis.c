@@ -160,9 +160,10 @@ on_connect(const redisAsyncContext *ac, int status)
 	c->pending = 0;
 	c->last_io = clock_now();
 	conn_setup(c);
-	if (c->kind == CONN_SUB)
+	if (c->kind == CONN_SUB) {
 		ctl_sub_connected(c->r->s);
-	else if (c->is_cmd)
+		celery_pidbox_connected(c->r->s);
+	} else if (c->is_cmd)
 		node_on_connect(c->r->s);
 	else
 		fetch_more(c->r->s);
@@ -472,9 +473,10 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 	if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING)
 		return;
 	r->sub.last_io = clock_now();
-	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING)
-		ctl_sub_message(r->s, ch->str, msg->str, msg->len);
-	else if (strcmp(kind->str, "subscribe") == 0)
+	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING) {
+		if (!celery_pidbox_message(r->s, ch->str, msg->str, msg->len))
+			ctl_sub_message(r->s, ch->str, msg->str, msg->len);
+	} else if (strcmp(kind->str, "subscribe") == 0)
 		ctl_sub_confirmed(r->s, ch->str);
 	else if (strcmp(kind->str, "unsubscribe") == 0)
 		ctl_sub_unsubscribed(r->s, ch->str);

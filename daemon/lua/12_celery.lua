@@ -176,7 +176,8 @@ end
 --                result_key, result_expires, track_started, expires, side):
 -- the converted job enters hopper (its queue, or the scheduled set when run_at is ahead: an ETA task waits
 -- in Redis) and the raw entry leaves the inflight list, in one step. A task id hopper already knows (a
--- redelivery) is only acknowledged. Returns 1 (enqueued), 2 (known: dropped) or 0 (no longer held).
+-- redelivery) is only acknowledged; a revoked id ends cancelled (REVOKED) at once. Returns 1 (enqueued),
+-- 2 (known: dropped), 3 (revoked) or 0 (no longer held).
 OPS.celery_enqueue = function(a)
   local p, node, entry, id, q, job, run_at, now = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
   local typ, max_attempts, ttl, max_events = a[9], a[10], a[11], a[12]
@@ -188,6 +189,12 @@ OPS.celery_enqueue = function(a)
              'updated_at', now, 'payload', job, 'stalls', '0', 'celery_key', a[13], 'celery_rexp', a[14],
              'celery_track', a[15], 'celery', a[17])
   if a[16] ~= '' then redis.call('HSET', h, 'celery_expires', a[16]) end
+  -- Celery v2: a task revoked (remote control) before hopperd took it never runs; Celery reads REVOKED.
+  if redis.call('ZSCORE', p .. 'celery:revoked', id) then
+    finish_terminal(p, id, 'cancelled', now, 'revoked', max_events, ttl, '0', '0')
+    CELERY.finish(p, id, 'cancelled', nil, 'revoked', now)
+    return 3
+  end
   emit(p, id, event_json(id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
   if tonumber(run_at) > tonumber(now) then
     redis.call('HSET', h, 'run_at', run_at)
@@ -219,5 +226,56 @@ OPS.celery_refuse = function(a)
   local tb = nil
   if a[12] == 'FAILURE' then tb = 'hopperd refused Celery task ' .. id .. ': ' .. err end
   store(a[10], a[11], meta(a[12], a[13], tb, id, now))
+  return 1
+end
+
+-- ---- Celery v2: remote control (daemon/celery/pidbox.c, schema/celery-control.md) ----
+-- P celery:revoked is a sorted set (task id -> revoke time) shared by every daemon: bounded to max ids and
+-- expires seconds, like a Celery worker's revoked LimitedSet (REVOKES_MAX, REVOKE_EXPIRES), and, being in
+-- Redis, kept across restarts (a Celery worker needs --statedb for that).
+local function revoked_trim(p, now, max, expires)
+  local k = p .. 'celery:revoked'
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (tonumber(now) - tonumber(expires)))
+  local n = redis.call('ZCARD', k)
+  if n > tonumber(max) then redis.call('ZREMRANGEBYRANK', k, 0, n - tonumber(max) - 1) end
+end
+
+-- celery_revoke(prefix, now, max, expires, terminate, ttl, max_events, hostname, id...): each id joins the
+-- revoked set; a Celery task still queued or retrying ends cancelled at once (REVOKED, never runs), and
+-- with terminate = '1' a running one too (hopper's cancel: its daemon stops the worker, SIGTERM then
+-- SIGKILL). Returns {terminate, id...}: the ids revoked or, with terminate, the running ones stopped.
+OPS.celery_revoke = function(a)
+  local p, now, max, expires, terminate, ttl, max_events, host = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+  local out = {tonumber(terminate)}
+  for i = 9, #a do
+    local id = a[i]
+    redis.call('ZADD', p .. 'celery:revoked', now, id)
+    local f = redis.call('HMGET', p .. 'job:' .. id, 'state', 'celery_key')
+    local st = f[1]
+    if f[2] and (st == 'queued' or st == 'retrying' or (st == 'running' and terminate == '1')) then
+      OPS.ctl_cancel({p, id, now, 'celery revoke (' .. host .. ')', '1', ttl, max_events})
+      if st == 'running' and terminate == '1' then out[#out + 1] = id end
+    end
+    if terminate ~= '1' then out[#out + 1] = id end
+  end
+  revoked_trim(p, now, max, expires)
+  return out
+end
+
+-- celery_revoked(prefix, now, expires): the revoked ids not yet expired (inspect revoked).
+OPS.celery_revoked = function(a)
+  return redis.call('ZRANGEBYSCORE', a[1] .. 'celery:revoked', tonumber(a[2]) - tonumber(a[3]), '+inf')
+end
+
+-- celery_reply(celery_prefix, routing_key, envelope): a remote-control reply goes where kombu's reply
+-- exchange would put it, the list RK.reply.celery.pidbox, only while the caller's binding exists (a caller
+-- that stopped waiting removed it; kombu drops such replies too). Returns 1 if delivered.
+OPS.celery_reply = function(a)
+  local kp, rk, env = a[1], a[2], a[3]
+  local q = rk .. '.reply.celery.pidbox'
+  if redis.call('SISMEMBER', kp .. '_kombu.binding.reply.celery.pidbox', rk .. '\6\22\6\22' .. q) == 0 then
+    return 0
+  end
+  redis.call('LPUSH', kp .. q, env)
   return 1
 end

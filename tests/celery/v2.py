@@ -104,6 +104,77 @@ def case_cancel():
     check_eq('failed task: FAILURE', (f.state, hstate(f.id)), ('FAILURE', 'failed'))
 
 
+def case_control():
+    """Remote control against two daemons (n1, n2) started by celery_control.sh."""
+    names = sorted(os.environ.get('HOPPERD_NAMES', 'hopperd@n1').split())
+    pongs = app.control.ping(timeout=2 * SCALE)
+    check_eq('control.ping: every hopperd answers pong', sorted(pongs, key=lambda d: list(d)[0]),
+             [{n: {'ok': 'pong'}} for n in names])
+    i = app.control.inspect(timeout=2 * SCALE)
+    reg = i.registered() or {}
+    check_eq('inspect registered: the mapped Celery task names', sorted(reg.get(names[0], [])),
+             ['t.fail', 't.noop', 't.sleep'])
+    st = (i.stats() or {}).get(names[0], {})
+    check('inspect stats: pid, pool and broker', isinstance(st.get('pid'), int) and
+          st.get('pool', {}).get('max-concurrency') == 1 and st.get('broker', {}).get('transport') == 'redis', st)
+    run = app.send_task('t.sleep', args=(int(60000 * SCALE),))
+    check('a long task starts', wait_until(lambda: hstate(run.id) == 'running'), hstate(run.id))
+    waiting = [app.send_task('t.sleep', args=(int(60000 * SCALE),)) for _ in range(3)]
+    wait_until(lambda: sum(len(v) for v in (app.control.inspect(timeout=1).reserved() or {}).values()) >= 1, 10)
+    act = i.active() or {}
+    flat = [t for v in act.values() for t in v]
+    ids = {run.id} | {w.id for w in waiting}
+    check('inspect active: the running tasks by id and name, at most one per 1-worker daemon',
+          (run.id, 't.sleep') in [(t.get('id'), t.get('name')) for t in flat] and len(flat) <= len(names) and
+          all(t.get('id') in ids and t.get('name') == 't.sleep' for t in flat), flat)
+    check('inspect active: worker_pid and time_start', flat and isinstance(flat[0].get('worker_pid'), int) and
+          flat[0].get('time_start', 0) > 0, flat)
+    res = [t.get('id') for v in (i.reserved() or {}).values() for t in v]
+    check('inspect reserved: tasks fetched but not started', res and set(res) <= {w.id for w in waiting}, res)
+    check_eq('inspect scheduled: answered (none held in memory)', sorted((i.scheduled() or {}).keys()), names)
+    # revoke a queued task: it never runs
+    q = app.send_task('t.noop', countdown=30)
+    wait_until(lambda: hstate(q.id) == 'queued')
+    rep = app.control.revoke(q.id, reply=True, timeout=2 * SCALE)
+    check('revoke: every daemon replies "flagged as revoked"',
+          len(rep) == len(names) and all('flagged as revoked' in list(d.values())[0].get('ok', '') for d in rep), rep)
+    took, v = outcome(q)
+    check_eq('revoked queued task: get() raises TaskRevokedError', type(v), TaskRevokedError)
+    check_eq('revoked queued task: hopper job cancelled, never ran', (hstate(q.id), hopper('status', q.id).get(
+        'attempt')), ('cancelled', 0))
+    # revoke before the message is even sent: refused when hopperd takes it
+    pre = 'pre-revoked-4000-8000-000000000001'
+    app.control.revoke(pre)
+    time.sleep(0.5 * SCALE)
+    took, v = outcome(app.send_task('t.noop', task_id=pre))
+    check_eq('a task revoked before it was sent never runs: TaskRevokedError', type(v), TaskRevokedError)
+    # revoke without terminate leaves a running task alone; terminate=True stops it
+    app.control.revoke(run.id)
+    time.sleep(1 * SCALE)
+    check_eq('revoke without terminate: the running task goes on', hstate(run.id), 'running')
+    rep = app.control.revoke(run.id, terminate=True, reply=True, timeout=2 * SCALE)
+    check('revoke terminate=True: one daemon reports the termination',
+          any(list(d.values())[0].get('ok') == 'terminate: ' + run.id for d in rep), rep)
+    took, v = outcome(run)
+    check_eq('terminated task: get() raises TaskRevokedError', type(v), TaskRevokedError)
+    check_eq('terminated task: hopper job cancelled', hstate(run.id), 'cancelled')
+    for w in waiting:
+        app.control.revoke(w.id, terminate=True)
+    rv = i.revoked() or {}
+    check('inspect revoked: every daemon lists the same revoked ids',
+          len(rv) == len(names) and all(set(x) >= {q.id, pre, run.id} for x in rv.values()), rv)
+    bad = app.control.broadcast('pool_grow', arguments={'n': 1}, reply=True, timeout=1 * SCALE)
+    check('an unsupported command gets an error reply, not silence',
+          bad and all('does not support' in list(d.values())[0].get('error', '') for d in bad), bad)
+
+
+def case_revoked_kept():
+    """After a restart of every daemon: the revoked ids are still there."""
+    rv = app.control.inspect(timeout=2 * SCALE).revoked() or {}
+    check('revoked ids are kept across restarts', rv and all(
+        'pre-revoked-4000-8000-000000000001' in x for x in rv.values()), rv)
+
+
 if __name__ == '__main__':
     for c in sys.argv[2:]:
         globals()['case_' + c]()
