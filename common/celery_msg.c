@@ -203,6 +203,8 @@ parse_headers(json_t *headers, struct celery_task *t, char *err, size_t errlen)
 	copy_id(headers, "root_id", t->root_id, JOB_ID_MAX);
 	copy_id(headers, "parent_id", t->parent_id, JOB_ID_MAX);
 	copy_id(headers, "group", t->group, JOB_ID_MAX);
+	json_t *gi = json_object_get(headers, "group_index");
+	t->group_index = json_is_integer(gi) && json_integer_value(gi) >= 0 ? json_integer_value(gi) : -1;
 	if (json_object_get(headers, "compression") != NULL && !json_is_null(json_object_get(headers, "compression"))) {
 		snprintf(err, errlen, "compressed bodies are not supported");
 		return -1;

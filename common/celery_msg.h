@@ -58,6 +58,7 @@ struct celery_task {
 	double time_limit, soft_time_limit; /* seconds, 0 when absent: headers.timelimit = [hard, soft] */
 	int retries;
 	int priority;
+	long long group_index; /* headers.group_index, -1 when absent (a chord orders its results by it) */
 };
 
 /*

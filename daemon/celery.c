@@ -50,6 +50,7 @@ struct celery {
 };
 
 static void take(struct server *s);
+static json_t *chord_side(const struct server *s, const struct celery_task *t);
 
 static void
 ignore_errors(struct server *s, const struct redis_reply *r, void *priv)
@@ -101,6 +102,15 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	}
 	char *dead_entry = jsonx_dump(dead), *exc = celery_exc_encode(exc_type, exc_module, why);
 	char *key = result_key(s, id);
+	/* A refused chord member still counts in its chord (the body then reports the failure). */
+	json_t *chord = t->embed != NULL ? chord_side(s, t) : NULL;
+	char *side = NULL;
+	if (chord != NULL) {
+		json_t *o = json_pack("{s:s, s:s, s:o}", "bp", s->cfg.celery_prefix, "rp", s->cfg.celery_prefix,
+		                      "chord", chord);
+		side = jsonx_dump(o);
+		json_decref(o);
+	}
 	const char *argv[] = {s->cfg.key_prefix,
 	                      s->cfg.node_id,
 	                      entry,
@@ -117,13 +127,15 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	                      exc,
 	                      FMT_INT(ttl, s->cfg.result_ttl_s),
 	                      FMT_INT(evmax, s->cfg.events_max),
-	                      dead_entry};
-	size_t lens[16];
-	for (size_t i = 0; i < 16; i++)
+	                      dead_entry,
+	                      side ? side : ""};
+	size_t lens[17];
+	for (size_t i = 0; i < 17; i++)
 		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
 	log_warn("celery: task %s (%s) from queue %s: %s -> %s", id[0] ? id : "(no id)", t->task[0] ? t->task : "?",
 	         queue, why, status);
-	redis_batch(s->redis, "celery_refuse", 16, argv, lens, ignore_errors, (void *)"refuse");
+	redis_batch(s->redis, "celery_refuse", 17, argv, lens, ignore_errors, (void *)"refuse");
+	free(side);
 	free(key);
 	free(exc);
 	free(dead_entry);
@@ -201,6 +213,46 @@ sigs_encode(const struct server *s, const struct celery_task *t, json_t *list, j
 }
 
 /*
+ * A chord header member's part of the side field: {gid, gidx, bid, body} where body is the prepared
+ * message of the chord's body (the header's results go in as its first argument), or {gid, gidx, bid,
+ * unsupported} when hopperd cannot publish that body: the body's result then says so (ChordError) once the
+ * header completes, instead of a silent hang. NULL when the task is not in a chord. Lua: CELERY.chord_part.
+ */
+static json_t *
+chord_side(const struct server *s, const struct celery_task *t)
+{
+	json_t *chord = json_object_get(t->embed, "chord");
+	if (chord == NULL || json_is_null(chord))
+		return NULL;
+	const char *bid = json_string_value(json_object_get(json_object_get(chord, "options"), "task_id"));
+	if (t->group[0] == '\0' || bid == NULL || !job_name_valid(bid, JOB_ID_MAX)) {
+		log_warn("celery: task %s names a chord without a group or a body task id; ignored", t->id);
+		return NULL;
+	}
+	json_t *sub = json_object_get(chord, "subtask_type");
+	json_t *body = sub == NULL || json_is_null(sub) ? sig_encode(s, t, chord, NULL, 1, NULL) : NULL;
+	json_t *c = json_pack("{s:s, s:I, s:s}", "gid", t->group, "gidx", (json_int_t)t->group_index, "bid", bid);
+	/* A group as the body: its members' results are what the caller waits on; they get the error too. */
+	json_t *members = json_object_get(json_object_get(chord, "kwargs"), "tasks"), *m, *more = json_array();
+	size_t i;
+	json_array_foreach(members, i, m)
+	{
+		json_t *mid = json_object_get(json_object_get(m, "options"), "task_id");
+		if (i < CELERY_SIGS_MAX && json_is_string(mid) && job_name_valid(json_string_value(mid), JOB_ID_MAX))
+			json_array_append(more, mid);
+	}
+	json_object_set_new(c, "more", more);
+	if (body != NULL)
+		json_object_set_new(c, "body", body);
+	else
+		json_object_set_new(
+		        c, "unsupported",
+		        json_string("hopperd cannot publish this chord's body (a group, chain or chord as the "
+		                    "body is not supported)"));
+	return c;
+}
+
+/*
  * The hash field `celery` of a converted job: the broker/result prefixes, the messages to publish on
  * success ("ok": the chain's next link, callbacks) and on failure ("err": errbacks, called with the task
  * id as Celery does for signatures it cannot call locally), and the chain's task ids (marked FAILURE too
@@ -227,11 +279,11 @@ side_json(const struct server *s, const struct celery_task *t)
 	}
 	sigs_encode(s, t, json_object_get(t->embed, "callbacks"), ok, 1, NULL);
 	sigs_encode(s, t, json_object_get(t->embed, "errbacks"), err, 0, t->id);
-	json_t *chord = json_object_get(t->embed, "chord");
-	if (chord != NULL && !json_is_null(chord))
-		log_warn("celery: task %s is part of a chord; chords are not supported (its body will not run)", t->id);
 	json_t *side = json_pack("{s:s, s:s, s:o, s:o, s:o}", "bp", s->cfg.celery_prefix, "rp", s->cfg.celery_prefix,
 	                         "ok", ok, "err", err, "chain_ids", ids);
+	json_t *chord = chord_side(s, t);
+	if (chord != NULL)
+		json_object_set_new(side, "chord", chord);
 	char *text = jsonx_dump(side);
 	json_decref(side);
 	return text;

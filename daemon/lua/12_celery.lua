@@ -78,6 +78,63 @@ local function publish(bprefix, e, result)
   redis.call('LPUSH', bprefix .. e.k, e.ep .. b64(body) .. e.es)
 end
 
+-- Celery v2: a chord header member's end, as Celery's Redis backend does it (on_chord_part_return,
+-- celery/backends/redis.py): [1, id, state, result] joins the zset celery-taskset-meta-GID.j (score: the
+-- member's group_index); once it holds .s (the chord size the client set) plus .t entries, the body is
+-- published with the results in group order as its first argument, or, if a member did not succeed, the
+-- body's result is FAILURE (ChordError). A body hopperd cannot publish or a header saved as a GroupResult
+-- (nested groups) end in a ChordError too, never a silent hang. c is side.chord.
+local function chord_fail(side, c, rexp, now, msg)
+  local v = exc('ChordError', 'celery.exceptions', msg)
+  store(side.rp .. 'celery-task-meta-' .. c.bid, rexp, meta('FAILURE', v, nil, c.bid, now))
+  for _, mid in ipairs(c.more or {}) do -- the members of a group body
+    store(side.rp .. 'celery-task-meta-' .. mid, rexp, meta('FAILURE', v, nil, mid, now))
+  end
+end
+
+local function chord_part(side, id, status, result, rexp, now)
+  local c = side.chord
+  if not c then return end
+  local base = side.rp .. 'celery-taskset-meta-' .. c.gid
+  local jkey, tkey, skey = base .. '.j', base .. '.t', base .. '.s'
+  local score = '+inf'
+  if c.gidx >= 0 then score = c.gidx end
+  redis.call('ZADD', jkey, score, '[1, ' .. cjson.encode(id) .. ', "' .. status .. '", ' .. result .. ']')
+  local ready, size, diff = redis.call('ZCARD', jkey), redis.call('GET', skey), redis.call('GET', tkey)
+  if tonumber(rexp) > 0 then
+    for _, k in ipairs({jkey, tkey, skey}) do redis.call('EXPIRE', k, rexp) end
+  end
+  -- The client sets .s just before it sends the last member, so an earlier member may end first: it only
+  -- counts, and the last one (which always sees .s) completes the chord, as with Celery's worker.
+  if not size then return end
+  if ready < tonumber(size) + tonumber(diff or '0') then return end
+  local results = redis.call('ZRANGE', jkey, 0, -1)
+  redis.call('DEL', jkey, tkey, skey)
+  if redis.call('EXISTS', base) == 1 then
+    chord_fail(side, c, rexp, now, 'hopperd: a chord header saved as a GroupResult (nested groups) is not supported')
+    return
+  end
+  if c.unsupported then
+    chord_fail(side, c, rexp, now, c.unsupported)
+    return
+  end
+  local vals = {}
+  for _, e in ipairs(results) do
+    -- the exact text json.dumps([1, tid, state, result]) writes, by hopperd or by a Celery worker
+    local tid, st, val = e:match('^%[1, "([^"]*)", "(%u+)", (.*)%]$')
+    if not st then
+      chord_fail(side, c, rexp, now, 'hopperd: unreadable chord entry ' .. e:sub(1, 80))
+      return
+    end
+    if st ~= 'SUCCESS' then
+      chord_fail(side, c, rexp, now, 'Dependency ' .. tid .. ' raised ' .. st)
+      return
+    end
+    vals[#vals + 1] = val
+  end
+  publish(side.bp or '', c.body, '[' .. table.concat(vals, ', ') .. ']')
+end
+
 -- The finish hook: the Celery view of a hopper outcome, and what the task's embed asks for next.
 CELERY.finish = function(p, id, outcome, result, err, now)
   local h = p .. 'job:' .. id
@@ -92,16 +149,20 @@ CELERY.finish = function(p, id, outcome, result, err, now)
     if result == nil or result == '' then result = 'null' end
     if store(key, rexp, meta('SUCCESS', result, nil, id, now)) == 1 then
       for _, e in ipairs(side.ok or {}) do publish(side.bp or '', e, result) end
+      chord_part(side, id, 'SUCCESS', result, rexp, now)
     end
   elseif outcome == 'failed' or outcome == 'dead' then
     local v = exc('HopperJobError', 'hopper', err)
     store(key, rexp, meta('FAILURE', v, tb, id, now))
+    chord_part(side, id, 'FAILURE', v, rexp, now)
     for _, cid in ipairs(side.chain_ids or {}) do
       store(side.rp .. 'celery-task-meta-' .. cid, rexp, meta('FAILURE', v, tb, cid, now))
     end
     for _, e in ipairs(side.err or {}) do publish(side.bp or '', e, nil) end
   elseif outcome == 'cancelled' then
-    store(key, rexp, meta('REVOKED', exc('TaskRevokedError', 'celery.exceptions', err), nil, id, now))
+    local v = exc('TaskRevokedError', 'celery.exceptions', err)
+    store(key, rexp, meta('REVOKED', v, nil, id, now))
+    chord_part(side, id, 'REVOKED', v, rexp, now)
   elseif outcome == 'retrying' then
     store(key, rexp, meta('RETRY', exc('HopperJobError', 'hopper', err), tb, id, nil))
   end
@@ -206,9 +267,10 @@ OPS.celery_enqueue = function(a)
 end
 
 -- celery_refuse(prefix, node, entry, id, queue, task, now, state, error, result_key, result_expires, status,
---               result, ttl, max_events, dead_entry): a Celery message that will not run (refused content
+--               result, ttl, max_events, dead_entry, side): a Celery message that will not run (refused content
 -- type, malformed, unknown task, expired) leaves the inflight list; with an id it becomes a hopper job
--- ended in state (dead or cancelled) and its Celery result says status (FAILURE or REVOKED).
+-- ended in state (dead or cancelled) and its Celery result says status (FAILURE or REVOKED); side ('' or
+-- {bp, rp, chord}) counts a chord member in its chord.
 OPS.celery_refuse = function(a)
   local p, node, entry, id, q, task, now, state, err = a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]
   local ttl, max_events, dead_entry = a[14], a[15], a[16]
@@ -226,6 +288,7 @@ OPS.celery_refuse = function(a)
   local tb = nil
   if a[12] == 'FAILURE' then tb = 'hopperd refused Celery task ' .. id .. ': ' .. err end
   store(a[10], a[11], meta(a[12], a[13], tb, id, now))
+  if a[17] and a[17] ~= '' then chord_part(cjson.decode(a[17]), id, a[12], a[13], a[11], now) end -- Celery v2
   return 1
 end
 

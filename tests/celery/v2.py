@@ -175,6 +175,57 @@ def case_revoked_kept():
         'pre-revoked-4000-8000-000000000001' in x for x in rv.values()), rv)
 
 
+@app.task(name='py.total')
+def total_stub(results):
+    raise AssertionError('a stub: the stock worker of celery_canvas.sh runs py.total')
+
+
+def body_meta(tid):
+    """The result-backend value of a task, read by the backend itself (no parents), once ready."""
+    def ready():
+        raw = R.get(app.backend.get_key_for_task(tid).decode())
+        m = json.loads(raw) if raw else {}
+        return m if m.get('status') in ('SUCCESS', 'FAILURE', 'REVOKED') else None
+    return wait_until(ready) or {}
+
+
+def case_chord():
+    from celery import chord, group
+    header = [app.signature('t.sleep', args=(ms,)) for ms in (30, 10, 20)]
+    c = chord(header, app.signature('py.total').set(queue='py'))
+    took, v = outcome(c.apply_async())
+    check_eq('chord: header on hopperd, body on a stock worker, results in group order', v, [30, 10, 20])
+    c2 = chord([app.signature('t.sleep', args=(5,)), app.signature('t.sleep', args=(6,))], app.signature('t.noop'))
+    r2 = c2.apply_async()
+    took, v = outcome(r2)
+    check_eq('chord: body run by hopperd too', v, {})
+    check_eq('chord body on hopperd: a hopper job', hstate(r2.id), 'succeeded')
+    c3 = chord([app.signature('t.sleep', args=(5,)), app.signature('t.fail', kwargs={'message': 'no', 'retry': False})],
+               app.signature('py.total').set(queue='py'))
+    r3 = c3.apply_async()
+    m = body_meta(r3.id)
+    check_eq('chord with a failing member: the body\'s result is FAILURE, ChordError',
+             (m.get('status'), (m.get('result') or {}).get('exc_type')), ('FAILURE', 'ChordError'))
+    check('ChordError names the failed member', 'Dependency' in str(m.get('result')), m)
+    took, v = outcome(r3)
+    check('chord with a failing member: get() raises (the member\'s error, as with Celery workers)',
+          isinstance(v, Exception) and type(v).__name__ != 'TimeoutError', repr(v))
+    c4 = chord([app.signature('t.sleep', args=(5,)), app.signature('t.unmapped')], app.signature('t.noop'))
+    m = body_meta(c4.apply_async().id)
+    check_eq('chord with an unmapped member: the body\'s result is ChordError, not a hang',
+             (m.get('status'), (m.get('result') or {}).get('exc_type')), ('FAILURE', 'ChordError'))
+    body = group(app.signature('t.noop'), app.signature('t.noop'))
+    c5 = chord([app.signature('t.sleep', args=(5,))], body)
+    res = c5.apply_async()
+    took, v = outcome(res)
+    check('chord whose body is a group (unsupported): an error result, not a hang', isinstance(v, Exception),
+          repr(v))
+    check('the error says what is unsupported', 'not supported' in str(v), str(v))
+    g = group(app.signature('t.sleep', args=(ms,)) for ms in (3, 4)).apply_async()
+    took, v = outcome(g)
+    check_eq('group: every member\'s result', v, [{'slept_ms': 3}, {'slept_ms': 4}])
+
+
 if __name__ == '__main__':
     for c in sys.argv[2:]:
         globals()['case_' + c]()
