@@ -41,7 +41,7 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
-	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
+	common/celery_msg.o common/celery_opts.o common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o gen/lua.o gen/migrations.o \

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "celery_msg.h"
+#include "celery_opts.h"
 #include "clock.h"
 #include "hopperd.h"
 #include "jsonx.h"
@@ -42,6 +43,7 @@
 struct celery {
 	ev_timer timer;
 	struct celery_map map;
+	struct celery_opts opts; /* celery_routes, celery_types */
 	const char *queues[MAX_QUEUES];
 	char *queue_buf;
 	int nqueues;
@@ -142,6 +144,22 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	json_decref(dead);
 }
 
+/* A link's queue when its signature names none: the first celery_routes match, else celery_default_queue. */
+static const char *
+route_queue(const struct server *s, const char *task)
+{
+	const char *q = celery_route_queue(&s->celery->opts, task);
+	return q != NULL ? q : s->cfg.celery_default_queue;
+}
+
+/* A task whose soft time limit ends it at once (SoftTimeLimitExceeded) unless celery_types says soft_retry. */
+static int
+soft_final(const struct server *s, const struct celery_task *t)
+{
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
+	return t->soft_time_limit > 0 && (rule == NULL || !rule->soft_retry);
+}
+
 /*
  * One signature of the task's embed, prepared for publishing: {k, ep, es, bp, bs, ins, c} (see
  * celery_encoded). chain_rest is the rest of a chain it carries on; prepend_id (errbacks) becomes its first
@@ -170,7 +188,7 @@ sig_encode(const struct server *s, const struct celery_task *t, json_t *sig, jso
 	struct celery_send m = {
 	        .task = task,
 	        .id = json_string_value(json_object_get(opts, "task_id")),
-	        .queue = queue && job_name_valid(queue, CELERY_QUEUE_MAX) ? queue : s->cfg.celery_default_queue,
+	        .queue = queue && job_name_valid(queue, CELERY_QUEUE_MAX) ? queue : route_queue(s, task),
 	        .priority = json_is_integer(prio) && json_integer_value(prio) >= 0 && json_integer_value(prio) <= 9
 	                            ? (int)json_integer_value(prio)
 	                            : 0,
@@ -284,6 +302,12 @@ side_json(const struct server *s, const struct celery_task *t)
 	json_t *chord = chord_side(s, t);
 	if (chord != NULL)
 		json_object_set_new(side, "chord", chord);
+	/* Celery v2: how a failure is reported (celery_types exc rules; a soft time limit). */
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
+	if (rule != NULL && json_array_size(rule->excs) > 0)
+		json_object_set(side, "excs", rule->excs);
+	if (soft_final(s, t))
+		json_object_set_new(side, "soft", json_integer(1));
 	char *text = jsonx_dump(side);
 	json_decref(side);
 	return text;
@@ -309,6 +333,14 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "HopperMessageError", "hopper", err);
 		return;
 	}
+	if (soft_final(s, t)) { /* read back by celery_timeout_final when the attempt times out */
+		json_t *o = json_loads(job, 0, NULL);
+		json_object_set_new(o, "celery_soft_final", json_true());
+		free(job);
+		job = jsonx_dump(o);
+		json_decref(o);
+	}
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
 	char *side = side_json(s, t), *key = result_key(s, t->id);
 	int attempts = s->cfg.max_attempts - t->retries;
 	if (t->expires > 0)
@@ -329,12 +361,13 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	                      FMT_INT(rexp, s->cfg.celery_result_expires),
 	                      s->cfg.celery_track_started ? "1" : "0",
 	                      expires,
-	                      side};
-	size_t lens[17];
-	for (size_t i = 0; i < 17; i++)
+	                      side,
+	                      rule && rule->progress ? rule->progress : ""};
+	size_t lens[18];
+	for (size_t i = 0; i < 18; i++)
 		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
 	log_debug("celery: task %s (%s) -> job type %s on queue %s", t->id, t->task, route->type, queue);
-	redis_batch(s->redis, "celery_enqueue", 17, argv, lens, ignore_errors, (void *)"enqueue");
+	redis_batch(s->redis, "celery_enqueue", 18, argv, lens, ignore_errors, (void *)"enqueue");
 	free(job);
 	free(side);
 	free(key);
@@ -440,7 +473,8 @@ celery_start(struct server *s)
 		return;
 	struct celery *c = s->celery = xcalloc(1, sizeof(*c));
 	char *cause = NULL, *save = NULL;
-	if (celery_map_parse(s->cfg.celery_tasks, &c->map, &cause) < 0)
+	if (celery_map_parse(s->cfg.celery_tasks, &c->map, &cause) < 0 ||
+	    celery_opts_parse(s->cfg.celery_routes, s->cfg.celery_types, &c->opts, &cause) < 0)
 		fatal("%s", cause); /* config_finish checked it already */
 	c->queue_buf = xstrdup(s->cfg.celery_queues);
 	for (char *q = strtok_r(c->queue_buf, ", ", &save); q != NULL && c->nqueues < MAX_QUEUES;
@@ -476,7 +510,19 @@ celery_free(struct server *s)
 		return;
 	ev_timer_stop(s->loop, &c->timer);
 	celery_map_free(&c->map);
+	celery_opts_free(&c->opts);
 	free(c->queue_buf);
 	free(c);
 	s->celery = NULL;
+}
+
+int
+celery_timeout_final(const struct server *s, const struct job *j)
+{
+	if (!celery_consumes(s, j->queue))
+		return 0;
+	json_t *o = json_loadb(j->payload, j->payload_len, 0, NULL);
+	int final = json_is_true(json_object_get(o, "celery_soft_final"));
+	json_decref(o);
+	return final;
 }

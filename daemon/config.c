@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "celery_msg.h"
+#include "celery_opts.h"
 #include "hopperd.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -327,6 +328,15 @@ check_celery(const struct config *c, char **cause)
 		}
 	}
 	celery_map_free(&map);
+	struct celery_opts opts;
+	int bad = celery_opts_parse(c->celery_routes, c->celery_types, &opts, cause);
+	celery_opts_free(&opts);
+	if (bad < 0)
+		return -1;
+	if (strcmp(c->celery_events, "on") != 0 && strcmp(c->celery_events, "off") != 0) {
+		*cause = xasprintf("celery_events: '%s' must be on or off", c->celery_events);
+		return -1;
+	}
 	if (!job_name_valid(c->celery_default_queue, CELERY_QUEUE_MAX)) {
 		*cause = xasprintf("celery_default_queue: '%s' is not a queue name", c->celery_default_queue);
 		return -1;

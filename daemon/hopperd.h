@@ -334,6 +334,8 @@ void celery_free(struct server *s);
 /* The configured task map (NULL when Celery is off); 1 if queue is a consumed Celery queue. */
 const struct celery_map *celery_task_map(const struct server *s);
 int celery_consumes(const struct server *s, const char *queue);
+/* 1 if a timed-out attempt of j hit a Celery soft time limit that ends the task (SoftTimeLimitExceeded). */
+int celery_timeout_final(const struct server *s, const struct job *j);
 
 /* celery/pidbox.c: Celery remote control (ping, inspect, revoke) on kombu's celery.pidbox fanout */
 void celery_pidbox_start(struct server *s);

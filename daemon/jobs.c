@@ -589,7 +589,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		free(j->error);
 		j->error = e;
 		j->ok = 0;
-		j->retryable = 1;
+		j->retryable = !celery_timeout_final(s, j); /* Celery's SoftTimeLimitExceeded is not retried */
 	}
 	j->run_pending = 0; /* finish (or requeue) records the start too */
 	if (j->cancelled) {

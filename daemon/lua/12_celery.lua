@@ -135,6 +135,26 @@ local function chord_part(side, id, status, result, rexp, now)
   publish(side.bp or '', c.body, '[' .. table.concat(vals, ', ') .. ']')
 end
 
+-- Celery v2: the exception a failure is reported as. A Celery soft time limit (side.soft) that hit is
+-- SoftTimeLimitExceeded; else the task's celery_types rules side.excs = {{prefix, type, module}, ...}:
+-- the first whose non-empty prefix starts the error, else the one with prefix '', else HopperJobError.
+local function failure_exc(side, err)
+  err = err or ''
+  if side.soft == 1 and err:sub(1, 15) == 'timed out after' then
+    return exc('SoftTimeLimitExceeded', 'celery.exceptions', err)
+  end
+  local def = nil
+  for _, r in ipairs(side.excs or {}) do
+    if r[1] == '' then
+      def = def or r
+    elseif err:sub(1, #r[1]) == r[1] then
+      return exc(r[2], r[3], err)
+    end
+  end
+  if def then return exc(def[2], def[3], err) end
+  return exc('HopperJobError', 'hopper', err)
+end
+
 -- The finish hook: the Celery view of a hopper outcome, and what the task's embed asks for next.
 CELERY.finish = function(p, id, outcome, result, err, now)
   local h = p .. 'job:' .. id
@@ -152,7 +172,7 @@ CELERY.finish = function(p, id, outcome, result, err, now)
       chord_part(side, id, 'SUCCESS', result, rexp, now)
     end
   elseif outcome == 'failed' or outcome == 'dead' then
-    local v = exc('HopperJobError', 'hopper', err)
+    local v = failure_exc(side, err)
     store(key, rexp, meta('FAILURE', v, tb, id, now))
     chord_part(side, id, 'FAILURE', v, rexp, now)
     for _, cid in ipairs(side.chain_ids or {}) do
@@ -176,10 +196,16 @@ CELERY.run = function(p, id, node, pid)
 end
 
 CELERY.progress = function(p, id, pr, stage, msg)
-  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp')
+  local f = redis.call('HMGET', p .. 'job:' .. id, 'celery_key', 'celery_rexp', 'celery_prog')
   if not f[1] then return end
-  store(f[1], f[2], meta('PROGRESS', '{"progress": ' .. pr .. ', "stage": ' .. cjson.encode(stage) ..
-                         ', "message": ' .. cjson.encode(msg) .. '}', nil, id, nil))
+  local v
+  if f[3] then -- Celery v2: the task's progress template (celery_types), names marked \1NAME\1 by hopperd
+    local vals = {progress = pr, stage = cjson.encode(stage or ''), message = cjson.encode(msg or '')}
+    v = f[3]:gsub('\1(%a+)\1', vals)
+  else
+    v = '{"progress": ' .. pr .. ', "stage": ' .. cjson.encode(stage) .. ', "message": ' .. cjson.encode(msg) .. '}'
+  end
+  store(f[1], f[2], meta('PROGRESS', v, nil, id, nil))
 end
 
 -- The claim hook: a Celery task past its expiry is not run; it ends cancelled and is reported REVOKED.
@@ -234,7 +260,7 @@ OPS.celery_take = function(a)
 end
 
 -- celery_enqueue(prefix, node, entry, id, queue, job, run_at, now, type, max_attempts, ttl, max_events,
---                result_key, result_expires, track_started, expires, side):
+--                result_key, result_expires, track_started, expires, side, progress_template):
 -- the converted job enters hopper (its queue, or the scheduled set when run_at is ahead: an ETA task waits
 -- in Redis) and the raw entry leaves the inflight list, in one step. A task id hopper already knows (a
 -- redelivery) is only acknowledged; a revoked id ends cancelled (REVOKED) at once. Returns 1 (enqueued),
@@ -250,6 +276,7 @@ OPS.celery_enqueue = function(a)
              'updated_at', now, 'payload', job, 'stalls', '0', 'celery_key', a[13], 'celery_rexp', a[14],
              'celery_track', a[15], 'celery', a[17])
   if a[16] ~= '' then redis.call('HSET', h, 'celery_expires', a[16]) end
+  if a[18] and a[18] ~= '' then redis.call('HSET', h, 'celery_prog', a[18]) end -- Celery v2: PROGRESS template
   -- Celery v2: a task revoked (remote control) before hopperd took it never runs; Celery reads REVOKED.
   if redis.call('ZSCORE', p .. 'celery:revoked', id) then
     finish_terminal(p, id, 'cancelled', now, 'revoked', max_events, ttl, '0', '0')

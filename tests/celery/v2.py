@@ -226,6 +226,43 @@ def case_chord():
     check_eq('group: every member\'s result', v, [{'slept_ms': 3}, {'slept_ms': 4}])
 
 
+def case_types():
+    from celery import chain
+    from celery.exceptions import SoftTimeLimitExceeded
+    res = chain(app.signature('t.sleep', args=(5,)), app.signature('py.wrap')).apply_async()
+    took, v = outcome(res)
+    check_eq('celery_routes: a chain link routed by pattern runs on the stock worker\'s queue', v,
+             {'got': {'slept_ms': 5}})
+    took, v = outcome(app.send_task('t.fail', kwargs={'message': 'bad input', 'retry': False}))
+    check_eq('celery_types exc: the failure is a ValueError', type(v), ValueError)
+    try:
+        app.send_task('t.fail', kwargs={'message': 'bad input', 'retry': False}).get(timeout=WAIT)
+        caught = None
+    except ValueError as e:
+        caught = str(e)
+    check('celery_types exc: `except ValueError` in the caller matches', caught and 'bad input' in caught, caught)
+    took, v = outcome(app.send_task('t.fail', kwargs={'message': 'disk full', 'retry': False}))
+    check_eq('celery_types exc[PREFIX]: an error starting with "disk" is an OSError', type(v), OSError)
+    took, v = outcome(app.send_task('t.other', kwargs={'message': 'x', 'retry': False}))
+    check_eq('a task without rules still reports HopperJobError', type(v).__name__, 'HopperJobError')
+    r = app.send_task('t.sleep', args=(int(60000 * SCALE),), soft_time_limit=0.5 * SCALE, time_limit=60)
+    took, v = outcome(r)
+    check_eq('soft time limit: SoftTimeLimitExceeded', type(v), SoftTimeLimitExceeded)
+    check_eq('soft time limit: one attempt, no retry', (hstate(r.id), hopper('status', r.id).get('attempt')),
+             ('failed', 1))
+    r = app.send_task('t.sleepr', args=(int(60000 * SCALE),), soft_time_limit=0.3 * SCALE, time_limit=60)
+    took, v = outcome(r)
+    check_eq('soft_retry=1: the soft limit is retried up to max_attempts',
+             (hstate(r.id), hopper('status', r.id).get('attempt')), ('dead', 2))
+    r = app.send_task('t.sleep', args=(int(3000 * SCALE),))
+    info = wait_until(lambda: r.state == 'PROGRESS' and isinstance(r.info, dict) and
+                      0 < r.info.get('current', 0) < 100 and r.info)
+    check('celery_types progress: PROGRESS meta in the template\'s shape',
+          isinstance(info, dict) and sorted(info) == ['current', 'status', 'total'] and info['total'] == 100 and
+          info['status'] == 'sleeping', info)
+    outcome(r)
+
+
 if __name__ == '__main__':
     for c in sys.argv[2:]:
         globals()['case_' + c]()
