@@ -368,6 +368,7 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 		lens[i] = argv[i] == entry ? elen : strlen(argv[i]);
 	log_debug("celery: task %s (%s) -> job type %s on queue %s", t->id, t->task, route->type, queue);
 	redis_batch(s->redis, "celery_enqueue", 18, argv, lens, ignore_errors, (void *)"enqueue");
+	celery_events_received(s, t);
 	free(job);
 	free(side);
 	free(key);
@@ -485,6 +486,7 @@ celery_start(struct server *s)
 	ev_timer_start(s->loop, &c->timer);
 	log_info("celery: consuming Celery queues %s (%zu tasks mapped)", s->cfg.celery_queues, c->map.n);
 	celery_pidbox_start(s);
+	celery_events_start(s);
 }
 
 const struct celery_map *

@@ -345,6 +345,16 @@ void celery_pidbox_connected(struct server *s);
 int celery_pidbox_message(struct server *s, const char *channel, const char *msg, size_t len);
 /* This daemon's name as Celery sees it (celery_hostname, default hopperd@NODE). */
 const char *celery_pidbox_hostname(void);
+
+/* celery/events.c: Celery events on the celeryev fanout (celery_events = on); all no-ops when off */
+struct celery_task;
+void celery_events_start(struct server *s);
+/* worker-offline; called when shutdown begins. */
+void celery_events_stop(struct server *s);
+void celery_events_received(struct server *s, const struct celery_task *t);
+void celery_events_revoked(struct server *s, const char *id, int terminated);
+/* task-started (j running) or the end of an attempt (j->outcome), for a Celery job of this daemon. */
+void celery_events_job(struct server *s, const struct job *j);
 /* workflows.c */
 /* A claimed job: for workflow.run, resolves a stored workflow and loads the resume records, then makes it
  * READY itself (returns 1); other types return 0 and go on as usual. */

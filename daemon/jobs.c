@@ -535,6 +535,7 @@ jobs_started(struct server *s, struct job *j)
 	                          .created_at = j->spec.created_at,
 	                          .started_at = j->started_at};
 	j->row = store_attempt_start(s->store, &a);
+	celery_events_job(s, j); /* task-started */
 }
 
 void
@@ -620,6 +621,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		         j->spec.max_attempts, j->error ? j->error : "", job_state_name(j->outcome));
 	if (j->row > 0)
 		store_attempt_finish(s->store, j->row, job_state_name(j->outcome), now, j->error, j->result);
+	celery_events_job(s, j); /* task-succeeded / -failed / -retried */
 	job_op_start(s, j, OP_FINISH);
 	fetch_more(s);
 }

@@ -284,6 +284,8 @@ h_revoke(struct server *s, const struct celery_control *c)
 	 * channel would carry the cancel otherwise): a task waiting for a worker is dropped, a running one is
 	 * stopped only with terminate, as a Celery worker does. */
 	for (size_t i = 8; rc == 0 && i < argc; i++)
+		celery_events_revoked(s, argv[i], terminate);
+	for (size_t i = 8; rc == 0 && i < argc; i++)
 		for (struct job *j = s->jobs; j != NULL; j = j->next)
 			if (!j->dead && strcmp(j->spec.id, argv[i]) == 0 && celery_consumes(s, j->queue) &&
 			    (terminate || (j->phase != PHASE_RUNNING && j->phase != PHASE_FINISHING))) {

@@ -263,6 +263,64 @@ def case_types():
     outcome(r)
 
 
+def case_events():
+    """Celery events from hopperd (celery_events = on), read with Celery's own app.events.Receiver."""
+    import threading
+    seen, lock = [], threading.Lock()
+
+    def on_event(e):
+        with lock:
+            seen.append(e)
+
+    ready = threading.Event()
+
+    def listen():
+        with app.connection() as conn:
+            recv = app.events.Receiver(conn, handlers={'*': on_event})
+            ready.set()
+            try:
+                recv.capture(limit=None, timeout=WAIT, wakeup=False)
+            except Exception:
+                pass
+    threading.Thread(target=listen, daemon=True).start()
+    ready.wait(5)
+    time.sleep(0.5)
+    ok = app.send_task('t.sleep', args=(50,))
+    bad = app.send_task('t.fail', kwargs={'message': 'twice', 'retry': True})
+    slow = app.send_task('t.sleep', args=(int(60000 * SCALE),))
+    outcome(ok)
+    outcome(bad)
+    wait_until(lambda: hstate(slow.id) == 'running')
+    app.control.revoke(slow.id, terminate=True)
+    outcome(slow)
+
+    def kinds(tid):
+        with lock:
+            return [e['type'] for e in seen if e.get('uuid') == tid]
+    wait_until(lambda: 'task-revoked' in kinds(slow.id), 10)
+
+    def heartbeats():
+        with lock:
+            return [e for e in seen if e.get('type') == 'worker-heartbeat' and e.get('hostname') == 'hopperd@n1']
+    wait_until(heartbeats, 10 * SCALE)  # one every 2 s
+    with lock:
+        mine = [e for e in seen if e.get('hostname') == 'hopperd@n1']
+    types = {e['type'] for e in mine}
+    check('worker-heartbeat events from hopperd@n1', 'worker-heartbeat' in types, sorted(types))
+    check_eq('a task\'s events: received, started, succeeded', kinds(ok.id),
+             ['task-received', 'task-started', 'task-succeeded'])
+    check_eq('a failing task retried once: received, started, retried, started, failed', kinds(bad.id),
+             ['task-received', 'task-started', 'task-retried', 'task-started', 'task-failed'])
+    check('a revoked task: task-revoked (terminated)', any(e.get('type') == 'task-revoked' and e.get('terminated')
+                                                         for e in seen if e.get('uuid') == slow.id), kinds(slow.id))
+    rec = [e for e in mine if e.get('uuid') == ok.id and e['type'] == 'task-received']
+    check('task-received names the task and its args', rec and rec[0].get('name') == 't.sleep' and
+          '50' in rec[0].get('args', ''), rec)
+    hb = [e for e in mine if e['type'] == 'worker-heartbeat']
+    check('heartbeat fields Flower reads (freq, active, processed, timestamp)', hb and all(
+        k in hb[-1] for k in ('freq', 'active', 'processed', 'timestamp', 'pid', 'clock')), hb[-1:])
+
+
 if __name__ == '__main__':
     for c in sys.argv[2:]:
         globals()['case_' + c]()
