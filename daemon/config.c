@@ -92,7 +92,7 @@ static const struct option_def options[] = {
          RESTART},
         /* Celery v2 (daemon/celery/): remote control, events, routes, per-task result shapes */
         {"celery_hostname", OPT_STR, O(celery_hostname), "", 0, 0,
-         "name in celery inspect/control and events (default hopperd@NODE)", RESTART},
+         "name in celery inspect/control and events; empty: hopperd@NODE", RESTART},
         {"celery_revoked_max", OPT_INT, O(celery_revoked_max), "50000", 1, 10000000,
          "revoked task ids kept (Celery's REVOKES_MAX)", RELOAD},
         {"celery_revoked_expires", OPT_INT, O(celery_revoked_expires), "10800", 1, INT_MAX,
