@@ -107,10 +107,10 @@ def case_cancel():
 def case_control():
     """Remote control against two daemons (n1, n2) started by celery_control.sh."""
     names = sorted(os.environ.get('HOPPERD_NAMES', 'hopperd@n1').split())
-    pongs = app.control.ping(timeout=2 * SCALE)
+    pongs = app.control.ping(timeout=5 * SCALE, limit=len(names))
     check_eq('control.ping: every hopperd answers pong', sorted(pongs, key=lambda d: list(d)[0]),
              [{n: {'ok': 'pong'}} for n in names])
-    i = app.control.inspect(timeout=2 * SCALE)
+    i = app.control.inspect(timeout=5 * SCALE, limit=len(names))
     reg = i.registered() or {}
     check_eq('inspect registered: the mapped Celery task names', sorted(reg.get(names[0], [])),
              ['t.fail', 't.noop', 't.sleep'])
@@ -120,7 +120,7 @@ def case_control():
     run = app.send_task('t.sleep', args=(int(60000 * SCALE),))
     check('a long task starts', wait_until(lambda: hstate(run.id) == 'running'), hstate(run.id))
     waiting = [app.send_task('t.sleep', args=(int(60000 * SCALE),)) for _ in range(3)]
-    wait_until(lambda: sum(len(v) for v in (app.control.inspect(timeout=1).reserved() or {}).values()) >= 1, 10)
+    wait_until(lambda: sum(len(v) for v in (app.control.inspect(timeout=1, limit=len(names)).reserved() or {}).values()) >= 1, 10)
     act = i.active() or {}
     flat = [t for v in act.values() for t in v]
     ids = {run.id} | {w.id for w in waiting}
@@ -135,7 +135,7 @@ def case_control():
     # revoke a queued task: it never runs
     q = app.send_task('t.noop', countdown=30)
     wait_until(lambda: hstate(q.id) == 'queued')
-    rep = app.control.revoke(q.id, reply=True, timeout=2 * SCALE)
+    rep = app.control.revoke(q.id, reply=True, timeout=5 * SCALE, limit=len(names))
     check('revoke: every daemon replies "flagged as revoked"',
           len(rep) == len(names) and all('flagged as revoked' in list(d.values())[0].get('ok', '') for d in rep), rep)
     took, v = outcome(q)
@@ -152,7 +152,7 @@ def case_control():
     app.control.revoke(run.id)
     time.sleep(1 * SCALE)
     check_eq('revoke without terminate: the running task goes on', hstate(run.id), 'running')
-    rep = app.control.revoke(run.id, terminate=True, reply=True, timeout=2 * SCALE)
+    rep = app.control.revoke(run.id, terminate=True, reply=True, timeout=5 * SCALE, limit=len(names))
     check('revoke terminate=True: one daemon reports the termination',
           any(list(d.values())[0].get('ok') == 'terminate: ' + run.id for d in rep), rep)
     took, v = outcome(run)
@@ -163,15 +163,16 @@ def case_control():
     rv = i.revoked() or {}
     check('inspect revoked: every daemon lists the same revoked ids',
           len(rv) == len(names) and all(set(x) >= {q.id, pre, run.id} for x in rv.values()), rv)
-    bad = app.control.broadcast('pool_grow', arguments={'n': 1}, reply=True, timeout=1 * SCALE)
+    bad = app.control.broadcast('pool_grow', arguments={'n': 1}, reply=True, timeout=5 * SCALE, limit=len(names))
     check('an unsupported command gets an error reply, not silence',
           bad and all('does not support' in list(d.values())[0].get('error', '') for d in bad), bad)
 
 
 def case_revoked_kept():
     """After a restart of every daemon: the revoked ids are still there."""
-    rv = app.control.inspect(timeout=2 * SCALE).revoked() or {}
-    check('revoked ids are kept across restarts', rv and all(
+    names = os.environ.get('HOPPERD_NAMES', 'hopperd@n1').split()
+    rv = app.control.inspect(timeout=5 * SCALE, limit=len(names)).revoked() or {}
+    check('revoked ids are kept across restarts', len(rv) == len(names) and all(
         'pre-revoked-4000-8000-000000000001' in x for x in rv.values()), rv)
 
 
@@ -272,17 +273,18 @@ def case_events():
         with lock:
             seen.append(e)
 
-    ready = threading.Event()
+    ready, box = threading.Event(), {}
 
     def listen():
         with app.connection() as conn:
-            recv = app.events.Receiver(conn, handlers={'*': on_event})
+            recv = box['recv'] = app.events.Receiver(conn, handlers={'*': on_event})
             ready.set()
             try:
                 recv.capture(limit=None, timeout=WAIT, wakeup=False)
             except Exception:
                 pass
-    threading.Thread(target=listen, daemon=True).start()
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
     ready.wait(5)
     time.sleep(0.5)
     ok = app.send_task('t.sleep', args=(50,))
@@ -319,6 +321,8 @@ def case_events():
     hb = [e for e in mine if e['type'] == 'worker-heartbeat']
     check('heartbeat fields Flower reads (freq, active, processed, timestamp)', hb and all(
         k in hb[-1] for k in ('freq', 'active', 'processed', 'timestamp', 'pid', 'clock')), hb[-1:])
+    box['recv'].should_stop = True
+    th.join(5)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ PY
 (cd "$T" && exec /usr/bin/python3 -m celery -A evapp events --dump >"$T/dump.log" 2>&1) &
 echo $! >"$T/pids/aux.dump"
 DUMP_PID=$!
-wait_for "celery events --dump subscribed" 30 test "$(rcli PUBSUB NUMPAT)" -ge 1
+dump_subscribed() { [ "$(rcli PUBSUB NUMPAT)" -ge 1 ]; }
+wait_for "celery events --dump subscribed" 30 dump_subscribed
 start_hopperd n1 --workers=2 --queues=celery --celery-queues=celery --celery-events=on --max-attempts=2 \
 	--backoff-base-s=0.1 --kill-grace-s=1 --celery-tasks="t.sleep=sleep:ms t.fail=fail:message" || exit 1
 
