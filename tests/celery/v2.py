@@ -215,6 +215,16 @@ def case_chord():
     m = body_meta(c4.apply_async().id)
     check_eq('chord with an unmapped member: the body\'s result is ChordError, not a hang',
              (m.get('status'), (m.get('result') or {}).get('exc_type')), ('FAILURE', 'ChordError'))
+    c6 = chord([app.signature('t.sleep', args=(5,)), app.signature('t.noop').set(countdown=30)],
+               app.signature('t.noop'))
+    r6 = c6.apply_async()
+    late = r6.parent.results[1].id
+    wait_until(lambda: hstate(late) == 'queued')
+    app.control.revoke(late)
+    m = body_meta(r6.id)
+    check_eq('chord with a revoked member: the body\'s result is ChordError',
+             (m.get('status'), (m.get('result') or {}).get('exc_type')), ('FAILURE', 'ChordError'))
+    check('the ChordError says the member was revoked', 'REVOKED' in str(m.get('result')), m)
     body = group(app.signature('t.noop'), app.signature('t.noop'))
     c5 = chord([app.signature('t.sleep', args=(5,))], body)
     res = c5.apply_async()
