@@ -39,6 +39,18 @@ check_eq "finish is registered allow-oom" "$(flags_of finish)" allow-oom
 # At maxmemory (noeviction): reads answer, a running job still finishes.
 start_hopperd n1 --workers=1 || exit 1
 CTL_SOCK=$T/n1.sock
+# Every socket hopperd holds (its three Redis connections among them) is close-on-exec.
+socks_without_cloexec() {
+	local pid=${HD_PID[n1]} fd n=0 total=0
+	for fd in /proc/"$pid"/fd/*; do
+		case $(readlink "$fd") in socket:*) ;; *) continue ;; esac
+		total=$((total + 1))
+		flags=$(awk '/^flags:/ { print $2 }' /proc/"$pid"/fdinfo/"${fd##*/}")
+		(( (8#$flags & 8#2000000) != 0 )) || n=$((n + 1))
+	done
+	echo "$n of $total"
+}
+check_match "hopperd's sockets are all FD_CLOEXEC" "$(socks_without_cloexec)" '^0 of [3-9]'
 push_job default "$(job_json oom-1 sleep '{"ms":1500}')"
 wait_for "oom-1 running" 20 state_is oom-1 running
 rcli CONFIG SET maxmemory 1 >/dev/null
