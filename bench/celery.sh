@@ -97,7 +97,7 @@ def run(queue):
 def run_delay(queue):
     # What an app sees: from the first .delay() (send_task) to the last AsyncResult.get().
     r.eval(CLEAR, 0, 'celery-task-meta-*')
-    r.eval(CLEAR, 0, 'hopper:job:*')
+    r.eval(CLEAR, 0, 'hopper:{*}:job:*')
     t0 = time.time()
     results = [app.send_task('b.noop', kwargs={'i': i}, queue=queue) for i in range(n)]
     for res in results:
