@@ -42,10 +42,11 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
-	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
+	common/celery_msg.o common/celery_opts.o common/ctl_proto.o common/ctl_crypto.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o gen/lua.o gen/migrations.o
+	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o gen/lua.o gen/migrations.o \
+	daemon/celery/pidbox.o daemon/celery/events.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -250,7 +251,7 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
+C_SOURCES = common/*.[ch] daemon/*.[ch] daemon/celery/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
 	client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c bench/peers/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)

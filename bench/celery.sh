@@ -7,7 +7,8 @@
 # send_task into a staging list (not timed), the consumer's result keys are cleared, and the clock starts
 # with one RENAME that hands the whole list to the consumer's queue; it stops when the N-th
 # celery-task-meta-* key exists. Both consumers run idle side by side the whole time (each on its own
-# queue), concurrency BENCH_CELERY_C (default 2). Medians over BENCH_ROUNDS (default 3) rounds, and the ratio.
+# queue), concurrency BENCH_CELERY_C (default 2). Then the app's view: from the first .delay() (send_task)
+# of N tasks to the last AsyncResult.get(). Medians over BENCH_ROUNDS (default 3) rounds, and the ratios.
 # Everything started here is stopped by PID at the end.
 set -u
 
@@ -93,16 +94,40 @@ def run(queue):
             raise SystemExit('bench: %s stalled at %d of %d tasks' % (queue, done, n))
         time.sleep(0.01)
 
+def run_delay(queue):
+    # What an app sees: from the first .delay() (send_task) to the last AsyncResult.get().
+    r.eval(CLEAR, 0, 'celery-task-meta-*')
+    r.eval(CLEAR, 0, 'hopper:{*}:job:*')
+    t0 = time.time()
+    results = [app.send_task('b.noop', kwargs={'i': i}, queue=queue) for i in range(n)]
+    for res in results:
+        res.get(timeout=300)
+    return time.time() - t0
+
+def load():
+    return '%.2f %.2f %.2f' % os.getloadavg()
+
 wait_ready()
-hop, cel = [], []
+hop, cel, hopd, celd = [], [], [], []
 for k in range(rounds):
     hop.append(run('ch'))
     cel.append(run('cw'))
     print('round %d: hopperd %.0f tasks/s, celery worker %.0f tasks/s' % (k + 1, hop[-1], cel[-1]), flush=True)
+for k in range(rounds):
+    hopd.append(run_delay('ch'))
+    celd.append(run_delay('cw'))
+    print('round %d, first .delay() to last get(): hopperd %.2f s, celery worker %.2f s (load %s)' % (
+        k + 1, hopd[-1], celd[-1], load()), flush=True)
 h, c = statistics.median(hop), statistics.median(cel)
-print('celery benchmark: medians over %d rounds, N = %d tasks, concurrency %d, %d CPUs' % (rounds, n, conc,
-      os.cpu_count()))
-print('  hopperd (Celery compatibility)   %8.0f tasks/s' % h)
-print('  celery worker (prefork)          %8.0f tasks/s' % c)
-print('  ratio hopperd / celery           %8.2f' % (h / c))
+hd, cd = statistics.median(hopd), statistics.median(celd)
+print('celery benchmark: medians over %d rounds, N = %d tasks, concurrency %d, %d CPUs, load %s' % (
+      rounds, n, conc, os.cpu_count(), load()))
+print('  drain of a queued backlog (RENAME, until the last result key exists):')
+print('    hopperd (Celery compatibility)   %8.0f tasks/s' % h)
+print('    celery worker (prefork)          %8.0f tasks/s' % c)
+print('    ratio hopperd / celery           %8.2f' % (h / c))
+print('  first .delay() to last get() (the app\'s view, %d results read back):' % n)
+print('    hopperd (Celery compatibility)   %8.2f s  %6.0f tasks/s' % (hd, n / hd))
+print('    celery worker (prefork)          %8.2f s  %6.0f tasks/s' % (cd, n / cd))
+print('    ratio celery time / hopperd time %8.2f' % (cd / hd))
 PY

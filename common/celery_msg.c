@@ -203,6 +203,8 @@ parse_headers(json_t *headers, struct celery_task *t, char *err, size_t errlen)
 	copy_id(headers, "root_id", t->root_id, JOB_ID_MAX);
 	copy_id(headers, "parent_id", t->parent_id, JOB_ID_MAX);
 	copy_id(headers, "group", t->group, JOB_ID_MAX);
+	json_t *gi = json_object_get(headers, "group_index");
+	t->group_index = json_is_integer(gi) && json_integer_value(gi) >= 0 ? json_integer_value(gi) : -1;
 	if (json_object_get(headers, "compression") != NULL && !json_is_null(json_object_get(headers, "compression"))) {
 		snprintf(err, errlen, "compressed bodies are not supported");
 		return -1;
@@ -301,12 +303,98 @@ parse_envelope(json_t *root, struct celery_task *t, char *err, size_t errlen)
 	return CELERY_OK;
 }
 
+/* --- the bounded scan of a message that will not be parsed whole --- */
+
+/* Index just past the JSON string starting at b[i] == '"' (len when unterminated). */
+static size_t
+skip_string(const char *b, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (b[i] == '\\')
+			i++;
+		else if (b[i] == '"')
+			return i + 1;
+	}
+	return len;
+}
+
+/* Index just past the JSON value starting at b[i] (structure only: strings and nesting are followed). */
+static size_t
+skip_value(const char *b, size_t len, size_t i)
+{
+	if (i < len && b[i] == '"')
+		return skip_string(b, len, i);
+	int depth = 0;
+	while (i < len) {
+		char c = b[i];
+		if (c == '"') {
+			i = skip_string(b, len, i);
+			continue;
+		}
+		if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return i; /* the end of the enclosing object: a scalar ended here */
+			if (--depth == 0)
+				return i + 1;
+		} else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r'))
+			return i;
+		i++;
+	}
+	return len;
+}
+
+static size_t
+skip_ws(const char *b, size_t len, size_t i)
+{
+	while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/*
+ * A message too large (or too broken) to parse whole may still name its task: the top-level "headers"
+ * object is found by one pass over the envelope's structure (the body string is skipped, not decoded) and
+ * only that object, at most CELERY_HEADERS_MAX bytes, is parsed, for the id and the task name.
+ */
+static void
+scan_ids(const char *b, size_t len, struct celery_task *t)
+{
+	size_t i = skip_ws(b, len, 0);
+	if (i >= len || b[i] != '{')
+		return;
+	for (i = skip_ws(b, len, i + 1); i < len && b[i] == '"';) {
+		size_t kend = skip_string(b, len, i);
+		int is_headers = kend - i == 9 && memcmp(b + i, "\"headers\"", 9) == 0;
+		i = skip_ws(b, len, kend);
+		if (i >= len || b[i] != ':')
+			return;
+		size_t v = skip_ws(b, len, i + 1), vend = skip_value(b, len, v);
+		if (is_headers) {
+			json_t *h = vend - v <= CELERY_HEADERS_MAX ? json_loadb(b + v, vend - v, 0, NULL) : NULL;
+			const char *task = json_string_value(json_object_get(h, "task"));
+			copy_id(h, "id", t->id, JOB_ID_MAX);
+			if (task != NULL && strlen(task) <= CELERY_TASK_NAME_MAX)
+				snprintf(t->task, sizeof(t->task), "%s", task);
+			json_decref(h);
+			return;
+		}
+		i = skip_ws(b, len, vend);
+		if (i >= len || b[i] != ',')
+			return;
+		i = skip_ws(b, len, i + 1);
+	}
+}
+
 int
 celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	if (len > max_bytes) {
-		snprintf(err, errlen, "message of %zu bytes is over the %zu-byte limit", len, max_bytes);
+		scan_ids(buf, len, out);
+		snprintf(err, errlen, "message of %zu bytes is over hopperd's %zu-byte limit (max_message_bytes)", len,
+		         max_bytes);
 		return CELERY_MALFORMED;
 	}
 	json_error_t jerr;
@@ -314,6 +402,7 @@ celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *
 	if (root == NULL || !json_is_object(root)) {
 		snprintf(err, errlen, "not a kombu message (a JSON object): %s", root ? "not an object" : jerr.text);
 		json_decref(root);
+		scan_ids(buf, len, out);
 		return CELERY_MALFORMED;
 	}
 	int r = parse_envelope(root, out, err, errlen);
@@ -624,5 +713,99 @@ celery_meta_encode(const char *status, const char *result, const char *traceback
 	                  "children", "date_done", date_done > 0 ? json_string(when) : json_null(), "task_id", task_id);
 	char *text = jsonx_dump(v);
 	json_decref(v);
+	return text;
+}
+
+/* --- broadcast messages: remote control and events --- */
+
+static void
+copy_str(json_t *obj, const char *key, char *dst, size_t size)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	dst[0] = '\0';
+	if (v != NULL && strlen(v) < size)
+		snprintf(dst, size, "%s", v);
+}
+
+/* destination: null or [] = every worker; otherwise a list of names. */
+static int
+names_us(json_t *dest, const char *hostname)
+{
+	size_t i;
+	json_t *v;
+	if (dest == NULL || json_is_null(dest) || (json_is_array(dest) && json_array_size(dest) == 0))
+		return 1;
+	if (json_is_string(dest))
+		return strcmp(json_string_value(dest), hostname) == 0;
+	json_array_foreach(dest, i, v) if (json_is_string(v) && strcmp(json_string_value(v), hostname) == 0) return 1;
+	return 0;
+}
+
+int
+celery_control_parse(const char *buf, size_t len, const char *hostname, double now, struct celery_control *out,
+                     char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *root = json_loadb(buf, len, 0, NULL), *m = NULL;
+	json_t *body = json_object_get(root, "body"), *props = json_object_get(root, "properties");
+	const char *enc = json_string_value(json_object_get(props, "body_encoding"));
+	const char *ctype = json_string_value(json_object_get(root, "content-type"));
+	if (!json_is_string(body) || ctype == NULL || strcmp(ctype, "application/json") != 0) {
+		snprintf(err, errlen, "not a JSON kombu message");
+		goto fail;
+	}
+	if (enc != NULL && strcmp(enc, "base64") == 0) {
+		size_t n;
+		unsigned char *d = celery_b64_decode(json_string_value(body), json_string_length(body), &n);
+		m = d ? json_loadb((const char *)d, n, 0, NULL) : NULL;
+		free(d);
+	} else
+		m = json_loadb(json_string_value(body), json_string_length(body), 0, NULL);
+	const char *method = json_string_value(json_object_get(m, "method"));
+	if (method == NULL || strlen(method) > CELERY_METHOD_MAX) {
+		snprintf(err, errlen, "control message without a method");
+		goto fail;
+	}
+	snprintf(out->method, sizeof(out->method), "%s", method);
+	json_t *args = json_object_get(m, "arguments");
+	out->arguments = json_is_object(args) ? json_incref(args) : json_object();
+	copy_str(m, "ticket", out->ticket, sizeof(out->ticket));
+	copy_str(json_object_get(m, "reply_to"), "routing_key", out->reply_rk, sizeof(out->reply_rk));
+	json_t *exp = json_object_get(json_object_get(root, "headers"), "expires");
+	out->for_us = names_us(json_object_get(m, "destination"), hostname) &&
+	              !(json_is_number(exp) && json_number_value(exp) < now);
+	json_decref(m);
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(m);
+	json_decref(root);
+	return -1;
+}
+
+void
+celery_control_free(struct celery_control *c)
+{
+	json_decref(c->arguments);
+	c->arguments = NULL;
+}
+
+char *
+celery_envelope_encode(const char *body, const json_t *headers, const char *exchange, const char *routing_key,
+                       int delivery_mode)
+{
+	char tag[37];
+	if (job_new_id(tag) < 0)
+		snprintf(tag, sizeof(tag), "hopperd");
+	char *b64 = celery_b64_encode((const unsigned char *)body, strlen(body));
+	json_t *h = headers ? json_incref((json_t *)headers) : json_object();
+	json_t *env =
+	        json_pack("{s:s, s:s, s:s, s:o, s:{s:i, s:{s:s, s:s}, s:i, s:s, s:s}}", "body", b64, "content-encoding",
+	                  "utf-8", "content-type", "application/json", "headers", h, "properties", "delivery_mode",
+	                  delivery_mode, "delivery_info", "exchange", exchange, "routing_key", routing_key, "priority",
+	                  0, "body_encoding", "base64", "delivery_tag", tag);
+	char *text = jsonx_dump(env);
+	json_decref(env);
+	free(b64);
 	return text;
 }

@@ -25,6 +25,12 @@
 #define CELERY_QUEUE_MAX     QUEUE_NAME_MAX
 #define CELERY_ARGNAMES_MAX  16
 #define CELERY_SIGS_MAX      64 /* chain links, callbacks or errbacks carried by one task */
+/* The headers of a message too large or too broken to parse whole are still read, up to this size (kombu's
+ * headers are a few hundred bytes; argsrepr is cut at 1 KB by Celery's argsrepr_maxsize). */
+#define CELERY_HEADERS_MAX (64 * 1024)
+/* A task's arguments travel base64-encoded (4/3 of their size) inside an envelope of a few hundred bytes:
+ * the envelope may be this much larger than the job it becomes (max_message_bytes bounds the job). */
+#define CELERY_ENVELOPE_MAX(job_max) ((job_max) / 3 * 4 + 64 * 1024)
 /* kombu's Redis transport: priority buckets and the separator between queue name and bucket. */
 #define CELERY_SEP      "\x06\x16"
 #define CELERY_NBUCKETS 4
@@ -52,12 +58,15 @@ struct celery_task {
 	double time_limit, soft_time_limit; /* seconds, 0 when absent: headers.timelimit = [hard, soft] */
 	int retries;
 	int priority;
+	long long group_index; /* headers.group_index, -1 when absent (a chord orders its results by it) */
 };
 
 /*
  * Parses one envelope of len bytes (at most max_bytes). Returns a celery_verdict; on CELERY_OK the caller
  * calls celery_task_free, otherwise there is nothing to free and err holds the reason. Never decodes a
- * body whose content type is not application/json.
+ * body whose content type is not application/json. A message over max_bytes, or not valid JSON, is
+ * malformed, but its id and task are still read from its headers when the envelope allows (a bounded
+ * scan), so that its sender can get a FAILURE result.
  */
 int celery_parse(const char *buf, size_t len, size_t max_bytes, struct celery_task *out, char *err, size_t errlen);
 void celery_task_free(struct celery_task *t);
@@ -149,6 +158,30 @@ int celery_bucket(int priority);
 int celery_iso_parse(const char *s, double *out);
 /* Unix seconds -> "YYYY-MM-DDTHH:MM:SS.ffffff" (zone suffix appended when utc_suffix). */
 void celery_iso_format(double t, int utc_suffix, char *out, size_t outlen);
+
+/*
+ * kombu broadcast messages (remote control on the "celery.pidbox" fanout, its replies, and events on
+ * "celeryev"); the format is in schema/celery-control.md.
+ */
+#define CELERY_METHOD_MAX 64
+struct celery_control {
+	char method[CELERY_METHOD_MAX + 1];
+	json_t *arguments;  /* object (new reference; celery_control_free) */
+	char ticket[64];    /* "" when absent */
+	char reply_rk[128]; /* reply_to.routing_key; "" when no reply is wanted */
+	int for_us;         /* destination is null/empty or names hostname, and headers.expires has not passed */
+};
+/* Parses one control envelope. Returns 0 (caller calls celery_control_free) or -1 with err. */
+int celery_control_parse(const char *buf, size_t len, const char *hostname, double now, struct celery_control *out,
+                         char *err, size_t errlen);
+void celery_control_free(struct celery_control *c);
+/*
+ * The envelope kombu publishes for a broadcast or a reply: body (JSON text) base64-encoded, headers (borrowed,
+ * NULL: {}), properties {delivery_mode, delivery_info {exchange, routing_key}, priority 0, body_encoding,
+ * delivery_tag}. Caller frees.
+ */
+char *celery_envelope_encode(const char *body, const json_t *headers, const char *exchange, const char *routing_key,
+                             int delivery_mode);
 
 /* base64 (RFC 4648, padded). Both return a new buffer the caller frees; decode returns NULL if invalid. */
 char *celery_b64_encode(const unsigned char *in, size_t len);

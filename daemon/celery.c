@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "celery_msg.h"
+#include "celery_opts.h"
 #include "clock.h"
 #include "hopperd.h"
 #include "jsonx.h"
@@ -43,6 +44,7 @@
 struct celery {
 	ev_timer timer;
 	struct celery_map map;
+	struct celery_opts opts; /* celery_routes, celery_types */
 	const char *queues[MAX_QUEUES];
 	char *queue_buf;
 	int nqueues;
@@ -51,6 +53,7 @@ struct celery {
 };
 
 static void take(struct server *s);
+static json_t *chord_side(const struct server *s, const struct celery_task *t);
 
 static void
 ignore_errors(struct server *s, const struct redis_reply *r, void *priv)
@@ -101,6 +104,15 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	}
 	char *dead_entry = jsonx_dump(dead), *exc = celery_exc_encode(exc_type, exc_module, why);
 	char *key = result_key(s, id);
+	/* A refused chord member still counts in its chord (the body then reports the failure). */
+	json_t *chord = t->embed != NULL ? chord_side(s, t) : NULL;
+	char *side = NULL;
+	if (chord != NULL) {
+		json_t *o = json_pack("{s:s, s:s, s:o}", "bp", s->cfg.celery_prefix, "rp", s->cfg.celery_prefix,
+		                      "chord", chord);
+		side = jsonx_dump(o);
+		json_decref(o);
+	}
 	struct rctx ctx = {.queue = queue, .id = id};
 	struct rcall *c = rcall_new(s, RF_CELERY_REFUSE, &ctx);
 	rcall_arg(c, "entry", entry, (long)elen);
@@ -119,13 +131,31 @@ refuse(struct server *s, const char *entry, size_t elen, const char *queue, cons
 	rcall_int(c, "dead_max", s->cfg.dead_max);
 	rcall_int(c, "dead_age", (long long)s->cfg.dead_max_age_days * 86400);
 	rcall_arg(c, "payload", raw, (long)rawlen);
+	rcall_arg(c, "side", side ? side : "", -1);
 	log_warn("celery: task %s (%s) from queue %s: %s -> %s", id[0] ? id : "(no id)", t->task[0] ? t->task : "?",
 	         queue, why, status);
 	rcall_batch(s, c, ignore_errors, (void *)"refuse");
+	free(side);
 	free(key);
 	free(exc);
 	free(dead_entry);
 	json_decref(dead);
+}
+
+/* A link's queue when its signature names none: the first celery_routes match, else celery_default_queue. */
+static const char *
+route_queue(const struct server *s, const char *task)
+{
+	const char *q = celery_route_queue(&s->celery->opts, task);
+	return q != NULL ? q : s->cfg.celery_default_queue;
+}
+
+/* A task whose soft time limit ends it at once (SoftTimeLimitExceeded) unless celery_types says soft_retry. */
+static int
+soft_final(const struct server *s, const struct celery_task *t)
+{
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
+	return t->soft_time_limit > 0 && (rule == NULL || !rule->soft_retry);
 }
 
 /*
@@ -156,7 +186,7 @@ sig_encode(const struct server *s, const struct celery_task *t, json_t *sig, jso
 	struct celery_send m = {
 	        .task = task,
 	        .id = json_string_value(json_object_get(opts, "task_id")),
-	        .queue = queue && job_name_valid(queue, CELERY_QUEUE_MAX) ? queue : s->cfg.celery_default_queue,
+	        .queue = queue && job_name_valid(queue, CELERY_QUEUE_MAX) ? queue : route_queue(s, task),
 	        .priority = json_is_integer(prio) && json_integer_value(prio) >= 0 && json_integer_value(prio) <= 9
 	                            ? (int)json_integer_value(prio)
 	                            : 0,
@@ -199,6 +229,46 @@ sigs_encode(const struct server *s, const struct celery_task *t, json_t *list, j
 }
 
 /*
+ * A chord header member's part of the side field: {gid, gidx, bid, body} where body is the prepared
+ * message of the chord's body (the header's results go in as its first argument), or {gid, gidx, bid,
+ * unsupported} when hopperd cannot publish that body: the body's result then says so (ChordError) once the
+ * header completes, instead of a silent hang. NULL when the task is not in a chord. Lua: CELERY.chord_part.
+ */
+static json_t *
+chord_side(const struct server *s, const struct celery_task *t)
+{
+	json_t *chord = json_object_get(t->embed, "chord");
+	if (chord == NULL || json_is_null(chord))
+		return NULL;
+	const char *bid = json_string_value(json_object_get(json_object_get(chord, "options"), "task_id"));
+	if (t->group[0] == '\0' || bid == NULL || !job_name_valid(bid, JOB_ID_MAX)) {
+		log_warn("celery: task %s names a chord without a group or a body task id; ignored", t->id);
+		return NULL;
+	}
+	json_t *sub = json_object_get(chord, "subtask_type");
+	json_t *body = sub == NULL || json_is_null(sub) ? sig_encode(s, t, chord, NULL, 1, NULL) : NULL;
+	json_t *c = json_pack("{s:s, s:I, s:s}", "gid", t->group, "gidx", (json_int_t)t->group_index, "bid", bid);
+	/* A group as the body: its members' results are what the caller waits on; they get the error too. */
+	json_t *members = json_object_get(json_object_get(chord, "kwargs"), "tasks"), *m, *more = json_array();
+	size_t i;
+	json_array_foreach(members, i, m)
+	{
+		json_t *mid = json_object_get(json_object_get(m, "options"), "task_id");
+		if (i < CELERY_SIGS_MAX && json_is_string(mid) && job_name_valid(json_string_value(mid), JOB_ID_MAX))
+			json_array_append(more, mid);
+	}
+	json_object_set_new(c, "more", more);
+	if (body != NULL)
+		json_object_set_new(c, "body", body);
+	else
+		json_object_set_new(
+		        c, "unsupported",
+		        json_string("hopperd cannot publish this chord's body (a group, chain or chord as the "
+		                    "body is not supported)"));
+	return c;
+}
+
+/*
  * The hash field `celery` of a converted job: the broker/result prefixes, the messages to publish on
  * success ("ok": the chain's next link, callbacks) and on failure ("err": errbacks, called with the task
  * id as Celery does for signatures it cannot call locally), and the chain's task ids (marked FAILURE too
@@ -225,11 +295,17 @@ side_json(const struct server *s, const struct celery_task *t)
 	}
 	sigs_encode(s, t, json_object_get(t->embed, "callbacks"), ok, 1, NULL);
 	sigs_encode(s, t, json_object_get(t->embed, "errbacks"), err, 0, t->id);
-	json_t *chord = json_object_get(t->embed, "chord");
-	if (chord != NULL && !json_is_null(chord))
-		log_warn("celery: task %s is part of a chord; chords are not supported (its body will not run)", t->id);
 	json_t *side = json_pack("{s:s, s:s, s:o, s:o, s:o}", "bp", s->cfg.celery_prefix, "rp", s->cfg.celery_prefix,
 	                         "ok", ok, "err", err, "chain_ids", ids);
+	json_t *chord = chord_side(s, t);
+	if (chord != NULL)
+		json_object_set_new(side, "chord", chord);
+	/* Celery v2: how a failure is reported (celery_types exc rules; a soft time limit). */
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
+	if (rule != NULL && json_array_size(rule->excs) > 0)
+		json_object_set(side, "excs", rule->excs);
+	if (soft_final(s, t))
+		json_object_set_new(side, "soft", json_integer(1));
 	char *text = jsonx_dump(side);
 	json_decref(side);
 	return text;
@@ -242,15 +318,27 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	char err[512], expires[32] = "";
 	double tnow = clock_now();
 	char *job = celery_job_json(t, route, queue, s->cfg.max_attempts, tnow, err, sizeof(err));
-	if (job != NULL && strlen(job) > (size_t)s->cfg.max_message_bytes) {
-		snprintf(err, sizeof(err), "the job would be %zu bytes, over max_message_bytes", strlen(job));
-		free(job);
-		job = NULL;
-	}
 	if (job == NULL) {
 		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "ValueError", "builtins", err);
 		return;
 	}
+	if (strlen(job) > (size_t)s->cfg.max_message_bytes) {
+		snprintf(err, sizeof(err),
+		         "the task's arguments make a job of %zu bytes, over hopperd's %d-byte limit "
+		         "(max_message_bytes)",
+		         strlen(job), s->cfg.max_message_bytes);
+		free(job);
+		refuse(s, entry, elen, queue, t, "dead", "FAILURE", "HopperMessageError", "hopper", err);
+		return;
+	}
+	if (soft_final(s, t)) { /* read back by celery_timeout_final when the attempt times out */
+		json_t *o = json_loads(job, 0, NULL);
+		json_object_set_new(o, "celery_soft_final", json_true());
+		free(job);
+		job = jsonx_dump(o);
+		json_decref(o);
+	}
+	const struct celery_type_rule *rule = celery_type_find(&s->celery->opts, t->task);
 	char *side = side_json(s, t), *key = result_key(s, t->id);
 	int attempts = s->cfg.max_attempts - t->retries;
 	if (t->expires > 0)
@@ -270,8 +358,10 @@ enqueue(struct server *s, const char *entry, size_t elen, const char *queue, con
 	rcall_arg(c, "track_started", s->cfg.celery_track_started ? "1" : "0", -1);
 	rcall_arg(c, "expires", expires, -1);
 	rcall_arg(c, "side", side, -1);
+	rcall_arg(c, "progress", rule && rule->progress ? rule->progress : "", -1);
 	log_debug("celery: task %s (%s) -> job type %s on queue %s", t->id, t->task, route->type, queue);
 	rcall_batch(s, c, ignore_errors, (void *)"enqueue");
+	celery_events_received(s, t);
 	free(job);
 	free(side);
 	free(key);
@@ -291,7 +381,8 @@ convert(struct server *s, const char *entry, size_t elen)
 	queue[nl - entry] = '\0';
 	struct celery_task t;
 	size_t rawlen = elen - (size_t)(nl + 1 - entry);
-	int v = celery_parse(nl + 1, rawlen, (size_t)s->cfg.max_message_bytes, &t, err, sizeof(err));
+	int v = celery_parse(nl + 1, rawlen, CELERY_ENVELOPE_MAX((size_t)s->cfg.max_message_bytes), &t, err,
+	                     sizeof(err));
 	if (v == CELERY_REFUSED) {
 		refuse(s, entry, elen, queue, &t, "dead", "FAILURE", "ContentDisallowed", "kombu.exceptions", err);
 		return;
@@ -381,7 +472,8 @@ celery_start(struct server *s)
 		return;
 	struct celery *c = s->celery = xcalloc(1, sizeof(*c));
 	char *cause = NULL, *save = NULL;
-	if (celery_map_parse(s->cfg.celery_tasks, &c->map, &cause) < 0)
+	if (celery_map_parse(s->cfg.celery_tasks, &c->map, &cause) < 0 ||
+	    celery_opts_parse(s->cfg.celery_routes, s->cfg.celery_types, &c->opts, &cause) < 0)
 		fatal("%s", cause); /* config_finish checked it already */
 	c->queue_buf = xstrdup(s->cfg.celery_queues);
 	for (char *q = strtok_r(c->queue_buf, ", ", &save); q != NULL && c->nqueues < MAX_QUEUES;
@@ -391,6 +483,23 @@ celery_start(struct server *s)
 	c->timer.data = s;
 	ev_timer_start(s->loop, &c->timer);
 	log_info("celery: consuming Celery queues %s (%zu tasks mapped)", s->cfg.celery_queues, c->map.n);
+	celery_pidbox_start(s);
+	celery_events_start(s);
+}
+
+const struct celery_map *
+celery_task_map(const struct server *s)
+{
+	return s->celery ? &s->celery->map : NULL;
+}
+
+int
+celery_consumes(const struct server *s, const char *queue)
+{
+	for (int i = 0; s->celery != NULL && i < s->celery->nqueues; i++)
+		if (strcmp(s->celery->queues[i], queue) == 0)
+			return 1;
+	return 0;
 }
 
 void
@@ -401,7 +510,19 @@ celery_free(struct server *s)
 		return;
 	ev_timer_stop(s->loop, &c->timer);
 	celery_map_free(&c->map);
+	celery_opts_free(&c->opts);
 	free(c->queue_buf);
 	free(c);
 	s->celery = NULL;
+}
+
+int
+celery_timeout_final(const struct server *s, const struct job *j)
+{
+	if (!celery_consumes(s, j->queue))
+		return 0;
+	json_t *o = json_loadb(j->payload, j->payload_len, 0, NULL);
+	int final = json_is_true(json_object_get(o, "celery_soft_final"));
+	json_decref(o);
+	return final;
 }

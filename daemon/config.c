@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "celery_msg.h"
+#include "celery_opts.h"
 #include "hopperd.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -96,6 +97,18 @@ static const struct option_def options[] = {
          "Celery result_expires in seconds (0: never)", RESTART},
         {"celery_track_started", OPT_INT, O(celery_track_started), "0", 0, 1, "write STARTED results (1) or not (0)",
          RESTART},
+        /* Celery v2 (daemon/celery/): remote control, events, routes, per-task result shapes */
+        {"celery_hostname", OPT_STR, O(celery_hostname), "", 0, 0,
+         "name in celery inspect/control and events; empty: hopperd@NODE", RESTART},
+        {"celery_revoked_max", OPT_INT, O(celery_revoked_max), "50000", 1, 10000000,
+         "revoked task ids kept (Celery's REVOKES_MAX)", RELOAD},
+        {"celery_revoked_expires", OPT_INT, O(celery_revoked_expires), "10800", 1, INT_MAX,
+         "seconds a revoked id is kept (Celery's REVOKE_EXPIRES)", RELOAD},
+        {"celery_events", OPT_STR, O(celery_events), "off", 0, 0, "on: send Celery events (celeryev)", RESTART},
+        {"celery_routes", OPT_STR, O(celery_routes), "", 0, 0,
+         "task_routes for the links hopperd publishes: TASK_OR_GLOB=QUEUE ...", RESTART},
+        {"celery_types", OPT_STR, O(celery_types), "", 0, 0,
+         "per task: TASK:exc=MODULE.TYPE, TASK:progress=TEMPLATE (see hopperd.conf(5))", RESTART},
         /* workflow.run steps: workers read these at start, so a reload reaches the workers started after it */
         {"workflow_exec_enabled", OPT_INT, O(workflow_exec_enabled), "0", 0, 1, "1 lets workflows run exec steps",
          RELOAD},
@@ -328,6 +341,15 @@ check_celery(const struct config *c, char **cause)
 		}
 	}
 	celery_map_free(&map);
+	struct celery_opts opts;
+	int bad = celery_opts_parse(c->celery_routes, c->celery_types, &opts, cause);
+	celery_opts_free(&opts);
+	if (bad < 0)
+		return -1;
+	if (strcmp(c->celery_events, "on") != 0 && strcmp(c->celery_events, "off") != 0) {
+		*cause = xasprintf("celery_events: '%s' must be on or off", c->celery_events);
+		return -1;
+	}
 	if (!job_name_valid(c->celery_default_queue, CELERY_QUEUE_MAX)) {
 		*cause = xasprintf("celery_default_queue: '%s' is not a queue name", c->celery_default_queue);
 		return -1;

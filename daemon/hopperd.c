@@ -88,6 +88,7 @@ begin_shutdown(struct server *s, const char *why)
 	s->shutdown_deadline = clock_mono() + s->cfg.shutdown_grace_s;
 	jobs_requeue_unstarted(s);
 	pool_shutdown(s);
+	celery_events_stop(s); /* worker-offline */
 	server_maybe_exit(s);
 }
 

@@ -32,6 +32,7 @@
 struct redis;
 struct store;
 struct celery;
+struct celery_map;
 struct ctl;
 
 /* --- configuration (config.c) --- */
@@ -89,6 +90,12 @@ struct config {
 	char *celery_default_queue;
 	int celery_result_expires;
 	int celery_track_started;
+	char *celery_hostname; /* "" = hopperd@NODE */
+	int celery_revoked_max;
+	int celery_revoked_expires;
+	char *celery_events; /* "on" or "off" */
+	char *celery_routes; /* TASK_OR_GLOB=QUEUE ... */
+	char *celery_types;  /* TASK:KEY=VALUE ... */
 	/* workflow.run steps (passed to workers as HOPPER_WF_* variables) */
 	int workflow_exec_enabled;
 	char *workflow_exec_programs;
@@ -367,6 +374,30 @@ void node_promote(struct server *s);
 /* Starts consuming the Celery queues (when celery_queues is set). */
 void celery_start(struct server *s);
 void celery_free(struct server *s);
+/* The configured task map (NULL when Celery is off); 1 if queue is a consumed Celery queue. */
+const struct celery_map *celery_task_map(const struct server *s);
+int celery_consumes(const struct server *s, const char *queue);
+/* 1 if a timed-out attempt of j hit a Celery soft time limit that ends the task (SoftTimeLimitExceeded). */
+int celery_timeout_final(const struct server *s, const struct job *j);
+
+/* celery/pidbox.c: Celery remote control (ping, inspect, revoke) on kombu's celery.pidbox fanout */
+void celery_pidbox_start(struct server *s);
+/* The pub/sub connection is up: subscribe. */
+void celery_pidbox_connected(struct server *s);
+/* 1 if channel is the pidbox channel (the message was handled), 0 otherwise. */
+int celery_pidbox_message(struct server *s, const char *channel, const char *msg, size_t len);
+/* This daemon's name as Celery sees it (celery_hostname, default hopperd@NODE). */
+const char *celery_pidbox_hostname(void);
+
+/* celery/events.c: Celery events on the celeryev fanout (celery_events = on); all no-ops when off */
+struct celery_task;
+void celery_events_start(struct server *s);
+/* worker-offline; called when shutdown begins. */
+void celery_events_stop(struct server *s);
+void celery_events_received(struct server *s, const struct celery_task *t);
+void celery_events_revoked(struct server *s, const char *id, int terminated);
+/* task-started (j running) or the end of an attempt (j->outcome), for a Celery job of this daemon. */
+void celery_events_job(struct server *s, const struct job *j);
 /* workflows.c */
 /* A claimed job: for workflow.run, resolves a stored workflow and loads the resume records, then makes it
  * READY itself (returns 1); other types return 0 and go on as usual. */

@@ -678,6 +678,7 @@ jobs_started(struct server *s, struct job *j)
 	                          .started_at = j->started_at,
 	                          .owner = j->spec.owner};
 	j->row = store_attempt_start(s->store, &a);
+	celery_events_job(s, j); /* task-started */
 }
 
 void
@@ -743,7 +744,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		free(j->error);
 		j->error = e;
 		j->ok = 0;
-		j->retryable = 1;
+		j->retryable = !celery_timeout_final(s, j); /* Celery's SoftTimeLimitExceeded is not retried */
 	}
 	if (j->cancelled) {
 		/* Redis says cancelled already (terminal): finish only takes it out of the inflight list. */
@@ -773,6 +774,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		         j->spec.max_attempts, j->error ? j->error : "", job_state_name(j->outcome));
 	if (j->row > 0)
 		store_attempt_finish(s->store, j->row, job_state_name(j->outcome), now, j->error, j->result);
+	celery_events_job(s, j); /* task-succeeded / -failed / -retried */
 	job_op_start(s, j, OP_FINISH);
 	fetch_more(s);
 }

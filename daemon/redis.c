@@ -253,6 +253,7 @@ on_connect(const redisAsyncContext *ac, int status)
 		c->r->ping_sent = 0;
 		sub_send(c->r, "SUBSCRIBE", c->r->ping_chan);
 		ctl_sub_connected(c->r->s);
+		celery_pidbox_connected(c->r->s);
 	} else if (c->is_cmd)
 		node_on_connect(c->r->s);
 	else
@@ -648,9 +649,10 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 			r->ping_sent = 0;
 		return;
 	}
-	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING)
-		ctl_sub_message(r->s, ch->str, msg->str, msg->len);
-	else if (strcmp(kind->str, "subscribe") == 0) {
+	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING) {
+		if (!celery_pidbox_message(r->s, ch->str, msg->str, msg->len))
+			ctl_sub_message(r->s, ch->str, msg->str, msg->len);
+	} else if (strcmp(kind->str, "subscribe") == 0) {
 		ctl_sub_confirmed(r->s, ch->str);
 		char *control = rchan_control(r->s);
 		if (strcmp(ch->str, control) == 0)

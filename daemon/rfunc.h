@@ -49,6 +49,7 @@ enum rkey {
 	RK_G_QUEUES,  /* P{@}:queues */
 	RK_G_CINFL,   /* P{@}:celery:inflight:NODE */
 	RK_G_CNODES,  /* P{@}:celery:nodes */
+	RK_G_CREVOK,  /* P{@}:celery:revoked */
 	RK_COUNT
 };
 
@@ -73,6 +74,10 @@ enum rf {
 	RF_CELERY_TAKE,
 	RF_CELERY_ENQUEUE,
 	RF_CELERY_REFUSE,
+	RF_CELERY_REVOKE,
+	RF_CELERY_CANCEL,
+	RF_CELERY_REVOKED,
+	RF_CELERY_REPLY,
 	RF_CTL_SUBMIT,
 	RF_CTL_CANCEL,
 	RF_CTL_RETRY,

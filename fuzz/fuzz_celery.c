@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the Celery envelope parser: any input is a task, a refusal or malformed, always
  * with a reason; a parsed task converts to a hopper job (or is refused with a reason), and its embed's
- * signatures encode and re-parse as messages.
+ * signatures encode and re-parse as messages. The same input also goes through the bounded scan of an
+ * oversized envelope and the remote-control parser.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -55,5 +56,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		celery_task_free(&t);
 	} else if (err[0] == '\0' || (v == CELERY_REFUSED && t.id[0] == '\0'))
 		__builtin_trap(); /* a refusal says why, and names the task it refuses */
+	/* The same bytes over a small limit: the bounded scan of an oversized envelope never overruns. */
+	if (celery_parse((const char *)data, size, size / 2, &t, err, sizeof(err)) == CELERY_OK)
+		celery_task_free(&t);
+	/* ... and as a remote-control message (Celery v2, daemon/celery/pidbox.c). */
+	struct celery_control c;
+	if (celery_control_parse((const char *)data, size, "w@h", 0, &c, err, sizeof(err)) == 0)
+		celery_control_free(&c);
 	return 0;
 }

@@ -521,8 +521,13 @@ ctl() {
 
 # --- python ---
 
+# py ARGS: /usr/bin/python3, with the key helpers above handed over for Python checks that read hopper's
+# Redis data (tests/celery/cases.py): HOPPER_QKEY_FMT / HOPPER_GKEY_FMT are `qkey %s %s` / `gkey %s` (fill
+# in queue and kind, or kind), HOPPER_JFIND the Lua of jkey (call jfind(ARGV[1], ARGV[2]) with HOPPER_HP
+# and an id), so no Python file spells the layout.
 py() {
-	/usr/bin/python3 "$@"
+	HOPPER_HP=$HP HOPPER_QKEY_FMT=$(qkey %s %s) HOPPER_GKEY_FMT=$(gkey %s) HOPPER_JFIND=$_JFIND \
+		/usr/bin/python3 "$@"
 }
 
 # --- cleanup ---

@@ -78,7 +78,9 @@ OPS.ctl_cancel = function(k, a)
   if not st or not visible(k.job, a.owner, a.admin) then return {'not_found'} end
   if TERMINAL[st] then return {'conflict', st} end
   local f = redis.call('HMGET', k.job, 'payload', 'node')
-  finish_terminal(k, a.id, 'cancelled', clock(), 'cancelled by ' .. a.owner, a.max_events, a.ttl, attempt, progress)
+  local now = clock()
+  finish_terminal(k, a.id, 'cancelled', now, 'cancelled by ' .. a.owner, a.max_events, a.ttl, attempt, progress)
+  CELERY.finish(k, a.id, 'cancelled', nil, 'cancelled by ' .. a.owner, now) -- a Celery task reads REVOKED
   if f[1] then
     redis.call('ZREM', k.scheduled, f[1])
     redis.call('LREM', k.queue, 1, f[1])

@@ -1,7 +1,8 @@
 -- (At load time Redis offers only a few globals, not pairs or ipairs: hence the plain list.)
 local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 'requeue', 'promote', 'heartbeat',
                'reap', 'return', 'reaped_done', 'reconcile', 'held', 'step_save', 'enqueue',
-               'celery_take', 'celery_enqueue', 'celery_refuse',
+               'celery_take', 'celery_enqueue', 'celery_refuse', 'celery_revoke', 'celery_cancel',
+               'celery_revoked', 'celery_reply',
                'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',
                'ctl_counters', 'ctl_nodes', 'ctl_state'}
 

@@ -14,7 +14,9 @@ SOCK = sys.argv[1]
 URL = 'redis+socket://' + SOCK
 SCALE = float(os.environ.get('TIME_SCALE', '1'))
 WAIT = 30 * SCALE
-HP = 'hopper:'
+# hopper's key names come from tests/lib.sh (its py() exports qkey/gkey and jkey's Lua), never spelled here.
+HP = os.environ['HOPPER_HP']
+JFIND = os.environ['HOPPER_JFIND']
 
 app = Celery('hoppertest', broker=URL, backend=URL)
 R = redis.Redis(unix_socket_path=SOCK, decode_responses=True)
@@ -31,23 +33,30 @@ def check_eq(name, got, want):
     check(name, got == want, 'got %r, want %r' % (got, want))
 
 
+def qkey(queue, kind):
+    """lib.sh's qkey QUEUE KIND."""
+    return os.environ['HOPPER_QKEY_FMT'] % (queue, kind)
+
+
+def gkey(kind):
+    """lib.sh's gkey KIND."""
+    return os.environ['HOPPER_GKEY_FMT'] % kind
+
+
 def queues():
-    return sorted(set(R.smembers(HP + '{@}:queues')) | {'celery'})
+    return sorted(set(R.smembers(gkey('queues'))) | {'celery'})
 
 
 def hjob(tid):
-    """The job's hash, in whichever queue holds it (keys are per queue: P{Q}:job:ID)."""
-    for q in queues():
-        h = R.hgetall(HP + '{' + q + '}:job:' + tid)
-        if h:
-            return h
-    return {}
+    """The job's hash, in whichever queue holds it (found as lib.sh's jkey finds it)."""
+    flat = R.eval(JFIND + "\nreturn redis.call('HGETALL', jfind(ARGV[1], ARGV[2]))", 0, HP, tid)
+    return dict(zip(flat[::2], flat[1::2]))
 
 
 def dead_entries():
     out = []
     for q in queues():
-        out += [R.hget(HP + '{' + q + '}:deadmsg', i) or '' for i in R.zrange(HP + '{' + q + '}:dead', 0, -1)]
+        out += [R.hget(qkey(q, 'deadmsg'), i) or '' for i in R.zrange(qkey(q, 'dead'), 0, -1)]
     return out
 
 
@@ -204,7 +213,7 @@ def case_eta():
     r = app.send_task('t.noop', countdown=2)
     time.sleep(0.5)
     check('countdown: the task waits in hopper\'s scheduled set in Redis',
-          R.zcard(HP + '{celery}:scheduled') >= 1 and hjob(r.id).get('state') == 'queued', hjob(r.id))
+          R.zcard(qkey('celery', 'scheduled')) >= 1 and hjob(r.id).get('state') == 'queued', hjob(r.id))
     check_eq('countdown: result', get(r), {})
     started = float(hjob(r.id).get('started_at', 0))
     check('countdown: not run early', started >= t0 + 2 - 0.01, 'started %.3f, sent %.3f' % (started, t0))

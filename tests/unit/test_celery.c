@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "celery_msg.h"
+#include "celery_opts.h"
 #include "t.h"
 
 /* Captured with LRANGE from Debian's Celery: add.apply_async((4,5), priority=6, queue='audio', expires=60,
@@ -227,9 +228,70 @@ test_time_b64(void)
 	T_CHECK("base64 invalid", celery_b64_decode("Zm9", 3, &n) == NULL && celery_b64_decode("Z=9v", 4, &n) == NULL);
 }
 
+/* Celery v2: the id of an oversized or broken envelope, control messages, per-task options. */
+static void
+test_v2(void)
+{
+	struct celery_task t;
+	char err[256];
+	const char *big =
+	        "{\"body\": \"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\", \"headers\": {\"id\": \"abc-1\", \"task\": \"t.x\"}, "
+	        "\"content-type\": \"application/json\"}";
+	T_CHECK("oversized: malformed", celery_parse(big, strlen(big), 40, &t, err, sizeof(err)) == CELERY_MALFORMED);
+	T_STREQ("oversized: the id is still read", t.id, "abc-1");
+	T_STREQ("oversized: the task is still read", t.task, "t.x");
+	T_CHECK("oversized: the reason names the limit", strstr(err, "max_message_bytes") != NULL);
+	const char *cut =
+	        "{\"headers\": {\"id\": \"cut-2\", \"task\": \"t.y\", \"x\": [1, {\"a\": \"}\"}]}, \"body\": \"W1";
+	T_CHECK("truncated: malformed",
+	        celery_parse(cut, strlen(cut), 1 << 20, &t, err, sizeof(err)) == CELERY_MALFORMED);
+	T_STREQ("truncated: the id is read past nested values and quoted braces", t.id, "cut-2");
+	const char *noid = "{\"body\": \"x";
+	celery_parse(noid, strlen(noid), 1 << 20, &t, err, sizeof(err));
+	T_STREQ("no readable headers: no id", t.id, "");
+
+	/* a control message as kombu publishes it (body: base64 of the command) */
+	const char *cmd = "{\"method\": \"ping\", \"arguments\": {}, \"destination\": [\"w@x\"], \"ticket\": \"tk\", "
+	                  "\"reply_to\": {\"exchange\": \"reply.celery.pidbox\", \"routing_key\": \"rk1\"}}";
+	char *env = celery_envelope_encode(cmd, NULL, "celery.pidbox", "", 2);
+	struct celery_control c;
+	T_CHECK("control: parses", celery_control_parse(env, strlen(env), "w@x", 0, &c, err, sizeof(err)) == 0);
+	T_STREQ("control: method", c.method, "ping");
+	T_STREQ("control: reply routing key", c.reply_rk, "rk1");
+	T_STREQ("control: ticket", c.ticket, "tk");
+	T_CHECK("control: destination names us", c.for_us == 1);
+	celery_control_free(&c);
+	celery_control_parse(env, strlen(env), "other@x", 0, &c, err, sizeof(err));
+	T_CHECK("control: destination names another worker", c.for_us == 0);
+	celery_control_free(&c);
+	free(env);
+	T_CHECK("control: garbage refused", celery_control_parse("{}", 2, "w", 0, &c, err, sizeof(err)) == -1);
+
+	struct celery_opts o;
+	char *cause = NULL;
+	T_CHECK("opts: parse",
+	        celery_opts_parse("py.*=py t.a=q2",
+	                          "t.f:exc=builtins.ValueError; t.f:exc[disk]=builtins.OSError; "
+	                          "t.s:progress={\"current\": progress, \"status\": stage, \"s\": \"stage\"}",
+	                          &o, &cause) == 0);
+	T_STREQ("routes: glob", celery_route_queue(&o, "py.wrap"), "py");
+	T_STREQ("routes: exact", celery_route_queue(&o, "t.a"), "q2");
+	T_CHECK("routes: no match", celery_route_queue(&o, "t.b") == NULL);
+	const struct celery_type_rule *r = celery_type_find(&o, "t.f");
+	T_CHECK("types: two exc rules", r != NULL && json_array_size(r->excs) == 2);
+	r = celery_type_find(&o, "t.s");
+	T_STREQ("types: progress template compiled (names outside strings only)", r ? r->progress : "",
+	        "{\"current\": \x01progress\x01, \"status\": \x01stage\x01, \"s\": \"stage\"}");
+	celery_opts_free(&o);
+	T_CHECK("opts: bad template", celery_opts_parse("", "t:progress={\"a\": bogus}", &o, &cause) == -1);
+	free(cause);
+	celery_opts_free(&o);
+}
+
 int
 main(void)
 {
+	test_v2();
 	test_parse();
 	test_map();
 	test_encode();
