@@ -63,10 +63,16 @@ LIB_OBJS := client/libhopper.o common/ctl_proto.o common/ctl_crypto.o common/jso
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
 LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
-UNIT_TESTS := test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
+# hopper-web: the HTTP front (client/web/), a libhopper client; libmicrohttpd serves HTTP (see README).
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+WEB_PURE_OBJS := client/web/routes.o client/web/metrics.o client/web/webhook.o client/web/session.o client/web/pool.o
+WEB_OBJS := client/web/main.o client/web/http.o client/web/sse.o client/web/assets.o $(WEB_PURE_OBJS) gen/web_assets.o
+$(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient -Idaemon $(MHD_CFLAGS)
+UNIT_TESTS := test_web test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
 
-BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
+BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
 
 .PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
@@ -77,7 +83,7 @@ FORCE:
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h client/web/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -88,6 +94,9 @@ $(B)/gen/lua.c: $(sort $(wildcard daemon/lua/*.lua)) tools/embed.sh
 $(B)/gen/migrations.c: $(sort $(wildcard schema/migrations/*.sql)) tools/embed.sh
 	@mkdir -p $(dir $@)
 	./tools/embed.sh embedded_migrations $(sort $(wildcard schema/migrations/*.sql)) > $@
+$(B)/gen/web_assets.c: $(sort $(wildcard client/web/ui/*)) tools/embed.sh
+	@mkdir -p $(dir $@)
+	./tools/embed.sh embedded_web $(sort $(wildcard client/web/ui/*)) > $@
 $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 	$(CC) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
 
@@ -99,6 +108,9 @@ $(B)/hopper-analyze: $(addprefix $(B)/,$(COMMON_OBJS) $(AUDIO_OBJS) worker/analy
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(AUDIO_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS)) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(B)/hopper-web: $(addprefix $(B)/,$(WEB_OBJS)) $(B)/libhopper.a
+	$(CC) $(LDSAN) -o $@ $^ $(MHD_LIBS) $(LIB_LIBS) -lpthread
 
 $(B)/libhopper.a: $(addprefix $(B)/,$(LIB_OBJS))
 	rm -f $@
@@ -127,6 +139,9 @@ $(B)/examples/celery_send: client/examples/celery_send.c client/hopper.h $(B)/li
 	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 
 # Unit tests link the module under test and what it needs; each runs in its own process.
+$(B)/tests/test_web: $(addprefix $(B)/,$(WEB_PURE_OBJS) tests/unit/test_web.o) $(B)/libhopper.a
+	$(CC) $(LDSAN) -o $@ $^ $(LIB_LIBS) -lpthread
+$(B)/tests/unit/test_web.o: ALL_CFLAGS += -Iclient -Iclient/web
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
@@ -207,7 +222,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/hopper $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/hopper/python
 	install -m 644 client/hopper.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/libhopper.a $(DESTDIR)$(PREFIX)/lib/
@@ -225,8 +240,12 @@ install: all
 	install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf.example
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
+	install -m 644 client/web/hopper-web.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 client/web/hopper-web.conf.example $(DESTDIR)/etc/hopper/hopper-web.conf.example
+	[ -e $(DESTDIR)/etc/hopper/hopper-web.conf ] || install -m 644 client/web/hopper-web.conf.example $(DESTDIR)/etc/hopper/hopper-web.conf
+	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopper-web.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopper-web.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
+C_SOURCES = common/*.[ch] daemon/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] client/web/*.[ch] \
 	client/examples/*.c tests/unit/*.[ch] bench/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
