@@ -41,10 +41,11 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
-	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o
+	common/celery_msg.o common/ctl_proto.o common/ctl_crypto.o common/webhook_sig.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o gen/lua.o gen/migrations.o
+	daemon/ctl_auth.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o \
+	daemon/ctl_webhook.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -139,7 +140,7 @@ $(B)/examples/celery_send: client/examples/celery_send.c client/hopper.h $(B)/li
 	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 
 # Unit tests link the module under test and what it needs; each runs in its own process.
-$(B)/tests/test_web: $(addprefix $(B)/,$(WEB_PURE_OBJS) tests/unit/test_web.o) $(B)/libhopper.a
+$(B)/tests/test_web: $(addprefix $(B)/,$(WEB_PURE_OBJS) common/webhook_sig.o tests/unit/test_web.o) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LIB_LIBS) -lpthread
 $(B)/tests/unit/test_web.o: ALL_CFLAGS += -Iclient -Iclient/web
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)

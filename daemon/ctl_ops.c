@@ -253,6 +253,12 @@ ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 void
 ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 {
+	ctl_submit_with(c, rid, one, many, NULL);
+}
+
+void
+ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json_t *extra)
+{
 	struct server *s = c->ctl->s;
 	size_t n = one != NULL ? 1 : json_array_size(many);
 	const char **argv = xcalloc(5 + 9 * n, sizeof(*argv));
@@ -297,6 +303,8 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 			json_decref(ids);
 		} else
 			d->result = json_pack("{s:o}", "ids", ids);
+		if (extra != NULL)
+			json_object_update(d->result, extra);
 		/* redis_batch copies the arguments; on failure call_lua answers and frees d (not its result). */
 		json_t *result = d->result;
 		struct ctl_pending *p = ctl_pending_new(c, rid);

@@ -38,6 +38,8 @@ const struct web_route web_routes[] = {
 	{"GET",    "/v1/workflows/{name}",       CTL_OP_WORKFLOW_SHOW, BODY_NONE,   NULL, NULL, 0, "a stored workflow with its definition"},
 	{"DELETE", "/v1/workflows/{name}",       CTL_OP_WORKFLOW_RM,   BODY_NONE,   NULL, NULL, 0, "delete a stored workflow"},
 	{"POST",   "/v1/workflows/{name}/run",   CTL_OP_WORKFLOW_RUN,  BODY_FIELDS, NULL, "Idempotency-Key=idempotency_key", 0, "run a stored workflow"},
+	{"GET",    "/v1/workflows/{name}/webhook", CTL_OP_WORKFLOW_WEBHOOK, BODY_NONE, NULL, NULL, 0, "the workflow's webhook (path, signature style)"},
+	{"POST",   "/v1/workflows/{name}/webhook", CTL_OP_WORKFLOW_WEBHOOK, BODY_FIELDS, NULL, NULL, 0, "create, rotate or revoke the workflow's webhook"},
 	{"POST",   "/v1/celery/send",            CTL_OP_CELERY_SEND,   BODY_FIELDS, NULL, NULL, 0, "publish a task in Celery's format"},
 };
 /* clang-format on */
@@ -46,6 +48,7 @@ const size_t web_nroutes = sizeof(web_routes) / sizeof(web_routes[0]);
 const struct web_unrouted web_unrouted[] = {
         {CTL_OP_HELLO, "connection set-up: hopper-web's own, per pooled connection"},
         {CTL_OP_AUTH, "the Authorization header (or the session cookie) of every request"},
+        {CTL_OP_WEBHOOK_TRIGGER, "POST /webhook/TOKEN (webhook.c), over hopper-web's own connection"},
         {-1, NULL},
 };
 

@@ -4,6 +4,7 @@
 
 #include "t.h"
 #include "web.h"
+#include "webhook_sig.h"
 
 static int
 routed(int op)
@@ -227,9 +228,60 @@ test_metrics(void)
 	json_decref(web);
 }
 
+static void
+test_signatures(void)
+{
+	/* GitHub's documented example (docs "Validating webhook deliveries"). */
+	const char *gh_body = "Hello, World!";
+	char hex[65], err[256], hdr[128];
+	webhook_sig_hex("It's a Secret to Everybody", NULL, (const unsigned char *)gh_body, strlen(gh_body), hex);
+	T_STREQ("HMAC-SHA256 matches GitHub's documented vector", hex,
+	        "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+	snprintf(hdr, sizeof(hdr), "sha256=%s", hex);
+	const unsigned char *b = (const unsigned char *)gh_body;
+	size_t n = strlen(gh_body);
+	T_CHECK("github: the right signature passes",
+	        webhook_sig_verify("github", "It's a Secret to Everybody", b, n, hdr, 0, 300, err, sizeof(err)) == 0);
+	T_CHECK("github: upper-case hex passes too",
+	        webhook_sig_verify("github", "It's a Secret to Everybody", b, n,
+	                           "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17", 0, 300,
+	                           err, sizeof(err)) == 0);
+	T_CHECK("github: another secret fails",
+	        webhook_sig_verify("github", "nope", b, n, hdr, 0, 300, err, sizeof(err)) != 0);
+	T_CHECK("github: a truncated signature fails",
+	        webhook_sig_verify("github", "It's a Secret to Everybody", b, n, "sha256=757107ea", 0, 300, err,
+	                           sizeof(err)) != 0);
+	T_CHECK("github: no sha256= prefix fails",
+	        webhook_sig_verify("github", "It's a Secret to Everybody", b, n, hex, 0, 300, err, sizeof(err)) != 0);
+	T_CHECK("github: a missing header fails",
+	        webhook_sig_verify("github", "s", b, n, NULL, 0, 300, err, sizeof(err)) != 0 &&
+	                strstr(err, "no") != NULL);
+	webhook_sig_hex("whsec", "1700000000.", b, n, hex);
+	char st[256];
+	snprintf(st, sizeof(st), "t=1700000000,v1=%s", hex);
+	T_CHECK("stripe: valid within the tolerance",
+	        webhook_sig_verify("stripe", "whsec", b, n, st, 1700000100, 300, err, sizeof(err)) == 0);
+	T_CHECK("stripe: a replay outside it fails",
+	        webhook_sig_verify("stripe", "whsec", b, n, st, 1700000400, 300, err, sizeof(err)) != 0 &&
+	                strstr(err, "tolerance") != NULL);
+	snprintf(st, sizeof(st), "t=1700000001,v1=%s", hex);
+	T_CHECK("stripe: the timestamp is signed (changing it fails)",
+	        webhook_sig_verify("stripe", "whsec", b, n, st, 1700000000, 300, err, sizeof(err)) != 0);
+	snprintf(st, sizeof(st), "v1=%s", hex);
+	T_CHECK("stripe: no timestamp fails",
+	        webhook_sig_verify("stripe", "whsec", b, n, st, 0, 300, err, sizeof(err)) != 0);
+	T_CHECK("none always passes", webhook_sig_verify("none", NULL, b, n, NULL, 0, 300, err, sizeof(err)) == 0);
+	size_t len = 0;
+	unsigned char *d = webhook_sig_b64decode("SGVsbG8=", &len);
+	T_CHECK("base64 decodes", d != NULL && len == 5 && memcmp(d, "Hello", 5) == 0);
+	free(d);
+	T_CHECK("not base64: NULL", webhook_sig_b64decode("%%%", &len) == NULL);
+}
+
 int
 main(void)
 {
+	test_signatures();
 	test_catalogue();
 	test_fields();
 	test_status();
