@@ -693,6 +693,7 @@ stats_reply(struct server *s, const struct redis_reply *r, void *priv)
 	json_t *res =
 	        json_pack("{s:o, s:I, s:o, s:o, s:o, s:s}", "counters", flat_strings(rr_elem(r, 0), 1), "running",
 	                  (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node", s->cfg.node_id);
+	json_object_set_new(res, "local", metrics_json(s, ctl->nconns));
 	ctl_send(p->c, ctl_reply_ok(p->id, res));
 	ctl_pending_end(p);
 }

@@ -597,6 +597,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		free(j->error);
 		j->error = xstrdup("cancelled");
 		j->outcome = JOB_CANCELLED;
+		metrics_attempt(s, j->queue, j->spec.type, "cancelled", took);
 		if (j->row > 0)
 			store_attempt_finish(s->store, j->row, "cancelled", now, j->error, NULL);
 		job_op_start(s, j, OP_FINISH);
@@ -611,6 +612,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		return;
 	}
 	j->outcome = job_outcome(j->ok, j->retryable, j->attempt, j->spec.max_attempts);
+	metrics_attempt(s, j->queue, j->spec.type, job_state_name(j->outcome), took);
 	if (j->outcome == JOB_RETRYING) {
 		double base = j->spec.backoff_base_s, max = j->spec.backoff_max_s;
 		j->retry_at = now + job_backoff_s(j->attempt, base, max, drand48());

@@ -29,6 +29,7 @@ struct conn {
 	enum conn_kind kind;
 	redisAsyncContext *ac;
 	int up;
+	int was_up; /* connected before: the next connection is a reconnection */
 	int pending;
 	double last_io;
 	double overdue_extra; /* the blocking timeout of an outstanding BLMOVE */
@@ -93,6 +94,8 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		c->pending--;
 	c->last_io = clock_now();
 	c->overdue_extra = 0;
+	if (reply == NULL || ((redisReply *)reply)->type == REDIS_REPLY_ERROR)
+		c->r->s->metrics.redis_errors++;
 	if (req->cb != NULL)
 		req->cb(c->r->s, reply, req->priv);
 	free(req);
@@ -155,6 +158,9 @@ on_connect(const redisAsyncContext *ac, int status)
 		return;
 	}
 	log_info("redis: %s connection up", c->name);
+	if (c->was_up) /* for the stats op: the first connection is not a reconnection */
+		c->r->s->metrics.redis_reconnects++;
+	c->was_up = 1;
 	c->up = 1;
 	c->backoff = 0;
 	c->pending = 0;

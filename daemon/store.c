@@ -120,6 +120,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[STMT_COUNT];
+	uint64_t errors; /* failed writes, for the stats op (store_errors) */
 	long writes;     /* writes in the open transaction, to say how many a rollback lost */
 	int64_t last_id; /* highest attempt id handed out; new ids stay above it (see the top of this file) */
 };
@@ -381,6 +382,7 @@ write_run(struct store *st, enum stmt_id id, int bind_rc, const char *what)
 		st->writes++;
 		return 0;
 	}
+	st->errors++;
 	if (st->writes > 0 && sqlite3_get_autocommit(st->db)) {
 		log_error("store: SQLite rolled the transaction back; %ld writes lost", st->writes);
 		st->writes = 0;
@@ -619,6 +621,12 @@ store_workflow_rm(struct store *st, const char *name)
 	if (write_run(st, STMT_WF_RM, rc, "workflow rm") != 0)
 		return -1;
 	return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+uint64_t
+store_errors(const struct store *st)
+{
+	return st != NULL ? st->errors : 0;
 }
 
 int

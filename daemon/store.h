@@ -74,6 +74,8 @@ int store_workflow_list(struct store *st, void (*fn)(const struct store_workflow
 /* 1 if removed, 0 if there was none, -1 on error. */
 int store_workflow_rm(struct store *st, const char *name);
 void store_workflow_free(struct store_workflow *w);
+/* Writes that failed since the store was opened (the stats op's local.store_errors). */
+uint64_t store_errors(const struct store *st);
 /* --- webhooks of stored workflows (006_webhooks.sql) --- */
 struct store_webhook {
 	char *token, *workflow, *signature, *secret; /* secret NULL for signature "none" */
