@@ -22,13 +22,18 @@ static const struct {
 const char *
 assets_find(const char *path, size_t *len, const char **ctype)
 {
-	/* Every page is the one index.html: the script reads the path (/jobs, /jobs/ID, ...) and draws it. */
-	const char *name = path + 1;
-	if (strcmp(path, "/") == 0 || strchr(name, '.') == NULL)
-		name = "index.html";
-	for (const struct embedded_file *f = embedded_web; f->name != NULL; f++) {
-		if (strcmp(f->name, name) != 0)
-			continue;
+	/* A file by its name, else the one index.html: the script reads the path (/jobs, /jobs/ID, ...) and draws
+	 * the page. */
+	const struct embedded_file *index = NULL, *f;
+	for (f = embedded_web; f->name != NULL; f++) {
+		if (strcmp(f->name, "index.html") == 0)
+			index = f;
+		if (strcmp(f->name, path + 1) == 0 && strchr(path + 1, '/') == NULL)
+			break;
+	}
+	if (f->name == NULL)
+		f = index;
+	if (f != NULL) {
 		*len = strlen(f->text);
 		*ctype = "application/octet-stream";
 		const char *dot = strrchr(f->name, '.');
