@@ -32,7 +32,9 @@
 #define HUB_WATCHES 16
 /* Bytes a stream buffers for a slow HTTP client before it is cut off (events are small: ~200 bytes). */
 #define STREAM_BUF_MAX (1024 * 1024)
-/* A comment line keeps idle streams alive through proxies and notices clients that left. */
+/* A comment line keeps idle streams alive through proxies (and within hopper-web's own conn_timeout, which
+ * would otherwise close a quiet stream) and notices clients that left: every KEEPALIVE_S, or half of
+ * conn_timeout_s when that is shorter. */
 #define KEEPALIVE_S 15
 
 struct stream {
@@ -67,6 +69,7 @@ static struct {
 	struct wconn *conns;
 	int nconns_max;
 	int streams; /* open HTTP streams */
+	int keepalive_s;
 } H = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static double
@@ -310,6 +313,9 @@ void
 sse_init(const struct web_config *cfg)
 {
 	H.cfg = cfg;
+	H.keepalive_s = cfg->conn_timeout_s / 2 < KEEPALIVE_S ? cfg->conn_timeout_s / 2 : KEEPALIVE_S;
+	if (H.keepalive_s < 1)
+		H.keepalive_s = 1;
 	H.nconns_max = cfg->watch_conns_max;
 	H.conns = xcalloc((size_t)H.nconns_max, sizeof(*H.conns));
 	if (pipe2(H.wake, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -341,7 +347,7 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	while (s->off == s->len && !s->done) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += KEEPALIVE_S;
+		until.tv_sec += H.keepalive_s;
 		if (pthread_cond_timedwait(&s->cv, &H.mu, &until) == ETIMEDOUT && s->off == s->len && !s->done) {
 			pthread_mutex_unlock(&H.mu);
 			static const char ka[] = ": keep-alive\n\n";
