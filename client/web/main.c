@@ -187,6 +187,7 @@ main(int argc, char **argv)
 	lo[k++] = (struct option){"routes", no_argument, NULL, 'r'};
 	lo[k++] = (struct option){"help", no_argument, NULL, 'h'};
 	lo[k] = (struct option){NULL, 0, NULL, 0};
+	log_init("hopper-web", LOG_LVL_INFO);
 	/* The config file first, so the command line wins over it. */
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--config") == 0)
