@@ -194,8 +194,9 @@ bench-audio: deps
 	./bench/audio.sh $(B)
 
 # make demo AUDIO=FILE also analyses FILE
+# The demo builds quietly (V=1 shows the compiler lines).
 demo: deps
-	$(MAKE) all
+	@$(MAKE) $(if $(V),,-s --no-print-directory) all
 	DEMO_AUDIO="$(AUDIO)" ./tools/demo.sh $(B)
 
 SOAK_ROUNDS ?= 60
