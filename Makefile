@@ -2,6 +2,7 @@
 #   make              build hopperd, hopper-worker, hopperctl (into build/)
 #   make check        install missing Debian packages, build, run every test; SAN=1 for ASan+UBSan
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
+#   make bench-web    hopper-web: HTTP and webhook ingress vs the control socket, 1,000 SSE streams
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
 #   make soak         the chaos scenario, long: SOAK_ROUNDS random kills, SOAK_RUNS times
@@ -76,7 +77,7 @@ UNIT_TESTS := test_web test_frame test_job test_config test_store test_heap test
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
 
-.PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak install clean format format-check
+.PHONY: FORCE all deps check unit e2e bench bench-audio bench-web demo fuzz soak install clean format format-check
 all: $(BINS) $(LIBS_OUT)
 
 FORCE:
@@ -168,6 +169,9 @@ $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(C
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSEEDS_DIR=\"$(CURDIR)/fuzz/seeds/fuzz_$*\" -o $@ fuzz/fuzz_$*.c tests/unit/fuzz_replay.c \
 	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
+$(B)/bench/ctl_load: bench/ctl_load.c client/hopper.h $(B)/libhopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS) -lpthread
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # libebur128 (the loudness reference, for the audio tests and bench) and libsndfile's bare decode (bench floor).
@@ -187,7 +191,12 @@ bench: deps
 	./bench/celery.sh $(B)
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
+	$(MAKE) bench-web
 	$(MAKE) bench-audio
+
+bench-web: deps
+	$(MAKE) all $(B)/bench/ctl_load
+	./bench/web.sh $(B)
 
 bench-audio: deps
 	$(MAKE) all $(AUDIO_TOOLS)
