@@ -255,6 +255,7 @@ api(struct MHD_Connection *conn, const char *url, const char *method, struct req
 		return send_error(conn, HOPPER_E_BAD_REQUEST, err);
 	}
 	if (route->flags & ROUTE_SSE) {
+		json_decref(query); /* last_event_id was taken out of it: read it again */
 		query = query_of(conn);
 		ret = api_events(conn, token, fields, query);
 		json_decref(query);
