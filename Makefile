@@ -72,7 +72,7 @@ WEB_PURE_OBJS := client/web/routes.o client/web/metrics.o client/web/webhook.o c
 WEB_OBJS := client/web/main.o client/web/http.o client/web/sse.o client/web/assets.o $(WEB_PURE_OBJS) gen/web_assets.o
 $(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient -Idaemon $(MHD_CFLAGS)
 UNIT_TESTS := test_web test_frame test_job test_config test_store test_heap test_celery test_workflow test_store_wf \
-	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
+	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request seeds_webhook_sig
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -217,7 +217,8 @@ soak: deps
 	done
 
 # fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
-FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
+	fuzz_webhook_sig
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
