@@ -168,6 +168,17 @@ check("DELETE /v1/tokens/NAME revokes it", s == 200 and b["name"] == "temp", (s,
 check("the revoked token is refused at once (its pooled connection was cut)",
       request("GET", "/v1/ping", token=temp)[0] == 401)
 
+# --- celery.send, HEAD ---
+s, _, b = request("POST", "/v1/celery/send", {"task": "proj.add", "args": [1, 2]}, token=ALICE)
+check("POST /v1/celery/send publishes a task in Celery's format", s == 200 and b.get("task_id") and
+      b.get("queue") == "celery", (s, b))
+s, _, b = request("POST", "/v1/celery/send", {"task": "proj.add", "countdown_s": 5, "eta": 2000000000}, token=ALICE)
+check("... with both countdown_s and eta: 400 (the catalogue's rule)", s == 400, (s, b))
+s, _, b = request("POST", "/v1/celery/send", {"task": "proj.add"}, token=READER)
+check("... needs the submit scope: 403", s == 403, (s, b))
+s, h, b = request("HEAD", "/v1/ping", token=ALICE)
+check("HEAD of a GET route answers 200 without a body", s == 200 and b is None, (s, b))
+
 # --- bodies over the limit ---
 big = b'{"type":"noop","args":{"x":"' + b"a" * (300 * 1024) + b'"}}'
 s, _, b = request("POST", "/v1/jobs", raw=big, token=ALICE, headers={"Content-Type": "application/json"})
