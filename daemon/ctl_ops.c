@@ -313,6 +313,12 @@ ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 void
 ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 {
+	ctl_submit_with(c, rid, one, many, NULL);
+}
+
+void
+ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json_t *extra)
+{
 	struct server *s = c->ctl->s;
 	size_t n = one != NULL ? 1 : json_array_size(many);
 	struct submit_job *jobs = xcalloc(n ? n : 1, sizeof(*jobs));
@@ -354,6 +360,8 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 			json_decref(ids);
 		} else
 			d->result = json_pack("{s:o}", "ids", ids);
+		if (extra != NULL)
+			json_object_update(d->result, extra);
 		d->p = ctl_pending_new(c, rid);
 		d->left = 1; /* held until every part went out */
 		unsigned char *sent = xcalloc(n ? n : 1, 1);
@@ -975,6 +983,7 @@ stats_done(struct server *s, struct gather *g)
 	json_t *res = json_pack("{s:O, s:I, s:o, s:o, s:O, s:s, s:O}", "counters", json_object_get(g->acc, "counters"),
 	                        "running", (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node",
 	                        s->cfg.node_id, "dead_entries", json_object_get(g->acc, "dead_entries"));
+	json_object_set_new(res, "local", metrics_json(s, ctl->nconns));
 	ctl_send(g->p->c, ctl_reply_ok(g->p->id, res));
 }
 
