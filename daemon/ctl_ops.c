@@ -5,6 +5,7 @@
  * hash - and answers from the reply. Owner rules: without admin a job of another owner answers not_found,
  * exactly like a missing one, so job ids cannot be probed.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -908,12 +909,17 @@ queue_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct queue_part *qp = priv;
 	struct gather *g = qp->g;
-	if (gather_usable(g, r, "queues") && rr_count(r) == 4)
-		json_array_append_new(g->acc, json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", qp->name, "length",
-		                                        (json_int_t)rr_int(rr_elem(r, 0)), "scheduled",
-		                                        (json_int_t)rr_int(rr_elem(r, 1)), "inflight",
-		                                        (json_int_t)rr_int(rr_elem(r, 2)), "paused",
-		                                        rr_int(rr_elem(r, 3)) != 0));
+	if (gather_usable(g, r, "queues") && rr_count(r) == 5) {
+		json_t *q =
+		        json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", qp->name, "length",
+		                  (json_int_t)rr_int(rr_elem(r, 0)), "scheduled", (json_int_t)rr_int(rr_elem(r, 1)),
+		                  "inflight", (json_int_t)rr_int(rr_elem(r, 2)), "paused", rr_int(rr_elem(r, 3)) != 0);
+		const char *age = elem_str(r, 4); /* '' when the queue is empty or its oldest has no created_at */
+		double v = age != NULL && *age != '\0' ? strtod(age, NULL) : -1;
+		if (v >= 0 && isfinite(v))
+			json_object_set_new(q, "oldest_age_s", json_real(v));
+		json_array_append_new(g->acc, q);
+	}
 	free(qp);
 	gather_release(s, g);
 }

@@ -37,6 +37,10 @@ count = [v for n, l, v in hist.get("samples", []) if n.endswith("_count")]
 check("the duration histogram counted the 5 attempts", hist.get("type") == "histogram" and count == [5], count)
 check("hopper_queue_depth of the paused queue holds its 2 waiting jobs", val("hopper_queue_depth", queue="held") == 2)
 check("hopper_queue_paused says so", val("hopper_queue_paused", queue="held") == 1)
+age = val("hopper_queue_oldest_age_seconds", queue="held")
+check("hopper_queue_oldest_age_seconds of the paused queue is there, not negative", age is not None and age >= 0, age)
+check("... and absent for the drained queue q", val("hopper_queue_oldest_age_seconds", queue="q") is None,
+      fams.get("hopper_queue_oldest_age_seconds"))
 check("workers busy + idle = 2", (val("hopper_workers", state="busy") or 0) + (val("hopper_workers", state="idle") or 0) == 2)
 check("the node's heartbeat is there", val("hopper_node_up", node="n1") == 1 and
       val("hopper_node_heartbeat_age_seconds", node="n1") is not None)
