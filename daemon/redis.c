@@ -437,8 +437,11 @@ redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t 
 		snprintf(b->tag, sizeof(b->tag), "%s", tag);
 		b->oom = oom;
 		vec_add(&b->args, "0", 1); /* the count, filled in by the flush */
-		b->next = r->batches;
-		r->batches = b;
+		/* Appended: batches leave in the order they were opened. */
+		struct batch **tail = &r->batches;
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = b;
 	}
 	if (b->nops == b->opcap) {
 		b->opcap = b->opcap ? b->opcap * 2 : 64;

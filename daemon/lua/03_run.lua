@@ -1,4 +1,6 @@
--- The writes of a running attempt. Each carries the attempt's fencing token (fence, from claim) and is refused
+-- The writes of a running attempt (allow-oom, like finish: they share its batch, so a turn's progress reaches
+-- Redis before the same turn's finish, and a running job reports and ends while Redis is at maxmemory;
+-- events lists are bounded). Each carries the attempt's fencing token (fence, from claim) and is refused
 -- with 'superseded' when the hash holds another one (a later claim took the job over: this node was reaped
 -- while alive, or Redis lost the claim): hopperd then stops the attempt and logs it superseded.
 
@@ -8,7 +10,8 @@ local function fenced(k, fence)
   return f
 end
 
-SPEC.run = {keys = {'job', 'events'}, args = {'id', 'fence', 'node', 'pid', 'attempt', 'max_attempts', 'ttl', 'max_events'}}
+SPEC.run = {keys = {'job', 'events'}, args = {'id', 'fence', 'node', 'pid', 'attempt', 'max_attempts', 'ttl', 'max_events'},
+            flags = 'allow-oom'}
 -- The job went to a worker. Returns 'ok', 'terminal' (it ended meanwhile: cancelled; stop it) or 'superseded'.
 OPS.run = function(k, a)
   local f, why = fenced(k, a.fence)
@@ -23,7 +26,8 @@ OPS.run = function(k, a)
 end
 
 SPEC.progress = {keys = {'job', 'events'},
-                 args = {'id', 'fence', 'attempt', 'progress', 'stage', 'message', 'ttl', 'max_events'}}
+                 args = {'id', 'fence', 'attempt', 'progress', 'stage', 'message', 'ttl', 'max_events'},
+                 flags = 'allow-oom'}
 -- A running job's progress; never goes down within an attempt. 'ok', 'ignored' (not running), 'superseded'.
 OPS.progress = function(k, a)
   local f, why = fenced(k, a.fence)

@@ -1,4 +1,4 @@
-SPEC.step_save = {keys = {'job', 'steps'}, args = {'fence', 'step', 'record', 'ttl'}}
+SPEC.step_save = {keys = {'job', 'steps'}, args = {'fence', 'step', 'record', 'ttl'}, flags = 'allow-oom'}
 -- The outcome of a workflow.run step, which a later attempt of the run takes over instead of running the
 -- step again. Fenced like every write of an attempt ('ok' or 'superseded'). The hash expires ttl seconds
 -- after its last write (result_ttl_s, like the job's own hash once it ends).
