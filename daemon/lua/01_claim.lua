@@ -29,11 +29,18 @@ SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'j
 --   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill), or its last
 --                           allowed attempt was: it ends dead;
 --   {'scheduled', run_at}   its run_at is ahead (Redis's clock): it waits in the scheduled set;
---   {'paused', ''}          its queue is paused: back to the head of the queue (with its id).
+--   {'paused', ''}          its queue is paused: back to the head of the queue (with its id);
+--   {'gone', ''}            the message is no longer in this node's inflight list: nothing written.
 -- A claim this node (incarnation inc) already made is answered again unchanged, so a claim whose reply was
 -- lost with the connection can be resent.
 OPS.claim = function(k, a)
   local now = clock()
+  -- The message must still be in this node's inflight list: a reaper (this node was reaped while alive) or
+  -- a reconcile may have returned it to the queue meanwhile, and admitting it here too would make a second
+  -- job of one message. (After a lost reply the entry is the id-stamped payload.)
+  if not redis.call('LPOS', k.inflight, a.raw) and (a.raw == a.payload or not redis.call('LPOS', k.inflight, a.payload)) then
+    return {'gone', ''}
+  end
   if redis.call('EXISTS', k.paused) == 1 then
     redis.call('LREM', k.inflight, -1, a.raw)
     redis.call('RPUSH', k.queue, a.payload)
