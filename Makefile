@@ -3,6 +3,7 @@
 #   make check        install missing Debian packages, build, run every test; SAN=1 for ASan+UBSan
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
 #   make bench-peers  hopperd beside beanstalkd, Sidekiq, BullMQ, Celery and the bare loop (installs them)
+#   make bench-web    hopper-web: HTTP and webhook ingress vs the control socket, 1,000 SSE streams
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
 #   make chaos        the fault-injecting checker (tests/chaos/): CHAOS_SEEDS seeds of CHAOS_JOBS jobs, all faults
@@ -42,11 +43,11 @@ ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) $(EV_LIBS) -lm
 
 COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/jsonx.o common/clock.o \
-	common/celery_msg.o common/celery_opts.o common/ctl_proto.o common/ctl_crypto.o
+	common/celery_msg.o common/celery_opts.o common/ctl_proto.o common/ctl_crypto.o common/webhook_sig.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o gen/lua.o gen/migrations.o \
-	daemon/celery/pidbox.o daemon/celery/events.o
+	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
+	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -66,13 +67,19 @@ LIB_OBJS := client/libhopper.o client/known_hosts.o common/ctl_proto.o common/ct
 LIB_VERSION := 0.1.0
 LIB_SOVERSION := 0
 LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
-UNIT_TESTS := test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \
-	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request
+# hopper-web: the HTTP front (client/web/), a libhopper client; libmicrohttpd serves HTTP (see README).
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+WEB_PURE_OBJS := client/web/routes.o client/web/metrics.o client/web/webhook.o client/web/session.o client/web/pool.o
+WEB_OBJS := client/web/main.o client/web/http.o client/web/sse.o client/web/assets.o $(WEB_PURE_OBJS) gen/web_assets.o
+$(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient -Idaemon $(MHD_CFLAGS)
+UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \
+	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request seeds_webhook_sig
 
-BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze
+BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
 
-.PHONY: FORCE all deps check unit e2e bench bench-audio demo fuzz soak chaos install clean format format-check
+.PHONY: FORCE all deps check unit e2e bench bench-audio bench-web demo fuzz soak chaos install clean format format-check
 all: $(BINS) $(LIBS_OUT)
 
 FORCE:
@@ -80,7 +87,7 @@ FORCE:
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h client/web/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -91,6 +98,9 @@ $(B)/gen/lua.c: $(sort $(wildcard daemon/lua/*.lua)) tools/embed.sh
 $(B)/gen/migrations.c: $(sort $(wildcard schema/migrations/*.sql)) tools/embed.sh
 	@mkdir -p $(dir $@)
 	./tools/embed.sh embedded_migrations $(sort $(wildcard schema/migrations/*.sql)) > $@
+$(B)/gen/web_assets.c: $(sort $(wildcard client/web/ui/*)) tools/embed.sh
+	@mkdir -p $(dir $@)
+	./tools/embed.sh embedded_web $(sort $(wildcard client/web/ui/*)) > $@
 $(B)/gen/%.o: $(B)/gen/%.c daemon/embedded.h
 	$(CC) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
 
@@ -102,6 +112,9 @@ $(B)/hopper-analyze: $(addprefix $(B)/,$(COMMON_OBJS) $(AUDIO_OBJS) worker/analy
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(AUDIO_LIBS)
 $(B)/hopperctl: $(addprefix $(B)/,$(COMMON_OBJS) $(CLIENT_OBJS)) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(B)/hopper-web: $(addprefix $(B)/,$(WEB_OBJS)) $(B)/libhopper.a
+	$(CC) $(LDSAN) -o $@ $^ $(MHD_LIBS) $(LIB_LIBS) -lpthread
 
 $(B)/libhopper.a: $(addprefix $(B)/,$(LIB_OBJS))
 	rm -f $@
@@ -130,6 +143,9 @@ $(B)/examples/celery_send: client/examples/celery_send.c client/hopper.h $(B)/li
 	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS)
 
 # Unit tests link the module under test and what it needs; each runs in its own process.
+$(B)/tests/test_web: $(addprefix $(B)/,$(WEB_PURE_OBJS) common/webhook_sig.o tests/unit/test_web.o) $(B)/libhopper.a
+	$(CC) $(LDSAN) -o $@ $^ $(LIB_LIBS) -lpthread
+$(B)/tests/unit/test_web.o: ALL_CFLAGS += -Iclient -Iclient/web
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
@@ -157,6 +173,9 @@ $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(C
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSEEDS_DIR=\"$(CURDIR)/fuzz/seeds/fuzz_$*\" -o $@ fuzz/fuzz_$*.c tests/unit/fuzz_replay.c \
 	  $(addprefix $(B)/,$(COMMON_OBJS)) $(LDSAN) $(LDLIBS)
+$(B)/bench/ctl_load: bench/ctl_load.c client/hopper.h $(B)/libhopper.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iclient $(LDSAN) -o $@ $< $(B)/libhopper.a $(LIB_LIBS) -lpthread
 $(B)/bench/baseline: $(addprefix $(B)/,bench/baseline.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/bench/peers/beanstalk: $(addprefix $(B)/,bench/peers/beanstalk.o)
@@ -179,6 +198,7 @@ bench: deps
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
 	./bench/ctl_handshake.sh $(B)
+	$(MAKE) bench-web
 	$(MAKE) bench-audio
 	$(MAKE) bench-peers
 
@@ -190,13 +210,18 @@ bench-peers: deps
 	$(MAKE) all $(B)/bench/baseline $(B)/bench/peers/beanstalk
 	./bench/peers/compare.py $(B)
 
+bench-web: deps
+	$(MAKE) all $(B)/bench/ctl_load
+	./bench/web.sh $(B)
+
 bench-audio: deps
 	$(MAKE) all $(AUDIO_TOOLS)
 	./bench/audio.sh $(B)
 
 # make demo AUDIO=FILE also analyses FILE
+# The demo builds quietly (V=1 shows the compiler lines).
 demo: deps
-	$(MAKE) all
+	@$(MAKE) $(if $(V),,-s --no-print-directory) all
 	DEMO_AUDIO="$(AUDIO)" ./tools/demo.sh $(B)
 
 # The chaos checker's clock shim (LD_PRELOAD; tests/chaos/clockshim.c). Not under $(B)/tests/: run.sh runs those.
@@ -216,7 +241,8 @@ chaos: deps
 soak: chaos
 
 # fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
-FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio
+FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
+	fuzz_webhook_sig
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
@@ -232,7 +258,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/hopper $(DESTDIR)$(PREFIX)/share/hopper/schema/migrations \
 	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)/etc/hopper $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/hopperd $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/hopper/python
 	install -m 644 client/hopper.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/libhopper.a $(DESTDIR)$(PREFIX)/lib/
@@ -250,9 +276,13 @@ install: all
 	install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf.example
 	[ -e $(DESTDIR)/etc/hopper/hopperd.conf ] || install -m 644 daemon/hopperd.conf.example $(DESTDIR)/etc/hopper/hopperd.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopperd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopperd.service
+	install -m 644 client/web/hopper-web.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 client/web/hopper-web.conf.example $(DESTDIR)/etc/hopper/hopper-web.conf.example
+	[ -e $(DESTDIR)/etc/hopper/hopper-web.conf ] || install -m 644 client/web/hopper-web.conf.example $(DESTDIR)/etc/hopper/hopper-web.conf
+	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopper-web.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopper-web.service
 
 C_SOURCES = common/*.[ch] daemon/*.[ch] daemon/celery/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
-	client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c bench/peers/*.c fuzz/*.c
+	client/web/*.[ch] client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c bench/peers/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)
 format-check:

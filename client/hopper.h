@@ -117,6 +117,10 @@ HOPPER_API int hopper_send(struct hopper *h, const char *op, const json_t *field
  * {"id", "event"}). HOPPER_E_TIMEOUT when none began in time: the connection stays usable. */
 #define HOPPER_WAIT_FOREVER (1 << 30)
 HOPPER_API int hopper_recv(struct hopper *h, int timeout_ms, json_t **frame);
+/* The connection's file descriptor, for poll() when one thread multiplexes several handles (hopper-web's
+ * event streams): wait for POLLIN, then hopper_recv(h, 0, ...) until HOPPER_E_TIMEOUT. Read nothing from it
+ * yourself. -1 after a transport failure. */
+HOPPER_API int hopper_fd(const struct hopper *h);
 
 /* --- typed helpers: each is hopper_call with the op's fields (see schema/control/OP.schema.json) --- */
 HOPPER_API int hopper_ping(struct hopper *h, json_t **result);

@@ -104,6 +104,13 @@ static const struct option wf_run_options[] = {O("input", required_argument, OPT
                                                O("wait", no_argument, OPT_WAIT),
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
                                                {NULL, 0, NULL, 0}};
+static const struct option wf_hook_options[] = {O("create", no_argument, OPT_CREATE),
+                                                O("rotate", no_argument, OPT_ROTATE),
+                                                O("revoke", no_argument, OPT_REVOKE),
+                                                O("signature", required_argument, OPT_SIGNATURE),
+                                                O("secret", required_argument, OPT_SECRET),
+                                                O("base-url", required_argument, OPT_BASE_URL),
+                                                {NULL, 0, NULL, 0}};
 static const struct option celery_options[] = {O("args", required_argument, OPT_ARGS),
                                                O("kwargs", required_argument, OPT_KWARGS),
                                                O("queue", required_argument, OPT_QUEUE),
@@ -189,6 +196,16 @@ static const struct cmd_entry cmd_table[] = {
          "  --wait-timeout S       stop waiting after S seconds (exit 16)\n"
          "Prints the workflow.run job's id; `hopperctl logs ID` shows its step table.",
          NULL, wf_run_options, 1, 1, "workflow.run"},
+        {"workflow.webhook", workflow_webhook_cmd,
+         "  --create               give the workflow a webhook (a random URL token)\n"
+         "  --rotate               a new URL token; the old URL stops working\n"
+         "  --revoke               remove the webhook\n"
+         "  --signature S          none, github (X-Hub-Signature-256) or stripe (Stripe-Signature), with --secret\n"
+         "  --secret SECRET        the shared HMAC-SHA256 key the sender signs bodies with\n"
+         "  --base-url URL         hopper-web's address for the printed URL ($HOPPER_WEB_URL; http://127.0.0.1:8080)\n"
+         "Without an action shows the webhook. Prints its URL: POST /webhook/TOKEN on hopper-web runs the workflow\n"
+         "with the trigger {method, headers, url, timestamp, payload} as its input.",
+         NULL, wf_hook_options, 1, 1, "workflow.webhook"},
         {"help", help_cmd, "[COMMAND]", "show help for hopperctl or one command", no_options, 0, 2, NULL},
 };
 #define CMD_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))

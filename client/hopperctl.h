@@ -56,6 +56,12 @@ enum ctl_opt {
 	OPT_INPUT,
 	OPT_EXPIRES, /* celery send */
 	OPT_ETA,
+	OPT_CREATE, /* workflow webhook */
+	OPT_ROTATE,
+	OPT_REVOKE,
+	OPT_SIGNATURE,
+	OPT_SECRET,
+	OPT_BASE_URL,
 	OPT_COUNT
 };
 
@@ -229,6 +235,7 @@ int celery_cmd(struct ctl *ctl, struct cmd_args *args);
 
 int workflow_put_cmd(struct ctl *ctl, struct cmd_args *args);
 int workflow_run_cmd(struct ctl *ctl, struct cmd_args *args);
+int workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *args);
 
 /* --- dead.c --- */
 

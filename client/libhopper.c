@@ -781,6 +781,12 @@ hopper_recv(struct hopper *h, int timeout_ms, json_t **frame)
 	return ok(h);
 }
 
+int
+hopper_fd(const struct hopper *h)
+{
+	return h->broken ? -1 : h->fd;
+}
+
 /* 1 when frame answers request id (or is an error the daemon could not tie to a request: id null). */
 static int
 is_ours(const json_t *frame, long long id)

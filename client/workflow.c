@@ -1,7 +1,8 @@
 /*
  * workflow: the two stored-workflow commands that need more than the catalogue's generated options:
  * `hopperctl workflow put FILE` (the definition comes from a file) and `workflow run NAME --input JSON
- * [--wait]` (follows the run like submit --wait). list, show and rm run generically (ops.c).
+ * [--wait]` (follows the run like submit --wait), and `workflow webhook NAME` (prints the webhook's URL).
+ * list, show and rm run generically (ops.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,4 +109,45 @@ workflow_run_cmd(struct ctl *ctl, struct cmd_args *a)
 	}
 	json_decref(res);
 	return code;
+}
+
+int
+workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *a)
+{
+	int actions = (a->opt[OPT_CREATE] != NULL) + (a->opt[OPT_ROTATE] != NULL) + (a->opt[OPT_REVOKE] != NULL);
+	if (actions > 1) {
+		ctl_warn("workflow webhook: at most one of --create, --rotate, --revoke");
+		return ctl_usage("workflow.webhook");
+	}
+	json_t *fields = json_pack("{s:s}", "name", a->argv[0]);
+	const char *action = a->opt[OPT_CREATE]   ? "create"
+	                     : a->opt[OPT_ROTATE] ? "rotate"
+	                     : a->opt[OPT_REVOKE] ? "revoke"
+	                                          : NULL;
+	set_string(fields, "action", action);
+	set_string(fields, "signature", a->opt[OPT_SIGNATURE]);
+	set_string(fields, "secret", a->opt[OPT_SECRET]);
+	json_t *res = NULL;
+	int code = call_print(ctl, "workflow.webhook", fields, &res, 0);
+	if (code != CTL_EXIT_OK)
+		return code;
+	const char *base = a->opt[OPT_BASE_URL] ? a->opt[OPT_BASE_URL] : getenv("HOPPER_WEB_URL");
+	if (base == NULL || *base == '\0')
+		base = "http://127.0.0.1:8080";
+	const char *path = json_string_value(json_object_get(res, "path"));
+	if (ctl->json) {
+		if (path != NULL) {
+			char *url = xasprintf("%s%s", base, path);
+			json_object_set_new(res, "url", json_string(url));
+			free(url);
+		}
+		char *s = text_json_dump(res);
+		printf("%s\n", s);
+		free(s);
+	} else if (path != NULL)
+		printf("%s%s\n", base, path);
+	else
+		printf("webhook of %s revoked\n", a->argv[0]);
+	json_decref(res);
+	return CTL_EXIT_OK;
 }

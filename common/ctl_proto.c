@@ -332,6 +332,61 @@ static const struct ctl_arg args_workflow_run[] = {
         {"job_id", CTL_ARG_NAME, 0, 0, JOB_ID_MAX, "the run's job id (default: a new UUIDv4)"},
         END};
 
+static const struct ctl_arg args_workflow_webhook[] = {
+        {"name", CTL_ARG_NAME, 1, 0, CTL_WORKFLOW_NAME_MAX, "the stored workflow's name"},
+        {"action", CTL_ARG_STRING, 0, 0, 8, "create, rotate (a new URL token), revoke or show (default)"},
+        {"signature", CTL_ARG_STRING, 0, 0, 8, "none (default), github (X-Hub-Signature-256) or stripe"},
+        {"secret", CTL_ARG_STRING, 0, 0, CTL_WEBHOOK_SECRET_MAX, "the shared HMAC-SHA256 key (github, stripe)"},
+        END};
+static const struct ctl_arg args_webhook_trigger[] = {
+        {"token", CTL_ARG_STRING, 1, 0, CTL_WEBHOOK_TOKEN_LEN, "the webhook's path token"},
+        {"trigger", CTL_ARG_OBJECT, 1, 0, 0, "the run's input: {method, headers, url, timestamp, payload}"},
+        {"body", CTL_ARG_STRING, 0, 0, CTL_WEBHOOK_BODY_MAX, "the raw body, base64, for the signature check"},
+        {"hub_signature_256", CTL_ARG_STRING, 0, 0, 128, "the X-Hub-Signature-256 header"},
+        {"stripe_signature", CTL_ARG_STRING, 0, 0, 1024, "the Stripe-Signature header"},
+        {"idempotency_key", CTL_ARG_STRING, 0, 0, JOB_IDEM_KEY_MAX, "the Idempotency-Key header: one run per key"},
+        END};
+
+static int
+in_set(const char *v, const char *const *set)
+{
+	for (; *set != NULL; set++)
+		if (strcmp(v, *set) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+check_workflow_webhook(json_t *req, char *err, size_t errlen)
+{
+	static const char *const actions[] = {"create", "rotate", "revoke", "show", NULL};
+	static const char *const sigs[] = {"none", "github", "stripe", NULL};
+	const char *a = json_string_value(json_object_get(req, "action"));
+	const char *sig = json_string_value(json_object_get(req, "signature"));
+	json_t *secret = json_object_get(req, "secret");
+	if (a != NULL && !in_set(a, actions)) {
+		snprintf(err, errlen, "field 'action' must be create, rotate, revoke or show");
+		return -1;
+	}
+	if (sig != NULL && !in_set(sig, sigs)) {
+		snprintf(err, errlen, "field 'signature' must be none, github or stripe");
+		return -1;
+	}
+	if ((sig != NULL || secret != NULL) && (a == NULL || (strcmp(a, "create") != 0 && strcmp(a, "rotate") != 0))) {
+		snprintf(err, errlen, "'signature' and 'secret' go with action create or rotate");
+		return -1;
+	}
+	if (sig != NULL && strcmp(sig, "none") != 0 && secret == NULL) {
+		snprintf(err, errlen, "signature %s needs a 'secret'", sig);
+		return -1;
+	}
+	if (secret != NULL && sig != NULL && strcmp(sig, "none") == 0) {
+		snprintf(err, errlen, "signature none takes no 'secret'");
+		return -1;
+	}
+	return 0;
+}
+
 #define P  CTL_F_PREAUTH
 #define NR CTL_F_NOREDIS
 #define W  CTL_F_WRITES
@@ -388,6 +443,14 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_CELERY_SEND] = {"celery.send", CTL_OP_CELERY_SEND, CTL_SCOPE_SUBMIT, W, args_celery_send,
                                 "TASK [--args JSON] [--kwargs JSON] [--queue Q] [--priority N] [--countdown S] ...",
                                 "publish a task in Celery's format to a Celery queue", check_celery_send},
+        [CTL_OP_WORKFLOW_WEBHOOK] = {"workflow.webhook", CTL_OP_WORKFLOW_WEBHOOK, CTL_SCOPE_SUBMIT, W | NR,
+                                     args_workflow_webhook,
+                                     "NAME [--create|--rotate|--revoke] [--signature github|stripe --secret S]",
+                                     "a stored workflow's webhook: its URL token, signature check",
+                                     check_workflow_webhook},
+        [CTL_OP_WEBHOOK_TRIGGER] = {"webhook.trigger", CTL_OP_WEBHOOK_TRIGGER, CTL_SCOPE_SUBMIT, W,
+                                    args_webhook_trigger, "TOKEN --trigger JSON",
+                                    "run the workflow a webhook token names (hopper-web's POST /webhook/TOKEN)", NULL},
 };
 #undef P
 #undef NR

@@ -37,6 +37,11 @@
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024
 #define CTL_CELERY_ARGS_MAX   10000 /* positional arguments of one celery.send */
+/* A webhook's path token: 32 random bytes in base64url without padding. */
+#define CTL_WEBHOOK_TOKEN_LEN 43
+/* A webhook's body as hopper-web sends it (base64 of at most 512 KiB, hopper-web's largest cap). */
+#define CTL_WEBHOOK_BODY_MAX   (700 * 1024)
+#define CTL_WEBHOOK_SECRET_MAX 256
 
 /* Scopes, a bit set. admin implies every other scope. */
 enum ctl_scope {
@@ -105,7 +110,9 @@ enum ctl_op_id {
 	CTL_OP_WORKFLOW_SHOW,
 	CTL_OP_WORKFLOW_RM,
 	CTL_OP_WORKFLOW_RUN,
-	CTL_OP_CELERY_SEND, /* celery.send: publish a task in Celery's format (issue #6) */
+	CTL_OP_CELERY_SEND,      /* celery.send: publish a task in Celery's format (issue #6) */
+	CTL_OP_WORKFLOW_WEBHOOK, /* workflow.webhook: a stored workflow's webhook (issue #13) */
+	CTL_OP_WEBHOOK_TRIGGER,  /* webhook.trigger: hopper-web's POST /webhook/TOKEN */
 	CTL_OP_COUNT
 };
 

@@ -47,6 +47,8 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_WORKFLOW_RM] = ctl_op_workflow_rm,
         [CTL_OP_WORKFLOW_RUN] = ctl_op_workflow_run,
         [CTL_OP_CELERY_SEND] = ctl_op_celery_send,
+        [CTL_OP_WORKFLOW_WEBHOOK] = ctl_op_workflow_webhook,
+        [CTL_OP_WEBHOOK_TRIGGER] = ctl_op_webhook_trigger,
 };
 
 static void conn_process(struct ctl_conn *c);

@@ -7,7 +7,8 @@
  *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
- *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue.
+ *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue;
+ *   ctl_webhook.c webhooks of stored workflows (workflow.webhook) and their triggering (webhook.trigger).
  * The protocol itself (codec, validator, catalogue, error codes) is common/ctl_proto.c; the crypto
  * common/ctl_crypto.c. hopperd.h declares the few entry points the rest of the daemon calls.
  */
@@ -185,6 +186,8 @@ ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_ret
 /* Submits one job object (one) or a batch (many), exactly as the submit op does, answering request rid.
  * Borrows every argument: the jobs are copied and completed (owner, id, queue) before validation. */
 void ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many);
+/* ... with extra's members added to the success reply (webhook.trigger's "workflow"). Borrows extra. */
+void ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json_t *extra);
 /* The job view of a job hash given as a flat field/value reply (HGETALL). New reference. */
 json_t *ctl_job_view(const struct redis_reply *r);
 /* 1 if the credential may see a job with this owner (NULL: none). */
@@ -195,6 +198,9 @@ ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl
 /* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code
  * and err (another owner's answers not_found like a missing one). workflow.run and submit both call it. */
 json_t *ctl_workflow_resolve(struct ctl_conn *c, const char *name, enum ctl_err *code, char *err, size_t errlen);
+
+/* ctl_webhook.c */
+ctl_handler ctl_op_workflow_webhook, ctl_op_webhook_trigger;
 
 /* ctl_watch.c */
 ctl_handler ctl_op_watch;

@@ -5,6 +5,7 @@
  * hash - and answers from the reply. Owner rules: without admin a job of another owner answers not_found,
  * exactly like a missing one, so job ids cannot be probed.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,12 @@ ctl_op_submit(struct ctl_conn *c, struct ctl_request *req)
 void
 ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 {
+	ctl_submit_with(c, rid, one, many, NULL);
+}
+
+void
+ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json_t *extra)
+{
 	struct server *s = c->ctl->s;
 	size_t n = one != NULL ? 1 : json_array_size(many);
 	struct submit_job *jobs = xcalloc(n ? n : 1, sizeof(*jobs));
@@ -375,6 +382,8 @@ ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many)
 			json_decref(ids);
 		} else
 			d->result = json_pack("{s:o}", "ids", ids);
+		if (extra != NULL)
+			json_object_update(d->result, extra);
 		d->p = ctl_pending_new(c, rid);
 		d->left = 1; /* held until every part went out */
 		unsigned char *sent = xcalloc(n ? n : 1, 1);
@@ -923,12 +932,17 @@ queue_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct queue_part *qp = priv;
 	struct gather *g = qp->g;
-	if (gather_usable(g, r, "queues") && rr_count(r) == 4)
-		json_array_append_new(g->acc, json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", qp->name, "length",
-		                                        (json_int_t)rr_int(rr_elem(r, 0)), "scheduled",
-		                                        (json_int_t)rr_int(rr_elem(r, 1)), "inflight",
-		                                        (json_int_t)rr_int(rr_elem(r, 2)), "paused",
-		                                        rr_int(rr_elem(r, 3)) != 0));
+	if (gather_usable(g, r, "queues") && rr_count(r) == 5) {
+		json_t *q =
+		        json_pack("{s:s, s:I, s:I, s:I, s:b}", "name", qp->name, "length",
+		                  (json_int_t)rr_int(rr_elem(r, 0)), "scheduled", (json_int_t)rr_int(rr_elem(r, 1)),
+		                  "inflight", (json_int_t)rr_int(rr_elem(r, 2)), "paused", rr_int(rr_elem(r, 3)) != 0);
+		const char *age = elem_str(r, 4); /* '' when the queue is empty or its oldest has no created_at */
+		double v = age != NULL && *age != '\0' ? strtod(age, NULL) : -1;
+		if (v >= 0 && isfinite(v))
+			json_object_set_new(q, "oldest_age_s", json_real(v));
+		json_array_append_new(g->acc, q);
+	}
 	free(qp);
 	gather_release(s, g);
 }
@@ -998,6 +1012,7 @@ stats_done(struct server *s, struct gather *g)
 	json_t *res = json_pack("{s:O, s:I, s:o, s:o, s:O, s:s, s:O}", "counters", json_object_get(g->acc, "counters"),
 	                        "running", (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node",
 	                        s->cfg.node_id, "dead_entries", json_object_get(g->acc, "dead_entries"));
+	json_object_set_new(res, "local", metrics_json(s, ctl->nconns));
 	ctl_send(g->p->c, ctl_reply_ok(g->p->id, res));
 }
 

@@ -114,7 +114,9 @@ ctl_op_workflow_rm(struct ctl_conn *c, struct ctl_request *req)
 	}
 	json_decref(w);
 	int r = workflows_rm(s, name);
-	if (r < 0) /* store_workflow_rm commits on return */
+	if (r > 0 && store_webhook_rm(s->store, name) < 0) /* its webhook goes with it (ctl_webhook.c) */
+		r = -1;
+	if (r < 0) /* store_workflow_rm and store_webhook_rm commit on return */
 		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "the store refused the delete (see the daemon log)");
 	else {
 		log_info("ctl: %s: workflow %s removed", c->peer, name);

@@ -205,6 +205,21 @@ struct worker {
 };
 
 /* --- the daemon --- */
+/* metrics.c: this daemon's own counters (stats' "local" section, hopper-web's /metrics). */
+#define METRICS_SERIES_MAX 256 /* distinct (queue, type, state) kept with labels */
+#define METRICS_BUCKETS    14
+struct metrics {
+	struct {
+		char queue[QUEUE_NAME_MAX + 1], type[JOB_TYPE_MAX + 1], state[16];
+		uint64_t count;
+	} series[METRICS_SERIES_MAX];
+	int nseries;
+	uint64_t overflow;
+	uint64_t buckets[METRICS_BUCKETS], duration_count;
+	double duration_sum;
+	uint64_t worker_spawns, redis_errors, redis_reconnects;
+};
+
 struct server {
 	struct ev_loop *loop;
 	int argc; /* kept for SIGHUP, which reads the config file and flags again */
@@ -271,8 +286,15 @@ struct server {
 	uint64_t stats_succeeded, stats_failed;
 
 	struct ctl *ctl;        /* the control socket (ctl*.c) */
+	struct metrics metrics; /* this daemon's counters for stats' "local" section (metrics.c) */
 	int paused[MAX_QUEUES]; /* cfg.queues[i] is paused (control op pause; refreshed every tick) */
 };
+
+/* metrics.c */
+/* An attempt ended in state after seconds on a worker. */
+void metrics_attempt(struct server *s, const char *queue, const char *type, const char *state, double seconds);
+/* The "local" section of the stats reply. New reference. */
+json_t *metrics_json(const struct server *s, int ctl_conns);
 
 /* config.c */
 void config_defaults(struct config *c);

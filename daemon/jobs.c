@@ -732,6 +732,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 	s->avg_job_s = s->avg_job_s > 0 ? s->avg_job_s + (took - s->avg_job_s) / 16 : took;
 	j->run_pending = 0; /* finish (or requeue) records the start too */
 	if (j->superseded) {
+		metrics_attempt(s, j->queue, j->spec.type, "superseded", took);
 		if (j->row > 0)
 			store_attempt_finish(s->store, j->row, "superseded", now,
 			                     "superseded: another claim took the job over", NULL);
@@ -751,6 +752,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		free(j->error);
 		j->error = xstrdup("cancelled");
 		j->outcome = JOB_CANCELLED;
+		metrics_attempt(s, j->queue, j->spec.type, "cancelled", took);
 		if (j->row > 0)
 			store_attempt_finish(s->store, j->row, "cancelled", now, j->error, NULL);
 		job_op_start(s, j, OP_FINISH);
@@ -765,6 +767,7 @@ jobs_attempt_done(struct server *s, struct job *j)
 		return;
 	}
 	j->outcome = job_outcome(j->ok, j->retryable, j->attempt, j->spec.max_attempts);
+	metrics_attempt(s, j->queue, j->spec.type, job_state_name(j->outcome), took);
 	if (j->outcome == JOB_RETRYING) {
 		double base = j->spec.backoff_base_s, max = j->spec.backoff_max_s;
 		j->retry_delay = job_backoff_s(j->attempt, base, max, drand48());

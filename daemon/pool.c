@@ -161,6 +161,7 @@ worker_spawn(struct server *s)
 	w->next = s->workers;
 	s->workers = w;
 	s->nworkers++;
+	s->metrics.worker_spawns++;
 	log_debug("worker %d started", (int)pid);
 	return w;
 }

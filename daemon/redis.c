@@ -39,6 +39,7 @@ struct conn {
 	enum conn_kind kind;
 	redisAsyncContext *ac;
 	int up;
+	int was_up; /* connected before: the next connection is a reconnection */
 	int pending;
 	double last_io;
 	double overdue_extra; /* the blocking timeout of an outstanding BLMOVE */
@@ -136,7 +137,9 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		rep = NULL;
 	} else if (rep != NULL && req->cb != setup_reply)
-		c->backoff = 0; /* a real answer: the next loss starts its backoff afresh */
+		c->backoff = 0;                            /* a real answer: the next loss starts its backoff afresh */
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) /* a lost connection, LOADING, or an error reply */
+		c->r->s->metrics.redis_errors++;
 	if (req->cb != NULL)
 		req->cb(c->r->s, (const struct redis_reply *)rep, req->priv);
 	free(req);
@@ -244,6 +247,9 @@ on_connect(const redisAsyncContext *ac, int status)
 		return;
 	}
 	log_info("redis: %s connection up", c->name);
+	if (c->was_up) /* for the stats op: the first connection is not a reconnection */
+		c->r->s->metrics.redis_reconnects++;
+	c->was_up = 1;
 	c->up = 1;
 	c->loading = 0;
 	c->pending = 0;

@@ -1,11 +1,11 @@
 /*
- * store: opening the SQLite execution log and its schema, stored workflows, control-socket tokens, and the
- * reads (see store.h for the model). The attempt log's batched writes are in store_log.c. Only these two
- * files include sqlite3.h.
+ * store: opening the SQLite execution log and its schema, stored workflows and their webhooks, control-socket
+ * tokens, and the reads (see store.h for the model). The attempt log's batched writes are in store_log.c. Only these
+ * two files include sqlite3.h.
  *
  * The loop's connection has no busy timeout (a locked database must never make the loop wait): the attempt
- * log retries next turn instead; the rare administrative writes here (a workflow stored, a token created or
- * revoked) are committed on return and wait at most STORE_ADMIN_BUSY_MS for a lock.
+ * log retries next turn instead; the rare administrative writes here (a workflow or webhook stored, a token
+ * created or revoked) are committed on return and wait at most STORE_ADMIN_BUSY_MS for a lock.
  */
 #include "store_int.h"
 
@@ -39,6 +39,10 @@ enum stmt_id {
 	STMT_TOKEN_LIST,
 	STMT_TOKEN_REVOKE,
 	STMT_TOKEN_SET_HASH,
+	STMT_HOOK_PUT,
+	STMT_HOOK_BY_TOKEN,
+	STMT_HOOK_BY_WORKFLOW,
+	STMT_HOOK_RM,
 	STMT_LOG_ATTEMPTS,
 	STMT_LOG_EVENTS,
 	STMT_LOG_STEPS,
@@ -66,6 +70,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         [STMT_TOKEN_SET_HASH] = "UPDATE tokens SET hash = ?2 WHERE id = ?1",
+        /* Webhooks of stored workflows (006_webhooks.sql). */
+        [STMT_HOOK_PUT] = "INSERT INTO webhooks (token, workflow, signature, secret, created_at) VALUES (?1, ?2, "
+                          "?3, ?4, ?5) ON CONFLICT (workflow) DO UPDATE SET token = ?1, signature = ?3, secret = ?4, "
+                          "created_at = ?5",
+        [STMT_HOOK_BY_TOKEN] = "SELECT token, workflow, signature, secret, created_at FROM webhooks WHERE token = ?1",
+        [STMT_HOOK_BY_WORKFLOW] = "SELECT token, workflow, signature, secret, created_at FROM webhooks "
+                                  "WHERE workflow = ?1",
+        [STMT_HOOK_RM] = "DELETE FROM webhooks WHERE workflow = ?1",
         /* A job's history for the control socket's logs op; owner ?3 NULL: every owner's rows (admin). */
         [STMT_LOG_ATTEMPTS] = "SELECT attempt, state, node, worker_pid, started_at, finished_at, duration_ms, error, "
                               "fence, created_at FROM attempts WHERE job_id = ?1 AND (?3 IS NULL OR owner = ?3) "
@@ -175,20 +187,23 @@ migration_number(const char *name)
 }
 
 /*
- * Checks the compiled-in migrations are numbered 1, 2, 3... in order, so that user_version N means "files 1
- * to N applied", and sets *highest to the last number (0 if there are none). A gap or a repeat is a broken
- * build; it is reported as a cause rather than by fatal so that store_open has one way to fail.
+ * Checks the compiled-in migrations are numbered in increasing order, so that user_version N means "every
+ * file up to N applied", and sets *highest to the last number (0 if there are none). A repeat or a file out
+ * of order is a broken build; it is reported as a cause rather than by fatal so that store_open has one way
+ * to fail. Numbers are reserved per subsystem (004 corestore, 005 security, 006 web, 007 celery), so a
+ * build of one branch may skip some: a gap is allowed.
  */
 static int
 migrations_check(int *highest, char **cause)
 {
 	int prev = 0;
 	for (const struct embedded_file *m = embedded_migrations; m->name != NULL; m++) {
-		if (migration_number(m->name) != prev + 1) {
-			*cause = xasprintf("built-in migration %s: expected number %d", m->name, prev + 1);
+		int n = migration_number(m->name);
+		if (n <= prev) {
+			*cause = xasprintf("built-in migration %s: expected a number above %d", m->name, prev);
 			return -1;
 		}
-		prev++;
+		prev = n;
 	}
 	*highest = prev;
 	return 0;
@@ -429,6 +444,63 @@ store_workflow_rm(struct store *st, const char *name)
 	if (admin_write(st, STMT_WF_RM, rc, "workflow rm") != 0)
 		return -1;
 	return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+int
+store_webhook_put(struct store *st, const struct store_webhook *h)
+{
+	sqlite3_stmt *s = st->stmt[STMT_HOOK_PUT];
+	int rc = SQLITE_OK;
+	bind_text(s, 1, h->token, &rc);
+	bind_text(s, 2, h->workflow, &rc);
+	bind_text(s, 3, h->signature, &rc);
+	bind_text(s, 4, h->secret, &rc);
+	bind_double(s, 5, h->created_at, &rc);
+	return admin_write(st, STMT_HOOK_PUT, rc, "webhook put");
+}
+
+int
+store_webhook_get(struct store *st, const char *token, const char *workflow, struct store_webhook *out)
+{
+	enum stmt_id id = token != NULL ? STMT_HOOK_BY_TOKEN : STMT_HOOK_BY_WORKFLOW;
+	sqlite3_stmt *s = st->stmt[id];
+	memset(out, 0, sizeof(*out));
+	int rc = SQLITE_OK;
+	bind_text(s, 1, token != NULL ? token : workflow, &rc);
+	int step = rc == SQLITE_OK ? sqlite3_step(s) : rc;
+	if (step == SQLITE_ROW) {
+		out->token = column_dup(s, 0);
+		out->workflow = column_dup(s, 1);
+		out->signature = column_dup(s, 2);
+		out->secret = column_dup(s, 3);
+		out->created_at = sqlite3_column_double(s, 4);
+	} else if (step != SQLITE_DONE)
+		log_error("store: webhook get: %s", sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_webhook_rm(struct store *st, const char *workflow)
+{
+	int rc = SQLITE_OK;
+	bind_text(st->stmt[STMT_HOOK_RM], 1, workflow, &rc);
+	if (admin_write(st, STMT_HOOK_RM, rc, "webhook rm") != 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0 ? 1 : 0;
+}
+
+void
+store_webhook_free(struct store_webhook *h)
+{
+	free(h->token);
+	free(h->workflow);
+	free(h->signature);
+	if (h->secret != NULL)
+		memset(h->secret, 0, strlen(h->secret));
+	free(h->secret);
+	memset(h, 0, sizeof(*h));
 }
 
 void

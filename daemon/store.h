@@ -144,6 +144,19 @@ int store_workflow_list(struct store *st, void (*fn)(const struct store_workflow
 /* Committed on return. 1 if removed, 0 if there was none, -1 on error. */
 int store_workflow_rm(struct store *st, const char *name);
 void store_workflow_free(struct store_workflow *w);
+/* --- webhooks of stored workflows (006_webhooks.sql) --- */
+struct store_webhook {
+	char *token, *workflow, *signature, *secret; /* secret NULL for signature "none" */
+	double created_at;
+};
+/* Creates or replaces the webhook of h->workflow (a new token: rotation), committed on return. 0 or -1 (logged). */
+int store_webhook_put(struct store *st, const struct store_webhook *h);
+/* By token, or (token NULL) by workflow: 1 with *out filled (caller calls store_webhook_free), 0, or -1. */
+int store_webhook_get(struct store *st, const char *token, const char *workflow, struct store_webhook *out);
+/* Committed on return. 1 if removed, 0 if there was none, -1 on error. */
+int store_webhook_rm(struct store *st, const char *workflow);
+/* Frees the strings, wiping the secret. */
+void store_webhook_free(struct store_webhook *h);
 /* --- control-socket tokens (003_tokens.sql); times 0 mean NULL --- */
 struct store_token {
 	char id[13];

@@ -70,7 +70,7 @@ kill_leftovers() {
 		pid=$(cat "$f")
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
 		case $exe in
-		*/hopperd | */hopper-worker | */redis-server | */redis-check-* | */python3*) kill -s KILL "$pid" 2>/dev/null ;;
+		*/hopperd | */hopper-worker | */hopper-web | */redis-server | */redis-check-* | */python3*) kill -s KILL "$pid" 2>/dev/null ;;
 		esac
 	done
 }

@@ -11,7 +11,7 @@ set -u
 
 B=${1:?usage: tools/demo.sh BUILD_DIR}
 B=$(cd "$B" && pwd) || exit 2
-for f in hopperd hopper-worker hopperctl; do
+for f in hopperd hopper-worker hopperctl hopper-web; do
 	[ -x "$B/$f" ] || { echo "demo: $B/$f is missing: run 'make' first" >&2; exit 2; }
 done
 
@@ -43,6 +43,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$WATCH_PID" 2
 	stop_pid "${HTTP_PID:-}" 2
+	stop_pid "${WEB_PID:-}" 5
 	if [ -n "$HOPPERD_PID" ]; then
 		note "stopping hopperd (PID $HOPPERD_PID) with SIGTERM: it drains running jobs and exits"
 		stop_pid "$HOPPERD_PID" 20 # shutdown_grace_s=10, plus room to write back
@@ -269,7 +270,7 @@ WF=$(cat <<J
   {"id": "fetch", "type": "http", "params": {"url": "$HTTP/json"}},
   {"id": "adult", "type": "filter", "depends_on": ["fetch"], "params": {"condition": "steps.fetch.output.json.user.age >= 18"}},
   {"id": "listen", "type": "audio.analyze", "depends_on": ["adult"], "params": {"path": "${AUDIO_FILES[0]}", "features": ["loudness", "tempo"]}},
-  {"id": "greet", "type": "exec", "depends_on": ["listen"], "params": {"argv": ["/bin/echo", "hello {{steps.fetch.output.json.user.name}}, {{input.note}}: your track is {{steps.listen.output.tempo_bpm}} BPM"]}}
+  {"id": "greet", "type": "exec", "depends_on": ["listen"], "params": {"argv": ["/bin/echo", "hello {{steps.fetch.output.json.user.name}}, {{input.payload.note}}: your track is {{steps.listen.output.tempo_bpm}} BPM"]}}
 ]}
 J
 )
@@ -278,12 +279,45 @@ note "The definition is a JSON file; hopperctl stores it in the daemon's SQLite 
 show "hopperctl workflow put $TMP/demo-fetch.json --description 'make demo'"
 "${CTL[@]}" workflow put "$TMP/demo-fetch.json" --description "make demo" | sed 's/^/    /'
 note "Run it by name: the daemon resolves the definition and submits a workflow.run job that carries it."
-show "hopperctl workflow run demo-fetch --input '{\"note\":\"from make demo\"}' --wait"
-"${CTL[@]}" workflow run demo-fetch --input '{"note":"from make demo"}' --id "demo-wf-$$" --wait --wait-timeout 30
+note "(Its input has the shape a webhook trigger gives it, {payload: ...}: hopper-web runs it that way below.)"
+show "hopperctl workflow run demo-fetch --input '{\"payload\":{\"note\":\"from make demo\"}}' --wait"
+"${CTL[@]}" workflow run demo-fetch --input '{"payload":{"note":"from make demo"}}' --id "demo-wf-$$" --wait --wait-timeout 30
 note "(exit status $?: 0 when the run succeeded)"
 note "Each step execution is a row in SQLite (table workflow_steps); hopperctl logs shows them as a table:"
 show "hopperctl logs demo-wf-$$"
 "${CTL[@]}" logs "demo-wf-$$" | sed -n '/^steps:$/,$p' | sed 's/^/    /'
+
+# --- hopper-web: the dashboard, the HTTP API and a webhook ---
+say "Starting hopper-web: the dashboard, the HTTP API (/v1), webhooks and /metrics, over the control socket"
+WEB_PORT=${DEMO_WEB_PORT:-8080}
+if ! /usr/bin/python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$WEB_PORT" 2>/dev/null; then
+	WEB_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+WEB="http://127.0.0.1:$WEB_PORT"
+"${CTL[@]}" token create demo-web --scopes submit,read >"$TMP/web.token" 2>/dev/null || die "could not make hopper-web's token"
+LOGIN=$("${CTL[@]}" token create demo-admin --scopes admin 2>/dev/null) || die "could not make the login token"
+"$B/hopper-web" --socket "$TMP/demo.sock" --token-file "$TMP/web.token" --listen "127.0.0.1:$WEB_PORT" \
+	2>"$TMP/hopper-web.log" &
+WEB_PID=$!
+for _ in $(seq 50); do curl -s -o /dev/null "$WEB/metrics" && break; sleep 0.1; done
+note "hopper-web (PID $WEB_PID) is a separate, restartable process with a token of its own (scopes submit,read)."
+note "Dashboard: $WEB/   log in with the demo's admin token:"
+note "    $LOGIN"
+note "Give the stored workflow a webhook (a random URL token), then trigger it the way an automation platform would:"
+show "hopperctl workflow webhook demo-fetch --create --base-url $WEB"
+HOOK=$(HOPPER_WEB_URL=$WEB "${CTL[@]}" workflow webhook demo-fetch --create) || die "could not create the webhook"
+note "    $HOOK"
+show "curl -s -X POST -H 'Content-Type: application/json' -d '{\"note\":\"from a webhook\"}' $HOOK"
+REPLY=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"note":"from a webhook"}' "$HOOK")
+note "    $REPLY"
+RUN=$(printf '%s' "$REPLY" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("job_id", ""))' 2>/dev/null)
+if [ -n "$RUN" ]; then
+	note "The run's input is the trigger {method, headers, url, timestamp, payload}; follow it over HTTP (SSE):"
+	show "curl -N -H 'Authorization: Bearer \$TOKEN' $WEB/v1/jobs/$RUN/events"
+	"${CTL[@]}" watch "$RUN" --timeout 30 >/dev/null 2>&1
+	note "    it ended $("${CTL[@]}" --json status "$RUN" 2>/dev/null | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])' 2>/dev/null) (see it at $WEB/jobs/$RUN)"
+fi
+note "Prometheus metrics: curl $WEB/metrics"
 
 # --- what to try next ---
 say "Try it yourself"
@@ -301,8 +335,9 @@ note "hopperd's own log for this run (stderr, log_level=info):"
 sed -e 's/^<[0-7]>//' -e 's/^/    /' "$TMP/hopperd.log" | tail -n 8
 
 if [ "${DEMO_STAY:-0}" = 1 ]; then
-	say "DEMO_STAY=1: hopperd keeps running; Ctrl-C stops it and the demo's Redis"
+	say "DEMO_STAY=1: hopperd and hopper-web keep running; Ctrl-C stops them and the demo's Redis"
 	note "export HOPPER_SOCKET=$TMP/demo.sock   # in another shell, for hopperctl"
+	note "Dashboard: $WEB/   login token: $LOGIN"
 	wait "$HOPPERD_PID"
 	HOPPERD_PID=
 else

@@ -179,11 +179,21 @@ OPS.ctl_pause_g = function(k, a)
 end
 
 SPEC.ctl_queues = {keys = {'queue', 'scheduled', 'paused'}, vk = true, args = {}, flags = 'no-writes'}
--- One queue's figures: {length, scheduled, inflight (over the inflight lists given as extra keys), paused}.
+-- One queue's figures: {length, scheduled, inflight (over the inflight lists given as extra keys), paused,
+-- oldest_age_s}: the last is the age in seconds of the message taken next (the right end, the oldest pushed)
+-- from its created_at, '' when the queue is empty or that message carries no usable created_at.
 OPS.ctl_queues = function(k, a, keys)
   local infl = 0
   for i = 4, #keys do infl = infl + redis.call('LLEN', keys[i]) end
-  return {redis.call('LLEN', k.queue), redis.call('ZCARD', k.scheduled), infl, redis.call('EXISTS', k.paused)}
+  local age, oldest = '', redis.call('LINDEX', k.queue, -1)
+  if oldest then
+    local ok, m = pcall(cjson.decode, oldest)
+    local c = ok and type(m) == 'table' and m.created_at
+    if type(c) == 'number' and c >= 0 and c < 1e11 then
+      age = string.format('%.3f', math.max(0, tonumber(clock()) - c))
+    end
+  end
+  return {redis.call('LLEN', k.queue), redis.call('ZCARD', k.scheduled), infl, redis.call('EXISTS', k.paused), age}
 end
 
 SPEC.ctl_counters = {keys = {'stats', 'dead'}, args = {}, flags = 'no-writes'}

@@ -60,7 +60,8 @@ def _store():
                                                                                           "*.json")):
         with open(f) as fh:
             d = json.load(fh)
-        docs[d["$id"]] = d
+        if "$id" in d:  # JSON Schemas; not the OpenAPI document (http-api.openapi.json)
+            docs[d["$id"]] = d
     return docs
 
 

@@ -165,6 +165,9 @@ for tr in ("unix", "tcp"):
     time.sleep(1.5)
     check_eq(P + "a paused queue is not fetched", state(c, tr + "-paused"), "queued")
     check_eq(P + "queues counts it waiting", c.result("queues")["queues"][0]["length"] if c.result("queues")["queues"][0]["name"] == "default" else None, 1)
+    q = {x["name"]: x for x in c.result("queues")["queues"]}
+    check(P + "queues: the waiting job's age (oldest_age_s), none for the empty idleq",
+          q["default"].get("oldest_age_s", -1) >= 0 and "oldest_age_s" not in q["idleq"], q)
     call_ok(c, P + "resume", "resume", queue="default")
     check(P + "resumed queue runs its job", wait_until(lambda: state(c, tr + "-paused") == "succeeded", 20))
     r = call_ok(c, P + "stats", "stats")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# web_metrics: hopper-web's /metrics after real jobs (tests/web/metrics_test.py): the text exposition parsed
+# strictly (and by promtool when installed), the daemon's per-queue/type/state counters, duration
+# histogram, queue depth, workers and heartbeats; and /metrics while the daemon is down.
+. "$(dirname "$0")/../lib.sh"
+. "$HOPPER_ROOT/tests/web/lib.sh"
+
+start_redis
+start_hopperd n1 --workers=2 --queues=q,held || exit 1
+start_web || exit 1
+ctl pause held >/dev/null
+for i in 1 2 3; do ctl submit noop --queue q >/dev/null; done
+fail=$(ctl submit fail '{"message":"x"}' --queue q --max-attempts 1)
+ctl submit fail '{"message":"y"}' --queue q --max-attempts 1 >/dev/null
+ctl submit noop --queue held >/dev/null
+ctl submit noop --queue held >/dev/null
+wait_for "the 5 jobs on q to end" 30 sh -c "[ \$(HOME=$T $HOPPERCTL --socket $CTL_SOCK list --queue q --state succeeded | grep -c noop) -ge 3 ] && [ \$(HOME=$T $HOPPERCTL --socket $CTL_SOCK list --queue q --state dead | grep -c fail) -ge 2 ]"
+check_eq "the failing job is dead" "$(jstate "$fail")" dead
+WEB=$WEB SCENARIO=$SCENARIO PYTHONPATH=$HOPPER_ROOT/tests/web /usr/bin/python3 "$HOPPER_ROOT/tests/web/metrics_test.py"
+check_eq "the metrics checks passed" "$?" 0
+stop_hopperd n1
+out=$(curl -s "$WEB/metrics")
+check_match "with the daemon down /metrics still answers, hopper_up 0" "$out" $'hopper_up 0'
+stop_web
+check_eq "hopper-web exits 0" "$?" 0
+end_scenario
