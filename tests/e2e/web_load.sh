@@ -5,7 +5,9 @@
 . "$HOPPER_ROOT/tests/web/lib.sh"
 
 start_redis
-start_hopperd n1 --workers=2 || exit 1
+# hopper-web holds up to its pool (32) plus one connection per 16 streams (63 for 1,000), all from one uid:
+# more than the per-peer default of 64 (hopper-web.8 says to raise ctl_max_conns_per_peer for its user).
+start_hopperd n1 --workers=2 --ctl-max-conns-per-peer=256 || exit 1
 ALICE=$(ctl token create alice --scopes submit,read,cancel --owner alice 2>/dev/null)
 start_web --conn-timeout 3 --body-max 65536 || exit 1
 streams=1000
