@@ -254,7 +254,7 @@ print_list(struct ctl *ctl, json_t *r)
 static void
 print_queues(struct ctl *ctl, json_t *r)
 {
-	static const char *const cols[] = {"name", "length", "scheduled", "inflight", "paused"};
+	static const char *const cols[] = {"name", "length", "scheduled", "inflight", "paused", "dead"};
 	print_table(ctl, json_object_get(r, "queues"), cols, sizeof(cols) / sizeof(cols[0]));
 }
 

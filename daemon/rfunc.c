@@ -123,7 +123,7 @@ const struct rfunc rfuncs[RF_COUNT] = {
                          RF_NO_WRITES},
         [RF_CTL_PAUSE] = {"ctl_pause", K(RK_PAUSED), 0, A("on"), 0, RF_ALLOW_OOM},
         [RF_CTL_PAUSE_G] = {"ctl_pause_g", K(RK_G_PAUSED), 0, A("queue", "on", "channel"), 0, RF_ALLOW_OOM},
-        [RF_CTL_QUEUES] = {"ctl_queues", K(RK_QUEUE, RK_SCHEDULED, RK_PAUSED), 1, NOARGS, 0, RF_NO_WRITES},
+        [RF_CTL_QUEUES] = {"ctl_queues", K(RK_QUEUE, RK_SCHEDULED, RK_PAUSED, RK_DEAD), 1, NOARGS, 0, RF_NO_WRITES},
         [RF_CTL_COUNTERS] = {"ctl_counters", K(RK_STATS, RK_DEAD), 0, NOARGS, 0, RF_NO_WRITES},
         [RF_CTL_NODES] = {"ctl_nodes", K(RK_G_HB, RK_G_SEEN), 0, A("lease_ms"), 0, RF_NO_WRITES},
         [RF_CTL_STATE] = {"ctl_state", K(RK_G_PAUSED, RK_G_QUEUES, RK_G_SEEN), 0, NOARGS, 0, RF_NO_WRITES},

@@ -127,6 +127,7 @@ queues(struct out *o, const json_t *q)
 	        {"inflight", "hopper_queue_inflight", "jobs of the queue held by daemons (in flight)"},
 	        {"paused", "hopper_queue_paused", "1 when the queue is paused"},
 	        {"oldest_age_s", "hopper_queue_oldest_age_seconds", "age of the oldest waiting job of the queue"},
+	        {"dead", "hopper_dead_jobs", "entries in the queue's dead set now (its ZCARD)"},
 	};
 	const json_t *qs = json_object_get(q, "queues"), *e;
 	size_t i;

@@ -178,13 +178,14 @@ OPS.ctl_pause_g = function(k, a)
   return 1
 end
 
-SPEC.ctl_queues = {keys = {'queue', 'scheduled', 'paused'}, vk = true, args = {}, flags = 'no-writes'}
+SPEC.ctl_queues = {keys = {'queue', 'scheduled', 'paused', 'dead'}, vk = true, args = {}, flags = 'no-writes'}
 -- One queue's figures: {length, scheduled, inflight (over the inflight lists given as extra keys), paused,
--- oldest_age_s}: the last is the age in seconds of the message taken next (the right end, the oldest pushed)
--- from its created_at, '' when the queue is empty or that message carries no usable created_at.
+-- oldest_age_s, dead}: oldest_age_s is the age in seconds of the message taken next (the right end, the
+-- oldest pushed) from its created_at, '' when the queue is empty or that message carries no usable
+-- created_at; dead is the number of entries in the queue's dead set now.
 OPS.ctl_queues = function(k, a, keys)
   local infl = 0
-  for i = 4, #keys do infl = infl + redis.call('LLEN', keys[i]) end
+  for i = 5, #keys do infl = infl + redis.call('LLEN', keys[i]) end
   local age, oldest = '', redis.call('LINDEX', k.queue, -1)
   if oldest then
     local ok, m = pcall(cjson.decode, oldest)
@@ -193,7 +194,8 @@ OPS.ctl_queues = function(k, a, keys)
       age = string.format('%.3f', math.max(0, tonumber(clock()) - c))
     end
   end
-  return {redis.call('LLEN', k.queue), redis.call('ZCARD', k.scheduled), infl, redis.call('EXISTS', k.paused), age}
+  return {redis.call('LLEN', k.queue), redis.call('ZCARD', k.scheduled), infl, redis.call('EXISTS', k.paused), age,
+          redis.call('ZCARD', k.dead)}
 end
 
 SPEC.ctl_counters = {keys = {'stats', 'dead'}, args = {}, flags = 'no-writes'}

@@ -18,6 +18,15 @@ wait_for "the 5 jobs on q to end" 30 sh -c "[ \$(HOME=$T $HOPPERCTL --socket $CT
 check_eq "the failing job is dead" "$(jstate "$fail")" dead
 WEB=$WEB SCENARIO=$SCENARIO PYTHONPATH=$HOPPER_ROOT/tests/web /usr/bin/python3 "$HOPPER_ROOT/tests/web/metrics_test.py"
 check_eq "the metrics checks passed" "$?" 0
+# hopper_dead_jobs is the dead set's size now, not a counter: a retried dead job (held by pausing q) leaves it.
+ctl pause q >/dev/null
+check "retry one dead job" ctl retry "$fail"
+out=$(curl -s "$WEB/metrics")
+check_match "after the retry hopper_dead_jobs{queue=\"q\"} is 1" "$out" '^hopper_dead_jobs\{queue="q"\} 1$'
+check_match "... while the dead counter stays 2" "$out" 'hopper_jobs_total\{[^}]*queue="q",type="fail",state="dead"\} 2'
+out=$(ctl queues)
+check_match "hopperctl queues shows the dead column" "$out" 'dead'
+check_match "... with q's 1 dead entry (and the retried job waiting)" "$out" '^q +1 +0 +0 +yes +1$'
 stop_hopperd n1
 out=$(curl -s "$WEB/metrics")
 check_match "with the daemon down /metrics still answers, hopper_up 0" "$out" $'hopper_up 0'

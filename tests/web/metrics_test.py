@@ -41,6 +41,9 @@ age = val("hopper_queue_oldest_age_seconds", queue="held")
 check("hopper_queue_oldest_age_seconds of the paused queue is there, not negative", age is not None and age >= 0, age)
 check("... and absent for the drained queue q", val("hopper_queue_oldest_age_seconds", queue="q") is None,
       fams.get("hopper_queue_oldest_age_seconds"))
+check("hopper_dead_jobs holds the 2 dead jobs of q, a gauge", val("hopper_dead_jobs", queue="q") == 2
+      and fams["hopper_dead_jobs"]["type"] == "gauge", fams.get("hopper_dead_jobs"))
+check("... and 0 for the queue without dead jobs", val("hopper_dead_jobs", queue="held") == 0)
 check("workers busy + idle = 2", (val("hopper_workers", state="busy") or 0) + (val("hopper_workers", state="idle") or 0) == 2)
 check("the node's heartbeat is there", val("hopper_node_up", node="n1") == 1 and
       val("hopper_node_heartbeat_age_seconds", node="n1") is not None)

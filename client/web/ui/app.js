@@ -94,7 +94,7 @@ async function pageOverview(main) {
     el("h2", {}, "Queues"),
     table([["queue", r => el("a", { href: "/jobs?queue=" + encodeURIComponent(r.name) }, r.name)],
            ["waiting", r => r.length], ["scheduled", r => r.scheduled], ["in flight", r => r.inflight],
-           ["paused", r => r.paused ? "paused" : ""]], q.queues, "queues"),
+           ["dead", r => r.dead ?? ""], ["paused", r => r.paused ? "paused" : ""]], q.queues, "queues"),
     el("h2", {}, "Nodes"),
     table([["node", r => r.node], ["host", r => r.host], ["running", r => r.running], ["heartbeat", r => age(r.updated_at) + " ago"],
            ["version", r => r.version], ["queues", r => r.queues]], st.nodes || [], "nodes"),
