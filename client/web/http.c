@@ -334,9 +334,27 @@ session_info(struct MHD_Connection *conn, const char *method)
 
 /* --- /metrics --- */
 
+/* With metrics-token-file set: 1 when the request carries Authorization: Bearer <that token> (compared in
+ * constant time, session_equal); without it /metrics is open (meant for localhost). */
+static int
+metrics_allowed(struct MHD_Connection *conn)
+{
+	if (C->metrics_token == NULL)
+		return 1;
+	const char *auth = header(conn, "Authorization");
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) > WEB_TOKEN_MAX)
+		return 0;
+	return session_equal(auth + 7, C->metrics_token);
+}
+
 static enum MHD_Result
 metrics(struct MHD_Connection *conn)
 {
+	if (!metrics_allowed(conn)) {
+		json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", "unauthenticated", "message",
+		                      "/metrics needs Authorization: Bearer <the token of metrics-token-file>");
+		return send_json(conn, 401, e, "WWW-Authenticate", "Bearer realm=\"hopper-web metrics\"");
+	}
 	json_t *stats = NULL, *queues = NULL;
 	enum hopper_err code;
 	char err[512];

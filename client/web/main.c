@@ -5,12 +5,15 @@
  * socket; it holds no Redis or SQLite handle.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "web.h"
@@ -47,6 +50,8 @@ static const struct opt {
         {"listen", OT_STR, &cfg.listen, 0, 0, "HOST:PORT to serve on (127.0.0.1:8080; [::1]:PORT for IPv6)"},
         {"socket", OT_STR, &cfg.socket, 0, 0, "hopperd's control socket (/var/lib/hopper/hopper.sock)"},
         {"token-file", OT_STR, &cfg.token_file, 0, 0, "file holding hopper-web's own token (or HOPPER_WEB_TOKEN)"},
+        {"metrics-token-file", OT_STR, &cfg.metrics_token_file, 0, 0,
+         "file holding the bearer token /metrics then requires (unset: /metrics is open)"},
         {"pool-max", OT_INT, &cfg.pool_max, 1, 1024, "control connections for requests, all tokens (32)"},
         {"watch-conns-max", OT_INT, &cfg.watch_conns_max, 1, 1024, "control connections for event streams (128)"},
         {"sse-max", OT_INT, &cfg.sse_max, 1, 100000, "open event streams (2000)"},
@@ -172,6 +177,38 @@ read_token(void)
 	return xstrdup(buf);
 }
 
+/*
+ * The first word of a secret file (a regular file: O_NONBLOCK so that a FIFO cannot block the open, and the
+ * type check refuses it). Fatal when it cannot be read or is empty. Caller frees.
+ */
+static char *
+read_secret_file(const char *what, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		fatal("%s %s: %s", what, path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		fatal("%s %s: not a regular file", what, path);
+	if (st.st_mode & S_IRWXO)
+		log_warn("%s %s is accessible by others (mode %04o): chmod o-rwx it", what, path,
+		         (unsigned)(st.st_mode & 07777));
+	char buf[WEB_TOKEN_MAX + 2];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		fatal("%s %s: %s", what, path, strerror(errno));
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n \t")] = '\0';
+	if (buf[0] == '\0')
+		fatal("%s %s is empty", what, path);
+	if ((size_t)n == sizeof(buf) - 1 && strlen(buf) == (size_t)n)
+		fatal("%s %s: longer than %d bytes", what, path, WEB_TOKEN_MAX);
+	char *t = xstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return t;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -231,6 +268,8 @@ main(int argc, char **argv)
 	cfg.token = read_token();
 	if (cfg.token == NULL)
 		fatal("no token of its own: give --token-file FILE or HOPPER_WEB_TOKEN (needs scopes submit,read)");
+	if (cfg.metrics_token_file != NULL)
+		cfg.metrics_token = read_secret_file("metrics-token-file", cfg.metrics_token_file);
 	if (check) {
 		printf("hopper-web: configuration ok\n");
 		return 0;
@@ -261,5 +300,6 @@ main(int argc, char **argv)
 	sse_shutdown();
 	pool_shutdown();
 	free(cfg.token);
+	free(cfg.metrics_token);
 	return 0;
 }

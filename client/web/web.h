@@ -47,6 +47,11 @@ struct web_config {
 	int session_ttl_s;       /* dashboard login lifetime */
 	int cookie_secure;       /* add Secure to the session cookie (behind TLS) */
 	int timeout_ms;          /* each control request's bound */
+
+	/* When metrics_token_file is set, /metrics wants "Authorization: Bearer <metrics_token>" (read from
+	 * it at start; owned). NULL: /metrics is open. */
+	const char *metrics_token_file;
+	char *metrics_token;
 };
 
 /* routes.c */
