@@ -71,6 +71,7 @@ LIB_LIBS := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
 MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 WEB_PURE_OBJS := client/web/routes.o client/web/metrics.o client/web/webhook.o client/web/session.o client/web/pool.o
+WEB_PURE_OBJS += client/web/evid.o
 WEB_OBJS := client/web/main.o client/web/http.o client/web/sse.o client/web/assets.o $(WEB_PURE_OBJS) gen/web_assets.o
 $(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient -Idaemon $(MHD_CFLAGS)
 UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \

@@ -59,11 +59,21 @@ def route_op(r):
         params.append({"name": h, "in": "header", "required": False, "schema": {"type": "string"},
                        "description": "copied to the op's field " + f})
     if r.get("sse"):
-        params.append({"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
-                       "description": "resume after this event number"})
-        params.append({"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "integer"}})
-        out["responses"]["200"] = {"description": "Server-Sent Events: id = event number, event = state|progress "
-                                   "(data: event.schema.json), then event end (data: the job view) or error",
+        params.append({"name": "Last-Event-ID", "in": "header", "required": False,
+                       "schema": {"type": "string", "pattern": "^[0-9]{1,15}-[0-9a-f]{8}$"},
+                       "description": "resume after the event with this id (an id the stream sent); when the job's "
+                       "event list no longer holds it (trimmed to the daemon's events_max), the stream starts "
+                       "with event lost, then sends the events still held"})
+        params.append({"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": "the same as Last-Event-ID"})
+        out["responses"]["200"] = {"description": "Server-Sent Events. id: <at_ms>-<hash>, the event's own (its "
+                                   "at in milliseconds and 8 hex digits of FNV-1a over its canonical JSON: the "
+                                   "same on every stream of the job); event: state|progress (data: "
+                                   "event.schema.json); on a resume whose event is gone, first event lost, without "
+                                   "id (data: {last_event_id, reason: trimmed|unknown_id|not_found|ambiguous, "
+                                   "missing_after, missing_before (Unix seconds: events between may be missing, "
+                                   "how many is not known), next_id, job (the job view when the stream opened)}); "
+                                   "last event end (data: the job view) or error",
                                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}
     else:
         out["responses"]["200"] = {"description": "the op's result", "content": {"application/json": {

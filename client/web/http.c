@@ -186,13 +186,11 @@ api_events(struct MHD_Connection *conn, const char *token, json_t *fields, json_
 	/* Check first that the job exists and is visible: the stream then opens with 200, errors are plain. */
 	if (pool_call(token, "status", fields, &res, &code, msg, sizeof(msg), NULL) != HOPPER_OK)
 		return send_error(conn, code, msg);
-	json_decref(res);
 	const char *lei = header(conn, "Last-Event-ID");
 	if (lei == NULL)
 		lei = json_string_value(json_object_get(query, "last_event_id"));
-	long long last = lei != NULL ? strtoll(lei, NULL, 10) : 0;
-	struct MHD_Response *r =
-	        sse_response(token, json_string_value(json_object_get(fields, "job")), last > 0 ? last : 0);
+	struct MHD_Response *r = sse_response(token, json_string_value(json_object_get(fields, "job")), lei, res);
+	json_decref(res);
 	if (r == NULL)
 		return send_error(conn, HOPPER_E_LIMIT, "too many open event streams");
 	common_headers(r);

@@ -5,10 +5,10 @@
  * caps them at ctl_max_conns). Each HTTP stream thread (libmicrohttpd's thread per connection) waits on its
  * stream's condition variable for bytes the hub formatted.
  *
- * Event ids: the n-th event of the watch (the job's stored events first, then live ones) has id n. A client
- * reconnecting with Last-Event-ID: n gets a new watch whose first n events are skipped: it resumes from the
- * job's event list. (The daemon keeps the last events_max events of a job: a resume of a very long job after
- * its list was trimmed can skip events it never saw; the final "end" event always carries the full job view.)
+ * Event ids are the events' own (evid.c: "<at_ms>-<hash>"), the same on every stream of the job. A client
+ * reconnecting with Last-Event-ID gets a new watch whose events up to that one are dropped; when that event
+ * is no longer in the job's event list (the daemon keeps its last events_max), the stream first sends event
+ * "lost" (the range that may be missing and the job's view when the stream opened), then what it has.
  * The stream ends after the job's terminal state with an "end" event, or an "error" event.
  *
  * A stream whose HTTP client went away keeps its watch slot until the job ends (the protocol cannot end one
@@ -30,6 +30,9 @@
 #include "xmalloc.h"
 
 #define HUB_WATCHES 16
+/* Events at the resumed event's millisecond held until it is found: more than this at one millisecond is
+ * reported as lost rather than held without bound (a job emits a few per ms at most). */
+#define HELD_MAX 256
 /* Bytes a stream buffers for a slow HTTP client before it is cut off (events are small: ~200 bytes). */
 #define STREAM_BUF_MAX (1024 * 1024)
 /* A comment line keeps idle streams alive through proxies (and within hopper-web's own conn_timeout, which
@@ -42,7 +45,12 @@ struct stream {
 	pthread_cond_t cv;
 	char token[WEB_TOKEN_MAX + 1];
 	char job[JOB_ID_MAX + 1];
-	long long skip, seq;
+	int seeking;                   /* resuming: the event of Last-Event-ID not met yet */
+	int want_ok;                   /* that id parsed */
+	struct evid want;              /* ... as parsed */
+	char want_text[EVID_TEXT_MAX]; /* ... as given (printable ASCII, cut), for the lost event */
+	json_t *held;                  /* events at want's time while seeking (array, owned) */
+	json_t *view;                  /* the job's status when the stream opened (owned) */
 	char *buf;
 	size_t len, off;
 	int done;      /* the hub wrote its last bytes */
@@ -87,6 +95,8 @@ stream_unref(struct stream *s)
 	if (--s->refs > 0)
 		return;
 	pthread_cond_destroy(&s->cv);
+	json_decref(s->held);
+	json_decref(s->view);
 	free(s->buf);
 	free(s);
 }
@@ -110,15 +120,87 @@ stream_put(struct stream *s, const char *text, size_t n)
 	pthread_cond_signal(&s->cv);
 }
 
+/* Under H.mu: one SSE message; id NULL for none (lost, end, error). */
 static void
-stream_event(struct stream *s, long long id, const char *name, const json_t *data)
+stream_event(struct stream *s, const char *id, const char *name, const json_t *data)
 {
 	char *d = jsonx_dump(data);
-	char *text = id > 0 ? xasprintf("id: %lld\nevent: %s\ndata: %s\n\n", id, name, d)
-	                    : xasprintf("event: %s\ndata: %s\n\n", name, d);
+	char *text = id != NULL ? xasprintf("id: %s\nevent: %s\ndata: %s\n\n", id, name, d)
+	                        : xasprintf("event: %s\ndata: %s\n\n", name, d);
 	stream_put(s, text, strlen(text));
 	free(text);
 	free(d);
+}
+
+/* Under H.mu: a job event, named by its kind, with its own id. */
+static void
+stream_job_event(struct stream *s, const json_t *ev, const struct evid *id)
+{
+	char text[EVID_TEXT_MAX];
+	evid_format(id, text);
+	const char *kind = json_string_value(json_object_get(ev, "event"));
+	stream_event(s, text, kind != NULL ? kind : "event", ev);
+}
+
+/*
+ * Under H.mu: the resumed event was not found (why): event "lost" with what may be missing (after the
+ * resumed event's time, before the first event still held, next, if any: the count is not known) and the
+ * job's view when the stream opened, then the events held back. The search is over.
+ */
+static void
+stream_lost(struct stream *s, const char *why, const struct evid *next)
+{
+	struct evid first;
+	if (json_array_size(s->held) > 0)
+		evid_of(json_array_get(s->held, 0), &first);
+	else if (next != NULL)
+		first = *next;
+	json_t *d = json_pack("{s:s, s:s, s:n, s:n, s:n, s:O*}", "last_event_id", s->want_text, "reason", why,
+	                      "missing_after", "missing_before", "next_id", "job", s->view);
+	if (s->want_ok)
+		json_object_set_new(d, "missing_after", json_real(s->want.at_ms / 1000.0));
+	if (json_array_size(s->held) > 0 || next != NULL) {
+		char text[EVID_TEXT_MAX];
+		evid_format(&first, text);
+		json_object_set_new(d, "missing_before", json_real(first.at_ms / 1000.0));
+		json_object_set_new(d, "next_id", json_string(text));
+	}
+	stream_event(s, NULL, "lost", d);
+	json_decref(d);
+	size_t i;
+	json_t *ev;
+	json_array_foreach(s->held, i, ev)
+	{
+		struct evid id;
+		evid_of(ev, &id);
+		stream_job_event(s, ev, &id);
+	}
+	json_array_clear(s->held);
+	s->seeking = 0;
+}
+
+/* Under H.mu: the next event of the watch: sent, or dropped / held while a resume looks for its event. */
+static void
+stream_next(struct stream *s, json_t *ev)
+{
+	struct evid id;
+	evid_of(ev, &id);
+	if (s->seeking) {
+		enum evid_step step = evid_resume_step(&s->want, s->want_ok, &id);
+		if (step == EVID_SKIP)
+			return;
+		if (step == EVID_FOUND) {
+			json_array_clear(s->held);
+			s->seeking = 0;
+			return;
+		}
+		if (step == EVID_HOLD && json_array_size(s->held) < HELD_MAX) {
+			json_array_append(s->held, ev);
+			return;
+		}
+		stream_lost(s, !s->want_ok ? "unknown_id" : step == EVID_HOLD ? "ambiguous" : "trimmed", &id);
+	}
+	stream_job_event(s, ev, &id);
 }
 
 /* Under H.mu: the watch of slot i ended (final frame, error, or connection lost). */
@@ -126,7 +208,9 @@ static void
 slot_end(struct wconn *w, int i, const char *name, const json_t *data)
 {
 	struct stream *s = w->st[i];
-	stream_event(s, 0, name, data);
+	if (s->seeking && strcmp(name, "end") == 0)
+		stream_lost(s, s->want_ok ? "not_found" : "unknown_id", NULL);
+	stream_event(s, NULL, name, data);
 	s->done = 1;
 	pthread_cond_signal(&s->cv);
 	stream_unref(s);
@@ -167,10 +251,7 @@ route_frame(struct wconn *w, json_t *frame)
 	struct stream *s = w->st[i];
 	json_t *ev = json_object_get(frame, "event");
 	if (ev != NULL) {
-		if (++s->seq > s->skip) {
-			const char *kind = json_string_value(json_object_get(ev, "event"));
-			stream_event(s, s->seq, kind != NULL ? kind : "event", ev);
-		}
+		stream_next(s, ev);
 		return;
 	}
 	if (json_is_true(json_object_get(frame, "ok")))
@@ -220,7 +301,7 @@ start_stream(struct stream *s)
 	if (r != HOPPER_OK) {
 		json_t *err = json_pack("{s:s, s:s}", "code", w == NULL ? "limit" : "unavailable", "message",
 		                        w == NULL ? "no stream connection available" : hopper_errmsg(w->h));
-		stream_event(s, 0, "error", err);
+		stream_event(s, NULL, "error", err);
 		json_decref(err);
 		s->done = 1;
 		pthread_cond_signal(&s->cv);
@@ -378,7 +459,7 @@ stream_free(void *cls)
 }
 
 struct MHD_Response *
-sse_response(const char *token, const char *job, long long last_id)
+sse_response(const char *token, const char *job, const char *last_id, const json_t *view)
 {
 	pthread_mutex_lock(&H.mu);
 	if (H.streams >= H.cfg->sse_max) {
@@ -390,7 +471,16 @@ sse_response(const char *token, const char *job, long long last_id)
 	pthread_cond_init(&s->cv, NULL);
 	snprintf(s->token, sizeof(s->token), "%s", token);
 	snprintf(s->job, sizeof(s->job), "%s", job);
-	s->skip = last_id;
+	if (last_id != NULL && *last_id != '\0') {
+		s->seeking = 1;
+		s->want_ok = evid_parse(last_id, &s->want) == 0;
+		size_t n = 0;
+		for (const char *p = last_id; *p != '\0' && n + 1 < sizeof(s->want_text); p++)
+			if (*p > ' ' && *p < 0x7f)
+				s->want_text[n++] = *p;
+	}
+	s->held = json_array();
+	s->view = view != NULL ? json_deep_copy(view) : NULL;
 	s->refs = 2;
 	/* The first bytes: a retry hint for EventSource, sent at once so the client sees the stream open. */
 	stream_put(s, "retry: 2000\n\n", 13);

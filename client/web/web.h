@@ -8,6 +8,7 @@
  *   pool.c     control connections, one per distinct bearer token at a time, pooled with a bound;
  *   http.c     the libmicrohttpd handler: bodies, authentication (bearer or cookie + CSRF), dispatch;
  *   sse.c      GET /v1/jobs/ID/events: the watch hub multiplexing Server-Sent Event streams on few connections;
+ *   evid.c     their event ids and the Last-Event-ID resume decision (pure);
  *   webhook.c  POST /webhook/TOKEN: body parsing, header masking, rate limit, webhook.trigger;
  *   metrics.c  GET /metrics: the Prometheus text exposition from stats, queues and heartbeats (pure formatter);
  *   session.c  dashboard logins: session cookies and their CSRF tokens;
@@ -20,6 +21,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ctl_proto.h"
 #include "hopper.h"
@@ -116,13 +118,33 @@ int pool_call(const char *token, const char *op, json_t *fields, json_t **result
 /* pool and hub figures for /metrics. */
 void pool_figures(int *open, int *busy, long long *auth_failures, long long *budget_refusals);
 
+/* evid.c: SSE event ids "<at_ms>-<hash>" and the resume decision (pure; see the file's comment) */
+#define EVID_TEXT_MAX 32
+struct evid {
+	long long at_ms; /* the event's "at", in milliseconds */
+	uint32_t hash;   /* FNV-1a of its canonical JSON */
+};
+void evid_of(const json_t *ev, struct evid *out);
+void evid_format(const struct evid *id, char out[EVID_TEXT_MAX]);
+/* 0 with *out when s is "<digits>-<8 lowercase hex digits>", else -1. */
+int evid_parse(const char *s, struct evid *out);
+enum evid_step {
+	EVID_SKIP,  /* before the wanted event: the client has it */
+	EVID_HOLD,  /* at the wanted time, another event: before or after it, not known yet */
+	EVID_FOUND, /* the wanted event: what follows is new */
+	EVID_LOST   /* past the wanted time (or no usable id): it was trimmed, events may be missing */
+};
+/* While resuming after want (want_ok: it parsed), what to do with the next event of the watch, got. */
+enum evid_step evid_resume_step(const struct evid *want, int want_ok, const struct evid *got);
+
 /* sse.c */
 void sse_init(const struct web_config *cfg);
 void sse_shutdown(void);
 struct MHD_Response;
-/* A response streaming job's events for token from after event number last_id (0: all); NULL if the stream
- * cap is reached. */
-struct MHD_Response *sse_response(const char *token, const char *job, long long last_id);
+/* A response streaming job's events for token, resuming after the event last_id names (NULL: from the
+ * start); view is the job's status when the stream opened (borrowed: the "lost" event carries it). NULL if
+ * the stream cap is reached. */
+struct MHD_Response *sse_response(const char *token, const char *job, const char *last_id, const json_t *view);
 void sse_figures(int *streams, int *conns);
 
 /* webhook.c */

@@ -278,6 +278,55 @@ test_signatures(void)
 	T_CHECK("not base64: NULL", webhook_sig_b64decode("%%%", &len) == NULL);
 }
 
+/* evid.c: event ids and the resume decision. */
+static void
+test_evid(void)
+{
+	json_t *a = json_loads("{\"job\":\"j\",\"event\":\"progress\",\"state\":\"running\",\"attempt\":1,"
+	                       "\"progress\":40,\"at\":1764690000.123}",
+	                       0, NULL);
+	json_t *a2 = json_loads("{\"at\":1764690000.123,\"progress\":40,\"attempt\":1,\"state\":\"running\","
+	                        "\"event\":\"progress\",\"job\":\"j\"}",
+	                        0, NULL);
+	json_t *b = json_loads("{\"job\":\"j\",\"event\":\"progress\",\"state\":\"running\",\"attempt\":1,"
+	                       "\"progress\":41,\"at\":1764690000.123}",
+	                       0, NULL);
+	struct evid ia, ia2, ib, p;
+	evid_of(a, &ia);
+	evid_of(a2, &ia2);
+	evid_of(b, &ib);
+	char text[EVID_TEXT_MAX];
+	evid_format(&ia, text);
+	T_CHECK("evid: the time part is the event's at in ms", ia.at_ms == 1764690000123LL);
+	T_CHECK("evid: text is <ms>-<8 hex>", strlen(text) == 22 && strncmp(text, "1764690000123-", 14) == 0);
+	T_CHECK("evid: the same event with its keys in another order has the same id", ia2.hash == ia.hash);
+	T_CHECK("evid: another event of the same millisecond has another hash", ib.hash != ia.hash);
+	T_CHECK("evid: parse(format(x)) == x", evid_parse(text, &p) == 0 && p.at_ms == ia.at_ms && p.hash == ia.hash);
+	static const char *const bad[] = {"",
+	                                  "3",
+	                                  "-abcdef12",
+	                                  "12-abcdef1",
+	                                  "12-abcdef123",
+	                                  "12-ABCDEF12",
+	                                  "12_abcdef12",
+	                                  "12-abcdefgh",
+	                                  "1234567890123456-abcdef12",
+	                                  " 12-abcdef12"};
+	int refused = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused += evid_parse(bad[i], &p) != 0;
+	T_CHECK("evid: malformed ids are refused", refused == (int)(sizeof(bad) / sizeof(bad[0])));
+	struct evid before = {ia.at_ms - 1, 7}, after = {ia.at_ms + 1, ia.hash};
+	T_CHECK("resume: an earlier event is skipped", evid_resume_step(&ia, 1, &before) == EVID_SKIP);
+	T_CHECK("resume: the wanted event is found", evid_resume_step(&ia, 1, &ia2) == EVID_FOUND);
+	T_CHECK("resume: another of its millisecond is held", evid_resume_step(&ia, 1, &ib) == EVID_HOLD);
+	T_CHECK("resume: a later one before it was found: lost", evid_resume_step(&ia, 1, &after) == EVID_LOST);
+	T_CHECK("resume: with an id that did not parse: lost", evid_resume_step(&ia, 0, &before) == EVID_LOST);
+	json_decref(a);
+	json_decref(a2);
+	json_decref(b);
+}
+
 int
 main(void)
 {
@@ -287,5 +336,6 @@ main(void)
 	test_status();
 	test_webhook();
 	test_metrics();
+	test_evid();
 	T_DONE();
 }

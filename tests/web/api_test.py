@@ -2,6 +2,7 @@
 codes, owner and scope rules, bodies over the limit, event streams with resume, the route table against the
 OpenAPI document."""
 import json
+import re
 import os
 import socket
 import subprocess
@@ -202,14 +203,15 @@ check("GET /v1/jobs/ID/events streams events", st == 200 and len(events) > 3, (s
 kinds = [e[1] for e in events]
 check("... ending with one end event carrying the job view", kinds[-1] == "end" and events[-1][2]["state"] == "succeeded"
       and kinds.count("end") == 1, kinds[-3:])
-ids = [int(e[0]) for e in events if e[0]]
-check("... numbered 1, 2, 3... in order", ids == list(range(1, len(ids) + 1)), ids[:10])
+ids = [e[0] for e in events if e[0]]
+check("... each with its own id <at_ms>-<hash>, unique", len(ids) == len(events) - 1 and len(set(ids)) == len(ids)
+      and all(re.match(r"^[0-9]+-[0-9a-f]{8}$", i) for i in ids), ids[:10])
 progress = [e[2]["progress"] for e in events if e[1] == "progress"]
 check("... with progress that never goes down", progress and progress == sorted(progress), progress)
-st, again = sse("/v1/jobs/%s/events" % ev_job, ALICE, headers={"Last-Event-ID": "3"})
-check("Last-Event-ID: 3 resumes after event 3", st == 200 and again and int(again[0][0]) == 4
+st, again = sse("/v1/jobs/%s/events" % ev_job, ALICE, headers={"Last-Event-ID": ids[2]})
+check("Last-Event-ID of the 3rd event resumes after it", st == 200 and again and again[0][0] == ids[3]
       and [e[2] for e in again[:-1]] == [e[2] for e in events[3:-1]], again[:2])
-st, again = sse("/v1/jobs/%s/events?last_event_id=%d" % (ev_job, len(ids)), ALICE)
+st, again = sse("/v1/jobs/%s/events?last_event_id=%s" % (ev_job, ids[-1]), ALICE)
 check("... a resume after the last event gets just the end", st == 200 and [e[1] for e in again] == ["end"], again)
 st, body = sse("/v1/jobs/%s/events" % ev_job, BOB)
 check("another owner's stream: 404 before any event", st == 404, st)

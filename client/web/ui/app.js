@@ -212,6 +212,12 @@ async function pageJob(main, id) {
   };
   es.addEventListener("progress", onEvent);
   es.addEventListener("state", onEvent);
+  // A resume after events the daemon no longer holds: show the job's view, reread attempts and log.
+  es.addEventListener("lost", ev => {
+    const d = JSON.parse(ev.data);
+    if (d.job) { onEvent({ type: "state", data: JSON.stringify(d.job) }); }
+    drawDetails();
+  });
   es.addEventListener("end", ev => { es.close(); onEvent(ev); drawButtons(JSON.parse(ev.data).state); drawDetails(); });
   es.addEventListener("error", () => { if (es.readyState === EventSource.CLOSED) es.close(); });
 }
