@@ -60,6 +60,7 @@ $(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize -fno-math-errno
 WORKER_OBJS := worker/worker.o worker/handlers.o worker/workflow/wf_run.o $(WF_OBJS) $(AUDIO_OBJS)
 CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o client/submit.o client/watch.o client/dead.o \
 	client/ops.o client/celery.o client/workflow.o
+CLIENT_OBJS += client/secret.o
 # libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
 # library exports only the HOPPER_API functions (-fvisibility=hidden); its soname carries the major version.
 LIB_OBJS := client/libhopper.o client/known_hosts.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \

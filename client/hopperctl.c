@@ -47,6 +47,7 @@ enum {
 	GOPT_IO_TIMEOUT,
 	GOPT_SERVER_KEY,
 	GOPT_KNOWN_HOSTS,
+	GOPT_PASSWORD_FILE,
 	CMD_OPT_BASE = 0x200,
 	FIELD_OPT_BASE = 0x300
 };
@@ -72,6 +73,7 @@ static const struct option global_options[] = {{"socket", required_argument, NUL
                                                {"redis-port", required_argument, NULL, GOPT_PORT},
                                                {"redis-unix", required_argument, NULL, GOPT_UNIX},
                                                {"redis-password", required_argument, NULL, GOPT_PASSWORD},
+                                               {"redis-password-file", required_argument, NULL, GOPT_PASSWORD_FILE},
                                                {"redis-db", required_argument, NULL, GOPT_DB},
                                                {"prefix", required_argument, NULL, GOPT_PREFIX},
                                                {NULL, 0, NULL, 0}};
@@ -104,13 +106,11 @@ static const struct option wf_run_options[] = {O("input", required_argument, OPT
                                                O("wait", no_argument, OPT_WAIT),
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
                                                {NULL, 0, NULL, 0}};
-static const struct option wf_hook_options[] = {O("create", no_argument, OPT_CREATE),
-                                                O("rotate", no_argument, OPT_ROTATE),
-                                                O("revoke", no_argument, OPT_REVOKE),
-                                                O("signature", required_argument, OPT_SIGNATURE),
-                                                O("secret", required_argument, OPT_SECRET),
-                                                O("base-url", required_argument, OPT_BASE_URL),
-                                                {NULL, 0, NULL, 0}};
+static const struct option wf_hook_options[] = {
+        O("create", no_argument, OPT_CREATE),           O("rotate", no_argument, OPT_ROTATE),
+        O("revoke", no_argument, OPT_REVOKE),           O("signature", required_argument, OPT_SIGNATURE),
+        O("secret", required_argument, OPT_SECRET),     O("secret-file", required_argument, OPT_SECRET_FILE),
+        O("base-url", required_argument, OPT_BASE_URL), {NULL, 0, NULL, 0}};
 static const struct option celery_options[] = {O("args", required_argument, OPT_ARGS),
                                                O("kwargs", required_argument, OPT_KWARGS),
                                                O("queue", required_argument, OPT_QUEUE),
@@ -200,8 +200,10 @@ static const struct cmd_entry cmd_table[] = {
          "  --create               give the workflow a webhook (a random URL token)\n"
          "  --rotate               a new URL token; the old URL stops working\n"
          "  --revoke               remove the webhook\n"
-         "  --signature S          none, github (X-Hub-Signature-256) or stripe (Stripe-Signature), with --secret\n"
-         "  --secret SECRET        the shared HMAC-SHA256 key the sender signs bodies with\n"
+         "  --signature S          none, github (X-Hub-Signature-256) or stripe (Stripe-Signature), with a secret\n"
+         "  --secret-file PATH     the shared HMAC-SHA256 key the sender signs bodies with, read from PATH (a\n"
+         "                         file only you may read; - for standard input)\n"
+         "  --secret SECRET        the key on the command line: every user of the machine sees it in ps\n"
          "  --base-url URL         hopper-web's address for the printed URL ($HOPPER_WEB_URL; http://127.0.0.1:8080)\n"
          "Without an action shows the webhook. Prints its URL: POST /webhook/TOKEN on hopper-web runs the workflow\n"
          "with the trigger {method, headers, url, timestamp, payload} as its input.",
@@ -227,6 +229,8 @@ static const char global_help[] =
         "  --version              print the version\n"
         "  --redis-host H, --redis-port P, --redis-unix PATH, --redis-password PW, --redis-db N, --prefix P\n"
         "                         only for commands that write to a broker's Redis directly\n"
+        "  --redis-password-file PATH  the password from a file only you may read (- for stdin): unlike\n"
+        "                         --redis-password, not shown by ps ($HOPPER_REDIS_PASSWORD works too)\n"
         "Exit codes:\n"
         "  0 ok   1 a job ended failed, dead or cancelled (--wait, watch)   2 bad request or usage\n"
         "  3 unknown op   4 too large   5 version   6 unauthenticated   7 auth failed   8 locked out\n"
@@ -454,6 +458,13 @@ global_opt(struct ctl *ctl, int val, const char *arg, const char *source)
 		break;
 	case GOPT_PASSWORD:
 		ctl->redis.password = arg;
+		ctl->redis_given = 1;
+		break;
+	case GOPT_PASSWORD_FILE:
+		secret_free(ctl->password_buf);
+		if ((ctl->password_buf = secret_read(arg, "--redis-password-file")) == NULL)
+			return CTL_EXIT_USAGE;
+		ctl->redis.password = ctl->password_buf;
 		ctl->redis_given = 1;
 		break;
 	case GOPT_PREFIX: ctl->prefix = arg; break;
@@ -819,5 +830,6 @@ main(int argc, char **argv)
 		ctl_wipe(ctl.token_buf, strlen(ctl.token_buf));
 		free(ctl.token_buf);
 	}
+	secret_free(ctl.password_buf);
 	return code;
 }

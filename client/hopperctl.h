@@ -62,6 +62,7 @@ enum ctl_opt {
 	OPT_SIGNATURE,
 	OPT_SECRET,
 	OPT_BASE_URL,
+	OPT_SECRET_FILE,
 	OPT_COUNT
 };
 
@@ -143,7 +144,8 @@ struct ctl {
 	const char *server_key;   /* --server-key or $HOPPER_SERVER_KEY: a key, or a file holding one */
 	char server_key_buf[128];
 	char known_hosts_buf[4096];
-	char *token_buf; /* a token read from a file (owned, wiped at exit) */
+	char *token_buf;    /* a token read from a file (owned, wiped at exit) */
+	char *password_buf; /* --redis-password-file's (owned, wiped at exit) */
 	double io_timeout_s;
 	struct hopper *h; /* opened by ctl_hopper on first use, closed by main */
 };
@@ -177,6 +179,16 @@ int ctl_term_cols(void);
 void ctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the usage of one subcommand to stderr and returns CTL_EXIT_USAGE. */
 int ctl_usage(const char *cmd);
+
+/* --- secret.c: secrets from a file or stdin (--secret-file, --redis-password-file) --- */
+
+/*
+ * The secret in path ("-": standard input): a regular file (opened O_NONBLOCK, so a FIFO cannot hang the
+ * open) that only its owner may read, at most 4 KiB, one final newline dropped. NULL with the error printed
+ * (what names the option). Caller frees with secret_free, which wipes it.
+ */
+char *secret_read(const char *path, const char *what);
+void secret_free(char *s);
 
 /* --- text.c: pure helpers over strings and times --- */
 

@@ -119,6 +119,13 @@ workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *a)
 		ctl_warn("workflow webhook: at most one of --create, --rotate, --revoke");
 		return ctl_usage("workflow.webhook");
 	}
+	if (a->opt[OPT_SECRET] != NULL && a->opt[OPT_SECRET_FILE] != NULL) {
+		ctl_warn("workflow webhook: --secret or --secret-file, not both");
+		return ctl_usage("workflow.webhook");
+	}
+	char *secret = NULL;
+	if (a->opt[OPT_SECRET_FILE] != NULL && (secret = secret_read(a->opt[OPT_SECRET_FILE], "--secret-file")) == NULL)
+		return CTL_EXIT_USAGE;
 	json_t *fields = json_pack("{s:s}", "name", a->argv[0]);
 	const char *action = a->opt[OPT_CREATE]   ? "create"
 	                     : a->opt[OPT_ROTATE] ? "rotate"
@@ -126,7 +133,8 @@ workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *a)
 	                                          : NULL;
 	set_string(fields, "action", action);
 	set_string(fields, "signature", a->opt[OPT_SIGNATURE]);
-	set_string(fields, "secret", a->opt[OPT_SECRET]);
+	set_string(fields, "secret", secret != NULL ? secret : a->opt[OPT_SECRET]);
+	secret_free(secret);
 	json_t *res = NULL;
 	int code = call_print(ctl, "workflow.webhook", fields, &res, 0);
 	if (code != CTL_EXIT_OK)

@@ -18,9 +18,9 @@ CTL = os.environ["HOPPERCTL_CMD"].split()
 WEB = os.environ["WEB"]
 
 
-def hopperctl(*args):
+def hopperctl(*args, stdin=None):
     env = dict(os.environ, HOPPER_TOKEN=ALICE, HOPPER_WEB_URL=WEB)
-    p = subprocess.run(CTL + list(args), capture_output=True, text=True, env=env)
+    p = subprocess.run(CTL + list(args), capture_output=True, text=True, env=env, input=stdin, timeout=20)
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
@@ -99,16 +99,47 @@ s2, _, b2 = request("POST", path, {"amount": 11}, headers={"Content-Type": "appl
 check("a repeated Idempotency-Key returns the same job", s1 == 202 and s2 == 202 and b1["job_id"] == b2["job_id"]
       and b2.get("duplicate") is True, (b1, b2))
 
+# --- --secret-file: the secret off the command line (ps shows argv to everyone) ---
+sf = os.path.join(T, "gh.secret")
+with open(sf, "w") as f:
+    f.write("gh-secret\n")
+os.chmod(sf, 0o640)
+rc, out, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file", sf)
+check("--secret-file refuses a file the group may read (exit 2), and nothing changes", rc == 2
+      and "group or others" in err, (rc, out, err))
+s, _, b = request("POST", path, {"amount": 9}, headers={"Content-Type": "application/json"})
+check("... the webhook still has its URL and no signature", s == 202, (s, b))
+fifo = os.path.join(T, "gh.fifo")
+os.mkfifo(fifo, 0o600)
+t0 = time.time()
+rc, out, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file", fifo)
+check("... refuses a FIFO at once, without blocking on its open", rc == 2 and "not a regular file" in err
+      and time.time() - t0 < 5, (rc, err, time.time() - t0))
+rc, out, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file",
+                         os.path.join(T, "missing"))
+check("... a missing file: exit 2", rc == 2 and "No such file" in err, (rc, err))
+rc, out, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file", sf,
+                         "--secret", "x")
+check("... --secret and --secret-file together: usage (exit 2)", rc == 2 and "not both" in err, (rc, err))
+empty = os.path.join(T, "empty.secret")
+open(empty, "w").close()
+os.chmod(empty, 0o600)
+rc, out, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file", empty)
+check("... an empty file: exit 2", rc == 2 and "empty" in err, (rc, err))
+os.chmod(sf, 0o600)
+
 # --- rotate, then signatures ---
-rc, url2, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret", "gh-secret")
+rc, url2, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret-file", sf)
 path2 = hook_path(url2)
-check("--rotate prints a new URL", rc == 0 and path2 != path and path2.startswith("/webhook/"), (rc, url2, err))
+check("--rotate --secret-file FILE (mode 600) prints a new URL", rc == 0 and path2 != path
+      and path2.startswith("/webhook/"), (rc, url2, err))
 s, _, b = request("POST", path, {"amount": 12}, headers={"Content-Type": "application/json"})
 check("the old URL is dead after the rotation: 404", s == 404, (s, b))
 body = json.dumps({"amount": 77}).encode()
 good = "sha256=" + hmac.new(b"gh-secret", body, hashlib.sha256).hexdigest()
 s, _, b = request("POST", path2, raw=body, headers={"Content-Type": "application/json", "X-Hub-Signature-256": good})
-check("GitHub style: a valid X-Hub-Signature-256 passes", s == 202, (s, b))
+check("GitHub style: a valid X-Hub-Signature-256 passes (the file's secret, its final newline dropped)", s == 202,
+      (s, b))
 with open(os.path.join(T, "hook.signed"), "w") as f:
     f.write("%s %s\n" % (b.get("job_id"), good))
 bad = "sha256=" + hmac.new(b"wrong", body, hashlib.sha256).hexdigest()
@@ -118,8 +149,11 @@ s, _, b = request("POST", path2, raw=body + b" ", headers={"Content-Type": "appl
 check("... a body changed after signing: 401", s == 401, (s, b))
 s, _, b = request("POST", path2, raw=body, headers={"Content-Type": "application/json"})
 check("... none at all: 401", s == 401, (s, b))
-rc, url3, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "stripe", "--secret", "whsec_x")
+rc, url3, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "stripe", "--secret-file", "-",
+                          stdin="whsec_x\n")
 path3 = hook_path(url3)
+check("--secret-file - reads the secret from standard input", rc == 0 and path3.startswith("/webhook/"),
+      (rc, url3, err))
 
 
 def stripe_sig(t, secret=b"whsec_x", payload=body):
@@ -145,6 +179,19 @@ codes = [request("POST", path3, raw=body, headers={"Content-Type": "application/
 check("the per-webhook rate limit answers 429 past the burst", 429 in codes and codes[0] == 202, codes)
 s, h, b = request("POST", path3, raw=body, headers={"Content-Type": "application/json"})
 check("... with Retry-After", s == 429 and int(h.get("retry-after", "0")) > 0, (s, h))
+
+# --- --secret on the command line still works (documented as visible in ps) ---
+rc, url4, err = hopperctl("workflow", "webhook", "hooked", "--rotate", "--signature", "github", "--secret", "gh-2")
+path4 = hook_path(url4)
+sig4 = "sha256=" + hmac.new(b"gh-2", body, hashlib.sha256).hexdigest()
+s, _, b = request("POST", path4, raw=body, headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig4})
+check("--secret S still sets the secret", rc == 0 and s == 202, (rc, err, s, b))
+rc, out, err = hopperctl("--redis-password-file", fifo, "ping")
+check("--redis-password-file is read the same way (a FIFO refused, exit 2)", rc == 2 and "not a regular file" in err,
+      (rc, err))
+os.chmod(sf, 0o604)
+rc, out, err = hopperctl("--redis-password-file", sf, "ping")
+check("... and one others may read", rc == 2 and "group or others" in err, (rc, err))
 
 # --- revoke ---
 rc, out, err = hopperctl("workflow", "webhook", "hooked", "--revoke")
