@@ -26,7 +26,7 @@ const struct web_route web_routes[] = {
 	{"POST",   "/v1/jobs/{job}/retry",       CTL_OP_RETRY,         BODY_NONE,   NULL, NULL, 0, "send a failed or dead job back to its queue"},
 	{"GET",    "/v1/jobs/{job}/logs",        CTL_OP_LOGS,          BODY_NONE,   NULL, NULL, 0, "attempts, log lines and workflow step table (?limit)"},
 	{"GET",    "/v1/dead",                   CTL_OP_LIST,          BODY_NONE,   "state=dead", NULL, 0, "dead jobs, newest first, paged"},
-	{"GET",    "/v1/queues",                 CTL_OP_QUEUES,        BODY_NONE,   NULL, NULL, 0, "queue lengths, scheduled, in flight, paused"},
+	{"GET",    "/v1/queues",                 CTL_OP_QUEUES,        BODY_NONE,   NULL, NULL, 0, "queue lengths, scheduled, in flight, paused, dead"},
 	{"POST",   "/v1/queues/{queue}/pause",   CTL_OP_PAUSE,         BODY_NONE,   NULL, NULL, 0, "stop every daemon fetching from a queue"},
 	{"POST",   "/v1/queues/{queue}/resume",  CTL_OP_RESUME,        BODY_NONE,   NULL, NULL, 0, "undo pause"},
 	{"GET",    "/v1/stats",                  CTL_OP_STATS,         BODY_NONE,   NULL, NULL, 0, "counters, throughput, worker pool, heartbeats"},
