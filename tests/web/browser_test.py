@@ -94,6 +94,11 @@ try:
     drv.get(WEB + "/")
     wait.until(EC.presence_of_element_located((By.ID, "nodes")))
     check("the overview lists the node with its heartbeat", "n1" in text_of("#nodes"))
+    heads = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#queues th")]
+    cells = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#queues tr td")]
+    dcol = heads.index("dead") if "dead" in heads else -1
+    check("the queues table has a dead column holding the queue's 1 dead job",
+          dcol >= 0 and len(cells) > dcol and cells[0] == "default" and cells[dcol] == "1", (heads, cells))
     shot("overview")
 
     # --- the progress bar moves ---
