@@ -1,8 +1,8 @@
 /*
  * hopper-web: the HTTP front of hopperd (see web.h and hopper-web(8)). Reads its options from the command
- * line and an optional config file of "name = value" lines (the long option names), its own token from a
- * file, then serves until SIGTERM/SIGINT. Runs as any unprivileged user that may connect to the control
- * socket; it holds no Redis or SQLite handle.
+ * line and an optional config file of "name = value" lines (the long option names, _ for - allowed), its own token from
+ * a file, then serves until SIGTERM/SIGINT. Runs as any unprivileged user that may connect to the control socket; it
+ * holds no Redis or SQLite handle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -133,6 +133,9 @@ read_config(const char *path)
 		v += strspn(v, " \t");
 		for (char *e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
 			e[-1] = '\0';
+		for (char *u = k; *u != '\0'; u++) /* metrics_token_file = metrics-token-file, as in hopperd.conf */
+			if (*u == '_')
+				*u = '-';
 		const struct opt *o = find_opt(k);
 		if (o == NULL)
 			fatal("%s:%d: unknown option %s", path, ln, k);

@@ -40,7 +40,8 @@ timeout 10 "$HOPPER_WEB" -n --token-file "$T/web.token" --metrics-token-file "$T
 st=$?
 check "a FIFO as metrics-token-file is refused without blocking (exit $st)" test "$st" -ne 0 -a "$st" -ne 124
 check_match "... as not a regular file" "$(cat "$T/fifo.out")" 'not a regular file'
-printf 'metrics-token-file = %s\n' "$T/metrics.token" >"$T/web.conf"
+# (the config file may spell it with underscores, as hopperd.conf does)
+printf 'metrics_token_file = %s\n' "$T/metrics.token" >"$T/web.conf"
 start_web --config "$T/web.conf" || exit 1
 check_eq "no Authorization: 401" "$(curl -s -o /dev/null -w '%{http_code}' "$WEB/metrics")" 401
 check_match "... with WWW-Authenticate: Bearer" "$(curl -s -D - -o /dev/null "$WEB/metrics")" '^WWW-Authenticate: Bearer'
