@@ -186,6 +186,7 @@ send_msg(struct ctl_conn *c, json_t *msg, int seal)
 void
 ctl_send(struct ctl_conn *c, json_t *msg)
 {
+	ctl_ns_reply(c, msg);
 	send_msg(c, msg, 1);
 }
 
@@ -350,6 +351,8 @@ dispatch(struct ctl_conn *c, const unsigned char *p, size_t n)
 		ctl_reply_err(c, req.id, CTL_E_LIMIT, "more than %d requests in flight", CTL_INFLIGHT_MAX);
 	else if (!(op->flags & CTL_F_NOREDIS) && !redis_ready(s->redis))
 		ctl_reply_err(c, req.id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+	else if (ctl_ns_request(c, &req, err, sizeof(err)) != 0)
+		ctl_reply_err(c, req.id, CTL_E_BAD_REQUEST, "%s", err);
 	else
 		handlers[op->id](c, &req);
 	ctl_request_free(&req);

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "job_ns.h"
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
@@ -241,13 +242,16 @@ submit_prepare(struct ctl_conn *c, json_t *in, struct job_spec *spec, enum ctl_e
 	}
 	json_t *id = json_object_get(job, "id");
 	if (id == NULL || json_is_null(id)) {
-		char uuid[37];
-		if (job_new_id(uuid) != 0) {
+		/* In the namespace of the job's owner, as a named id is (ctl_ns.c): admin's own jobs have none. */
+		const char *ns = !is_admin(c) ? c->cred.owner : json_string_value(owner);
+		char uuid[37], stored[JOB_ID_MAX + 1];
+		if (job_new_id(uuid) != 0 || (ns != NULL ? job_ns_make(ns, uuid, stored, sizeof(stored), err, errlen)
+		                                         : snprintf(stored, sizeof(stored), "%s", uuid) < 0) != 0) {
 			snprintf(err, errlen, "no randomness for a job id");
 			json_decref(job);
 			return NULL;
 		}
-		json_object_set_new(job, "id", json_string(uuid));
+		json_object_set_new(job, "id", json_string(stored)); /* in the owner's namespace (ctl_ns.c) */
 	}
 	if (json_object_get(job, "created_at") == NULL)
 		json_object_set_new(job, "created_at", json_real(clock_now()));
