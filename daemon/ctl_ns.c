@@ -169,11 +169,16 @@ strip_value(json_t *v, const char *prefix)
 }
 
 void
+ctl_ns_strip_owner(json_t *msg, const char *owner)
+{
+	char prefix[JOB_NS_PREFIX_LEN + 1];
+	job_ns_prefix(owner, prefix);
+	strip_value(msg, prefix);
+}
+
+void
 ctl_ns_reply(const struct ctl_conn *c, json_t *msg)
 {
-	if (!ctl_ns_active(c))
-		return;
-	char prefix[JOB_NS_PREFIX_LEN + 1];
-	job_ns_prefix(c->cred.owner, prefix);
-	strip_value(msg, prefix);
+	if (ctl_ns_active(c))
+		ctl_ns_strip_owner(msg, c->cred.owner);
 }

@@ -106,6 +106,9 @@ struct submit_data {
 	int left;       /* parts outstanding */
 	int lost;       /* a part's connection failed */
 	char *error;    /* the first part that refused: conflict text */
+	/* The owner whose id namespace the jobs took when it is not the connection's own (webhook.trigger's
+	 * workflow owner): the reply shows the ids as that owner names them. */
+	char *on_behalf;
 };
 
 struct submit_part {
@@ -184,11 +187,14 @@ submit_release(struct submit_data *d)
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted to its queue",
 		              d->error);
 	else {
+		if (d->on_behalf != NULL)
+			ctl_ns_strip_owner(d->result, d->on_behalf);
 		ctl_send(p->c, ctl_reply_ok(p->id, d->result));
 		d->result = NULL;
 	}
 	json_decref(d->result);
 	free(d->error);
+	free(d->on_behalf);
 	free(d);
 	ctl_pending_end(p);
 }
@@ -390,6 +396,8 @@ ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json
 			json_object_update(d->result, extra);
 		d->p = ctl_pending_new(c, rid);
 		d->left = 1; /* held until every part went out */
+		if (extra != NULL && ctl_ns_active(c))
+			d->on_behalf = xstrdup(c->cred.owner);
 		unsigned char *sent = xcalloc(n ? n : 1, 1);
 		int failed = 0;
 		for (size_t k = 0; k < n && !failed; k++)
