@@ -234,7 +234,7 @@ ctl_close_after_flush(struct ctl_conn *c, const char *why)
 		return;
 	log_info("ctl: %s: closing: %s", c->peer, why);
 	c->closing = 1;
-	c->closing_at = ev_now(c->ctl->s->loop);
+	c->closing_at = clock_mono();
 	ev_io_stop(c->ctl->s->loop, &c->rio);
 	if (out_pending(c) == 0)
 		ctl_close(c, "closed after its last reply");
@@ -362,7 +362,7 @@ dispatch(struct ctl_conn *c, const unsigned char *p, size_t n)
 static void
 frame_in(struct ctl_conn *c, const unsigned char *p, size_t n)
 {
-	c->last_frame_at = ev_now(c->ctl->s->loop);
+	c->last_frame_at = clock_mono();
 	if (!c->encrypted && c->noise == NULL) {
 		dispatch(c, p, n);
 		return;
@@ -530,9 +530,9 @@ ctl_tick(struct server *s)
 	struct ctl *ctl = s->ctl;
 	if (ctl == NULL)
 		return;
-	conn_deadlines(ctl, ev_now(s->loop));
+	conn_deadlines(ctl, clock_mono());
 	ctl->done_ring[ctl->ring_pos] = s->stats_succeeded + s->stats_failed;
-	ctl->ring_t[ctl->ring_pos] = ev_now(s->loop);
+	ctl->ring_t[ctl->ring_pos] = clock_mono();
 	ctl->ring_pos = (ctl->ring_pos + 1) % 60;
 	if (ctl->ring_filled < 60)
 		ctl->ring_filled++;

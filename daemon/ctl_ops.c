@@ -1014,7 +1014,7 @@ stats_done(struct server *s, struct gather *g)
 	json_array_foreach(nodes, i, hb) running += json_integer_value(json_object_get(hb, "running"));
 	/* Throughput: jobs this daemon finished over the samples the tick took (up to a minute). */
 	unsigned oldest = ctl->ring_filled < 60 ? 0 : ctl->ring_pos;
-	double span = ev_now(s->loop) - ctl->ring_t[oldest];
+	double span = clock_mono() - ctl->ring_t[oldest];
 	uint64_t done = s->stats_succeeded + s->stats_failed - ctl->done_ring[oldest];
 	json_t *tp = json_pack("{s:f, s:I, s:f}", "per_s_1m", span > 0 && ctl->ring_filled ? done / span : 0.0,
 	                       "finished_1m", (json_int_t)(ctl->ring_filled ? done : 0), "window_s",
