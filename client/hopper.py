@@ -374,6 +374,18 @@ class Client:
             err = msg.get("error") or {}
             raise HopperError(err.get("code", "internal"), err.get("message", ""))
 
+    @staticmethod
+    def _raise_hello_error(msg):
+        """A protocol-1 daemon refuses protocol 2's hello (the field "noise"; over TCP, a hello without its
+        protocol-1 fields): said as what it is."""
+        err = msg.get("error") or {} if msg.get("ok") is False else {}
+        m = err.get("message", "")
+        if err.get("code") == "bad_request" and (("unknown field" in m or "takes no field" in m) and "noise" in m
+                                                 or "hello needs token_id and pk" in m):
+            raise HopperError("version", "daemon speaks protocol v1, this client needs v%d: upgrade hopperd "
+                                         "(it said: %s)" % (PROTOCOL_VERSION, m[:200]))
+        Client._raise_if_error(msg)
+
     # --- connection setup ---
     def _pin(self, host, port, server_key, known_hosts, timeout, client):
         global _sodium
@@ -390,7 +402,7 @@ class Client:
                 try:
                     self._send_frame(json.dumps({"op": "hello", "version": PROTOCOL_VERSION, "client": client}))
                     reply = self._parse(self._read_frame(time.monotonic() + timeout)[0])
-                    self._raise_if_error(reply)
+                    self._raise_hello_error(reply)
                     key = (reply.get("result") or {}).get("server_key")
                 finally:
                     self.close()
@@ -422,7 +434,7 @@ class Client:
         self._send_frame(json.dumps({"op": "hello", "version": PROTOCOL_VERSION, "client": client},
                                     separators=(",", ":")))
         reply = self._parse(self._read_frame(time.monotonic() + self.timeout)[0])
-        self._raise_if_error(reply)
+        self._raise_hello_error(reply)
         self._take_server(reply.get("result", {}))
 
     def _take_server(self, server):
@@ -441,7 +453,7 @@ class Client:
         reply = self._parse(self._read_frame(time.monotonic() + self.timeout)[0])
         if reply.get("ok") is False and (reply.get("error") or {}).get("code") == "auth_failed":
             raise self._mismatch("refused the handshake")
-        self._raise_if_error(reply)
+        self._raise_hello_error(reply)
         try:
             m2 = _b64url_decode((reply.get("result") or {}).get("noise") or "")
         except ValueError:

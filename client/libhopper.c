@@ -432,6 +432,24 @@ take_reply(struct hopper *h, const unsigned char *buf, size_t len, json_t **repl
 	return HOPPER_OK;
 }
 
+/*
+ * A protocol-1 daemon does not know protocol 2's hello: it refuses the field "noise" ("op 'hello' takes no
+ * field 'noise'") and,
+ * over TCP, a hello without its protocol-1 fields ("hello needs token_id and pk"). Said as what it is.
+ */
+static int
+old_daemon(struct hopper *h, int r)
+{
+	if (r != HOPPER_E_BAD_REQUEST ||
+	    !(((strstr(h->msg, "unknown field") != NULL || strstr(h->msg, "takes no field") != NULL) &&
+	       strstr(h->msg, "noise") != NULL) ||
+	      strstr(h->msg, "hello needs token_id and pk") != NULL))
+		return r;
+	return fail(h, HOPPER_E_VERSION,
+	            "daemon speaks protocol v1, this client needs v%d: upgrade hopperd (it said: %.200s)",
+	            CTL_PROTOCOL_VERSION, h->msg);
+}
+
 /* Reads the hello reply's result (or the error it is). 0 with *result (caller decrefs). */
 static int
 hello_reply(struct hopper *h, json_t **result)
@@ -442,7 +460,7 @@ hello_reply(struct hopper *h, json_t **result)
 	*result = NULL;
 	int r = read_payload(h, now_ms() + h->timeout_ms, 0, &buf, &len, NULL);
 	if (r == HOPPER_OK)
-		r = take_reply(h, buf, len, &reply);
+		r = old_daemon(h, take_reply(h, buf, len, &reply));
 	free(buf);
 	if (r == HOPPER_OK)
 		*result = json_incref(json_object_get(reply, "result"));

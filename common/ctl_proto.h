@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "job.h"
+
 /* 2: the TCP handshake is Noise XK with a pinned daemon key and the token's key (protocol 1's TCP handshake,
  * keyed by the stored token hash, is refused with "version"); the unix socket is unchanged and accepts 1. */
 #define CTL_PROTOCOL_VERSION 2
@@ -32,7 +34,7 @@
 #define CTL_LIST_MAX       1000 /* jobs in one list page */
 #define CTL_LOGS_MAX       10000
 #define CTL_TOKEN_NAME_MAX 64
-#define CTL_CURSOR_MAX     64
+#define CTL_CURSOR_MAX     (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024

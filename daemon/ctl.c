@@ -186,6 +186,7 @@ send_msg(struct ctl_conn *c, json_t *msg, int seal)
 void
 ctl_send(struct ctl_conn *c, json_t *msg)
 {
+	ctl_ns_reply(c, msg);
 	send_msg(c, msg, 1);
 }
 
@@ -233,7 +234,7 @@ ctl_close_after_flush(struct ctl_conn *c, const char *why)
 		return;
 	log_info("ctl: %s: closing: %s", c->peer, why);
 	c->closing = 1;
-	c->closing_at = ev_now(c->ctl->s->loop);
+	c->closing_at = clock_mono();
 	ev_io_stop(c->ctl->s->loop, &c->rio);
 	if (out_pending(c) == 0)
 		ctl_close(c, "closed after its last reply");
@@ -350,6 +351,8 @@ dispatch(struct ctl_conn *c, const unsigned char *p, size_t n)
 		ctl_reply_err(c, req.id, CTL_E_LIMIT, "more than %d requests in flight", CTL_INFLIGHT_MAX);
 	else if (!(op->flags & CTL_F_NOREDIS) && !redis_ready(s->redis))
 		ctl_reply_err(c, req.id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
+	else if (ctl_ns_request(c, &req, err, sizeof(err)) != 0)
+		ctl_reply_err(c, req.id, CTL_E_BAD_REQUEST, "%s", err);
 	else
 		handlers[op->id](c, &req);
 	ctl_request_free(&req);
@@ -359,7 +362,7 @@ dispatch(struct ctl_conn *c, const unsigned char *p, size_t n)
 static void
 frame_in(struct ctl_conn *c, const unsigned char *p, size_t n)
 {
-	c->last_frame_at = ev_now(c->ctl->s->loop);
+	c->last_frame_at = clock_mono();
 	if (!c->encrypted && c->noise == NULL) {
 		dispatch(c, p, n);
 		return;
@@ -527,9 +530,9 @@ ctl_tick(struct server *s)
 	struct ctl *ctl = s->ctl;
 	if (ctl == NULL)
 		return;
-	conn_deadlines(ctl, ev_now(s->loop));
+	conn_deadlines(ctl, clock_mono());
 	ctl->done_ring[ctl->ring_pos] = s->stats_succeeded + s->stats_failed;
-	ctl->ring_t[ctl->ring_pos] = ev_now(s->loop);
+	ctl->ring_t[ctl->ring_pos] = clock_mono();
 	ctl->ring_pos = (ctl->ring_pos + 1) % 60;
 	if (ctl->ring_filled < 60)
 		ctl->ring_filled++;

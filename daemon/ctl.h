@@ -193,6 +193,18 @@ json_t *ctl_job_view(const struct redis_reply *r);
 /* 1 if the credential may see a job with this owner (NULL: none). */
 int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
 
+/* ctl_ns.c: owner-scoped job ids (common/job_ns.h) */
+/* 1 if this connection's job ids are scoped to its owner (authenticated, not admin). */
+int ctl_ns_active(const struct ctl_conn *c);
+/* The stored form of the client's id (unchanged for admin). 0, or -1 with err (too long, reserved). */
+int ctl_ns_id(const struct ctl_conn *c, const char *id, char *out, size_t outlen, char *err, size_t errlen);
+/* Rewrites the request's job ids to their stored form before its op runs. 0, or -1 with err. */
+int ctl_ns_request(const struct ctl_conn *c, struct ctl_request *req, char *err, size_t errlen);
+/* Shows the client its own ids: strips its owner's prefix from every string of the reply. */
+void ctl_ns_reply(const struct ctl_conn *c, json_t *msg);
+/* Strips owner's prefix from every string of msg (a reply for a job submitted on owner's behalf). */
+void ctl_ns_strip_owner(json_t *msg, const char *owner);
+
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
 /* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code

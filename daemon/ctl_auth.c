@@ -161,7 +161,7 @@ void
 ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why)
 {
 	struct ctl *ctl = c->ctl;
-	double now = ev_now(ctl->s->loop);
+	double now = clock_mono();
 	int flood = 0, n = failure_count(c, now, &flood);
 	const char *tid = attempt_token_id(c);
 	log_warn("ctl: %s: authentication failed (%d in the window%s%s%s): %s", c->peer, n, tid[0] ? ", token " : "",
@@ -281,7 +281,7 @@ ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char *payl
 	}
 	int version = v < CTL_PROTOCOL_VERSION ? (int)v : CTL_PROTOCOL_VERSION;
 	const char *hello_tid = json_string_value(json_object_get(req->root, "token_id"));
-	if (c->tcp && ctl_auth_locked(c, hello_tid, ev_now(c->ctl->s->loop), &left)) {
+	if (c->tcp && ctl_auth_locked(c, hello_tid, clock_mono(), &left)) {
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);
 		ctl_close_after_flush(c, "locked out");
@@ -406,7 +406,7 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 		snprintf(c->hello_token_id, sizeof(c->hello_token_id), "%s", token_id);
 	}
 	snprintf(c->auth_token_id, sizeof(c->auth_token_id), "%s", tid);
-	if (ctl_auth_locked(c, tid, ev_now(c->ctl->s->loop), &left)) {
+	if (ctl_auth_locked(c, tid, clock_mono(), &left)) {
 		log_warn("ctl: %s: auth refused: locked out for %.0f s more", c->peer, left);
 		ctl_reply_err(c, req->id, CTL_E_LOCKED_OUT, "too many failed authentications; locked out for %.0f s",
 		              left + 0.5);

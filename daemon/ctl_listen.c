@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -121,7 +122,7 @@ accept_one(struct ctl *ctl, int lfd, int tcp)
 	c->serial = ++ctl->serial;
 	c->fd = fd;
 	c->tcp = tcp;
-	c->opened_at = c->last_frame_at = ev_now(s->loop);
+	c->opened_at = c->last_frame_at = clock_mono();
 	peer_identify(c, &sa);
 	int mine = peer_conns(ctl, c->peer_key);
 	if (mine >= s->cfg.ctl_max_conns_per_peer) {

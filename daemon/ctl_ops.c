@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "job_ns.h"
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
@@ -105,6 +106,9 @@ struct submit_data {
 	int left;       /* parts outstanding */
 	int lost;       /* a part's connection failed */
 	char *error;    /* the first part that refused: conflict text */
+	/* The owner whose id namespace the jobs took when it is not the connection's own (webhook.trigger's
+	 * workflow owner): the reply shows the ids as that owner names them. */
+	char *on_behalf;
 };
 
 struct submit_part {
@@ -183,11 +187,14 @@ submit_release(struct submit_data *d)
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s exists already; nothing was submitted to its queue",
 		              d->error);
 	else {
+		if (d->on_behalf != NULL)
+			ctl_ns_strip_owner(d->result, d->on_behalf);
 		ctl_send(p->c, ctl_reply_ok(p->id, d->result));
 		d->result = NULL;
 	}
 	json_decref(d->result);
 	free(d->error);
+	free(d->on_behalf);
 	free(d);
 	ctl_pending_end(p);
 }
@@ -241,13 +248,16 @@ submit_prepare(struct ctl_conn *c, json_t *in, struct job_spec *spec, enum ctl_e
 	}
 	json_t *id = json_object_get(job, "id");
 	if (id == NULL || json_is_null(id)) {
-		char uuid[37];
-		if (job_new_id(uuid) != 0) {
+		/* In the namespace of the job's owner, as a named id is (ctl_ns.c): admin's own jobs have none. */
+		const char *ns = !is_admin(c) ? c->cred.owner : json_string_value(owner);
+		char uuid[37], stored[JOB_ID_MAX + 1];
+		if (job_new_id(uuid) != 0 || (ns != NULL ? job_ns_make(ns, uuid, stored, sizeof(stored), err, errlen)
+		                                         : snprintf(stored, sizeof(stored), "%s", uuid) < 0) != 0) {
 			snprintf(err, errlen, "no randomness for a job id");
 			json_decref(job);
 			return NULL;
 		}
-		json_object_set_new(job, "id", json_string(uuid));
+		json_object_set_new(job, "id", json_string(stored)); /* in the owner's namespace (ctl_ns.c) */
 	}
 	if (json_object_get(job, "created_at") == NULL)
 		json_object_set_new(job, "created_at", json_real(clock_now()));
@@ -386,6 +396,8 @@ ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many, json
 			json_object_update(d->result, extra);
 		d->p = ctl_pending_new(c, rid);
 		d->left = 1; /* held until every part went out */
+		if (extra != NULL && ctl_ns_active(c))
+			d->on_behalf = xstrdup(c->cred.owner);
 		unsigned char *sent = xcalloc(n ? n : 1, 1);
 		int failed = 0;
 		for (size_t k = 0; k < n && !failed; k++)
@@ -1002,7 +1014,7 @@ stats_done(struct server *s, struct gather *g)
 	json_array_foreach(nodes, i, hb) running += json_integer_value(json_object_get(hb, "running"));
 	/* Throughput: jobs this daemon finished over the samples the tick took (up to a minute). */
 	unsigned oldest = ctl->ring_filled < 60 ? 0 : ctl->ring_pos;
-	double span = ev_now(s->loop) - ctl->ring_t[oldest];
+	double span = clock_mono() - ctl->ring_t[oldest];
 	uint64_t done = s->stats_succeeded + s->stats_failed - ctl->done_ring[oldest];
 	json_t *tp = json_pack("{s:f, s:I, s:f}", "per_s_1m", span > 0 && ctl->ring_filled ? done / span : 0.0,
 	                       "finished_1m", (json_int_t)(ctl->ring_filled ? done : 0), "window_s",

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "ctl_proto.h"
 #include "hopperd.h"
+#include "job_ns.h"
 #include "jsonx.h"
 #include "log.h"
 #include "redis.h"
@@ -307,8 +308,14 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	struct job_spec spec;
 	char err[512];
 	int bad = job_parse(text, strlen(text), queue, &s->defaults, &spec, err, sizeof(err)) < 0;
-	if (bad || spec.id[0] == '\0') {
-		reply_to(s, w->pid, j->spec.id, refusal(bad ? err : "the child job needs an id"));
+	/* A child takes its parent's id namespace (common/job_ns.h): a prefixed parent's child id must carry
+	 * the same prefix, so a step never reaches an id of another owner. */
+	int foreign = !bad && job_ns_reserved(j->spec.id) && strncmp(spec.id, j->spec.id, JOB_NS_PREFIX_LEN) != 0;
+	if (bad || spec.id[0] == '\0' || foreign) {
+		reply_to(s, w->pid, j->spec.id,
+		         refusal(bad       ? err
+		                 : foreign ? "the child id must be in the parent's id namespace"
+		                           : "the child job needs an id"));
 		if (!bad)
 			job_spec_free(&spec);
 		free(text);

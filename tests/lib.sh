@@ -250,6 +250,12 @@ jkey() {
 	rcli EVAL "$_JFIND return jfind(ARGV[1], ARGV[2])" 0 "$HP" "$1" 2>/dev/null
 }
 
+# nsid OWNER ID: the stored id of a non-admin owner's job ID (common/job_ns.h: "_" + 24 hex of SHA-256(owner)
+# + ":" + ID), for the checks that read Redis keys or SQLite rows by id.
+nsid() {
+	printf '_%s:%s' "$(printf '%s' "$1" | sha256sum | cut -c1-24)" "$2"
+}
+
 # push_job QUEUE JSON: what any client does to submit a job.
 push_job() {
 	rcli LPUSH "$(qkey "$1" queue)" "$2" >/dev/null

@@ -50,6 +50,12 @@ def wait_until(fn, timeout=20.0, step=0.05):
     return v
 
 
+def ns_id(owner, job_id):
+    """The stored id of a non-admin owner's job id (common/job_ns.h), for reading Redis or SQLite by id."""
+    import hashlib
+    return "_%s:%s" % (hashlib.sha256(owner.encode()).hexdigest()[:24], job_id)
+
+
 # --- schemas ---
 _validators = {}
 

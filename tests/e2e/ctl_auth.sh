@@ -120,7 +120,7 @@ check("A's list has jA", r is not None and "jA" in [j["id"] for j in r["jobs"]],
 call_err(subA, "A cannot submit for owner B", "submit", "forbidden", job={"type": "noop", "owner": "B"})
 r = call_ok(admin, "admin submits for owner B", "submit", job={"id": "jB", "type": "noop", "owner": "B", "queue": "idleq"})
 check_eq("admin's job on behalf of B is B's", (call_ok(subB, "B sees jB", "status", job="jB") or {}).get("owner"), "B")
-call_ok(admin, "admin sees A's job", "status", job="jA")
+call_ok(admin, "admin sees A's job (by its stored id)", "status", job=ns_id("A", "jA"))
 r = call_ok(cancA, "A cancels its own job", "cancel", job="jA")
 check_eq("... it was queued", (r or {}).get("was"), "queued")
 

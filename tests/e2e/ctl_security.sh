@@ -91,9 +91,9 @@ for tr in ("unix", "tcp"):
     text = json.dumps(v)
     check(P + "the step learned nothing of B's job (no slept/succeeded result)",
           "slept" not in text and "13" not in json.dumps(v.get("result")), v)
-    check_eq(P + "... it waited as for a queued job, then timed out", v.get("state"), "failed")
-    check(P + "... error says timed out, not B's state", "timed out waiting" in (v.get("error") or ""), v.get("error"))
-    bv = (admin.call("status", job=parent + ".kid").get("result") or {})
+    # Ids are per owner (item 7, common/job_ns.h): A's child par.kid is a job of A's own, not B's.
+    check_eq(P + "... its child is a job of A's own, which ran", v.get("state"), "succeeded")
+    bv = (admin.call("status", job=ns_id("B", parent + ".kid")).get("result") or {})
     check_eq(P + "B's job is untouched", (bv.get("owner"), bv.get("state")), ("B", "succeeded"))
     mine = {"steps": [{"id": "kid", "type": "enqueue",
                        "params": {"type": "noop", "wait": True, "owner": "B"}}]}
@@ -122,14 +122,17 @@ for tr in ("unix", "tcp"):
             job={"id": rid, "type": "fail", "max_attempts": 1, "args": {"message": "B-SECRET-" + tr}})
     check(P + "it failed", final(B, rid).get("state") in ("failed", "dead"))
     check(P + "its hash expires (result_ttl_s 3)",
-          wait_until(lambda: err(admin.call("status", job=rid)) == "not_found", 20))
+          wait_until(lambda: err(admin.call("status", job=ns_id("B", rid))) == "not_found", 20))
     call_ok(A, P + "A reuses the id", "submit", job={"id": rid, "type": "noop"})
     check_eq(P + "A's job ran", final(A, rid).get("state"), "succeeded")
     la = A.call("logs", job=rid).get("result") or {}
     check_eq(P + "A's logs show only A's attempt", len(la.get("attempts", [])), 1)
     check(P + "... nothing of B's", "B-SECRET" not in json.dumps(la), la)
-    ladm = admin.call("logs", job=rid).get("result") or {}
-    check_eq(P + "admin sees both attempts", len(ladm.get("attempts", [])), 2)
+    # Ids are per owner now: A's and B's rid are two stored ids, admin reads each.
+    la_a = admin.call("logs", job=ns_id("A", rid)).get("result") or {}
+    la_b = admin.call("logs", job=ns_id("B", rid)).get("result") or {}
+    check_eq(P + "admin sees each owner's attempt under its stored id",
+             (len(la_a.get("attempts", [])), len(la_b.get("attempts", []))), (1, 1))
     A.close(); B.close()
 
 # --- 8a: a success does not reset the failures (unix: per uid; run as nobody so root is not locked) ---

@@ -72,12 +72,12 @@ check_eq "show of an unknown name: 10" "$(code "$ALICE" workflow show nope)" 10
 # --- run by name ---
 ID=$(as "$ALICE" workflow run greet --input '{"who": "ada"}' --id wf-ada)
 check_eq "workflow run prints the job id" "$ID" wf-ada
-wait_for "wf-ada succeeded" 30 state_is wf-ada succeeded
+wait_for "wf-ada succeeded" 30 state_is "$(nsid alice wf-ada)" succeeded
 check_eq "the run used the input and the first step's output" \
-	"$(jresult wf-ada 'r["output"]["json"]["query"]')" '{"who": "ada", "age": "36"}'
-check_eq "the job records the runner's owner" "$(jfield wf-ada owner)" alice
+	"$(jresult "$(nsid alice wf-ada)" 'r["output"]["json"]["query"]')" '{"who": "ada", "age": "36"}'
+check_eq "the job records the runner's owner" "$(jfield "$(nsid alice wf-ada)" owner)" alice
 check_eq "the job carries the definition (any daemon can run it)" \
-	"$(jfield wf-ada payload | py -c 'import json,sys; a=json.load(sys.stdin)["args"]; print(a["workflow"], len(a["definition"]["steps"]))')" "greet 3"
+	"$(jfield "$(nsid alice wf-ada)" payload | py -c 'import json,sys; a=json.load(sys.stdin)["args"]; print(a["workflow"], len(a["definition"]["steps"]))')" "greet 3"
 as "$ALICE" workflow run greet --input '{"who": "bea"}' --id wf-bea --wait >"$T/wait.out"
 check_eq "run --wait exits 0 when the run succeeded" "$?" 0
 check_match "run --wait ends with the job's status" "$(cat "$T/wait.out")" 'state +succeeded'
@@ -88,7 +88,7 @@ k1=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key on
 check_eq "a run with an idempotency key" "$k1" wf-once
 k2=$(as "$ALICE" workflow run greet --input '{"who": "cy"}' --idempotency-key once-1 --id wf-once-again)
 check_eq "the same key again returns the existing run" "$k2" wf-once
-check_eq "... and writes no second job" "$(rcli EXISTS "$(qkey default job wf-once-again)")" 0
+check_eq "... and writes no second job" "$(rcli EXISTS "$(qkey default job "$(nsid alice wf-once-again)")")" 0
 # Keys are per owner (schema/control-protocol.md, "Job ids and other owners"): bob's once-1 is a free key.
 check_eq "another owner's use of the key is a new job of its own, not alice's run (as for a free key)" \
 	"$(code "$BOB" submit noop --idempotency-key once-1 --id wf-once-bob)" 0
@@ -104,12 +104,12 @@ echo '{"name": "bad-type", "steps": [{"id": "t", "type": "teleport"}]}' >"$T/bad
 check_eq "put of an unknown step type is stored (shape only)" "$(code "$ALICE" workflow put "$T/badtype.json")" 0
 as "$ALICE" workflow run bad-type --id wf-bad --wait >/dev/null
 check_eq "run --wait exits 1 when the run failed" "$?" 1
-check_match "... failed with the validation error" "$(jfield wf-bad error)" 'unknown step type'
+check_match "... failed with the validation error" "$(jfield "$(nsid alice wf-bad)" error)" 'unknown step type'
 as "$ALICE" workflow put "$T/greet.json" --name sleepy --inactive >/dev/null
 check_eq "an inactive workflow does not run (conflict, 11)" "$(code "$ALICE" workflow run sleepy)" 11
 
 # --- the step table ---
-wait_for "wf-bea final" 30 is_final wf-bea
+wait_for "wf-bea final" 30 is_final "$(nsid alice wf-bea)"
 out=$(as "$ALICE" logs wf-ada)
 check_match "logs has a steps table" "$(printf '%s' "$out" | grep -A1 '^steps:$')" '^STEP'
 check_match "... with its header" "$out" '^STEP +TYPE +RUN +TRY +STATE +DURATION +ERROR OR OUTPUT$'
@@ -127,7 +127,7 @@ check_eq "bob cannot rm alice's workflow (10)" "$(code "$BOB" workflow rm greet)
 check_match "alice removes it" "$(as "$ALICE" workflow rm greet)" 'removed +yes'
 check_eq "show after rm: 10" "$(code "$ALICE" workflow show greet)" 10
 check_eq "rm again: 10" "$(code "$ALICE" workflow rm greet)" 10
-check_eq "a run submitted before the rm still ran" "$(jstate wf-once)" succeeded
+check_eq "a run submitted before the rm still ran" "$(jstate "$(nsid alice wf-once)")" succeeded
 
 # --- the Python client, replies checked against the schemas ---
 py - "$HOPPER_ROOT" "$CTL_SOCK" "$ALICE" "$BOB" "$HTTP" <<'PY'

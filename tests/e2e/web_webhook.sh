@@ -15,8 +15,8 @@ ALICE=$ALICE BOB=$BOB WEB=$WEB T=$T SCENARIO=$SCENARIO PYTHONPATH=$HOPPER_ROOT/t
 check_eq "the webhook checks passed" "$?" 0
 
 read -r json_job form_job raw_job <"$T/hook.ids"
-input() { # input JOB_ID PYTHON-EXPR over t (the trigger)
-	jfield "$1" payload | py -c 'import json, sys
+input() { # input JOB_ID PYTHON-EXPR over t (the trigger) (the runs are alice's: stored ids per owner)
+	jfield "$(nsid alice "$1")" payload | py -c 'import json, sys
 t = json.load(sys.stdin)["args"]["input"]
 print(eval(sys.argv[1]))' "$2"
 }
@@ -29,7 +29,7 @@ check_eq "... the JSON body as payload" "$(input "$json_job" 't["payload"]["who"
 check_eq "Authorization masked" "$(input "$json_job" 't["headers"]["authorization"]')" 'Bea***42'
 check_eq "X-Api-Key masked" "$(input "$json_job" 't["headers"]["x-api-key"]')" 'key***89'
 check_eq "other headers kept" "$(input "$json_job" 't["headers"]["x-custom"]')" visible
-if jfield "$json_job" payload | grep -q supersecretvalue42; then
+if jfield "$(nsid alice "$json_job")" payload | grep -q supersecretvalue42; then
 	not_ok "the secret is stored nowhere in the job" "found in the payload"
 else
 	ok "the secret is stored nowhere in the job"
