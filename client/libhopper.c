@@ -445,9 +445,11 @@ old_daemon(struct hopper *h, int r)
 	       strstr(h->msg, "noise") != NULL) ||
 	      strstr(h->msg, "hello needs token_id and pk") != NULL))
 		return r;
+	char said[201]; /* fail() writes h->msg: the daemon's words are copied out first */
+	snprintf(said, sizeof(said), "%.200s", h->msg);
 	return fail(h, HOPPER_E_VERSION,
-	            "daemon speaks protocol v1, this client needs v%d: upgrade hopperd (it said: %.200s)",
-	            CTL_PROTOCOL_VERSION, h->msg);
+	            "daemon speaks protocol v1, this client needs v%d: upgrade hopperd (it said: %s)",
+	            CTL_PROTOCOL_VERSION, said);
 }
 
 /* Reads the hello reply's result (or the error it is). 0 with *result (caller decrefs). */
