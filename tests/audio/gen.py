@@ -20,6 +20,10 @@ KINDS
   mixed     bpm=120 key=C mode=major                drums plus the chord progression (music-like material)
   twotone   f=1000 f2=3000                          two sines of equal level
   tp        db=-6.02                                sine at sr/4, phase 45 deg: samples at -3.01 dB below its true peak
+  fade      db=-6 range=140 hold=0.5                white noise held hold s, falling range dB over dur, hold s silence
+                                                    (rise=1: reversed, silence first, loudest last)
+
+Any kind: noise=DB adds white noise at DB dBFS (RMS) on top (a noise floor above float32 FFT rounding).
 """
 import struct
 import sys
@@ -125,6 +129,11 @@ def make(kind, p):
         return sr, lin(db) * np.random.default_rng(int(p.get("seed", 1))).uniform(-1, 1, n) * np.sqrt(3)
     if kind == "tp":
         return sr, sine(sr, n, sr / 4.0, lin(db), np.pi / 4)
+    if kind == "fade":  # white noise falling linearly in dB: every level down to db - range, then silence
+        rng, hold = float(p.get("range", 140)), int(round(float(p.get("hold", 0.5)) * sr))
+        env = np.concatenate([np.full(hold, lin(db)), 10.0 ** ((float(db) - rng * np.arange(n) / n) / 20.0), np.zeros(hold)])
+        x = env * np.random.default_rng(int(p.get("seed", 1))).uniform(-1, 1, len(env)) * np.sqrt(3)
+        return sr, x[::-1] if p.get("rise") == "1" else x
     raise SystemExit("gen.py: unknown kind " + kind)
 
 
@@ -172,6 +181,8 @@ def main():
     kind, out = sys.argv[1], sys.argv[2]
     p = dict(a.split("=", 1) for a in sys.argv[3:])
     sr, x = make(kind, p)
+    if "noise" in p and kind != "noise":
+        x = x + lin(p["noise"]) * np.random.default_rng(7).uniform(-1, 1, len(x)) * np.sqrt(3)
     if "chdb" in p:
         gains = [lin(g) for g in p["chdb"].split(",")]
         x = np.stack([x * g for g in gains], axis=1)

@@ -33,7 +33,8 @@ static const struct {
         {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
         {"onsets", AUDIO_F_ONSETS},     {"tempo", AUDIO_F_TEMPO},
         {"key", AUDIO_F_KEY},           {"mfcc", AUDIO_F_MFCC},
-        {"chroma", AUDIO_F_CHROMA},     {"all", AUDIO_F_ALL},
+        {"chroma", AUDIO_F_CHROMA},     {"contrast", AUDIO_F_CONTRAST},
+        {"all", AUDIO_F_ALL},
 };
 
 static int
@@ -46,7 +47,7 @@ feature_bit(const char *name, size_t len, unsigned *mask, char *err, size_t errl
 		}
 	snprintf(err, errlen,
 	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, "
-	         "key, mfcc, chroma, all)",
+	         "key, mfcc, chroma, contrast, all)",
 	         (int)(len > 64 ? 64 : len), name);
 	return -1;
 }
@@ -566,7 +567,8 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		loud = loud_new(info.samplerate, C, weights, !!(f & AUDIO_F_LOUDNESS), !!(f & AUDIO_F_TRUE_PEAK));
 	struct spec *sp = NULL;
 	struct audio_series_req sreq = {.mask = o->series};
-	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY | AUDIO_F_MFCC | AUDIO_F_CHROMA) ||
+	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY | AUDIO_F_MFCC | AUDIO_F_CHROMA |
+	         AUDIO_F_CONTRAST) ||
 	    o->series)
 		sp = spec_new(info.samplerate, C, f, o->series ? &sreq : NULL);
 	uint64_t nonfinite = 0;
