@@ -96,11 +96,14 @@ def make(kind, p):
             else:
                 m = int(0.15 * sr)
                 tt = np.arange(m) / sr
+                # a half-cosine fade over the last 50 ms: cut off at 150 ms, the kick (still -16 dB there) made a
+                # click that librosa-style onset detection rightly counted (one extra onset every other beat)
+                fade = np.minimum(1.0, 0.5 + 0.5 * np.cos(np.pi * np.clip((tt - 0.1) / 0.05, 0, 1)))
                 if k % 2 == 0:
                     f = 50 + 100 * np.exp(-tt / 0.03)
-                    put(t, 0.6 * np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-tt / 0.08))
+                    put(t, 0.6 * np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-tt / 0.08) * fade)
                     if (k // 2) % 2 == 1:
-                        put(t, 0.3 * rng.standard_normal(m) * np.exp(-tt / 0.05))
+                        put(t, 0.3 * rng.standard_normal(m) * np.exp(-tt / 0.05) * fade)
                 mh = int(0.03 * sr)
                 put(t, 0.05 * rng.standard_normal(mh) * np.exp(-np.arange(mh) / (0.005 * sr)))
             k += 1
