@@ -178,11 +178,10 @@ def write_wav(path, sr, x, bits, repeat=1, mask=None):
             fh.write(data)
 
 
-def main():
-    if len(sys.argv) < 3:
-        raise SystemExit(__doc__)
-    kind, out = sys.argv[1], sys.argv[2]
-    p = dict(a.split("=", 1) for a in sys.argv[3:])
+def generate(out, kind, **kw):
+    """Writes KIND to out, keys as on the command line (values converted with str): the tests call this in their
+    own process, which saves a Python and numpy start-up per file."""
+    p = {k: str(v) for k, v in kw.items()}
     sr, x = make(kind, p)
     if "noise" in p and kind != "noise":
         x = x + lin(p["noise"]) * np.random.default_rng(7).uniform(-1, 1, len(x)) * np.sqrt(3)
@@ -193,6 +192,13 @@ def main():
         x = np.repeat(x[:, None], int(p.get("ch", 1)), axis=1)
     mask = int(p["mask"], 0) if "mask" in p else None
     write_wav(out, sr, x, p.get("bits", "16"), int(p.get("repeat", 1)), mask)
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    kind, out = sys.argv[1], sys.argv[2]
+    generate(out, kind, **dict(a.split("=", 1) for a in sys.argv[3:]))
 
 
 if __name__ == "__main__":
