@@ -222,7 +222,7 @@ def main():
     # --- key ---
     for key, mode in (("C", "major"), ("G", "major"), ("D#", "major"), ("A#", "major"), ("A", "minor"),
                       ("E", "minor"), ("F#", "minor"), ("C", "minor")):
-        r = analyze(gen("chords", "k_%s_%s.wav" % (key, mode), key=key, mode=mode, dur=16), "key,chroma")
+        r = analyze(gen("chords", "k_%s_%s.wav" % (key, mode), key=key, mode=mode, dur=4), "key,chroma")
         eq("key of I-IV-V-I / i-iv-V-i in %s %s" % (key, mode), r.get("key"), "%s %s" % (key, mode))
         if len(r.get("chroma_mean") or []) != 12:
             not_ok("chroma_mean has 12 bins", repr(r.get("chroma_mean")))
