@@ -57,7 +57,7 @@ audio_features_parse(const json_t *arr, unsigned *mask, char *err, size_t errlen
 {
 	*mask = 0;
 	if (arr == NULL || json_is_null(arr)) {
-		*mask = AUDIO_F_ALL;
+		*mask = AUDIO_F_DEFAULT;
 		return 0;
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 32) {
@@ -89,7 +89,7 @@ audio_features_parse_list(const char *list, unsigned *mask, char *err, size_t er
 		list += n + (list[n] == ',');
 	}
 	if (*mask == 0)
-		*mask = AUDIO_F_ALL;
+		*mask = AUDIO_F_DEFAULT;
 	return 0;
 }
 
@@ -520,7 +520,7 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 	int fd = open_checked(path, o, &st0, err, errlen, &code);
 	if (fd < 0)
 		return code;
-	unsigned f = o->features ? o->features : AUDIO_F_ALL;
+	unsigned f = o->features ? o->features : AUDIO_F_DEFAULT;
 	SF_INFO info = {0};
 	const char *foreign_name = foreign_format(fd);
 	if (foreign_name != NULL) {
