@@ -56,6 +56,7 @@ WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/wo
 WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_net.o worker/workflow/wf_exec.o
 AUDIO_OBJS := worker/audio/analyze.o worker/audio/levels.o worker/audio/loudness.o worker/audio/spectral.o \
 	worker/audio/rhythm.o worker/audio/key.o worker/audio/series.o
+AUDIO_OBJS += worker/audio/contrast.o
 AUDIO_LIBS := $(shell pkg-config --libs sndfile fftw3f 2>/dev/null)
 # gcc 12 does not vectorise at -O2; the true-peak and spectral loops are written for it (clang does anyway).
 $(addprefix $(B)/,$(AUDIO_OBJS)): ALL_CFLAGS += -ftree-vectorize -fno-math-errno -fno-signed-zeros -fno-trapping-math -fassociative-math

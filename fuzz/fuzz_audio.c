@@ -40,7 +40,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fwrite(data, 1, size, f);
 	fclose(f);
 	/* every feature, the waveform peaks and every series: the whole engine */
-	struct audio_opts o = {.max_bytes = 1 << 20, .waveform = 16, .series = (1u << AUDIO_S_COUNT) - 1};
+	struct audio_opts o = {
+	        .features = AUDIO_F_ALL, .max_bytes = 1 << 20, .waveform = 16, .series = (1u << AUDIO_S_COUNT) - 1};
 	json_t *res = NULL;
 	char err[1024] = "";
 	if (audio_analyze_file(path, &o, &res, err, sizeof(err)) == 0) {

@@ -2,7 +2,7 @@
  * hopper-analyze FILE...: runs the audio engine (worker/audio) on each file and prints the same JSON object as
  * the audio.analyze job's result, one per line. For scripts, tests and benchmarks.
  *   -f, --features LIST   comma-separated feature groups (levels,true_peak,loudness,silence,zcr,spectral,
- *                         onsets,tempo,key,mfcc,chroma; default all)
+ *                         onsets,tempo,key,mfcc,chroma,contrast; default all but contrast)
  *   -s, --series LIST     per-frame series (centroid,bandwidth,rolloff,flatness,onset_strength)
  *   -w, --waveform N      N min/max pairs per channel for drawing
  *   -p, --progress        progress lines "PCT STAGE" on stderr
@@ -20,8 +20,9 @@
 static const char usage[] =
         "usage: hopper-analyze [-f FEATURES] [-s SERIES] [-w N] [-p] [-r ROOTS] [-m MAX_BYTES] FILE...\n"
         "Analyses each audio file in one pass and prints one JSON object per line (schema/audio-result.schema.json).\n"
-        "  -f, --features LIST  levels,true_peak,loudness,silence,zcr,spectral,onsets,tempo,key,mfcc,chroma (default "
-        "all)\n"
+        "  -f, --features LIST  levels,true_peak,loudness,silence,zcr,spectral,onsets,tempo,key,mfcc,chroma,contrast "
+        "(default "
+        "all but contrast; 'all' adds it)\n"
         "  -s, --series LIST    per-frame series: centroid,bandwidth,rolloff,flatness,onset_strength\n"
         "  -w, --waveform N     N min/max pairs per channel for drawing (1-10000)\n"
         "  -p, --progress       progress lines \"PCT STAGE\" on stderr\n"

@@ -10,6 +10,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen as gen_mod  # noqa: E402
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "gen.py")
@@ -45,7 +48,7 @@ def eq(name, got, want):
 
 def gen(kind, name, **p):
     path = os.path.join(T, name)
-    subprocess.run([GEN, kind, path] + ["%s=%s" % kv for kv in p.items()], check=True)
+    gen_mod.generate(path, kind, **p)  # in this process: no interpreter start-up per file
     return path
 
 
@@ -185,19 +188,22 @@ def main():
         for kind in ("clicks", "drums"):
             r = analyze(gen(kind, "%s%d.wav" % (kind, bpm), bpm=bpm, dur=20), "tempo,onsets")
             near("%s at %d BPM: tempo_bpm within 1%%" % (kind, bpm), r.get("tempo_bpm"), bpm, 0.01 * bpm)
+            if kind == "drums":
+                # kick, snare or hat on every eighth note; none before the one at 0 s (see the clicks below), and
+                # nothing else: the kick's pitch sweep and its tail are not onsets (both bounds)
+                eighths = len([k for k in range(2000) if k * 30.0 / bpm < 20])
+                n = r.get("onsets")
+                if isinstance(n, int) and eighths - 1 <= n <= eighths:
+                    ok("drums at %d BPM: %d onsets for %d eighth notes (off-beat hats kept, no extra)" % (bpm, n, eighths))
+                else:
+                    not_ok("drums at %d BPM: onsets" % bpm, "got %r for %d eighth notes (want %d-%d)" %
+                           (n, eighths, eighths - 1, eighths))
     r = analyze(os.path.join(T, "clicks120.wav"), "onsets")
     # librosa's onset strength has no frame before the click at 0 s, so that one is not an onset
     eq("clicks at 120 BPM for 20 s: 39 onsets after the one at 0 s", r["onsets"], 39)
     times = r["onset_times_s"]
     near("onset times: the click at 5.0 s within one frame (11.6 ms)", times[9] if len(times) > 9 else None, 5.0,
          0.0117)
-    for bpm in (96, 128):
-        r = analyze(gen("drums", "dr%d.wav" % bpm, bpm=bpm, dur=15), "onsets")
-        eighths = int(15 * bpm / 60.0 * 2)
-        if isinstance(r.get("onsets"), int) and r["onsets"] >= eighths - 1:
-            ok("drums at %d BPM: %d onsets for %d eighth notes (off-beat hats kept)" % (bpm, r["onsets"], eighths))
-        else:
-            not_ok("drums at %d BPM: onsets" % bpm, "got %r for %d eighth notes" % (r.get("onsets"), eighths))
 
     # --- silence, clipping, DC ---
     r = analyze(gen("padsine", "pad.wav", lead=1.234, tail=0.567, dur=2, f=440, db=-12), "silence")
@@ -216,7 +222,7 @@ def main():
     # --- key ---
     for key, mode in (("C", "major"), ("G", "major"), ("D#", "major"), ("A#", "major"), ("A", "minor"),
                       ("E", "minor"), ("F#", "minor"), ("C", "minor")):
-        r = analyze(gen("chords", "k_%s_%s.wav" % (key, mode), key=key, mode=mode, dur=16), "key,chroma")
+        r = analyze(gen("chords", "k_%s_%s.wav" % (key, mode), key=key, mode=mode, dur=4), "key,chroma")
         eq("key of I-IV-V-I / i-iv-V-i in %s %s" % (key, mode), r.get("key"), "%s %s" % (key, mode))
         if len(r.get("chroma_mean") or []) != 12:
             not_ok("chroma_mean has 12 bins", repr(r.get("chroma_mean")))

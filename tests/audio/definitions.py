@@ -21,6 +21,7 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen as gen_mod  # noqa: E402
 import librosa_ref  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
@@ -52,7 +53,7 @@ def close(name, got, want, rel, ab=0.0):
 
 def gen(kind, name, **p):
     path = os.path.join(T, name)
-    subprocess.run([GEN, kind, path] + ["%s=%s" % kv for kv in p.items()], check=True)
+    gen_mod.generate(path, kind, **p)  # in this process: no interpreter start-up per file
     return path
 
 
@@ -122,6 +123,51 @@ def librosa_checks():
         close(name + " onset_strength.mean = librosa onset_strength mean", r["onset_strength"]["mean"],
               ref["onset_strength_mean"], 0.01, 0.002)
         close(name + " onset_strength.max", r["onset_strength"]["max"], ref["onset_strength_max"], 0.01, 0.002)
+
+
+def contrast_checks():
+    """spectral_contrast_db against librosa_ref.contrast (librosa.feature.spectral_contrast line for line, top_db
+    over the whole file) at 16-192 kHz. Signals carry a noise floor: on a noiseless tone the upper bands' valleys
+    are single-precision FFT rounding (see the schema). The fades go through every level down to silence, so the
+    80 dB floor clamps: a running-maximum floor or none would miss by ~0.6 dB; rise=1 puts the loudest part last."""
+    cases = [("fade", dict(db=-6, range=140, sr=44100, dur=3, bits="f")),
+             ("fade", dict(db=-6, range=140, sr=44100, dur=3, bits="f", rise=1)),
+             ("fade", dict(db=0, range=200, sr=22050, dur=2, bits="f", hold=0.1)),
+             ("sine", dict(f=1000, db=-6, sr=48000, dur=2, noise=-70, ch=2)),
+             ("sine", dict(f=5000, db=-6, sr=192000, dur=1, noise=-70, bits="f")),
+             ("twotone", dict(f=440, f2=3000, db=-6, sr=32000, dur=2, noise=-60)),
+             ("sine", dict(f=300, db=-10, sr=16000, dur=1, noise=-70)),
+             ("noise", dict(db=-20, sr=96000, dur=1)),
+             ("mixed", dict(bpm=128, sr=44100, dur=4)),
+             ("silence", dict(sr=44100, dur=1))]
+    worst = 0.0
+    for i, (kind, p) in enumerate(cases):
+        name = "contrast %s_%d_%d" % (kind, p["sr"], i)
+        path = gen(kind, "contrast_%d.wav" % i, **p)
+        x, sr = soundfile.read(path, dtype="float32", always_2d=True)
+        S = librosa_ref.stft_mag(librosa_ref.mono(x.astype(np.float64)), librosa_ref.fft_size(sr))
+        ref = librosa_ref.contrast(S, sr).mean(axis=1)
+        got = analyze(path, "-f", "contrast").get("spectral_contrast_db")
+        if not isinstance(got, list) or len(got) != 7:
+            not_ok(name, "spectral_contrast_db %r" % (got,))
+            continue
+        d = float(np.max(np.abs(np.array(got) - ref)))
+        worst = max(worst, d)
+        if d <= 0.01:
+            ok("%s: spectral_contrast_db = librosa spectral_contrast mean (max diff %.4f dB)" % (name, d))
+        else:
+            not_ok(name, "max diff %.4f dB: %s vs %s" % (d, got, np.round(ref, 3).tolist()))
+    print("# spectral_contrast_db: worst difference from librosa_ref.contrast %.4f dB" % worst)
+    r = analyze(gen("sine", "contrast_8k.wav", f=300, db=-10, sr=8000, dur=1, noise=-70), "-f", "contrast")
+    if r.get("spectral_contrast_db", 0) is None and "Nyquist" in r.get("reasons", {}).get("spectral_contrast_db", ""):
+        ok("contrast at 8 kHz: null with a reason (librosa raises: band edge above Nyquist)")
+    else:
+        not_ok("contrast at 8 kHz", "%r" % (r,))
+    r = analyze(os.path.join(T, "contrast_0.wav"), "-f", "spectral")
+    if "spectral_contrast_db" not in r and "spectral_centroid_hz" in r:
+        ok("contrast is not computed or reported when args.features leaves it out")
+    else:
+        not_ok("contrast subset", "%r" % sorted(r))
 
 
 MASKS = {1: 0x4, 2: 0x3, 3: 0x7, 4: 0x33, 5: 0x37, 6: 0x3F, 7: 0x13F, 8: 0x63F}
@@ -272,6 +318,7 @@ def rounding_checks():
 
 def main():
     librosa_checks()
+    contrast_checks()
     loudness_checks()
     degenerate_checks()
     format_checks()

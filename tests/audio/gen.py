@@ -20,6 +20,10 @@ KINDS
   mixed     bpm=120 key=C mode=major                drums plus the chord progression (music-like material)
   twotone   f=1000 f2=3000                          two sines of equal level
   tp        db=-6.02                                sine at sr/4, phase 45 deg: samples at -3.01 dB below its true peak
+  fade      db=-6 range=140 hold=0.5                white noise held hold s, falling range dB over dur, hold s silence
+                                                    (rise=1: reversed, silence first, loudest last)
+
+Any kind: noise=DB adds white noise at DB dBFS (RMS) on top (a noise floor above float32 FFT rounding).
 """
 import struct
 import sys
@@ -92,11 +96,14 @@ def make(kind, p):
             else:
                 m = int(0.15 * sr)
                 tt = np.arange(m) / sr
+                # a half-cosine fade over the last 50 ms: cut off at 150 ms, the kick (still -16 dB there) made a
+                # click that librosa-style onset detection rightly counted (one extra onset every other beat)
+                fade = np.minimum(1.0, 0.5 + 0.5 * np.cos(np.pi * np.clip((tt - 0.1) / 0.05, 0, 1)))
                 if k % 2 == 0:
                     f = 50 + 100 * np.exp(-tt / 0.03)
-                    put(t, 0.6 * np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-tt / 0.08))
+                    put(t, 0.6 * np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-tt / 0.08) * fade)
                     if (k // 2) % 2 == 1:
-                        put(t, 0.3 * rng.standard_normal(m) * np.exp(-tt / 0.05))
+                        put(t, 0.3 * rng.standard_normal(m) * np.exp(-tt / 0.05) * fade)
                 mh = int(0.03 * sr)
                 put(t, 0.05 * rng.standard_normal(mh) * np.exp(-np.arange(mh) / (0.005 * sr)))
             k += 1
@@ -125,6 +132,11 @@ def make(kind, p):
         return sr, lin(db) * np.random.default_rng(int(p.get("seed", 1))).uniform(-1, 1, n) * np.sqrt(3)
     if kind == "tp":
         return sr, sine(sr, n, sr / 4.0, lin(db), np.pi / 4)
+    if kind == "fade":  # white noise falling linearly in dB: every level down to db - range, then silence
+        rng, hold = float(p.get("range", 140)), int(round(float(p.get("hold", 0.5)) * sr))
+        env = np.concatenate([np.full(hold, lin(db)), 10.0 ** ((float(db) - rng * np.arange(n) / n) / 20.0), np.zeros(hold)])
+        x = env * np.random.default_rng(int(p.get("seed", 1))).uniform(-1, 1, len(env)) * np.sqrt(3)
+        return sr, x[::-1] if p.get("rise") == "1" else x
     raise SystemExit("gen.py: unknown kind " + kind)
 
 
@@ -166,12 +178,13 @@ def write_wav(path, sr, x, bits, repeat=1, mask=None):
             fh.write(data)
 
 
-def main():
-    if len(sys.argv) < 3:
-        raise SystemExit(__doc__)
-    kind, out = sys.argv[1], sys.argv[2]
-    p = dict(a.split("=", 1) for a in sys.argv[3:])
+def generate(out, kind, **kw):
+    """Writes KIND to out, keys as on the command line (values converted with str): the tests call this in their
+    own process, which saves a Python and numpy start-up per file."""
+    p = {k: str(v) for k, v in kw.items()}
     sr, x = make(kind, p)
+    if "noise" in p and kind != "noise":
+        x = x + lin(p["noise"]) * np.random.default_rng(7).uniform(-1, 1, len(x)) * np.sqrt(3)
     if "chdb" in p:
         gains = [lin(g) for g in p["chdb"].split(",")]
         x = np.stack([x * g for g in gains], axis=1)
@@ -179,6 +192,13 @@ def main():
         x = np.repeat(x[:, None], int(p.get("ch", 1)), axis=1)
     mask = int(p["mask"], 0) if "mask" in p else None
     write_wav(out, sr, x, p.get("bits", "16"), int(p.get("repeat", 1)), mask)
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    kind, out = sys.argv[1], sys.argv[2]
+    generate(out, kind, **dict(a.split("=", 1) for a in sys.argv[3:]))
 
 
 if __name__ == "__main__":

@@ -173,3 +173,37 @@ def all_features(x, sr):
         "onset_strength_max": float(env.max()),
         "frames": S.shape[1],
     }
+
+
+def power_to_db(M, top_db=80.0):
+    """librosa.power_to_db(M, ref=1.0, amin=1e-10, top_db=80): the floor under the whole array's maximum."""
+    D = 10 * np.log10(np.maximum(AMIN, M))
+    return np.maximum(D, D.max() - top_db)
+
+
+def contrast(S, sr, n_bands=6, fmin=200.0, quantile=0.02):
+    """librosa.feature.spectral_contrast(S=S, sr=sr) (linear=False), line for line: (n_bands + 1, T) in dB.
+    Raises ValueError where librosa raises ParameterError (a band edge at or above Nyquist)."""
+    n = 2 * (S.shape[0] - 1)
+    freq = freqs(sr, n)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    if np.any(octa[:-1] >= 0.5 * sr):
+        raise ValueError("Frequency band exceeds Nyquist")
+    valley = np.zeros((n_bands + 1, S.shape[1]))
+    peak = np.zeros_like(valley)
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current_band = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(current_band)
+        if k > 0:
+            current_band[idx[0] - 1] = True
+        if k == n_bands:
+            current_band[idx[-1] + 1:] = True
+        sub_band = S[current_band]
+        if k < n_bands:
+            sub_band = sub_band[:-1]
+        idx = int(np.maximum(np.rint(quantile * np.sum(current_band)), 1))
+        sortedr = np.sort(sub_band, axis=0)
+        valley[k] = np.mean(sortedr[:idx], axis=0)
+        peak[k] = np.mean(sortedr[-idx:], axis=0)
+    return power_to_db(peak) - power_to_db(valley)

@@ -33,7 +33,8 @@ static const struct {
         {"zcr", AUDIO_F_ZCR},           {"spectral", AUDIO_F_SPECTRAL},
         {"onsets", AUDIO_F_ONSETS},     {"tempo", AUDIO_F_TEMPO},
         {"key", AUDIO_F_KEY},           {"mfcc", AUDIO_F_MFCC},
-        {"chroma", AUDIO_F_CHROMA},     {"all", AUDIO_F_ALL},
+        {"chroma", AUDIO_F_CHROMA},     {"contrast", AUDIO_F_CONTRAST},
+        {"all", AUDIO_F_ALL},
 };
 
 static int
@@ -46,7 +47,7 @@ feature_bit(const char *name, size_t len, unsigned *mask, char *err, size_t errl
 		}
 	snprintf(err, errlen,
 	         "unknown feature \"%.*s\" (known: levels, true_peak, loudness, silence, zcr, spectral, onsets, tempo, "
-	         "key, mfcc, chroma, all)",
+	         "key, mfcc, chroma, contrast, all)",
 	         (int)(len > 64 ? 64 : len), name);
 	return -1;
 }
@@ -56,7 +57,7 @@ audio_features_parse(const json_t *arr, unsigned *mask, char *err, size_t errlen
 {
 	*mask = 0;
 	if (arr == NULL || json_is_null(arr)) {
-		*mask = AUDIO_F_ALL;
+		*mask = AUDIO_F_DEFAULT;
 		return 0;
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 32) {
@@ -88,7 +89,7 @@ audio_features_parse_list(const char *list, unsigned *mask, char *err, size_t er
 		list += n + (list[n] == ',');
 	}
 	if (*mask == 0)
-		*mask = AUDIO_F_ALL;
+		*mask = AUDIO_F_DEFAULT;
 	return 0;
 }
 
@@ -519,7 +520,7 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 	int fd = open_checked(path, o, &st0, err, errlen, &code);
 	if (fd < 0)
 		return code;
-	unsigned f = o->features ? o->features : AUDIO_F_ALL;
+	unsigned f = o->features ? o->features : AUDIO_F_DEFAULT;
 	SF_INFO info = {0};
 	const char *foreign_name = foreign_format(fd);
 	if (foreign_name != NULL) {
@@ -566,7 +567,8 @@ audio_analyze_file(const char *path, const struct audio_opts *o, json_t **result
 		loud = loud_new(info.samplerate, C, weights, !!(f & AUDIO_F_LOUDNESS), !!(f & AUDIO_F_TRUE_PEAK));
 	struct spec *sp = NULL;
 	struct audio_series_req sreq = {.mask = o->series};
-	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY | AUDIO_F_MFCC | AUDIO_F_CHROMA) ||
+	if (f & (AUDIO_F_SPECTRAL | AUDIO_F_ONSETS | AUDIO_F_TEMPO | AUDIO_F_KEY | AUDIO_F_MFCC | AUDIO_F_CHROMA |
+	         AUDIO_F_CONTRAST) ||
 	    o->series)
 		sp = spec_new(info.samplerate, C, f, o->series ? &sreq : NULL);
 	uint64_t nonfinite = 0;

@@ -53,6 +53,14 @@ void spec_report(struct spec *s, json_t *res, unsigned features);
 void spec_free(struct spec *s);
 int spec_fft_size(int rate);
 
+/* contrast.c: librosa.feature.spectral_contrast (7 bands), mean over frames, top_db applied exactly at the end
+ * (n: the FFT size). Caller frees. */
+struct contrast;
+struct contrast *contrast_new(int rate, int n);
+void contrast_frame(struct contrast *c, const float *mag);
+void contrast_report(const struct contrast *c, json_t *res);
+void contrast_free(struct contrast *c);
+
 /* rhythm.c: onset strength from mel dB frames; onsets, tempo (with candidates), beats. Caller frees. */
 struct rhythm;
 struct rhythm *rhythm_new(double fps, int hop, int rate, unsigned features);

@@ -95,6 +95,7 @@ struct spec {
 	int coff[13];
 	double chroma_sum[12];
 	struct rhythm *rh;
+	struct contrast *ct;
 	struct series *ser;
 };
 
@@ -250,6 +251,8 @@ spec_new(int rate, int channels, unsigned features, const struct audio_series_re
 		chroma_design(s);
 	if (features & (AUDIO_F_ONSETS | AUDIO_F_TEMPO))
 		s->rh = rhythm_new((double)rate / s->hop, s->hop, rate, features);
+	if (features & AUDIO_F_CONTRAST)
+		s->ct = contrast_new(rate, s->n);
 	if (series)
 		s->ser = series_new(series, (double)rate / s->hop);
 	return s;
@@ -273,6 +276,7 @@ spec_free(struct spec *s)
 	free(s->cw);
 	free(s->cidx);
 	rhythm_free(s->rh);
+	contrast_free(s->ct);
 	series_free(s->ser);
 	free(s);
 }
@@ -400,6 +404,8 @@ frame_done(struct spec *s)
 		mel_add(s);
 	if (s->features & (AUDIO_F_KEY | AUDIO_F_CHROMA))
 		chroma_add(s);
+	if (s->ct)
+		contrast_frame(s->ct, s->mag);
 	if (s->ser)
 		series_next(s->ser);
 }
@@ -488,6 +494,8 @@ spec_report(struct spec *s, json_t *res, unsigned features)
 	}
 	if (features & AUDIO_F_KEY)
 		key_report(chroma, res);
+	if (s->ct)
+		contrast_report(s->ct, res);
 	if (s->rh)
 		rhythm_report(s->rh, res, features);
 	if (s->ser)
