@@ -5,9 +5,10 @@
 -- while alive, or Redis lost the claim): hopperd then stops the attempt and logs it superseded.
 
 -- f[5] is the Celery result key: only Celery-sourced jobs have one, and only they run the CELERY hooks
--- (which read the hash again), so a plain job pays no Celery work.
+-- (which read the hash again), so a plain job pays no Celery work. f[6]: the hash's error (finish drops
+-- a stale one only if there is one).
 local function fenced(k, fence)
-  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key')
+  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error')
   if not f[1] or f[2] ~= fence then return nil, 'superseded' end
   return f
 end
@@ -80,7 +81,8 @@ OPS.finish = function(k, a)
     if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
     return 'ok'
   end
-  finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress, fields)
+  finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress, fields,
+                  not f[6])
   if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
   if a.outcome == 'dead' then
     dead_add(k, a.id, dead_entry(a.id, key_tag(k.job), redis.call('HGET', k.job, 'type'), a.error, now, a.attempt,
