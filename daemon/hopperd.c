@@ -178,9 +178,9 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
 	/* One turn's batches in flight at a time: while they are out, the next grow (fast jobs skip "running").
-	 * The turn's attempt rows are committed before the turn's finishes leave: the execution log hears an
-	 * attempt's end before Redis does (a busy store keeps the finishes for the next turn; a failing one
-	 * lets them go: Redis stays the truth). */
+	 * Attempt rows are committed before their finishes leave (grouped: FINISH_COMMIT_EVERY_S): the
+	 * execution log hears an attempt's end before Redis does (a busy store keeps the finishes for the next
+	 * turn; a failing one lets them go: Redis stays the truth). */
 	if (redis_can_flush(s->redis)) {
 		if (s->nawait_commit > 0) {
 			double now = clock_mono();
@@ -189,9 +189,15 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 				if (store_flush(s->store) != 1)
 					jobs_release_finishes(s);
 				s->last_commit = now;
-			} else if (!ev_is_active(&s->commit_timer)) {
-				ev_timer_set(&s->commit_timer, FINISH_COMMIT_EVERY_S - (now - s->last_commit), 0);
-				ev_timer_start(loop, &s->commit_timer);
+			} else {
+				/* (The timer may be armed for the plain rows' longer interval: shortened.) */
+				double in = FINISH_COMMIT_EVERY_S - (now - s->last_commit);
+				if (!ev_is_active(&s->commit_timer) ||
+				    ev_timer_remaining(loop, &s->commit_timer) > in) {
+					ev_timer_stop(loop, &s->commit_timer);
+					ev_timer_set(&s->commit_timer, in, 0);
+					ev_timer_start(loop, &s->commit_timer);
+				}
 			}
 		}
 		jobs_flush_runs(s);
