@@ -205,12 +205,8 @@ fetch_flush(struct server *s)
 	if (!s->want_fetch || s->need_reconcile || s->shutting_down || !s->registered || s->fetching ||
 	    !redis_ready(s->redis))
 		return;
-	int room = fetch_room(s);
-	/* While more than one job per worker still waits here, a fetch waits for half the room: topping up
-	 * one job at a time cost a fetch and a claim batch per job or two (1 worker: 3x the base's calls). */
-	if (room > 0 && s->nfetched > s->cfg.workers && 2 * room < prefetch_limit(s))
-		return; /* want_fetch stays set: tried again next turn */
 	s->want_fetch = 0;
+	int room = fetch_room(s);
 	if (room <= 0)
 		return;
 	if (s->fetch_qi == 0)
