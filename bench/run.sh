@@ -11,6 +11,14 @@
 #      latency = the job hash's started_at - the send time written into the job's created_at.
 # Then a table of medians over the rounds.
 #
+# BENCH_BASE=OTHER_BUILD_DIR (e.g. a build of an older commit) runs that build's hopperd the same way in the
+# same invocation, interleaved (round 1: this build, then the other; round 2: ...), so both meet the same
+# machine load; the report prints both and the ratio this/other. Each hopperd run also reports Redis
+# commands per job (INFO commandstats, the commands inside functions included), CPU us per job of hopperd +
+# its workers and of redis-server (/proc), and the machine's idle share during the run (/proc/stat).
+# The key layout (hopper:{Q}:queue or the older hopper:queue:Q) is detected from what each build's
+# bench/baseline -f writes. BENCH_LAT_N=0 skips the latency runs.
+#
 # Every wait is bounded (BENCH_TIMEOUT seconds per run, default 180; a run that makes no progress for 20 s is
 # abandoned). Everything started here is stopped by PID at the end, also on Ctrl-C.
 set -u
@@ -26,7 +34,9 @@ PY=/usr/bin/python3
 QUEUE=bench
 PREFIX=hopper:
 
-for f in "$B/bench/baseline" "$B/hopperd" "$B/hopper-worker"; do
+BASE=${BENCH_BASE:-}
+[ -z "$BASE" ] || BASE=$(cd "$BASE" && pwd) || exit 2
+for f in "$B/bench/baseline" "$B/hopperd" "$B/hopper-worker" ${BASE:+"$BASE/bench/baseline" "$BASE/hopperd" "$BASE/hopper-worker"}; do
 	[ -x "$f" ] || { echo "bench: $f is missing: run 'make all $B/bench/baseline' first" >&2; exit 2; }
 done
 command -v redis-server >/dev/null || { echo "bench: redis-server is not installed (tools/install-deps.sh)" >&2; exit 2; }
@@ -128,7 +138,7 @@ def db_succeeded(db):
     except sqlite3.Error:
         return None
 
-def wait_done(sock, n, start, timeout, db, qkey, ikey, pid):
+def wait_done(sock, n, start, timeout, db, qkey, ikey, pid, skey):
     """Polls every 10 ms until n jobs succeeded. Prints 'SECONDS SOURCE'. SOURCE says how completion was seen:
     'stats' (hopper:{QUEUE}:stats succeeded), else 'lists+db' (queue and inflight empty and the log holds n rows)."""
     n, start, timeout, pid = int(n), float(start), float(timeout), int(pid)
@@ -136,7 +146,7 @@ def wait_done(sock, n, start, timeout, db, qkey, ikey, pid):
     last, last_change = -1, time.time()
     while True:
         now = time.time()
-        r.send('HGET', qkey.rsplit(':', 1)[0] + ':stats', 'succeeded'); r.send('LLEN', qkey); r.send('LLEN', ikey)
+        r.send('HGET', skey, 'succeeded'); r.send('LLEN', qkey); r.send('LLEN', ikey)
         ok, qlen, ilen = r.read(), r.read(), r.read()
         if ok is not None and int(ok) >= n:
             print('%.3f stats' % (now - start)); return 0
@@ -167,13 +177,12 @@ def db_check(db, n, timeout):
 def pct(sorted_xs, p):
     return sorted_xs[max(0, math.ceil(p * len(sorted_xs)) - 1)]
 
-def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
+def latency(sock, count, gap_ms, timeout, qkey, jobfmt, tag, db):
     """Sends count noop jobs gap_ms apart, waits for all to have started, prints 'p50_ms p99_ms max_ms digits'.
     started_at comes from the execution log (a REAL at full precision: digits 9) when it has every job,
     else from the job hash, where digits is the most decimals seen (3: rounded to the millisecond)."""
     count, gap = int(count), float(gap_ms) / 1000.0
     r = Redis(sock)
-    qkey = '%s{%s}:queue' % (prefix, queue)
     sent = {}
     t0 = time.time()
     for i in range(count):
@@ -190,7 +199,7 @@ def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
     while len(started) < count and time.time() < deadline:
         ids = [j for j in sent if j not in started]
         for j in ids:
-            r.send('HGET', '%s{%s}:job:%s' % (prefix, queue, j), 'started_at')
+            r.send('HGET', jobfmt % j, 'started_at')
         for j in ids:
             v = r.read()
             if v:
@@ -221,7 +230,17 @@ def latency(sock, count, gap_ms, timeout, prefix, queue, tag, db):
     print('%.3f %.3f %.3f %d' % (pct(lat, 0.50), pct(lat, 0.99), lat[-1], digits))
     return 0
 
-def report(path, n, rounds):
+def cmdstats(sock):
+    """Prints the total of INFO commandstats calls (commands inside functions are counted too)."""
+    r = Redis(sock)
+    total = 0
+    for line in r.cmd('INFO', 'commandstats').splitlines():
+        if line.startswith('cmdstat_') and 'calls=' in line:
+            total += int(line.split('calls=')[1].split(',')[0])
+    print(total)
+    return 0
+
+def report(path, n, rounds, base):
     vals = {}
     with open(path) as f:
         for line in f:
@@ -235,17 +254,38 @@ def report(path, n, rounds):
         return 'n/a' if x is None else format(x, spec)
     def row(label, k, spec, unit=''):
         xs = vals.get(k, [])
-        print('  %-36s %12s %-6s (%d/%s rounds: %s)' % (label, fmt(med(k), spec), unit, len(xs), rounds,
-              ' '.join(format(x, spec) for x in xs)))
+        line = '  %-36s %12s %-6s' % (label, fmt(med(k), spec), unit)
+        if base and k != 'base':
+            bk = k + '_base'
+            m, bm = med(k), med(bk)
+            line += ' %12s %-6s x%-6s' % (fmt(bm, spec), unit, fmt(m / bm if m and bm else None, '.2f'))
+        if base and k == 'base':
+            line += ' %28s' % '(one loop, shared)'
+        print(line + ' (%d/%s rounds: %s)' % (len(xs), rounds, ' '.join(format(x, spec) for x in xs)))
     print()
     print('hopper benchmark: medians over %s rounds, N = %s noop jobs, %d CPUs' % (rounds, n, os.cpu_count()))
     print('  (hopperd times run from its start, start-up included, nothing subtracted)')
+    if base:
+        print('  %-36s %19s %19s %s' % ('', 'this build', 'BENCH_BASE', 'ratio this/base'))
+        print('  (BENCH_BASE = %s; its rounds interleaved with this build\'s)' % base)
     row('baseline (BLMOVE+LREM, 1 at a time)', 'base', ',.0f', 'jobs/s')
     row('hopperd, 1 worker', 'w1', ',.0f', 'jobs/s')
     row('hopperd, 2 workers', 'w2', ',.0f', 'jobs/s')
     b, w1, w2 = med('base'), med('w1'), med('w2')
     print('  %-36s %12s' % ('ratio hopperd/baseline, 1 worker', fmt(w1 / b if b and w1 else None, '.2f')))
     print('  %-36s %12s' % ('ratio hopperd/baseline, 2 workers', fmt(w2 / b if b and w2 else None, '.2f')))
+    if base:
+        b1, b2 = med('w1_base'), med('w2_base')
+        print('  %-36s %12s' % ('ratio BENCH_BASE/baseline, 1 worker', fmt(b1 / b if b and b1 else None, '.2f')))
+        print('  %-36s %12s' % ('ratio BENCH_BASE/baseline, 2 workers', fmt(b2 / b if b and b2 else None, '.2f')))
+    row('Redis commands/job, 1 worker', 'cmds1', '.1f')
+    row('Redis commands/job, 2 workers', 'cmds2', '.1f')
+    row('CPU us/job hopperd+workers, 1 w', 'cpud1', '.0f', 'us')
+    row('CPU us/job redis-server, 1 w', 'cpur1', '.0f', 'us')
+    row('CPU us/job hopperd+workers, 2 w', 'cpud2', '.0f', 'us')
+    row('CPU us/job redis-server, 2 w', 'cpur2', '.0f', 'us')
+    row('machine idle share, 1 worker', 'idle1', '.0f', '%')
+    row('machine idle share, 2 workers', 'idle2', '.0f', '%')
     row('enqueue-to-start p50', 'lat_p50', '.3f', 'ms')
     row('enqueue-to-start p99', 'lat_p99', '.3f', 'ms')
     row('enqueue-to-start max', 'lat_max', '.3f', 'ms')
@@ -264,7 +304,7 @@ def report(path, n, rounds):
     row('one worker VmRSS, 2 workers', 'rss_w2', '.1f', 'MB')
     return 0
 
-cmds = {'wait-done': wait_done, 'db-check': db_check, 'latency': latency, 'report': report}
+cmds = {'wait-done': wait_done, 'db-check': db_check, 'latency': latency, 'report': report, 'cmdstats': cmdstats}
 sys.exit(cmds[sys.argv[1]](*sys.argv[2:]))
 EOF
 
@@ -286,46 +326,90 @@ record() { echo "$1 $2" >> "$RESULTS"; }
 kb_to_mb() { awk -v k="${1:-}" 'BEGIN { if (k == "") print "na"; else printf "%.1f", k / 1024 }'; }
 proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
+# cpu_ticks PID...: utime+stime (clock ticks) of the processes, summed.
+cpu_ticks() {
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+# idle_ticks: the machine's idle+iowait and total ticks (/proc/stat), "IDLE TOTAL".
+idle_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+
+# prefill BUILD: an empty Redis holding N noop jobs, written by BUILD's own baseline (its key layout). Sets
+# QKEY, IKEY, SKEY and JOBFMT to that layout's queue, inflight, stats and job-hash key names.
 prefill() {
 	rcli FLUSHALL >/dev/null || return 1
-	"$B/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N" -f >/dev/null
+	"$1/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N" -f >/dev/null || return 1
+	if [ "$(rcli EXISTS "${PREFIX}{$QUEUE}:queue")" = 1 ]; then
+		QKEY="${PREFIX}{$QUEUE}:queue" IKEY="${PREFIX}{$QUEUE}:inflight:bench" SKEY="${PREFIX}{$QUEUE}:stats"
+		JOBFMT="${PREFIX}{$QUEUE}:job:%s"
+	else
+		QKEY="${PREFIX}queue:$QUEUE" IKEY="${PREFIX}inflight:bench:$QUEUE" SKEY="${PREFIX}stats"
+		JOBFMT="${PREFIX}job:%s"
+	fi
 }
 
-# run_hopperd ROUND WORKERS: one timed hopperd run. Leaves the daemon running in HOPPERD_PID.
+# run_hopperd BUILD SUFFIX ROUND WORKERS: one timed hopperd run of BUILD, its figures recorded with SUFFIX
+# ('' or _base). Leaves the daemon running in HOPPERD_PID.
 run_hopperd() {
-	local round=$1 w=$2 out secs how
+	local bd=$1 sfx=$2 round=$3 w=$4 out secs how
 	rm -f "$TMP"/bench.db*
-	prefill || { echo "bench: prefill failed" >&2; record "w$w" na; return 1; }
-	local log=$TMP/hopperd-r$round-w$w.log
-	local start
+	prefill "$bd" || { echo "bench: prefill failed" >&2; record "w$w$sfx" na; return 1; }
+	local log=$TMP/hopperd-r$round-w$w$sfx.log
+	local start c0 r0 i0
+	rcli CONFIG RESETSTAT >/dev/null
+	c0=$("$PY" "$TMP/bench.py" cmdstats "$SOCK")
+	r0=$(cpu_ticks "$REDIS_PID")
+	i0=$(idle_ticks)
 	start=$(date +%s.%N)
-	"$B/hopperd" -c /dev/null --redis-unix="$SOCK" --db-path="$TMP/bench.db" --node-id=bench --workers="$w" \
-		--worker-path="$B/hopper-worker" --log-level=warn --queues="$QUEUE" 2>"$log" &
+	"$bd/hopperd" -c /dev/null --redis-unix="$SOCK" --db-path="$TMP/bench.db" --node-id=bench --workers="$w" \
+		--worker-path="$bd/hopper-worker" --log-level=warn --queues="$QUEUE" 2>"$log" &
 	HOPPERD_PID=$!
 	if ! out=$("$PY" "$TMP/bench.py" wait-done "$SOCK" "$N" "$start" "$TIMEOUT" "$TMP/bench.db" \
-		"${PREFIX}{$QUEUE}:queue" "${PREFIX}{$QUEUE}:inflight:bench" "$HOPPERD_PID"); then
-		echo "bench: round $round, $w worker(s): hopperd did not finish $N jobs; its log ends:" >&2
+		"$QKEY" "$IKEY" "$HOPPERD_PID" "$SKEY"); then
+		echo "bench: round $round, $w worker(s)$sfx: hopperd did not finish $N jobs; its log ends:" >&2
 		tail -5 "$log" >&2
-		record "w$w" na
+		record "w$w$sfx" na
 		return 1
 	fi
+	local i1 r1 c1 d1 wpids
+	i1=$(idle_ticks)
+	r1=$(cpu_ticks "$REDIS_PID")
+	wpids=$(pgrep -P "$HOPPERD_PID")
+	# shellcheck disable=SC2086
+	d1=$(cpu_ticks "$HOPPERD_PID" $wpids)
+	c1=$("$PY" "$TMP/bench.py" cmdstats "$SOCK")
 	read -r secs how <<<"$out"
-	local rate
+	local rate cmds cpud cpur idle
 	rate=$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
-	record "w$w" "$rate"
+	# The poller's own commands (3 per 10 ms, plus INFO) are subtracted.
+	cmds=$(awk -v a="$c0" -v b="$c1" -v n="$N" -v s="$secs" 'BEGIN { printf "%.1f", (b - a - 1 - 3 * s * 100) / n }')
+	cpud=$(awk -v t="$d1" -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+	cpur=$(awk -v a="$r0" -v b="$r1" -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.0f", (b - a) / hz * 1e6 / n }')
+	idle=$(awk -v a="$i0" -v b="$i1" 'BEGIN { split(a, x, " "); split(b, y, " ");
+		if (y[2] > x[2]) printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]); else print "na" }')
+	record "w$w$sfx" "$rate"
+	record "cmds$w$sfx" "$cmds"
+	record "cpud$w$sfx" "$cpud"
+	record "cpur$w$sfx" "$cpur"
+	record "idle$w$sfx" "$idle"
 	local wpid dkb hwm wkb
 	dkb=$(proc_kb "$HOPPERD_PID" VmRSS)
 	hwm=$(proc_kb "$HOPPERD_PID" VmHWM)
-	wpid=$(pgrep -P "$HOPPERD_PID" | head -1)
+	wpid=$(head -1 <<<"$wpids")
 	wkb=
 	[ -n "$wpid" ] && wkb=$(proc_kb "$wpid" VmRSS)
-	record "rss_d$w" "$(kb_to_mb "$dkb")"
-	[ "$w" = 2 ] && { record "hwm_d2" "$(kb_to_mb "$hwm")"; record "rss_w2" "$(kb_to_mb "$wkb")"; }
+	record "rss_d$w$sfx" "$(kb_to_mb "$dkb")"
+	[ "$w" = 2 ] && { record "hwm_d2$sfx" "$(kb_to_mb "$hwm")"; record "rss_w2$sfx" "$(kb_to_mb "$wkb")"; }
 	local rows
 	rows=$("$PY" "$TMP/bench.py" db-check "$TMP/bench.db" "$N" 10) ||
-		echo "bench: round $round, $w worker(s): the SQLite log holds $rows succeeded attempts, expected $N" >&2
-	printf '  hopperd, %d worker(s): %6d jobs/s (%s s, seen via %s; log rows %s; RSS hopperd %s MB, worker %s MB)\n' \
-		"$w" "$rate" "$secs" "$how" "$rows" "$(kb_to_mb "$dkb")" "$(kb_to_mb "$wkb")"
+		echo "bench: round $round, $w worker(s)$sfx: the SQLite log holds $rows succeeded attempts, expected $N" >&2
+	printf '  %-5s hopperd, %d worker(s): %6d jobs/s (%s s, via %s; log rows %s; %s cmds/job; CPU us/job %s + redis %s; idle %s%%; RSS %s/%s MB)\n' \
+		"${sfx:-this}" "$w" "$rate" "$secs" "$how" "$rows" "$cmds" "$cpud" "$cpur" "$idle" "$(kb_to_mb "$dkb")" "$(kb_to_mb "$wkb")"
 }
 
 stop_hopperd() {
@@ -334,10 +418,32 @@ stop_hopperd() {
 	HOPPERD_PID=
 }
 
-echo "bench: $ROUNDS round(s), N = $N, private redis-server at $SOCK"
+# one_build BUILD SUFFIX ROUND: hopperd with 1 then 2 workers, then latency on the idle 2-worker daemon.
+one_build() {
+	local bd=$1 sfx=$2 round=$3
+	run_hopperd "$bd" "$sfx" "$round" 1
+	stop_hopperd
+	if run_hopperd "$bd" "$sfx" "$round" 2 && [ "$LAT_N" -gt 0 ]; then
+		if out=$("$PY" "$TMP/bench.py" latency "$SOCK" "$LAT_N" 5 30 "$QKEY" "$JOBFMT" "$round$sfx" "$TMP/bench.db"); then
+			read -r p50 p99 max digits <<<"$out"
+			record "lat_p50$sfx" "$p50"
+			record "lat_p99$sfx" "$p99"
+			record "lat_max$sfx" "$max"
+			record "lat_digits$sfx" "$digits"
+			if [ "$digits" = 9 ]; then src="started_at from the SQLite log"; else src="started_at from the job hash, $digits decimals"; fi
+			echo "  ${sfx:-this}  latency ($LAT_N jobs, 5 ms apart): p50 $p50 ms, p99 $p99 ms, max $max ms ($src)"
+		else
+			echo "bench: latency run failed" >&2
+		fi
+	fi
+	stop_hopperd
+}
+
+echo "bench: $ROUNDS round(s), N = $N, private redis-server at $SOCK${BASE:+, BENCH_BASE=$BASE}"
+echo "  load at start: $(uptime)"
 for round in $(seq "$ROUNDS"); do
 	echo "round $round:"
-	if prefill && out=$(timeout "$TIMEOUT" "$B/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N"); then
+	if prefill "$B" && out=$(timeout "$TIMEOUT" "$B/bench/baseline" -s "$SOCK" -k "$PREFIX" -q "$QUEUE" -n "$N"); then
 		rate=$(sed -n 's/.*: \([0-9]*\) jobs\/s$/\1/p' <<<"$out")
 		record base "${rate:-na}"
 		echo "  $out"
@@ -345,24 +451,15 @@ for round in $(seq "$ROUNDS"); do
 		record base na
 		echo "bench: baseline failed" >&2
 	fi
-
-	run_hopperd "$round" 1
-	stop_hopperd
-
-	if run_hopperd "$round" 2; then
-		if out=$("$PY" "$TMP/bench.py" latency "$SOCK" "$LAT_N" 5 30 "$PREFIX" "$QUEUE" "$round" "$TMP/bench.db"); then
-			read -r p50 p99 max digits <<<"$out"
-			record lat_p50 "$p50"
-			record lat_p99 "$p99"
-			record lat_max "$max"
-			record lat_digits "$digits"
-			if [ "$digits" = 9 ]; then src="started_at from the SQLite log"; else src="started_at from the job hash, $digits decimals"; fi
-			echo "  latency ($LAT_N jobs, 5 ms apart): p50 $p50 ms, p99 $p99 ms, max $max ms ($src)"
-		else
-			echo "bench: latency run failed" >&2
-		fi
+	# Alternate which build goes first, so neither always meets the other's leftovers.
+	if [ -n "$BASE" ] && [ $((round % 2)) = 0 ]; then
+		one_build "$BASE" _base "$round"
+		one_build "$B" "" "$round"
+	else
+		one_build "$B" "" "$round"
+		[ -z "$BASE" ] || one_build "$BASE" _base "$round"
 	fi
-	stop_hopperd
 done
+echo "  load at end: $(uptime)"
 
-"$PY" "$TMP/bench.py" report "$RESULTS" "$N" "$ROUNDS"
+"$PY" "$TMP/bench.py" report "$RESULTS" "$N" "$ROUNDS" "$BASE"

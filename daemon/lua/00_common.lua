@@ -65,12 +65,19 @@ local function emit(k, js, max_events, ttl, terminal)
 end
 
 -- Writes a terminal state onto the job hash k.job, lets it expire, counts it (k.stats) and announces it.
-local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt, progress)
+-- extra (optional): more field/value pairs for the same HSET (finish folds the attempt's fields in);
+-- no_error: the caller read the hash and it holds no error field (saves the HDEL).
+local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt, progress, extra, no_error)
+  local f = extra or {}
+  local n = #f
+  f[n + 1], f[n + 2], f[n + 3], f[n + 4], f[n + 5], f[n + 6], f[n + 7], f[n + 8] =
+    'state', state, 'finished_at', now, 'updated_at', now, 'inc', ''
   if err == '' then
-    redis.call('HSET', k.job, 'state', state, 'finished_at', now, 'updated_at', now, 'inc', '')
-    redis.call('HDEL', k.job, 'error')
+    redis.call('HSET', k.job, unpack(f))
+    if not no_error then redis.call('HDEL', k.job, 'error') end
   else
-    redis.call('HSET', k.job, 'state', state, 'error', err, 'finished_at', now, 'updated_at', now, 'inc', '')
+    f[n + 9], f[n + 10] = 'error', err
+    redis.call('HSET', k.job, unpack(f))
   end
   redis.call('EXPIRE', k.job, ttl)
   redis.call('HINCRBY', k.stats, state, '1')

@@ -59,7 +59,7 @@ OPS.claim = function(k, a)
     f = {'queued', '0', '0', '', '0', false, a.payload, (a.created_at ~= '' and a.created_at) or now, a.max_attempts}
   else
     f = redis.call('HMGET', k.job, 'state', 'attempt', 'progress', 'inc', 'fence', 'node', 'payload', 'created_at',
-                   'max_attempts')
+                   'max_attempts', 'celery_expires')
   end
   local st, attempt, progress, inc = f[1], f[2] or '0', f[3] or '0', f[4] or ''
   if inc == a.inc then
@@ -69,7 +69,8 @@ OPS.claim = function(k, a)
     redis.call('LREM', k.inflight, -1, a.raw)
     return {'skip', st}
   end
-  if CELERY.expired(k, now) then
+  -- Only a Celery task has an expiry (f[10]); a job admitted just now by this claim is never one.
+  if f[10] and CELERY.expired(k, now) then
     redis.call('LREM', k.inflight, -1, a.raw)
     finish_terminal(k, a.id, 'cancelled', now, 'expired', a.max_events, a.ttl, attempt, progress)
     CELERY.finish(k, a.id, 'cancelled', nil, 'expired', now)

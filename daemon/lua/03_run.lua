@@ -4,8 +4,11 @@
 -- with 'superseded' when the hash holds another one (a later claim took the job over: this node was reaped
 -- while alive, or Redis lost the claim): hopperd then stops the attempt and logs it superseded.
 
+-- f[5] is the Celery result key: only Celery-sourced jobs have one, and only they run the CELERY hooks
+-- (which read the hash again), so a plain job pays no Celery work. f[6]: the hash's error (finish drops
+-- a stale one only if there is one).
 local function fenced(k, fence)
-  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt')
+  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error')
   if not f[1] or f[2] ~= fence then return nil, 'superseded' end
   return f
 end
@@ -21,7 +24,7 @@ OPS.run = function(k, a)
   redis.call('HSET', k.job, 'state', 'running', 'started_at', now, 'updated_at', now, 'node', a.node, 'worker_pid',
              a.pid, 'attempt', a.attempt, 'max_attempts', a.max_attempts, 'progress', '0', 'stage', '', 'message', '')
   emit(k, event_json(a.id, 'state', 'running', a.attempt, '0', now), a.max_events, a.ttl, false)
-  CELERY.run(k, a.id, a.node, a.pid)
+  if f[5] then CELERY.run(k, a.id, a.node, a.pid) end
   return 'ok'
 end
 
@@ -38,7 +41,7 @@ OPS.progress = function(k, a)
   redis.call('HSET', k.job, 'progress', pr, 'stage', a.stage, 'message', a.message, 'updated_at', clock())
   emit(k, event_json(a.id, 'progress', 'running', a.attempt, pr, clock(),
                      text_field('stage', a.stage) .. text_field('message', a.message)), a.max_events, a.ttl, false)
-  CELERY.progress(k, a.id, pr, a.stage, a.message)
+  if f[5] then CELERY.progress(k, a.id, pr, a.stage, a.message) end
   return 'ok'
 end
 
@@ -59,24 +62,28 @@ OPS.finish = function(k, a)
   local now = clock()
   local progress = f[3] or '0'
   local started = string.format('%.3f', tonumber(now) - tonumber(a.ran))
-  redis.call('HSET', k.job, 'attempt', a.attempt, 'worker_pid', a.pid, 'started_at', started, 'node', a.node,
-             'max_attempts', a.max_attempts, 'inc', '')
+  -- The attempt's fields go with the outcome's in one HSET.
+  local fields = {'attempt', a.attempt, 'worker_pid', a.pid, 'started_at', started, 'node', a.node,
+                  'max_attempts', a.max_attempts, 'inc', ''}
   if a.outcome == 'succeeded' then
     progress = '100'
-    redis.call('HSET', k.job, 'progress', '100', 'result', a.result)
+    fields[13], fields[14], fields[15], fields[16] = 'progress', '100', 'result', a.result
   end
   if a.outcome == 'retrying' then
     local run_at = string.format('%.3f', tonumber(now) + tonumber(a.delay))
-    redis.call('HSET', k.job, 'state', 'retrying', 'error', a.error, 'run_at', run_at, 'updated_at', now)
+    fields[13], fields[14], fields[15], fields[16], fields[17], fields[18], fields[19], fields[20] =
+      'state', 'retrying', 'error', a.error, 'run_at', run_at, 'updated_at', now
+    redis.call('HSET', k.job, unpack(fields))
     redis.call('ZADD', k.scheduled, run_at, a.payload)
     redis.call('HINCRBY', k.stats, 'retried', '1')
     emit(k, event_json(a.id, 'state', 'retrying', a.attempt, progress, now, text_field('error', a.error)),
          a.max_events, a.ttl, false)
-    CELERY.finish(k, a.id, a.outcome, a.result, a.error, now)
+    if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
     return 'ok'
   end
-  finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress)
-  CELERY.finish(k, a.id, a.outcome, a.result, a.error, now)
+  finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress, fields,
+                  not f[6])
+  if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
   if a.outcome == 'dead' then
     dead_add(k, a.id, dead_entry(a.id, key_tag(k.job), redis.call('HGET', k.job, 'type'), a.error, now, a.attempt,
                                  a.node, a.payload), now, a.dead_max, a.dead_age)

@@ -6,11 +6,20 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',
                'ctl_counters', 'ctl_nodes', 'ctl_state'}
 
--- Binds KEYS and ARGV (from index first, count n) to the names SPEC gives them.
-local function bind(names, list, first, n)
-  local t = {}
-  for i = 1, #names do t[names[i]] = list[first + i - 1] end
-  return t
+-- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused
+-- by every call (an operation runs to its end before the next starts, and none keeps k or a): building
+-- fresh named tables per call, with their rehashes as they grew, cost more than most of the operations'
+-- own commands. Every name is assigned on every call (the counts are checked first), so nothing of an
+-- earlier call shows through.
+local BOUND = {}
+local function bound(name)
+  local b = BOUND[name]
+  if not b then
+    local sp = SPEC[name]
+    b = {k = {}, a = {}, nk = #sp.keys, na = #sp.args, keys = sp.keys, args = sp.args, vk = sp.vk, va = sp.va}
+    BOUND[name] = b
+  end
+  return b
 end
 
 local function slice(list, first, n)
@@ -21,12 +30,15 @@ end
 
 -- Runs operation name on keys[kf .. kf+nk-1] and args[af .. af+na-1].
 local function run(name, keys, kf, nk, args, af, na)
-  local sp = SPEC[name]
-  if #sp.keys > nk or #sp.args > na or (not sp.vk and nk ~= #sp.keys) or (not sp.va and na ~= #sp.args) then
+  local b = bound(name)
+  local snk, sna = b.nk, b.na
+  if snk > nk or sna > na or (not b.vk and nk ~= snk) or (not b.va and na ~= sna) then
     error('hopper_' .. name .. ': ' .. nk .. ' keys and ' .. na .. ' arguments do not match its SPEC')
   end
-  return OPS[name](bind(sp.keys, keys, kf, nk), bind(sp.args, args, af, na),
-                   sp.vk and slice(keys, kf, nk) or nil, sp.va and slice(args, af + #sp.args, na - #sp.args) or nil)
+  local k, a, kn, an = b.k, b.a, b.keys, b.args
+  for i = 1, snk do k[kn[i]] = keys[kf + i - 1] end
+  for i = 1, sna do a[an[i]] = args[af + i - 1] end
+  return OPS[name](k, a, b.vk and slice(keys, kf, nk) or nil, b.va and slice(args, af + sna, na - sna) or nil)
 end
 
 for i = 1, #NAMES do
