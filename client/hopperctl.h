@@ -62,6 +62,10 @@ enum ctl_opt {
 	OPT_SIGNATURE,
 	OPT_SECRET,
 	OPT_BASE_URL,
+	OPT_TYPE, /* dead retry --all filters */
+	OPT_ERROR,
+	OPT_OLDER_THAN,
+	OPT_CHUNK,
 	OPT_COUNT
 };
 

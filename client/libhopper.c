@@ -957,6 +957,41 @@ hopper_list(struct hopper *h, const struct hopper_list_filter *f, json_t **resul
 }
 
 int
+hopper_dead_retry_all(struct hopper *h, const struct hopper_dead_filter *f, long long *retried)
+{
+	long long total = 0;
+	char *cursor = NULL;
+	int r;
+	for (;;) {
+		json_t *fields = json_object(), *res = NULL;
+		if (f != NULL) {
+			set_str(fields, "queue", f->queue);
+			set_str(fields, "type", f->type);
+			set_str(fields, "error", f->error);
+			if (f->older_than_s > 0)
+				json_object_set_new(fields, "older_than_s", json_integer(f->older_than_s));
+			if (f->chunk > 0)
+				json_object_set_new(fields, "limit", json_integer(f->chunk));
+		}
+		set_str(fields, "cursor", cursor);
+		free(cursor);
+		cursor = NULL;
+		r = call_owned(h, "dead_retry", fields, &res);
+		if (r != HOPPER_OK)
+			break;
+		total += json_integer_value(json_object_get(res, "retried"));
+		const char *c = json_string_value(json_object_get(res, "cursor"));
+		cursor = c != NULL ? xstrdup(c) : NULL;
+		json_decref(res);
+		if (cursor == NULL)
+			break;
+	}
+	if (retried != NULL)
+		*retried = total;
+	return r;
+}
+
+int
 hopper_logs(struct hopper *h, const char *job, int limit, json_t **result)
 {
 	if (job == NULL)

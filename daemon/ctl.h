@@ -193,6 +193,9 @@ json_t *ctl_job_view(const struct redis_reply *r);
 /* 1 if the credential may see a job with this owner (NULL: none). */
 int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
 
+/* ctl_dead.c */
+ctl_handler ctl_op_dead_retry;
+
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;
 /* The stored workflow NAME's definition if this credential may run it (new reference), else NULL with *code
