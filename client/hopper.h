@@ -132,6 +132,14 @@ HOPPER_API int hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t 
 HOPPER_API int hopper_status(struct hopper *h, const char *job, json_t **result);
 HOPPER_API int hopper_cancel(struct hopper *h, const char *job, json_t **result);
 HOPPER_API int hopper_retry(struct hopper *h, const char *job, json_t **result);
+/*
+ * The same naming the job's queue (hopperctl --queue). Ids are unique per queue: without a queue the daemon
+ * finds the job among the known queues and answers bad_request ("ambiguous id") when several hold it; queue
+ * NULL or "" is that search.
+ */
+HOPPER_API int hopper_status_in(struct hopper *h, const char *job, const char *queue, json_t **result);
+HOPPER_API int hopper_cancel_in(struct hopper *h, const char *job, const char *queue, json_t **result);
+HOPPER_API int hopper_retry_in(struct hopper *h, const char *job, const char *queue, json_t **result);
 
 struct hopper_list_filter {
 	const char *state, *queue, *type, *owner; /* NULL: any */
@@ -204,6 +212,9 @@ typedef int (*hopper_event_cb)(const json_t *event, void *ud);
  */
 HOPPER_API int hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms,
                             json_t **result);
+/* hopper_watch of the job of that queue (NULL or "": found among the known queues, as hopper_status_in). */
+HOPPER_API int hopper_watch_in(struct hopper *h, const char *job, const char *queue, hopper_event_cb cb, void *ud,
+                               int timeout_ms, json_t **result);
 
 #ifdef __cplusplus
 }

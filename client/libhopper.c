@@ -838,12 +838,21 @@ hopper_call(struct hopper *h, const char *op, const json_t *fields, json_t **res
 int
 hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms, json_t **result)
 {
+	return hopper_watch_in(h, job, NULL, cb, ud, timeout_ms, result);
+}
+
+int
+hopper_watch_in(struct hopper *h, const char *job, const char *queue, hopper_event_cb cb, void *ud, int timeout_ms,
+                json_t **result)
+{
 	long long id;
 	if (result != NULL)
 		*result = NULL;
 	if (job == NULL)
 		return fail(h, HOPPER_E_USAGE, "watch needs a job id");
 	json_t *f = json_pack("{s:s}", "job", job);
+	if (queue != NULL && queue[0] != '\0')
+		json_object_set_new(f, "queue", json_string(queue));
 	int r = hopper_send(h, "watch", f, &id);
 	json_decref(f);
 	if (r != HOPPER_OK)
@@ -885,12 +894,16 @@ call_owned(struct hopper *h, const char *op, json_t *fields, json_t **result)
 	return r;
 }
 
+/* queue NULL or "": found among the known queues (ambiguous ids answer bad_request). */
 static int
-call_job(struct hopper *h, const char *op, const char *job, json_t **result)
+call_job(struct hopper *h, const char *op, const char *job, const char *queue, json_t **result)
 {
 	if (job == NULL)
 		return fail(h, HOPPER_E_USAGE, "%s needs a job id", op);
-	return call_owned(h, op, json_pack("{s:s}", "job", job), result);
+	json_t *f = json_pack("{s:s}", "job", job);
+	if (queue != NULL && queue[0] != '\0')
+		json_object_set_new(f, "queue", json_string(queue));
+	return call_owned(h, op, f, result);
 }
 
 int
@@ -918,19 +931,37 @@ hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t **result)
 int
 hopper_status(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "status", job, result);
+	return call_job(h, "status", job, NULL, result);
+}
+
+int
+hopper_status_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "status", job, queue, result);
 }
 
 int
 hopper_cancel(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "cancel", job, result);
+	return call_job(h, "cancel", job, NULL, result);
+}
+
+int
+hopper_cancel_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "cancel", job, queue, result);
 }
 
 int
 hopper_retry(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "retry", job, result);
+	return call_job(h, "retry", job, NULL, result);
+}
+
+int
+hopper_retry_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "retry", job, queue, result);
 }
 
 static void
