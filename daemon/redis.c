@@ -439,6 +439,21 @@ redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t 
 	struct batch *b = r->batches;
 	while (b != NULL && (b->oom != oom || strcmp(b->tag, tag) != 0))
 		b = b->next;
+	size_t opbytes = 0;
+	for (size_t i = 0; i < nkeys; i++)
+		opbytes += klens[i];
+	for (size_t i = 0; i < nargs; i++)
+		opbytes += alens[i];
+	if (b != NULL && b->nops > 0 && b->bytes + opbytes > BATCH_MAX_BYTES) {
+		/* This op would take the batch past the byte cap: the batch goes now, the op opens the next one
+		 * (so no batch is over the cap unless one op alone is). */
+		struct batch **pp = &r->batches;
+		while (*pp != b)
+			pp = &(*pp)->next;
+		*pp = b->next;
+		batch_send(r, b);
+		b = NULL;
+	}
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
 		snprintf(b->tag, sizeof(b->tag), "%s", tag);
@@ -505,6 +520,12 @@ batch_send(struct redis *r, struct batch *b)
 	b->args.v[0] = xstrdup(n);
 	b->args.lens[0] = strlen(n);
 	snprintf(nk, sizeof(nk), "%zu", b->keys.n);
+	struct metrics *m = &r->s->metrics; /* for the stats op: the largest batch sent, the cap's proof */
+	if (b->bytes > m->batch_max_bytes)
+		m->batch_max_bytes = b->bytes;
+	if (b->nops > m->batch_max_ops)
+		m->batch_max_ops = b->nops;
+	m->batches++;
 	size_t argc = 3 + b->keys.n + b->args.n;
 	const char **argv = xcalloc(argc, sizeof(*argv));
 	size_t *lens = xcalloc(argc, sizeof(*lens)), k = 0;
