@@ -50,6 +50,7 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o dae
 	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
 	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
 DAEMON_OBJS += daemon/ctl_ns.o
+DAEMON_OBJS += daemon/ctl_dead.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o

@@ -1,6 +1,7 @@
 /*
- * dead: `hopperctl dead [list] | retry ID... | retry --all`, a convenience over two catalogue ops: the list is
- * `list --state dead` (every page), a retry is the retry op per job (requeue is accepted as its old name).
+ * dead: `hopperctl dead [list] | retry ID... | retry --all [filters]`, a convenience over catalogue ops: the
+ * list is `list --state dead` (every page), a retry is the retry op per job (requeue is accepted as its old
+ * name), and --all is the dead_retry op called chunk by chunk on its cursor (hopper_dead_retry_all).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,36 @@ dead_retry(struct ctl *ctl, struct hopper *h, json_t *ids)
 	return worst;
 }
 
+/* --all: the daemon walks the dead sets in chunks; prints how many it retried. */
+static int
+dead_retry_all(struct ctl *ctl, struct hopper *h, struct cmd_args *args)
+{
+	struct hopper_dead_filter f = {
+	        .queue = args->opt[OPT_QUEUE], .type = args->opt[OPT_TYPE], .error = args->opt[OPT_ERROR]};
+	long long v;
+	if (args->opt[OPT_OLDER_THAN] != NULL) {
+		if (text_int(args->opt[OPT_OLDER_THAN], 0, 10LL * 365 * 86400, &v) < 0) {
+			ctl_warn("dead: --older-than takes whole seconds");
+			return ctl_usage("dead");
+		}
+		f.older_than_s = v;
+	}
+	if (args->opt[OPT_CHUNK] != NULL) {
+		if (text_int(args->opt[OPT_CHUNK], 1, CTL_DEAD_CHUNK_MAX, &v) < 0) {
+			ctl_warn("dead: --chunk takes 1-%d", CTL_DEAD_CHUNK_MAX);
+			return ctl_usage("dead");
+		}
+		f.chunk = (int)v;
+	}
+	long long n = 0;
+	int r = hopper_dead_retry_all(h, &f, &n);
+	if (ctl->json)
+		printf("{\"retried\":%lld}\n", n);
+	else
+		printf("retried %lld dead job%s\n", n, n == 1 ? "" : "s");
+	return r == HOPPER_OK ? CTL_EXIT_OK : ctl_fail(ctl);
+}
+
 int
 dead_cmd(struct ctl *ctl, struct cmd_args *args)
 {
@@ -82,6 +113,12 @@ dead_cmd(struct ctl *ctl, struct cmd_args *args)
 	int retry = strcmp(sub, "retry") == 0 || strcmp(sub, "requeue") == 0;
 	if (!retry && strcmp(sub, "list") != 0) {
 		ctl_warn("dead: unknown action '%s'", sub);
+		return ctl_usage("dead");
+	}
+	int filters = args->opt[OPT_QUEUE] || args->opt[OPT_TYPE] || args->opt[OPT_ERROR] ||
+	              args->opt[OPT_OLDER_THAN] || args->opt[OPT_CHUNK];
+	if (filters && args->opt[OPT_ALL] == NULL) {
+		ctl_warn("dead: --queue, --type, --error, --older-than and --chunk go with retry --all");
 		return ctl_usage("dead");
 	}
 	if ((!retry && (args->argc > 1 || args->opt[OPT_ALL] != NULL)) ||
@@ -95,20 +132,11 @@ dead_cmd(struct ctl *ctl, struct cmd_args *args)
 		return code;
 	if (!retry)
 		return dead_list(ctl, h);
+	if (args->opt[OPT_ALL] != NULL)
+		return dead_retry_all(ctl, h, args);
 	json_t *ids = json_array();
-	if (args->opt[OPT_ALL] != NULL) {
-		json_t *jobs = dead_all(ctl, h, &code);
-		if (jobs == NULL) {
-			json_decref(ids);
-			return code;
-		}
-		size_t i;
-		json_t *j;
-		json_array_foreach(jobs, i, j) json_array_append(ids, json_object_get(j, "id"));
-		json_decref(jobs);
-	} else
-		for (int i = 1; i < args->argc; i++)
-			json_array_append_new(ids, json_string(args->argv[i]));
+	for (int i = 1; i < args->argc; i++)
+		json_array_append_new(ids, json_string(args->argv[i]));
 	code = dead_retry(ctl, h, ids);
 	json_decref(ids);
 	return code;

@@ -132,6 +132,14 @@ HOPPER_API int hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t 
 HOPPER_API int hopper_status(struct hopper *h, const char *job, json_t **result);
 HOPPER_API int hopper_cancel(struct hopper *h, const char *job, json_t **result);
 HOPPER_API int hopper_retry(struct hopper *h, const char *job, json_t **result);
+/*
+ * The same naming the job's queue (hopperctl --queue). Ids are unique per queue: without a queue the daemon
+ * finds the job among the known queues and answers bad_request ("ambiguous id") when several hold it; queue
+ * NULL or "" is that search.
+ */
+HOPPER_API int hopper_status_in(struct hopper *h, const char *job, const char *queue, json_t **result);
+HOPPER_API int hopper_cancel_in(struct hopper *h, const char *job, const char *queue, json_t **result);
+HOPPER_API int hopper_retry_in(struct hopper *h, const char *job, const char *queue, json_t **result);
 
 struct hopper_list_filter {
 	const char *state, *queue, *type, *owner; /* NULL: any */
@@ -140,6 +148,21 @@ struct hopper_list_filter {
 };
 /* result {jobs: [...], cursor: "..." | null}. filter may be NULL. */
 HOPPER_API int hopper_list(struct hopper *h, const struct hopper_list_filter *filter, json_t **result);
+/* Which dead jobs hopper_dead_retry_all retries; NULL/0 = any. */
+struct hopper_dead_filter {
+	const char *queue;      /* only this queue's */
+	const char *type;       /* only jobs of this type */
+	const char *error;      /* only jobs whose error contains this text */
+	long long older_than_s; /* only jobs dead for at least this many seconds */
+	int chunk;              /* dead entries per call, 1..1000; 0: the daemon's default (500) */
+};
+/*
+ * Retries every dead job the filter matches (and the credential may see), calling the dead_retry op chunk by
+ * chunk until its cursor ends: each job dead when the first chunk ran is retried once, jobs that die while
+ * it runs are left for the next run. *retried (may be NULL) gets the count, also after a failure part-way
+ * (what was retried stays retried).
+ */
+HOPPER_API int hopper_dead_retry_all(struct hopper *h, const struct hopper_dead_filter *filter, long long *retried);
 /* limit 0: the daemon's default. result {node, attempts, lines}. */
 HOPPER_API int hopper_logs(struct hopper *h, const char *job, int limit, json_t **result);
 HOPPER_API int hopper_queues(struct hopper *h, json_t **result);
@@ -189,6 +212,9 @@ typedef int (*hopper_event_cb)(const json_t *event, void *ud);
  */
 HOPPER_API int hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms,
                             json_t **result);
+/* hopper_watch of the job of that queue (NULL or "": found among the known queues, as hopper_status_in). */
+HOPPER_API int hopper_watch_in(struct hopper *h, const char *job, const char *queue, hopper_event_cb cb, void *ud,
+                               int timeout_ms, json_t **result);
 
 #ifdef __cplusplus
 }

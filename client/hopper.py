@@ -547,16 +547,17 @@ class Client:
         """Submits 1..1000 job dicts at once, all or none. Returns the ids in order."""
         return self.call("submit", jobs=list(jobs))["ids"]
 
-    def status(self, job):
-        """The job view: state, progress, stage, message, result, error, times, ..."""
-        return self.call("status", job=job)
+    def status(self, job, queue=None):
+        """The job view: state, progress, stage, message, result, error, times, ... queue: the job's queue,
+        needed only for an id that several queues hold (ids are unique per queue; otherwise conflict)."""
+        return self.call("status", job=job, queue=queue)
 
-    def watch(self, job, timeout=None):
+    def watch(self, job, timeout=None, queue=None):
         """A generator of the job's events (stored ones first, then live ones, in order) until the job
         ends; its return value (StopIteration.value) is the final job view. timeout: seconds for the whole
-        watch (None: no limit). Abandoning the generator early closes the connection (the protocol cannot
+        watch (None: no limit). queue: as for status. Abandoning the generator early closes the connection (the protocol cannot
         end one stream and keep the connection in step)."""
-        rid = self.send("watch", job=job)
+        rid = self.send("watch", job=job, queue=queue)
         deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
         try:
@@ -578,31 +579,45 @@ class Client:
             if not finished:
                 self.close()
 
-    def wait(self, job, timeout=None):
+    def wait(self, job, timeout=None, queue=None):
         """Blocks until the job ends (or timeout seconds pass: HopperError "timeout"); returns the final
         job view. Its "state" is the outcome: succeeded, failed, dead or cancelled."""
-        gen = self.watch(job, timeout)
+        gen = self.watch(job, timeout, queue)
         while True:
             try:
                 next(gen)
             except StopIteration as stop:
                 return stop.value
 
-    def cancel(self, job):
-        """{"id", "state": "cancelled", "was"}; conflict if the job already ended."""
-        return self.call("cancel", job=job)
+    def cancel(self, job, queue=None):
+        """{"id", "state": "cancelled", "was"}; conflict if the job already ended. queue: as for status."""
+        return self.call("cancel", job=job, queue=queue)
 
-    def retry(self, job):
-        """A failed or dead job back to its queue: {"id", "queue", "state": "queued"}."""
-        return self.call("retry", job=job)
+    def retry(self, job, queue=None):
+        """A failed or dead job back to its queue: {"id", "queue", "state": "queued"}. queue: as for status."""
+        return self.call("retry", job=job, queue=queue)
+
+    def dead_retry_all(self, queue=None, type=None, error=None, older_than_s=None, chunk=None):
+        """Retries every dead job that matches (queue, type, error substring, dead for at least
+        older_than_s seconds) and that this credential may see, through the dead_retry op chunk by chunk
+        (chunk: entries per call, 1-1000; default 500). Each job dead when the first chunk ran is retried
+        once; jobs dying meanwhile are left for the next run. Returns the number retried."""
+        total, cursor = 0, None
+        while True:
+            res = self.call("dead_retry", queue=queue, type=type, error=error, older_than_s=older_than_s,
+                            limit=chunk, cursor=cursor)
+            total += res["retried"]
+            cursor = res.get("cursor")
+            if cursor is None:
+                return total
 
     def list(self, state=None, queue=None, type=None, owner=None, limit=None, cursor=None):
         """One page {"jobs": [...], "cursor": str or None}, newest first."""
         return self.call("list", state=state, queue=queue, type=type, owner=owner, limit=limit, cursor=cursor)
 
-    def logs(self, job, limit=None):
-        """{"node", "attempts", "lines"} from the daemon's execution log."""
-        return self.call("logs", job=job, limit=limit)
+    def logs(self, job, limit=None, queue=None):
+        """{"node", "attempts", "lines"} from the daemon's execution log. queue: as for status."""
+        return self.call("logs", job=job, limit=limit, queue=queue)
 
     def queues(self):
         return self.call("queues")

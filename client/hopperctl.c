@@ -92,7 +92,13 @@ static const struct option submit_options[] = {O("args", required_argument, OPT_
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
                                                {NULL, 0, NULL, 0}};
 static const struct option watch_options[] = {O("timeout", required_argument, OPT_TIMEOUT), {NULL, 0, NULL, 0}};
-static const struct option dead_options[] = {O("all", no_argument, OPT_ALL), {NULL, 0, NULL, 0}};
+static const struct option dead_options[] = {O("all", no_argument, OPT_ALL),
+                                             O("queue", required_argument, OPT_QUEUE),
+                                             O("type", required_argument, OPT_TYPE),
+                                             O("error", required_argument, OPT_ERROR),
+                                             O("older-than", required_argument, OPT_OLDER_THAN),
+                                             O("chunk", required_argument, OPT_CHUNK),
+                                             {NULL, 0, NULL, 0}};
 static const struct option no_options[] = {{NULL, 0, NULL, 0}};
 static const struct option wf_put_options[] = {O("name", required_argument, OPT_NAME),
                                                O("description", required_argument, OPT_DESCRIPTION),
@@ -159,10 +165,16 @@ static const struct cmd_entry cmd_table[] = {
          "job succeeded, 1 if one ended otherwise.",
          NULL, watch_options, 1, 16, "watch"},
         {"dead", dead_cmd,
-         "[list] | retry ID... | retry --all\n"
+         "[list] | retry ID... | retry --all [--queue Q] [--type T] [--error TEXT] [--older-than S]\n"
          "  list                   the dead jobs, newest first (list --state dead)\n"
          "  retry (or requeue)     send the jobs back to their queues (the retry op)\n"
-         "  --all                  every dead job instead of the given ids",
+         "  --all                  every dead job instead of the given ids, in chunks on the daemon (the\n"
+         "                         dead_retry op): each job dead when it began is retried once; prints the count\n"
+         "  --queue Q              --all: only this queue's dead jobs\n"
+         "  --type T               --all: only jobs of this type\n"
+         "  --error TEXT           --all: only jobs whose error contains TEXT\n"
+         "  --older-than S         --all: only jobs dead for at least S seconds\n"
+         "  --chunk N              --all: dead entries per call, 1-1000 (default 500)",
          "list dead jobs or retry them", dead_options, 0, -1, NULL},
         /* the op celery.send, hand-written: it also has a direct mode (--redis-*) */
         {"celery.send", celery_cmd,

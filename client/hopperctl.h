@@ -63,6 +63,10 @@ enum ctl_opt {
 	OPT_SECRET,
 	OPT_BASE_URL,
 	OPT_SECRET_FILE,
+	OPT_TYPE, /* dead retry --all filters */
+	OPT_ERROR,
+	OPT_OLDER_THAN,
+	OPT_CHUNK,
 	OPT_COUNT
 };
 

@@ -858,12 +858,21 @@ hopper_call(struct hopper *h, const char *op, const json_t *fields, json_t **res
 int
 hopper_watch(struct hopper *h, const char *job, hopper_event_cb cb, void *ud, int timeout_ms, json_t **result)
 {
+	return hopper_watch_in(h, job, NULL, cb, ud, timeout_ms, result);
+}
+
+int
+hopper_watch_in(struct hopper *h, const char *job, const char *queue, hopper_event_cb cb, void *ud, int timeout_ms,
+                json_t **result)
+{
 	long long id;
 	if (result != NULL)
 		*result = NULL;
 	if (job == NULL)
 		return fail(h, HOPPER_E_USAGE, "watch needs a job id");
 	json_t *f = json_pack("{s:s}", "job", job);
+	if (queue != NULL && queue[0] != '\0')
+		json_object_set_new(f, "queue", json_string(queue));
 	int r = hopper_send(h, "watch", f, &id);
 	json_decref(f);
 	if (r != HOPPER_OK)
@@ -905,12 +914,16 @@ call_owned(struct hopper *h, const char *op, json_t *fields, json_t **result)
 	return r;
 }
 
+/* queue NULL or "": found among the known queues (ambiguous ids answer bad_request). */
 static int
-call_job(struct hopper *h, const char *op, const char *job, json_t **result)
+call_job(struct hopper *h, const char *op, const char *job, const char *queue, json_t **result)
 {
 	if (job == NULL)
 		return fail(h, HOPPER_E_USAGE, "%s needs a job id", op);
-	return call_owned(h, op, json_pack("{s:s}", "job", job), result);
+	json_t *f = json_pack("{s:s}", "job", job);
+	if (queue != NULL && queue[0] != '\0')
+		json_object_set_new(f, "queue", json_string(queue));
+	return call_owned(h, op, f, result);
 }
 
 int
@@ -938,19 +951,37 @@ hopper_submit_batch(struct hopper *h, const json_t *jobs, json_t **result)
 int
 hopper_status(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "status", job, result);
+	return call_job(h, "status", job, NULL, result);
+}
+
+int
+hopper_status_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "status", job, queue, result);
 }
 
 int
 hopper_cancel(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "cancel", job, result);
+	return call_job(h, "cancel", job, NULL, result);
+}
+
+int
+hopper_cancel_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "cancel", job, queue, result);
 }
 
 int
 hopper_retry(struct hopper *h, const char *job, json_t **result)
 {
-	return call_job(h, "retry", job, result);
+	return call_job(h, "retry", job, NULL, result);
+}
+
+int
+hopper_retry_in(struct hopper *h, const char *job, const char *queue, json_t **result)
+{
+	return call_job(h, "retry", job, queue, result);
 }
 
 static void
@@ -974,6 +1005,41 @@ hopper_list(struct hopper *h, const struct hopper_list_filter *f, json_t **resul
 			json_object_set_new(fields, "limit", json_integer(f->limit));
 	}
 	return call_owned(h, "list", fields, result);
+}
+
+int
+hopper_dead_retry_all(struct hopper *h, const struct hopper_dead_filter *f, long long *retried)
+{
+	long long total = 0;
+	char *cursor = NULL;
+	int r;
+	for (;;) {
+		json_t *fields = json_object(), *res = NULL;
+		if (f != NULL) {
+			set_str(fields, "queue", f->queue);
+			set_str(fields, "type", f->type);
+			set_str(fields, "error", f->error);
+			if (f->older_than_s > 0)
+				json_object_set_new(fields, "older_than_s", json_integer(f->older_than_s));
+			if (f->chunk > 0)
+				json_object_set_new(fields, "limit", json_integer(f->chunk));
+		}
+		set_str(fields, "cursor", cursor);
+		free(cursor);
+		cursor = NULL;
+		r = call_owned(h, "dead_retry", fields, &res);
+		if (r != HOPPER_OK)
+			break;
+		total += json_integer_value(json_object_get(res, "retried"));
+		const char *c = json_string_value(json_object_get(res, "cursor"));
+		cursor = c != NULL ? xstrdup(c) : NULL;
+		json_decref(res);
+		if (cursor == NULL)
+			break;
+	}
+	if (retried != NULL)
+		*retried = total;
+	return r;
 }
 
 int

@@ -347,6 +347,15 @@ static const struct ctl_arg args_webhook_trigger[] = {
         {"idempotency_key", CTL_ARG_STRING, 0, 0, JOB_IDEM_KEY_MAX, "the Idempotency-Key header: one run per key"},
         END};
 
+static const struct ctl_arg args_dead_retry[] = {
+        {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only this queue's dead jobs (default: every queue)"},
+        {"type", CTL_ARG_NAME, 0, 0, JOB_TYPE_MAX, "only jobs of this type"},
+        {"error", CTL_ARG_STRING, 0, 0, CTL_DEAD_ERROR_MAX, "only jobs whose error contains this text"},
+        {"older_than_s", CTL_ARG_INT, 0, 0, 10LL * 365 * 86400, "only jobs dead for at least this many seconds"},
+        {"limit", CTL_ARG_INT, 0, 1, CTL_DEAD_CHUNK_MAX, "dead entries examined by this call (default 500)"},
+        {"cursor", CTL_ARG_STRING, 0, 0, CTL_DEAD_CURSOR_MAX, "from the previous call's reply (same filters)"},
+        END};
+
 static int
 in_set(const char *v, const char *const *set)
 {
@@ -451,6 +460,9 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_WEBHOOK_TRIGGER] = {"webhook.trigger", CTL_OP_WEBHOOK_TRIGGER, CTL_SCOPE_SUBMIT, W,
                                     args_webhook_trigger, "TOKEN --trigger JSON",
                                     "run the workflow a webhook token names (hopper-web's POST /webhook/TOKEN)", NULL},
+        [CTL_OP_DEAD_RETRY] = {"dead_retry", CTL_OP_DEAD_RETRY, CTL_SCOPE_ADMIN, W, args_dead_retry,
+                               "[--queue Q] [--type T] [--error TEXT] [--older-than S] [--limit N] [--cursor C]",
+                               "retry dead jobs in bounded chunks (one call = one chunk; loop on the cursor)", NULL},
 };
 #undef P
 #undef NR

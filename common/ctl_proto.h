@@ -28,13 +28,16 @@
 #define CTL_MAX_FRAME_MIN   4096
 #define CTL_MAX_FRAME_LIMIT (64 * 1024 * 1024)
 /* A request id is an integer in [0, 2^53) (exact in every JSON implementation) or a short string. */
-#define CTL_ID_INT_MAX     9007199254740991LL
-#define CTL_ID_STR_MAX     64
-#define CTL_BATCH_MAX      1000 /* jobs in one submit: bounds the Lua call and the reply */
-#define CTL_LIST_MAX       1000 /* jobs in one list page */
-#define CTL_LOGS_MAX       10000
-#define CTL_TOKEN_NAME_MAX 64
-#define CTL_CURSOR_MAX     (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
+#define CTL_ID_INT_MAX      9007199254740991LL
+#define CTL_ID_STR_MAX      64
+#define CTL_BATCH_MAX       1000 /* jobs in one submit: bounds the Lua call and the reply */
+#define CTL_LIST_MAX        1000 /* jobs in one list page */
+#define CTL_LOGS_MAX        10000
+#define CTL_TOKEN_NAME_MAX  64
+#define CTL_CURSOR_MAX      (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
+#define CTL_DEAD_CURSOR_MAX 400  /* dead_retry's cursor: queue|upto|score|id|token */
+#define CTL_DEAD_CHUNK_MAX  1000 /* dead jobs one dead_retry call examines at most */
+#define CTL_DEAD_ERROR_MAX  256  /* dead_retry's error substring */
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024
@@ -115,6 +118,7 @@ enum ctl_op_id {
 	CTL_OP_CELERY_SEND,      /* celery.send: publish a task in Celery's format (issue #6) */
 	CTL_OP_WORKFLOW_WEBHOOK, /* workflow.webhook: a stored workflow's webhook (issue #13) */
 	CTL_OP_WEBHOOK_TRIGGER,  /* webhook.trigger: hopper-web's POST /webhook/TOKEN */
+	CTL_OP_DEAD_RETRY,       /* dead_retry: one chunk of `dead retry --all` (issue #10) */
 	CTL_OP_COUNT
 };
 

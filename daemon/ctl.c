@@ -49,6 +49,7 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_CELERY_SEND] = ctl_op_celery_send,
         [CTL_OP_WORKFLOW_WEBHOOK] = ctl_op_workflow_webhook,
         [CTL_OP_WEBHOOK_TRIGGER] = ctl_op_webhook_trigger,
+        [CTL_OP_DEAD_RETRY] = ctl_op_dead_retry,
 };
 
 static void conn_process(struct ctl_conn *c);

@@ -204,6 +204,8 @@ int ctl_ns_request(const struct ctl_conn *c, struct ctl_request *req, char *err,
 void ctl_ns_reply(const struct ctl_conn *c, json_t *msg);
 /* Strips owner's prefix from every string of msg (a reply for a job submitted on owner's behalf). */
 void ctl_ns_strip_owner(json_t *msg, const char *owner);
+/* ctl_dead.c */
+ctl_handler ctl_op_dead_retry;
 
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;

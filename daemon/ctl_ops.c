@@ -1025,6 +1025,9 @@ stats_done(struct server *s, struct gather *g)
 	                        "running", (json_int_t)running, "throughput", tp, "pool", pool, "nodes", nodes, "node",
 	                        s->cfg.node_id, "dead_entries", json_object_get(g->acc, "dead_entries"));
 	json_object_set_new(res, "local", metrics_json(s, ctl->nconns));
+	/* This daemon's execution log: rows written / dropped, commits, errors by kind, prune progress. */
+	if (s->store != NULL)
+		json_object_set_new(res, "store", store_counters_json(s->store));
 	ctl_send(g->p->c, ctl_reply_ok(g->p->id, res));
 }
 

@@ -218,6 +218,8 @@ struct metrics {
 	uint64_t buckets[METRICS_BUCKETS], duration_count;
 	double duration_sum;
 	uint64_t worker_spawns, redis_errors, redis_reconnects;
+	uint64_t batches, batch_max_bytes,
+	        batch_max_ops; /* hopper_batch calls sent; the largest (key+arg bytes, ops) */
 };
 
 struct server {

@@ -63,10 +63,15 @@ metrics_json(const struct server *s, int ctl_conns)
 	if (s->store != NULL)
 		store_counters(s->store, &sc);
 	uint64_t store_errors = sc.errors_busy + sc.errors_full + sc.errors_io + sc.errors_other;
-	return json_pack("{s:o, s:I, s:{s:o, s:o, s:I, s:f}, s:I, s:I, s:I, s:I, s:i}", "jobs", jobs, "jobs_unlabelled",
-	                 (json_int_t)m->overflow, "duration", "le", le, "counts", counts, "count",
-	                 (json_int_t)m->duration_count, "sum", m->duration_sum, "worker_restarts",
-	                 (json_int_t)(restarts > 0 ? restarts : 0), "redis_errors", (json_int_t)m->redis_errors,
-	                 "redis_reconnects", (json_int_t)m->redis_reconnects, "store_errors", (json_int_t)store_errors,
-	                 "ctl_conns", ctl_conns);
+	json_t *o = json_pack("{s:o, s:I, s:{s:o, s:o, s:I, s:f}, s:I, s:I, s:I, s:I, s:i}", "jobs", jobs,
+	                      "jobs_unlabelled", (json_int_t)m->overflow, "duration", "le", le, "counts", counts,
+	                      "count", (json_int_t)m->duration_count, "sum", m->duration_sum, "worker_restarts",
+	                      (json_int_t)(restarts > 0 ? restarts : 0), "redis_errors", (json_int_t)m->redis_errors,
+	                      "redis_reconnects", (json_int_t)m->redis_reconnects, "store_errors",
+	                      (json_int_t)store_errors, "ctl_conns", ctl_conns);
+	json_t *b = json_pack("{s:I, s:I, s:I}", "batches", (json_int_t)m->batches, "batch_max_bytes",
+	                      (json_int_t)m->batch_max_bytes, "batch_max_ops", (json_int_t)m->batch_max_ops);
+	json_object_update(o, b);
+	json_decref(b);
+	return o;
 }

@@ -44,7 +44,8 @@ struct conn {
 	double last_io;
 	double overdue_extra; /* the blocking timeout of an outstanding BLMOVE */
 	double backoff;
-	int loading; /* dropped because Redis was loading: the reconnect keeps the backoff */
+	int loading;        /* dropped because Redis was loading: the reconnect keeps the backoff */
+	int loading_logged; /* this outage's LOADING was logged: once, until Redis answers for real */
 	ev_timer retry;
 };
 
@@ -114,6 +115,7 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void setup_reply(struct server *s, const struct redis_reply *r, void *priv);
+static void policy_reply(struct server *s, const struct redis_reply *r, void *priv);
 
 static void
 on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -129,15 +131,19 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		/* Redis is loading its data: nothing was done. Back off like after a lost connection (the callback
 		 * gets NULL, so the work is resent after the reconnect) instead of resending every loop turn. */
 		if (c->up && c->ac != NULL) {
-			if (c->backoff == 0)
+			if (!c->loading_logged) /* once per outage, also when it began with failed connects */
 				log_warn("redis: %s connection: Redis is loading its dataset; backing off", c->name);
+			c->loading_logged = 1;
 			c->up = 0;
 			c->loading = 1;
 			redisAsyncDisconnect(c->ac);
 		}
 		rep = NULL;
-	} else if (rep != NULL && req->cb != setup_reply)
-		c->backoff = 0;                            /* a real answer: the next loss starts its backoff afresh */
+	} else if (rep != NULL && req->cb != setup_reply && req->cb != policy_reply) {
+		/* (CONFIG GET of the set-up is answered while Redis loads: not a sign the outage ended) */
+		c->backoff = 0; /* a real answer: the next loss starts its backoff afresh */
+		c->loading_logged = 0;
+	}
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) /* a lost connection, LOADING, or an error reply */
 		c->r->s->metrics.redis_errors++;
 	if (req->cb != NULL)
@@ -433,6 +439,21 @@ redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t 
 	struct batch *b = r->batches;
 	while (b != NULL && (b->oom != oom || strcmp(b->tag, tag) != 0))
 		b = b->next;
+	size_t opbytes = 0;
+	for (size_t i = 0; i < nkeys; i++)
+		opbytes += klens[i];
+	for (size_t i = 0; i < nargs; i++)
+		opbytes += alens[i];
+	if (b != NULL && b->nops > 0 && b->bytes + opbytes > BATCH_MAX_BYTES) {
+		/* This op would take the batch past the byte cap: the batch goes now, the op opens the next one
+		 * (so no batch is over the cap unless one op alone is). */
+		struct batch **pp = &r->batches;
+		while (*pp != b)
+			pp = &(*pp)->next;
+		*pp = b->next;
+		batch_send(r, b);
+		b = NULL;
+	}
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
 		snprintf(b->tag, sizeof(b->tag), "%s", tag);
@@ -499,6 +520,12 @@ batch_send(struct redis *r, struct batch *b)
 	b->args.v[0] = xstrdup(n);
 	b->args.lens[0] = strlen(n);
 	snprintf(nk, sizeof(nk), "%zu", b->keys.n);
+	struct metrics *m = &r->s->metrics; /* for the stats op: the largest batch sent, the cap's proof */
+	if (b->bytes > m->batch_max_bytes)
+		m->batch_max_bytes = b->bytes;
+	if (b->nops > m->batch_max_ops)
+		m->batch_max_ops = b->nops;
+	m->batches++;
 	size_t argc = 3 + b->keys.n + b->args.n;
 	const char **argv = xcalloc(argc, sizeof(*argv));
 	size_t *lens = xcalloc(argc, sizeof(*lens)), k = 0;

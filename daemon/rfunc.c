@@ -127,6 +127,10 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_CTL_COUNTERS] = {"ctl_counters", K(RK_STATS, RK_DEAD), 0, NOARGS, 0, RF_NO_WRITES},
         [RF_CTL_NODES] = {"ctl_nodes", K(RK_G_HB, RK_G_SEEN), 0, A("lease_ms"), 0, RF_NO_WRITES},
         [RF_CTL_STATE] = {"ctl_state", K(RK_G_PAUSED, RK_G_QUEUES, RK_G_SEEN), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_DEAD_SCAN] = {"dead_scan", K(RK_DEAD), 0, A("upto", "older_s", "score", "cursor_id", "limit"), 0,
+                          RF_NO_WRITES},
+        [RF_DEAD_RETRY] = {"dead_retry", K(RK_QUEUE, RK_DEAD, RK_DEADMSG, RK_JOBS), 1,
+                           A("token", "upto", "older_s", "owner", "admin", "type", "error", "ttl", "max_events"), 1, 0},
 };
 
 struct rcall {

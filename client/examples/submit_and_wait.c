@@ -6,6 +6,8 @@
  *   ./submit_and_wait /var/lib/hopper/hopper.sock sleep '{"ms":500}'      (token from $HOPPER_TOKEN, or
  *                                                                          peer credentials as root)
  *   HOPPER_TOKEN=hop_... ./submit_and_wait 127.0.0.1:7070 noop '{}'        (TCP: needs a token)
+ *   HOPPER_QUEUE=q2 HOPPER_JOB_ID=j1 ./submit_and_wait SOCKET noop            (that queue and id: the watch
+ *                                     and the final status name the queue, since ids are unique per queue)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,13 +60,23 @@ main(int argc, char **argv)
 		return 2;
 	}
 	json_t *job = json_pack("{s:s, s:o}", "type", argv[2], "args", args); /* takes args */
+	const char *queue = getenv("HOPPER_QUEUE"), *jid = getenv("HOPPER_JOB_ID");
+	if (queue != NULL && queue[0] != '\0')
+		json_object_set_new(job, "queue", json_string(queue));
+	if (jid != NULL && jid[0] != '\0')
+		json_object_set_new(job, "id", json_string(jid));
 	json_t *res = NULL, *final = NULL;
 	int rc = hopper_submit(h, job, &res);
 	json_decref(job);
 	if (rc == HOPPER_OK) {
 		const char *id = json_string_value(json_object_get(res, "id"));
 		printf("submitted %s\n", id);
-		rc = hopper_watch(h, id, on_event, NULL, 0, &final);
+		rc = hopper_watch_in(h, id, queue, on_event, NULL, 0, &final);
+	}
+	if (rc == HOPPER_OK) { /* the job view once more, by queue and id (hopper_status_in) */
+		json_decref(final);
+		final = NULL;
+		rc = hopper_status_in(h, json_string_value(json_object_get(res, "id")), queue, &final);
 	}
 	int exit_code;
 	if (rc != HOPPER_OK) {
@@ -73,6 +85,8 @@ main(int argc, char **argv)
 	} else {
 		const char *state = json_string_value(json_object_get(final, "state"));
 		printf("final state %s\n", state);
+		if (queue != NULL && queue[0] != '\0')
+			fprintf(stderr, "queue %s\n", json_string_value(json_object_get(final, "queue")));
 		exit_code = strcmp(state, "succeeded") == 0 ? 0 : 1;
 	}
 	json_decref(res);

@@ -40,6 +40,7 @@ const struct web_route web_routes[] = {
 	{"POST",   "/v1/workflows/{name}/run",   CTL_OP_WORKFLOW_RUN,  BODY_FIELDS, NULL, "Idempotency-Key=idempotency_key", 0, "run a stored workflow"},
 	{"GET",    "/v1/workflows/{name}/webhook", CTL_OP_WORKFLOW_WEBHOOK, BODY_NONE, NULL, NULL, 0, "the workflow's webhook (path, signature style)"},
 	{"POST",   "/v1/workflows/{name}/webhook", CTL_OP_WORKFLOW_WEBHOOK, BODY_FIELDS, NULL, NULL, 0, "create, rotate or revoke the workflow's webhook"},
+	{"POST",   "/v1/dead/retry",             CTL_OP_DEAD_RETRY,    BODY_FIELDS, NULL, NULL, 0, "retry dead jobs in bounded chunks (?queue&type&error&older_than_s; loop on the cursor)"},
 	{"POST",   "/v1/celery/send",            CTL_OP_CELERY_SEND,   BODY_FIELDS, NULL, NULL, 0, "publish a task in Celery's format"},
 };
 /* clang-format on */

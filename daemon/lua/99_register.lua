@@ -4,7 +4,8 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'celery_take', 'celery_enqueue', 'celery_refuse', 'celery_revoke', 'celery_cancel',
                'celery_revoked', 'celery_reply',
                'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',
-               'ctl_counters', 'ctl_nodes', 'ctl_state'}
+               'ctl_counters', 'ctl_nodes', 'ctl_state',
+               'dead_scan', 'dead_retry'}
 
 -- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused
 -- by every call (an operation runs to its end before the next starts, and none keeps k or a): building
