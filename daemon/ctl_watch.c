@@ -251,21 +251,23 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 		return;
 	size_t n = rr_count(r);
 	w->list = xcalloc(n + 1, sizeof(char *));
+	/*
+	 * The whole list is the story so far: a retried job's list holds its earlier terminal event followed by
+	 * the new run's, so only a terminal event that is the list's last says the job has ended.
+	 */
+	int last_terminal = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = 0;
 		const char *e = rr_str(rr_elem(r, i), &len);
 		if (e == NULL)
 			continue;
 		w->list[w->nlist++] = xstrndup(e, len);
-		if (watch_event(w, e, len)) {
-			watch_finish(w);
-			return;
-		}
+		last_terminal = watch_event(w, e, len);
 		if (c->dead)
 			return;
 	}
-	if (w->chan == NULL) {
-		/* The job had ended when the watch began: the list told its story (or was gone); the view ends it. */
+	if (w->chan == NULL || last_terminal) {
+		/* The job had ended (when the watch began, or since): the list told its story; the view ends it. */
 		watch_finish(w);
 		return;
 	}

@@ -30,7 +30,14 @@ print("status-noqueue", code(lambda: c.status("twin")))
 print("cancel-noqueue", code(lambda: c.cancel("twin")))
 print("status-q2", c.status("twin", queue="q2")["state"], c.status("twin", queue="q2")["queue"])
 print("status-default", c.status("twin", queue="default")["state"])
+c.call("pause", queue="q2")  # the retried twin waits: its event list ends "dead", "queued"
 print("retry-q2", c.retry("twin", queue="q2")["queue"])
+try:
+    print("wait-paused", c.wait("twin", timeout=2, queue="q2")["state"])
+except hopper.HopperError as e:
+    print("wait-paused", e.code)
+c = hopper.Client(socket=sock)  # the timed-out watch closed the connection
+c.call("resume", queue="q2")
 print("wait-q2", c.wait("twin", timeout=30, queue="q2")["state"])
 print("logs-q2", len(c.logs("twin", queue="q2")["attempts"]))
 print("cancel-default", c.cancel("twin", queue="default")["state"])
@@ -42,6 +49,8 @@ check_eq "hopper.py: cancel without queue is ambiguous" "$(sed -n 's/^cancel-noq
 check_eq "hopper.py: status(queue=q2) is q2's job" "$(sed -n 's/^status-q2 //p' "$T/py.out")" "dead q2"
 check_eq "hopper.py: status(queue=default) is default's" "$(sed -n 's/^status-default //p' "$T/py.out")" queued
 check_eq "hopper.py: retry(queue=q2)" "$(sed -n 's/^retry-q2 //p' "$T/py.out")" q2
+check_eq "hopper.py: a retried job's earlier dead event does not end its watch" \
+	"$(sed -n 's/^wait-paused //p' "$T/py.out")" timeout
 check_eq "hopper.py: wait/watch(queue=q2) follows it to its end" "$(sed -n 's/^wait-q2 //p' "$T/py.out")" dead
 check_eq "hopper.py: logs(queue=q2): its two attempts" "$(sed -n 's/^logs-q2 //p' "$T/py.out")" 2
 check_eq "hopper.py: cancel(queue=default)" "$(sed -n 's/^cancel-default //p' "$T/py.out")" cancelled

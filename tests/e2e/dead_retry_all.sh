@@ -27,6 +27,12 @@ dead_again() { # QUEUE N: the dead set of QUEUE holds N entries and no job of it
 		[ "$(ctl stats --json | py -c 'import json,sys; print(json.load(sys.stdin)["running"])')" = 0 ]
 }
 
+# --- scope: the run's cursor names the last entry examined (maybe another owner's job): admin only ---
+SUBMITTER=$(ctl token create sub --owner alice --scopes submit,read 2>/dev/null | grep '^hop_')
+out=$(HOPPER_TOKEN=$SUBMITTER ctl dead retry --all 2>&1)
+check_match "a submit-scoped token may not run dead retry --all" "$out" 'forbidden|admin'
+check_eq "... and it retried nothing" "$(rcli ZCARD "$(qkey default dead)")" 4500
+
 # --- filters ---
 out=$(ctl dead retry --all --queue q2 2>&1)
 check_eq "--queue q2: exactly its 500" "$out" "retried 500 dead jobs"
