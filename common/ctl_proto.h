@@ -35,9 +35,9 @@
 #define CTL_LOGS_MAX        10000
 #define CTL_TOKEN_NAME_MAX  64
 #define CTL_CURSOR_MAX      (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
-#define CTL_DEAD_CURSOR_MAX 400  /* dead_retry's cursor: queue|upto|score|id|token */
-#define CTL_DEAD_CHUNK_MAX  1000 /* dead jobs one dead_retry call examines at most */
-#define CTL_DEAD_ERROR_MAX  256  /* dead_retry's error substring */
+#define CTL_DEAD_CURSOR_MAX 400                   /* dead_retry's cursor: queue|upto|score|id|token */
+#define CTL_DEAD_CHUNK_MAX  1000                  /* dead jobs one dead_retry call examines at most */
+#define CTL_DEAD_ERROR_MAX  256                   /* dead_retry's error substring */
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024
