@@ -171,6 +171,7 @@ struct job {
 	double op_retry_at; /* after an error reply, when to try op again (monotonic seconds) */
 	int has_id;         /* the message carried an id (or it was assigned) that a hash may use */
 	int run_pending;    /* on a worker, "running" not yet written (see jobs_started) */
+	int run_await;      /* ... and its attempt's row not yet committed: "running" waits for the commit */
 	char *dead_entry;   /* OP_BURY: the dead entry (JSON) */
 	char *dead_id;      /* OP_BURY: its id, "msg-" UUID */
 	enum job_state outcome;
@@ -249,7 +250,7 @@ struct server {
 	char inc[96];       /* this incarnation: NODE/random hex, new at every start (and after being reaped) */
 	long long hb_seq;   /* heartbeat sequence number (stale beats from an abandoned connection are refused) */
 	unsigned beats;     /* heartbeats sent (every third re-reads the held jobs) */
-	int nawait_commit;  /* finishes waiting for their row's commit */
+	int nawait_commit;  /* finishes and runs waiting for their row's commit */
 	int fetch_qi;       /* the queue (in fetch order) the next fetch asks */
 	const char *fetch_order[MAX_QUEUES];
 	int nfetch_order;

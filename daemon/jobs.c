@@ -24,6 +24,16 @@
 
 static void op_send(struct server *s, struct job *j);
 
+/* The job no longer waits for a commit (of its row's start or of its end). */
+static void
+commit_wait_clear(struct server *s, struct job *j)
+{
+	int n = (j->await_commit != 0) + (j->run_await != 0);
+	j->await_commit = 0;
+	j->run_await = 0;
+	s->nawait_commit = s->nawait_commit > n ? s->nawait_commit - n : 0;
+}
+
 /* A new fetched job, linked into s->jobs, which owns it (freed by jobs_free_dead). payload is copied. */
 static struct job *
 job_new(struct server *s, const char *queue, const char *payload, size_t len)
@@ -53,11 +63,7 @@ job_done(struct server *s, struct job *j)
 		s->nfetched--;
 	j->dead = 1;
 	j->op = OP_NONE;
-	if (j->await_commit) {
-		j->await_commit = 0;
-		if (s->nawait_commit > 0)
-			s->nawait_commit--;
-	}
+	commit_wait_clear(s, j);
 	s->njobs--;
 }
 
@@ -339,6 +345,7 @@ jobs_release_finishes(struct server *s)
 		return;
 	s->nawait_commit = 0;
 	for (struct job *j = s->jobs; j != NULL; j = j->next) {
+		j->run_await = 0; /* its "running" leaves with the next jobs_flush_runs */
 		if (!j->await_commit)
 			continue;
 		j->await_commit = 0;
@@ -678,6 +685,10 @@ jobs_started(struct server *s, struct job *j)
 	                          .started_at = j->started_at,
 	                          .owner = j->spec.owner};
 	j->row = store_attempt_start(s->store, &a);
+	if (j->row > 0) { /* Redis hears of the attempt only once its row is committed (F4) */
+		j->run_await = 1;
+		s->nawait_commit++;
+	}
 	celery_events_job(s, j); /* task-started */
 }
 
@@ -685,7 +696,7 @@ void
 jobs_flush_runs(struct server *s)
 {
 	for (struct job *j = s->jobs; j != NULL; j = j->next)
-		if (j->run_pending && !j->dead && j->phase == PHASE_RUNNING)
+		if (j->run_pending && !j->run_await && !j->dead && j->phase == PHASE_RUNNING)
 			send_run(s, j);
 }
 
@@ -694,6 +705,14 @@ jobs_progress(struct server *s, struct job *j, int progress, const char *stage, 
 {
 	if (j->superseded)
 		return;
+	if (j->run_await) { /* the row first: commit now, or keep the progress for the log alone */
+		if (store_flush(s->store) == 1) {
+			if (j->row > 0)
+				store_event(s->store, j->row, clock_now(), "progress", NULL, progress, stage, message);
+			return;
+		}
+		jobs_release_finishes(s);
+	}
 	if (j->run_pending)
 		send_run(s, j); /* progress is written only onto a running job */
 	struct rcall *c = job_call(s, j, RF_PROGRESS);
@@ -731,6 +750,11 @@ jobs_attempt_done(struct server *s, struct job *j)
 	j->ran_s = took;
 	s->avg_job_s = s->avg_job_s > 0 ? s->avg_job_s + (took - s->avg_job_s) / 16 : took;
 	j->run_pending = 0; /* finish (or requeue) records the start too */
+	if (j->run_await) { /* the finish waits for the commit instead */
+		j->run_await = 0;
+		if (s->nawait_commit > 0)
+			s->nawait_commit--;
+	}
 	if (j->superseded) {
 		metrics_attempt(s, j->queue, j->spec.type, "superseded", took);
 		if (j->row > 0)
