@@ -482,18 +482,22 @@ class Run:
             t1 = deaths[0] if deaths else self.t_end
         return (t0, max(t0, t1))
 
-    def window(self, jid):
+    def window(self, jid, end=None):
+        """The job's life: from its submission to its last event. The events are captured over pub/sub, which
+        the faults cut (CLIENT KILL, Redis restarts), so a caller that knows the hash's updated_at (Redis TIME,
+        the same wall clock as this process) passes it as end: the later of the two ends the life."""
         sub = self.sub_of(jid)
         t0 = sub.t_submit if sub and sub.t_submit else self.t_start
-        return (t0, self.last_event.get(jid, self.t_end))
+        t1 = self.last_event.get(jid, self.t_end)
+        return (t0, max(t1, end) if end else t1)
 
     def was_stopped(self, node, iv):
         """True when node was SIGSTOPped during the interval iv."""
         return any(t0 <= iv[1] and (t1 or self.t_end) >= iv[0] for t0, t1 in self.daemon(node).stops)
 
-    def during(self, jid, kind):
-        """True when a fault of this kind was active during the job's life."""
-        w = self.window(jid)
+    def during(self, jid, kind, end=None):
+        """True when a fault of this kind was active during the job's life (end: see window)."""
+        w = self.window(jid, end)
         return any(f.kind == kind and f.t0 <= w[1] and f.t1 >= w[0] for f in self.faults)
 
     def sub_of(self, jid):

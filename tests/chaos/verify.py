@@ -245,9 +245,13 @@ class Verdict:
                 n = -1
             have = {r["attempt"] for r in rows}
             want = set(range(1, n + 1))
+            try:
+                end = float(s(h.get("updated_at", b"0")))
+            except ValueError:
+                end = None
             if have != want and st != "cancelled":
                 node = s(h.get("node", b""))
-                if run.during(jid, "disk_full"):
+                if run.during(jid, "disk_full", end):
                     # SQLITE_FULL: the store drops and counts the batch, jobs keep running (issue 10, item 9)
                     self.dropped_full += 1
                 elif run.a.tolerate_killed_rows and have < want and run.during(jid, "kill9_daemon"):
@@ -261,7 +265,7 @@ class Verdict:
             live = []
             for r in rows:
                 if r["state"] == "running" or r["finished_at"] is None:
-                    if r["db"] == run.fullfs_node and run.during(jid, "disk_full"):
+                    if r["db"] == run.fullfs_node and run.during(jid, "disk_full", end):
                         self.dropped_full += 1  # its finish was in a batch the full disk dropped:
                         continue  # its end is unknown (not checked for overlap)
                     elif r["state"] not in ("superseded", "reaped"):
