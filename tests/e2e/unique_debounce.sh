@@ -48,7 +48,7 @@ check_eq "burst: the 19 earlier ones ended cancelled, debounced by their success
 check_eq "burst: exactly one attempt ran" "$(ran_total 'bu-%')" 1
 check_match "burst: it ran with the last payload" "$(jfield bu-20 payload)" '"n": *20\b'
 check "burst: its start waited delay_s after the last submit" \
-	fge "$(jfield bu-20 run_at)" "$(awk -v e="$(jfield bu-20 enqueued_at)" 'BEGIN { print e + 1.499 }')"
+	fge "$(jfield bu-20 run_at)" "$(awk -v e="$(jfield bu-20 enqueued_at)" 'BEGIN { printf "%.3f", e + 1.499 }')"
 check "burst: it started no earlier than its run_at" fge "$(jfield bu-20 started_at)" "$(jfield bu-20 run_at)"
 check_eq "burst: the burst's first submit is kept" "$(jfield bu-20 debounce_first)" "$(jfield bu-1 enqueued_at)"
 check "burst: the key is released once it ran" key_gone "$(jfield bu-20 flow | cut -f3)"
@@ -70,7 +70,7 @@ for i in $(seq 1 30); do
 	case $st in
 	succeeded)
 		runs=$((runs + 1))
-		fge "$(awk -v f="$(jfield "mw-$i" debounce_first)" 'BEGIN { print f + 1.5001 }')" "$(jfield "mw-$i" run_at)" &&
+		fge "$(awk -v f="$(jfield "mw-$i" debounce_first)" 'BEGIN { printf "%.4f", f + 1.5001 }')" "$(jfield "mw-$i" run_at)" &&
 			within=$((within + 1))
 		;;
 	cancelled) [ -n "$(jfield "mw-$i" debounced_by)" ] || lost=$((lost + 1)) ;;

@@ -146,6 +146,15 @@ check_match "ttl: the batch reply lists it as a duplicate by unique lock" \
 wait_for "ttl: the lock expires" 10 key_gone "$(lock_of tt-a)"
 check_eq "ttl: then a new job is admitted" "$(sub_id n3 "$(uj tt-c noop '{}' "$L")")" tt-c
 
+# --- hopperctl submit --unique ---
+c1=$(HOME=$T "$HOPPERCTL" --socket "$T/n1.sock" submit noop --id cli-a --unique '{"key":"k-cli","until":"ttl","ttl_s":30}')
+c2=$(HOME=$T "$HOPPERCTL" --socket "$T/n2.sock" submit noop --id cli-b --unique '{"key":"k-cli","until":"ttl","ttl_s":30}')
+check_eq "hopperctl --unique: the first prints its id" "$c1" cli-a
+check_eq "hopperctl --unique: the second prints the holder's" "$c2" cli-a
+check_match "hopperctl --unique: a bad spec is a clear admission error" \
+	"$(HOME=$T "$HOPPERCTL" --socket "$T/n1.sock" submit noop --unique '{"key":"k","until":"never"}' 2>&1)" \
+	"'until' must be started, finished or ttl"
+
 # --- kill -9 of the daemon running a unique job ---
 K='{"key":"k-kill"}'
 check_eq "kill: admitted" "$(sub_id n1 "$(uj ki-a sleep '{"ms":3000}' "$K")")" ki-a
