@@ -536,8 +536,11 @@ class Client:
 
     def submit(self, type=None, args=None, queue=None, **fields):
         """Submits one job: submit("sleep", {"ms": 100}, queue="default", id=..., max_attempts=...,
-        timeout_s=..., run_at=..., idempotency_key=...), or a ready job dict: submit(job={...}).
-        Returns {"id", "queue", "state"}."""
+        timeout_s=..., run_at=..., idempotency_key=..., unique={"key": K, "until": "finished"},
+        debounce={"key": K, "delay_s": 5, "max_wait_s": 60}), or a ready job dict: submit(job={...}).
+        Returns {"id", "queue", "state"}; while another job holds the unique lock (or idempotency key),
+        nothing is written and that job is returned: {"id": holder, "state", "duplicate": True,
+        "unique_of": holder}."""
         job = fields.pop("job", None)
         if job is None:
             job = {k: v for k, v in dict(fields, type=type, args=args, queue=queue).items() if v is not None}

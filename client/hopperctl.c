@@ -87,6 +87,8 @@ static const struct option submit_options[] = {O("args", required_argument, OPT_
                                                O("run-at", required_argument, OPT_RUN_AT),
                                                O("owner", required_argument, OPT_OWNER),
                                                O("idempotency-key", required_argument, OPT_IDEM_KEY),
+                                               O("unique", required_argument, OPT_UNIQUE),
+                                               O("debounce", required_argument, OPT_DEBOUNCE),
                                                O("file", required_argument, OPT_FILE),
                                                O("wait", no_argument, OPT_WAIT),
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
@@ -152,6 +154,10 @@ static const struct cmd_entry cmd_table[] = {
          "  --run-at UNIX_TS       run no earlier than this Unix time\n"
          "  --owner O              on behalf of this owner (admin only)\n"
          "  --idempotency-key K    the daemon runs only one job per key\n"
+         "  --unique JSON          {\"key\":K,\"until\":\"started|finished|ttl\",\"ttl_s\":S}: one job per key at a "
+         "time;\n"
+         "                         while another holds it, prints that job's id\n"
+         "  --debounce JSON        {\"key\":K,\"delay_s\":S,\"max_wait_s\":S}: a later job of the key replaces it\n"
          "  --file JOBS.json       a batch: a JSON array of job objects, all or none accepted\n"
          "  --wait                 show the job's progress until it ends; exit 0 if it succeeded, 1 if not\n"
          "  --wait-timeout S       stop waiting after S seconds (exit 16)\n"

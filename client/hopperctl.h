@@ -67,6 +67,8 @@ enum ctl_opt {
 	OPT_ERROR,
 	OPT_OLDER_THAN,
 	OPT_CHUNK,
+	OPT_UNIQUE, /* submit: flow control (README "Unique jobs and debounce") */
+	OPT_DEBOUNCE,
 	OPT_COUNT
 };
 

@@ -73,6 +73,22 @@ submit_build(const struct cmd_args *a, double now)
 	}
 	set_string(job, "owner", a->opt[OPT_OWNER]);
 	set_string(job, "idempotency_key", a->opt[OPT_IDEM_KEY]);
+	static const struct {
+		enum ctl_opt opt;
+		const char *field, *option;
+	} flow[] = {{OPT_UNIQUE, "unique", "--unique"}, {OPT_DEBOUNCE, "debounce", "--debounce"}};
+	for (size_t i = 0; i < sizeof(flow) / sizeof(flow[0]); i++) {
+		if (a->opt[flow[i].opt] == NULL)
+			continue;
+		json_error_t jerr;
+		json_t *v = json_loads(a->opt[flow[i].opt], JSON_REJECT_DUPLICATES, &jerr);
+		if (v == NULL) {
+			ctl_warn("submit: %s is not JSON: %s", flow[i].option, jerr.text);
+			json_decref(job);
+			return NULL;
+		}
+		json_object_set_new(job, flow[i].field, v); /* the daemon's parser validates it */
+	}
 	return job;
 }
 

@@ -113,6 +113,9 @@ parse_fields(json_t *root, const char *queue, const struct job_defaults *d, stru
 	if (copy_optional_string(root, "owner", JOB_OWNER_MAX, &out->owner, err, errlen) < 0 ||
 	    copy_optional_string(root, "idempotency_key", JOB_IDEM_KEY_MAX, &out->idempotency_key, err, errlen) < 0)
 		return -1;
+	json_t *run_at = json_object_get(root, "run_at");
+	if (job_flow_parse(root, run_at != NULL && !json_is_null(run_at), &out->flow, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "job_flow.h"
+
 #define JOB_ID_MAX             128 /* a UUID is 36, a ULID 26; room for client-chosen ids with a prefix */
 #define JOB_TYPE_MAX           64
 #define QUEUE_NAME_MAX         64
@@ -50,6 +52,7 @@ struct job_spec {
 	double backoff_max_s;
 	char *owner;           /* NULL when absent */
 	char *idempotency_key; /* NULL when absent */
+	struct job_flow flow;  /* "unique" / "debounce" (job_flow.h); kind NONE when absent */
 };
 
 /*

@@ -118,24 +118,29 @@ struct submit_part {
 };
 
 /*
- * A job whose idempotency_key an existing run holds was not written: the reply names that run instead
- * ({"id": existing, "state": its state, "duplicate": true}, or its id in the batch's "ids" and its index
- * in "duplicates"). r is hopper_ctl_submit's {'ok', index, id, state, ...}.
+ * A job whose idempotency_key or unique lock an existing run holds was not written: the reply names that
+ * run instead ({"id": existing, "state": its state, "duplicate": true, and "unique_of": existing for a
+ * unique lock}, or its id in the batch's "ids" and its index in "duplicates", and in "unique" for a unique
+ * lock). r is hopper_ctl_submit's {'ok', index, id, state, why, ...}.
  */
 static void
 submit_apply_duplicates(json_t *result, const struct redis_reply *r, const struct submit_part *part)
 {
 	json_t *ids = json_object_get(result, "ids"), *dups = json_object_get(result, "duplicates");
-	for (size_t k = 1; k + 2 < rr_count(r); k += 3) {
+	json_t *uniq = json_object_get(result, "unique");
+	for (size_t k = 1; k + 3 < rr_count(r); k += 4) {
 		size_t local = strtoul(elem_str(r, k), NULL, 10);
-		const char *holder = elem_str(r, k + 1), *state = elem_str(r, k + 2);
+		const char *holder = elem_str(r, k + 1), *state = elem_str(r, k + 2), *why = elem_str(r, k + 3);
 		if (holder == NULL || state == NULL || local >= part->n)
 			continue;
+		int unique = why != NULL && strcmp(why, "unique") == 0;
 		size_t index = part->index[local];
 		if (ids == NULL) {
 			json_object_set_new(result, "id", json_string(holder));
 			json_object_set_new(result, "state", json_string(state));
 			json_object_set_new(result, "duplicate", json_true());
+			if (unique)
+				json_object_set_new(result, "unique_of", json_string(holder));
 			continue;
 		}
 		if (index >= json_array_size(ids))
@@ -144,6 +149,10 @@ submit_apply_duplicates(json_t *result, const struct redis_reply *r, const struc
 		if (dups == NULL)
 			json_object_set_new(result, "duplicates", dups = json_array());
 		json_array_append_new(dups, json_integer((json_int_t)index));
+		if (unique && uniq == NULL)
+			json_object_set_new(result, "unique", uniq = json_array());
+		if (unique)
+			json_array_append_new(uniq, json_integer((json_int_t)index));
 	}
 }
 
@@ -304,10 +313,15 @@ submit_queue(struct server *s, struct submit_data *d, struct submit_job *jobs, s
 			continue;
 		sent[i] = 1;
 		part->index[part->n++] = i;
-		struct rctx jc = {.queue = queue, .id = sp->id, .idem = sp->idempotency_key, .owner = sp->owner};
+		struct rctx jc = {.queue = queue,
+		                  .id = sp->id,
+		                  .idem = sp->idempotency_key,
+		                  .owner = sp->owner,
+		                  .flow = sp->flow.lock};
 		rcall_key(rc, RK_JOB, &jc);
 		rcall_key(rc, RK_EVENTS, &jc);
 		rcall_key(rc, RK_IDEM, &jc);
+		rcall_key(rc, RK_FLOW, &jc);
 		rcall_more(rc, sp->id, -1);
 		rcall_more(rc, sp->type, -1);
 		char b[48];
@@ -320,6 +334,9 @@ submit_queue(struct server *s, struct submit_data *d, struct submit_job *jobs, s
 		snprintf(b, sizeof(b), "%.3f", sp->run_at);
 		rcall_more(rc, b, -1);
 		rcall_more(rc, jobs[i].payload, -1);
+		char flow[JOB_FLOW_ARG_MAX];
+		job_flow_arg(&sp->flow, flow, sizeof(flow));
+		rcall_more(rc, flow, -1);
 	}
 	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
 	rcall_int(rc, "max_events", s->cfg.events_max);

@@ -199,8 +199,11 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 static struct rcall *
 job_call(struct server *s, struct job *j, enum rf f)
 {
-	struct rctx ctx = {
-	        .queue = j->queue, .id = j->spec.id, .idem = j->spec.idempotency_key, .owner = j->spec.owner};
+	struct rctx ctx = {.queue = j->queue,
+	                   .id = j->spec.id,
+	                   .idem = j->spec.idempotency_key,
+	                   .owner = j->spec.owner,
+	                   .flow = j->spec.flow.lock};
 	return rcall_new(s, f, &ctx);
 }
 
@@ -240,6 +243,9 @@ send_claim(struct server *s, struct job *j)
 	rcall_arg(c, "node", s->cfg.node_id, -1);
 	rcall_arg(c, "inc", s->inc, -1);
 	rcall_int(c, "max_stalls", s->cfg.max_stalls);
+	char flow[JOB_FLOW_ARG_MAX];
+	job_flow_arg(&j->spec.flow, flow, sizeof(flow));
+	rcall_arg(c, "flow", flow, -1);
 	common_args(s, c);
 	dead_args(s, c);
 	return rcall_batch(s, c, op_reply, j);

@@ -14,7 +14,7 @@ static const struct {
 	const char *name;
 	int global;
 	const char *kind; /* the text after the tag */
-	enum { V_NONE, V_NODE, V_ID, V_IDEM } var;
+	enum { V_NONE, V_NODE, V_ID, V_IDEM, V_FLOW } var;
 } kinds[RK_COUNT] = {
         [RK_QUEUE] = {"queue", 0, "queue", V_NONE},
         [RK_INFLIGHT] = {"inflight", 0, "inflight", V_NODE},
@@ -41,6 +41,7 @@ static const struct {
         [RK_G_CINFL] = {"g_cinflight", 1, "celery:inflight", V_NODE},
         [RK_G_CNODES] = {"g_cnodes", 1, "celery:nodes", V_NONE},
         [RK_G_CREVOK] = {"g_crevoked", 1, "celery:revoked", V_NONE},
+        [RK_FLOW] = {"flow", 0, "flow", V_FLOW},
 };
 
 #define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
@@ -59,10 +60,10 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_FETCH] = {"fetch", K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED), 0, A("max"), 0, RF_ALLOW_OOM},
         [RF_CLAIM] = {"claim",
                       K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS, RK_REAPED,
-                        RK_SCHEDULED, RK_DEAD, RK_DEADMSG),
+                        RK_SCHEDULED, RK_DEAD, RK_DEADMSG, RK_FLOW),
                       0,
                       A("raw", "payload", "id", "type", "max_attempts", "created_at", "owner", "idem", "run_at", "node",
-                        "inc", "max_stalls", "ttl", "max_events", "dead_max", "dead_age"),
+                        "inc", "max_stalls", "ttl", "max_events", "dead_max", "dead_age", "flow"),
                       0, 0},
         [RF_ACK] = {"ack", K(RK_INFLIGHT), 0, A("raw"), 0, RF_ALLOW_OOM},
         [RF_RUN] = {"run", K(RK_JOB, RK_EVENTS), 0,
@@ -161,10 +162,13 @@ key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 	switch (kinds[k].var) {
 	case V_NODE: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, node ? node : s->cfg.node_id);
 	case V_ID: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, id ? id : "");
+	case V_FLOW:
 	case V_IDEM:
 		/* Per owner: P{Q}:idem:KEY for a job without an owner, P{Q}:idem:@LEN:OWNER:KEY for one with (the
 		 * length keeps owner and key apart whatever bytes they hold), so another owner's key never collides
-		 * with this one or reveals its holder. */
+		 * with this one or reveals its holder. A unique / debounce lock (flow) is scoped the same way. */
+		if (kinds[k].var == V_FLOW)
+			idem = ctx->flow;
 		if (owner != NULL && owner[0] != '\0')
 			return xasprintf("%s{%s}:%s:@%zu:%s:%s", p, queue, kinds[k].kind, strlen(owner), owner,
 			                 idem ? idem : "");

@@ -50,6 +50,7 @@ enum rkey {
 	RK_G_CINFL,   /* P{@}:celery:inflight:NODE */
 	RK_G_CNODES,  /* P{@}:celery:nodes */
 	RK_G_CREVOK,  /* P{@}:celery:revoked */
+	RK_FLOW,      /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
 	RK_COUNT
 };
 
@@ -118,6 +119,7 @@ struct rctx {
 	const char *id;    /* job id (job, events, steps) */
 	const char *idem;  /* idempotency key */
 	const char *owner; /* the job's owner, which scopes its idempotency key; NULL or "" for none */
+	const char *flow;  /* unique / debounce lock name (job_flow.lock), scoped by owner like idem */
 };
 
 struct rcall;

@@ -311,10 +311,12 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	/* A child takes its parent's id namespace (common/job_ns.h): a prefixed parent's child id must carry
 	 * the same prefix, so a step never reaches an id of another owner. */
 	int foreign = !bad && job_ns_reserved(j->spec.id) && strncmp(spec.id, j->spec.id, JOB_NS_PREFIX_LEN) != 0;
-	if (bad || spec.id[0] == '\0' || foreign) {
+	int flow = !bad && spec.flow.kind != JOB_FLOW_NONE; /* enqueue takes no lock: refused, not ignored */
+	if (bad || spec.id[0] == '\0' || foreign || flow) {
 		reply_to(s, w->pid, j->spec.id,
 		         refusal(bad       ? err
 		                 : foreign ? "the child id must be in the parent's id namespace"
+		                 : flow    ? "a child job cannot be unique or debounced"
 		                           : "the child job needs an id"));
 		if (!bad)
 			job_spec_free(&spec);

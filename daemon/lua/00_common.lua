@@ -18,6 +18,8 @@ local OPS = {}
 local SPEC = {}
 -- Hooks of Celery-sourced jobs (run, progress, finish, expired), filled in by 12_celery.lua.
 local CELERY = {}
+-- Unique locks and debounce (16_flow.lua): admission and release hooks, called only for jobs that carry one.
+local FLOW = {}
 
 local NOW_CACHE = nil
 -- Redis's clock, in Unix seconds with millisecond precision as a decimal string, read once per call.
@@ -82,6 +84,7 @@ local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt,
   redis.call('EXPIRE', k.job, ttl)
   redis.call('HINCRBY', k.stats, state, '1')
   emit(k, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl, true)
+  FLOW.terminal(k, id)
 end
 
 -- state (or nil), attempt and progress of a job hash, as strings.
@@ -127,7 +130,9 @@ end
 -- scopes idempotency keys by owner, daemon/rfunc.c), k.jobs.
 -- Returns {'exists', state} when the id has a hash already (nothing written); {'duplicate', holder, state}
 -- when another job of the queue holds the idempotency key (nothing written, unless force_hash: then the
--- hash is written without taking the key, for the caller to end it); or {'created'}.
+-- hash is written without taking the key, for the caller to end it); {'duplicate', holder, state, 'unique'}
+-- likewise for a unique lock (a.flow, 16_flow.lua); or {'created', run_at}: run_at (or nil) is when a
+-- debounced job may start, which overrides a.run_at.
 local function job_create(k, a, now, ttl, max_events, force_hash)
   local st = redis.call('HGET', k.job, 'state')
   if st then return {'exists', st} end
@@ -138,6 +143,11 @@ local function job_create(k, a, now, ttl, max_events, force_hash)
       local hs = redis.call('HGET', sibling_job(k.job, g), 'state')
       if hs then dup = {'duplicate', g, hs} end
     end
+    if dup and not force_hash then return dup end
+  end
+  local flow = a.flow ~= nil and a.flow ~= ''
+  if flow and not dup then
+    dup = FLOW.duplicate(k, a)
     if dup and not force_hash then return dup end
   end
   local created = a.created_at
@@ -153,5 +163,6 @@ local function job_create(k, a, now, ttl, max_events, force_hash)
   emit(k, event_json(a.id, 'state', 'queued', '0', '0', now), max_events, ttl, false)
   index_add(k, a.id, now, ttl)
   if dup then return dup end
+  if flow then return {'created', FLOW.admitted(k, a, now, ttl, max_events)} end
   return {'created'}
 end

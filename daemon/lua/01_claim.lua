@@ -16,15 +16,16 @@ OPS.fetch = function(k, a)
 end
 
 SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'jobs', 'stats', 'reaped', 'scheduled',
-                      'dead', 'deadmsg'},
+                      'dead', 'deadmsg', 'flow'},
               args = {'raw', 'payload', 'id', 'type', 'max_attempts', 'created_at', 'owner', 'idem', 'run_at', 'node',
-                      'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age'}}
+                      'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age', 'flow'}}
 -- A fetched, valid message (raw: its bytes in the inflight list; payload: the same with its id written in,
 -- equal to raw when it had one). Admits it (job_create) if the id is new, then decides whether it runs here:
 --   {'ok', attempt, fence, created_at}  run it as this attempt, holding this fencing token (fence is
 --                           incremented by every claim; every later write of the attempt carries it);
 --   {'skip', state}         it ended already (a late duplicate delivery): acknowledged, not run;
---   {'dup', holder}         another job of the queue holds its idempotency key: it ends cancelled;
+--   {'dup', holder}         another job of the queue holds its idempotency key or unique lock: it ends
+--                           cancelled, with duplicate_of = holder;
 --   {'duprun', node}        a second copy of a job a live daemon runs: acknowledged, that attempt untouched;
 --   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill), or its last
 --                           allowed attempt was: it ends dead;
@@ -49,10 +50,16 @@ OPS.claim = function(k, a)
   local created = job_create(k, a, now, a.ttl, a.max_events, true)
   if created[1] == 'duplicate' then
     redis.call('LREM', k.inflight, -1, a.raw)
-    finish_terminal(k, a.id, 'cancelled', now, 'duplicate of job ' .. created[2] .. ' (idempotency_key ' .. a.idem ..
-                    ')', a.max_events, a.ttl, '0', '0')
+    local why = 'idempotency_key ' .. a.idem
+    if created[4] == 'unique' then
+      why = 'unique key ' .. FLOW.key_text(k.flow)
+      redis.call('HINCRBY', k.stats, 'unique_duplicates', 1)
+    end
+    finish_terminal(k, a.id, 'cancelled', now, 'duplicate of job ' .. created[2] .. ' (' .. why .. ')', a.max_events,
+                    a.ttl, '0', '0', {'duplicate_of', created[2]})
     return {'dup', created[2]}
   end
+  if created[1] == 'created' and created[2] then a.run_at = created[2] end -- debounced: its start is the burst's
   local f
   if created[1] == 'created' then
     -- Just admitted: what the hash holds is known (saves a read on the common path).

@@ -6,9 +6,9 @@
 
 -- f[5] is the Celery result key: only Celery-sourced jobs have one, and only they run the CELERY hooks
 -- (which read the hash again), so a plain job pays no Celery work. f[6]: the hash's error (finish drops
--- a stale one only if there is one).
+-- a stale one only if there is one). f[7]: the unique / debounce lock (16_flow.lua), released by run.
 local function fenced(k, fence)
-  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error')
+  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error', 'flow')
   if not f[1] or f[2] ~= fence then return nil, 'superseded' end
   return f
 end
@@ -25,6 +25,7 @@ OPS.run = function(k, a)
              a.pid, 'attempt', a.attempt, 'max_attempts', a.max_attempts, 'progress', '0', 'stage', '', 'message', '')
   emit(k, event_json(a.id, 'state', 'running', a.attempt, '0', now), a.max_events, a.ttl, false)
   if f[5] then CELERY.run(k, a.id, a.node, a.pid) end
+  if f[7] then FLOW.started(a.id, f[7]) end
   return 'ok'
 end
 

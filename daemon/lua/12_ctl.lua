@@ -12,21 +12,23 @@ end
 
 SPEC.ctl_submit = {keys = {'queue', 'scheduled', 'jobs', 'stats'}, vk = true, args = {'ttl', 'max_events', 'n'},
                    va = true}
--- Submits n jobs of one queue. Extra keys: per job its job, events and idem keys; extra arguments: per job
--- id, type, max_attempts, created_at, owner, idem, run_at, payload. All or nothing: if any id has a hash
--- already, nothing is written and {'conflict', id} comes back. A job whose idempotency_key an existing job
--- (or an earlier job of the batch) holds is not written: the reply names that run. Every other job is
--- admitted (job_create) and pushed to the queue, or to the scheduled set when run_at is ahead (Redis's
--- clock). Returns {'ok', index, holder, holder_state, ...} (index from 0). Idempotency keys are per owner
--- (hopperd builds each job's idem key from its owner, daemon/rfunc.c): another owner's key is a free key.
+-- Submits n jobs of one queue. Extra keys: per job its job, events, idem and flow keys; extra arguments: per
+-- job id, type, max_attempts, created_at, owner, idem, run_at, payload, flow. All or nothing: if any id has a
+-- hash already, nothing is written and {'conflict', id} comes back. A job whose idempotency_key or unique
+-- lock (16_flow.lua) an existing job (or an earlier job of the batch) holds is not written: the reply names
+-- that run. Every other job is admitted (job_create) and pushed to the queue, or to the scheduled set when
+-- run_at (or its debounce) is ahead (Redis's clock). Returns {'ok', index, holder, holder_state, why, ...}
+-- (index from 0; why: 'idempotency' or 'unique'). Idempotency keys and unique locks are per owner (hopperd
+-- builds each job's keys from its owner, daemon/rfunc.c): another owner's key is a free key.
 OPS.ctl_submit = function(k, a, keys, args)
   local n, now = tonumber(a.n), clock()
-  local out, holders, skip = {'ok'}, {}, {}
+  local out, holders, uholders, skip = {'ok'}, {}, {}, {}
   local function job(i)
-    local b = i * 8
-    return {job = keys[5 + i * 3], events = keys[6 + i * 3], idem = keys[7 + i * 3], jobs = k.jobs, stats = k.stats},
+    local b, c = i * 9, 5 + i * 4
+    return {job = keys[c], events = keys[c + 1], idem = keys[c + 2], flow = keys[c + 3], jobs = k.jobs,
+            stats = k.stats, scheduled = k.scheduled},
            {id = args[b + 1], type = args[b + 2], max_attempts = args[b + 3], created_at = args[b + 4],
-            owner = args[b + 5], idem = args[b + 6], run_at = args[b + 7], payload = args[b + 8]}
+            owner = args[b + 5], idem = args[b + 6], run_at = args[b + 7], payload = args[b + 8], flow = args[b + 9]}
   end
   for i = 0, n - 1 do
     local jk, ja = job(i)
@@ -45,22 +47,39 @@ OPS.ctl_submit = function(k, a, keys, args)
         out[#out + 1] = tostring(i)
         out[#out + 1] = holder
         out[#out + 1] = st
-        skip[i] = true
+        out[#out + 1] = 'idempotency'
+        skip[i] = 'idempotency'
       else
         holders[hk] = ja.id
+      end
+    end
+    if not skip[i] and string.sub(ja.flow, 1, 1) == 'u' then
+      local holder, st = uholders[jk.flow], 'queued'
+      if not holder then
+        local d = FLOW.duplicate(jk, ja)
+        if d then holder, st = d[2], d[3] end
+      end
+      if holder then
+        out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = tostring(i), holder, st, 'unique'
+        skip[i] = 'unique'
+      else
+        uholders[jk.flow] = ja.id
       end
     end
   end
   for i = 0, n - 1 do
     if not skip[i] then
       local jk, ja = job(i)
-      job_create(jk, ja, now, a.ttl, a.max_events, false)
+      local c = job_create(jk, ja, now, a.ttl, a.max_events, false)
+      if c[2] then ja.run_at = c[2] end -- debounced: its start is the burst's
       if tonumber(ja.run_at) > tonumber(now) then
         redis.call('HSET', jk.job, 'run_at', ja.run_at)
         redis.call('ZADD', k.scheduled, ja.run_at, ja.payload)
       else
         redis.call('LPUSH', k.queue, ja.payload)
       end
+    elseif skip[i] == 'unique' then
+      redis.call('HINCRBY', k.stats, 'unique_duplicates', 1)
     end
   end
   return out
