@@ -23,12 +23,13 @@
 /*
  * How many fetched-but-not-started jobs this daemon may hold. A fixed `prefetch` is used as given. The
  * default (0) is one per worker, raised for short jobs so that a prefetched job waits about
- * PREFETCH_WAIT_S on average: with jobs of 50 us that is up to PREFETCH_MAX_MULT per worker, which is what
- * keeps workers busy across a Redis round trip; with jobs of a millisecond or more it stays one per
- * worker. fetch_unhoard gives back the extra if jobs turn slow.
+ * PREFETCH_WAIT_S on average: with jobs of 80 us that is up to PREFETCH_MAX_MULT per worker, which keeps
+ * workers busy across the two round trips (fetch, then claim) of the next jobs while several batches are
+ * queued in Redis; with jobs of 5 ms or more it stays one per worker. fetch_unhoard gives back the extra
+ * if jobs turn slow.
  */
-#define PREFETCH_WAIT_S   0.002
-#define PREFETCH_MAX_MULT 16
+#define PREFETCH_WAIT_S   0.005
+#define PREFETCH_MAX_MULT 64
 /* An extra prefetched job that has waited this long goes back to its queue for any daemon to take. */
 #define HOARD_MAX_S 0.5
 

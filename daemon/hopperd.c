@@ -177,7 +177,8 @@ static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
-	/* One turn's batches in flight at a time: while they are out, the next grow (fast jobs skip "running").
+	/* A few turns' batches in flight (redis_can_flush): while they are out, the next grow (fast jobs skip
+	 * "running").
 	 * Attempt rows are committed before their finishes leave (grouped: FINISH_COMMIT_EVERY_S): the
 	 * execution log hears an attempt's end before Redis does (a busy store keeps the finishes for the next
 	 * turn; a failing one lets them go: Redis stays the truth). */
