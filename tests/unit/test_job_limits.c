@@ -1,4 +1,4 @@
-/* A job message's "rate_limit" field: rate forms, bounds, refusals and the Redis argument form. */
+/* A job message's "rate_limit" and "concurrency" fields: forms, bounds, refusals and the Redis argument forms. */
 #include "job.h"
 #include "t.h"
 
@@ -72,5 +72,35 @@ main(void)
 	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\",\"brust\":2}}", "'brust'"));
 	T_CHECK("named limit refused clearly", refused("{\"type\":\"noop\",\"rate_limit\":\"api\"}", "named limits"));
 	T_CHECK("not an object", refused("{\"type\":\"noop\",\"rate_limit\":[1]}", "must be an object"));
+
+	T_CHECK("concurrency 2",
+	        parse("{\"type\":\"noop\",\"concurrency\":{\"key\":\"customer:42\",\"limit\":2}}", &spec, err) == 0);
+	T_STREQ("concurrency key", spec.limits.cc_key, "customer:42");
+	T_CHECK("concurrency limit", spec.limits.cc_limit == 2);
+	T_CHECK("no rate limit beside it", spec.limits.rl_key[0] == '\0');
+	job_limits_cc_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("concurrency argument", arg, "2");
+	job_spec_free(&spec);
+	T_CHECK("both", parse("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a\",\"rate\":\"5/s\"},"
+	                      "\"concurrency\":{\"key\":\"b\",\"limit\":1}}",
+	                      &spec, err) == 0 &&
+	                        strcmp(spec.limits.rl_key, "a") == 0 && strcmp(spec.limits.cc_key, "b") == 0);
+	job_spec_free(&spec);
+	T_CHECK("no concurrency: empty argument", parse("{\"type\":\"noop\"}", &spec, err) == 0);
+	job_limits_cc_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("no concurrency argument", arg, "");
+	job_spec_free(&spec);
+	T_CHECK("limit required", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\"}}", "'limit' is required"));
+	T_CHECK("limit 0", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":0}}", "between 1"));
+	T_CHECK("limit not an integer",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1.5}}", "integer"));
+	T_CHECK("concurrency bad key",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"\",\"limit\":1}}", "field 'concurrency': 'key'"));
+	T_CHECK("concurrency unknown member",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1,\"max\":3}}", "'max'"));
+	T_CHECK("concurrency not an object", refused("{\"type\":\"noop\",\"concurrency\":3}", "must be an object"));
+	T_CHECK("a bad concurrency after a good rate_limit",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a\",\"rate\":\"5/s\"},\"concurrency\":[]}",
+	                "'concurrency'"));
 	T_DONE();
 }
