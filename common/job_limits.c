@@ -42,8 +42,9 @@ static int
 limit_object(json_t *r, const char *field, const char *const *allowed, char *key, char *err, size_t errlen)
 {
 	if (!json_is_object(r))
-		return fail(err, errlen, field, json_is_string(r) ? "named limits are not supported yet: give an object"
-		                                                  : "must be an object");
+		return fail(err, errlen, field,
+		            json_is_string(r) ? "named limits are not supported yet: give an object"
+		                              : "must be an object");
 	const char *name;
 	json_t *v;
 	json_object_foreach(r, name, v)

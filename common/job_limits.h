@@ -15,12 +15,12 @@
 #define JOB_RL_RATE_MIN  (1.0 / 86400) /* one a day: slower limits are schedules */
 #define JOB_RL_BURST_MAX 1000000
 #define JOB_RL_ARG_MAX   64
-#define JOB_CC_LIMIT_MAX 100000 /* running jobs per key: beyond that a key limits nothing */
+#define JOB_CC_LIMIT_MAX 10000  /* running jobs per key: beyond that a key limits nothing */
 
 struct job_limits {
 	char rl_key[JOB_RL_KEY_MAX + 1]; /* empty: no rate limit */
 	double rate_per_s;
-	int burst; /* jobs that may start at once from an idle bucket; default 1 */
+	int burst;                       /* jobs that may start at once from an idle bucket; default 1 */
 	char cc_key[JOB_RL_KEY_MAX + 1]; /* empty: no concurrency key */
 	int cc_limit;                    /* at most this many of the key's jobs hold a worker at once */
 };

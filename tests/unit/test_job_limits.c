@@ -90,12 +90,13 @@ main(void)
 	job_limits_cc_arg(&spec.limits, arg, sizeof(arg));
 	T_STREQ("no concurrency argument", arg, "");
 	job_spec_free(&spec);
-	T_CHECK("limit required", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\"}}", "'limit' is required"));
+	T_CHECK("limit required",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\"}}", "'limit' is required"));
 	T_CHECK("limit 0", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":0}}", "between 1"));
 	T_CHECK("limit not an integer",
 	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1.5}}", "integer"));
-	T_CHECK("concurrency bad key",
-	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"\",\"limit\":1}}", "field 'concurrency': 'key'"));
+	T_CHECK("concurrency bad key", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"\",\"limit\":1}}",
+	                                       "field 'concurrency': 'key'"));
 	T_CHECK("concurrency unknown member",
 	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1,\"max\":3}}", "'max'"));
 	T_CHECK("concurrency not an object", refused("{\"type\":\"noop\",\"concurrency\":3}", "must be an object"));
