@@ -15,7 +15,7 @@
 #define JOB_RL_RATE_MIN  (1.0 / 86400) /* one a day: slower limits are schedules */
 #define JOB_RL_BURST_MAX 1000000
 #define JOB_RL_ARG_MAX   64
-#define JOB_CC_LIMIT_MAX 10000  /* running jobs per key: beyond that a key limits nothing */
+#define JOB_CC_LIMIT_MAX 10000 /* running jobs per key: beyond that a key limits nothing */
 
 struct job_limits {
 	char rl_key[JOB_RL_KEY_MAX + 1]; /* empty: no rate limit */
