@@ -254,7 +254,8 @@ print_list(struct ctl *ctl, json_t *r)
 static void
 print_queues(struct ctl *ctl, json_t *r)
 {
-	static const char *const cols[] = {"name", "length", "scheduled", "inflight", "paused", "dead"};
+	static const char *const cols[] = {"name",   "length", "scheduled",           "inflight",
+	                                   "paused", "dead",   "concurrency_waiting", "rate_limited"};
 	print_table(ctl, json_object_get(r, "queues"), cols, sizeof(cols) / sizeof(cols[0]));
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "job_flow.h"
+#include "job_limits.h"
 
 #define JOB_ID_MAX             128 /* a UUID is 36, a ULID 26; room for client-chosen ids with a prefix */
 #define JOB_TYPE_MAX           64
@@ -50,9 +51,10 @@ struct job_spec {
 	double run_at;     /* 0 when absent */
 	double backoff_base_s;
 	double backoff_max_s;
-	char *owner;           /* NULL when absent */
-	char *idempotency_key; /* NULL when absent */
-	struct job_flow flow;  /* "unique" / "debounce" (job_flow.h); kind NONE when absent */
+	char *owner;              /* NULL when absent */
+	char *idempotency_key;    /* NULL when absent */
+	struct job_flow flow;     /* "unique" / "debounce" (job_flow.h); kind NONE when absent */
+	struct job_limits limits; /* "rate_limit" (job_limits.h); rl_key empty when absent */
 };
 
 /*

@@ -961,11 +961,13 @@ queue_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct queue_part *qp = priv;
 	struct gather *g = qp->g;
-	if (gather_usable(g, r, "queues") && rr_count(r) == 6) {
-		json_t *q = json_pack("{s:s, s:I, s:I, s:I, s:b, s:I}", "name", qp->name, "length",
-		                      (json_int_t)rr_int(rr_elem(r, 0)), "scheduled", (json_int_t)rr_int(rr_elem(r, 1)),
-		                      "inflight", (json_int_t)rr_int(rr_elem(r, 2)), "paused",
-		                      rr_int(rr_elem(r, 3)) != 0, "dead", (json_int_t)rr_int(rr_elem(r, 5)));
+	if (gather_usable(g, r, "queues") && rr_count(r) == 8) {
+		json_t *q =
+		        json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I, s:I}", "name", qp->name, "length",
+		                  (json_int_t)rr_int(rr_elem(r, 0)), "scheduled", (json_int_t)rr_int(rr_elem(r, 1)),
+		                  "inflight", (json_int_t)rr_int(rr_elem(r, 2)), "paused", rr_int(rr_elem(r, 3)) != 0,
+		                  "dead", (json_int_t)rr_int(rr_elem(r, 5)), "concurrency_waiting",
+		                  (json_int_t)rr_int(rr_elem(r, 6)), "rate_limited", (json_int_t)rr_int(rr_elem(r, 7)));
 		const char *age = elem_str(r, 4); /* '' when the queue is empty or its oldest has no created_at */
 		double v = age != NULL && *age != '\0' ? strtod(age, NULL) : -1;
 		if (v >= 0 && isfinite(v))

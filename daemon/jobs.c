@@ -203,7 +203,9 @@ job_call(struct server *s, struct job *j, enum rf f)
 	                   .id = j->spec.id,
 	                   .idem = j->spec.idempotency_key,
 	                   .owner = j->spec.owner,
-	                   .flow = j->spec.flow.lock};
+	                   .flow = j->spec.flow.lock,
+	                   .rl = j->spec.limits.rl_key,
+	                   .cc = j->spec.limits.cc_key};
 	return rcall_new(s, f, &ctx);
 }
 
@@ -246,6 +248,11 @@ send_claim(struct server *s, struct job *j)
 	char flow[JOB_FLOW_ARG_MAX];
 	job_flow_arg(&j->spec.flow, flow, sizeof(flow));
 	rcall_arg(c, "flow", flow, -1);
+	char lim[JOB_RL_ARG_MAX];
+	job_limits_arg(&j->spec.limits, lim, sizeof(lim));
+	rcall_arg(c, "rl", lim, -1);
+	job_limits_cc_arg(&j->spec.limits, lim, sizeof(lim));
+	rcall_arg(c, "cc", lim, -1);
 	common_args(s, c);
 	dead_args(s, c);
 	return rcall_batch(s, c, op_reply, j);
@@ -529,6 +536,11 @@ claim_verdict(struct server *s, struct job *j, const char *v, const char *detail
 			return;
 		job_ready_push(s, j);
 		pool_dispatch(s);
+		return;
+	}
+	if (v != NULL && strcmp(v, "limited") == 0) {
+		log_debug("job %s: waits for a slot of concurrency key %s", j->spec.id, detail ? detail : "?");
+		job_done(s, j);
 		return;
 	}
 	if (v != NULL && (strcmp(v, "paused") == 0 || strcmp(v, "scheduled") == 0)) {

@@ -14,7 +14,7 @@ static const struct {
 	const char *name;
 	int global;
 	const char *kind; /* the text after the tag */
-	enum { V_NONE, V_NODE, V_ID, V_IDEM, V_FLOW } var;
+	enum { V_NONE, V_NODE, V_ID, V_IDEM, V_FLOW, V_RL, V_CC } var;
 } kinds[RK_COUNT] = {
         [RK_QUEUE] = {"queue", 0, "queue", V_NONE},
         [RK_INFLIGHT] = {"inflight", 0, "inflight", V_NODE},
@@ -42,6 +42,9 @@ static const struct {
         [RK_G_CNODES] = {"g_cnodes", 1, "celery:nodes", V_NONE},
         [RK_G_CREVOK] = {"g_crevoked", 1, "celery:revoked", V_NONE},
         [RK_FLOW] = {"flow", 0, "flow", V_FLOW},
+        [RK_RL] = {"rl", 0, "rl", V_RL},
+        [RK_CC] = {"cc", 0, "cc", V_CC},
+        [RK_CCQ] = {"ccq", 0, "ccq", V_NONE},
 };
 
 #define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
@@ -60,10 +63,10 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_FETCH] = {"fetch", K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED), 0, A("max"), 0, RF_ALLOW_OOM},
         [RF_CLAIM] = {"claim",
                       K(RK_QUEUE, RK_INFLIGHT, RK_PAUSED, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS, RK_REAPED,
-                        RK_SCHEDULED, RK_DEAD, RK_DEADMSG, RK_FLOW),
+                        RK_SCHEDULED, RK_DEAD, RK_DEADMSG, RK_FLOW, RK_RL, RK_CC),
                       0,
                       A("raw", "payload", "id", "type", "max_attempts", "created_at", "owner", "idem", "run_at", "node",
-                        "inc", "max_stalls", "ttl", "max_events", "dead_max", "dead_age", "flow"),
+                        "inc", "max_stalls", "ttl", "max_events", "dead_max", "dead_age", "flow", "rl", "cc"),
                       0, 0},
         [RF_ACK] = {"ack", K(RK_INFLIGHT), 0, A("raw"), 0, RF_ALLOW_OOM},
         [RF_RUN] = {"run", K(RK_JOB, RK_EVENTS), 0,
@@ -79,7 +82,7 @@ const struct rfunc rfuncs[RF_COUNT] = {
                         A("payload", "id", "fence", "attempt", "ttl", "max_events"), 0, RF_ALLOW_OOM},
         [RF_BURY] = {"bury", K(RK_INFLIGHT, RK_DEAD, RK_DEADMSG, RK_STATS), 0,
                      A("raw", "entry_id", "entry", "dead_max", "dead_age"), 0, RF_ALLOW_OOM},
-        [RF_PROMOTE] = {"promote", K(RK_SCHEDULED, RK_QUEUE), 0, A("limit"), 0, RF_ALLOW_OOM},
+        [RF_PROMOTE] = {"promote", K(RK_SCHEDULED, RK_QUEUE, RK_CCQ, RK_REAPED), 0, A("limit"), 0, RF_ALLOW_OOM},
         [RF_HEARTBEAT] = {"heartbeat",
                           K(RK_G_SEEN, RK_G_SINCE, RK_G_SEQ, RK_G_INC, RK_G_NODEQ, RK_G_HB, RK_G_REAPING, RK_G_QUEUES),
                           0, A("node", "inc", "seq", "lease_ms", "gap_ms", "check", "hb", "queues"), 0, RF_ALLOW_OOM},
@@ -163,12 +166,19 @@ key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 	case V_NODE: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, node ? node : s->cfg.node_id);
 	case V_ID: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, id ? id : "");
 	case V_FLOW:
+	case V_RL:
+	case V_CC:
 	case V_IDEM:
 		/* Per owner: P{Q}:idem:KEY for a job without an owner, P{Q}:idem:@LEN:OWNER:KEY for one with (the
 		 * length keeps owner and key apart whatever bytes they hold), so another owner's key never collides
-		 * with this one or reveals its holder. A unique / debounce lock (flow) is scoped the same way. */
+		 * with this one or reveals its holder. A unique / debounce lock (flow), a rate limit's bucket and a
+		 * concurrency key's slots are scoped the same way: one owner's jobs never use up another's. */
 		if (kinds[k].var == V_FLOW)
 			idem = ctx->flow;
+		else if (kinds[k].var == V_RL)
+			idem = ctx->rl;
+		else if (kinds[k].var == V_CC)
+			idem = ctx->cc;
 		if (owner != NULL && owner[0] != '\0')
 			return xasprintf("%s{%s}:%s:@%zu:%s:%s", p, queue, kinds[k].kind, strlen(owner), owner,
 			                 idem ? idem : "");

@@ -51,6 +51,9 @@ enum rkey {
 	RK_G_CNODES,  /* P{@}:celery:nodes */
 	RK_G_CREVOK,  /* P{@}:celery:revoked */
 	RK_FLOW,      /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
+	RK_RL,        /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
+	RK_CC,        /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
+	RK_CCQ,       /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
 	RK_COUNT
 };
 
@@ -120,6 +123,8 @@ struct rctx {
 	const char *idem;  /* idempotency key */
 	const char *owner; /* the job's owner, which scopes its idempotency key; NULL or "" for none */
 	const char *flow;  /* unique / debounce lock name (job_flow.lock), scoped by owner like idem */
+	const char *rl;    /* rate limit key (job_limits.rl_key), scoped the same way */
+	const char *cc;    /* concurrency key (job_limits.cc_key), scoped the same way */
 };
 
 struct rcall;

@@ -128,6 +128,9 @@ queues(struct out *o, const json_t *q)
 	        {"paused", "hopper_queue_paused", "1 when the queue is paused"},
 	        {"oldest_age_s", "hopper_queue_oldest_age_seconds", "age of the oldest waiting job of the queue"},
 	        {"dead", "hopper_dead_jobs", "entries in the queue's dead set now (its ZCARD)"},
+	        {"concurrency_waiting", "hopper_queue_concurrency_waiting",
+	         "jobs waiting for a concurrency key's slot"},
+	        {"rate_limited", "hopper_queue_rate_limited", "jobs waiting for their rate limit's reserved token"},
 	};
 	const json_t *qs = json_object_get(q, "queues"), *e;
 	size_t i;

@@ -20,6 +20,8 @@ local SPEC = {}
 local CELERY = {}
 -- Unique locks and debounce (16_flow.lua): admission and release hooks, called only for jobs that carry one.
 local FLOW = {}
+-- Rate limits and concurrency keys (17_limits.lua): claim's gate and the release hooks.
+local LIMITS = {}
 
 local NOW_CACHE = nil
 -- Redis's clock, in Unix seconds with millisecond precision as a decimal string, read once per call.
@@ -84,7 +86,9 @@ local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt,
   redis.call('EXPIRE', k.job, ttl)
   redis.call('HINCRBY', k.stats, state, '1')
   emit(k, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl, true)
-  FLOW.terminal(k, id)
+  local h = redis.call('HMGET', k.job, 'flow', 'cc', 'rl_due')
+  if h[1] then FLOW.terminal(id, h[1]) end
+  if h[2] or h[3] then LIMITS.terminal(k, id, h[2], h[3]) end
 end
 
 -- state (or nil), attempt and progress of a job hash, as strings.

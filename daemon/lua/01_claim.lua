@@ -16,9 +16,9 @@ OPS.fetch = function(k, a)
 end
 
 SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'jobs', 'stats', 'reaped', 'scheduled',
-                      'dead', 'deadmsg', 'flow'},
+                      'dead', 'deadmsg', 'flow', 'rl', 'cc'},
               args = {'raw', 'payload', 'id', 'type', 'max_attempts', 'created_at', 'owner', 'idem', 'run_at', 'node',
-                      'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age', 'flow'}}
+                      'inc', 'max_stalls', 'ttl', 'max_events', 'dead_max', 'dead_age', 'flow', 'rl', 'cc'}}
 -- A fetched, valid message (raw: its bytes in the inflight list; payload: the same with its id written in,
 -- equal to raw when it had one). Admits it (job_create) if the id is new, then decides whether it runs here:
 --   {'ok', attempt, fence, created_at}  run it as this attempt, holding this fencing token (fence is
@@ -29,7 +29,9 @@ SPEC.claim = {keys = {'queue', 'inflight', 'paused', 'job', 'events', 'idem', 'j
 --   {'duprun', node}        a second copy of a job a live daemon runs: acknowledged, that attempt untouched;
 --   {'dead', error}         it was lost with its daemon max_stalls times (a poison pill), or its last
 --                           allowed attempt was: it ends dead;
---   {'scheduled', run_at}   its run_at is ahead (Redis's clock): it waits in the scheduled set;
+--   {'scheduled', run_at}   its run_at is ahead (Redis's clock), or its rate limit's token is due then
+--                           (17_limits.lua): it waits in the scheduled set;
+--   {'limited', key}        every slot of its concurrency key is held: it waits in the key's list;
 --   {'paused', ''}          its queue is paused: back to the head of the queue (with its id);
 --   {'gone', ''}            the message is no longer in this node's inflight list: nothing written.
 -- A claim this node (incarnation inc) already made is answered again unchanged, so a claim whose reply was
@@ -126,6 +128,10 @@ OPS.claim = function(k, a)
     redis.call('ZADD', k.scheduled, a.run_at, a.payload)
     redis.call('HSET', k.job, 'run_at', a.run_at, 'inc', '')
     return {'scheduled', a.run_at}
+  end
+  if a.rl ~= '' or a.cc ~= '' then
+    local parked = LIMITS.admit(k, a, now, st, attempt)
+    if parked then return parked end
   end
   local fence = tonumber(f[5] or '0') + 1
   redis.call('HSET', k.job, 'fence', string.format('%d', fence), 'inc', a.inc, 'node', a.node)

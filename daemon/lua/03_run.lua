@@ -7,8 +7,10 @@
 -- f[5] is the Celery result key: only Celery-sourced jobs have one, and only they run the CELERY hooks
 -- (which read the hash again), so a plain job pays no Celery work. f[6]: the hash's error (finish drops
 -- a stale one only if there is one). f[7]: the unique / debounce lock (16_flow.lua), released by run.
+-- f[8]: the concurrency slot (17_limits.lua), given back by a retry or requeue (a terminal state's
+-- finish_terminal gives it back too).
 local function fenced(k, fence)
-  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error', 'flow')
+  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error', 'flow', 'cc')
   if not f[1] or f[2] ~= fence then return nil, 'superseded' end
   return f
 end
@@ -80,6 +82,7 @@ OPS.finish = function(k, a)
     emit(k, event_json(a.id, 'state', 'retrying', a.attempt, progress, now, text_field('error', a.error)),
          a.max_events, a.ttl, false)
     if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
+    if f[8] then LIMITS.release(k.job, a.id, f[8]) end
     return 'ok'
   end
   finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress, fields,
@@ -113,5 +116,6 @@ OPS.requeue = function(k, a)
   local now = clock()
   redis.call('HSET', k.job, 'state', 'queued', 'updated_at', now, 'progress', '0', 'inc', '', 'attempt', attempt)
   emit(k, event_json(a.id, 'state', 'queued', attempt, '0', now), a.max_events, a.ttl, false)
+  if f[8] then LIMITS.release(k.job, a.id, f[8]) end
   return 'ok'
 end

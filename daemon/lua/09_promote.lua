@@ -1,6 +1,7 @@
-SPEC.promote = {keys = {'scheduled', 'queue'}, args = {'limit'}, flags = 'allow-oom'}
+SPEC.promote = {keys = {'scheduled', 'queue', 'ccq', 'reaped'}, args = {'limit'}, flags = 'allow-oom'}
 -- Moves up to limit due delayed jobs and retries (due by Redis's clock) to the head of the queue. Safe with
--- several daemons: the move is atomic, so each due job is promoted once. Returns how many moved.
+-- several daemons: the move is atomic, so each due job is promoted once. Also hands slots of concurrency
+-- keys that no one holds any longer to their waiters (17_limits.lua). Returns how many moved.
 OPS.promote = function(k, a)
   local moved = 0
   for _, v in ipairs(redis.call('ZRANGEBYSCORE', k.scheduled, '-inf', clock(), 'LIMIT', 0, tonumber(a.limit))) do
@@ -8,5 +9,5 @@ OPS.promote = function(k, a)
     redis.call('RPUSH', k.queue, v)
     moved = moved + 1
   end
-  return moved
+  return moved + LIMITS.sweep(k.ccq, k.reaped)
 end

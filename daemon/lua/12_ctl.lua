@@ -199,7 +199,8 @@ end
 
 SPEC.ctl_queues = {keys = {'queue', 'scheduled', 'paused', 'dead'}, vk = true, args = {}, flags = 'no-writes'}
 -- One queue's figures: {length, scheduled, inflight (over the inflight lists given as extra keys), paused,
--- oldest_age_s, dead}: oldest_age_s is the age in seconds of the message taken next (the right end, the
+-- oldest_age_s, dead, concurrency_waiting, rate_limited}: the last two count jobs waiting for a slot of a
+-- concurrency key and jobs holding a reserved rate-limit token (17_limits.lua); oldest_age_s is the age in seconds of the message taken next (the right end, the
 -- oldest pushed) from its created_at, '' when the queue is empty or that message carries no usable
 -- created_at; dead is the number of entries in the queue's dead set now.
 OPS.ctl_queues = function(k, a, keys)
@@ -213,8 +214,9 @@ OPS.ctl_queues = function(k, a, keys)
       age = string.format('%.3f', math.max(0, tonumber(clock()) - c))
     end
   end
+  local ccw, rlw = LIMITS.waiting(k.queue)
   return {redis.call('LLEN', k.queue), redis.call('ZCARD', k.scheduled), infl, redis.call('EXISTS', k.paused), age,
-          redis.call('ZCARD', k.dead)}
+          redis.call('ZCARD', k.dead), ccw, rlw}
 end
 
 SPEC.ctl_counters = {keys = {'stats', 'dead'}, args = {}, flags = 'no-writes'}

@@ -93,10 +93,8 @@ FLOW.started = function(id, flow)
   if kind == 'd' or (kind == 'u' and upto == 'started') then release(key, kind, id) end
 end
 
--- The job k.job reached a terminal state: every lock but a TTL one is released.
-FLOW.terminal = function(k, id)
-  local flow = redis.call('HGET', k.job, 'flow')
-  if not flow then return end
+-- The job reached a terminal state (flow: its hash's field): every lock but a TTL one is released.
+FLOW.terminal = function(id, flow)
   local kind, upto, key = flow_spec(flow)
   if kind == 'd' or (kind == 'u' and upto ~= 'ttl') then release(key, kind, id) end
 end

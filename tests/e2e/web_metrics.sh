@@ -27,7 +27,7 @@ check_match "after the retry hopper_dead_jobs{queue=\"q\"} is 1" "$out" '^hopper
 check_match "... while the dead counter stays 2" "$out" 'hopper_jobs_total\{[^}]*queue="q",type="fail",state="dead"\} 2'
 out=$(ctl queues)
 check_match "hopperctl queues shows the dead column" "$out" 'dead'
-check_match "... with q's 1 dead entry (and the retried job waiting)" "$out" '^q +1 +0 +0 +yes +1$'
+check_match "... with q's 1 dead entry (and the retried job waiting)" "$out" '^q +1 +0 +0 +yes +1 +0 +0$'
 stop_web
 check_eq "hopper-web exits 0" "$?" 0
 

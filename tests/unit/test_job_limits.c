@@ -1,0 +1,107 @@
+/* A job message's "rate_limit" and "concurrency" fields: forms, bounds, refusals and the Redis argument forms. */
+#include "job.h"
+#include "t.h"
+
+static const struct job_defaults defs = {
+        .max_bytes = 4096, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 60};
+
+static int
+parse(const char *msg, struct job_spec *spec, char *err)
+{
+	return job_parse(msg, strlen(msg), "default", &defs, spec, err, 256);
+}
+
+/* 1 if msg is refused and the reason contains want. */
+static int
+refused(const char *msg, const char *want)
+{
+	struct job_spec spec;
+	char err[256] = "";
+	if (parse(msg, &spec, err) == 0) {
+		job_spec_free(&spec);
+		return 0;
+	}
+	if (strstr(err, want) == NULL)
+		printf("# refused for another reason: %s\n", err);
+	return strstr(err, want) != NULL;
+}
+
+int
+main(void)
+{
+	struct job_spec spec;
+	char err[256], arg[JOB_RL_ARG_MAX];
+
+	T_CHECK("no rate_limit", parse("{\"type\":\"noop\"}", &spec, err) == 0 && spec.limits.rl_key[0] == '\0');
+	job_limits_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("none: empty argument", arg, "");
+	job_spec_free(&spec);
+
+	T_CHECK("10/s burst 20",
+	        parse("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"api.example.com\",\"rate\":\"10/s\",\"burst\":20}}",
+	              &spec, err) == 0);
+	T_STREQ("key", spec.limits.rl_key, "api.example.com");
+	T_NEAR("rate", spec.limits.rate_per_s, 10, 1e-9);
+	T_CHECK("burst", spec.limits.burst == 20);
+	job_limits_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("argument", arg, "100.000\t20");
+	job_spec_free(&spec);
+
+	T_CHECK("30/m, burst defaults to 1",
+	        parse("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"30/m\"}}", &spec, err) == 0 &&
+	                spec.limits.burst == 1);
+	T_NEAR("30/m is 0.5/s", spec.limits.rate_per_s, 0.5, 1e-9);
+	job_spec_free(&spec);
+	T_CHECK("2.5/h",
+	        parse("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"2.5/h\"}}", &spec, err) == 0);
+	T_NEAR("2.5/h per second", spec.limits.rate_per_s, 2.5 / 3600, 1e-12);
+	job_spec_free(&spec);
+
+	T_CHECK("unknown unit",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"10/d\"}}", "'rate'"));
+	T_CHECK("no unit", refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"10\"}}", "'rate'"));
+	T_CHECK("zero rate", refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"0/s\"}}", "'rate'"));
+	T_CHECK("number rate", refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":10}}", "'rate'"));
+	T_CHECK("trailing junk",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"10/sec\"}}", "'rate'"));
+	T_CHECK("no key", refused("{\"type\":\"noop\",\"rate_limit\":{\"rate\":\"1/s\"}}", "'key'"));
+	T_CHECK("bad key", refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a b\",\"rate\":\"1/s\"}}", "'key'"));
+	T_CHECK("burst 0",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\",\"burst\":0}}", "burst"));
+	T_CHECK("unknown member",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\",\"brust\":2}}", "'brust'"));
+	T_CHECK("named limit refused clearly", refused("{\"type\":\"noop\",\"rate_limit\":\"api\"}", "named limits"));
+	T_CHECK("not an object", refused("{\"type\":\"noop\",\"rate_limit\":[1]}", "must be an object"));
+
+	T_CHECK("concurrency 2",
+	        parse("{\"type\":\"noop\",\"concurrency\":{\"key\":\"customer:42\",\"limit\":2}}", &spec, err) == 0);
+	T_STREQ("concurrency key", spec.limits.cc_key, "customer:42");
+	T_CHECK("concurrency limit", spec.limits.cc_limit == 2);
+	T_CHECK("no rate limit beside it", spec.limits.rl_key[0] == '\0');
+	job_limits_cc_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("concurrency argument", arg, "2");
+	job_spec_free(&spec);
+	T_CHECK("both", parse("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a\",\"rate\":\"5/s\"},"
+	                      "\"concurrency\":{\"key\":\"b\",\"limit\":1}}",
+	                      &spec, err) == 0 &&
+	                        strcmp(spec.limits.rl_key, "a") == 0 && strcmp(spec.limits.cc_key, "b") == 0);
+	job_spec_free(&spec);
+	T_CHECK("no concurrency: empty argument", parse("{\"type\":\"noop\"}", &spec, err) == 0);
+	job_limits_cc_arg(&spec.limits, arg, sizeof(arg));
+	T_STREQ("no concurrency argument", arg, "");
+	job_spec_free(&spec);
+	T_CHECK("limit required",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\"}}", "'limit' is required"));
+	T_CHECK("limit 0", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":0}}", "between 1"));
+	T_CHECK("limit not an integer",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1.5}}", "integer"));
+	T_CHECK("concurrency bad key", refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"\",\"limit\":1}}",
+	                                       "field 'concurrency': 'key'"));
+	T_CHECK("concurrency unknown member",
+	        refused("{\"type\":\"noop\",\"concurrency\":{\"key\":\"k\",\"limit\":1,\"max\":3}}", "'max'"));
+	T_CHECK("concurrency not an object", refused("{\"type\":\"noop\",\"concurrency\":3}", "must be an object"));
+	T_CHECK("a bad concurrency after a good rate_limit",
+	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a\",\"rate\":\"5/s\"},\"concurrency\":[]}",
+	                "'concurrency'"));
+	T_DONE();
+}
