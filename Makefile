@@ -46,6 +46,7 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 	common/celery_msg.o common/celery_opts.o common/ctl_proto.o common/ctl_crypto.o common/webhook_sig.o
 COMMON_OBJS += common/job_ns.o
 COMMON_OBJS += common/job_flow.o
+COMMON_OBJS += common/sched_time.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
@@ -85,6 +86,7 @@ UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request seeds_webhook_sig
 UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
+UNIT_TESTS += test_sched_time
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -181,6 +183,8 @@ $(B)/tests/test_ctl_crypto: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_ctl
 $(B)/tests/test_job_ns: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_ns.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_job_flow: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_flow.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_time: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_time.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
 $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
