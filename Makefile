@@ -86,7 +86,7 @@ UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request seeds_webhook_sig
 UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
-UNIT_TESTS += test_sched_time
+UNIT_TESTS += test_sched_time seeds_sched_time
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -261,6 +261,7 @@ soak: chaos
 # fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
 FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
 	fuzz_webhook_sig
+FUZZ_TARGETS += fuzz_sched_time
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
