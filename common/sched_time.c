@@ -283,3 +283,17 @@ sched_next_utc(const struct sched_spec *s, int64_t after_ms)
 	}
 	return -1;
 }
+
+int64_t
+sched_jitter_ms(const char *name, int64_t fire_ms, int64_t jitter_s)
+{
+	if (jitter_s <= 0)
+		return 0;
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis and prime */
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	uint64_t f = (uint64_t)fire_ms;
+	for (int i = 0; i < 8; i++, f >>= 8)
+		h = (h ^ (f & 0xff)) * 1099511628211ULL;
+	return (int64_t)(h % (uint64_t)(jitter_s * 1000));
+}

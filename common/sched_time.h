@@ -33,6 +33,10 @@ int sched_parse(const char *spec, size_t len, struct sched_spec *out, char *err,
  * (e.g. "0 0 30 2 *", Feb 30, never fires). */
 int64_t sched_next_utc(const struct sched_spec *s, int64_t after_ms);
 
+/* Deterministic jitter in [0, jitter_s * 1000) ms for one fire of one schedule: FNV-1a 64 of name and the
+ * fire time, so every daemon computes the same offset without coordination. 0 if jitter_s <= 0. */
+int64_t sched_jitter_ms(const char *name, int64_t fire_ms, int64_t jitter_s);
+
 /* Civil date helpers (proleptic Gregorian, UTC), exposed for tests and the zone code. */
 int64_t sched_days_from_civil(int64_t y, unsigned m, unsigned d);
 void sched_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);

@@ -113,6 +113,16 @@ main(void)
 	T_CHECK("@every too long", bad("@every 367d"));
 	T_CHECK("@every huge number", bad("@every 99999999999999999999s"));
 	T_CHECK("NUL inside", bad_len("* * *\0* *", 9));
+	int64_t j1 = sched_jitter_ms("nightly", t0, 30), j2 = sched_jitter_ms("nightly", t0, 30);
+	T_CHECK("jitter deterministic and in range", j1 == j2 && j1 >= 0 && j1 < 30000);
+	T_CHECK("jitter 0 is none", sched_jitter_ms("nightly", t0, 0) == 0);
+	int differ = 0;
+	for (int i = 1; i <= 10; i++)
+		differ += sched_jitter_ms("nightly", t0 + i * 60000, 30) != j1;
+	T_CHECK("jitter varies with the fire time", differ >= 8);
+	T_CHECK("jitter varies with the name",
+	        sched_jitter_ms("hourly", t0, 30) != j1 ||
+	                sched_jitter_ms("hourly", t0 + 60000, 30) != sched_jitter_ms("nightly", t0 + 60000, 30));
 	char longspec[SCHED_SPEC_MAX + 2];
 	memset(longspec, '1', sizeof(longspec) - 1);
 	longspec[sizeof(longspec) - 1] = '\0';
