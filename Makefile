@@ -47,6 +47,7 @@ COMMON_OBJS := common/log.o common/xmalloc.o common/frame.o common/job.o common/
 COMMON_OBJS += common/job_ns.o
 COMMON_OBJS += common/job_flow.o
 COMMON_OBJS += common/job_limits.o
+COMMON_OBJS += common/sched_time.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
@@ -88,6 +89,7 @@ UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log
 UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
 UNIT_TESTS += test_job_limits
+UNIT_TESTS += test_sched_time seeds_sched_time
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -187,6 +189,8 @@ $(B)/tests/test_job_flow: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_f
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_job_limits: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_limits.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_time: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_time.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
 $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
 	@mkdir -p $(dir $@)
@@ -262,6 +266,7 @@ soak: chaos
 # fuzz_audio runs the whole audio engine (and libsndfile) on any bytes written to a temp file.
 FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
 	fuzz_webhook_sig
+FUZZ_TARGETS += fuzz_sched_time
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
