@@ -1,30 +1,7 @@
 /* A job message's "unique" and "debounce" fields: parsing, bounds, refusals and the Redis argument form. */
 #include "job.h"
 #include "t.h"
-
-static const struct job_defaults defs = {
-        .max_bytes = 4096, .max_attempts = 3, .timeout_s = 300, .backoff_base_s = 1, .backoff_max_s = 60};
-
-static int
-parse(const char *msg, struct job_spec *spec, char *err)
-{
-	return job_parse(msg, strlen(msg), "default", &defs, spec, err, 256);
-}
-
-/* 1 if msg is refused and the reason contains want. */
-static int
-refused(const char *msg, const char *want)
-{
-	struct job_spec spec;
-	char err[256] = "";
-	if (parse(msg, &spec, err) == 0) {
-		job_spec_free(&spec);
-		return 0;
-	}
-	if (strstr(err, want) == NULL)
-		printf("# refused for another reason: %s\n", err);
-	return strstr(err, want) != NULL;
-}
+#include "t_job.h"
 
 int
 main(void)
