@@ -93,6 +93,7 @@ UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
 UNIT_TESTS += test_job_limits
 UNIT_TESTS += test_sched_time seeds_sched_time
+UNIT_TESTS += test_sched_def
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -193,6 +194,8 @@ $(B)/tests/test_job_flow: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_f
 $(B)/tests/test_job_limits: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job_limits.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_sched_time: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_time.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_def: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_def.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
 $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
