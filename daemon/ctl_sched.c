@@ -314,17 +314,23 @@ sched_view(const struct redis_reply *r, const char *queue, int count)
 	const char *defs = json_string_value(json_object_get(h, "def"));
 	json_t *def = defs != NULL ? json_loads(defs, 0, NULL) : NULL;
 	const char *next = json_string_value(json_object_get(h, "next"));
-	json_t *v = json_pack("{s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:o, s:O?, s:O?}", "name",
+	const char *paused = json_string_value(json_object_get(h, "paused"));
+	const char *fires = json_string_value(json_object_get(h, "fires"));
+	const char *missed = json_string_value(json_object_get(h, "missed"));
+	json_t *v = json_pack("{s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:o}", "name",
 	                      json_string_value(json_object_get(h, "name")), "queue", queue, "definition",
-	                      def != NULL ? def : json_null(), "paused",
-	                      strcmp(json_string_value(json_object_get(h, "paused")) ?: "0", "1") == 0, "next_fire",
-	                      num_or_null(next, 1000.0), "next_due",
+	                      def != NULL ? def : json_null(), "paused", paused != NULL && strcmp(paused, "1") == 0,
+	                      "next_fire", num_or_null(next, 1000.0), "next_due",
 	                      num_or_null(json_string_value(json_object_get(h, "due")), 1000.0), "fires",
-	                      (json_int_t)strtoll(json_string_value(json_object_get(h, "fires")) ?: "0", NULL, 10),
-	                      "missed",
-	                      (json_int_t)strtoll(json_string_value(json_object_get(h, "missed")) ?: "0", NULL, 10),
-	                      "last_fire_at", num_or_null(json_string_value(json_object_get(h, "last_at")), 1.0),
-	                      "last_job", json_object_get(h, "last_job"), "error", json_object_get(h, "error"));
+	                      (json_int_t)strtoll(fires != NULL ? fires : "0", NULL, 10), "missed",
+	                      (json_int_t)strtoll(missed != NULL ? missed : "0", NULL, 10), "last_fire_at",
+	                      num_or_null(json_string_value(json_object_get(h, "last_at")), 1.0));
+	static const char *const texts[] = {"last_job", "error", NULL};
+	for (size_t i = 0; texts[i] != NULL; i++) {
+		json_t *t = json_object_get(h, texts[i]);
+		if (t != NULL && json_string_length(t) > 0)
+			json_object_set(v, texts[i], t);
+	}
 	struct sched_def d;
 	char err[256];
 	if (count > 0 && def != NULL && sched_def_parse(def, &d, err, sizeof(err)) == 0) {

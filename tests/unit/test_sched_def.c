@@ -56,13 +56,16 @@ main(void)
 	                strcmp(d.tz, "UTC") == 0 && d.misfire_max == 10);
 	sched_def_free(&d);
 	T_CHECK("refused: no name", refused("{\"cron\":\"@hourly\",\"job\":{\"type\":\"noop\"}}", "'name'"));
-	T_CHECK("refused: a name with a colon", refused("{\"name\":\"a:b\",\"cron\":\"@hourly\",\"job\":{}}", "'name'"));
-	T_CHECK("refused: a 49-byte name",
-	        refused("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"cron\":\"@hourly\",\"job\":{}}", "name"));
+	T_CHECK("refused: a name with a colon",
+	        refused("{\"name\":\"a:b\",\"cron\":\"@hourly\",\"job\":{}}", "'name'"));
+	T_CHECK("refused: a 49-byte name", refused("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+	                                           "\"cron\":\"@hourly\",\"job\":{}}",
+	                                           "name"));
 	T_CHECK("refused: no cron", refused("{\"name\":\"a\",\"job\":{\"type\":\"noop\"}}", "'cron'"));
 	T_CHECK("refused: bad cron", refused("{\"name\":\"a\",\"cron\":\"* * *\",\"job\":{}}", "'cron'"));
 	T_CHECK("refused: no job", refused("{\"name\":\"a\",\"cron\":\"@hourly\"}", "'job'"));
-	T_CHECK("refused: job with an id", refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"job\":{\"id\":\"x\"}}", "job.id"));
+	T_CHECK("refused: job with an id",
+	        refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"job\":{\"id\":\"x\"}}", "job.id"));
 	T_CHECK("refused: job with run_at",
 	        refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"job\":{\"run_at\":5}}", "job.run_at"));
 	T_CHECK("refused: unknown misfire",
@@ -71,7 +74,8 @@ main(void)
 	        refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"misfire_max\":0,\"job\":{}}", "misfire_max"));
 	T_CHECK("refused: end before start",
 	        refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"start\":100,\"end\":50,\"job\":{}}", "'end'"));
-	T_CHECK("refused: unknown zone", refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"tz\":\"No/Such\",\"job\":{}}", "'tz'"));
+	T_CHECK("refused: unknown zone",
+	        refused("{\"name\":\"a\",\"cron\":\"@hourly\",\"tz\":\"No/Such\",\"job\":{}}", "'tz'"));
 	T_CHECK("refused: not an object", refused("[1]", "object"));
 
 	int64_t f[SCHED_PLAN_MAX];
@@ -85,15 +89,17 @@ main(void)
 	T_CHECK("12 s late, grace 5 s: t missed (once: run), t+10 on time",
 	        n == 2 && f[0] == t && f[1] == t + 10 * S && nx == t + 20 * S && missed == 0);
 	/* Daemons down for 100 s: fires t .. t+100 s; those before now-5s are missed. */
-	const char *skip = "{\"name\":\"e\",\"cron\":\"@every 10s\",\"misfire_grace_s\":5,\"misfire\":\"skip\",\"job\":{}}";
+	const char *skip =
+	        "{\"name\":\"e\",\"cron\":\"@every 10s\",\"misfire_grace_s\":5,\"misfire\":\"skip\",\"job\":{}}";
 	nx = plan(skip, t, t + 100 * S + 1, f, &n, &missed);
-	T_CHECK("skip: only the on-time fire (t+100), 10 missed", n == 1 && f[0] == t + 100 * S && missed == 10 &&
-	                                                                  nx == t + 110 * S);
+	T_CHECK("skip: only the on-time fire (t+100), 10 missed",
+	        n == 1 && f[0] == t + 100 * S && missed == 10 && nx == t + 110 * S);
 	nx = plan(every, t, t + 100 * S + 1, f, &n, &missed);
 	T_CHECK("once: the first missed + the on-time one, 9 passed over",
 	        n == 2 && f[0] == t && f[1] == t + 100 * S && missed == 9 && nx == t + 110 * S);
-	const char *all = "{\"name\":\"e\",\"cron\":\"@every 10s\",\"misfire_grace_s\":5,\"misfire\":\"all\",\"misfire_max\":4,"
-	                  "\"job\":{}}";
+	const char *all =
+	        "{\"name\":\"e\",\"cron\":\"@every 10s\",\"misfire_grace_s\":5,\"misfire\":\"all\",\"misfire_max\":4,"
+	        "\"job\":{}}";
 	nx = plan(all, t, t + 100 * S + 1, f, &n, &missed);
 	T_CHECK("all (max 4): the 4 oldest missed + the on-time one, 6 passed over",
 	        n == 5 && f[0] == t && f[3] == t + 30 * S && f[4] == t + 100 * S && missed == 6 && nx == t + 110 * S);
@@ -104,9 +110,8 @@ main(void)
 	        n == 2 && f[0] == t && f[1] == t + 7 * 86400 * S && nx == t + 7 * 86400 * S + S && missed > 0);
 	/* Window: no fire after end. */
 	char win[256];
-	snprintf(win, sizeof(win),
-	         "{\"name\":\"w\",\"cron\":\"@every 10s\",\"start\":%lld,\"end\":%lld,\"job\":{}}", (long long)(t / S + 30),
-	         (long long)(t / S + 50));
+	snprintf(win, sizeof(win), "{\"name\":\"w\",\"cron\":\"@every 10s\",\"start\":%lld,\"end\":%lld,\"job\":{}}",
+	         (long long)(t / S + 30), (long long)(t / S + 50));
 	T_CHECK("window: next before start is start", parse(win, &d) == 0 && sched_def_next(&d, t) == t + 30 * S &&
 	                                                      sched_def_next(&d, t + 40 * S) == t + 50 * S &&
 	                                                      sched_def_next(&d, t + 50 * S) == -1);
