@@ -234,6 +234,8 @@ tz_date_day(const struct tz_date *d, int64_t y)
 /* The rule's transitions of years y-2..y+2 around t, in time order; off[i] is the offset from when[i] on.
  * Within a year the end comes before the start so that a tie (DST all year, RFC 8536 3.3.1) leaves DST. */
 #define TZ_CANDS 10
+/* Rule instants beyond +-2^61 s (far past any calendar use) are evaluated at the bound. */
+#define TZ_RULE_MAX (1LL << 61)
 static void
 tz_rule_cands(const struct tz_rule *r, int64_t t, int64_t when[TZ_CANDS], int32_t off[TZ_CANDS])
 {
@@ -262,11 +264,13 @@ tz_rule_seg(const struct tz_rule *r, int64_t t, int64_t *next)
 	*next = INT64_MAX;
 	if (!r->has_dst)
 		return r->std_off;
+	if (t > TZ_RULE_MAX || t < -TZ_RULE_MAX) /* the calendar arithmetic stays in range; the rule repeats */
+		t = t > 0 ? TZ_RULE_MAX : -TZ_RULE_MAX;
 	int64_t when[TZ_CANDS];
 	int32_t off[TZ_CANDS], cur = r->std_off;
 	tz_rule_cands(r, t, when, off);
 	for (int i = 0; i < TZ_CANDS; i++) {
-		if (when[i] > t) {
+		if (when[i] > t && t != TZ_RULE_MAX) {
 			*next = when[i];
 			break;
 		}
@@ -584,8 +588,19 @@ sched_next_zone(const struct sched_spec *spec, const struct sched_zone *z, int64
 	int every_hour = (spec->hour & 0xffffffu) == 0xffffffu;
 	int64_t t = floor_div(after_ms, 1000) + 1, limit = t + SCHED_TZ_HORIZON_S;
 	int64_t floor_w = every_hour ? INT64_MIN : wall_high_water(z, t);
-	int64_t from = 0, w = -1;
+	int64_t from = 0, w = -1, prev_next;
 	int have = 0;
+	/* Starting exactly at a forward step: its gap's fire time is t itself. */
+	int32_t o_prev = zone_seg(z, t - 1, &prev_next), o_now = zone_seg(z, t, &prev_next);
+	if (o_now > o_prev) {
+		int64_t ws = t + o_prev > floor_w ? t + o_prev : floor_w;
+		w = wall_match(spec, ws);
+		from = ws, have = 1;
+		if (w < 0)
+			return -1;
+		if (w < t + o_now)
+			return t * 1000;
+	}
 	while (t <= limit) {
 		int64_t next, dummy;
 		int32_t o = zone_seg(z, t, &next);

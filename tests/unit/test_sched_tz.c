@@ -338,6 +338,10 @@ test_next(void)
 	/* Berlin spring forward 2027-03-28 01:00Z: 02:00-02:59 does not exist. */
 	T_CHECK("Berlin 30 2 in the gap fires at 03:00 CEST",
 	        next_in("30 2 * * *", be, UTC_MS(2027, 3, 27, 12, 0)) == UTC_MS(2027, 3, 28, 1, 0));
+	T_CHECK("Berlin 30 2 asked 1 ms before the gap fire",
+	        next_in("30 2 * * *", be, UTC_MS(2027, 3, 28, 1, 0) - 1) == UTC_MS(2027, 3, 28, 1, 0));
+	T_CHECK("Berlin 30 2 asked 0.5 s before the gap fire",
+	        next_in("30 2 * * *", be, UTC_MS(2027, 3, 28, 1, 0) - 500) == UTC_MS(2027, 3, 28, 1, 0));
 	T_CHECK("Berlin 30 2 the day after",
 	        next_in("30 2 * * *", be, UTC_MS(2027, 3, 28, 1, 0)) == UTC_MS(2027, 3, 29, 0, 30));
 	T_CHECK("Berlin 0 * before the gap",
@@ -597,7 +601,17 @@ test_brute(void)
 		for (int64_t t = lo; t < hi; t += 3600) {
 			if (sched_zone_offset(z, t) == sched_zone_offset(z, t + 3600))
 				continue;
-			for (int64_t a = (t - 3 * 3600) * 1000; a < (t + 4 * 3600) * 1000; a += 7 * 60000 + 13000)
+			int64_t lo_t = t, hi_t = t + 3600; /* the exact step: offset(lo_t) != offset(hi_t) */
+			while (hi_t - lo_t > 1) {
+				int64_t mid = lo_t + (hi_t - lo_t) / 2;
+				if (sched_zone_offset(z, mid) == sched_zone_offset(z, lo_t))
+					lo_t = mid;
+				else
+					hi_t = mid;
+			}
+			int64_t at[3] = {hi_t * 1000 - 1, hi_t * 1000, hi_t * 1000 + 1};
+			for (int64_t a = (t - 3 * 3600) * 1000, j = 0; a < (t + 4 * 3600) * 1000 || j < 3;
+			     a = a < (t + 4 * 3600) * 1000 ? a + 7 * 60000 + 13000 : at[j++])
 				for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
 					struct sched_spec s;
 					sched_parse(specs[k], strlen(specs[k]), &s, NULL, 0);
