@@ -644,6 +644,18 @@ test_cost(void)
 	double secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
 	printf("# 20 never-firing searches over 29 years: %.3f s CPU\n", secs);
 	T_CHECK("never-firing spec gives -1", r == -1);
+	struct sched_spec s;
+	sched_parse("0 9 * * 1-5", 11, &s, NULL, 0);
+	int64_t at = UTC_MS(2026, 12, 3, 0, 0), fires = 0, ordered = 1;
+	c0 = clock();
+	for (int i = 0; i < 10000 && at > 0; i++, fires++) { /* 10,000 consecutive fires: about 38 years */
+		int64_t n = sched_next_zone(&s, be, at);
+		ordered &= n > at;
+		at = n;
+	}
+	secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
+	printf("# 10,000 consecutive weekday fires in Europe/Berlin: %.1f us each\n", secs * 1e6 / 10000);
+	T_CHECK("10,000 consecutive fires, each after the last", fires == 10000 && at > 0 && ordered);
 	sched_zone_free(be);
 }
 
