@@ -94,6 +94,7 @@ UNIT_TESTS += test_job_flow
 UNIT_TESTS += test_job_limits
 UNIT_TESTS += test_sched_time seeds_sched_time
 UNIT_TESTS += test_sched_def
+UNIT_TESTS += test_sched_tz seeds_sched_tz
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -197,6 +198,8 @@ $(B)/tests/test_sched_time: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sch
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_sched_def: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_def.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_tz: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_tz.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
 $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
 	@mkdir -p $(dir $@)
@@ -273,6 +276,7 @@ soak: chaos
 FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
 	fuzz_webhook_sig
 FUZZ_TARGETS += fuzz_sched_time
+FUZZ_TARGETS += fuzz_sched_tz
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps

@@ -46,6 +46,15 @@ out=$(ctl --json schedule put daily --cron '30 9 * * 1-5' --job '{"type":"noop"}
 check_match "a second put replaces" "$out" '"created": *false'
 check_eq "list shows it once" "$(ctl --json schedule list | py -c 'import json,sys; print([s["name"] for s in json.load(sys.stdin)["schedules"]])')" "['daily']"
 ctl schedule rm daily >/dev/null
+# A zone with a DST change in the window: 02:30 Europe/Berlin around the 2027 spring-forward day (28 March).
+ctl schedule put berlin --cron '30 2 * * *' --tz Europe/Berlin --start 1806105600 --job '{"type":"noop"}' >/dev/null
+wait_for "berlin's next fire computed" 10 sh -c "$HOPPERCTL --socket '$CTL_SOCK' --json schedule show berlin | grep -q '\"next_fire\": *[0-9]'"
+check_eq "Europe/Berlin 02:30: CET, the gap day once at 03:00 CEST, then CEST" \
+	"$(ctl --json schedule show berlin --count 3 | py -c '
+import json, sys, datetime
+print(" ".join(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%m-%dT%H:%M") for t in json.load(sys.stdin)["upcoming"]))')" \
+	"03-27T01:30 03-28T01:00 03-29T00:30"
+ctl schedule rm berlin >/dev/null
 st=0; ctl schedule show daily >/dev/null 2>&1 || st=$?
 check_eq "rm: show answers not found (exit 10)" "$st" 10
 
