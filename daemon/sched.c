@@ -103,7 +103,7 @@ fire_send(struct server *s, const char *queue, const struct sched_def *d, const 
 		job_spec_free(&spec);
 		free(payload);
 	}
-	char buf[256];
+	char buf[sizeof(err) + 32];
 	if (err[0] != '\0' && error[0] == '\0') {
 		snprintf(buf, sizeof(buf), "job refused: %s", err);
 		error = buf;
