@@ -48,12 +48,15 @@ COMMON_OBJS += common/job_ns.o
 COMMON_OBJS += common/job_flow.o
 COMMON_OBJS += common/job_limits.o
 COMMON_OBJS += common/sched_time.o
+COMMON_OBJS += common/sched_tz.o
+COMMON_OBJS += common/sched_def.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
 	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
 DAEMON_OBJS += daemon/ctl_ns.o
 DAEMON_OBJS += daemon/ctl_dead.o
+DAEMON_OBJS += daemon/sched.o daemon/ctl_sched.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -90,6 +93,8 @@ UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
 UNIT_TESTS += test_job_limits
 UNIT_TESTS += test_sched_time seeds_sched_time
+UNIT_TESTS += test_sched_def
+UNIT_TESTS += test_sched_tz seeds_sched_tz
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
 LIBS_OUT := $(B)/libhopper.a $(B)/libhopper.so $(B)/hopper.pc $(B)/examples/submit_and_wait $(B)/examples/celery_send
@@ -191,6 +196,10 @@ $(B)/tests/test_job_limits: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_sched_time: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_time.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_def: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_def.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+$(B)/tests/test_sched_tz: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_sched_tz.o)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 # The control protocol's fuzz harnesses replay their seed directories (crash inputs kept there too).
 $(B)/tests/seeds_%: fuzz/fuzz_%.c tests/unit/fuzz_replay.c $(addprefix $(B)/,$(COMMON_OBJS)) $(wildcard fuzz/seeds/fuzz_%/*)
 	@mkdir -p $(dir $@)
@@ -267,6 +276,7 @@ soak: chaos
 FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl_frame fuzz_ctl_request fuzz_audio \
 	fuzz_webhook_sig
 FUZZ_TARGETS += fuzz_sched_time
+FUZZ_TARGETS += fuzz_sched_tz
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps

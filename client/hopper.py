@@ -675,6 +675,40 @@ class Client:
                       job_id=job_id)
         return self.wait(r["id"], timeout) if wait else r
 
+    # --- schedules (schedule.* ops; README "Schedules") ---
+
+    def schedule_put(self, name, cron, job=None, workflow=None, input=None, tz=None, queue=None, misfire=None,
+                     misfire_max=None, misfire_grace_s=None, start=None, end=None, jitter_s=None, paused=None,
+                     owner=None):
+        """Stores (or replaces) a schedule: cron is 5 cron fields, @hourly-style, or "@every 30s"; tz an
+        IANA zone (default UTC); exactly one of job (a job dict without id) and workflow (a stored workflow's
+        name, with input). Each fire makes one job, id sched-NAME-<fire ms>, however many daemons run.
+        misfire: "skip", "once" (default) or "all" for fire times missed while no daemon ran. start/end:
+        Unix seconds. Returns {"name", "queue", "cron", "tz", "upcoming", "created"}."""
+        return self.call("schedule.put", name=name, cron=cron, job=job, workflow=workflow, input=input, tz=tz,
+                         queue=queue, misfire=misfire, misfire_max=misfire_max, misfire_grace_s=misfire_grace_s,
+                         start=None if start is None else int(start), end=None if end is None else int(end),
+                         jitter_s=jitter_s, paused=paused, owner=owner)
+
+    def schedule_list(self, queue=None):
+        """The schedules this credential may see, by queue and name, with next_fire (Unix seconds)."""
+        return self.call("schedule.list", queue=queue)["schedules"]
+
+    def schedule_show(self, name, queue=None, count=None):
+        """One schedule: its definition, paused, next_fire, fires, missed, last_job and the next count
+        (default 5) fire times in "upcoming"."""
+        return self.call("schedule.show", name=name, queue=queue, count=count)
+
+    def schedule_rm(self, name, queue=None):
+        return self.call("schedule.rm", name=name, queue=queue)
+
+    def schedule_pause(self, name, queue=None):
+        return self.call("schedule.pause", name=name, queue=queue)
+
+    def schedule_resume(self, name, queue=None):
+        """Resumes from now: fire times that fell in the pause are not run."""
+        return self.call("schedule.resume", name=name, queue=queue)
+
     def celery_send(self, task, args=None, kwargs=None, queue=None, priority=None, countdown_s=None, eta=None,
                     expires_s=None, id=None):
         """Publishes a task in Celery's format to a Celery queue (through the daemon's Redis, under its

@@ -157,7 +157,7 @@ struct ctl {
 };
 
 /* Most arguments a catalogue op takes (ctl_ops[].args), for the generic option parser. */
-#define CMD_FIELDS_MAX 10
+#define CMD_FIELDS_MAX 16
 
 /* A subcommand's parsed command line: positional arguments, option values by enum ctl_opt and, for a
  * catalogue op, by the index of its field in ctl_ops[].args (NULL when absent, "" for options without an

@@ -356,6 +356,56 @@ static const struct ctl_arg args_dead_retry[] = {
         {"cursor", CTL_ARG_STRING, 0, 0, CTL_DEAD_CURSOR_MAX, "from the previous call's reply (same filters)"},
         END};
 
+/* Schedules (daemon/ctl_sched.c, schema/schedule.schema.json). Names: 1-48 of letters, digits and . _ - */
+#define SCHED_ARG_NAME                                                                                                 \
+	{                                                                                                              \
+		"name", CTL_ARG_NAME, 1, 0, 48, "the schedule's name (unique in its queue)"                            \
+	}
+#define SCHED_ARG_QUEUE                                                                                                \
+	{                                                                                                              \
+		"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "its queue (default: default)"                            \
+	}
+static const struct ctl_arg args_schedule_put[] = {
+        SCHED_ARG_NAME,
+        {"cron", CTL_ARG_STRING, 1, 0, 256, "5 cron fields, @hourly/@daily/..., or @every 30s"},
+        {"tz", CTL_ARG_STRING, 0, 0, 64, "IANA time zone of the cron fields (default UTC)"},
+        {"job", CTL_ARG_OBJECT, 0, 0, 0, "the job each fire submits (no id: each fire's id is derived)"},
+        {"workflow", CTL_ARG_NAME, 0, 0, CTL_WORKFLOW_NAME_MAX, "or a stored workflow to run (resolved now)"},
+        {"input", CTL_ARG_OBJECT, 0, 0, 0, "the workflow run's input"},
+        SCHED_ARG_QUEUE,
+        {"misfire", CTL_ARG_STRING, 0, 0, 8, "fires missed while no daemon ran: skip, once (default) or all"},
+        {"misfire_max", CTL_ARG_INT, 0, 1, 100, "misfire all: most missed fires run (default 10)"},
+        {"misfire_grace_s", CTL_ARG_INT, 0, 0, 86400, "a fire this late still runs as on time (default 60)"},
+        {"start", CTL_ARG_INT, 0, 0, 253402300799LL, "no fire before this Unix time (seconds)"},
+        {"end", CTL_ARG_INT, 0, 0, 253402300799LL, "no fire after this Unix time (seconds)"},
+        {"jitter_s", CTL_ARG_INT, 0, 0, 86400, "delay each fire by up to this many seconds (the same on every daemon)"},
+        {"paused", CTL_ARG_BOOL, 0, 0, 0, "store it paused"},
+        {"owner", CTL_ARG_STRING, 0, 0, JOB_OWNER_MAX, "its owner (admin; default: the credential's)"},
+        END};
+static const struct ctl_arg args_schedule_name[] = {SCHED_ARG_NAME, SCHED_ARG_QUEUE, END};
+static const struct ctl_arg args_schedule_show[] = {
+        SCHED_ARG_NAME,
+        SCHED_ARG_QUEUE,
+        {"count", CTL_ARG_INT, 0, 1, 100, "upcoming fire times shown (default 5)"},
+        END};
+static const struct ctl_arg args_schedule_list[] = {
+        {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only this queue's (default: every queue)"}, END};
+
+static int
+check_schedule_put(json_t *req, char *err, size_t errlen)
+{
+	int job = json_object_get(req, "job") != NULL, wf = json_object_get(req, "workflow") != NULL;
+	if (job == wf) {
+		snprintf(err, errlen, "a schedule needs exactly one of 'job' and 'workflow'");
+		return -1;
+	}
+	if (json_object_get(req, "input") != NULL && !wf) {
+		snprintf(err, errlen, "'input' goes with 'workflow'");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 in_set(const char *v, const char *const *set)
 {
@@ -463,6 +513,23 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_DEAD_RETRY] = {"dead_retry", CTL_OP_DEAD_RETRY, CTL_SCOPE_ADMIN, W, args_dead_retry,
                                "[--queue Q] [--type T] [--error TEXT] [--older-than S] [--limit N] [--cursor C]",
                                "retry dead jobs in bounded chunks (one call = one chunk; loop on the cursor)", NULL},
+        /* Schedules: submit manages the credential's owner's, read sees them, admin all (as stored workflows). */
+        [CTL_OP_SCHEDULE_PUT] = {"schedule.put", CTL_OP_SCHEDULE_PUT, CTL_SCOPE_SUBMIT, W, args_schedule_put,
+                                 "NAME --cron SPEC (--job JSON | --workflow W [--input JSON]) [--tz ZONE] [--queue Q] "
+                                 "[--misfire M] ...",
+                                 "store a schedule (replaces one of the same name in its queue)", check_schedule_put},
+        [CTL_OP_SCHEDULE_LIST] = {"schedule.list", CTL_OP_SCHEDULE_LIST, CTL_SCOPE_READ, 0, args_schedule_list,
+                                  "[--queue Q]", "list schedules with their next fire time", NULL},
+        [CTL_OP_SCHEDULE_SHOW] = {"schedule.show", CTL_OP_SCHEDULE_SHOW, CTL_SCOPE_READ, 0, args_schedule_show,
+                                  "NAME [--queue Q] [--count N]", "a schedule, its history and its next fire times",
+                                  NULL},
+        [CTL_OP_SCHEDULE_RM] = {"schedule.rm", CTL_OP_SCHEDULE_RM, CTL_SCOPE_SUBMIT, W, args_schedule_name,
+                                "NAME [--queue Q]", "delete a schedule (jobs it made stay)", NULL},
+        [CTL_OP_SCHEDULE_PAUSE] = {"schedule.pause", CTL_OP_SCHEDULE_PAUSE, CTL_SCOPE_SUBMIT, W, args_schedule_name,
+                                   "NAME [--queue Q]", "stop a schedule firing", NULL},
+        [CTL_OP_SCHEDULE_RESUME] = {"schedule.resume", CTL_OP_SCHEDULE_RESUME, CTL_SCOPE_SUBMIT, W, args_schedule_name,
+                                    "NAME [--queue Q]",
+                                    "resume a schedule from now (fire times in the pause are not run)", NULL},
 };
 #undef P
 #undef NR

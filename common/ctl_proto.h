@@ -119,6 +119,12 @@ enum ctl_op_id {
 	CTL_OP_WORKFLOW_WEBHOOK, /* workflow.webhook: a stored workflow's webhook (issue #13) */
 	CTL_OP_WEBHOOK_TRIGGER,  /* webhook.trigger: hopper-web's POST /webhook/TOKEN */
 	CTL_OP_DEAD_RETRY,       /* dead_retry: one chunk of `dead retry --all` (issue #10) */
+	CTL_OP_SCHEDULE_PUT,     /* schedule.*: cron schedules kept in Redis (issue #17) */
+	CTL_OP_SCHEDULE_LIST,
+	CTL_OP_SCHEDULE_SHOW,
+	CTL_OP_SCHEDULE_RM,
+	CTL_OP_SCHEDULE_PAUSE,
+	CTL_OP_SCHEDULE_RESUME,
 	CTL_OP_COUNT
 };
 

@@ -50,6 +50,12 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_WORKFLOW_WEBHOOK] = ctl_op_workflow_webhook,
         [CTL_OP_WEBHOOK_TRIGGER] = ctl_op_webhook_trigger,
         [CTL_OP_DEAD_RETRY] = ctl_op_dead_retry,
+        [CTL_OP_SCHEDULE_PUT] = ctl_op_schedule_put,
+        [CTL_OP_SCHEDULE_LIST] = ctl_op_schedule_list,
+        [CTL_OP_SCHEDULE_SHOW] = ctl_op_schedule_show,
+        [CTL_OP_SCHEDULE_RM] = ctl_op_schedule_rm,
+        [CTL_OP_SCHEDULE_PAUSE] = ctl_op_schedule_pause,
+        [CTL_OP_SCHEDULE_RESUME] = ctl_op_schedule_pause,
 };
 
 static void conn_process(struct ctl_conn *c);

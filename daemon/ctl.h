@@ -8,7 +8,8 @@
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
  *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue;
- *   ctl_webhook.c webhooks of stored workflows (workflow.webhook) and their triggering (webhook.trigger).
+ *   ctl_webhook.c webhooks of stored workflows (workflow.webhook) and their triggering (webhook.trigger);
+ *   ctl_sched.c  schedules (schedule.*), kept in Redis per queue and fired by sched.c.
  * The protocol itself (codec, validator, catalogue, error codes) is common/ctl_proto.c; the crypto
  * common/ctl_crypto.c. hopperd.h declares the few entry points the rest of the daemon calls.
  */
@@ -206,6 +207,8 @@ void ctl_ns_reply(const struct ctl_conn *c, json_t *msg);
 void ctl_ns_strip_owner(json_t *msg, const char *owner);
 /* ctl_dead.c */
 ctl_handler ctl_op_dead_retry;
+/* ctl_sched.c: schedules (schedule.put, list, show, rm, pause, resume) */
+ctl_handler ctl_op_schedule_put, ctl_op_schedule_list, ctl_op_schedule_show, ctl_op_schedule_rm, ctl_op_schedule_pause;
 
 /* ctl_workflow.c */
 ctl_handler ctl_op_workflow_put, ctl_op_workflow_list, ctl_op_workflow_show, ctl_op_workflow_rm, ctl_op_workflow_run;

@@ -313,30 +313,7 @@ submit_queue(struct server *s, struct submit_data *d, struct submit_job *jobs, s
 			continue;
 		sent[i] = 1;
 		part->index[part->n++] = i;
-		struct rctx jc = {.queue = queue,
-		                  .id = sp->id,
-		                  .idem = sp->idempotency_key,
-		                  .owner = sp->owner,
-		                  .flow = sp->flow.lock};
-		rcall_key(rc, RK_JOB, &jc);
-		rcall_key(rc, RK_EVENTS, &jc);
-		rcall_key(rc, RK_IDEM, &jc);
-		rcall_key(rc, RK_FLOW, &jc);
-		rcall_more(rc, sp->id, -1);
-		rcall_more(rc, sp->type, -1);
-		char b[48];
-		snprintf(b, sizeof(b), "%d", sp->max_attempts);
-		rcall_more(rc, b, -1);
-		snprintf(b, sizeof(b), "%.3f", sp->created_at);
-		rcall_more(rc, sp->created_at > 0 ? b : "", -1);
-		rcall_more(rc, sp->owner ? sp->owner : "", -1);
-		rcall_more(rc, sp->idempotency_key ? sp->idempotency_key : "", -1);
-		snprintf(b, sizeof(b), "%.3f", sp->run_at);
-		rcall_more(rc, b, -1);
-		rcall_more(rc, jobs[i].payload, -1);
-		char flow[JOB_FLOW_ARG_MAX];
-		job_flow_arg(&sp->flow, flow, sizeof(flow));
-		rcall_more(rc, flow, -1);
+		rcall_submit_job(rc, queue, sp, jobs[i].payload);
 	}
 	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
 	rcall_int(rc, "max_events", s->cfg.events_max);

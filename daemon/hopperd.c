@@ -541,6 +541,7 @@ main(int argc, char **argv)
 	s->redis = redis_new(s);
 	jobs_start(s);
 	celery_start(s);
+	sched_start(s);
 	pool_start(s);
 	redis_start(s->redis);
 	log_info("hopperd %s node %s: %d workers, queues %s (%s), redis %s", HOPPER_VERSION, s->cfg.node_id,
@@ -551,6 +552,7 @@ main(int argc, char **argv)
 
 	/* Whatever is still held (Redis was unreachable at the end) stays in the inflight lists in Redis, from
 	 * where the next start returns it; here it is only memory. */
+	sched_stop(s);
 	redis_free(s->redis); /* pending callbacks run now, with no reply */
 	celery_free(s);
 	s->redis = NULL;

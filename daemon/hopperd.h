@@ -220,7 +220,8 @@ struct metrics {
 	double duration_sum;
 	uint64_t worker_spawns, redis_errors, redis_reconnects;
 	uint64_t batches, batch_max_bytes,
-	        batch_max_ops; /* hopper_batch calls sent; the largest (key+arg bytes, ops) */
+	        batch_max_ops;             /* hopper_batch calls sent; the largest (key+arg bytes, ops) */
+	uint64_t sched_fires, sched_stale; /* schedule jobs this daemon made; claims another daemon won */
 };
 
 struct server {
@@ -291,6 +292,7 @@ struct server {
 	struct ctl *ctl;        /* the control socket (ctl*.c) */
 	struct metrics metrics; /* this daemon's counters for stats' "local" section (metrics.c) */
 	int paused[MAX_QUEUES]; /* cfg.queues[i] is paused (control op pause; refreshed every tick) */
+	struct sched *sched;    /* the schedule poller (sched.c) */
 };
 
 /* metrics.c */
@@ -482,5 +484,18 @@ void ctl_state_free(struct server *s);
 
 /* hopperd.c */
 void server_maybe_exit(struct server *s);
+
+/* sched.c: fires the schedules of the queues this daemon serves (daemon/lua/15_sched.lua) */
+struct sched;
+void sched_start(struct server *s);
+/* Reads every served queue's due schedules now (also called by its timer; a put calls it at once). */
+void sched_poll(struct server *s);
+void sched_stop(struct server *s);
+struct sched_def;
+/* The job one fire time t of schedule d makes: the template with its id derived from d and t (in the id space
+ * of ns, the owner's, when set), created_at now_ms and a "schedule" member. Returns the payload (caller
+ * frees) with *spec filled (caller calls job_spec_free), or NULL with err. */
+char *sched_job_payload(struct server *s, const char *queue, const struct sched_def *d, const char *ns, int64_t t,
+                        int64_t now_ms, struct job_spec *spec, char *err, size_t errlen);
 
 #endif

@@ -69,8 +69,10 @@ metrics_json(const struct server *s, int ctl_conns)
 	                      (json_int_t)(restarts > 0 ? restarts : 0), "redis_errors", (json_int_t)m->redis_errors,
 	                      "redis_reconnects", (json_int_t)m->redis_reconnects, "store_errors",
 	                      (json_int_t)store_errors, "ctl_conns", ctl_conns);
-	json_t *b = json_pack("{s:I, s:I, s:I}", "batches", (json_int_t)m->batches, "batch_max_bytes",
-	                      (json_int_t)m->batch_max_bytes, "batch_max_ops", (json_int_t)m->batch_max_ops);
+	json_t *b = json_pack("{s:I, s:I, s:I, s:I, s:I}", "batches", (json_int_t)m->batches, "batch_max_bytes",
+	                      (json_int_t)m->batch_max_bytes, "batch_max_ops", (json_int_t)m->batch_max_ops,
+	                      "schedule_fires", (json_int_t)m->sched_fires, "schedule_claims_lost",
+	                      (json_int_t)m->sched_stale);
 	json_object_update(o, b);
 	json_decref(b);
 	return o;

@@ -45,6 +45,9 @@ static const struct {
         [RK_RL] = {"rl", 0, "rl", V_RL},
         [RK_CC] = {"cc", 0, "cc", V_CC},
         [RK_CCQ] = {"ccq", 0, "ccq", V_NONE},
+        [RK_SCHEDS] = {"scheds", 0, "scheds", V_NONE},
+        [RK_SCHED] = {"sched", 0, "sched", V_ID},
+        [RK_SCHED_DUE] = {"sched_due", 0, "sched_due", V_NONE},
 };
 
 #define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
@@ -135,6 +138,17 @@ const struct rfunc rfuncs[RF_COUNT] = {
                           RF_NO_WRITES},
         [RF_DEAD_RETRY] = {"dead_retry", K(RK_QUEUE, RK_DEAD, RK_DEADMSG, RK_JOBS), 1,
                            A("token", "upto", "older_s", "owner", "admin", "type", "error", "ttl", "max_events"), 1, 0},
+        [RF_SCHED_PUT] = {"sched_put", K(RK_SCHEDS, RK_SCHED, RK_SCHED_DUE), 0,
+                          A("name", "def", "owner", "admin", "cron", "tz", "paused", "max"), 0, 0},
+        [RF_SCHED_RM] = {"sched_rm", K(RK_SCHEDS, RK_SCHED, RK_SCHED_DUE), 0, A("name", "owner", "admin"), 0,
+                         RF_ALLOW_OOM},
+        [RF_SCHED_PAUSE] = {"sched_pause", K(RK_SCHED, RK_SCHED_DUE), 0, A("name", "owner", "admin", "on"), 0, 0},
+        [RF_SCHED_DUE] = {"sched_due", K(RK_SCHED_DUE), 0, A("tag", "limit"), 0, RF_NO_WRITES},
+        [RF_SCHED_FIRE] = {"sched_fire", K(RK_SCHED, RK_SCHED_DUE, RK_QUEUE, RK_SCHEDULED, RK_JOBS, RK_STATS), 1,
+                           A("name", "ver", "expect", "next", "due", "missed", "error", "ttl", "max_events", "n"), 1,
+                           0},
+        [RF_SCHED_LIST] = {"sched_list", K(RK_SCHEDS), 0, A("tag", "owner", "admin"), 0, RF_NO_WRITES},
+        [RF_SCHED_SHOW] = {"sched_show", K(RK_SCHED), 0, A("owner", "admin"), 0, RF_NO_WRITES},
 };
 
 struct rcall {
@@ -185,6 +199,32 @@ key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 		return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");
 	default: return xasprintf("%s{%s}:%s", p, queue, kinds[k].kind);
 	}
+}
+
+void
+rcall_submit_job(struct rcall *rc, const char *queue, const struct job_spec *sp, const char *payload)
+{
+	struct rctx jc = {
+	        .queue = queue, .id = sp->id, .idem = sp->idempotency_key, .owner = sp->owner, .flow = sp->flow.lock};
+	rcall_key(rc, RK_JOB, &jc);
+	rcall_key(rc, RK_EVENTS, &jc);
+	rcall_key(rc, RK_IDEM, &jc);
+	rcall_key(rc, RK_FLOW, &jc);
+	rcall_more(rc, sp->id, -1);
+	rcall_more(rc, sp->type, -1);
+	char b[48];
+	snprintf(b, sizeof(b), "%d", sp->max_attempts);
+	rcall_more(rc, b, -1);
+	snprintf(b, sizeof(b), "%.3f", sp->created_at);
+	rcall_more(rc, sp->created_at > 0 ? b : "", -1);
+	rcall_more(rc, sp->owner ? sp->owner : "", -1);
+	rcall_more(rc, sp->idempotency_key ? sp->idempotency_key : "", -1);
+	snprintf(b, sizeof(b), "%.3f", sp->run_at);
+	rcall_more(rc, b, -1);
+	rcall_more(rc, payload, -1);
+	char flow[JOB_FLOW_ARG_MAX];
+	job_flow_arg(&sp->flow, flow, sizeof(flow));
+	rcall_more(rc, flow, -1);
 }
 
 char *

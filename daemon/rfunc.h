@@ -54,6 +54,9 @@ enum rkey {
 	RK_RL,        /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
 	RK_CC,        /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
 	RK_CCQ,       /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
+	RK_SCHEDS,    /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
+	RK_SCHED,     /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
+	RK_SCHED_DUE, /* P{Q}:sched_due schedule names by due time */
 	RK_COUNT
 };
 
@@ -94,6 +97,13 @@ enum rf {
 	RF_CTL_STATE,
 	RF_DEAD_SCAN,
 	RF_DEAD_RETRY,
+	RF_SCHED_PUT,
+	RF_SCHED_RM,
+	RF_SCHED_PAUSE,
+	RF_SCHED_DUE,
+	RF_SCHED_FIRE,
+	RF_SCHED_LIST,
+	RF_SCHED_SHOW,
 	RF_COUNT
 };
 
@@ -143,6 +153,11 @@ void rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx);
 /* Sends it now (FCALL or FCALL_RO) / adds it to its tag's batch. Frees c. Returns 0, or -1 when Redis is down. */
 int rcall_send(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
 int rcall_batch(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
+
+struct job_spec;
+/* Appends one job to a ctl_submit-style call (ctl_submit, sched_fire): its job, events, idem and flow keys
+ * and its nine arguments (id, type, max_attempts, created_at, owner, idem, run_at, payload, flow). */
+void rcall_submit_job(struct rcall *c, const char *queue, const struct job_spec *sp, const char *payload);
 
 /* A key name (caller frees): for the few plain commands (BLMOVE, HGETALL of a job for a watch...). */
 char *rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx);

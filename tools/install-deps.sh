@@ -34,7 +34,7 @@ fi
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev \
 libhiredis-dev libev-dev libcurl4-openssl-dev libsqlite3-dev libsodium-dev libjansson-dev libsndfile1-dev \
 libfftw3-dev libebur128-dev redis-server redis-tools sqlite3 python3 python3-redis python3-jsonschema python3-celery \
-procps python3-numpy python3-soundfile ffmpeg sox aubio-tools util-linux time \
+procps tzdata python3-numpy python3-soundfile ffmpeg sox aubio-tools util-linux time \
 libmicrohttpd-dev chromium chromium-driver python3-selenium prometheus wrk"
 
 missing=""

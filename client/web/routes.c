@@ -42,6 +42,12 @@ const struct web_route web_routes[] = {
 	{"POST",   "/v1/workflows/{name}/webhook", CTL_OP_WORKFLOW_WEBHOOK, BODY_FIELDS, NULL, NULL, 0, "create, rotate or revoke the workflow's webhook"},
 	{"POST",   "/v1/dead/retry",             CTL_OP_DEAD_RETRY,    BODY_FIELDS, NULL, NULL, 0, "retry dead jobs in bounded chunks (?queue&type&error&older_than_s; loop on the cursor)"},
 	{"POST",   "/v1/celery/send",            CTL_OP_CELERY_SEND,   BODY_FIELDS, NULL, NULL, 0, "publish a task in Celery's format"},
+	{"GET",    "/v1/schedules",              CTL_OP_SCHEDULE_LIST, BODY_NONE,   NULL, NULL, 0, "list schedules with their next fire time (?queue)"},
+	{"PUT",    "/v1/schedules/{queue}/{name}", CTL_OP_SCHEDULE_PUT, BODY_FIELDS, NULL, NULL, 0, "store a schedule (replaces one of the same name)"},
+	{"GET",    "/v1/schedules/{queue}/{name}", CTL_OP_SCHEDULE_SHOW, BODY_NONE, NULL, NULL, 0, "a schedule, its history and next fire times (?count)"},
+	{"DELETE", "/v1/schedules/{queue}/{name}", CTL_OP_SCHEDULE_RM, BODY_NONE,   NULL, NULL, 0, "delete a schedule"},
+	{"POST",   "/v1/schedules/{queue}/{name}/pause", CTL_OP_SCHEDULE_PAUSE, BODY_NONE, NULL, NULL, 0, "stop a schedule firing"},
+	{"POST",   "/v1/schedules/{queue}/{name}/resume", CTL_OP_SCHEDULE_RESUME, BODY_NONE, NULL, NULL, 0, "resume a schedule from now"},
 };
 /* clang-format on */
 const size_t web_nroutes = sizeof(web_routes) / sizeof(web_routes[0]);

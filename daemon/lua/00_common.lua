@@ -170,3 +170,19 @@ local function job_create(k, a, now, ttl, max_events, force_hash)
   if flow then return {'created', FLOW.admitted(k, a, now, ttl, max_events)} end
   return {'created'}
 end
+
+-- Admits one job (job_create) and puts it where it starts: the queue's head (k.queue), or the scheduled set
+-- when run_at, or its debounce, is ahead of Redis's clock. k is the job's keys (job, events, idem, flow,
+-- jobs, stats, scheduled, queue). Returns job_create's reply (nothing is pushed unless 'created').
+local function admit_push(k, a, now, ttl, max_events)
+  local c = job_create(k, a, now, ttl, max_events, false)
+  if c[1] ~= 'created' then return c end
+  if c[2] then a.run_at = c[2] end -- debounced: its start is the burst's
+  if tonumber(a.run_at) > tonumber(now) then
+    redis.call('HSET', k.job, 'run_at', a.run_at)
+    redis.call('ZADD', k.scheduled, a.run_at, a.payload)
+  else
+    redis.call('LPUSH', k.queue, a.payload)
+  end
+  return c
+end

@@ -26,7 +26,7 @@ OPS.ctl_submit = function(k, a, keys, args)
   local function job(i)
     local b, c = i * 9, 5 + i * 4
     return {job = keys[c], events = keys[c + 1], idem = keys[c + 2], flow = keys[c + 3], jobs = k.jobs,
-            stats = k.stats, scheduled = k.scheduled},
+            stats = k.stats, scheduled = k.scheduled, queue = k.queue},
            {id = args[b + 1], type = args[b + 2], max_attempts = args[b + 3], created_at = args[b + 4],
             owner = args[b + 5], idem = args[b + 6], run_at = args[b + 7], payload = args[b + 8], flow = args[b + 9]}
   end
@@ -70,14 +70,7 @@ OPS.ctl_submit = function(k, a, keys, args)
   for i = 0, n - 1 do
     if not skip[i] then
       local jk, ja = job(i)
-      local c = job_create(jk, ja, now, a.ttl, a.max_events, false)
-      if c[2] then ja.run_at = c[2] end -- debounced: its start is the burst's
-      if tonumber(ja.run_at) > tonumber(now) then
-        redis.call('HSET', jk.job, 'run_at', ja.run_at)
-        redis.call('ZADD', k.scheduled, ja.run_at, ja.payload)
-      else
-        redis.call('LPUSH', k.queue, ja.payload)
-      end
+      admit_push(jk, ja, now, a.ttl, a.max_events)
     elseif skip[i] == 'unique' then
       redis.call('HINCRBY', k.stats, 'unique_duplicates', 1)
     end
