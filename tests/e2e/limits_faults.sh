@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# limits_faults (issue #17): rate limits and concurrency keys (README "Rate limits and concurrency keys")
+# under faults, with real daemons on one Redis.
+# (a) SIGSTOP past the lease: daemon a holds both slots of key cust-s (limit 2) and is stopped (SIGSTOP)
+#     for longer than its lease; b reaps it, the slots come back, b runs the jobs again. When a is
+#     continued its stale outcomes are fenced (rows superseded, nothing written): no slot b holds is given
+#     back, no third job starts. A sampler reading Redis every 50 ms sees at most 2 of the key running,
+#     every live running job holding a slot, and the slot set never above 2.
+#     (The jobs are shorter than the lease, so a's workers, which SIGSTOP does not stop, are done before
+#     the reap: the real runs never overlap b's either.)
+# (b) Redis killed (-9) and restarted with its data (append-only file, fsync always) in the middle of a
+#     rate-limited (10/s) and a keyed (limit 2) run on two daemons: every job ends succeeded exactly once
+#     (Redis hashes and one succeeded row per job over both logs), the bucket's tokens stay within
+#     rate x W + burst across the restart, no job starts before its token, the keyed jobs never exceed 2,
+#     and nothing is left: no slot, no waiter, no reserved token (rlw), no keys-with-waiters entry (ccq).
+# (c) Clock steps of the daemon hosts (tests/chaos/clockshim.c, LD_PRELOAD, as store_clock.sh): one
+#     daemon +1 h, the other -1 h, stepped again mid-run. Limits run on Redis TIME, so nothing changes:
+#     token times are Redis's (within seconds of it, not an hour off), the bucket holds within one token,
+#     the keyed jobs never exceed their limit, every job succeeds once.
+. "$(dirname "$0")/../lib.sh"
+
+LEASE=(--lease-s=3 --heartbeat-s=1 --poll-ms=50)
+stage_is() { [ "$(jfield "$1" stage)" = "$2" ]; }
+n_done() { [ "$(count_state "$1" 1 "$2" succeeded)" = "$2" ]; }
+ccm() { rcli ZRANGE "$(qkey default cc:"$1")" 0 -1 | sort | paste -sd' ' -; }
+
+# The sampler (sample.lua PFX N KEY): of jobs PFX1..PFXN, "running live orphans slots": how many are in
+# state running, how many of those were claimed by an incarnation that was not reaped, how many of those
+# live ones hold no slot of cc:KEY, and the size of the slot set.
+cat >"$T/sample.lua" <<'LUAEOF'
+local p, pfx, n, key = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local q = p .. '{default}:'
+local running, live, orphans = 0, 0, 0
+for i = 1, n do
+  local id = pfx .. i
+  local h = redis.call('HMGET', q .. 'job:' .. id, 'state', 'inc')
+  if h[1] == 'running' then
+    running = running + 1
+    if h[2] and h[2] ~= '' and not redis.call('ZSCORE', q .. 'reaped', h[2]) then
+      live = live + 1
+      if not redis.call('ZSCORE', q .. 'cc:' .. key, id) then orphans = orphans + 1 end
+    end
+  end
+end
+return {running, live, orphans, redis.call('ZCARD', q .. 'cc:' .. key)}
+LUAEOF
+# start_sampler NAME PFX N KEY: samples into $T/NAME.samples until stop_sampler NAME (a Redis outage
+# just loses samples).
+declare -A SAMPLER=()
+start_sampler() {
+	local name=$1
+	shift
+	( while [ ! -e "$T/stop.$name" ]; do
+		rcli EVAL "$(cat "$T/sample.lua")" 0 "$HP" "$@" 2>/dev/null | paste -sd' ' - | grep -E '^[0-9]+ [0-9]+ [0-9]+ [0-9]+$' >>"$T/$name.samples"
+		sleep 0.05
+	done ) &
+	SAMPLER[$name]=$!
+	echo "$!" >"$T/pids/aux.sampler.$name"
+}
+stop_sampler() {
+	touch "$T/stop.$1"
+	wait "${SAMPLER[$1]}"
+}
+col_max() { awk -v c="$2" '$c > m { m = $c } END { print m + 0 }' "$T/$1.samples"; }
+# check_samples NAME LIMIT: the sampler's maxima.
+check_samples() {
+	local name=$1 lim=$2
+	note "$name: $(wc -l <"$T/$name.samples") samples; most running $(col_max "$name" 1), live $(col_max "$name" 2), orphans $(col_max "$name" 3), slots $(col_max "$name" 4)"
+	check_ge "$name: the sampler ran" "$(wc -l <"$T/$name.samples")" 20
+	check_eq "$name: never more than $lim running at once, and $lim at some point" "$(col_max "$name" 1)" "$lim"
+	check_eq "$name: a live running job always holds a slot" "$(col_max "$name" 3)" 0
+	check_le "$name: the slot set never held more than $lim" "$(col_max "$name" 4)" "$lim"
+}
+# no_leaks KEY...: nothing of the keys' limits is left.
+no_leaks() {
+	local tag=$1 k
+	shift
+	for k in "$@"; do
+		check_eq "$tag: no slot of $k is left" "$(rcli ZCARD "$(qkey default cc:"$k")")" 0
+		check_eq "$tag: no waiter of $k is left" "$(llen "$(qkey default ccw:"$k")")" 0
+	done
+	ccq_empty() { [ "$(rcli HLEN "$(qkey default ccq)")" = 0 ]; }
+	wait_for "the sweep forgets the keys" 10 ccq_empty
+	check_eq "$tag: no key is left with waiters (ccq)" "$(rcli HLEN "$(qkey default ccq)")" 0
+	check_eq "$tag: no reserved token is left (rlw)" "$(rcli ZCARD "$(qkey default rlw)")" 0
+	check_eq "$tag: no message is left in the queue or the scheduled set" \
+		"$(($(llen "$(qkey default queue)") + $(rcli ZCARD "$(qkey default scheduled)")))" 0
+	check_eq "$tag: no dead entry" "$(dead_count)" 0
+}
+# succeeded_rows PFX NODE...: "rows/distinct jobs" of succeeded attempts of jobs PFX* over the nodes' logs.
+succeeded_rows() {
+	local pfx=$1 n ids=
+	shift
+	for n in "$@"; do
+		ids+=$(sql "$n" "SELECT job_id FROM attempts WHERE job_id LIKE '$pfx%' AND state = 'succeeded'")$'\n'
+	done
+	echo "$(grep -c . <<<"$ids")/$(grep . <<<"$ids" | sort -u | grep -c .)"
+}
+# token_check NAME PFX N RATE BURST: the bucket's schedule over jobs PFX1..PFXN ("started_at run_at" each:
+# run_at is when the job's reserved token was due, 0 for a token due at once, which counts at its start).
+# Prints "t1 t5 early lag": the most tokens in any 1 s and 5 s window, starts before their token, and the
+# largest start lag behind a token (s).
+token_check() {
+	rcli EVAL "$_JFIND
+		local out = {}
+		for i = 1, tonumber(ARGV[3]) do
+			local h = redis.call('HMGET', jfind(ARGV[1], ARGV[2] .. i), 'started_at', 'run_at')
+			if h[1] then out[#out + 1] = h[1] .. ' ' .. (h[2] or '0') end
+		end
+		return out" 0 "$HP" "$2" "$3" >"$T/$1.starts"
+	py - "$T/$1.starts" <<'PYEOF'
+import sys
+rows = [tuple(float(v) for v in x.split()) for x in open(sys.argv[1]) if x.strip()]
+tokens = sorted(r if r > 0 else s for s, r in rows)
+def most(t, w):
+    best, j = 0, 0
+    for i in range(len(t)):
+        while t[i] - t[j] > w:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+early = sum(1 for s, r in rows if r > 0 and s < r - 0.001)
+lag = max([s - r for s, r in rows if r > 0] or [0])
+print(most(tokens, 1), most(tokens, 5), early, "%.3f" % lag)
+PYEOF
+}
+
+start_redis --appendonly yes --appendfsync always
+
+# --- (a) SIGSTOP past the lease while holding both slots ---
+start_hopperd a --workers=2 "${LEASE[@]}" || exit 1
+start_sampler stop cs- 6 cust-s
+msgs=()
+for i in $(seq 1 6); do
+	msgs+=("$(job_json "cs-$i" sleep '{"ms":1500}' '"concurrency":{"key":"cust-s","limit":2}')")
+done
+rcli LPUSH "$(qkey default queue)" "${msgs[@]}" >/dev/null
+two_on_a() { [ "$(count_state cs- 1 6 running a)" = 2 ]; }
+wait_for "a runs two cust-s jobs" 10 two_on_a
+start_hopperd b --workers=3 "${LEASE[@]}" || exit 1
+kill -STOP "${HD_PID[a]}"
+held=$(ccm cust-s)
+note "a stopped holding the slots of: $held"
+check_eq "a holds both slots when it is stopped" "$(wc -w <<<"$held")" 2
+check "the other jobs wait for a slot meanwhile" stage_is cs-6 concurrency
+
+wait_for "b reaps a" 30 node_gone a
+check "b reaped a" node_gone a
+reclaimed() { # every job a held was claimed again (a later fencing token)
+	local id
+	for id in $held; do [ "$(jfield "$id" fence)" -ge 2 ] || return 1; done
+}
+wait_for "b claims a's jobs again" 20 reclaimed
+check "b claimed a's jobs again under new fencing tokens" reclaimed
+two_on_b() { [ "$(count_state cs- 1 6 running b)" = 2 ]; }
+wait_for "b runs two cust-s jobs" 20 two_on_b
+before_cont=$(ccm cust-s)
+running_b=$(ids_in_state cs- 1 6 running | sort | paste -sd' ' -)
+note "a continued while b holds the slots of: $before_cont (running: $running_b)"
+kill -CONT "${HD_PID[a]}"
+# a's stale outcomes reach Redis with its old tokens: refused, rows marked superseded.
+superseded_rows() { [ "$(sql a "SELECT count(*) FROM attempts WHERE job_id LIKE 'cs-%' AND state = 'superseded'")" = 2 ]; }
+wait_for "a marks its two attempts superseded" 20 superseded_rows
+check_eq "a's rows of the jobs it held: superseded" \
+	"$(sql a "SELECT group_concat(job_id, ' ') FROM (SELECT job_id FROM attempts WHERE job_id LIKE 'cs-%' AND state = 'superseded' ORDER BY job_id)")" \
+	"$held"
+still=$(ids_in_state cs- 1 6 running | sort | paste -sd' ' -)
+holds_all() { # every job in $1 is in cc:cust-s
+	local id m
+	m=" $(ccm cust-s) "
+	for id in $1; do case $m in *" $id "*) ;; *) return 1 ;; esac; done
+}
+check "every job still running after a's stale outcomes holds its slot (running: $still; slots: $(ccm cust-s))" \
+	holds_all "$still"
+check_le "no third job started meanwhile" "$(count_state cs- 1 6 running)" 2
+check "a's log says it was reaped while alive" grep -q 'was reaped while alive' "$T/a.log"
+
+wait_for "all cust-s jobs" 60 n_done cs- 6
+stop_sampler stop
+check_eq "every cust-s job succeeded" "$(count_state cs- 1 6 succeeded)" 6
+for id in $held; do
+	check_eq "$id: succeeded on b, its outcome written under b's token" "$(jstate "$id")/$(jfield "$id" node)" succeeded/b
+done
+check_samples stop 2
+finish_hopperd a
+finish_hopperd b
+check_eq "one succeeded row per cust-s job over both logs" "$(succeeded_rows cs- a b)" 6/6
+no_leaks "(a)" cust-s
+
+end_scenario
