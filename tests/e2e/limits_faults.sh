@@ -174,6 +174,9 @@ check "every job still running after a's stale outcomes holds its slot (running:
 	holds_all "$still"
 check_le "no third job started meanwhile" "$(count_state cs- 1 6 running)" 2
 check "a's log says it was reaped while alive" grep -q 'was reaped while alive' "$T/a.log"
+stale_refused() { [ "$(grep -c 'was superseded: its outcome .* was not applied' "$T/a.log")" -ge 2 ]; }
+wait_for "a's stale outcomes were refused" 10 stale_refused
+check "a sent its two stale outcomes and Redis refused both (log: not applied)" stale_refused
 
 wait_for "all cust-s jobs" 60 n_done cs- 6
 stop_sampler stop
@@ -186,5 +189,50 @@ finish_hopperd a
 finish_hopperd b
 check_eq "one succeeded row per cust-s job over both logs" "$(succeeded_rows cs- a b)" 6/6
 no_leaks "(a)" cust-s
+
+# --- (b) Redis killed and restarted mid-run (persistence on) ---
+for n in r1 r2; do start_hopperd "$n" --workers=2 "${LEASE[@]}" || exit 1; done
+start_sampler restart kk- 16 cust-r
+msgs=()
+for i in $(seq 1 40); do
+	msgs+=("$(job_json "rr-$i" noop '{}' '"rate_limit":{"key":"api-r","rate":"10/s","burst":1}')")
+done
+for i in $(seq 1 16); do
+	msgs+=("$(job_json "kk-$i" sleep '{"ms":500}' '"concurrency":{"key":"cust-r","limit":2}')")
+done
+rcli LPUSH "$(qkey default queue)" "${msgs[@]}" >/dev/null
+mid_run() { [ "$(count_state rr- 1 40 succeeded)" -ge 10 ] && [ "$(count_state kk- 1 16 succeeded)" -ge 3 ]; }
+wait_for "10 limited and 3 keyed jobs done" 30 mid_run
+before="limited: $(job_states rr- 1 40); keyed: $(job_states kk- 1 16)"
+kill9_redis
+note "redis killed at: $before"
+sleep 2 # the outage
+check "hopperd r1 survives the outage" hopperd_alive r1
+check "hopperd r2 survives the outage" hopperd_alive r2
+restart_redis
+rr_left=$((40 - $(count_state rr- 1 40 succeeded)))
+kk_left=$((16 - $(count_state kk- 1 16 succeeded)))
+note "after the restart: $rr_left limited and $kk_left keyed jobs not yet succeeded"
+check_ge "the outage hit the rate-limited run mid-way (jobs were left)" "$rr_left" 1
+check_ge "the outage hit the keyed run mid-way (jobs were left)" "$kk_left" 1
+wait_for "all limited jobs" 90 n_done rr- 40
+wait_for "all keyed jobs" 90 n_done kk- 16
+stop_sampler restart
+check_eq "Redis: every limited job succeeded" "$(count_state rr- 1 40 succeeded)" 40
+check_eq "Redis: every keyed job succeeded" "$(count_state kk- 1 16 succeeded)" 16
+check_eq "Redis: every limited job started once" "$(job_hist attempt rr- 1 40)" "1=40"
+check_eq "Redis: every keyed job started once" "$(job_hist attempt kk- 1 16)" "1=16"
+read -r t1 t5 early lag <<<"$(token_check restart rr- 40 10 1)"
+note "(b) tokens: most in 1 s $t1, in 5 s $t5; early starts $early; largest lag ${lag}s"
+check_le "(b) the bucket's tokens stay within 10/s + 1 in any 1 s window across the restart ($t1)" "$t1" 11
+check_le "(b) ... and in any 5 s window ($t5)" "$t5" 51
+check_eq "(b) no job started before its token was due" "$early" 0
+check_samples restart 2
+for n in r1 r2; do finish_hopperd "$n"; done
+check_eq "SQLite: one succeeded row per limited job over both logs" "$(succeeded_rows rr- r1 r2)" 40/40
+check_eq "SQLite: one succeeded row per keyed job over both logs" "$(succeeded_rows kk- r1 r2)" 16/16
+check_eq "SQLite: no other rows of these jobs" \
+	"$(($(sql r1 "SELECT count(*) FROM attempts WHERE state <> 'succeeded'") + $(sql r2 "SELECT count(*) FROM attempts WHERE state <> 'succeeded'")))" 0
+no_leaks "(b)" cust-r
 
 end_scenario
