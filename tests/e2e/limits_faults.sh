@@ -235,4 +235,75 @@ check_eq "SQLite: no other rows of these jobs" \
 	"$(($(sql r1 "SELECT count(*) FROM attempts WHERE state <> 'succeeded'") + $(sql r2 "SELECT count(*) FROM attempts WHERE state <> 'succeeded'")))" 0
 no_leaks "(b)" cust-r
 
+# --- (c) the daemons' wall clocks step (+1 h on one, -1 h on the other, then swapped) mid-run ---
+SHIM=$HOPPER_BUILD/chaos/clockshim.so
+if [ ! -f "$SHIM" ]; then
+	not_ok "the clock shim is built" "$SHIM missing (make $SHIM)"
+	end_scenario
+fi
+set_offset() { # NODE SECONDS: rewritten in place, as the shim maps the file (see clockshim.c)
+	printf '%-63s\n' "$2" | dd of="$T/clock-$1" conv=notrunc status=none
+}
+redis_now() { rcli TIME | paste -sd' ' - | awk '{ printf "%.3f", $1 + $2 / 1e6 }'; }
+for n in c1 c2; do
+	set_offset "$n" 0
+	cat >"$T/hopperd-$n" <<EOS
+#!/bin/sh
+HOPPER_CLOCK_FILE='$T/clock-$n' LD_PRELOAD='$SHIM' ASAN_OPTIONS="\${ASAN_OPTIONS:-}:verify_asan_link_order=0" exec '$HOPPERD' "\$@"
+EOS
+	chmod +x "$T/hopperd-$n"
+	HOPPERD=$T/hopperd-$n start_hopperd "$n" --workers=2 "${LEASE[@]}" || exit 1
+	check "hopperd $n runs with the clock shim" grep -q clockshim "/proc/${HD_PID[$n]}/maps"
+done
+set_offset c1 3600
+set_offset c2 -3600
+start_sampler clock kc- 10 cust-c
+R0=$(redis_now)
+msgs=()
+for i in $(seq 1 30); do
+	msgs+=("$(job_json "ck-$i" noop '{}' '"rate_limit":{"key":"api-c","rate":"10/s","burst":2}')")
+done
+for i in $(seq 1 10); do
+	msgs+=("$(job_json "kc-$i" sleep '{"ms":400}' '"concurrency":{"key":"cust-c","limit":2}')")
+done
+rcli LPUSH "$(qkey default queue)" "${msgs[@]}" >/dev/null
+wait_for "ck-30 waits for a token" 10 stage_is ck-30 rate_limited
+# The bucket (its theoretical arrival time, ms) is on Redis's clock: at most the backlog (30 tokens of
+# 0.1 s) ahead of Redis TIME, not an hour off either way.
+tat=$(rcli GET "$(qkey default rl:api-c)")
+rnow=$(redis_now)
+note "bucket tat $tat ms, Redis TIME $rnow s"
+check "the bucket's time is Redis's (within 5 s of TIME, not +-1 h): $tat ms vs $rnow s" \
+	near "$(awk -v t="$tat" 'BEGIN { printf "%.3f", t / 1000 }')" "$rnow" 5
+due=$(jfield ck-30 rl_due)
+check "a reserved token's due time is Redis's (within 5 s of TIME): $due ms vs $rnow s" \
+	near "$(awk -v t="$due" 'BEGIN { printf "%.3f", t / 1000 }')" "$rnow" 5
+half() { [ "$(count_state ck- 1 30 succeeded)" -ge 10 ]; }
+wait_for "10 limited jobs done" 30 half
+set_offset c1 -3600
+set_offset c2 3600
+note "clocks swapped: c1 -1 h, c2 +1 h"
+wait_for "all clock-stepped limited jobs" 60 n_done ck- 30
+wait_for "all clock-stepped keyed jobs" 60 n_done kc- 10
+stop_sampler clock
+R1=$(redis_now)
+check_eq "every limited job succeeded with the clocks stepped" "$(count_state ck- 1 30 succeeded)" 30
+check_eq "every keyed job succeeded with the clocks stepped" "$(count_state kc- 1 10 succeeded)" 10
+check_eq "each limited job started once" "$(job_hist attempt ck- 1 30)" "1=30"
+read -r t1 t5 early lag <<<"$(token_check clock ck- 30 10 2)"
+note "(c) tokens: most in 1 s $t1, in 5 s $t5; early starts $early; largest lag ${lag}s"
+check_le "(c) the bucket holds within 10/s + 2 in any 1 s window ($t1)" "$t1" 12
+check_le "(c) ... and in any 5 s window ($t5)" "$t5" 52
+check_eq "(c) no job started before its token was due" "$early" 0
+outside=$(awk -v a="$R0" -v b="$R1" '{ r = ($2 > 0) ? $2 : $1; if (r < a - 1 || r > b + 1 || $1 < a - 1 || $1 > b + 1) n++ } END { print n + 0 }' "$T/clock.starts")
+check_eq "(c) every token and start time lies within the run on Redis's clock ($R0 .. $R1)" "$outside" 0
+check_samples clock 2
+for n in c1 c2; do set_offset "$n" 0; finish_hopperd "$n"; done
+# The steps took: each daemon's own log rows (its wall clock) lie an hour ahead and an hour behind.
+for n in c1 c2; do
+	check_eq "$n's log rows were written on both stepped clocks (+1 h and -1 h)" \
+		"$(sql "$n" "SELECT (sum(started_at > $R0 + 3000) > 0) || (sum(started_at < $R0 - 3000) > 0) FROM attempts")" 11
+done
+no_leaks "(c)" cust-c
+
 end_scenario
