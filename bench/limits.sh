@@ -5,7 +5,7 @@
 # On a private redis-server (unix socket, temp dir, no persistence), BENCH_ROUNDS rounds (default 3); each
 # round runs every kind once, in an order rotated per round so no kind always meets the others' leftovers:
 #   plain     BENCH_N (default 5000) noop jobs;
-#   limited   the same with "rate_limit": {"key": "bench", "rate": "100000/s"}: one bucket, a rate far above
+#   limited   the same with "rate_limit": {"key": "bench", "rate": "100000/s", "burst": 100}: one bucket, far above
 #             what one daemon claims, so no job waits (the run reports the deferrals: 0 expected);
 #   keyed     the same with "concurrency": {"key": "bench", "limit": BENCH_CC_LIMIT} (default 1000: above the
 #             workers and the daemon's prefetch, so no job waits; the waits are reported);
@@ -99,7 +99,7 @@ class Redis:
 
 def prefill(sock, qkey, n, kind, limit):
     """LPUSHes n noop jobs of the kind, 500 to a command."""
-    extra = {'plain': {}, 'limited': {'rate_limit': {'key': 'bench', 'rate': '100000/s'}},
+    extra = {'plain': {}, 'limited': {'rate_limit': {'key': 'bench', 'rate': '100000/s', 'burst': 100}},
              'keyed': {'concurrency': {'key': 'bench', 'limit': int(limit)}},
              'keyedw': {'concurrency': {'key': 'bench', 'limit': int(limit)}}}[kind]
     r, n = Redis(sock), int(n)

@@ -17,6 +17,8 @@
 #     daemon +1 h, the other -1 h, stepped again mid-run. Limits run on Redis TIME, so nothing changes:
 #     token times are Redis's (within seconds of it, not an hour off), the bucket holds within one token,
 #     the keyed jobs never exceed their limit, every job succeeds once.
+# (d) A bucket far above the claim rate (1000000/s, burst 1) defers none of 300 jobs pushed at once: a
+#     regression test for the millisecond-tick bug this work found (17_limits.lua TICK_MS).
 . "$(dirname "$0")/../lib.sh"
 
 LEASE=(--lease-s=3 --heartbeat-s=1 --poll-ms=50)
@@ -298,7 +300,21 @@ check_eq "(c) no job started before its token was due" "$early" 0
 outside=$(awk -v a="$R0" -v b="$R1" '{ r = ($2 > 0) ? $2 : $1; if (r < a - 1 || r > b + 1 || $1 < a - 1 || $1 > b + 1) n++ } END { print n + 0 }' "$T/clock.starts")
 check_eq "(c) every token and start time lies within the run on Redis's clock ($R0 .. $R1)" "$outside" 0
 check_samples clock 2
-for n in c1 c2; do set_offset "$n" 0; finish_hopperd "$n"; done
+for n in c1 c2; do set_offset "$n" 0; done
+
+# --- (d) a bucket far above the claim rate defers nothing (the bug bench/limits.sh found) ---
+# 1000000/s with the default burst 1 admits up to 1000 tokens per millisecond; claims take several us
+# each, so none may wait. Comparing due times with Redis's millisecond clock alone deferred every job but
+# the first claimed in each millisecond (about 90% of them; see TICK_MS in 17_limits.lua).
+before=$(stat_count rate_limited)
+msgs=()
+for i in $(seq 1 300); do msgs+=("$(job_json "fast-$i" noop '{}' '"rate_limit":{"key":"api-fast","rate":"1000000/s"}')"); done
+rcli LPUSH "$(qkey default queue)" "${msgs[@]}" >/dev/null
+wait_for "the 300 fast-bucket jobs" 60 n_done fast- 300
+check_eq "(d) all 300 jobs of a 1000000/s bucket succeeded" "$(count_state fast- 1 300 succeeded)" 300
+check_eq "(d) none of them was deferred (stats rate_limited unchanged: $before)" "$(stat_count rate_limited)" "$before"
+check_eq "(d) none waited in the scheduled set (no run_at)" "$(job_hist run_at fast- 1 300)" "missing=300"
+for n in c1 c2; do finish_hopperd "$n"; done
 # The steps took: each daemon's own log rows (its wall clock) lie an hour ahead and an hour behind.
 for n in c1 c2; do
 	check_eq "$n's log rows were written on both stepped clocks (+1 h and -1 h)" \
