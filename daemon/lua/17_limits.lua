@@ -79,8 +79,12 @@ local function draw(k, a, now_ms)
 end
 
 -- A job parked by a limit is queued again if it was left 'running' by a reaped holder (claim takes such
--- jobs over): watchers and counts must not see a job that waits as running.
+-- jobs over): watchers and counts must not see a job that waits as running. Parking also ends any earlier
+-- claim: a claim taken over from a reaped incarnation still carried that holder's fencing token, so the
+-- holder, stopped (SIGSTOP) with the job prefetched and then continued, had its `run` accepted and
+-- started the parked job beside the slot's new holder (limits_faults.sh (e)). A new token fences it.
 local function park_state(k, a, st, attempt, now)
+  redis.call('HINCRBY', k.job, 'fence', 1)
   if st ~= 'running' then return end
   redis.call('HSET', k.job, 'state', 'queued', 'progress', '0')
   emit(k, event_json(a.id, 'state', 'queued', attempt, '0', now), a.max_events, a.ttl, false)

@@ -322,4 +322,46 @@ for n in c1 c2; do
 done
 no_leaks "(c)" cust-c
 
+# --- (e) a claim taken over and parked for a slot: the stopped holder's stale run is fenced ---
+# a2 (1 worker, busy with the plain job sp-1) has claimed se-1 (key cust-e, limit 1) into its prefetch
+# when it is stopped. b2 (consuming another queue) reaps it; se-3, put at the head of the queue, takes the
+# slot se-1's reaped claim held; c2 then claims se-1 again and parks it (slot held). When a2 continues its
+# worker is free (sp-1 ended during the stop) and it starts se-1 on its old claim: that `run` must be
+# refused (superseded), or se-1 runs beside se-3 with a limit of 1.
+start_hopperd a2 --workers=1 --prefetch=1 "${LEASE[@]}" || exit 1
+push_job default "$(job_json sp-1 sleep '{"ms":2000}')"
+on_a2() { [ "$(jstate "$1")" = running ] && [ "$(jfield "$1" node)" = a2 ]; }
+wait_for "sp-1 running on a2" 10 on_a2 sp-1
+push_job default "$(job_json se-1 sleep '{"ms":1500}' '"concurrency":{"key":"cust-e","limit":1}')"
+claimed_a2() { [ "$(jfield se-1 fence)" = 1 ] && [ "$(jfield se-1 node)" = a2 ]; }
+wait_for "a2 claims se-1 (prefetched)" 10 claimed_a2
+check_eq "a2 claimed se-1 into its prefetch while its worker is busy (fence 1, slot held)" \
+	"$(jstate se-1)/$(jfield se-1 fence)/$(ccm cust-e)" queued/1/se-1
+kill -STOP "${HD_PID[a2]}"
+start_sampler stale se- 3 cust-e
+start_hopperd b2 --workers=1 --queues=other "${LEASE[@]}" || exit 1
+returned() { node_gone a2 && [ "$(llen "$(qkey default queue)")" = 2 ]; }
+wait_for "b2 reaps a2 and returns its two jobs" 30 returned
+check "b2 reaped a2 and returned sp-1 and se-1 to the queue" returned
+rcli RPUSH "$(qkey default queue)" "$(job_json se-3 sleep '{"ms":4000}' '"concurrency":{"key":"cust-e","limit":1}')" >/dev/null
+start_hopperd c2 --workers=2 "${LEASE[@]}" || exit 1
+wait_for "se-1 parked for the slot" 20 stage_is se-1 concurrency
+wait_for "se-3 running" 20 state_is se-3 running
+check_eq "se-3 took the slot of se-1's reaped claim" "$(ccm cust-e)" se-3
+check_eq "c2 parked se-1 (its slot is held)" "$(jfield se-1 stage)/$(jstate se-1)" concurrency/queued
+kill -CONT "${HD_PID[a2]}"
+wait_for "a2 learns it was reaped" 20 grep -q 'was reaped while alive' "$T/a2.log"
+sleep 1 # a2's stale writes, if any, have landed by now
+check_eq "a2's stale start of se-1 was refused: se-1 still parked" "$(jfield se-1 stage)/$(jstate se-1)" concurrency/queued
+check_eq "the slot is still se-3's alone" "$(ccm cust-e)" se-3
+wait_for "se-1 succeeded" 60 state_is se-1 succeeded
+wait_for "se-3 succeeded" 60 state_is se-3 succeeded
+stop_sampler stale
+check_eq "se-1 succeeded on c2 (not on a2's stale claim)" "$(jstate se-1)/$(jfield se-1 node)" succeeded/c2
+note "stale: $(wc -l <"$T/stale.samples") samples; most running $(col_max stale 1), live $(col_max stale 2), orphans $(col_max stale 3), slots $(col_max stale 4)"
+check_eq "cust-e (limit 1) never had 2 jobs running" "$(col_max stale 1)" 1
+check_eq "no row of a2 says se-1 succeeded" "$(sql a2 "SELECT count(*) FROM attempts WHERE job_id = 'se-1' AND state = 'succeeded'")" 0
+for n in a2 b2 c2; do finish_hopperd "$n"; done
+no_leaks "(e)" cust-e
+
 end_scenario
