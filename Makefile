@@ -4,6 +4,7 @@
 #   make bench        throughput/latency benchmark against a bare hiredis baseline
 #   make bench-peers  hopperd beside beanstalkd, Sidekiq, BullMQ, Celery and the bare loop (installs them)
 #   make bench-web    hopper-web: HTTP and webhook ingress vs the control socket, 1,000 SSE streams
+#   make bench-limits rate-limited and concurrency-keyed jobs vs plain ones (cost per job; part of make bench)
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
 #   make chaos        the fault-injecting checker (tests/chaos/): CHAOS_SEEDS seeds of CHAOS_JOBS jobs, all faults
@@ -230,6 +231,7 @@ bench: deps
 	./bench/workflow.sh $(B)
 	./bench/ctl.sh $(B)
 	./bench/ctl_handshake.sh $(B)
+	$(MAKE) bench-limits
 	$(MAKE) bench-web
 	$(MAKE) bench-audio
 	$(MAKE) bench-peers
@@ -241,6 +243,12 @@ bench-peers: deps
 	-./tools/install-deps.sh bench
 	$(MAKE) all $(B)/bench/baseline $(B)/bench/peers/beanstalk
 	./bench/peers/compare.py $(B)
+
+# The cost per job of a rate-limited and a concurrency-keyed job vs a plain one (bench/limits.sh).
+.PHONY: bench-limits
+bench-limits: deps
+	$(MAKE) all
+	./bench/limits.sh $(B)
 
 bench-web: deps
 	$(MAKE) all $(B)/bench/ctl_load

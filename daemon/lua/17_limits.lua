@@ -58,6 +58,14 @@ local function drop_token(k, id)
   redis.call('ZREM', qkey(k.job, 'rlw'), id)
 end
 
+-- clock() has millisecond resolution: the true time lies anywhere in [now_ms, now_ms + 1). A token due
+-- within that tick is due now. (Comparing with now_ms alone deferred every job but the first claimed in a
+-- millisecond: a burst-1 bucket of 100000/s admitted about 1 job per ms at once and sent the rest through
+-- the scheduled set, 95% of them in bench/limits.sh, and a reserved token due at X.4 ms, promoted at X ms
+-- by its rounded run_at, was parked again.) So at most rate x (W + 1 ms) + burst tokens in any W seconds.
+local TICK_MS = 1
+local function due_now(due, now_ms) return due < now_ms + TICK_MS end
+
 -- Draws a token from k.rl: nil when the job may start now, else the time (ms) its reserved token is due.
 local function draw(k, a, now_ms)
   local t, burst = string.match(a.rl, '^([^\t]+)\t(%d+)$')
@@ -66,13 +74,17 @@ local function draw(k, a, now_ms)
   if tat < now_ms then tat = now_ms end
   redis.call('SET', k.rl, string.format('%.3f', tat + t), 'PX', math.ceil(tat + t - now_ms) + 1000)
   local due = tat - (burst - 1) * t
-  if due <= now_ms then return nil end
+  if due_now(due, now_ms) then return nil end
   return due
 end
 
 -- A job parked by a limit is queued again if it was left 'running' by a reaped holder (claim takes such
--- jobs over): watchers and counts must not see a job that waits as running.
+-- jobs over): watchers and counts must not see a job that waits as running. Parking also ends any earlier
+-- claim: a claim taken over from a reaped incarnation still carried that holder's fencing token, so the
+-- holder, stopped (SIGSTOP) with the job prefetched and then continued, had its `run` accepted and
+-- started the parked job beside the slot's new holder (limits_faults.sh (e)). A new token fences it.
 local function park_state(k, a, st, attempt, now)
+  redis.call('HINCRBY', k.job, 'fence', 1)
   if st ~= 'running' then return end
   redis.call('HSET', k.job, 'state', 'queued', 'progress', '0')
   emit(k, event_json(a.id, 'state', 'queued', attempt, '0', now), a.max_events, a.ttl, false)
@@ -115,7 +127,7 @@ LIMITS.admit = function(k, a, now, st, attempt)
       due = draw(k, a, now_ms)
       if due then redis.call('HINCRBY', k.stats, 'rate_limited', 1) end
     end
-    if due and due > now_ms then
+    if due and not due_now(due, now_ms) then
       local at = string.format('%.3f', due / 1000)
       redis.call('ZADD', qkey(k.job, 'rlw'), due, a.id)
       redis.call('LREM', k.inflight, -1, a.payload)
