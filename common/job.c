@@ -116,7 +116,7 @@ parse_fields(json_t *root, const char *queue, const struct job_defaults *d, stru
 	json_t *run_at = json_object_get(root, "run_at");
 	if (job_flow_parse(root, run_at != NULL && !json_is_null(run_at), &out->flow, err, errlen) < 0)
 		return -1;
-	if (job_limits_parse(root, &out->limits, err, errlen) < 0)
+	if (job_limits_parse(root, out->queue, d->rl, &out->limits, err, errlen) < 0)
 		return -1;
 	return 0;
 }

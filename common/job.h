@@ -37,6 +37,7 @@ struct job_defaults {
 	double timeout_s; /* when the job does not say */
 	double backoff_base_s;
 	double backoff_max_s;
+	const struct job_rl_config *rl; /* configured rate limits (NULL: none) */
 };
 
 /* A validated job. Strings are owned copies; args is a new reference. Free with job_spec_free. */

@@ -29,6 +29,8 @@ rate_parse(const char *s)
 	return -1;
 }
 
+_Static_assert(JOB_RL_QUEUE_MAX == QUEUE_NAME_MAX, "job_rl_config holds queue names");
+
 static int
 fail(char *err, size_t errlen, const char *field, const char *what)
 {
@@ -42,9 +44,7 @@ static int
 limit_object(json_t *r, const char *field, const char *const *allowed, char *key, char *err, size_t errlen)
 {
 	if (!json_is_object(r))
-		return fail(err, errlen, field,
-		            json_is_string(r) ? "named limits are not supported yet: give an object"
-		                              : "must be an object");
+		return fail(err, errlen, field, "must be an object, or the name of a configured limit");
 	const char *name;
 	json_t *v;
 	json_object_foreach(r, name, v)
@@ -110,14 +110,53 @@ concurrency_parse(json_t *r, struct job_limits *out, char *err, size_t errlen)
 	return 0;
 }
 
+static const struct job_rl_named *
+named_find(const struct job_rl_config *cfg, const char *name)
+{
+	for (int i = 0; cfg != NULL && i < cfg->nnamed; i++)
+		if (strcmp(cfg->named[i].name, name) == 0)
+			return &cfg->named[i];
+	return NULL;
+}
+
+/* A configured limit as the job's: key "=NAME" (deployment-wide, see job_limits.h). */
+static void
+use_named(const struct job_rl_named *n, struct job_limits *out)
+{
+	snprintf(out->rl_key, sizeof(out->rl_key), "=%.*s", JOB_RL_KEY_MAX - 1, n->name);
+	out->rate_per_s = n->rate_per_s;
+	out->burst = n->burst;
+}
+
+static const struct job_rl_named *
+queue_default(const struct job_rl_config *cfg, const char *queue)
+{
+	for (int i = 0; cfg != NULL && queue != NULL && i < cfg->nqueue; i++)
+		if (strcmp(cfg->queue_default[i].queue, queue) == 0)
+			return &cfg->named[cfg->queue_default[i].named];
+	return NULL;
+}
+
 int
-job_limits_parse(json_t *root, struct job_limits *out, char *err, size_t errlen)
+job_limits_parse(json_t *root, const char *queue, const struct job_rl_config *cfg, struct job_limits *out, char *err,
+                 size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	json_t *r = json_object_get(root, "rate_limit"), *c = json_object_get(root, "concurrency");
+	const struct job_rl_named *n = NULL;
 	int rc = 0;
-	if (r != NULL && !json_is_null(r))
+	if (json_is_string(r)) {
+		if ((n = named_find(cfg, json_string_value(r))) == NULL) {
+			snprintf(err, errlen,
+			         "field 'rate_limit': no configured limit '%.64s' (rate_limits in hopperd.conf)",
+			         json_string_value(r));
+			return -1;
+		}
+		use_named(n, out);
+	} else if (r != NULL && !json_is_null(r))
 		rc = rate_limit_parse(r, out, err, errlen);
+	else if ((n = queue_default(cfg, queue)) != NULL)
+		use_named(n, out);
 	if (rc == 0 && c != NULL && !json_is_null(c))
 		rc = concurrency_parse(c, out, err, errlen);
 	if (rc < 0)
@@ -141,4 +180,82 @@ job_limits_cc_arg(const struct job_limits *l, char *buf, size_t len)
 		snprintf(buf, len, "%s", "");
 	else
 		snprintf(buf, len, "%d", l->cc_limit);
+}
+
+/* One "NAME:RATE[:BURST]" entry (tok is modified). */
+static int
+named_entry(char *tok, struct job_rl_config *out, char *err, size_t errlen)
+{
+	char whole[JOB_RL_KEY_MAX + 64];
+	snprintf(whole, sizeof(whole), "%s", tok);
+	char *rate = strchr(tok, ':');
+	char *burst = rate != NULL ? strchr(rate + 1, ':') : NULL;
+	if (rate != NULL)
+		*rate++ = '\0';
+	if (burst != NULL)
+		*burst++ = '\0';
+	double rps = rate != NULL ? rate_parse(rate) : -1;
+	char *end = NULL;
+	long b = burst != NULL ? strtol(burst, &end, 10) : 1;
+	if (!job_name_valid(tok, JOB_RL_KEY_MAX) || rps < 0 || (burst != NULL && (*end != '\0' || b < 1)) ||
+	    b > JOB_RL_BURST_MAX) {
+		snprintf(err, errlen, "rate_limits: '%s' is not NAME:RATE[:BURST] (rate N/s, N/m or N/h)", whole);
+		return -1;
+	}
+	if (named_find(out, tok) != NULL || out->nnamed == JOB_RL_NAMED_MAX) {
+		snprintf(err, errlen, "rate_limits: '%s' is named twice, or more than %d limits", tok,
+		         JOB_RL_NAMED_MAX);
+		return -1;
+	}
+	struct job_rl_named *n = &out->named[out->nnamed++];
+	snprintf(n->name, sizeof(n->name), "%s", tok);
+	n->rate_per_s = rps;
+	n->burst = (int)b;
+	return 0;
+}
+
+/* One "QUEUE:NAME" entry (tok is modified). */
+static int
+queue_entry(char *tok, struct job_rl_config *out, char *err, size_t errlen)
+{
+	char *name = strchr(tok, ':');
+	if (name != NULL)
+		*name++ = '\0';
+	const struct job_rl_named *n = name != NULL ? named_find(out, name) : NULL;
+	if (!job_name_valid(tok, QUEUE_NAME_MAX) || n == NULL || queue_default(out, tok) != NULL ||
+	    out->nqueue == JOB_RL_NAMED_MAX) {
+		snprintf(err, errlen,
+		         "queue_rate_limits: '%s%s%s' is not QUEUE:NAME of a limit in rate_limits (once per queue)",
+		         tok, name ? ":" : "", name ? name : "");
+		return -1;
+	}
+	snprintf(out->queue_default[out->nqueue].queue, sizeof(out->queue_default[0].queue), "%s", tok);
+	out->queue_default[out->nqueue++].named = (int)(n - out->named);
+	return 0;
+}
+
+static int
+each_entry(const char *spec, int (*fn)(char *, struct job_rl_config *, char *, size_t), struct job_rl_config *out,
+           char *err, size_t errlen)
+{
+	char *copy = strdup(spec != NULL ? spec : "");
+	int rc = copy != NULL ? 0 : -1;
+	char *save = NULL;
+	for (char *tok = copy != NULL ? strtok_r(copy, " ,\t", &save) : NULL; tok != NULL && rc == 0;
+	     tok = strtok_r(NULL, " ,\t", &save))
+		rc = fn(tok, out, err, errlen);
+	free(copy);
+	return rc;
+}
+
+int
+job_rl_config_parse(const char *named, const char *queues, struct job_rl_config *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (each_entry(named, named_entry, out, err, errlen) < 0 ||
+	    each_entry(queues, queue_entry, out, err, errlen) < 0) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
 }

@@ -109,6 +109,11 @@ static const struct option_def options[] = {
          "task_routes for the links hopperd publishes: TASK_OR_GLOB=QUEUE ...", RESTART},
         {"celery_types", OPT_STR, O(celery_types), "", 0, 0,
          "per task: TASK:exc=MODULE.TYPE, TASK:progress=TEMPLATE (see hopperd.conf(5))", RESTART},
+        /* configured rate limits (common/job_limits.h; README "Rate limits and concurrency keys") */
+        {"rate_limits", OPT_STR, O(rate_limits), "", 0, 0,
+         "named rate limits jobs may use by name: NAME:RATE[:BURST] ... (e.g. stripe:25/s:50 mail:100/m)", RESTART},
+        {"queue_rate_limits", OPT_STR, O(queue_rate_limits), "", 0, 0,
+         "a queue's default limit, for its jobs that name none: QUEUE:NAME ... (a name of rate_limits)", RESTART},
         /* workflow.run steps: workers read these at start, so a reload reaches the workers started after it */
         {"workflow_exec_enabled", OPT_INT, O(workflow_exec_enabled), "0", 0, 1, "1 lets workflows run exec steps",
          RELOAD},
@@ -415,6 +420,11 @@ config_finish(struct config *c, char **cause)
 	}
 	if (parse_queues(c, cause) < 0)
 		return -1;
+	char why[512];
+	if (job_rl_config_parse(c->rate_limits, c->queue_rate_limits, &c->rl, why, sizeof(why)) < 0) {
+		*cause = xstrdup(why);
+		return -1;
+	}
 	return check_celery(c, cause);
 }
 

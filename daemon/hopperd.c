@@ -457,7 +457,8 @@ apply_job_defaults(struct server *s)
 	                                    .max_attempts = s->cfg.max_attempts,
 	                                    .timeout_s = s->cfg.timeout_s,
 	                                    .backoff_base_s = s->cfg.backoff_base_s,
-	                                    .backoff_max_s = s->cfg.backoff_max_s};
+	                                    .backoff_max_s = s->cfg.backoff_max_s,
+	                                    .rl = &s->cfg.rl};
 }
 
 static void

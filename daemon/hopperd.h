@@ -122,7 +122,9 @@ struct config {
 	int ctl_auth_delay_ms;
 	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
 	const char *token_create, *token_scopes, *token_owner;
-	int print_pubkey; /* --print-pubkey */
+	int print_pubkey;                      /* --print-pubkey */
+	char *rate_limits, *queue_rate_limits; /* as written */
+	struct job_rl_config rl;               /* ... parsed by config_finish */
 };
 
 /* --- in-flight jobs --- */

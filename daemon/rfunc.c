@@ -193,7 +193,8 @@ key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 			idem = ctx->rl;
 		else if (kinds[k].var == V_CC)
 			idem = ctx->cc;
-		if (owner != NULL && owner[0] != '\0')
+		/* A configured rate limit ("=NAME", job_limits.h) is the operator's, shared by every owner. */
+		if (owner != NULL && owner[0] != '\0' && !(kinds[k].var == V_RL && idem != NULL && idem[0] == '='))
 			return xasprintf("%s{%s}:%s:@%zu:%s:%s", p, queue, kinds[k].kind, strlen(owner), owner,
 			                 idem ? idem : "");
 		return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");

@@ -1,7 +1,62 @@
 /* A job message's "rate_limit" and "concurrency" fields: forms, bounds, refusals and the Redis argument forms. */
 #include "job.h"
+#include <math.h>
+
 #include "t.h"
 #include "t_job.h"
+
+/* Configured limits: rate_limits / queue_rate_limits parsing, a job naming one, a queue's default. */
+static void
+test_configured(void)
+{
+	static struct job_rl_config cfg;
+	char err[256] = "";
+	T_CHECK("config parses",
+	        job_rl_config_parse("stripe:25/s:50, mail:100/m", "slow:mail", &cfg, err, sizeof(err)) == 0 &&
+	                cfg.nnamed == 2 && cfg.nqueue == 1);
+	T_CHECK("config: rate and burst", cfg.named[0].burst == 50 && cfg.named[0].rate_per_s == 25 &&
+	                                          cfg.named[1].burst == 1 &&
+	                                          fabs(cfg.named[1].rate_per_s - 100.0 / 60) < 1e-9);
+	struct job_rl_config bad;
+	static const char *const bads[][3] = {
+	        {"stripe", "", "'stripe' is not"}, {"stripe:25/x", "", "'stripe:25/x'"},
+	        {"a:1/s:0", "", "'a:1/s:0'"},      {"a:1/s a:2/s", "", "named twice"},
+	        {"a b:1/s", "", "'a' is not"},     {"a:1/s", "slow:b", "'slow:b'"},
+	        {"a:1/s", "slow", "'slow'"},       {"a:1/s", "slow:a slow:a", "once per queue"}};
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		char name[96];
+		err[0] = '\0';
+		snprintf(name, sizeof(name), "config refused: '%s' / '%s'", bads[i][0], bads[i][1]);
+		int r = job_rl_config_parse(bads[i][0], bads[i][1], &bad, err, sizeof(err));
+		T_CHECK(name, r == -1 && strstr(err, bads[i][2]) != NULL && bad.nnamed == 0);
+	}
+	T_CHECK("empty config", job_rl_config_parse("", NULL, &bad, err, sizeof(err)) == 0 && bad.nnamed == 0);
+	struct job_defaults d = defs;
+	d.rl = &cfg;
+	struct job_spec spec;
+	const char *named = "{\"type\":\"noop\",\"rate_limit\":\"stripe\"}";
+	T_CHECK("a job naming a configured limit",
+	        job_parse(named, strlen(named), "default", &d, &spec, err, sizeof(err)) == 0);
+	T_STREQ("... takes its deployment-wide key =NAME", spec.limits.rl_key, "=stripe");
+	T_CHECK("... and its rate and burst", spec.limits.rate_per_s == 25 && spec.limits.burst == 50);
+	job_spec_free(&spec);
+	const char *plain = "{\"type\":\"noop\"}";
+	T_CHECK("queue slow's default applies to a job naming none",
+	        job_parse(plain, strlen(plain), "slow", &d, &spec, err, sizeof(err)) == 0 &&
+	                strcmp(spec.limits.rl_key, "=mail") == 0);
+	job_spec_free(&spec);
+	T_CHECK("... not to another queue's",
+	        job_parse(plain, strlen(plain), "default", &d, &spec, err, sizeof(err)) == 0 &&
+	                spec.limits.rl_key[0] == '\0');
+	job_spec_free(&spec);
+	const char *own = "{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\"}}";
+	T_CHECK("a job's own limit wins over the queue's default",
+	        job_parse(own, strlen(own), "slow", &d, &spec, err, sizeof(err)) == 0 &&
+	                strcmp(spec.limits.rl_key, "k") == 0);
+	job_spec_free(&spec);
+	const char *eq = "{\"type\":\"noop\",\"rate_limit\":{\"key\":\"=stripe\",\"rate\":\"1/s\"}}";
+	T_CHECK("a job cannot name a configured limit's key itself", refused(eq, "'key'"));
+}
 
 int
 main(void)
@@ -47,7 +102,8 @@ main(void)
 	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\",\"burst\":0}}", "burst"));
 	T_CHECK("unknown member",
 	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"k\",\"rate\":\"1/s\",\"brust\":2}}", "'brust'"));
-	T_CHECK("named limit refused clearly", refused("{\"type\":\"noop\",\"rate_limit\":\"api\"}", "named limits"));
+	T_CHECK("an unconfigured named limit refused clearly",
+	        refused("{\"type\":\"noop\",\"rate_limit\":\"api\"}", "no configured limit 'api'"));
 	T_CHECK("not an object", refused("{\"type\":\"noop\",\"rate_limit\":[1]}", "must be an object"));
 
 	T_CHECK("concurrency 2",
@@ -80,5 +136,6 @@ main(void)
 	T_CHECK("a bad concurrency after a good rate_limit",
 	        refused("{\"type\":\"noop\",\"rate_limit\":{\"key\":\"a\",\"rate\":\"5/s\"},\"concurrency\":[]}",
 	                "'concurrency'"));
+	test_configured();
 	T_DONE();
 }
