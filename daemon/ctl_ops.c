@@ -528,7 +528,12 @@ cancel_retry_reply(struct server *s, const struct redis_reply *r, void *priv)
 		ctl_send(p->c, ctl_reply_ok(p->id, res));
 		if (!d->retry)
 			jobs_cancel(s, d->job); /* this daemon may hold it: no need to wait for the message */
-	} else if (v != NULL && strcmp(v, "conflict") == 0)
+	} else if (v != NULL && strcmp(v, "held") == 0)
+		ctl_reply_err(
+		        p->c, p->id, CTL_E_CONFLICT,
+		        "job %s cannot be retried now: its unique key is held by job %s (retry it when that one ends)",
+		        d->job, arg ? arg : "?");
+	else if (v != NULL && strcmp(v, "conflict") == 0)
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s is %s: %s", d->job, arg ? arg : "?",
 		              d->retry ? "only failed or dead jobs can be retried" : "it has ended already");
 	else

@@ -311,19 +311,21 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	/* A child takes its parent's id namespace (common/job_ns.h): a prefixed parent's child id must carry
 	 * the same prefix, so a step never reaches an id of another owner. */
 	int foreign = !bad && job_ns_reserved(j->spec.id) && strncmp(spec.id, j->spec.id, JOB_NS_PREFIX_LEN) != 0;
-	int flow = !bad && spec.flow.kind != JOB_FLOW_NONE; /* enqueue takes no lock: refused, not ignored */
-	if (bad || spec.id[0] == '\0' || foreign || flow) {
+	if (bad || spec.id[0] == '\0' || foreign) {
 		reply_to(s, w->pid, j->spec.id,
 		         refusal(bad       ? err
 		                 : foreign ? "the child id must be in the parent's id namespace"
-		                 : flow    ? "a child job cannot be unique or debounced"
 		                           : "the child job needs an id"));
 		if (!bad)
 			job_spec_free(&spec);
 		free(text);
 		return;
 	}
-	struct rctx ctx = {.queue = queue, .id = spec.id, .idem = spec.idempotency_key, .owner = spec.owner};
+	struct rctx ctx = {.queue = queue,
+	                   .id = spec.id,
+	                   .idem = spec.idempotency_key,
+	                   .owner = spec.owner,
+	                   .flow = spec.flow.lock};
 	struct rcall *c = rcall_new(s, RF_ENQUEUE, &ctx);
 	rcall_arg(c, "id", spec.id, -1);
 	rcall_arg(c, "type", spec.type, -1);
@@ -332,6 +334,10 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	rcall_arg(c, "owner", spec.owner ? spec.owner : "", -1);
 	rcall_arg(c, "idem", spec.idempotency_key ? spec.idempotency_key : "", -1);
 	rcall_arg(c, "payload", text, -1);
+	char flow[JOB_FLOW_ARG_MAX];
+	job_flow_arg(&spec.flow, flow, sizeof(flow));
+	rcall_arg(c, "flow", flow, -1);
+	rcall_num(c, "run_at", spec.run_at);
 	rcall_int(c, "ttl", s->cfg.result_ttl_s);
 	rcall_int(c, "max_events", s->cfg.events_max);
 	ctl_known_queue(s, queue);

@@ -106,14 +106,17 @@ end
 SPEC.ctl_retry = {keys = {'job', 'events', 'queue', 'dead', 'deadmsg', 'jobs'},
                   args = {'id', 'owner', 'admin', 'ttl', 'max_events'}}
 -- A failed or dead job goes back to the head of its queue with its stored payload and a fresh attempt count;
--- its dead entry goes (one ZREM and one HDEL: O(log n) in the size of the dead set).
--- Returns {'ok', queue}, {'not_found'} or {'conflict', state}.
+-- its dead entry goes (one ZREM and one HDEL: O(log n) in the size of the dead set). A unique job takes its
+-- lock again (FLOW.retake); while another live job holds it the retry is refused: {'held', holder}.
+-- Returns {'ok', queue}, {'not_found'}, {'held', holder} or {'conflict', state}.
 OPS.ctl_retry = function(k, a)
   local st = redis.call('HGET', k.job, 'state')
   if not st or not visible(k.job, a.owner, a.admin) then return {'not_found'} end
   if st ~= 'failed' and st ~= 'dead' then return {'conflict', st} end
-  local payload = redis.call('HGET', k.job, 'payload')
+  local payload, fl = unpack(redis.call('HMGET', k.job, 'payload', 'flow'))
   if not payload then return {'conflict', 'no payload kept'} end
+  local holder = fl and FLOW.retake(a.id, k.job, fl)
+  if holder then return {'held', holder} end
   local now = clock()
   redis.call('HSET', k.job, 'state', 'queued', 'attempt', '0', 'progress', '0', 'stage', '', 'message', '',
              'enqueued_at', now, 'updated_at', now, 'stalls', '0', 'inc', '')

@@ -73,7 +73,8 @@ SPEC.dead_retry = {keys = {'queue', 'dead', 'deadmsg', 'jobs'}, vk = true,
 -- Retries the given ids (extra arguments) of one queue; extra keys: per id its job and events keys. Each is
 -- retried only if it is still in the dead set with a score at most upto - older_s, its hash says dead and
 -- still has its payload, the caller may see it (admin = '1' or the owner's), its type equals `type` and
--- its error contains `error` (plain text; '' = any), and this run (token) did not retry it before.
+-- its error contains `error` (plain text; '' = any), this run (token) did not retry it before, and no other
+-- live job holds its unique lock (FLOW.retake takes it again; a job whose lock is held stays dead).
 -- Returns the number retried.
 OPS.dead_retry = function(k, a, keys, ids)
   local upper, now, n = tonumber(a.upto) - tonumber(a.older_s), clock(), 0
@@ -81,10 +82,10 @@ OPS.dead_retry = function(k, a, keys, ids)
     local id = ids[i]
     local jk = {job = keys[3 + 2 * i], events = keys[4 + 2 * i], jobs = k.jobs}
     local sc = redis.call('ZSCORE', k.dead, id)
-    local f = redis.call('HMGET', jk.job, 'state', 'payload', 'owner', 'type', 'error', 'retry_run')
+    local f = redis.call('HMGET', jk.job, 'state', 'payload', 'owner', 'type', 'error', 'retry_run', 'flow')
     if sc and tonumber(sc) <= upper and f[1] == 'dead' and f[2] and (a.admin == '1' or f[3] == a.owner) and
        (a.type == '' or f[4] == a.type) and (a.error == '' or (f[5] and string.find(f[5], a.error, 1, true))) and
-       f[6] ~= a.token then
+       f[6] ~= a.token and not (f[7] and FLOW.retake(id, jk.job, f[7])) then
       redis.call('HSET', jk.job, 'state', 'queued', 'attempt', '0', 'progress', '0', 'stage', '', 'message', '',
                  'enqueued_at', now, 'updated_at', now, 'stalls', '0', 'inc', '', 'retry_run', a.token)
       redis.call('HDEL', jk.job, 'error', 'finished_at', 'result', 'run_at')

@@ -98,3 +98,19 @@ FLOW.terminal = function(id, flow)
   local kind, upto, key = flow_spec(flow)
   if kind == 'd' or (kind == 'u' and upto ~= 'ttl') then release(key, kind, id) end
 end
+
+-- A failed or dead job goes back to its queue (retry, dead_retry): the unique lock it held until it started
+-- or finished is taken again, so a retried job is as unique as a new one. Returns nil (taken, or none to
+-- take: a debounce job, a TTL lock), or the id of another live job that holds the lock now: then nothing is
+-- written and the retry is refused, as a submit of that key would be.
+FLOW.retake = function(id, jobkey, flow)
+  local kind, upto, key = flow_spec(flow)
+  if kind ~= 'u' or upto == 'ttl' then return nil end
+  local g = redis.call('GET', key)
+  if g and g ~= id then
+    local st = redis.call('HGET', sibling_job(jobkey, g), 'state')
+    if st and not TERMINAL[st] then return g end
+  end
+  redis.call('SET', key, id)
+  return nil
+end

@@ -5,6 +5,8 @@
 #   every raw duplicate ends cancelled with duplicate_of naming it; the lock is released when it finishes.
 # - until "started": a second submit while the holder waits gets its id; once it runs, a new job is admitted.
 # - until "finished": the lock holds while the holder runs and while it waits for a retry; released at the end.
+#   A dead unique job retried (retry, dead retry --all) takes its lock again; while another live job holds it,
+#   retry is refused (conflict) and dead retry --all leaves it dead.
 # - until "ttl": the lock outlives the job and ends with its TTL.
 # - kill -9 of the daemon running a unique job: it runs again once, elsewhere; the lock holds meanwhile and is
 #   released (not leaked) when it ends.
@@ -135,6 +137,27 @@ wait_for "finished: fi-a ends" 30 state_is fi-a dead
 check "finished: the lock went with its end" key_gone "$(lock_of fi-a)"
 check_eq "finished: then a new job is admitted" "$(sub_id n3 "$(uj fi-c noop '{}' "$F")")" fi-c
 wait_for "finished: fi-c succeeded" 30 state_is fi-c succeeded
+
+# --- retry of a dead unique job: it takes its lock again; refused while another live job holds it ---
+hc() { HOME=$T "$HOPPERCTL" --socket "$T/n1.sock" "$@"; }
+check_eq "retry: fi-a (dead, lock free) is retried" "$(hc retry fi-a >/dev/null 2>&1; echo $?)" 0
+check_eq "retry: it holds its unique lock again" "$(rcli GET "$(lock_of fi-a)")" fi-a
+check_eq "retry: a submit of its key answers with its id" "$(sub_id n2 "$(uj fi-e noop '{}' "$F")")" fi-a
+wait_for "retry: fi-a ends again" 40 state_is fi-a dead
+check "retry: its lock went with its end" key_gone "$(lock_of fi-a)"
+check_eq "retry: a new holder fi-d is admitted" "$(sub_id n3 "$(uj fi-d sleep '{"ms":4000}' "$F")")" fi-d
+st=0; out=$(hc retry fi-a 2>&1) || st=$?
+check_eq "retry: while fi-d holds the key, retrying fi-a is refused (conflict, 11)" "$st" 11
+check_match "... saying who holds it" "$out" 'unique key is held by job fi-d'
+check_eq "... and fi-a stays dead" "$(jstate fi-a)" dead
+hc dead retry --all >/dev/null 2>&1
+check_eq "dead retry --all leaves it dead while fi-d holds the key" "$(jstate fi-a)" dead
+check_eq "... and fi-d keeps the lock" "$(rcli GET "$(lock_of fi-d)")" fi-d
+wait_for "retry: fi-d succeeded" 30 state_is fi-d succeeded
+hc dead retry --all >/dev/null 2>&1
+check_match "dead retry --all retries it once the key is free, and it takes the lock" \
+	"$(jstate fi-a) $(rcli GET "$(lock_of fi-a)")" '^(queued|running|retrying) fi-a$'
+wait_for "retry: fi-a ends a third time" 40 state_is fi-a dead
 
 # --- until ttl ---
 L='{"key":"k-ttl","until":"ttl","ttl_s":3}'

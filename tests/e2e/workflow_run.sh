@@ -191,6 +191,27 @@ check_eq "enqueue: the child ran as its own job" "$(jstate wr-enqueue.child)|$(j
 check_eq "enqueue: the child's result reached the next step" "$(jresult wr-enqueue 'r["output"]["json"]["query"]["slept"]')" 300
 check "enqueue: the parent ended after the child" fcmp "$(jfield wr-enqueue finished_at)" '>=' "$(jfield wr-enqueue.child finished_at)"
 
+# --- enqueue of a unique child: a second run's step gets the holder instead of a second job ---
+UNQ='{"steps": [{"id": "child", "type": "enqueue", "params": {"type": "sleep", "args": {"ms": 2000}, "unique": {"key": "sku-9"}}}]}'
+push_job default "$(wf_job wr-ua "{\"definition\":$UNQ}")"
+wait_for "wr-ua ends" 30 is_final wr-ua
+push_job default "$(wf_job wr-ub "{\"definition\":$UNQ}")"
+wait_for "wr-ub ends" 30 is_final wr-ub
+check_eq "unique child: both runs succeeded" "$(jstate wr-ua) $(jstate wr-ub)" "succeeded succeeded"
+check_eq "unique child: the first made its child" "$(jresult wr-ua 'r["output"]["job_id"]')" wr-ua.child
+check_eq "unique child: the second's step names the holder" \
+	"$(jresult wr-ub 'r["output"]["job_id"] + " " + r["output"]["duplicate_of"]')" "wr-ua.child wr-ua.child"
+check "unique child: no second child job" test -z "$(jstate wr-ub.child)"
+wait_for "the unique child ends" 30 state_is wr-ua.child succeeded
+push_job default "$(wf_job wr-uc "{\"definition\":$UNQ}")"
+wait_for "wr-uc ends" 30 is_final wr-uc
+check_eq "unique child: once the holder ended, a new run makes its own" "$(jresult wr-uc 'r["output"]["job_id"]')" wr-uc.child
+BADC='{"steps": [{"id": "child", "type": "enqueue", "params": {"type": "noop", "unique": {"key": "k", "until": "never"}}}]}'
+push_job default "$(wf_job wr-ubad "{\"definition\":$BADC}")"
+wait_for "wr-ubad ends" 30 is_final wr-ubad
+check_match "a child with a bad unique spec fails the step with the parser's reason" "$(jstate wr-ubad) $(jfield wr-ubad error)" \
+	"^failed .*'until' must be started, finished or ttl"
+
 # --- progress: steps done over steps total, current step as stage ---
 stages=$(rcli LRANGE "$(qkey default events wr-dag)" 0 -1 | py -c '
 import json, sys

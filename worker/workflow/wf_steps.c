@@ -192,7 +192,10 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	json_t *args = json_object_get(p, "args"), *v;
 	json_object_set_new(job, "args", args ? json_incref(args) : json_object()); /* was a leak without args */
 	/* Not "owner": a child belongs to its parent's owner (hopperd sets it). */
-	static const char *const passthrough[] = {"max_attempts", "timeout_s", "backoff_s"};
+	/* The flow-control fields too (README "Unique jobs and debounce", "Rate limits and concurrency keys"):
+	 * hopperd's parser checks them as for any job. */
+	static const char *const passthrough[] = {"max_attempts", "timeout_s",  "backoff_s",  "unique",
+	                                          "debounce",     "rate_limit", "concurrency"};
 	for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++)
 		if ((v = json_object_get(p, passthrough[i])) != NULL)
 			json_object_set(job, passthrough[i], v);
@@ -201,9 +204,14 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 	json_t *rep = h->request(h->ctx, FRAME_ENQUEUE, req, err, errlen);
 	if (rep == NULL)
 		return WF_FAIL;
+	/* A unique child whose key another job of the owner holds was not made: that job is the child. */
+	const char *dup = json_string_value(json_object_get(rep, "duplicate_of"));
+	if (dup != NULL)
+		snprintf(child, sizeof(child), "%s", dup);
 	json_decref(rep);
 	if (!json_is_true(json_object_get(p, "wait"))) {
-		*output = json_pack("{s:s}", "job_id", child);
+		*output = dup != NULL ? json_pack("{s:s,s:s}", "job_id", child, "duplicate_of", child)
+		                      : json_pack("{s:s}", "job_id", child);
 		return WF_OK;
 	}
 	for (;;) {
