@@ -94,7 +94,7 @@ UNIT_TESTS += test_job_ns
 UNIT_TESTS += test_job_flow
 UNIT_TESTS += test_job_limits
 UNIT_TESTS += test_sched_time seeds_sched_time
-UNIT_TESTS += test_sched_def
+UNIT_TESTS += test_sched_def seeds_sched_def
 UNIT_TESTS += test_sched_tz seeds_sched_tz
 
 BINS := $(B)/hopperd $(B)/hopper-worker $(B)/hopperctl $(B)/hopper-analyze $(B)/hopper-web
@@ -285,6 +285,7 @@ FUZZ_TARGETS := fuzz_frame fuzz_job fuzz_celery fuzz_expr fuzz_workflow fuzz_ctl
 	fuzz_webhook_sig
 FUZZ_TARGETS += fuzz_sched_time
 FUZZ_TARGETS += fuzz_sched_tz
+FUZZ_TARGETS += fuzz_sched_def
 # The workflow engine without its worker glue (wf_run.c), for fuzz_expr and fuzz_workflow.
 FUZZ_WF_SRCS := $(filter-out worker/workflow/wf_run.c,$(wildcard worker/workflow/*.c))
 fuzz: deps
