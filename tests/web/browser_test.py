@@ -195,6 +195,18 @@ try:
     check("the webhook's run shows in the dashboard and succeeds",
           wait_text("#state", lambda t: t == "succeeded", 30) == "succeeded")
 
+    # --- schedules: listed with their next fire time; pause from the page ---
+    request("PUT", "/v1/schedules/default/nightly", {"cron": "30 2 * * *", "tz": "Europe/Berlin",
+                                                     "job": {"type": "noop"}}, token=ADMIN)
+    drv.get(WEB + "/schedules")
+    wait.until(EC.presence_of_element_located((By.ID, "schedules")))
+    check("the schedules page lists it with its zone", "nightly" in text_of("#schedules") and "Europe/Berlin" in text_of("#schedules"))
+    click(By.CSS_SELECTOR, "button.sched-pause")
+    check("its pause button pauses it", "paused" in (wait_text("#schedules", lambda t: "paused" in t) or ""))
+    s3, _, sh = request("GET", "/v1/schedules/default/nightly", token=ADMIN)
+    check("... as the API shows", s3 == 200 and sh.get("paused") is True, (s3, sh))
+    shot("schedules")
+
     # --- tokens (admin) ---
     drv.get(WEB + "/tokens")
     wait.until(EC.presence_of_element_located((By.ID, "tokens")))

@@ -263,6 +263,26 @@ async function pageWorkflow(main, name) {
   await drawHook();
 }
 
+async function pageSchedules(main) {
+  const r = await api("GET", "/v1/schedules");
+  const q = (x) => "/v1/schedules/" + encodeURIComponent(x.queue) + "/" + encodeURIComponent(x.name);
+  const act = (x, a) => async () => {
+    try { if (a === "rm") await api("DELETE", q(x)); else await api("POST", q(x) + "/" + a); route(); }
+    catch (e) { flash(e.message, true); } };
+  main.append(el("h1", {}, "Schedules"),
+    el("p", {}, "Stored in Redis, fired once per fire time by the daemons serving each queue (",
+       el("code", {}, "hopperctl schedule put NAME --cron SPEC --job JSON"), ")."),
+    table([["name", x => x.name], ["queue", x => x.queue], ["cron", x => x.cron], ["tz", x => x.tz],
+           ["next fire", x => x.paused ? "paused" : when(x.next_fire)], ["fires", x => String(x.fires)],
+           ["missed", x => String(x.missed)], ["last job", x => x.last_job ? jobLink(x.last_job) : ""],
+           ["error", x => x.error || ""],
+           ["", x => can("submit") ? el("span", {},
+              el("button", { class: x.paused ? "sched-resume" : "sched-pause", "data-name": x.name,
+                             on: { click: act(x, x.paused ? "resume" : "pause") } }, x.paused ? "resume" : "pause"), " ",
+              el("button", { class: "sched-rm", "data-name": x.name, on: { click: act(x, "rm") } }, "delete")) : ""]],
+          r.schedules, "schedules"));
+}
+
 async function pageTokens(main) {
   const r = await api("GET", "/v1/tokens");
   const name = el("input", { id: "new-name", size: 16 }), scopes = el("input", { id: "new-scopes", value: "submit,read", size: 24 });
@@ -311,6 +331,7 @@ async function route() {
     else if ((m = p.match(/^\/jobs\/(.+)$/))) await pageJob(main, decodeURIComponent(m[1]));
     else if (p === "/workflows") await pageWorkflows(main);
     else if ((m = p.match(/^\/workflows\/(.+)$/))) await pageWorkflow(main, decodeURIComponent(m[1]));
+    else if (p === "/schedules") await pageSchedules(main);
     else if (p === "/tokens") await pageTokens(main);
     else main.append(el("h1", {}, "Not found"));
   } catch (e) { flash(e.message, true); }
