@@ -6,8 +6,8 @@ Starts a private redis-server (appendonly yes, appendfsync always, unix socket i
 mix of jobs (with and without ids, raw LPUSH and hopperctl, delayed, failing, crashing, duplicates of running
 messages, cancels, retries, malformed messages of every kind), injects faults at seeded random times (see
 faults.py: kill -9 of daemons, workers and Redis, SIGSTOP past the lease, Redis outages, CLIENT KILL of every
-connection type, wall-clock steps, a full filesystem under one SQLite file), lets everything settle, stops
-the daemons and checks the invariants of verify.py. It prints a faults x outcomes table (comment lines) and
+connection type, wall-clock steps, a full filesystem under one SQLite file), while an "@every 1s" schedule
+fires beside the mix, lets everything settle, stops the daemons and checks the invariants of verify.py. It prints a faults x outcomes table (comment lines) and
 one "ok - " / "not ok - " line per invariant (tests/run.sh counts them); exit status 1 if one failed.
 
   tests/chaos/chaos.py --seed 7 --jobs 20000          # one seed, the size make chaos uses
@@ -46,6 +46,10 @@ JOB_RE = re.compile(rb'"job":"((?:[^"\\]|\\.)*)"')
 
 
 class Run:
+    # The schedule every run carries (--no-schedule: none): @every 1s, misfire all within an hour, so every
+    # fire time from its put to its pause must make exactly one job whatever the faults (verify.py).
+    SCHED = "chaos-tick"
+
     def __init__(self, a):
         self.a = a
         self.rng = random.Random(a.seed)
@@ -74,6 +78,9 @@ class Run:
         self.stop_capture = False
         self.t_start = self.t_end = None
         self.out = print
+        self.sched_put = False
+        self.sched_put_at = self.sched_paused_at = None
+        self.sched_hash = None
 
     # --- plumbing ---
 
@@ -137,6 +144,24 @@ class Run:
                 break
             time.sleep(0.1)
         threading.Thread(target=self.capture, daemon=True).start()
+        if self.a.schedule:
+            self.schedule_ctl("put", self.SCHED, "--cron", "@every 1s", "--misfire", "all", "--misfire-max", "100",
+                              "--misfire-grace-s", "3600", "--job", '{"type":"noop"}')
+            self.sched_put = True
+            self.sched_put_at = self.now()
+
+    def schedule_ctl(self, *args):
+        """hopperctl schedule ARGS through a live daemon, until it answers (Redis may be held by a fault)."""
+        deadline = self.now() + 120
+        while self.now() < deadline:
+            self.run_timers()
+            d = self.live_daemon() or self.daemons[0]
+            rc, _, err = d.ctl("schedule", *args, timeout=8)
+            if rc == 0:
+                return True
+            time.sleep(0.3)
+        self.out("# schedule %s: no daemon answered: %s" % (args[0], err.decode(errors="replace").strip()[:100]))
+        return False
 
     def capture(self):
         """Every event published on the global channel, with the time it arrived (reconnects after faults)."""
@@ -383,6 +408,8 @@ class Run:
                     self.submit_raw(raw)
             time.sleep(0.02)
         self.t_load = self.now()
+        if self.sched_put and self.schedule_ctl("pause", self.SCHED):
+            self.sched_paused_at = self.now()
         self.out("# %6.1fs all %d planned messages sent; settling" % (self.now() - self.t_start, nplanned))
 
     def pending(self):
@@ -437,6 +464,13 @@ class Run:
                      "%d list entries left" % (self.now() - start, self.a.settle, len(left), left[:3], lists))
         time.sleep(0.5)  # the last finishes' events
         self.t_end = self.now()
+        if self.sched_put:
+            try:
+                r = self.redis.client(timeout=10)
+                self.sched_hash = r.hgetall(self.layout.p + "{%s}:sched:%s" % (QUEUE, self.SCHED))
+                r.close()
+            except REDIS_ERRORS:
+                self.sched_hash = None
 
     def stop(self):
         for d in self.daemons:
@@ -561,6 +595,8 @@ def parse_args(argv):
     p.add_argument("--tolerate-killed-rows", action="store_true", help="do not fail the rows invariant for an "
                    "attempt lost with a kill -9'd daemon that has no row (a known gap; make check's bounded run)")
     p.add_argument("--no-fullfs", dest="fullfs", action="store_false", help="no tmpfs for the disk_full fault")
+    p.add_argument("--no-schedule", dest="schedule", action="store_false",
+                   help="no @every 1s schedule beside the mix (its invariant: one job per fire time)")
     p.add_argument("--dir", default=None, help="scratch directory (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     a = p.parse_args(argv)

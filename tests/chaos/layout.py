@@ -184,6 +184,10 @@ class V2Layout(MainLayout):
         (r"\{[^{}]+\}:jobs", "index"),
         (r"\{[^{}]+\}:stats", "fixed"),
         (r"\{[^{}]+\}:reaped", "index"),
+        # schedules (15_sched.lua): at most 1,000 per queue, each one hash, the due set their names
+        (r"\{[^{}]+\}:scheds", "fixed"),
+        (r"\{[^{}]+\}:sched:.+", "fixed"),
+        (r"\{[^{}]+\}:sched_due", "fixed"),
         # per-node liveness hashes (field = node id; a reaped node's fields go): 10_nodes.lua
         (r"\{@\}:(seen|since|seq|inc|nodeq|hb|reaping)", "nodes"),
         (r"\{@\}:paused", "fixed"),

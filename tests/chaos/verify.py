@@ -23,6 +23,7 @@ INVARIANTS = [
     ("cancel", "a cancelled running job's worker stopped (no succeeded attempt row)"),
     ("clock", "no attempt timed out that ran far less than its timeout (clock steps)"),
     ("daemons", "every daemon kept serving and exited 0 on SIGTERM, no sanitizer report"),
+    ("schedule", "an @every 1s schedule made one job per fire time, no gap, each succeeded (misfire all)"),
 ]
 
 TAG_RE = re.compile(rb'"tag":"(t\d+-\d+)"')
@@ -121,6 +122,7 @@ class Verdict:
         self.v.append((inv, jid or "", detail))
 
     def check(self):
+        self.check_schedule()
         self.check_subs()
         self.check_events()
         self.check_rows()
@@ -205,6 +207,37 @@ class Verdict:
                     if row["state"] == "succeeded":
                         self.bad("cancel", sub.id, "cancelled while running, yet its attempt %s on %s ran to "
                                  "the end (succeeded): the cancel never reached it" % (row["attempt"], row["node"]))
+
+    def check_schedule(self):
+        """The chaos schedule (chaos.py SCHED): fire times from its first to its last job every 1000 ms, each
+        one job (its id is the fire time, so two would be one hash: a duplicate shows as a gap-free count that
+        exceeds the schedule's fires), each succeeded; the schedule's own counters agree; nothing missed."""
+        run = self.run
+        if not getattr(run, "sched_put", False):
+            return
+        pre = "sched-%s-" % run.SCHED
+        fires = sorted(int(j[len(pre):]) for j in self.f.jobs if j.startswith(pre) and j[len(pre):].isdigit())
+        if len(fires) < 3:
+            self.bad("schedule", "", "only %d job(s) made by the schedule in %.0f s" % (
+                len(fires), (run.sched_paused_at or run.now()) - run.sched_put_at))
+            return
+        run.out("# schedule %s: %d jobs, fire times %.1f s apart end to end" % (run.SCHED, len(fires),
+                                                                          (fires[-1] - fires[0]) / 1000.0))
+        gaps = [(a, b) for a, b in zip(fires, fires[1:]) if b - a != 1000]
+        for a, b in gaps[:3]:
+            self.bad("schedule", "", "fire times %d and %d are %d ms apart (want 1000)" % (a, b, b - a))
+        for t in fires:
+            jid = pre + str(t)
+            why = self.job_ok(None, jid, ("succeeded",))
+            if why:
+                self.bad("schedule", jid, why)
+        h = run.sched_hash or {}
+        if h and s(h.get(b"fires", b"")) != str(len(fires)):
+            self.bad("schedule", "", "the schedule counts %s fires, %d jobs exist" % (s(h.get(b"fires", b"?")),
+                                                                                    len(fires)))
+        if h and s(h.get(b"missed", b"0")) != "0":
+            self.bad("schedule", "", "the schedule counted %s missed fires (grace 3600 s: none may miss)" %
+                     s(h.get(b"missed", b"")))
 
     def check_events(self):
         """After a terminal state event, no other state event (but 'queued' from a retry op)."""
