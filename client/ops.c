@@ -132,12 +132,14 @@ ops_cmd(struct ctl *ctl, struct cmd_args *args)
 
 /* --- printers --- */
 
-/* 1 when key names a time: "at" or "..._at" (Unix seconds, as a number or, from a Redis hash, a string). */
+/* 1 when key names a time: "at", "..._at", or a schedule's next_fire / next_due (Unix seconds, as a number
+ * or, from a Redis hash, a string). */
 static int
 is_time_key(const char *key)
 {
 	size_t klen = strlen(key);
-	return strcmp(key, "at") == 0 || (klen > 3 && strcmp(key + klen - 3, "_at") == 0);
+	return strcmp(key, "at") == 0 || (klen > 3 && strcmp(key + klen - 3, "_at") == 0) ||
+	       strcmp(key, "next_fire") == 0 || strcmp(key, "next_due") == 0;
 }
 
 /* A JSON value as short text into buf: strings bare, times as local times, durations in whole ms, others
@@ -400,6 +402,33 @@ print_workflow_show(struct ctl *ctl, json_t *r)
 }
 
 static void
+print_schedule_list(struct ctl *ctl, json_t *r)
+{
+	static const char *const cols[] = {"queue",  "name",  "cron",   "tz",       "next_fire",
+	                                   "paused", "fires", "missed", "last_job", "error"};
+	print_table(ctl, json_object_get(r, "schedules"), cols, sizeof(cols) / sizeof(cols[0]));
+}
+
+/* The fields, the definition (show) as indented JSON, and the next fire times one a line, in local time. */
+static void
+print_schedule_show(struct ctl *ctl, json_t *r)
+{
+	json_t *rest = json_deep_copy(r);
+	json_object_del(rest, "upcoming");
+	if (json_object_get(rest, "definition") != NULL)
+		print_workflow_show(ctl, rest);
+	else
+		print_kv(rest, 0);
+	json_decref(rest);
+	size_t i;
+	json_t *t;
+	char buf[64];
+	printf("upcoming:\n");
+	json_array_foreach(json_object_get(r, "upcoming"), i, t)
+	        printf("  %s\n", json_is_number(t) ? text_local_time(json_number_value(t), buf, sizeof(buf)) : "?");
+}
+
+static void
 print_generic(struct ctl *ctl, json_t *r)
 {
 	print_kv(r, 0);
@@ -416,7 +445,10 @@ static const struct {
                 {CTL_OP_TOKEN_CREATE, print_token_create},
                 {CTL_OP_TOKEN_LIST, print_token_list},
                 {CTL_OP_WORKFLOW_LIST, print_workflow_list},
-                {CTL_OP_WORKFLOW_SHOW, print_workflow_show}};
+                {CTL_OP_WORKFLOW_SHOW, print_workflow_show},
+                {CTL_OP_SCHEDULE_LIST, print_schedule_list},
+                {CTL_OP_SCHEDULE_SHOW, print_schedule_show},
+                {CTL_OP_SCHEDULE_PUT, print_schedule_show}};
 
 void
 ops_print(struct ctl *ctl, const struct ctl_op *op, json_t *result)

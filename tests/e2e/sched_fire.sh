@@ -45,6 +45,9 @@ check_eq "show: 3 upcoming fire times, weekdays 09:30 UTC, the first is next_fir
 out=$(ctl --json schedule put daily --cron '30 9 * * 1-5' --job '{"type":"noop"}')
 check_match "a second put replaces" "$out" '"created": *false'
 check_eq "list shows it once" "$(ctl --json schedule list | py -c 'import json,sys; print([s["name"] for s in json.load(sys.stdin)["schedules"]])')" "['daily']"
+check_match "schedule list prints a table with the next fire time in local time" "$(TZ=UTC ctl schedule list)" \
+	'NEXT FIRE.*'$'\n''default +daily +30 9 \* \* 1-5 +UTC +20[0-9][0-9]-[0-9][0-9]-[0-9][0-9] 09:30:00'
+check_match "schedule show lists the upcoming fire times" "$(TZ=UTC ctl schedule show daily --count 2)" 'upcoming:'$'\n''  20[0-9-]+ 09:30:00'
 ctl schedule rm daily >/dev/null
 # A zone with a DST change in the window: 02:30 Europe/Berlin around the 2027 spring-forward day (28 March).
 ctl schedule put berlin --cron '30 2 * * *' --tz Europe/Berlin --start 1806105600 --job '{"type":"noop"}' >/dev/null
