@@ -167,6 +167,7 @@ struct rcall {
 	struct span args[RF_MAX_ARGS];
 	unsigned char set[RF_MAX_ARGS];
 	int nargs;
+	int next_arg;      /* where rcall_arg looks first: callers set arguments mostly in table order */
 	struct span *more; /* variadic arguments */
 	size_t nmore, morecap;
 	char inl[RCALL_INLINE];
@@ -343,6 +344,7 @@ rcall_new(const struct server *s, enum rf f, const struct rctx *ctx)
 	c->f = f;
 	c->a = (struct arena){.p = c->inl, .used = 0, .cap = sizeof(c->inl), .inl = c->inl};
 	c->nkeys = c->nvkeys = c->vkeycap = c->nmore = c->morecap = 0;
+	c->next_arg = 0;
 	c->vkeys = c->more = NULL;
 	memset(c->set, 0, sizeof(c->set));
 	int global = rf->nkeys > 0 && kinds[rf->keys[0]].global;
@@ -358,9 +360,10 @@ void
 rcall_arg(struct rcall *c, const char *name, const char *value, long len)
 {
 	const struct rfunc *rf = &rfuncs[c->f];
-	for (int i = 0; i < c->nargs; i++) {
+	for (int n = 0, i = c->next_arg; n < c->nargs; n++, i = i + 1 < c->nargs ? i + 1 : 0) {
 		if (strcmp(rf->args[i], name) != 0)
 			continue;
+		c->next_arg = i + 1 < c->nargs ? i + 1 : 0;
 		size_t off = c->a.used;
 		arena_put(&c->a, value, len < 0 ? strlen(value) : (size_t)len);
 		c->args[i] = arena_end(&c->a, off); /* a value set twice: the first stays unused in the arena */
