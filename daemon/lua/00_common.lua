@@ -105,10 +105,23 @@ local function job_status(h)
   return f[1], f[2] or '0', f[3] or '0'
 end
 
--- The queue's job index k.jobs (score = enqueue time): the control op list. Trimmed to the result TTL on
--- every write; members whose hash expired sooner are dropped by list when it meets them.
+-- The queue's job index k.jobs (score = enqueue time): the control op list. Trimmed to the result TTL by
+-- the first write of each second (Redis's clock) per index, not by every write: the trim was one command
+-- of every job's admission, and members past the TTL now stay at most a second longer. INDEX_TRIMMED lives
+-- with the loaded library (like BOUND in 99_register.lua; a reload starts it afresh, which only trims
+-- once more); it is reset when it holds INDEX_TRIMMED_MAX indexes, so it stays bounded whatever the number
+-- of queues. Members whose hash expired sooner are dropped by list when it meets them.
+local INDEX_TRIMMED, INDEX_TRIMMED_N, INDEX_TRIMMED_MAX = {}, 0, 1024
 local function index_add(k, id, now, ttl)
   redis.call('ZADD', k.jobs, now, id)
+  local sec = string.match(now, '^%d+')
+  local last = INDEX_TRIMMED[k.jobs]
+  if last == sec then return end
+  if not last then
+    if INDEX_TRIMMED_N >= INDEX_TRIMMED_MAX then INDEX_TRIMMED, INDEX_TRIMMED_N = {}, 0 end
+    INDEX_TRIMMED_N = INDEX_TRIMMED_N + 1
+  end
+  INDEX_TRIMMED[k.jobs] = sec
   redis.call('ZREMRANGEBYSCORE', k.jobs, '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
 end
 
