@@ -63,9 +63,8 @@ struct batch {
 	void **privs;
 	size_t opcap;
 	struct vec {
-		char **v; /* owned copies */
-		size_t *lens;
-		size_t n, cap;
+		char *p; /* n RESP bulk strings ("$LEN\r\nBYTES\r\n"), back to back: one buffer, not one per value */
+		size_t len, cap, n;
 	} keys, args;
 	size_t bytes;
 };
@@ -166,6 +165,25 @@ conn_send(struct conn *c, int argc, const char **argv, const size_t *lens, redis
 	req->cb = cb;
 	req->priv = priv;
 	if (redisAsyncCommandArgv(c->ac, on_reply, req, argc, argv, lens) != REDIS_OK) {
+		free(req);
+		return -1;
+	}
+	if (c->pending++ == 0)
+		c->last_io = mono();
+	return 0;
+}
+
+/* conn_send for a command already in RESP form (cmd, len): copied into hiredis's output buffer. */
+static int
+conn_send_formatted(struct conn *c, const char *cmd, size_t len, redis_cb *cb, void *priv)
+{
+	if (c->ac == NULL || !c->up)
+		return -1;
+	struct request *req = xmalloc(sizeof(*req));
+	req->c = c;
+	req->cb = cb;
+	req->priv = priv;
+	if (redisAsyncFormattedCommand(c->ac, on_reply, req, cmd, len) != REDIS_OK) {
 		free(req);
 		return -1;
 	}
@@ -393,10 +411,7 @@ redis_free(struct redis *r)
 static void
 vec_free(struct vec *v)
 {
-	for (size_t i = 0; i < v->n; i++)
-		free(v->v[i]);
-	free(v->v);
-	free(v->lens);
+	free(v->p);
 }
 
 static void
@@ -411,26 +426,49 @@ batch_free(struct batch *b)
 	free(b);
 }
 
+/* Writes n in decimal at b (room for 20 digits); returns the length. printf's cost showed in profiles. */
+static size_t
+put_uint(char *b, size_t n)
+{
+	char t[24];
+	size_t k = 0, len = 0;
+	do
+		t[k++] = (char)('0' + n % 10);
+	while ((n /= 10) > 0);
+	while (k > 0)
+		b[len++] = t[--k];
+	return len;
+}
+
+/* Appends one bulk string, already in the wire form hiredis would have built (so the flush copies nothing). */
 static void
 vec_add(struct vec *v, const char *arg, size_t len)
 {
-	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 256;
-		v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
-		v->lens = xrealloc(v->lens, v->cap * sizeof(*v->lens));
+	size_t need = v->len + len + 32; /* '$', up to 20 digits, two CRLFs */
+	if (need > v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 4096;
+		if (v->cap < need)
+			v->cap = need;
+		v->p = xrealloc(v->p, v->cap);
 	}
-	v->v[v->n] = xmalloc(len + 1);
-	memcpy(v->v[v->n], arg, len);
-	v->v[v->n][len] = '\0';
-	v->lens[v->n++] = len;
+	char *w = v->p + v->len;
+	*w++ = '$';
+	w += put_uint(w, len);
+	*w++ = '\r';
+	*w++ = '\n';
+	memcpy(w, arg, len);
+	w += len;
+	*w++ = '\r';
+	*w++ = '\n';
+	v->len = (size_t)(w - v->p);
+	v->n++;
 }
 
 static void
 vec_int(struct vec *v, size_t n)
 {
 	char b[24];
-	snprintf(b, sizeof(b), "%zu", n);
-	vec_add(v, b, strlen(b));
+	vec_add(v, b, put_uint(b, n));
 }
 
 static void batch_send(struct redis *r, struct batch *b);
@@ -463,7 +501,6 @@ redis_batch(struct redis *r, const char *tag, const char *name, int oom, size_t 
 		b = xcalloc(1, sizeof(*b));
 		snprintf(b->tag, sizeof(b->tag), "%s", tag);
 		b->oom = oom;
-		vec_add(&b->args, "0", 1); /* the count, filled in by the flush */
 		/* Appended: batches leave in the order they were opened. */
 		struct batch **tail = &r->batches;
 		while (*tail != NULL)
@@ -519,45 +556,51 @@ batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 static void
 batch_send(struct redis *r, struct batch *b)
 {
-	char n[24], nk[24];
-	snprintf(n, sizeof(n), "%zu", b->nops);
-	free(b->args.v[0]);
-	b->args.v[0] = xstrdup(n);
-	b->args.lens[0] = strlen(n);
-	snprintf(nk, sizeof(nk), "%zu", b->keys.n);
 	struct metrics *m = &r->s->metrics; /* for the stats op: the largest batch sent, the cap's proof */
 	if (b->bytes > m->batch_max_bytes)
 		m->batch_max_bytes = b->bytes;
 	if (b->nops > m->batch_max_ops)
 		m->batch_max_ops = b->nops;
 	m->batches++;
-	size_t argc = 3 + b->keys.n + b->args.n;
-	const char **argv = xcalloc(argc, sizeof(*argv));
-	size_t *lens = xcalloc(argc, sizeof(*lens)), k = 0;
-	argv[k] = "FCALL";
-	lens[k++] = 5;
-	argv[k] = b->oom ? "hopper_batch_oom" : "hopper_batch";
-	lens[k] = strlen(argv[k]);
-	k++;
-	argv[k] = nk;
-	lens[k++] = strlen(nk);
-	for (size_t i = 0; i < b->keys.n; i++, k++) {
-		argv[k] = b->keys.v[i];
-		lens[k] = b->keys.lens[i];
-	}
-	for (size_t i = 0; i < b->args.n; i++, k++) {
-		argv[k] = b->args.v[i];
-		lens[k] = b->args.lens[i];
-	}
-	/* Arguments are copied into hiredis's output buffer, so the copies can go now. */
-	r->batch_inflight++;
-	int rc = conn_send(&r->cmd, (int)argc, argv, lens, batch_reply, b);
-	free(argv);
-	free(lens);
+	/* FCALL hopper_batch NKEYS KEY... NOPS OP-ARG...: the header, then the two bulk-string buffers as they
+	 * are (the operation count comes before the operations' arguments). */
+	const char *fn = b->oom ? "hopper_batch_oom" : "hopper_batch";
+	struct vec head = {0};
+	vec_add(&head, "FCALL", 5);
+	vec_add(&head, fn, strlen(fn));
+	vec_int(&head, b->keys.n);
+	size_t argc = head.n + b->keys.n + 1 + b->args.n;
+	char star[32];
+	size_t slen = 0;
+	star[slen++] = '*';
+	slen += put_uint(star + slen, argc);
+	star[slen++] = '\r';
+	star[slen++] = '\n';
+	struct vec count = {0};
+	vec_int(&count, b->nops);
+	size_t total = slen + head.len + b->keys.len + count.len + b->args.len;
+	char *cmd = xmalloc(total), *w = cmd;
+	memcpy(w, star, slen);
+	w += slen;
+	memcpy(w, head.p, head.len);
+	w += head.len;
+	if (b->keys.len > 0)
+		memcpy(w, b->keys.p, b->keys.len);
+	w += b->keys.len;
+	memcpy(w, count.p, count.len);
+	w += count.len;
+	if (b->args.len > 0)
+		memcpy(w, b->args.p, b->args.len);
+	vec_free(&head);
+	vec_free(&count);
 	vec_free(&b->keys);
 	vec_free(&b->args);
 	memset(&b->keys, 0, sizeof(b->keys));
 	memset(&b->args, 0, sizeof(b->args));
+	/* hiredis copies the command into its output buffer. */
+	r->batch_inflight++;
+	int rc = conn_send_formatted(&r->cmd, cmd, total, batch_reply, b);
+	free(cmd);
 	if (rc < 0)
 		batch_reply(r->s, NULL, b);
 }

@@ -1,6 +1,7 @@
 /* rfunc: the table of hopper's Redis functions and the key builder (see rfunc.h). */
 #include "rfunc.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,34 +153,139 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_SCHED_SHOW] = {"sched_show", K(RK_SCHED), 0, A("owner", "admin"), 0, RF_NO_WRITES},
 };
 
+/*
+ * Every key and argument of a call is a span of one arena (an inline buffer first, the heap only for
+ * large payloads), and numbers and key names are written without printf: the claim alone has 15 keys and
+ * 19 arguments, and their mallocs and formatting were the largest share of hopperd's CPU per job.
+ */
+#define RCALL_INLINE 2048
+
+struct span {
+	size_t off, len;
+};
+
+struct arena {
+	char *p;
+	size_t used, cap;
+	char *inl; /* the inline buffer p starts as (not freed), or NULL */
+};
+
 struct rcall {
 	const struct server *s;
 	enum rf f;
 	char tag[QUEUE_NAME_MAX + 3]; /* "{Q}" or "{@}" */
-	char *keys[RF_MAX_KEYS + 2 * RF_MAX_ARGS];
-	size_t nkeys, keycap;
-	char **vkeys; /* variadic keys (var_keys rows) */
+	struct arena a;
+	struct span keys[RF_MAX_KEYS];
+	size_t nkeys;
+	struct span *vkeys; /* variadic keys (var_keys rows) */
 	size_t nvkeys, vkeycap;
-	char *args[RF_MAX_ARGS];
-	size_t lens[RF_MAX_ARGS];
+	struct span args[RF_MAX_ARGS];
+	unsigned char set[RF_MAX_ARGS];
 	int nargs;
-	char **more; /* variadic arguments */
-	size_t *morelens;
+	int next_arg;      /* where rcall_arg looks first: callers set arguments mostly in table order */
+	struct span *more; /* variadic arguments */
 	size_t nmore, morecap;
+	char inl[RCALL_INLINE];
 };
 
-static char *
-key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
+static void
+arena_put(struct arena *a, const char *v, size_t n)
 {
-	const char *p = s->cfg.key_prefix;
+	if (a->used + n + 1 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 128;
+		while (cap < a->used + n + 1)
+			cap *= 2;
+		if (a->p == a->inl) {
+			char *p = xmalloc(cap);
+			if (a->used > 0)
+				memcpy(p, a->p, a->used);
+			a->p = p;
+		} else
+			a->p = xrealloc(a->p, cap);
+		a->cap = cap;
+	}
+	if (n > 0)
+		memcpy(a->p + a->used, v, n);
+	a->used += n;
+}
+
+static void
+arena_str(struct arena *a, const char *v)
+{
+	arena_put(a, v, strlen(v));
+}
+
+/* Ends the value begun at off with a NUL (not counted in its length). */
+static struct span
+arena_end(struct arena *a, size_t off)
+{
+	struct span sp = {off, a->used - off};
+	arena_put(a, "", 0);
+	a->p[a->used++] = '\0';
+	return sp;
+}
+
+/* Writes v in decimal at b (room for 21 bytes); returns the length. */
+static size_t
+fmt_ll(char *b, long long v)
+{
+	char t[24];
+	size_t k = 0, len = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		t[k++] = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		b[len++] = '-';
+	while (k > 0)
+		b[len++] = t[--k];
+	return len;
+}
+
+/* v with three decimals, as "%.3f" prints it (times and delays in seconds, to the millisecond). */
+static size_t
+fmt_ms(char *b, size_t size, double v)
+{
+	if (!isfinite(v) || fabs(v) >= 1e15)
+		return (size_t)snprintf(b, size, "%.3f", v);
+	long long m = llround(v * 1000.0);
+	size_t len = 0;
+	if (m < 0 || (m == 0 && signbit(v)))
+		b[len++] = '-';
+	unsigned long long u = m < 0 ? 0ULL - (unsigned long long)m : (unsigned long long)m;
+	len += fmt_ll(b + len, (long long)(u / 1000));
+	unsigned f = (unsigned)(u % 1000);
+	b[len++] = '.';
+	b[len++] = (char)('0' + f / 100);
+	b[len++] = (char)('0' + f / 10 % 10);
+	b[len++] = (char)('0' + f % 10);
+	b[len] = '\0';
+	return len;
+}
+
+/* Appends key k's name to a (no NUL). */
+static void
+key_put(struct arena *a, const struct server *s, enum rkey k, const struct rctx *ctx)
+{
 	const char *queue = ctx->queue, *node = ctx->node, *id = ctx->id, *idem = ctx->idem, *owner = ctx->owner;
 	if (kinds[k].global)
 		queue = "@";
 	if (queue == NULL)
 		fatal("rfunc: key %s needs a queue", kinds[k].name);
+	arena_str(a, s->cfg.key_prefix);
+	arena_put(a, "{", 1);
+	arena_str(a, queue);
+	arena_put(a, "}:", 2);
+	arena_str(a, kinds[k].kind);
 	switch (kinds[k].var) {
-	case V_NODE: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, node ? node : s->cfg.node_id);
-	case V_ID: return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, id ? id : "");
+	case V_NODE:
+		arena_put(a, ":", 1);
+		arena_str(a, node ? node : s->cfg.node_id);
+		return;
+	case V_ID:
+		arena_put(a, ":", 1);
+		arena_str(a, id ? id : "");
+		return;
 	case V_FLOW:
 	case V_RL:
 	case V_CC:
@@ -194,12 +300,19 @@ key_build(const struct server *s, enum rkey k, const struct rctx *ctx)
 			idem = ctx->rl;
 		else if (kinds[k].var == V_CC)
 			idem = ctx->cc;
+		arena_put(a, ":", 1);
 		/* A configured rate limit ("=NAME", job_limits.h) is the operator's, shared by every owner. */
-		if (owner != NULL && owner[0] != '\0' && !(kinds[k].var == V_RL && idem != NULL && idem[0] == '='))
-			return xasprintf("%s{%s}:%s:@%zu:%s:%s", p, queue, kinds[k].kind, strlen(owner), owner,
-			                 idem ? idem : "");
-		return xasprintf("%s{%s}:%s:%s", p, queue, kinds[k].kind, idem ? idem : "");
-	default: return xasprintf("%s{%s}:%s", p, queue, kinds[k].kind);
+		if (owner != NULL && owner[0] != '\0' && !(kinds[k].var == V_RL && idem != NULL && idem[0] == '=')) {
+			char n[24];
+			arena_put(a, "@", 1);
+			arena_put(a, n, fmt_ll(n, (long long)strlen(owner)));
+			arena_put(a, ":", 1);
+			arena_str(a, owner);
+			arena_put(a, ":", 1);
+		}
+		arena_str(a, idem ? idem : "");
+		return;
+	default: return;
 	}
 }
 
@@ -232,7 +345,10 @@ rcall_submit_job(struct rcall *rc, const char *queue, const struct job_spec *sp,
 char *
 rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx)
 {
-	return key_build(s, k, ctx);
+	struct arena a = {0};
+	key_put(&a, s, k, ctx);
+	arena_end(&a, 0);
+	return a.p;
 }
 
 char *
@@ -253,17 +369,30 @@ rchan_ping(const struct server *s)
 	return xasprintf("%s{@}:ping:%s", s->cfg.key_prefix, s->cfg.node_id);
 }
 
+static struct span
+rcall_keyspan(struct rcall *c, enum rkey k, const struct rctx *ctx)
+{
+	size_t off = c->a.used;
+	key_put(&c->a, c->s, k, ctx);
+	return arena_end(&c->a, off);
+}
+
 struct rcall *
 rcall_new(const struct server *s, enum rf f, const struct rctx *ctx)
 {
 	const struct rfunc *rf = &rfuncs[f];
-	struct rcall *c = xcalloc(1, sizeof(*c));
+	struct rcall *c = xmalloc(sizeof(*c));
 	c->s = s;
 	c->f = f;
+	c->a = (struct arena){.p = c->inl, .used = 0, .cap = sizeof(c->inl), .inl = c->inl};
+	c->nkeys = c->nvkeys = c->vkeycap = c->nmore = c->morecap = 0;
+	c->next_arg = 0;
+	c->vkeys = c->more = NULL;
+	memset(c->set, 0, sizeof(c->set));
 	int global = rf->nkeys > 0 && kinds[rf->keys[0]].global;
 	snprintf(c->tag, sizeof(c->tag), "{%s}", global || ctx->queue == NULL ? "@" : ctx->queue);
 	for (int i = 0; i < rf->nkeys; i++)
-		c->keys[c->nkeys++] = key_build(s, rf->keys[i], ctx);
+		c->keys[c->nkeys++] = rcall_keyspan(c, rf->keys[i], ctx);
 	for (c->nargs = 0; rf->args[c->nargs] != NULL; c->nargs++)
 		;
 	return c;
@@ -273,15 +402,14 @@ void
 rcall_arg(struct rcall *c, const char *name, const char *value, long len)
 {
 	const struct rfunc *rf = &rfuncs[c->f];
-	for (int i = 0; i < c->nargs; i++) {
+	for (int n = 0, i = c->next_arg; n < c->nargs; n++, i = i + 1 < c->nargs ? i + 1 : 0) {
 		if (strcmp(rf->args[i], name) != 0)
 			continue;
-		size_t n = len < 0 ? strlen(value) : (size_t)len;
-		free(c->args[i]);
-		c->args[i] = xmalloc(n + 1);
-		memcpy(c->args[i], value, n);
-		c->args[i][n] = '\0';
-		c->lens[i] = n;
+		c->next_arg = i + 1 < c->nargs ? i + 1 : 0;
+		size_t off = c->a.used;
+		arena_put(&c->a, value, len < 0 ? strlen(value) : (size_t)len);
+		c->args[i] = arena_end(&c->a, off); /* a value set twice: the first stays unused in the arena */
+		c->set[i] = 1;
 		return;
 	}
 	fatal("rfunc: %s has no argument %s", rf->name, name);
@@ -291,16 +419,24 @@ void
 rcall_int(struct rcall *c, const char *name, long long v)
 {
 	char b[32];
-	snprintf(b, sizeof(b), "%lld", v);
-	rcall_arg(c, name, b, -1);
+	rcall_arg(c, name, b, (long)fmt_ll(b, v));
 }
 
 void
 rcall_num(struct rcall *c, const char *name, double v)
 {
-	char b[40];
-	snprintf(b, sizeof(b), "%.3f", v);
-	rcall_arg(c, name, b, -1);
+	char b[64];
+	rcall_arg(c, name, b, (long)fmt_ms(b, sizeof(b), v));
+}
+
+static void
+span_add(struct span **v, size_t *n, size_t *cap, struct span sp)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = sp;
 }
 
 void
@@ -308,99 +444,68 @@ rcall_more(struct rcall *c, const char *value, long len)
 {
 	if (!rfuncs[c->f].var_args)
 		fatal("rfunc: %s takes no extra arguments", rfuncs[c->f].name);
-	if (c->nmore == c->morecap) {
-		c->morecap = c->morecap ? c->morecap * 2 : 16;
-		c->more = xrealloc(c->more, c->morecap * sizeof(*c->more));
-		c->morelens = xrealloc(c->morelens, c->morecap * sizeof(*c->morelens));
-	}
-	size_t n = len < 0 ? strlen(value) : (size_t)len;
-	c->more[c->nmore] = xmalloc(n + 1);
-	memcpy(c->more[c->nmore], value, n);
-	c->more[c->nmore][n] = '\0';
-	c->morelens[c->nmore++] = n;
-}
-
-static void
-vkey_add(struct rcall *c, char *key)
-{
-	if (!rfuncs[c->f].var_keys)
-		fatal("rfunc: %s takes no extra keys", rfuncs[c->f].name);
-	if (c->nvkeys == c->vkeycap) {
-		c->vkeycap = c->vkeycap ? c->vkeycap * 2 : 16;
-		c->vkeys = xrealloc(c->vkeys, c->vkeycap * sizeof(*c->vkeys));
-	}
-	c->vkeys[c->nvkeys++] = key;
+	size_t off = c->a.used;
+	arena_put(&c->a, value, len < 0 ? strlen(value) : (size_t)len);
+	span_add(&c->more, &c->nmore, &c->morecap, arena_end(&c->a, off));
 }
 
 void
 rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx)
 {
-	vkey_add(c, key_build(c->s, k, ctx));
+	if (!rfuncs[c->f].var_keys)
+		fatal("rfunc: %s takes no extra keys", rfuncs[c->f].name);
+	span_add(&c->vkeys, &c->nvkeys, &c->vkeycap, rcall_keyspan(c, k, ctx));
 }
 
 static void
 rcall_free(struct rcall *c)
 {
-	for (size_t i = 0; i < c->nkeys; i++)
-		free(c->keys[i]);
-	for (size_t i = 0; i < c->nvkeys; i++)
-		free(c->vkeys[i]);
-	for (int i = 0; i < c->nargs; i++)
-		free(c->args[i]);
-	for (size_t i = 0; i < c->nmore; i++)
-		free(c->more[i]);
+	if (c->a.p != c->inl)
+		free(c->a.p);
 	free(c->vkeys);
 	free(c->more);
-	free(c->morelens);
 	free(c);
 }
 
-/* Flattens keys then arguments into one vector (pointers into c). */
-static void
-rcall_flatten(struct rcall *c, const char ***keys, size_t **klens, size_t *nkeys, const char ***args, size_t **alens,
-              size_t *nargs)
-{
-	const struct rfunc *rf = &rfuncs[c->f];
-	*nkeys = c->nkeys + c->nvkeys;
-	*keys = xcalloc(*nkeys + 1, sizeof(**keys));
-	*klens = xcalloc(*nkeys + 1, sizeof(**klens));
-	for (size_t i = 0; i < *nkeys; i++) {
-		(*keys)[i] = i < c->nkeys ? c->keys[i] : c->vkeys[i - c->nkeys];
-		(*klens)[i] = strlen((*keys)[i]);
-	}
-	*nargs = (size_t)c->nargs + c->nmore;
-	*args = xcalloc(*nargs + 1, sizeof(**args));
-	*alens = xcalloc(*nargs + 1, sizeof(**alens));
-	for (int i = 0; i < c->nargs; i++) {
-		if (c->args[i] == NULL)
-			fatal("rfunc: %s: argument %s not set", rf->name, rf->args[i]);
-		(*args)[i] = c->args[i];
-		(*alens)[i] = c->lens[i];
-	}
-	for (size_t i = 0; i < c->nmore; i++) {
-		(*args)[c->nargs + i] = c->more[i];
-		(*alens)[c->nargs + i] = c->morelens[i];
-	}
-}
+/* Calls of up to this many keys plus arguments need no allocation for the pointer vectors. */
+#define RCALL_STACK_VEC 64
 
 static int
 rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch)
 {
 	const struct rfunc *rf = &rfuncs[c->f];
-	const char **keys, **args;
-	size_t *klens, *alens, nkeys, nargs;
-	rcall_flatten(c, &keys, &klens, &nkeys, &args, &alens, &nargs);
+	size_t nkeys = c->nkeys + c->nvkeys, nargs = (size_t)c->nargs + c->nmore, n = nkeys + nargs;
+	const char *sv[RCALL_STACK_VEC];
+	size_t sl[RCALL_STACK_VEC];
+	const char **vec = n <= RCALL_STACK_VEC ? sv : xcalloc(n, sizeof(*vec));
+	size_t *lens = n <= RCALL_STACK_VEC ? sl : xcalloc(n, sizeof(*lens));
+	/* Pointers are taken only now: the arena may have moved while the call was built. */
+	for (size_t i = 0; i < nkeys; i++) {
+		struct span sp = i < c->nkeys ? c->keys[i] : c->vkeys[i - c->nkeys];
+		vec[i] = c->a.p + sp.off;
+		lens[i] = sp.len;
+	}
+	for (int i = 0; i < c->nargs; i++) {
+		if (!c->set[i])
+			fatal("rfunc: %s: argument %s not set", rf->name, rf->args[i]);
+		vec[nkeys + (size_t)i] = c->a.p + c->args[i].off;
+		lens[nkeys + (size_t)i] = c->args[i].len;
+	}
+	for (size_t i = 0; i < c->nmore; i++) {
+		vec[nkeys + (size_t)c->nargs + i] = c->a.p + c->more[i].off;
+		lens[nkeys + (size_t)c->nargs + i] = c->more[i].len;
+	}
 	int rc;
 	if (batch && !(rf->flags & RF_NO_WRITES))
-		rc = redis_batch(s->redis, c->tag, rf->name, (rf->flags & RF_ALLOW_OOM) != 0, nkeys, keys, klens, nargs,
-		                 args, alens, cb, priv);
+		rc = redis_batch(s->redis, c->tag, rf->name, (rf->flags & RF_ALLOW_OOM) != 0, nkeys, vec, lens, nargs,
+		                 vec + nkeys, lens + nkeys, cb, priv);
 	else
-		rc = redis_fcall(s->redis, rf->name, (rf->flags & RF_NO_WRITES) != 0, nkeys, keys, klens, nargs, args,
-		                 alens, cb, priv);
-	free(keys);
-	free(klens);
-	free(args);
-	free(alens);
+		rc = redis_fcall(s->redis, rf->name, (rf->flags & RF_NO_WRITES) != 0, nkeys, vec, lens, nargs,
+		                 vec + nkeys, lens + nkeys, cb, priv);
+	if (vec != sv)
+		free(vec);
+	if (lens != sl)
+		free(lens);
 	rcall_free(c);
 	return rc;
 }

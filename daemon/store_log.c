@@ -102,6 +102,10 @@ struct store_rec {
 	double created_at, started_at;
 	int in_db; /* its running row is committed */
 	int in_tx; /* its running row was written in the open transaction */
+	/* Its finish is in the queue, behind its start: the finish writes the whole row in the same
+	 * transaction, so the start's INSERT is skipped (one statement per attempt instead of two for a job
+	 * that starts and ends within one flush, the common case for short jobs). */
+	int finish_queued;
 };
 
 enum op_kind { OP_START, OP_FINISH, OP_EVENT, OP_STEP, OP_TOUCH, OP_RESTATE };
@@ -230,8 +234,9 @@ op_str(struct store_op *op, int slot, const char *v)
 		op->bytes += strlen(v) + 1;
 }
 
-/* Appends op to the queue, or drops it (counted) when the queue is at its ceiling. Takes ownership of op. */
-static void
+/* Appends op to the queue, or drops it (counted) when the queue is at its ceiling. Takes ownership of op.
+ * Returns 1 if it was queued, 0 if dropped. */
+static int
 op_queue(struct store *st, struct store_op *op)
 {
 	if (st->bytes + op->bytes > STORE_QUEUE_MAX_BYTES) {
@@ -239,7 +244,7 @@ op_queue(struct store *st, struct store_op *op)
 		st->dropped_since++;
 		fail_note(st, FAIL_CAP, "queue", "rows dropped");
 		op_free(op);
-		return;
+		return 0;
 	}
 	if (st->tail != NULL)
 		st->tail->next = op;
@@ -248,6 +253,7 @@ op_queue(struct store *st, struct store_op *op)
 	st->tail = op;
 	st->nops++;
 	st->bytes += op->bytes;
+	return 1;
 }
 
 /* Frees the whole queue. Committed: the running rows written stay known as written; else they are not. */
@@ -434,7 +440,10 @@ op_run(struct store *st, struct store_op *op, int *rows)
 {
 	int rc = SQLITE_DONE;
 	switch (op->kind) {
-	case OP_START: rc = rec_ensure(st, op->rec, rows); return rc;
+	case OP_START:
+		if (op->rec != NULL && op->rec->finish_queued)
+			return SQLITE_DONE; /* its finish, later in this transaction, writes the whole row */
+		return rec_ensure(st, op->rec, rows);
 	case OP_FINISH: rc = run_finish(st, op); break;
 	case OP_EVENT:
 		rc = rec_ensure(st, op->rec, rows);
@@ -616,7 +625,8 @@ store_attempt_finish(struct store *st, int64_t row, const char *state, double fi
 	op_str(op, S_STATE, state);
 	op_str(op, S_ERROR, error);
 	op_str(op, S_RESULT, result_json);
-	op_queue(st, op);
+	if (op_queue(st, op)) /* (else r may be gone with the dropped op) */
+		r->finish_queued = 1;
 	return 0;
 }
 

@@ -70,8 +70,10 @@ end
 
 -- Writes a terminal state onto the job hash k.job, lets it expire, counts it (k.stats) and announces it.
 -- extra (optional): more field/value pairs for the same HSET (finish folds the attempt's fields in);
--- no_error: the caller read the hash and it holds no error field (saves the HDEL).
-local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt, progress, extra, no_error)
+-- no_error: the caller read the hash and it holds no error field (saves the HDEL); held (optional): the
+-- caller's fenced() read of the hash (03_run.lua), whose fields 7, 8 and 9 are flow, cc and rl_due (saves
+-- the HMGET of the release hooks).
+local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt, progress, extra, no_error, held)
   local f = extra or {}
   local n = #f
   f[n + 1], f[n + 2], f[n + 3], f[n + 4], f[n + 5], f[n + 6], f[n + 7], f[n + 8] =
@@ -86,9 +88,15 @@ local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt,
   redis.call('EXPIRE', k.job, ttl)
   redis.call('HINCRBY', k.stats, state, '1')
   emit(k, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl, true)
-  local h = redis.call('HMGET', k.job, 'flow', 'cc', 'rl_due')
-  if h[1] then FLOW.terminal(id, h[1]) end
-  if h[2] or h[3] then LIMITS.terminal(k, id, h[2], h[3]) end
+  local flow, cc, rl_due
+  if held then
+    flow, cc, rl_due = held[7], held[8], held[9]
+  else
+    local h = redis.call('HMGET', k.job, 'flow', 'cc', 'rl_due')
+    flow, cc, rl_due = h[1], h[2], h[3]
+  end
+  if flow then FLOW.terminal(id, flow) end
+  if cc or rl_due then LIMITS.terminal(k, id, cc, rl_due) end
 end
 
 -- state (or nil), attempt and progress of a job hash, as strings.
@@ -97,10 +105,23 @@ local function job_status(h)
   return f[1], f[2] or '0', f[3] or '0'
 end
 
--- The queue's job index k.jobs (score = enqueue time): the control op list. Trimmed to the result TTL on
--- every write; members whose hash expired sooner are dropped by list when it meets them.
+-- The queue's job index k.jobs (score = enqueue time): the control op list. Trimmed to the result TTL by
+-- the first write of each second (Redis's clock) per index, not by every write: the trim was one command
+-- of every job's admission, and members past the TTL now stay at most a second longer. INDEX_TRIMMED lives
+-- with the loaded library (like BOUND in 99_register.lua; a reload starts it afresh, which only trims
+-- once more); it is reset when it holds INDEX_TRIMMED_MAX indexes, so it stays bounded whatever the number
+-- of queues. Members whose hash expired sooner are dropped by list when it meets them.
+local INDEX_TRIMMED, INDEX_TRIMMED_N, INDEX_TRIMMED_MAX = {}, 0, 1024
 local function index_add(k, id, now, ttl)
   redis.call('ZADD', k.jobs, now, id)
+  local sec = string.match(now, '^%d+')
+  local last = INDEX_TRIMMED[k.jobs]
+  if last == sec then return end
+  if not last then
+    if INDEX_TRIMMED_N >= INDEX_TRIMMED_MAX then INDEX_TRIMMED, INDEX_TRIMMED_N = {}, 0 end
+    INDEX_TRIMMED_N = INDEX_TRIMMED_N + 1
+  end
+  INDEX_TRIMMED[k.jobs] = sec
   redis.call('ZREMRANGEBYSCORE', k.jobs, '-inf', '(' .. (tonumber(now) - tonumber(ttl)))
 end
 
@@ -136,8 +157,9 @@ end
 -- when another job of the queue holds the idempotency key (nothing written, unless force_hash: then the
 -- hash is written without taking the key, for the caller to end it); {'duplicate', holder, state, 'unique'}
 -- likewise for a unique lock (a.flow, 16_flow.lua); or {'created', run_at}: run_at (or nil) is when a
--- debounced job may start, which overrides a.run_at.
-local function job_create(k, a, now, ttl, max_events, force_hash)
+-- debounced job may start, which overrides a.run_at. claim_inc, claim_node (optional): claim's fields for a
+-- job it runs at once (fence 1, inc, node), written in the same HSET unless the job is a duplicate.
+local function job_create(k, a, now, ttl, max_events, force_hash, claim_inc, claim_node)
   local st = redis.call('HGET', k.job, 'state')
   if st then return {'exists', st} end
   local dup = nil
@@ -156,9 +178,16 @@ local function job_create(k, a, now, ttl, max_events, force_hash)
   end
   local created = a.created_at
   if created == nil or created == '' then created = now end
-  redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
-             'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
-             'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '0')
+  if claim_inc and not dup then
+    redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
+               'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '1', 'inc', claim_inc, 'node',
+               claim_node)
+  else
+    redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
+               'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '0')
+  end
   if a.owner ~= '' then redis.call('HSET', k.job, 'owner', a.owner) end
   if a.idem ~= '' then
     redis.call('HSET', k.job, 'idempotency_key', a.idem)

@@ -8,9 +8,11 @@
 -- (which read the hash again), so a plain job pays no Celery work. f[6]: the hash's error (finish drops
 -- a stale one only if there is one). f[7]: the unique / debounce lock (16_flow.lua), released by run.
 -- f[8]: the concurrency slot (17_limits.lua), given back by a retry or requeue (a terminal state's
--- finish_terminal gives it back too).
+-- finish_terminal gives it back too). f[9]: the rate limit's due token (finish_terminal's release hooks
+-- take 7 to 9 from here instead of reading the hash again).
 local function fenced(k, fence)
-  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error', 'flow', 'cc')
+  local f = redis.call('HMGET', k.job, 'state', 'fence', 'progress', 'attempt', 'celery_key', 'error', 'flow', 'cc',
+                       'rl_due')
   if not f[1] or f[2] ~= fence then return nil, 'superseded' end
   return f
 end
@@ -86,7 +88,7 @@ OPS.finish = function(k, a)
     return 'ok'
   end
   finish_terminal(k, a.id, a.outcome, now, a.error, a.max_events, a.ttl, a.attempt, progress, fields,
-                  not f[6])
+                  not f[6], f)
   if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end
   if a.outcome == 'dead' then
     dead_add(k, a.id, dead_entry(a.id, key_tag(k.job), redis.call('HGET', k.job, 'type'), a.error, now, a.attempt,
