@@ -8,6 +8,8 @@
 #include "jsonx.h"
 #include "sched_tz.h"
 
+_Static_assert(SCHED_PLAN_MAX > SCHED_MISFIRE_MAX + 1, "a claim fits a whole run of misfire all");
+
 /* Fire times one plan walks one by one before it jumps over the rest of a long run of misses. */
 #define PLAN_WALK_MAX 2000
 
@@ -172,7 +174,21 @@ sched_def_next(const struct sched_def *d, int64_t after_ms)
 int64_t
 sched_def_due(const struct sched_def *d, int64_t f)
 {
-	return f + sched_jitter_ms(d->name, f, d->jitter_s);
+	int64_t j = sched_jitter_ms(d->name, f, d->jitter_s);
+	if (j <= 0)
+		return f;
+	/* Never past the next fire time: fires stay due in their order, so a jitter longer than the schedule's
+	 * period cannot leave a fire waiting behind a later one until it is late. */
+	int64_t nx = sched_def_next(d, f);
+	return nx > f ? f + j % (nx - f) : f + j;
+}
+
+/* The first fire time after a run of late ones that may still be on time at now (-1: none left). */
+static int64_t
+past_late_run(const struct sched_def *d, int64_t t, int64_t now_ms)
+{
+	int64_t j = sched_def_next(d, now_ms - d->grace_ms - d->jitter_s * 1000 - 1);
+	return (j >= 0 && j <= t) ? sched_def_next(d, t) : j;
 }
 
 int64_t
@@ -184,29 +200,27 @@ sched_def_plan(const struct sched_def *d, int64_t next, int64_t now_ms, int64_t 
 	*n = 0;
 	*missed = 0;
 	while (t >= 0 && *n < max && sched_def_due(d, t) <= now_ms) {
-		int late = now_ms > sched_def_due(d, t) + d->grace_ms;
-		if (late) {
-			if (++walked > PLAN_WALK_MAX) {
-				/* A long run of misses (a week of "@every 1s"): jump to the first fire that may still
-				 * be on time; the count passes over the rest as one. */
-				int64_t j = sched_def_next(d, now_ms - d->grace_ms - d->jitter_s * 1000 - 1);
-				(*missed)++;
-				walked = 0;
-				if (j <= t) /* cannot move back; continue one by one */
-					j = sched_def_next(d, t);
-				t = j;
-				continue;
-			}
-			if (d->misfire == SCHED_MISFIRE_ONCE && !took_once) {
-				fires[(*n)++] = t;
-				took_once = 1;
-			} else if (d->misfire == SCHED_MISFIRE_ALL && all < d->misfire_max) {
-				fires[(*n)++] = t;
-				all++;
-			} else
-				(*missed)++;
-		} else
+		if (now_ms <= sched_def_due(d, t) + d->grace_ms) {
+			fires[(*n)++] = t; /* on time */
+			t = sched_def_next(d, t);
+			continue;
+		}
+		if (d->misfire == SCHED_MISFIRE_ONCE && !took_once) {
 			fires[(*n)++] = t;
+			took_once = 1;
+		} else if (d->misfire == SCHED_MISFIRE_ALL && all < d->misfire_max) {
+			fires[(*n)++] = t;
+			all++;
+		} else if (++walked > PLAN_WALK_MAX) {
+			/* A long run of misses (a week of "@every 1s"): jump past it; the count takes the rest as
+			 * one. (misfire_max < SCHED_PLAN_MAX, so a claim never stops inside a run of misses with its
+			 * budget spent: the next claim cannot start a second budget for the same run.) */
+			(*missed)++;
+			t = past_late_run(d, t, now_ms);
+			walked = 0;
+			continue;
+		} else
+			(*missed)++;
 		t = sched_def_next(d, t);
 	}
 	return t;

@@ -24,7 +24,7 @@
 #define SCHED_JITTER_MAX_S  86400 /* one day */
 #define SCHED_GRACE_DEFAULT 60    /* seconds a fire may be late and still count as on time */
 #define SCHED_GRACE_MAX_S   86400
-#define SCHED_PLAN_MAX      100            /* fire times one claim may submit */
+#define SCHED_PLAN_MAX      200            /* fire times one claim may submit: more than SCHED_MISFIRE_MAX */
 #define SCHED_PER_QUEUE_MAX 1000           /* schedules one queue may hold (bounds list and the due set) */
 #define SCHED_TIME_MAX_S    253402300799LL /* 9999-12-31T23:59:59Z */
 
@@ -61,7 +61,7 @@ int sched_name_valid(const char *s);
 
 /* The first fire time strictly after after_ms inside the window, or -1 (none: ended, or never fires). */
 int64_t sched_def_next(const struct sched_def *d, int64_t after_ms);
-/* The due time of fire time f (f plus its jitter). */
+/* The due time of fire time f: f plus its jitter, which never reaches the next fire time. */
 int64_t sched_def_due(const struct sched_def *d, int64_t f);
 
 /*

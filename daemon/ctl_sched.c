@@ -197,7 +197,7 @@ ctl_op_schedule_put(struct ctl_conn *c, struct ctl_request *req)
 		if (sample == NULL)
 			ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "job: %s", err);
 		else
-			ctl_reply_err(c, req->id, CTL_E_TOO_LARGE, "the schedule is over %d bytes", SCHED_DEF_MAX);
+			ctl_reply_err(c, req->id, CTL_E_BAD_REQUEST, "the schedule is over %d bytes", SCHED_DEF_MAX);
 		goto out;
 	}
 	struct rctx ctx = {.queue = queue, .id = d.name};
@@ -317,6 +317,7 @@ sched_view(const struct redis_reply *r, const char *queue, int count)
 	const char *paused = json_string_value(json_object_get(h, "paused"));
 	const char *fires = json_string_value(json_object_get(h, "fires"));
 	const char *missed = json_string_value(json_object_get(h, "missed"));
+	const char *skipped = json_string_value(json_object_get(h, "skipped"));
 	json_t *v = json_pack("{s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:o}", "name",
 	                      json_string_value(json_object_get(h, "name")), "queue", queue, "definition",
 	                      def != NULL ? def : json_null(), "paused", paused != NULL && strcmp(paused, "1") == 0,
@@ -325,6 +326,7 @@ sched_view(const struct redis_reply *r, const char *queue, int count)
 	                      (json_int_t)strtoll(fires != NULL ? fires : "0", NULL, 10), "missed",
 	                      (json_int_t)strtoll(missed != NULL ? missed : "0", NULL, 10), "last_fire_at",
 	                      num_or_null(json_string_value(json_object_get(h, "last_at")), 1.0));
+	json_object_set_new(v, "skipped", json_integer((json_int_t)strtoll(skipped != NULL ? skipped : "0", NULL, 10)));
 	static const char *const texts[] = {"last_job", "error", NULL};
 	for (size_t i = 0; texts[i] != NULL; i++) {
 		json_t *t = json_object_get(h, texts[i]);

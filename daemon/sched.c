@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "hopperd.h"
 #include "job_ns.h"
 #include "jsonx.h"
@@ -20,15 +21,24 @@
 
 /* How often each served queue's due set is read: a fire starts at most this late (plus a round trip). */
 #define SCHED_POLL_S 0.25
-/* A schedule whose definition cannot be used now (its zone file went away) is looked at again this late. */
+/* A schedule this daemon cannot fire (its zone file or a configured limit missing here) is left to the other
+ * daemons this long before this one tries again. */
 #define SCHED_RETRY_MS 60000
 /* Due schedules one poll of a queue takes (the others stay due for the next poll). */
 #define SCHED_DUE_LIMIT 50
+
+/* Schedules this daemon holds off at once after a local failure (the oldest entry is reused). */
+#define SCHED_BACKOFF_MAX 64
 
 struct sched {
 	struct server *s;
 	ev_timer timer;
 	unsigned char polling[MAX_QUEUES]; /* a sched_due of cfg.queues[i] is outstanding */
+	struct {
+		char queue[QUEUE_NAME_MAX + 1];
+		char name[SCHED_NAME_MAX + 1];
+		double until; /* monotonic seconds */
+	} backoff[SCHED_BACKOFF_MAX];
 };
 
 struct fire_ctx {
@@ -46,13 +56,17 @@ fire_reply(struct server *s, const struct redis_reply *r, void *priv)
 		; /* connection lost: the schedule is still due; the next poll claims it again */
 	else if (rr_type(r) == RR_ERROR)
 		log_error("schedule %s/%s: sched_fire: Redis: %s", fc->queue, fc->name, rr_str(r, NULL));
-	else if (v != NULL && strcmp(v, "fired") == 0 && rr_count(r) >= 3) {
-		long long created = rr_int(rr_elem(r, 1)), existing = rr_int(rr_elem(r, 2));
-		if (created > 0 || existing > 0)
-			log_info("schedule %s/%s fired: %lld job(s) made, %lld existed already", fc->queue, fc->name,
-			         created, existing);
+	else if (v != NULL && strcmp(v, "fired") == 0 && rr_count(r) >= 4) {
+		long long created = rr_int(rr_elem(r, 1)), existing = rr_int(rr_elem(r, 2)),
+		          held = rr_int(rr_elem(r, 3));
+		if (created > 0 || existing > 0 || held > 0)
+			log_info(
+			        "schedule %s/%s fired: %lld job(s) made, %lld existed already, %lld skipped (key held)",
+			        fc->queue, fc->name, created, existing, held);
 		s->metrics.sched_fires += (uint64_t)created;
-	} else
+	} else if (v != NULL && strcmp(v, "noted") == 0)
+		;
+	else
 		s->metrics.sched_stale++; /* another daemon claimed it first, or it changed meanwhile */
 	free(fc);
 }
@@ -81,48 +95,102 @@ sched_job_payload(struct server *s, const char *queue, const struct sched_def *d
 	return payload;
 }
 
-/* Sends one sched_fire: the jobs of fires[0..n), then the schedule moves on to next. */
-static void
-fire_send(struct server *s, const char *queue, const struct sched_def *d, const char *ns, const char *ver,
-          const char *expect, const char *next, int64_t due, uint64_t missed, const int64_t *fires, size_t n,
-          int64_t now_ms, const char *error)
+/* 1 while this daemon holds off schedule queue/name after a local failure. */
+static int
+backed_off(struct sched *sc, const char *queue, const char *name)
 {
-	struct rctx ctx = {.queue = queue, .id = d != NULL ? d->name : NULL};
-	struct rcall *rc = rcall_new(s, RF_SCHED_FIRE, &ctx);
-	char err[512] = "";
-	size_t made = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct job_spec spec;
-		char *payload = sched_job_payload(s, queue, d, ns, fires[i], now_ms, &spec, err, sizeof(err));
-		if (payload == NULL) {
-			log_error("schedule %s/%s: its job is refused: %s", queue, d->name, err);
-			continue;
-		}
-		rcall_submit_job(rc, queue, &spec, payload);
-		made++;
-		job_spec_free(&spec);
-		free(payload);
-	}
-	char buf[sizeof(err) + 32];
-	if (err[0] != '\0' && error[0] == '\0') {
-		snprintf(buf, sizeof(buf), "job refused: %s", err);
-		error = buf;
-	}
-	rcall_arg(rc, "name", ctx.id, -1);
+	double now = clock_monotonic_ms() / 1000.0;
+	for (int i = 0; i < SCHED_BACKOFF_MAX; i++)
+		if (sc->backoff[i].until > now && strcmp(sc->backoff[i].queue, queue) == 0 &&
+		    strcmp(sc->backoff[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+back_off(struct sched *sc, const char *queue, const char *name)
+{
+	int slot = 0;
+	for (int i = 1; i < SCHED_BACKOFF_MAX; i++)
+		if (sc->backoff[i].until < sc->backoff[slot].until)
+			slot = i;
+	snprintf(sc->backoff[slot].queue, sizeof(sc->backoff[slot].queue), "%s", queue);
+	snprintf(sc->backoff[slot].name, sizeof(sc->backoff[slot].name), "%s", name);
+	sc->backoff[slot].until = clock_monotonic_ms() / 1000.0 + SCHED_RETRY_MS / 1000.0;
+}
+
+/* The common part of a sched_fire call; sends it. */
+static void
+fire_call(struct server *s, struct rcall *rc, const char *queue, const char *name, const char *ver, const char *expect,
+          const char *next, const char *due, uint64_t missed, const char *error, size_t n)
+{
+	rcall_arg(rc, "name", name, -1);
 	rcall_arg(rc, "ver", ver, -1);
 	rcall_arg(rc, "expect", expect, -1);
 	rcall_arg(rc, "next", next, -1);
-	rcall_int(rc, "due", due);
+	rcall_arg(rc, "due", due, -1);
 	rcall_int(rc, "missed", (long long)missed);
 	rcall_arg(rc, "error", error, -1);
 	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
 	rcall_int(rc, "max_events", s->cfg.events_max);
-	rcall_int(rc, "n", (long long)made);
+	rcall_int(rc, "n", (long long)n);
 	struct fire_ctx *fc = xcalloc(1, sizeof(*fc));
 	snprintf(fc->queue, sizeof(fc->queue), "%s", queue);
-	snprintf(fc->name, sizeof(fc->name), "%s", ctx.id);
+	snprintf(fc->name, sizeof(fc->name), "%s", name);
 	if (rcall_batch(s, rc, fire_reply, fc) != 0)
 		free(fc);
+}
+
+/*
+ * This daemon cannot make the schedule's jobs (its definition or job does not pass here: a zone file or a
+ * configured limit this host lacks). That is this daemon's failure, not the schedule's: it claims nothing,
+ * notes why on the schedule (the call changes neither its next fire time nor its due time, so every other
+ * daemon still claims it on time) and holds off this schedule for SCHED_RETRY_MS.
+ */
+static void
+local_failure(struct server *s, const char *queue, const char *name, const char *ver, const char *next, const char *why)
+{
+	char msg[640];
+	snprintf(msg, sizeof(msg), "node %s cannot fire it: %s", s->cfg.node_id, why);
+	log_error("schedule %s/%s: %s", queue, name, msg);
+	back_off(s->sched, queue, name);
+	struct rctx ctx = {.queue = queue, .id = name};
+	fire_call(s, rcall_new(s, RF_SCHED_FIRE, &ctx), queue, name, ver, next, next, "", 0, msg, 0);
+}
+
+/* Claims fires[0..n) of d and moves it on to next (due at due): all the jobs are built first, so a refused
+ * one claims nothing (local_failure). */
+static void
+fire_send(struct server *s, const char *queue, const struct sched_def *d, const char *ns, const char *ver,
+          const char *expect, int64_t next, uint64_t missed, const int64_t *fires, size_t n, int64_t now_ms)
+{
+	struct job_spec *specs = xcalloc(n ? n : 1, sizeof(*specs));
+	char **payloads = xcalloc(n ? n : 1, sizeof(*payloads));
+	char err[512] = "";
+	size_t made = 0;
+	while (made < n && (payloads[made] = sched_job_payload(s, queue, d, ns, fires[made], now_ms, &specs[made], err,
+	                                                       sizeof(err))) != NULL)
+		made++;
+	if (made == n) {
+		struct rctx ctx = {.queue = queue, .id = d->name};
+		struct rcall *rc = rcall_new(s, RF_SCHED_FIRE, &ctx);
+		for (size_t i = 0; i < n; i++)
+			rcall_submit_job(rc, queue, &specs[i], payloads[i]);
+		char nx[32], due[32];
+		snprintf(nx, sizeof(nx), "%lld", (long long)next);
+		snprintf(due, sizeof(due), "%lld", (long long)(next >= 0 ? sched_def_due(d, next) : -1));
+		fire_call(s, rc, queue, d->name, ver, expect, nx, due, missed, "", n);
+	} else {
+		char why[600];
+		snprintf(why, sizeof(why), "its job is refused: %s", err);
+		local_failure(s, queue, d->name, ver, expect, why);
+	}
+	for (size_t i = 0; i < made; i++) {
+		job_spec_free(&specs[i]);
+		free(payloads[i]);
+	}
+	free(specs);
+	free(payloads);
 }
 
 /* One due schedule: plan its fire times from its definition and claim them. */
@@ -130,16 +198,14 @@ static void
 sched_one(struct server *s, const char *queue, int64_t now_ms, const char *name, const char *ver, const char *next,
           const char *defjson)
 {
+	if (backed_off(s->sched, queue, name))
+		return;
 	json_t *root = json_loads(defjson, 0, NULL);
 	struct sched_def d;
 	char err[512];
 	if (sched_def_parse(root, &d, err, sizeof(err)) != 0) {
-		/* Stored by put after the same check, so only the environment changed (a zone file removed): keep
-		 * the schedule and its next fire time, say why it waits, look again later. */
-		log_error("schedule %s/%s: cannot fire: %s", queue, name, err);
-		struct sched_def stub = {.job = NULL};
-		snprintf(stub.name, sizeof(stub.name), "%s", name);
-		fire_send(s, queue, &stub, NULL, ver, next, next, now_ms + SCHED_RETRY_MS, 0, NULL, 0, now_ms, err);
+		/* put stored it after the same check: only this host differs (a zone file missing) */
+		local_failure(s, queue, name, ver, next, err);
 		json_decref(root);
 		return;
 	}
@@ -155,9 +221,7 @@ sched_one(struct server *s, const char *queue, int64_t now_ms, const char *name,
 	if (missed > 0)
 		log_warn("schedule %s/%s: %llu fire time(s) missed (misfire %s)", queue, name,
 		         (unsigned long long)missed, sched_misfire_name(d.misfire));
-	char nxs[32];
-	snprintf(nxs, sizeof(nxs), "%lld", (long long)nx);
-	fire_send(s, queue, &d, ns, ver, next, nxs, nx >= 0 ? sched_def_due(&d, nx) : -1, missed, fires, n, now_ms, "");
+	fire_send(s, queue, &d, ns, ver, next, nx, missed, fires, n, now_ms);
 	sched_def_free(&d);
 	json_decref(root);
 }

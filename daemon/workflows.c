@@ -274,12 +274,17 @@ enqueued(struct server *s, const struct redis_reply *r, void *priv)
 	if (r == NULL || rr_type(r) != RR_ARRAY)
 		reply_to(s, p->r.pid, p->r.job_id, refusal(r ? rr_str(r, NULL) : "Redis connection lost"));
 	else {
-		const char *verdict = rr_str(rr_elem(r, 0), NULL);
-		if (verdict != NULL && strcmp(verdict, "duplicate") == 0) /* the key is the owner's: its own job */
+		const char *verdict = rr_str(rr_elem(r, 0), NULL), *holder = rr_str(rr_elem(r, 1), NULL);
+		int dup = verdict != NULL && strcmp(verdict, "duplicate") == 0;
+		if (dup && (holder == NULL || strcmp(holder, p->r.job_id) == 0))
+			/* the run itself holds the child's key: waiting on it would wait on itself */
+			reply_to(s, p->r.pid, p->r.job_id,
+			         refusal(holder == NULL ? "the child's key is held by a job hopperd cannot name"
+			                                : "the child's unique key is held by this run itself"));
+		else if (dup) /* the key is the owner's: its own job */
 			reply_to(s, p->r.pid, p->r.job_id,
 			         json_pack("{s:b,s:s,s:b,s:s}", "ok", 1, "job_id", p->r.child, "existed", 1,
-			                   "duplicate_of",
-			                   rr_str(rr_elem(r, 1), NULL) ? rr_str(rr_elem(r, 1), NULL) : "?"));
+			                   "duplicate_of", holder));
 		else {
 			int existed = verdict != NULL && strcmp(verdict, "exists") == 0 &&
 			              child_visible(p->owner, rr_str(rr_elem(r, 2), NULL));

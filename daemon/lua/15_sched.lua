@@ -23,7 +23,13 @@ OPS.sched_put = function(k, a)
   if exists and a.admin ~= '1' and redis.call('HGET', k.sched, 'owner') ~= a.owner then return {'conflict'} end
   if not exists and redis.call('SCARD', k.scheds) >= tonumber(a.max) then return {'limit'} end
   local now = clock()
-  local ver = redis.call('HINCRBY', k.sched, 'ver', 1)
+  -- A new schedule's version starts at Redis's clock (ms x 1000), not 1: a claim read before an rm and a
+  -- put of the same name cannot match the new schedule's version.
+  local ver
+  if exists then ver = redis.call('HINCRBY', k.sched, 'ver', 1) else
+    ver = string.format('%d', clock_ms()) .. '000'
+    redis.call('HSET', k.sched, 'ver', ver)
+  end
   redis.call('HSET', k.sched, 'name', a.name, 'def', a.def, 'owner', a.owner, 'cron', a.cron, 'tz', a.tz,
              'next', '', 'due', '', 'paused', a.paused, 'updated_at', now)
   if not exists then redis.call('HSET', k.sched, 'created_at', now, 'fires', '0', 'missed', '0') end
@@ -42,7 +48,7 @@ OPS.sched_rm = function(k, a)
   return {'ok'}
 end
 
-SPEC.sched_pause = {keys = {'sched', 'sched_due'}, args = {'name', 'owner', 'admin', 'on'}}
+SPEC.sched_pause = {keys = {'sched', 'sched_due'}, args = {'name', 'owner', 'admin', 'on'}, flags = 'allow-oom'}
 -- Pauses (no fires; the due entry goes) or resumes a schedule. A resumed schedule's next fire time is
 -- recomputed from now: fire times that fell in the pause are not run (nothing was missed: it was asked
 -- for). Returns {'ok', was_paused ('1' or '0')} or {'not_found'}.
@@ -85,13 +91,18 @@ SPEC.sched_fire = {keys = {'sched', 'sched_due', 'queue', 'scheduled', 'jobs', '
 -- them, no put or pause came between), admits the n jobs (extra keys per job: job, events, idem, flow; extra
 -- arguments per job as ctl_submit's: id, type, max_attempts, created_at, owner, idem, run_at, payload, flow)
 -- and moves the schedule on to next ('-1': no fire left, it leaves the due set) due at due. A job whose id
--- exists already (a fire replayed) is not made again. error: why the fire made no job ('' = none), shown by
--- schedule show. Returns {'fired', created, existing} or {'stale'}.
+-- exists already (a fire replayed) is not made again; one whose unique lock or idempotency key another job
+-- holds is skipped (counted in `skipped`, said in `error`). due = '' only notes error (a daemon that cannot
+-- make the jobs: nothing else changes). Returns {'fired', created, existing, skipped}, {'noted'} or {'stale'}.
 OPS.sched_fire = function(k, a, keys, args)
   local f = redis.call('HMGET', k.sched, 'ver', 'next', 'paused')
   if f[1] ~= a.ver or (f[2] or '') ~= a.expect or f[3] == '1' then return {'stale'} end
-  local now, n, created, existing = clock(), tonumber(a.n), 0, 0
-  local last_id = nil
+  if a.due == '' then -- a daemon that cannot make its jobs says why; due stays, the other daemons claim it
+    redis.call('HSET', k.sched, 'error', a.error)
+    return {'noted'}
+  end
+  local now, n, created, existing, held = clock(), tonumber(a.n), 0, 0, 0
+  local last_id, why = nil, nil
   for i = 0, n - 1 do
     local b, c = i * 9, 7 + i * 4
     local jk = {job = keys[c], events = keys[c + 1], idem = keys[c + 2], flow = keys[c + 3], jobs = k.jobs,
@@ -99,16 +110,23 @@ OPS.sched_fire = function(k, a, keys, args)
     local ja = {id = args[b + 1], type = args[b + 2], max_attempts = args[b + 3], created_at = args[b + 4],
                 owner = args[b + 5], idem = args[b + 6], run_at = args[b + 7], payload = args[b + 8], flow = args[b + 9]}
     local r = admit_push(jk, ja, now, a.ttl, a.max_events)
-    if r[1] == 'created' then created = created + 1 else existing = existing + 1 end
-    last_id = ja.id
+    if r[1] == 'created' then
+      created, last_id = created + 1, ja.id
+    elseif r[1] == 'exists' then
+      existing = existing + 1 -- this fire time was claimed before (a replay): its job is there
+    else -- its unique lock or idempotency key is held: the previous run still holds it
+      held = held + 1
+      why = 'fire ' .. ja.id .. ' skipped: job ' .. r[2] .. ' holds its ' .. (r[4] or 'idempotency') .. ' key'
+    end
   end
   redis.call('HSET', k.sched, 'next', a.next, 'due', a.due)
-  if n > 0 then redis.call('HSET', k.sched, 'last_at', now, 'last_job', last_id) end
-  if a.error ~= '' then redis.call('HSET', k.sched, 'error', a.error) elseif n > 0 then redis.call('HDEL', k.sched, 'error') end
+  if last_id then redis.call('HSET', k.sched, 'last_at', now, 'last_job', last_id) end
+  if why then redis.call('HSET', k.sched, 'error', why) elseif created > 0 then redis.call('HDEL', k.sched, 'error') end
   if created > 0 then
     redis.call('HINCRBY', k.sched, 'fires', created)
     redis.call('HINCRBY', k.stats, 'schedule_fires', created)
   end
+  if held > 0 then redis.call('HINCRBY', k.sched, 'skipped', held) end
   if a.missed ~= '0' then
     redis.call('HINCRBY', k.sched, 'missed', a.missed)
     redis.call('HINCRBY', k.stats, 'schedule_missed', a.missed)
@@ -116,7 +134,7 @@ OPS.sched_fire = function(k, a, keys, args)
   if a.next == '-1' then redis.call('ZREM', k.sched_due, a.name) else
     redis.call('ZADD', k.sched_due, a.due, a.name)
   end
-  return {'fired', created, existing}
+  return {'fired', created, existing, held}
 end
 
 SPEC.sched_list = {keys = {'scheds'}, args = {'tag', 'owner', 'admin'}, flags = 'no-writes'}

@@ -77,6 +77,7 @@ FLOW.admitted = function(k, a, now, ttl, max_events)
   if kind == 'u' then
     if tonumber(y) > 0 then
       redis.call('SET', k.flow, a.id, 'PX', math.ceil(tonumber(y) * 1000))
+      redis.call('HSET', k.job, 'flow_ttl', y) -- the bound a retry's retake keeps (FLOW.retake)
     else
       redis.call('SET', k.flow, a.id)
     end
@@ -111,6 +112,11 @@ FLOW.retake = function(id, jobkey, flow)
     local st = redis.call('HGET', sibling_job(jobkey, g), 'state')
     if st and not TERMINAL[st] then return g end
   end
-  redis.call('SET', key, id)
+  local ttl = tonumber(redis.call('HGET', jobkey, 'flow_ttl') or '')
+  if ttl and ttl > 0 then
+    redis.call('SET', key, id, 'PX', math.ceil(ttl * 1000))
+  else
+    redis.call('SET', key, id)
+  end
   return nil
 end

@@ -133,6 +133,36 @@ main(void)
 	nx = plan("{\"name\":\"c\",\"cron\":\"0 9 * * *\",\"job\":{}}", 86400 * S * 20000 + 9 * 3600 * S,
 	          86400 * S * 20000 + 9 * 3600 * S + 100, f, &n, &missed);
 	T_CHECK("cron: next day 09:00", n == 1 && nx == 86400 * S * 20001 + 9 * 3600 * S);
+	/* misfire all, misfire_max 100, a week of @every 1s missed: one claim submits the 100 oldest and the
+	 * on-time ones, and the next claim starts no second budget for the same run. */
+	const char *all100 =
+	        "{\"name\":\"w\",\"cron\":\"@every 1s\",\"misfire\":\"all\",\"misfire_max\":100,\"job\":{}}";
+	int64_t wk = t + 7 * 86400 * S;
+	nx = plan(all100, t, wk, f, &n, &missed);
+	size_t late = 0;
+	for (size_t i = 0; i < n; i++)
+		late += f[i] < wk - SCHED_GRACE_DEFAULT * S;
+	T_CHECK("all 100 after a week: the 100 oldest missed, then only on-time ones",
+	        late == 100 && f[99] == t + 99 * S && nx > wk - SCHED_GRACE_DEFAULT * S);
+	size_t n2 = 0;
+	nx = plan(all100, nx, wk + 250, f, &n2, &missed);
+	T_CHECK("... and the next claim submits no second hundred", n2 <= 2 && nx > wk);
+	/* A jitter longer than the period: fires stay due in their order, before the next fire time. */
+	const char *jl = "{\"name\":\"jl\",\"cron\":\"@every 60s\",\"jitter_s\":300,\"job\":{}}";
+	int ordered = 1;
+	T_CHECK("jitter over the period parses", parse(jl, &d) == 0);
+	for (int64_t ft = base, k = 0; k < 500; k++, ft += 60 * S)
+		ordered &= sched_def_due(&d, ft) >= ft && sched_def_due(&d, ft) < ft + 60 * S;
+	sched_def_free(&d);
+	T_CHECK("... each fire due before the next fire time", ordered);
+	/* The window ended during a year-long outage: the claim ends the schedule at once. */
+	char ended[256];
+	snprintf(ended, sizeof(ended),
+	         "{\"name\":\"x\",\"cron\":\"@every 1s\",\"misfire\":\"skip\",\"end\":%lld,\"job\":{}}",
+	         (long long)(t / S + 365LL * 86400 - 86400));
+	nx = plan(ended, t, t + 365LL * 86400 * S, f, &n, &missed);
+	T_CHECK("a window that ended in an outage: no fire left, no job, bounded walk",
+	        nx == -1 && n == 0 && missed <= 2001);
 	char id[SCHED_NAME_MAX + 32];
 	sched_job_id("nightly", 1796256000000LL, id, sizeof(id));
 	T_STREQ("job id", id, "sched-nightly-1796256000000");
