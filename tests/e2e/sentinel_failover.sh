@@ -194,6 +194,41 @@ check_eq "Redis: the $AFTER jobs pushed after the failover succeeded" "$(job_sta
 check_eq "Redis: each started once" "$(job_hist attempt sfa- 1 "$AFTER")" "1=$AFTER"
 check_eq "dead list empty" "$(dead_count)" 0
 
+# --- a switch back while both live: the old master returns (the Sentinels make it a replica), then a manual
+# SENTINEL FAILOVER promotes it and demotes the current master without killing it. The daemons' links to
+# the demoted master stay open: their writes get READONLY (or a blocked BLMOVE UNBLOCKED), which drops the
+# link and asks the Sentinels again.
+start_rs master "$PM" || { not_ok "restart the old master" "see master.redis.log"; exit 1; }
+old_is_replica() {
+	[ "$(role_of "$PM")" = slave ] && redis-cli -p "$PM" INFO replication | grep -q 'master_link_status:up'
+}
+wait_for "the old master rejoins as a replica" 60 old_is_replica
+check "the returning old master was made a replica of the new one" old_is_replica
+# A manual failover needs the Sentinels to have seen the replica's link up for a while: retried until taken.
+failover_taken() {
+	redis-cli -p "$S1" SENTINEL FAILOVER "$NAME" >/dev/null 2>&1
+	[ "$(role_of "$PM")" = master ]
+}
+wait_for "the manual failover promotes the old master" 60 failover_taken
+check_eq "SENTINEL FAILOVER promoted the old master" "$(role_of "$PM")" master
+wait_for "the demoted master is a replica" 30 sh -c "[ \"\$(redis-cli -p $PR ROLE | head -1)\" = slave ]"
+fcall_demoted=$(cmdstat "$PR" fcall) # its FCALLs as master; none may follow
+SOCK=$T/master.sock
+SEEN0=([n1]=$(seen n1) [n2]=$(seen n2))
+for n in n1 n2; do
+	wait_for "$n heartbeat on the switched-back master" 60 beats_again "$n"
+	check "$n heartbeats on the switched-back master" beats_again "$n"
+	check "$n logged the switch back" logged "$n" "redis: master $NAME is now 127.0.0.1:$PM (was 127.0.0.1:$PR)"
+done
+note "how n1 noticed: $(grep -Eo 'READONLY|UNBLOCKED|is slave, not the master|leaving [0-9.:]+|connection lost' \
+	"$T/n1.log" | sort | uniq -c | tr '\n' ' ')"
+seq 1 50 | awk '{ printf "{\"id\":\"sfb-%d\",\"type\":\"noop\"}\n", $1 }' >"$T/back.jsonl"
+push_many default "$T/back.jsonl" || not_ok "push 50 jobs after the switch back" "redis-cli --pipe errors"
+wait_for "50 jobs after the switch back succeeded" 60 all_in_state sfb- 1 50 succeeded
+check_eq "Redis: the 50 jobs pushed after the switch back succeeded, once each" \
+	"$(job_states sfb- 1 50) $(job_hist attempt sfb- 1 50)" "succeeded=50 1=50"
+check_eq "the demoted master ran no FCALL while a replica" "$(cmdstat "$PR" fcall)" "$fcall_demoted"
+
 # --- a master name no Sentinel knows: a clear log line, and retries ---
 launch_hopperd n3 --workers=1 --redis-sentinels="127.0.0.1:$S1,127.0.0.1:$S2" --redis-master-name=nosuch
 retried() { [ "$(grep -c "no sentinel named the master 'nosuch'; retrying" "$T/n3.log")" -ge 3 ]; }
