@@ -158,10 +158,12 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	c->last_io = mono();
 	c->overdue_extra = 0;
 	int drop = drop_error(rep);
+	/* Not already leaving (c->up alone would miss a connection still in its ROLE check). */
+	int live = c->ac != NULL && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
 	if (drop == 0) {
 		/* Redis is loading its data: nothing was done. Back off like after a lost connection (the callback
 		 * gets NULL, so the work is resent after the reconnect) instead of resending every loop turn. */
-		if (c->up && c->ac != NULL) {
+		if (live) {
 			if (!c->loading_logged) /* once per outage, also when it began with failed connects */
 				log_warn("redis: %s connection: Redis is loading its dataset; backing off", c->name);
 			c->loading_logged = 1;
@@ -171,7 +173,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		rep = NULL;
 	} else if (drop > 0) {
-		if (c->up && c->ac != NULL) {
+		if (live) {
 			log_warn("redis: %s connection: %s; reconnecting to the master", c->name, rep->str);
 			redis_sentinel_forget(c->r->sentinel);
 			c->up = 0;
@@ -766,7 +768,9 @@ ping_reply(struct server *s, const struct redis_reply *r, void *priv)
 static void
 conn_health(struct conn *c)
 {
-	if (c->ac == NULL || !c->up)
+	/* Also a connection not up yet: a set-up reply (Sentinel: ROLE) that never comes must not leave it
+	 * hanging. One already leaving is not freed twice. */
+	if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		return;
 	double idle = mono() - c->last_io;
 	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra) {
@@ -776,7 +780,7 @@ conn_health(struct conn *c)
 		redisAsyncFree(ac); /* fails every pending request, then on_disconnect schedules the reconnect */
 		return;
 	}
-	if (c->is_cmd && c->pending == 0 && idle > PING_IDLE_S) {
+	if (c->up && c->is_cmd && c->pending == 0 && idle > PING_IDLE_S) {
 		const char *argv[] = {"PING"};
 		conn_send(c, 1, argv, NULL, ping_reply, NULL);
 	}
@@ -878,6 +882,7 @@ redis_tick(struct redis *r)
 {
 	conn_health(&r->cmd);
 	conn_health(&r->blk);
+	conn_health(&r->sub); /* only its set-up replies count as pending; sub_health checks the link itself */
 	sub_health(r);
 }
 

@@ -15,9 +15,9 @@ struct redis_sentinel *redis_sentinel_new(struct server *s);
 void redis_sentinel_free(struct redis_sentinel *rs);
 /*
  * The master's address: the last answer if it is fresh and not forgotten, else the Sentinels' (asked in
- * order, blocking up to SENTINEL_TIMEOUT_MS each). Returns 1 if the master changed (logged, counted in
- * redis_master_changes), 0 if not, -1 if no Sentinel named it (logged; retry later). *host is valid until
- * the next call.
+ * order, blocking up to SENTINEL_TIMEOUT_MS for the connect and again for the reply, per Sentinel). Returns 1 if the
+ * master changed (logged, counted in redis_master_changes), 0 if not, -1 if no Sentinel named it (logged; retry later).
+ * *host is valid until the next call.
  */
 int redis_sentinel_master(struct redis_sentinel *rs, const char **host, int *port);
 void redis_sentinel_forget(struct redis_sentinel *rs);
