@@ -229,6 +229,31 @@ check_eq "Redis: the 50 jobs pushed after the switch back succeeded, once each" 
 	"$(job_states sfb- 1 50) $(job_hist attempt sfb- 1 50)" "succeeded=50 1=50"
 check_eq "the demoted master ran no FCALL while a replica" "$(cmdstat "$PR" fcall)" "$fcall_demoted"
 
+# --- READONLY: a master turned into a replica without its clients being killed (a plain REPLICAOF; the
+# Sentinels' own failover kills them, see above). The daemon's next write gets READONLY (its blocked BLMOVE
+# UNBLOCKED): it drops the link and asks again; the (lying) Sentinel names the same server, now refused.
+PX=$(freeport) PF2=$(freeport)
+start_rs x "$PX" || { not_ok "start server x" "see x.redis.log"; exit 1; }
+py "$T/liar.py" "$PF2" 127.0.0.1 "$PX" &
+echo $! >"$T/pids/aux.liar2"
+wait_for "the second liar listens" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PF2"
+launch_hopperd n4 --workers=1 --heartbeat-s=0.5 --lease-s=4 --redis-sentinels="127.0.0.1:$PF2" \
+	--redis-master-name="$NAME"
+x_beat() { [ -n "$(redis-cli -s "$T/x.sock" HGET "$(gkey hb)" n4)" ]; }
+wait_for "n4 heartbeats on x" 30 x_beat
+check "n4 serves from x while x is a master" x_beat
+redis-cli -p "$PX" REPLICAOF 127.0.0.1 "$PM" >/dev/null
+dropped() { grep -Eq 'connection: (READONLY|UNBLOCKED)[^;]*; reconnecting to the master' "$T/n4.log"; }
+wait_for "n4 sees READONLY" 30 dropped
+check "a READONLY (or UNBLOCKED) reply drops the link" dropped
+refused_again() { grep -A1000 -E 'connection: (READONLY|UNBLOCKED)' "$T/n4.log" | grep -q 'is slave, not the master'; }
+wait_for "n4 asks again and refuses x" 30 refused_again
+check "after it the daemon asks the Sentinel again and refuses the demoted server" refused_again
+check "n4 keeps running" hopperd_alive n4
+kill9_hopperd n4
+stop_aux liar2 KILL
+stop_aux x KILL
+
 # --- a master name no Sentinel knows: a clear log line, and retries ---
 launch_hopperd n3 --workers=1 --redis-sentinels="127.0.0.1:$S1,127.0.0.1:$S2" --redis-master-name=nosuch
 retried() { [ "$(grep -c "no sentinel named the master 'nosuch'; retrying" "$T/n3.log")" -ge 3 ]; }
