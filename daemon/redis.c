@@ -318,8 +318,8 @@ static void
 role_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct conn *c = priv;
-	if (r == NULL || c->ac == NULL) /* the connection went away meanwhile */
-		return;
+	if (r == NULL || c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+		return; /* the connection went away or is leaving (a LOADING reply before it) */
 	const struct redis_reply *role = rr_elem(r, 0);
 	const char *name = role != NULL ? rr_str(role, NULL) : NULL;
 	if (name != NULL && strcmp(name, "master") == 0) {

@@ -12,8 +12,24 @@
 N=300
 AFTER=100
 NAME=hm
-freeport() { py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PM=$(freeport) PR=$(freeport) S1=$(freeport) S2=$(freeport) S3=$(freeport) PF=$(freeport)
+# freeports N: N distinct free ports below the ephemeral range (32768-60999 on Linux), so no outgoing
+# connection's local port (hopperd reconnects a lot here) can take one before its server binds it.
+freeports() {
+	py -c '
+import random, socket, sys
+got, held = [], []
+while len(got) < int(sys.argv[1]):
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    if p not in got:
+        got.append(p); held.append(s)
+print(" ".join(map(str, got)))' "$1"
+}
+read -r PM PR S1 S2 S3 PF PX PF2 <<<"$(freeports 8)"
 
 # --- helpers: redis-servers and Sentinels by PID, recorded as aux.* so the exit trap ends them ---
 
@@ -232,7 +248,6 @@ check_eq "the demoted master ran no FCALL while a replica" "$(cmdstat "$PR" fcal
 # --- READONLY: a master turned into a replica without its clients being killed (a plain REPLICAOF; the
 # Sentinels' own failover kills them, see above). The daemon's next write gets READONLY (its blocked BLMOVE
 # UNBLOCKED): it drops the link and asks again; the (lying) Sentinel names the same server, now refused.
-PX=$(freeport) PF2=$(freeport)
 start_rs x "$PX" || { not_ok "start server x" "see x.redis.log"; exit 1; }
 py "$T/liar.py" "$PF2" 127.0.0.1 "$PX" &
 echo $! >"$T/pids/aux.liar2"
