@@ -131,10 +131,11 @@ static void role_reply(struct server *s, const struct redis_reply *r, void *priv
 /*
  * An error reply that means this connection reaches the wrong server or one not serving yet: LOADING
  * (Redis reading its dataset), READONLY (a replica: after a failover the old master may be demoted) or
- * UNBLOCKED (a blocked BLMOVE whose master became a replica). Nothing was done: the connection is dropped
- * and reconnects (asking the Sentinels again), and the callback gets NULL so the caller resends.
+ * UNBLOCKED (a blocked BLMOVE whose master became a replica), NOREPLICAS (min-replicas-to-write: too few
+ * replicas to accept a write; README "Redis Sentinel"). Nothing was done: the connection is dropped and
+ * reconnects with backoff (asking the Sentinels again), and the callback gets NULL so the caller resends.
  */
-static const char *const drop_errors[] = {"LOADING", "READONLY", "UNBLOCKED"};
+static const char *const drop_errors[] = {"LOADING", "READONLY", "UNBLOCKED", "NOREPLICAS"};
 
 static int
 drop_error(const redisReply *rep)

@@ -5,8 +5,9 @@
 # write nothing there. Then a daemon starts while one Sentinel is down (it asks the next), 300 sleep jobs
 # run, the master is killed -9 mid-run, the Sentinels promote the replica and both daemons follow: their
 # heartbeats reach the new master and jobs pushed there run exactly once. Jobs the old master acknowledged
-# but had not replicated can be lost: their number is reported and must be small. Last, a master name the
-# Sentinels do not know is logged clearly and retried.
+# but had not replicated can be lost: their number is reported and must be small. Then a switch back by
+# SENTINEL FAILOVER, a master demoted by plain REPLICAOF (READONLY drops the link), min-replicas-to-write
+# refusals (NOREPLICAS: dropped, resent), and a master name the Sentinels do not know (logged, retried).
 . "$(dirname "$0")/../lib.sh"
 
 N=300
@@ -268,6 +269,26 @@ check "n4 keeps running" hopperd_alive n4
 kill9_hopperd n4
 stop_aux liar2 KILL
 stop_aux x KILL
+
+# --- min-replicas-to-write (README: bounds what a failover can lose): a master without enough replicas
+# refuses writes with NOREPLICAS; hopperd drops the link, backs off and resends, and runs once it may write.
+read -r PY <<<"$(freeports 1)"
+start_rs y "$PY" --min-replicas-to-write 1 --min-replicas-max-lag 10 || { not_ok "start y" "see y.redis.log"; exit 1; }
+launch_hopperd n5 --workers=1 --redis-unix="$T/y.sock"
+noreplicas() { grep -q 'connection: NOREPLICAS' "$T/n5.log"; }
+wait_for "n5 is refused with NOREPLICAS" 30 noreplicas
+check "writes refused for want of replicas drop the link (NOREPLICAS)" noreplicas
+check_eq "n5 wrote no heartbeat while refused" "$(redis-cli -s "$T/y.sock" HGET "$(gkey hb)" n5)" ""
+redis-cli -p "$PY" CONFIG SET min-replicas-to-write 0 >/dev/null
+y_beat() { [ -n "$(redis-cli -s "$T/y.sock" HGET "$(gkey hb)" n5)" ]; }
+wait_for "n5 heartbeats once writes are allowed" 30 y_beat
+check "n5 resends and runs once writes are allowed" y_beat
+SOCK=$T/y.sock push_job default "$(job_json sfy-1 noop)"
+y_state() { redis-cli -s "$T/y.sock" --raw HGET "$(qkey default job sfy-1)" state; }
+wait_for "a job on y succeeded" 30 sh -c "[ \"\$(redis-cli -s $T/y.sock --raw HGET '$(qkey default job sfy-1)' state)\" = succeeded ]"
+check_eq "a job pushed there succeeds" "$(y_state)" succeeded
+kill9_hopperd n5
+stop_aux y KILL
 
 # --- a master name no Sentinel knows: a clear log line, and retries ---
 launch_hopperd n3 --workers=1 --redis-sentinels="127.0.0.1:$S1,127.0.0.1:$S2" --redis-master-name=nosuch
