@@ -156,6 +156,12 @@ static const struct option_def options[] = {
         {"ctl_lockout_s", OPT_DBL, O(ctl_lockout_s), "60", 0.1, 86400, "lockout length and failure window", RELOAD},
         {"ctl_auth_delay_ms", OPT_INT, O(ctl_auth_delay_ms), "250", 0, 60000,
          "base of the exponential delay of failed-auth replies", RELOAD},
+        /* Redis Sentinel (redis_sentinel.c): when set, redis_host, redis_port and redis_unix are not used */
+        {"redis_sentinels", OPT_STR, O(redis_sentinels), "", 0, 0,
+         "Sentinels asked for the master, in order: HOST:PORT,... (with redis_master_name)", RESTART},
+        {"redis_master_name", OPT_STR, O(redis_master_name), "", 0, 0, "the master's name at the Sentinels", RESTART},
+        {"redis_sentinel_password", OPT_STR, O(redis_sentinel_password), "", 0, 0,
+         "AUTH password of the Sentinels (redis_password is the master's)", RESTART},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -330,6 +336,40 @@ parse_queues(struct config *c, char **cause)
 	return 0;
 }
 
+/* Parses redis_sentinels ("host:port,...") into c->sentinels; both or neither of it and redis_master_name. */
+static int
+parse_sentinels(struct config *c, char **cause)
+{
+	c->nsentinels = 0;
+	if ((c->redis_sentinels[0] == '\0') != (c->redis_master_name[0] == '\0')) {
+		*cause = xstrdup("redis_sentinels and redis_master_name go together: set both or neither");
+		return -1;
+	}
+	char *spec = xstrdup(c->redis_sentinels), *save = NULL;
+	int rc = 0;
+	for (char *tok = strtok_r(spec, ",", &save); tok != NULL && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		char *colon = strrchr(tok, ':'), *end = NULL;
+		long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+		if (colon == NULL || colon == tok || (size_t)(colon - tok) >= sizeof(c->sentinels[0].host) ||
+		    end == colon + 1 || *end != '\0' || port < 1 || port > 65535 || c->nsentinels == MAX_SENTINELS) {
+			*cause = xasprintf("redis_sentinels: bad entry '%s' (HOST:PORT, at most %d entries)", tok,
+			                   MAX_SENTINELS);
+			rc = -1;
+			break;
+		}
+		snprintf(c->sentinels[c->nsentinels].host, sizeof(c->sentinels[0].host), "%.*s", (int)(colon - tok),
+		         tok);
+		c->sentinels[c->nsentinels++].port = (int)port;
+	}
+	free(spec);
+	if (rc == 0 && c->redis_master_name[0] != '\0' && c->nsentinels == 0) {
+		*cause = xstrdup("redis_sentinels: no HOST:PORT given");
+		rc = -1;
+	}
+	return rc;
+}
+
 /* Celery options: the task map parses, and each Celery queue is also a hopper queue its jobs run from. */
 static int
 check_celery(const struct config *c, char **cause)
@@ -419,6 +459,8 @@ config_finish(struct config *c, char **cause)
 		return -1;
 	}
 	if (parse_queues(c, cause) < 0)
+		return -1;
+	if (parse_sentinels(c, cause) < 0)
 		return -1;
 	char why[512];
 	if (job_rl_config_parse(c->rate_limits, c->queue_rate_limits, &c->rl, why, sizeof(why)) < 0) {

@@ -547,7 +547,9 @@ main(int argc, char **argv)
 	redis_start(s->redis);
 	log_info("hopperd %s node %s: %d workers, queues %s (%s), redis %s", HOPPER_VERSION, s->cfg.node_id,
 	         s->cfg.workers, s->cfg.queues_spec, s->cfg.queue_mode,
-	         s->cfg.redis_unix[0] ? s->cfg.redis_unix : s->cfg.redis_host);
+	         s->cfg.nsentinels      ? "via sentinels"
+	         : s->cfg.redis_unix[0] ? s->cfg.redis_unix
+	                                : s->cfg.redis_host);
 	sd_notify_msg("READY=1");
 	ev_run(s->loop, 0);
 

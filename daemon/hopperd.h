@@ -26,6 +26,7 @@
 
 #define HOPPER_VERSION "0.1.0"
 #define MAX_QUEUES     32
+#define MAX_SENTINELS  16 /* redis_sentinels entries; a deployment has 3 or 5 */
 /* A worker's result, progress and log frames are read into a buffer that may grow to one frame's worth. */
 #define WORKER_RBUF_MAX (FRAME_HEADER_LEN + FRAME_MAX_PAYLOAD)
 
@@ -78,6 +79,15 @@ struct config {
 	int dead_max;             /* dead entries kept per queue */
 	int dead_max_age_days;    /* and for how long */
 	int redis_allow_eviction; /* UNSAFE override of the maxmemory-policy check */
+	/* Redis Sentinel (redis_sentinel.c): nsentinels > 0 means the master is discovered, not configured */
+	char *redis_sentinels;   /* "host:port,...", parsed into sentinels by config_finish */
+	char *redis_master_name; /* the name the Sentinels monitor it under */
+	char *redis_sentinel_password;
+	struct sentinel_addr {
+		char host[256];
+		int port;
+	} sentinels[MAX_SENTINELS];
+	int nsentinels;
 	char *db_path;
 	int log_retention_days;
 	int log_prune_chunk;
@@ -221,6 +231,7 @@ struct metrics {
 	uint64_t buckets[METRICS_BUCKETS], duration_count;
 	double duration_sum;
 	uint64_t worker_spawns, redis_errors, redis_reconnects;
+	uint64_t redis_master_changes; /* Sentinel: a discovery named another master than the last one */
 	uint64_t batches, batch_max_bytes,
 	        batch_max_ops;             /* hopper_batch calls sent; the largest (key+arg bytes, ops) */
 	uint64_t sched_fires, sched_stale; /* schedule jobs this daemon made; claims another daemon won */

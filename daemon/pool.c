@@ -109,7 +109,9 @@ exec_worker(const struct config *cfg, int fd)
 	/* The daemon's own TCP addresses (Redis, control): http steps never reach them unless workflow_http_hosts
 	 * names them with their port (worker/workflow/wf_http.c). */
 	char deny[600];
-	if (cfg->redis_unix[0] != '\0')
+	if (cfg->nsentinels > 0) /* the Sentinels; the master they name is not known here (README) */
+		snprintf(deny, sizeof(deny), "%.300s,%.250s", cfg->redis_sentinels, cfg->ctl_tcp);
+	else if (cfg->redis_unix[0] != '\0')
 		snprintf(deny, sizeof(deny), "%.500s", cfg->ctl_tcp);
 	else
 		snprintf(deny, sizeof(deny), "%.300s:%d,%.250s", cfg->redis_host, cfg->redis_port, cfg->ctl_tcp);

@@ -11,6 +11,7 @@
 #include "embedded.h"
 #include "hopperd.h"
 #include "log.h"
+#include "redis_sentinel.h"
 #include "rfunc.h"
 #include "xmalloc.h"
 
@@ -46,6 +47,9 @@ struct conn {
 	double backoff;
 	int loading;        /* dropped because Redis was loading: the reconnect keeps the backoff */
 	int loading_logged; /* this outage's LOADING was logged: once, until Redis answers for real */
+	int ready;          /* conn_ready ran: the modules were told it is up, so they are told of its loss */
+	char host[256];     /* Sentinel: the master address this connection went to */
+	int port;
 	ev_timer retry;
 };
 
@@ -89,7 +93,8 @@ struct redis {
 	char *ping_chan;       /* P{@}:ping:NODE: the pub/sub link's health check */
 	double ping_sent;      /* monotonic seconds; 0 = no ping outstanding */
 	double ping_last;
-	int unsafe; /* maxmemory-policy evicts keys: no work until it changes (or the override) */
+	int unsafe;                      /* maxmemory-policy evicts keys: no work until it changes (or the override) */
+	struct redis_sentinel *sentinel; /* NULL unless redis_sentinels is set */
 };
 
 struct request {
@@ -120,6 +125,27 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void setup_reply(struct server *s, const struct redis_reply *r, void *priv);
 static void policy_reply(struct server *s, const struct redis_reply *r, void *priv);
+static void role_reply(struct server *s, const struct redis_reply *r, void *priv);
+
+/*
+ * An error reply that means this connection reaches the wrong server or one not serving yet: LOADING
+ * (Redis reading its dataset), READONLY (a replica: after a failover the old master may be demoted) or
+ * UNBLOCKED (a blocked BLMOVE whose master became a replica), NOREPLICAS (min-replicas-to-write: too few
+ * replicas to accept a write; README "Redis Sentinel"). Nothing was done: the connection is dropped and
+ * reconnects with backoff (asking the Sentinels again), and the callback gets NULL so the caller resends.
+ */
+static const char *const drop_errors[] = {"LOADING", "READONLY", "UNBLOCKED", "NOREPLICAS"};
+
+static int
+drop_error(const redisReply *rep)
+{
+	if (rep == NULL || rep->type != REDIS_REPLY_ERROR)
+		return -1;
+	for (size_t i = 0; i < sizeof(drop_errors) / sizeof(drop_errors[0]); i++)
+		if (strncmp(rep->str, drop_errors[i], strlen(drop_errors[i])) == 0)
+			return (int)i;
+	return -1;
+}
 
 static void
 on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -131,10 +157,13 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		c->pending--;
 	c->last_io = mono();
 	c->overdue_extra = 0;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "LOADING", 7) == 0) {
+	int drop = drop_error(rep);
+	/* Not already leaving (c->up alone would miss a connection still in its ROLE check). */
+	int live = c->ac != NULL && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+	if (drop == 0) {
 		/* Redis is loading its data: nothing was done. Back off like after a lost connection (the callback
 		 * gets NULL, so the work is resent after the reconnect) instead of resending every loop turn. */
-		if (c->up && c->ac != NULL) {
+		if (live) {
 			if (!c->loading_logged) /* once per outage, also when it began with failed connects */
 				log_warn("redis: %s connection: Redis is loading its dataset; backing off", c->name);
 			c->loading_logged = 1;
@@ -143,7 +172,16 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			redisAsyncDisconnect(c->ac);
 		}
 		rep = NULL;
-	} else if (rep != NULL && req->cb != setup_reply && req->cb != policy_reply) {
+	} else if (drop > 0) {
+		if (live) {
+			log_warn("redis: %s connection: %s; reconnecting to the master", c->name, rep->str);
+			redis_sentinel_forget(c->r->sentinel);
+			c->up = 0;
+			redisAsyncDisconnect(c->ac);
+		}
+		c->r->s->metrics.redis_errors++;
+		rep = NULL;
+	} else if (rep != NULL && req->cb != setup_reply && req->cb != policy_reply && req->cb != role_reply) {
 		/* (CONFIG GET of the set-up is answered while Redis loads: not a sign the outage ended) */
 		c->backoff = 0; /* a real answer: the next loss starts its backoff afresh */
 		c->loading_logged = 0;
@@ -155,10 +193,11 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	free(req);
 }
 
+/* Sends on a connection that is up or (setup: AUTH, SELECT, ROLE) connected but not yet checked. */
 static int
-conn_send(struct conn *c, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv)
+conn_send_any(struct conn *c, int setup, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv)
 {
-	if (c->ac == NULL || !c->up)
+	if (c->ac == NULL || (!c->up && !setup))
 		return -1;
 	struct request *req = xmalloc(sizeof(*req));
 	req->c = c;
@@ -190,6 +229,12 @@ conn_send_formatted(struct conn *c, const char *cmd, size_t len, redis_cb *cb, v
 	if (c->pending++ == 0)
 		c->last_io = mono();
 	return 0;
+}
+
+static int
+conn_send(struct conn *c, int argc, const char **argv, const size_t *lens, redis_cb *cb, void *priv)
+{
+	return conn_send_any(c, 0, argc, argv, lens, cb, priv);
 }
 
 /* Replies to the set-up commands: an error there (bad password, Redis < 7) is logged loudly. */
@@ -243,47 +288,35 @@ policy_reply(struct server *s, const struct redis_reply *r, void *priv)
 	}
 }
 
+/* AUTH and SELECT, before anything else on a new connection. */
 static void
 conn_setup(struct conn *c)
 {
 	const struct config *cfg = &c->r->s->cfg;
 	if (cfg->redis_password != NULL && cfg->redis_password[0] != '\0') {
 		const char *argv[] = {"AUTH", cfg->redis_password};
-		conn_send(c, 2, argv, NULL, setup_reply, (void *)"AUTH");
+		conn_send_any(c, 1, 2, argv, NULL, setup_reply, (void *)"AUTH");
 	}
 	if (cfg->redis_db != 0) {
 		char db[16];
 		snprintf(db, sizeof(db), "%d", cfg->redis_db);
 		const char *argv[] = {"SELECT", db};
-		conn_send(c, 2, argv, NULL, setup_reply, (void *)"SELECT");
+		conn_send_any(c, 1, 2, argv, NULL, setup_reply, (void *)"SELECT");
 	}
+}
+
+/* The connection serves: the library and policy check (command connection), then the modules are told. */
+static void
+conn_ready(struct conn *c)
+{
+	c->up = 1;
+	c->ready = 1;
 	if (c->is_cmd) {
 		const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", c->r->library};
 		conn_send(c, 4, argv, NULL, setup_reply, (void *)"FUNCTION LOAD (hopperd needs Redis 7 or newer)");
 		const char *pol[] = {"CONFIG", "GET", "maxmemory-policy"};
 		conn_send(c, 3, pol, NULL, policy_reply, NULL);
 	}
-}
-
-static void
-on_connect(const redisAsyncContext *ac, int status)
-{
-	struct conn *c = ac->data;
-	if (status != REDIS_OK) {
-		log_warn("redis: %s connection failed: %s", c->name, ac->errstr);
-		c->ac = NULL; /* hiredis frees a context whose connect failed */
-		conn_schedule_retry(c);
-		return;
-	}
-	log_info("redis: %s connection up", c->name);
-	if (c->was_up) /* for the stats op: the first connection is not a reconnection */
-		c->r->s->metrics.redis_reconnects++;
-	c->was_up = 1;
-	c->up = 1;
-	c->loading = 0;
-	c->pending = 0;
-	c->last_io = mono();
-	conn_setup(c);
 	if (c->kind == CONN_SUB) {
 		c->r->ping_sent = 0;
 		sub_send(c->r, "SUBSCRIBE", c->r->ping_chan);
@@ -295,6 +328,58 @@ on_connect(const redisAsyncContext *ac, int status)
 		fetch_more(c->r->s);
 }
 
+/*
+ * Sentinel: every connection asks ROLE before it serves, so nothing (FUNCTION LOAD, a heartbeat, a BLMOVE,
+ * a SUBSCRIBE) ever reaches a replica the Sentinels named before a failover was announced. Not a master:
+ * drop it and ask the Sentinels again.
+ */
+static void
+role_reply(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct conn *c = priv;
+	if (r == NULL || c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+		return; /* the connection went away or is leaving (a LOADING reply before it) */
+	const struct redis_reply *role = rr_elem(r, 0);
+	const char *name = role != NULL ? rr_str(role, NULL) : NULL;
+	if (name != NULL && strcmp(name, "master") == 0) {
+		conn_ready(c);
+		return;
+	}
+	log_warn("redis: %s connection: %s:%d is %s, not the master; asking the sentinels again", c->name, c->host,
+	         c->port,
+	         name != NULL             ? name
+	         : rr_type(r) == RR_ERROR ? rr_str(r, NULL)
+	                                  : "of unknown role");
+	redis_sentinel_forget(c->r->sentinel);
+	redisAsyncDisconnect(c->ac);
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+	struct conn *c = ac->data;
+	if (status != REDIS_OK) {
+		log_warn("redis: %s connection failed: %s", c->name, ac->errstr);
+		redis_sentinel_forget(c->r->sentinel); /* the master may be gone: ask again next time */
+		c->ac = NULL;                          /* hiredis frees a context whose connect failed */
+		conn_schedule_retry(c);
+		return;
+	}
+	log_info("redis: %s connection up", c->name);
+	if (c->was_up) /* for the stats op: the first connection is not a reconnection */
+		c->r->s->metrics.redis_reconnects++;
+	c->was_up = 1;
+	c->loading = 0;
+	c->pending = 0;
+	c->last_io = mono();
+	conn_setup(c);
+	if (c->r->sentinel != NULL) {
+		const char *argv[] = {"ROLE"};
+		conn_send_any(c, 1, 1, argv, NULL, role_reply, c);
+	} else
+		conn_ready(c);
+}
+
 static void
 on_disconnect(const redisAsyncContext *ac, int status)
 {
@@ -304,20 +389,53 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	c->ac = NULL;
 	c->up = 0;
 	c->pending = 0;
-	if (c->kind == CONN_SUB)
+	int was_ready = c->ready;
+	c->ready = 0;
+	if (!was_ready)
+		; /* a connection that never served (Sentinel: ROLE said replica): nothing to tell */
+	else if (c->kind == CONN_SUB)
 		ctl_sub_lost(c->r->s);
 	else
 		node_on_disconnect(c->r->s, !c->is_cmd);
 	conn_schedule_retry(c);
 }
 
+/* Sentinel: a new master was named; the connections still on another address are dropped to follow it. */
+static void
+follow_master(struct redis *r, const char *host, int port)
+{
+	struct conn *conns[] = {&r->cmd, &r->blk, &r->sub};
+	for (size_t i = 0; i < 3; i++) {
+		struct conn *o = conns[i];
+		if (o->ac == NULL || (o->port == port && strcmp(o->host, host) == 0))
+			continue;
+		log_warn("redis: %s connection: leaving %s:%d for the new master", o->name, o->host, o->port);
+		o->up = 0;
+		redisAsyncFree(o->ac); /* fails its pending requests; on_disconnect schedules the reconnect */
+	}
+}
+
 static void
 conn_connect(struct conn *c)
 {
 	const struct config *cfg = &c->r->s->cfg;
-	redisAsyncContext *ac = (cfg->redis_unix != NULL && cfg->redis_unix[0] != '\0')
-	                                ? redisAsyncConnectUnix(cfg->redis_unix)
-	                                : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+	redisAsyncContext *ac;
+	if (c->r->sentinel != NULL) {
+		const char *host;
+		int port, changed = redis_sentinel_master(c->r->sentinel, &host, &port);
+		if (changed < 0) {
+			conn_schedule_retry(c);
+			return;
+		}
+		if (changed)
+			follow_master(c->r, host, port);
+		snprintf(c->host, sizeof(c->host), "%s", host);
+		c->port = port;
+		ac = redisAsyncConnect(c->host, c->port);
+	} else
+		ac = (cfg->redis_unix != NULL && cfg->redis_unix[0] != '\0')
+		             ? redisAsyncConnectUnix(cfg->redis_unix)
+		             : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
 	if (ac == NULL || ac->err) {
 		log_warn("redis: %s connection failed: %s", c->name, ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -371,6 +489,7 @@ redis_new(struct server *s)
 	r->s = s;
 	r->library = library_text();
 	r->ping_chan = rchan_ping(s);
+	r->sentinel = redis_sentinel_new(s);
 	conn_init(r, &r->cmd, "command", CONN_CMD);
 	conn_init(r, &r->blk, "blocking", CONN_BLOCK);
 	conn_init(r, &r->sub, "pub/sub", CONN_SUB);
@@ -405,6 +524,7 @@ redis_free(struct redis *r)
 	}
 	free(r->library);
 	free(r->ping_chan);
+	redis_sentinel_free(r->sentinel);
 	free(r);
 }
 
@@ -692,7 +812,9 @@ ping_reply(struct server *s, const struct redis_reply *r, void *priv)
 static void
 conn_health(struct conn *c)
 {
-	if (c->ac == NULL || !c->up)
+	/* Also a connection not up yet: a set-up reply (Sentinel: ROLE) that never comes must not leave it
+	 * hanging. One already leaving is not freed twice. */
+	if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		return;
 	double idle = mono() - c->last_io;
 	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra) {
@@ -702,7 +824,7 @@ conn_health(struct conn *c)
 		redisAsyncFree(ac); /* fails every pending request, then on_disconnect schedules the reconnect */
 		return;
 	}
-	if (c->is_cmd && c->pending == 0 && idle > PING_IDLE_S) {
+	if (c->up && c->is_cmd && c->pending == 0 && idle > PING_IDLE_S) {
 		const char *argv[] = {"PING"};
 		conn_send(c, 1, argv, NULL, ping_reply, NULL);
 	}
@@ -804,6 +926,7 @@ redis_tick(struct redis *r)
 {
 	conn_health(&r->cmd);
 	conn_health(&r->blk);
+	conn_health(&r->sub); /* only its set-up replies count as pending; sub_health checks the link itself */
 	sub_health(r);
 }
 

@@ -75,6 +75,44 @@ main(void)
 	config_free(&c);
 	T_CHECK("missing file", config_load_file(&c, "/nonexistent/hopperd.conf", &cause) < 0);
 	free(cause);
+	cause = NULL;
+	config_free(&c);
+
+	/* Redis Sentinel: both or neither; HOST:PORT entries */
+	static const struct {
+		const char *sentinels, *name, *err; /* err NULL: accepted */
+	} sc[] = {
+	        {"", "", NULL},
+	        {"10.0.0.1:26379, s2.example:26380", "mymaster", NULL},
+	        {"10.0.0.1:26379", "", "go together"},
+	        {"", "mymaster", "go together"},
+	        {"10.0.0.1", "m", "bad entry"},
+	        {"10.0.0.1:", "m", "bad entry"},
+	        {":26379", "m", "bad entry"},
+	        {"h:0", "m", "bad entry"},
+	        {"h:65536", "m", "bad entry"},
+	        {"h:1x", "m", "bad entry"},
+	        {",", "m", "no HOST:PORT"},
+	};
+	for (size_t i = 0; i < sizeof(sc) / sizeof(sc[0]); i++) {
+		config_defaults(&c);
+		config_set(&c, "redis_sentinels", sc[i].sentinels, &cause);
+		config_set(&c, "redis_master_name", sc[i].name, &cause);
+		int rc = config_finish(&c, &cause);
+		char what[160];
+		snprintf(what, sizeof(what), "sentinels '%s' name '%s'", sc[i].sentinels, sc[i].name);
+		T_CHECK(what, sc[i].err == NULL ? rc == 0 : rc < 0 && strstr(cause, sc[i].err) != NULL);
+		free(cause);
+		cause = NULL;
+		config_free(&c);
+	}
+	config_defaults(&c);
+	config_set(&c, "redis_sentinels", "10.0.0.1:26379, s2.example:26380", &cause);
+	config_set(&c, "redis_master_name", "mymaster", &cause);
+	T_CHECK("sentinels parsed",
+	        config_finish(&c, &cause) == 0 && c.nsentinels == 2 && strcmp(c.sentinels[0].host, "10.0.0.1") == 0 &&
+	                c.sentinels[0].port == 26379 && strcmp(c.sentinels[1].host, "s2.example") == 0 &&
+	                c.sentinels[1].port == 26380);
 	config_free(&c);
 	T_DONE();
 }
