@@ -27,6 +27,8 @@ CC_LIMIT=${BENCH_CC_LIMIT:-1000}
 KINDS=${BENCH_KINDS:-plain limited keyed}
 TIMEOUT=${BENCH_TIMEOUT:-180}
 PY=/usr/bin/python3
+# bench/resp.py (the RESP client the embedded helpers import)
+export BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 [ -x "$PY" ] || PY=python3
 QUEUE=bench
 for f in "$B/hopperd" "$B/hopper-worker"; do
@@ -66,36 +68,8 @@ trap 'echo "bench-limits: interrupted" >&2; exit 130' INT TERM
 cat >"$TMP/limits.py" <<'EOF'
 import json, os, socket, statistics, sys, time
 
-class Redis:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.f = self.s.makefile('rb')
-
-    def send(self, *args):
-        out = [b'*%d\r\n' % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b'$%d\r\n%s\r\n' % (len(a), a))
-        self.s.sendall(b''.join(out))
-
-    def read(self):
-        line = self.f.readline()
-        t, rest = line[:1], line[1:-2]
-        if t == b'-':
-            raise RuntimeError(rest.decode())
-        if t in (b'+', b':'):
-            return int(rest) if t == b':' else rest.decode()
-        if t == b'$':
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
-        if t == b'*':
-            return [self.read() for _ in range(int(rest))]
-        raise RuntimeError('bad reply %r' % line)
-
-    def cmd(self, *args):
-        self.send(*args)
-        return self.read()
+sys.path.insert(0, os.environ['BENCH_DIR'])
+from resp import Redis  # noqa: E402  (bench/resp.py)
 
 def prefill(sock, qkey, n, kind, limit):
     """LPUSHes n noop jobs of the kind, 500 to a command."""

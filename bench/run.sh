@@ -30,6 +30,8 @@ N=${BENCH_N:-20000}
 LAT_N=${BENCH_LAT_N:-500}
 TIMEOUT=${BENCH_TIMEOUT:-180}
 PY=/usr/bin/python3
+# bench/resp.py (the RESP client the embedded helpers import)
+export BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 [ -x "$PY" ] || PY=python3
 QUEUE=bench
 PREFIX=hopper:
@@ -83,41 +85,8 @@ rcli() { redis-cli -s "$SOCK" "$@"; }
 cat > "$TMP/bench.py" <<'EOF'
 import math, os, socket, sqlite3, statistics, sys, time
 
-class Redis:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.f = self.s.makefile('rb')
-
-    def send(self, *args):
-        out = [b'*%d\r\n' % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b'$%d\r\n%s\r\n' % (len(a), a))
-        self.s.sendall(b''.join(out))
-
-    def read(self):
-        line = self.f.readline()
-        if not line:
-            raise ConnectionError('redis closed the connection')
-        t, rest = line[:1], line[1:-2]
-        if t == b'+':
-            return rest.decode()
-        if t == b'-':
-            raise RuntimeError(rest.decode())
-        if t == b':':
-            return int(rest)
-        if t == b'$':
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
-        if t == b'*':
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise RuntimeError('bad reply %r' % line)
-
-    def cmd(self, *args):
-        self.send(*args)
-        return self.read()
+sys.path.insert(0, os.environ['BENCH_DIR'])
+from resp import Redis  # noqa: E402  (bench/resp.py)
 
 def alive(pid):
     try:

@@ -47,45 +47,12 @@ TMP = tempfile.mkdtemp(prefix='hopper-bench-peers.')
 STARTED = []  # every process started here, stopped by PID at the end
 
 
-class Redis:
-    """A tiny RESP client; counts the commands it sends (subtracted from commandstats)."""
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import resp  # noqa: E402  (bench/resp.py, the RESP client every benchmark shares)
 
-    def __init__(self, addr):
-        if isinstance(addr, str):
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        else:
-            self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.s.connect(addr)
-        self.f = self.s.makefile('rb')
-        self.sent = collections.Counter()
 
-    def cmd(self, *args):
-        out = [b'*%d\r\n' % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b'$%d\r\n%s\r\n' % (len(a), a))
-        self.s.sendall(b''.join(out))
-        self.sent[str(args[0]).lower()] += 1
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()
-        if not line:
-            raise ConnectionError('redis closed the connection')
-        t, rest = line[:1], line[1:-2]
-        if t == b'+':
-            return rest.decode()
-        if t == b'-':
-            raise RuntimeError(rest.decode())
-        if t == b':':
-            return int(rest)
-        if t == b'$':
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
-        if t == b'*':
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise RuntimeError('bad reply %r' % line)
+class Redis(resp.Redis):
+    """bench/resp.py's client, with the commandstats this comparison reads."""
 
     def commandstats(self):
         calls = {}
