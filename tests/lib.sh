@@ -288,6 +288,18 @@ jfield() { # ID FIELD
 	rcli EVAL "$_JFIND return redis.call('HGET', jfind(ARGV[1], ARGV[2]), ARGV[3])" 0 "$HP" "$1" "$2" 2>/dev/null
 }
 
+# job_starts PREFIX N: "started_at run_at" of jobs PREFIX1..PREFIXN, one per line (run_at: when the job's
+# reserved rate-limit token was due, for a job that waited for one; 0 otherwise), in one Lua call.
+job_starts() {
+	rcli EVAL "$_JFIND
+		local out = {}
+		for i = 1, tonumber(ARGV[3]) do
+			local h = redis.call('HMGET', jfind(ARGV[1], ARGV[2] .. i), 'started_at', 'run_at')
+			if h[1] then out[#out + 1] = h[1] .. ' ' .. (h[2] or '0') end
+		end
+		return out" 0 "$HP" "$1" "$2"
+}
+
 state_is() { # ID STATE
 	[ "$(jstate "$1")" = "$2" ]
 }

@@ -103,13 +103,7 @@ succeeded_rows() {
 # Prints "t1 t5 early lag": the most tokens in any 1 s and 5 s window, starts before their token, and the
 # largest start lag behind a token (s).
 token_check() {
-	rcli EVAL "$_JFIND
-		local out = {}
-		for i = 1, tonumber(ARGV[3]) do
-			local h = redis.call('HMGET', jfind(ARGV[1], ARGV[2] .. i), 'started_at', 'run_at')
-			if h[1] then out[#out + 1] = h[1] .. ' ' .. (h[2] or '0') end
-		end
-		return out" 0 "$HP" "$2" "$3" >"$T/$1.starts"
+	job_starts "$2" "$3" >"$T/$1.starts"
 	py - "$T/$1.starts" <<'PYEOF'
 import sys
 rows = [tuple(float(v) for v in x.split()) for x in open(sys.argv[1]) if x.strip()]

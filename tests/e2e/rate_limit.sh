@@ -16,17 +16,6 @@ for n in n1 n2 n3; do
 done
 
 RL='"rate_limit":{"key":"api.example.com","rate":"5/s","burst":1}'
-# starts PREFIX N: "started_at run_at" of jobs PREFIX1..PREFIXN, one per line (run_at: when the job's
-# reserved token was due, for a job that waited for one; 0 otherwise).
-starts() {
-	rcli EVAL "$_JFIND
-		local out = {}
-		for i = 1, tonumber(ARGV[3]) do
-			local h = redis.call('HMGET', jfind(ARGV[1], ARGV[2] .. i), 'started_at', 'run_at')
-			if h[1] then out[#out + 1] = h[1] .. ' ' .. (h[2] or '0') end
-		end
-		return out" 0 "$HP" "$1" "$2"
-}
 # done_count PREFIX N: how many of PREFIX1..PREFIXN succeeded.
 done_count() {
 	count_state "$1" 1 "$2" succeeded
@@ -75,7 +64,7 @@ check_le "...while the first owner's backlog still waits (done: $(done_count rl-
 
 wait_for "all limited jobs" 60 n_done rl- 110
 check_eq "every limited job succeeded" "$(done_count rl- 110)" 110
-starts rl- 110 >"$T/starts"
+job_starts rl- 110 >"$T/starts"
 check_eq "each started once (110 start times)" "$(grep -c . "$T/starts")" 110
 # The limiter's own schedule is each job's token time (run_at; a job that drew a token due at once has
 # none, and counts at its start). Starts lag their tokens by the dispatch (more on a loaded or sanitized
