@@ -391,6 +391,27 @@ static const struct ctl_arg args_schedule_show[] = {
 static const struct ctl_arg args_schedule_list[] = {
         {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only this queue's (default: every queue)"}, END};
 
+/* Events (daemon/ctl_event.c): a key of job-name characters, a JSON object of data. */
+#define EVENT_ARG_KEY                                                                                                  \
+	{                                                                                                              \
+		"key", CTL_ARG_NAME, 1, 0, CTL_EVENT_KEY_MAX, "the event key runs wait for (wait_event's key)"         \
+	}
+#define EVENT_ARG_OWNER                                                                                                \
+	{                                                                                                              \
+		"owner", CTL_ARG_STRING, 0, 0, 64, "admin: the owner whose runs the key is for (default: none)"        \
+	}
+static const struct ctl_arg args_event_send[] = {
+        EVENT_ARG_KEY,
+        {"data", CTL_ARG_OBJECT, 0, 0, 0, "the event's data, a JSON object (the wait_event step's output)"},
+        EVENT_ARG_OWNER,
+        END};
+static const struct ctl_arg args_event_list[] = {
+        EVENT_ARG_KEY,
+        {"since_s", CTL_ARG_INT, 0, 0, 31536000, "only events sent in the last S seconds (default: all kept)"},
+        {"count", CTL_ARG_INT, 0, 1, 1000, "events shown, oldest first (default 100)"},
+        EVENT_ARG_OWNER,
+        END};
+
 static int
 check_schedule_put(json_t *req, char *err, size_t errlen)
 {
@@ -530,6 +551,13 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_SCHEDULE_RESUME] = {"schedule.resume", CTL_OP_SCHEDULE_RESUME, CTL_SCOPE_SUBMIT, W, args_schedule_name,
                                     "NAME [--queue Q]",
                                     "resume a schedule from now (fire times in the pause are not run)", NULL},
+        /* Events: the owner's keys (admin names one with --owner); a run's wait_event sees its owner's only. */
+        [CTL_OP_EVENT_SEND] = {"event.send", CTL_OP_EVENT_SEND, CTL_SCOPE_SUBMIT, W, args_event_send,
+                               "KEY [--data JSON] [--owner O]",
+                               "send an event: wakes the runs waiting for KEY, kept for later waits' lookback", NULL},
+        [CTL_OP_EVENT_LIST] = {"event.list", CTL_OP_EVENT_LIST, CTL_SCOPE_READ, 0, args_event_list,
+                               "KEY [--since-s S] [--count N] [--owner O]",
+                               "the events kept for KEY and how many runs wait for it", NULL},
 };
 #undef P
 #undef NR

@@ -36,6 +36,8 @@
 #define CTL_TOKEN_NAME_MAX  64
 #define CTL_CURSOR_MAX      (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
 #define CTL_DEAD_CURSOR_MAX 400                   /* dead_retry's cursor: queue|upto|score|id|token */
+#define CTL_EVENT_KEY_MAX   128                   /* an event key (job-name characters) */
+#define CTL_EVENT_DATA_MAX  65536                 /* an event's data, as JSON text */
 #define CTL_DEAD_CHUNK_MAX  1000                  /* dead jobs one dead_retry call examines at most */
 #define CTL_DEAD_ERROR_MAX  256                   /* dead_retry's error substring */
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
@@ -125,6 +127,8 @@ enum ctl_op_id {
 	CTL_OP_SCHEDULE_RM,
 	CTL_OP_SCHEDULE_PAUSE,
 	CTL_OP_SCHEDULE_RESUME,
+	CTL_OP_EVENT_SEND, /* event.*: events that wake workflow runs waiting for them (issue #18) */
+	CTL_OP_EVENT_LIST,
 	CTL_OP_COUNT
 };
 

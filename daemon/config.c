@@ -162,6 +162,12 @@ static const struct option_def options[] = {
         {"redis_master_name", OPT_STR, O(redis_master_name), "", 0, 0, "the master's name at the Sentinels", RESTART},
         {"redis_sentinel_password", OPT_STR, O(redis_sentinel_password), "", 0, 0,
          "AUTH password of the Sentinels (redis_password is the master's)", RESTART},
+        /* events for workflows that wait (daemon/ctl_event.c, daemon/lua/20_events.lua) */
+        {"event_keep_s", OPT_INT, O(event_keep_s), "86400", 1, 31536000,
+         "how long sent events stay readable (the longest lookback a wait_event step can use)", RELOAD},
+        {"event_max_per_key", OPT_INT, O(event_max_per_key), "1000", 1, 1000000, "events kept per event key", RELOAD},
+        {"event_max_waiters", OPT_INT, O(event_max_waiters), "100000", 1, 10000000,
+         "runs that may wait for one event key at once", RELOAD},
 };
 #undef O
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))

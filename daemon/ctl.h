@@ -23,6 +23,7 @@
 #include "ctl_crypto.h"
 #include "ctl_proto.h"
 #include "hopperd.h"
+#include "redis.h"
 
 /* Unanswered requests per connection: pipelining is welcome, an unbounded queue of Redis calls is not. */
 #define CTL_INFLIGHT_MAX 32
@@ -205,6 +206,17 @@ int ctl_ns_request(const struct ctl_conn *c, struct ctl_request *req, char *err,
 void ctl_ns_reply(const struct ctl_conn *c, json_t *msg);
 /* Strips owner's prefix from every string of msg (a reply for a job submitted on owner's behalf). */
 void ctl_ns_strip_owner(json_t *msg, const char *owner);
+/* ctl_rf.c: ops that call one Redis function */
+struct rcall;
+/* Sends rc (FCALL_RO when ro, else in the turn's batch) for an async reply to cb with priv = a new pending p,
+ * p->data = data. 0, or -1 after answering unavailable (p ended; data is the caller's to free). */
+int ctl_rf_send(struct ctl_conn *c, json_t *id, struct rcall *rc, int ro, redis_cb *cb, void *data);
+/* 1 if the reply may be used; otherwise it answered (unless the client is gone). The caller ends p. */
+int ctl_rf_usable(struct ctl_pending *p, const struct redis_reply *r, const char *what);
+/* Element i of an array reply as a string, or NULL. */
+const char *ctl_rf_elem(const struct redis_reply *r, size_t i);
+/* ctl_event.c: events that wake waiting workflow runs */
+ctl_handler ctl_op_event_send, ctl_op_event_list;
 /* ctl_dead.c */
 ctl_handler ctl_op_dead_retry;
 /* ctl_sched.c: schedules (schedule.put, list, show, rm, pause, resume) */

@@ -38,43 +38,6 @@ req_queue(const struct ctl_request *req)
 	return q != NULL ? q : DEFAULT_QUEUE;
 }
 
-/* Sends rc for an async reply to cb with priv = p, p->data = data. 0, or -1 after answering unavailable (p
- * ended; data is the caller's to free). */
-static int
-send_rf(struct ctl_conn *c, json_t *id, struct rcall *rc, int ro, redis_cb *cb, void *data)
-{
-	struct ctl_pending *p = ctl_pending_new(c, id);
-	p->data = data;
-	struct server *s = c->ctl->s;
-	if ((ro ? rcall_send(s, rc, cb, p) : rcall_batch(s, rc, cb, p)) == 0)
-		return 0;
-	ctl_reply_err(c, id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
-	ctl_pending_end(p);
-	return -1;
-}
-
-/* 1 if the reply may be used; otherwise it answered (unless the client is gone). The caller ends p. */
-static int
-usable(struct ctl_pending *p, const struct redis_reply *r, const char *what)
-{
-	if (!p->c->dead && r != NULL && rr_type(r) != RR_ERROR)
-		return 1;
-	if (r != NULL && rr_type(r) == RR_ERROR)
-		log_error("ctl: %s: Redis: %s", what, rr_str(r, NULL));
-	if (!p->c->dead)
-		ctl_reply_err(p->c, p->id, r == NULL ? CTL_E_UNAVAILABLE : CTL_E_INTERNAL, "%s",
-		              r == NULL ? "Redis connection lost; the request may or may not have been applied"
-		                        : "Redis refused the operation (see the daemon's log)");
-	return 0;
-}
-
-static const char *
-elem(const struct redis_reply *r, size_t i)
-{
-	const struct redis_reply *e = rr_elem(r, i);
-	return e != NULL ? rr_str(e, NULL) : NULL;
-}
-
 /* The next count fire times after after_ms (Unix seconds, as JSON numbers). New reference. */
 static json_t *
 upcoming(const struct sched_def *d, int64_t first, int64_t after_ms, int count)
@@ -100,8 +63,8 @@ put_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct ctl_pending *p = priv;
 	struct put_data *pd = p->data;
-	int ok = usable(p, r, "schedule.put");
-	const char *v = ok ? elem(r, 0) : NULL;
+	int ok = ctl_rf_usable(p, r, "schedule.put");
+	const char *v = ok ? ctl_rf_elem(r, 0) : NULL;
 	if (!ok)
 		;
 	else if (v != NULL && strcmp(v, "conflict") == 0)
@@ -216,7 +179,7 @@ ctl_op_schedule_put(struct ctl_conn *c, struct ctl_request *req)
 	pd->view = json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", d.name, "queue", queue, "cron", d.cron, "tz", d.tz,
 	                     "upcoming", upcoming(&d, -1, (int64_t)(clock_now() * 1000), UPCOMING_DEFAULT));
 	ctl_known_queue(s, queue);
-	if (send_rf(c, req->id, rc, 0, put_reply, pd) != 0) {
+	if (ctl_rf_send(c, req->id, rc, 0, put_reply, pd) != 0) {
 		json_decref(pd->view);
 		free(pd);
 	}
@@ -238,13 +201,13 @@ simple_reply(struct server *s, const struct redis_reply *r, void *priv)
 	struct ctl_pending *p = priv;
 	char *what = p->data; /* "rm", "pause" or "resume", then NUL, then the name */
 	const char *name = what + strlen(what) + 1;
-	const char *v = usable(p, r, "schedule") ? elem(r, 0) : NULL;
+	const char *v = ctl_rf_usable(p, r, "schedule") ? ctl_rf_elem(r, 0) : NULL;
 	if (v != NULL && strcmp(v, "not_found") == 0)
 		ctl_reply_err(p->c, p->id, CTL_E_NOT_FOUND, "no schedule %s", name);
 	else if (v != NULL && strcmp(what, "rm") == 0)
 		ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:s, s:b}", "name", name, "removed", 1)));
 	else if (v != NULL) {
-		const char *was = elem(r, 1);
+		const char *was = ctl_rf_elem(r, 1);
 		ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:s, s:b, s:b}", "name", name, "paused",
 		                                             strcmp(what, "pause") == 0, "was_paused",
 		                                             was != NULL && strcmp(was, "1") == 0)));
@@ -271,7 +234,7 @@ simple_op(struct ctl_conn *c, struct ctl_request *req, enum rf f, const char *wh
 	char *data = xmalloc(wl + nl + 2);
 	memcpy(data, what, wl + 1);
 	memcpy(data + wl + 1, name, nl + 1);
-	if (send_rf(c, req->id, rc, 0, simple_reply, data) != 0)
+	if (ctl_rf_send(c, req->id, rc, 0, simple_reply, data) != 0)
 		free(data);
 }
 
@@ -310,7 +273,7 @@ sched_view(const struct redis_reply *r, const char *queue, int count)
 {
 	json_t *h = json_object();
 	for (size_t i = 0; i + 1 < rr_count(r); i += 2)
-		json_object_set_new(h, elem(r, i), json_string(elem(r, i + 1)));
+		json_object_set_new(h, ctl_rf_elem(r, i), json_string(ctl_rf_elem(r, i + 1)));
 	const char *defs = json_string_value(json_object_get(h, "def"));
 	json_t *def = defs != NULL ? json_loads(defs, 0, NULL) : NULL;
 	const char *next = json_string_value(json_object_get(h, "next"));
@@ -349,7 +312,7 @@ show_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct ctl_pending *p = priv;
 	struct show_data *sd = p->data;
-	if (!usable(p, r, "schedule.show"))
+	if (!ctl_rf_usable(p, r, "schedule.show"))
 		;
 	else if (rr_count(r) == 0)
 		ctl_reply_err(p->c, p->id, CTL_E_NOT_FOUND, "no schedule %s in queue %s", sd->name, sd->queue);
@@ -372,7 +335,7 @@ ctl_op_schedule_show(struct ctl_conn *c, struct ctl_request *req)
 	struct rcall *rc = rcall_new(s, RF_SCHED_SHOW, &ctx);
 	rcall_arg(rc, "owner", c->cred.owner, -1);
 	rcall_arg(rc, "admin", is_admin(c) ? "1" : "0", 1);
-	if (send_rf(c, req->id, rc, 1, show_reply, sd) != 0)
+	if (ctl_rf_send(c, req->id, rc, 1, show_reply, sd) != 0)
 		free(sd);
 }
 
@@ -445,7 +408,7 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 				continue;
 			const char *f[L_COUNT];
 			for (int k = 0; k < L_COUNT; k++)
-				f[k] = elem(e, (size_t)k);
+				f[k] = ctl_rf_elem(e, (size_t)k);
 			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:I, s:I, s:o}", "name", f[L_NAME],
 			                      "queue", lp->queue, "owner", f[L_OWNER], "cron", f[L_CRON], "tz", f[L_TZ],
 			                      "next_fire", num_or_null(f[L_NEXT], 1000.0), "paused",

@@ -127,6 +127,10 @@ struct config {
 	double ctl_auth_timeout_s;
 	double ctl_idle_timeout_s;
 	int ctl_out_max;
+	/* events (ctl_event.c) */
+	int event_keep_s;      /* an event key's stream expires this long after its last event */
+	int event_max_per_key; /* events kept per key (oldest go first) */
+	int event_max_waiters; /* runs waiting for one key */
 	int ctl_auth_max_failures;
 	double ctl_lockout_s;
 	int ctl_auth_delay_ms;
@@ -510,5 +514,9 @@ struct sched_def;
  * frees) with *spec filled (caller calls job_spec_free), or NULL with err. */
 char *sched_job_payload(struct server *s, const char *queue, const struct sched_def *d, const char *ns, int64_t t,
                         int64_t now_ms, struct job_spec *spec, char *err, size_t errlen);
+
+/* events.c: wakes the runs an event.send found waiting. member: "QUEUE<TAB>ID" from event_send; key for the
+ * log and the run's message. 0 when a wake was sent, -1 when the member was malformed or Redis is down. */
+int event_wake_member(struct server *s, const char *member, const char *key);
 
 #endif

@@ -15,7 +15,7 @@ static const struct {
 	const char *name;
 	int global;
 	const char *kind; /* the text after the tag */
-	enum { V_NONE, V_NODE, V_ID, V_IDEM, V_FLOW, V_RL, V_CC } var;
+	enum { V_NONE, V_NODE, V_ID, V_IDEM, V_FLOW, V_RL, V_CC, V_EV } var;
 } kinds[RK_COUNT] = {
         [RK_QUEUE] = {"queue", 0, "queue", V_NONE},
         [RK_INFLIGHT] = {"inflight", 0, "inflight", V_NODE},
@@ -49,6 +49,8 @@ static const struct {
         [RK_SCHEDS] = {"scheds", 0, "scheds", V_NONE},
         [RK_SCHED] = {"sched", 0, "sched", V_ID},
         [RK_SCHED_DUE] = {"sched_due", 0, "sched_due", V_NONE},
+        [RK_G_EVT] = {"g_evt", 1, "evt", V_EV},
+        [RK_G_EVW] = {"g_evw", 1, "evw", V_EV},
 };
 
 #define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
@@ -152,6 +154,11 @@ const struct rfunc rfuncs[RF_COUNT] = {
                            0},
         [RF_SCHED_LIST] = {"sched_list", K(RK_SCHEDS), 0, A("tag", "owner", "admin"), 0, RF_NO_WRITES},
         [RF_SCHED_SHOW] = {"sched_show", K(RK_SCHED), 0, A("owner", "admin"), 0, RF_NO_WRITES},
+        [RF_EVENT_SEND] = {"event_send", K(RK_G_EVT, RK_G_EVW), 0, A("data", "keep_ms", "max"), 0, 0},
+        [RF_EVENT_WAIT] = {"event_wait", K(RK_G_EVT, RK_G_EVW), 0,
+                           A("since_ms", "member", "deadline_ms", "max_waiters"), 0, 0},
+        [RF_EVENT_UNWAIT] = {"event_unwait", K(RK_G_EVW), 0, A("member"), 0, RF_ALLOW_OOM},
+        [RF_EVENT_LIST] = {"event_list", K(RK_G_EVT, RK_G_EVW), 0, A("since_ms", "count"), 0, RF_NO_WRITES},
 };
 
 /*
@@ -290,6 +297,7 @@ key_put(struct arena *a, const struct server *s, enum rkey k, const struct rctx 
 	case V_FLOW:
 	case V_RL:
 	case V_CC:
+	case V_EV:
 	case V_IDEM:
 		/* Per owner: P{Q}:idem:KEY for a job without an owner, P{Q}:idem:@LEN:OWNER:KEY for one with (the
 		 * length keeps owner and key apart whatever bytes they hold), so another owner's key never collides
@@ -301,6 +309,8 @@ key_put(struct arena *a, const struct server *s, enum rkey k, const struct rctx 
 			idem = ctx->rl;
 		else if (kinds[k].var == V_CC)
 			idem = ctx->cc;
+		else if (kinds[k].var == V_EV)
+			idem = ctx->ev;
 		arena_put(a, ":", 1);
 		/* A configured rate limit ("=NAME", job_limits.h) is the operator's, shared by every owner. */
 		if (owner != NULL && owner[0] != '\0' && !(kinds[k].var == V_RL && idem != NULL && idem[0] == '=')) {

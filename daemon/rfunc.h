@@ -57,6 +57,8 @@ enum rkey {
 	RK_SCHEDS,    /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
 	RK_SCHED,     /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
 	RK_SCHED_DUE, /* P{Q}:sched_due schedule names by due time */
+	RK_G_EVT,     /* P{@}:evt:[@LEN:OWNER:]KEY an event key's events (stream; 20_events.lua) */
+	RK_G_EVW,     /* P{@}:evw:[@LEN:OWNER:]KEY the runs waiting for it */
 	RK_COUNT
 };
 
@@ -104,6 +106,10 @@ enum rf {
 	RF_SCHED_FIRE,
 	RF_SCHED_LIST,
 	RF_SCHED_SHOW,
+	RF_EVENT_SEND,
+	RF_EVENT_WAIT,
+	RF_EVENT_UNWAIT,
+	RF_EVENT_LIST,
 	RF_COUNT
 };
 
@@ -135,6 +141,7 @@ struct rctx {
 	const char *flow;  /* unique / debounce lock name (job_flow.lock), scoped by owner like idem */
 	const char *rl;    /* rate limit key (job_limits.rl_key), scoped the same way */
 	const char *cc;    /* concurrency key (job_limits.cc_key), scoped the same way */
+	const char *ev;    /* event key (ctl_event.c), scoped the same way */
 };
 
 struct rcall;
