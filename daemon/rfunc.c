@@ -152,6 +152,11 @@ const struct rfunc rfuncs[RF_COUNT] = {
                            0},
         [RF_SCHED_LIST] = {"sched_list", K(RK_SCHEDS), 0, A("tag", "owner", "admin"), 0, RF_NO_WRITES},
         [RF_SCHED_SHOW] = {"sched_show", K(RK_SCHED), 0, A("owner", "admin"), 0, RF_NO_WRITES},
+        [RF_PARK] = {"park", K(RK_INFLIGHT, RK_JOB, RK_EVENTS, RK_SCHEDULED), 0,
+                     A("payload", "id", "fence", "node", "attempt", "until", "reason", "wake", "ran", "pid", "ttl",
+                       "max_events"),
+                     0, RF_ALLOW_OOM},
+        [RF_WAKE] = {"wake", K(RK_JOB, RK_SCHEDULED), 0, A("child"), 0, RF_ALLOW_OOM},
 };
 
 /*

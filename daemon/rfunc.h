@@ -104,6 +104,8 @@ enum rf {
 	RF_SCHED_FIRE,
 	RF_SCHED_LIST,
 	RF_SCHED_SHOW,
+	RF_PARK,
+	RF_WAKE,
 	RF_COUNT
 };
 
