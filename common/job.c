@@ -12,9 +12,9 @@
 const char *const job_type_names[] = {"noop", "sleep", "fail", "crash", "workflow.run", "audio.analyze", NULL};
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-        [JOB_QUEUED] = "queued",     [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",
-        [JOB_RETRYING] = "retrying", [JOB_DEAD] = "dead",       [JOB_CANCELLED] = "cancelled",
-        [JOB_SCHEDULED] = "scheduled"};
+        [JOB_QUEUED] = "queued",       [JOB_RUNNING] = "running",    [JOB_SUCCEEDED] = "succeeded",
+        [JOB_FAILED] = "failed",       [JOB_RETRYING] = "retrying",  [JOB_DEAD] = "dead",
+        [JOB_CANCELLED] = "cancelled", [JOB_SCHEDULED] = "scheduled"};
 
 int
 job_name_valid(const char *s, size_t max)

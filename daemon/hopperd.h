@@ -195,10 +195,10 @@ struct job {
 	int dead;          /* freed in the prepare hook */
 	/* a durable wait (jobs_park.c): the attempt ended with a park instead of a result */
 	int parked;
-	double park_until;                         /* Unix seconds */
-	char *park_reason;                         /* owned */
-	char park_wake[JOB_ID_MAX + 1];            /* the child job it waits for; "" for none */
-	char park_wake_queue[QUEUE_NAME_MAX + 1];  /* that child's queue */
+	double park_until;                        /* Unix seconds */
+	char *park_reason;                        /* owned */
+	char park_wake[JOB_ID_MAX + 1];           /* the child job it waits for; "" for none */
+	char park_wake_queue[QUEUE_NAME_MAX + 1]; /* that child's queue */
 };
 
 /* --- workers (pool.c) --- */

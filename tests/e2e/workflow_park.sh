@@ -50,6 +50,7 @@ check_match "the parked run says what it waits for" "$(hget p2 message)" '^waiti
 check_eq "the parked run is in the scheduled set" "$(rcli ZCARD "$(qkey default scheduled)")" 1
 push_job default "$(job_json plain1 noop)"
 wait_for "a plain job runs while p2 waits" 5 bash -c "[ \"\$(redis-cli -s '$SOCK' HGET '$(qkey default job plain1)' state)\" = succeeded ]"
+check_eq "the plain job ran on the single worker while p2 waited" "$(jstate plain1)" succeeded
 check_eq "p2 is still parked when the plain job is done" "$(jstate p2)" scheduled
 wait_for "p2 ends" 30 is_final p2
 t1=$(hget p2 finished_at)
@@ -87,6 +88,8 @@ wait_for "p4 is parked" 10 bash -c "[ \"\$(redis-cli -s '$SOCK' HGET '$(qkey def
 ctl cancel p4 >/dev/null 2>&1
 check_eq "the cancelled parked run is cancelled" "$(jstate p4)" cancelled
 check_eq "it left the scheduled set" "$(rcli ZSCORE "$(qkey default scheduled)" "$(hget p4 payload)")" ""
+check_eq "its only attempt row is the parked one" \
+	"$(sql n1 "SELECT group_concat(state, ' ') FROM attempts WHERE job_id='p4'")" parked
 
 # --- 4. a stale fence cannot park ---
 fence=$(hget p2 fence)
@@ -117,17 +120,21 @@ DEF='{"steps": [{"id": "d", "type": "delay", "params": {"ms": 4000}}]}'
 for i in $(seq 1 200); do
 	printf '%s\n' "$(wf_job "m$i" "{\"definition\":$DEF}" '"max_attempts":3')" >>"$T/many.jsonl"
 done
+# m_succeeded: how many of m1..m200 succeeded
+m_succeeded() {
+	rcli EVAL "local n = 0 for i = 1, 200 do if redis.call('HGET', ARGV[1] .. i, 'state') == 'succeeded' then n = n + 1 end end return n" 0 "$(qkey default job m)"
+}
 tm=$(now)
 push_many default "$T/many.jsonl"
 wait_for "all 200 runs are parked" 30 bash -c "[ \"\$(redis-cli -s '$SOCK' ZCARD '$(qkey default scheduled)')\" -ge 200 ]"
 for i in 1 2 3 4 5; do push_job default "$(job_json "q$i" noop)"; done
 wait_for "plain jobs run while 200 runs wait" 5 bash -c "for i in 1 2 3 4 5; do [ \"\$(redis-cli -s '$SOCK' HGET '$(qkey default job q)'\$i state)\" = succeeded ] || exit 1; done"
+q_ok=0
+for i in 1 2 3 4 5; do [ "$(jstate "q$i")" = succeeded ] && q_ok=$((q_ok + 1)); done
+check_eq "5 plain jobs ran on 2 workers while 200 runs waited" "$q_ok" 5
+check_le "no run had ended when the plain jobs were done" "$(m_succeeded)" 0
 kill9_hopperd n2
 start_hopperd n2 --workers=2 || exit 1
-# m_succeeded: how many of m1..m200 succeeded
-m_succeeded() {
-	rcli EVAL "local n = 0 for i = 1, 200 do if redis.call('HGET', ARGV[1] .. i, 'state') == 'succeeded' then n = n + 1 end end return n" 0 "$(qkey default job m)"
-}
 all_m_done() { [ "$(m_succeeded)" = 200 ]; }
 wait_for "all 200 runs end" 90 all_m_done
 ok=0 early=0

@@ -40,7 +40,7 @@ struct run {
 		double started; /* the step attempt's first start, Unix seconds */
 		int attempt;    /* the step attempt that parked */
 		int parks;      /* how often it parked */
-	} *parked;
+	} * parked;
 };
 
 /* --- what steps get from the worker (struct wf_host) --- */
@@ -196,7 +196,8 @@ take_resume(struct run *r)
 			json_t *at = json_object_get(rec, "attempt");
 			r->parked[i].started = json_number_value(json_object_get(out, "started_at"));
 			r->parked[i].parks = (int)json_integer_value(json_object_get(out, "parks"));
-			r->parked[i].attempt = json_is_integer(at) && json_integer_value(at) > 0 ? (int)json_integer_value(at) : 1;
+			r->parked[i].attempt =
+			        json_is_integer(at) && json_integer_value(at) > 0 ? (int)json_integer_value(at) : 1;
 			continue;
 		}
 		for (int k = S_SUCCEEDED; k <= S_SKIPPED; k++)

@@ -183,9 +183,12 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 }
 
 const struct wf_step_type wf_step_types[] = {
-        {"http", wf_http_validate, wf_http_run, 0}, {"exec", wf_exec_validate, wf_exec_run, 0},
-        {"delay", wf_delay_validate, wf_delay_run, 0}, {"filter", filter_validate, filter_run, 1},
-        {"audio.analyze", NULL, audio_run, 0},      {"enqueue", enqueue_validate, enqueue_run, 0},
+        {"http", wf_http_validate, wf_http_run, 0},
+        {"exec", wf_exec_validate, wf_exec_run, 0},
+        {"delay", wf_delay_validate, wf_delay_run, 0},
+        {"filter", filter_validate, filter_run, 1},
+        {"audio.analyze", NULL, audio_run, 0},
+        {"enqueue", enqueue_validate, enqueue_run, 0},
         {"webhook", NULL, webhook_run, 0},
         {"sleep_until", wf_sleep_until_validate, wf_sleep_until_run, 0},
         {NULL, NULL, NULL, 0},

@@ -18,7 +18,7 @@
 #include "workflow.h"
 
 /* Below this a wait sleeps in the worker: a park and its resume cost a few round trips and a claim. */
-#define WF_PARK_MIN_MS 2000.0
+#define WF_PARK_MIN_MS  2000.0
 #define WF_DELAY_MAX_MS (7.0 * 86400 * 1000)
 /* sleep_until: at most a year ahead (a run's records expire with result_ttl_s, which the operator sizes). */
 #define WF_SLEEP_AHEAD_MAX_S (366.0 * 86400)
@@ -212,7 +212,8 @@ child_ended(json_t *rep, const char *child, json_t **output, enum wf_status *s, 
 	const char *state = json_string_value(json_object_get(rep, "state"));
 	if (state != NULL && strcmp(state, "succeeded") == 0) {
 		json_t *res = json_object_get(rep, "result");
-		*output = json_pack("{s:s,s:s,s:O}", "job_id", child, "state", state, "result", res ? res : json_null());
+		*output =
+		        json_pack("{s:s,s:s,s:O}", "job_id", child, "state", state, "result", res ? res : json_null());
 		*s = WF_OK;
 		return 1;
 	}
@@ -237,8 +238,8 @@ wf_wait_child(struct wf_step_call *call, const char *child, const char *queue, j
 			return WF_STOPPED;
 		}
 		json_t *rep = h->request(h->ctx, FRAME_QUERY,
-		                         json_pack("{s:s,s:s,s:s}", "id", h->job_id, "job_id", child, "queue", queue), err,
-		                         errlen);
+		                         json_pack("{s:s,s:s,s:s}", "id", h->job_id, "job_id", child, "queue", queue),
+		                         err, errlen);
 		if (rep == NULL)
 			return WF_FAIL;
 		enum wf_status s;

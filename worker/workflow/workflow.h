@@ -200,8 +200,8 @@ int wf_sleep_ms(struct wf_host *host, double ms);
 int wf_delay_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
                       size_t errlen);
 enum wf_status wf_delay_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen);
-int wf_sleep_until_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg,
-                            char *err, size_t errlen);
+int wf_sleep_until_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                            size_t errlen);
 enum wf_status wf_sleep_until_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen);
 /* Waits for child job (queue) to end: WF_OK with its result, WF_FAIL, WF_STOPPED or WF_PARKED. */
 enum wf_status wf_wait_child(struct wf_step_call *call, const char *child, const char *queue, json_t **output,
