@@ -36,7 +36,7 @@
 #define CTL_TOKEN_NAME_MAX  64
 #define CTL_CURSOR_MAX      (40 + 1 + JOB_ID_MAX) /* "<score>|<id>": bounded by the longest id */
 #define CTL_DEAD_CURSOR_MAX 400                   /* dead_retry's cursor: queue|upto|score|id|token */
-#define CTL_EVENT_KEY_MAX   128                   /* an event key (job-name characters) */
+#define CTL_EVENT_KEY_MAX   120                   /* an event key (job-name characters; "evt:" + it is a wake) */
 #define CTL_EVENT_DATA_MAX  65536                 /* an event's data, as JSON text */
 #define CTL_DEAD_CHUNK_MAX  1000                  /* dead jobs one dead_retry call examines at most */
 #define CTL_DEAD_ERROR_MAX  256                   /* dead_retry's error substring */

@@ -535,5 +535,8 @@ char *sched_job_payload(struct server *s, const char *queue, const struct sched_
 /* events.c: wakes the runs an event.send found waiting. member: "QUEUE<TAB>ID" from event_send; key for the
  * log and the run's message. 0 when a wake was sent, -1 when the member was malformed or Redis is down. */
 int event_wake_member(struct server *s, const char *member, const char *key);
+/* A run parked on event key KEY waits for the wake "evt:KEY" (what a park's wake names; fits JOB_ID_MAX). */
+#define EVENT_WAKE_PREFIX     "evt:"
+#define EVENT_WAKE_PREFIX_LEN 4
 
 #endif

@@ -35,8 +35,9 @@ jobs_park_take(struct job *j, json_t *park)
 	          jsonx_string(park, "reason", PARK_REASON_MAX, &reason, why, sizeof(why)) < 0;
 	if (!bad && w != NULL)
 		bad = !json_is_object(w) || jsonx_string(w, "job", JOB_ID_MAX, &wake, why, sizeof(why)) <= 0 ||
-		      jsonx_string(w, "queue", QUEUE_NAME_MAX, &wake_queue, why, sizeof(why)) <= 0 ||
-		      !job_name_valid(wake, JOB_ID_MAX) || !job_name_valid(wake_queue, QUEUE_NAME_MAX);
+		      jsonx_string(w, "queue", QUEUE_NAME_MAX, &wake_queue, why, sizeof(why)) < 0 ||
+		      !job_name_valid(wake, JOB_ID_MAX) ||
+		      (wake_queue != NULL && !job_name_valid(wake_queue, QUEUE_NAME_MAX));
 	if (bad) {
 		free(j->error);
 		j->error = xasprintf("the worker's park is not valid%s%s", why[0] ? ": " : "", why);

@@ -384,9 +384,62 @@ queried(struct server *s, const struct redis_reply *r, void *priv)
 	free(p);
 }
 
+/* --- QUERY of an event key (a wait_event step; daemon/lua/20_events.lua) --- */
+
+static void
+event_queried(struct server *s, const struct redis_reply *r, void *priv)
+{
+	struct pending_reply *p = priv;
+	const char *verdict = r != NULL && rr_type(r) == RR_ARRAY ? rr_str(rr_elem(r, 0), NULL) : NULL;
+	if (verdict == NULL)
+		reply_to(s, p->pid, p->job_id,
+		         refusal(r != NULL && rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "Redis connection lost"));
+	else if (strcmp(verdict, "event") == 0) {
+		size_t len = 0;
+		const char *id = rr_str(rr_elem(r, 1), NULL), *data = rr_str(rr_elem(r, 2), &len);
+		json_t *d = data != NULL ? json_loadb(data, len, 0, NULL) : NULL;
+		reply_to(s, p->pid, p->job_id,
+		         json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "verdict", verdict, "event", id ? id : "", "data",
+		                   d != NULL ? d : json_object()));
+	} else /* waiting, timeout, full */
+		reply_to(s, p->pid, p->job_id, json_pack("{s:b,s:s}", "ok", 1, "verdict", verdict));
+	free(p);
+}
+
+/* {"key", "since_ms", "deadline_ms"}: the run's owner's key; the run waits as "QUEUE<TAB>ID". */
+static void
+event_query(struct server *s, struct worker *w, struct job *j, json_t *ev)
+{
+	const char *key = json_string_value(json_object_get(ev, "key"));
+	json_t *since = json_object_get(ev, "since_ms"), *deadline = json_object_get(ev, "deadline_ms");
+	if (key == NULL || !job_name_valid(key, CTL_EVENT_KEY_MAX) || !json_is_integer(since) ||
+	    !json_is_integer(deadline)) {
+		reply_to(s, w->pid, j->spec.id, refusal("an event query needs key, since_ms and deadline_ms"));
+		return;
+	}
+	char member[QUEUE_NAME_MAX + JOB_ID_MAX + 2];
+	snprintf(member, sizeof(member), "%s\t%s", j->queue, j->spec.id);
+	struct rctx ctx = {.ev = key, .owner = j->spec.owner};
+	struct rcall *c = rcall_new(s, RF_EVENT_WAIT, &ctx);
+	rcall_int(c, "since_ms", json_integer_value(since));
+	rcall_arg(c, "member", member, -1);
+	rcall_int(c, "deadline_ms", json_integer_value(deadline));
+	rcall_int(c, "max_waiters", s->cfg.event_max_waiters);
+	struct pending_reply *p = pending_new(w, NULL);
+	if (rcall_batch(s, c, event_queried, p) < 0) {
+		free(p);
+		reply_to(s, w->pid, j->spec.id, refusal("Redis is unreachable"));
+	}
+}
+
 static void
 query_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 {
+	json_t *ev = json_object_get(o, "event");
+	if (ev != NULL) {
+		event_query(s, w, j, ev);
+		return;
+	}
 	const char *child = json_string_value(json_object_get(o, "job_id"));
 	if (child == NULL || !job_name_valid(child, JOB_ID_MAX)) {
 		reply_to(s, w->pid, j->spec.id, refusal("query needs a valid job_id"));

@@ -54,12 +54,6 @@ OPS.event_wait = function(k, a)
   return {'waiting', tostring(now)}
 end
 
-SPEC.event_unwait = {keys = {'g_evw'}, args = {'member'}, flags = 'allow-oom'}
--- A run that stops waiting (cancelled, ended) leaves the waiters. Returns 1 if it was one.
-OPS.event_unwait = function(k, a)
-  return redis.call('ZREM', k.g_evw, a.member)
-end
-
 SPEC.event_list = {keys = {'g_evt', 'g_evw'}, args = {'since_ms', 'count'}, flags = 'no-writes'}
 -- Up to count events at or after since_ms, oldest first: {waiters, id, data, id, data, ...}; waiters is the
 -- number of runs waiting (expired ones included until the next send or wait drops them).

@@ -8,7 +8,7 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'dead_scan', 'dead_retry',
                'sched_put', 'sched_rm', 'sched_pause', 'sched_due', 'sched_fire', 'sched_list', 'sched_show',
                'park', 'wake',
-               'event_send', 'event_wait', 'event_unwait', 'event_list'}
+               'event_send', 'event_wait', 'event_list'}
 
 -- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused
 -- by every call (an operation runs to its end before the next starts, and none keeps k or a): building

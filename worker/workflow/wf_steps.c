@@ -191,6 +191,7 @@ const struct wf_step_type wf_step_types[] = {
         {"enqueue", enqueue_validate, enqueue_run, 0},
         {"webhook", NULL, webhook_run, 0},
         {"sleep_until", wf_sleep_until_validate, wf_sleep_until_run, 0},
+        {"wait_event", wf_wait_event_validate, wf_wait_event_run, 0},
         {NULL, NULL, NULL, 0},
 };
 

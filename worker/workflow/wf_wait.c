@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "frame.h"
+#include "job.h"
 #include "workflow.h"
 
 /* Below this a wait sleeps in the worker: a park and its resume cost a few round trips and a claim. */
@@ -92,14 +93,19 @@ wf_iso_time(const char *s, double *out)
 	return 0;
 }
 
-/* Sets the park: until (Unix s), reason; wake: the child's id and queue, or NULL. */
+/* Sets the park: until (Unix s), reason; wake: what wakes it (a child job id, or "evt:KEY" for an event, with
+ * queue NULL), or NULL. */
 static enum wf_status
 park(struct wf_host *h, double until, const char *reason, const char *wake, const char *queue)
 {
 	json_decref(h->park);
 	h->park = json_pack("{s:f,s:s}", "until", until, "reason", reason);
-	if (wake != NULL)
-		json_object_set_new(h->park, "wake", json_pack("{s:s,s:s}", "job", wake, "queue", queue));
+	if (wake != NULL) {
+		json_t *w = json_pack("{s:s}", "job", wake);
+		if (queue != NULL)
+			json_object_set_new(w, "queue", json_string(queue));
+		json_object_set_new(h->park, "wake", w);
+	}
 	return WF_PARKED;
 }
 
@@ -262,6 +268,108 @@ wf_wait_child(struct wf_step_call *call, const char *child, const char *queue, j
 			char why[200];
 			snprintf(why, sizeof(why), "job %s", child);
 			return park(h, clock_now() + wait_s, why, child, queue);
+		}
+	}
+}
+
+/* --- wait_event: park until an event with the key arrives (daemon/lua/20_events.lua) --- */
+
+#define WF_EVENT_TIMEOUT_DEFAULT_S  86400.0
+#define WF_EVENT_LOOKBACK_DEFAULT_S 300.0
+#define WF_EVENT_KEY_MAX            120 /* CTL_EVENT_KEY_MAX: "evt:" + the key names the park's wake */
+
+static int
+event_seconds(json_t *p, const char *name, double def, double *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(p, name);
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > WF_SLEEP_AHEAD_MAX_S) {
+		snprintf(err, errlen, "wait_event: \"%s\" must be a number of seconds from 0 to 31622400", name);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+int
+wf_wait_event_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                       size_t errlen)
+{
+	json_t *key = json_object_get(st->params, "key");
+	double t;
+	if (!json_is_string(key) || json_string_length(key) == 0) {
+		snprintf(err, errlen, "wait_event: \"key\" (a string) is required");
+		return -1;
+	}
+	return event_seconds(st->params, "timeout_s", 0, &t, err, errlen) < 0 ||
+	                       event_seconds(st->params, "lookback_s", 0, &t, err, errlen) < 0
+	               ? -1
+	               : 0;
+}
+
+/* The step's wait: the first event of key at or after its first start minus lookback_s, until timeout_s after
+ * that start. Parks between looks; the event's send wakes the run. */
+enum wf_status
+wf_wait_event_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
+{
+	struct wf_host *h = call->host;
+	const char *key = json_string_value(json_object_get(call->params, "key"));
+	double timeout, lookback;
+	if (event_seconds(call->params, "timeout_s", WF_EVENT_TIMEOUT_DEFAULT_S, &timeout, err, errlen) < 0 ||
+	    event_seconds(call->params, "lookback_s", WF_EVENT_LOOKBACK_DEFAULT_S, &lookback, err, errlen) < 0)
+		return WF_FATAL;
+	if (key == NULL || !job_name_valid(key, WF_EVENT_KEY_MAX)) {
+		snprintf(err, errlen, "wait_event: the key must be 1-%d letters, digits and . _ : - (rendered: %.60s)",
+		         WF_EVENT_KEY_MAX, key ? key : "");
+		return WF_FATAL;
+	}
+	double start = h->step_started > 0 ? h->step_started : clock_now();
+	for (;;) {
+		json_t *q =
+		        json_pack("{s:s,s:I,s:I}", "key", key, "since_ms", (json_int_t)floor((start - lookback) * 1000),
+		                  "deadline_ms", (json_int_t)floor((start + timeout) * 1000));
+		json_t *rep = h->request(h->ctx, FRAME_QUERY, json_pack("{s:s,s:o}", "id", h->job_id, "event", q), err,
+		                         errlen);
+		if (rep == NULL)
+			return WF_FAIL;
+		const char *verdict = json_string_value(json_object_get(rep, "verdict"));
+		enum wf_status s = WF_PARKED;
+		if (verdict != NULL && strcmp(verdict, "event") == 0) {
+			const char *id = json_string_value(json_object_get(rep, "event"));
+			*output = json_pack("{s:s,s:s,s:f,s:O}", "key", key, "event", id ? id : "", "at",
+			                    id ? strtod(id, NULL) / 1000 : 0.0, "data", json_object_get(rep, "data"));
+			s = WF_OK;
+		} else if (verdict != NULL && strcmp(verdict, "timeout") == 0) {
+			snprintf(err, errlen, "timed out waiting for event %s after %g s", key, timeout);
+			s = WF_FAIL;
+		} else if (verdict != NULL && strcmp(verdict, "full") == 0) {
+			snprintf(err, errlen, "event %s: too many runs wait for it (event_max_waiters)", key);
+			s = WF_FAIL;
+		} else if (verdict == NULL || strcmp(verdict, "waiting") != 0) {
+			const char *e = json_string_value(json_object_get(rep, "error"));
+			snprintf(err, errlen, "wait_event: %s", e ? e : "the daemon's answer has no verdict");
+			s = WF_FAIL;
+		}
+		json_decref(rep);
+		if (s != WF_PARKED)
+			return s;
+		double wait_s = WF_WAKE_FALLBACK_S * pow(2, h->step_parks < 10 ? h->step_parks : 10);
+		if (wait_s > WF_WAKE_FALLBACK_MAX_S)
+			wait_s = WF_WAKE_FALLBACK_MAX_S;
+		double left = start + timeout - clock_now();
+		if (left < wait_s)
+			wait_s = left > 0 ? left : 0;
+		if (h->can_park && wait_s * 1000 > WF_PARK_MIN_MS) {
+			char why[160], wake[8 + WF_EVENT_KEY_MAX];
+			snprintf(why, sizeof(why), "event %s", key);
+			snprintf(wake, sizeof(wake), "evt:%s", key);
+			return park(h, clock_now() + wait_s, why, wake, NULL);
+		}
+		if (wf_sleep_ms(h, wait_s * 1000 < WF_POLL_MS ? WF_POLL_MS : WF_POLL_MS * 5) < 0) {
+			snprintf(err, errlen, "stopped while waiting for event %s", key);
+			return WF_STOPPED;
 		}
 	}
 }

@@ -206,6 +206,11 @@ enum wf_status wf_sleep_until_run(struct wf_step_call *call, json_t **output, ch
 /* Waits for child job (queue) to end: WF_OK with its result, WF_FAIL, WF_STOPPED or WF_PARKED. */
 enum wf_status wf_wait_child(struct wf_step_call *call, const char *child, const char *queue, json_t **output,
                              char *err, size_t errlen);
+/* wait_event: the first event of "key" (sent with event.send) from lookback_s before the step's first start,
+ * until timeout_s after it; parks between looks (the send wakes the run). */
+int wf_wait_event_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                           size_t errlen);
+enum wf_status wf_wait_event_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen);
 /* Parses an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)) into Unix seconds. 0 or -1. */
 int wf_iso_time(const char *s, double *out);
 
