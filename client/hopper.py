@@ -690,6 +690,15 @@ class Client:
                          start=None if start is None else int(start), end=None if end is None else int(end),
                          jitter_s=jitter_s, paused=paused, owner=owner)
 
+    def send_event(self, key, data=None, owner=None):
+        """Sends an event: wakes the workflow runs whose wait_event step waits for key (this credential's
+        owner's; admin may name owner). Returns {key, event, at, woken}."""
+        return self.call("event.send", key=key, data=data, owner=owner)
+
+    def list_events(self, key, since_s=None, count=None, owner=None):
+        """The events kept for key, oldest first, and how many runs wait for it: {key, waiters, events}."""
+        return self.call("event.list", key=key, since_s=since_s, count=count, owner=owner)
+
     def schedule_list(self, queue=None):
         """The schedules this credential may see, by queue and name, with next_fire (Unix seconds)."""
         return self.call("schedule.list", queue=queue)["schedules"]

@@ -48,6 +48,8 @@ const struct web_route web_routes[] = {
 	{"DELETE", "/v1/schedules/{queue}/{name}", CTL_OP_SCHEDULE_RM, BODY_NONE,   NULL, NULL, 0, "delete a schedule"},
 	{"POST",   "/v1/schedules/{queue}/{name}/pause", CTL_OP_SCHEDULE_PAUSE, BODY_NONE, NULL, NULL, 0, "stop a schedule firing"},
 	{"POST",   "/v1/schedules/{queue}/{name}/resume", CTL_OP_SCHEDULE_RESUME, BODY_NONE, NULL, NULL, 0, "resume a schedule from now"},
+	{"POST",   "/v1/events/{key}",           CTL_OP_EVENT_SEND,    BODY_FIELDS, NULL, NULL, 0, "send an event: wakes the runs waiting for it ({data, owner})"},
+	{"GET",    "/v1/events/{key}",           CTL_OP_EVENT_LIST,    BODY_NONE,   NULL, NULL, 0, "the events kept for a key and its waiting runs (?since_s, count)"},
 };
 /* clang-format on */
 const size_t web_nroutes = sizeof(web_routes) / sizeof(web_routes[0]);
