@@ -58,6 +58,7 @@ DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/redis_sent
 DAEMON_OBJS += daemon/ctl_ns.o
 DAEMON_OBJS += daemon/ctl_dead.o
 DAEMON_OBJS += daemon/sched.o daemon/ctl_sched.o
+DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl_token.o daemon/store_shared.o daemon/redis_sync.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o

@@ -301,7 +301,7 @@ ctl_close_token(struct ctl *ctl, const char *token_id, struct ctl_conn *except)
 {
 	int n = 0;
 	for (struct ctl_conn *c = ctl->conns; c != NULL; c = c->next)
-		if (c != except && !c->dead && c->authed && c->cred.method == CTL_AUTH_TOKEN &&
+		if (c != except && !c->dead && !c->closing && c->authed && c->cred.method == CTL_AUTH_TOKEN &&
 		    strcmp(c->cred.token_id, token_id) == 0) {
 			ctl_close(c, "its token was revoked");
 			n++;

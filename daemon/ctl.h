@@ -166,7 +166,13 @@ void ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char 
  * (room for n bytes) and the session keyed, or -1 after answering the failure (the connection then closes).
  */
 int ctl_handshake_finish(struct ctl_conn *c, const unsigned char *msg, size_t n, unsigned char *out, size_t *plen);
-ctl_handler ctl_op_auth, ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
+ctl_handler ctl_op_auth;
+
+/* ctl_token.c: the token ops; shared tokens are written to Redis first, then to this node's cache */
+ctl_handler ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
+/* A shared token's old hash was replaced by its verifier here: the shared set gets it too (no reply). */
+void ctl_token_upgrade_shared(struct server *s, const char *id, const unsigned char old[32],
+                              const unsigned char verifier[32]);
 /* A failed authentication: counted, logged, answered after the backoff delay (TCP: in clear, then closed). */
 void ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why);
 /* 1 if the failure-table key is locked out now (*left = seconds remaining). */

@@ -133,6 +133,7 @@ struct config {
 	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
 	const char *token_create, *token_scopes, *token_owner;
 	int print_pubkey;                      /* --print-pubkey */
+	int migrate_shared;                    /* --migrate-shared: 1, or 2 with --force */
 	char *rate_limits, *queue_rate_limits; /* as written */
 	struct job_rl_config rl;               /* ... parsed by config_finish */
 };
@@ -306,6 +307,7 @@ struct server {
 	struct metrics metrics; /* this daemon's counters for stats' "local" section (metrics.c) */
 	int paused[MAX_QUEUES]; /* cfg.queues[i] is paused (control op pause; refreshed every tick) */
 	struct sched *sched;    /* the schedule poller (sched.c) */
+	struct shared *shared;  /* the token cache's sync with the deployment's shared set (shared.c) */
 };
 
 /* metrics.c */
@@ -477,8 +479,6 @@ void ctl_sub_lost(struct server *s);
 void ctl_sub_confirmed(struct server *s, const char *channel);
 void ctl_sub_unsubscribed(struct server *s, const char *channel);
 void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
-/* ctl_auth.c: hopperd --token-create (the offline bootstrap). Prints the token. Returns the exit status. */
-int ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
 /* --print-pubkey: prints the TCP key's public half (creating the key file if absent). Returns the exit code. */
 int ctl_key_print(const struct config *cfg);
 
@@ -510,5 +510,31 @@ struct sched_def;
  * frees) with *spec filled (caller calls job_spec_free), or NULL with err. */
 char *sched_job_payload(struct server *s, const char *queue, const struct sched_def *d, const char *ns, int64_t t,
                         int64_t now_ms, struct job_spec *spec, char *err, size_t errlen);
+
+/* shared.c: the deployment's shared tokens (Redis, 18_shared.lua) and this node's SQLite cache of them */
+struct shared;
+void shared_start(struct server *s);
+void shared_free(struct server *s);
+/* The command connection is up: the cache syncs now (and the pub/sub link subscribes, shared_sub_*). */
+void shared_connected(struct server *s);
+void shared_sub_connected(struct server *s);
+void shared_sub_confirmed(struct server *s, const char *channel);
+/* A pub/sub message: 1 if it was the shared set's notice (handled), 0 if it is someone else's. */
+int shared_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
+/* Once a second: the periodic version check (a lost notice is caught within SHARED_CHECK_S). */
+void shared_tick(struct server *s);
+/* 1 when the cache holds shared tokens: then only they authenticate (a node's own old rows do not). */
+int shared_active(const struct server *s);
+/* The cache was written by this node's own op at version ver of the shared set. */
+void shared_wrote(struct server *s, long long ver);
+/* Hex of a 32-byte verifier (65 bytes with the NUL) and back (0, or -1 if not 64 hex digits). */
+void shared_hex(const unsigned char v[32], char out[65]);
+int shared_unhex(const char *hex, unsigned char v[32]);
+
+/* shared_cli.c: the command-line modes that talk to Redis and exit (exit status returned) */
+/* hopperd --migrate-shared [--force]: copies this node's SQLite tokens into the shared set. */
+int shared_migrate(struct server *s, int force);
+/* hopperd --token-create: a token made straight into the shared set (and this node's cache). */
+int shared_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
 
 #endif

@@ -6,7 +6,8 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',
                'ctl_counters', 'ctl_nodes', 'ctl_state',
                'dead_scan', 'dead_retry',
-               'sched_put', 'sched_rm', 'sched_pause', 'sched_due', 'sched_fire', 'sched_list', 'sched_show'}
+               'sched_put', 'sched_rm', 'sched_pause', 'sched_due', 'sched_fire', 'sched_list', 'sched_show',
+               'token_put', 'token_revoke', 'token_verifier', 'tokens_get', 'shared_ver'}
 
 -- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused
 -- by every call (an operation runs to its end before the next starts, and none keeps k or a): building
