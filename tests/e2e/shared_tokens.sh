@@ -144,6 +144,10 @@ sql_old() { py -c 'import sqlite3, sys; d = sqlite3.connect(sys.argv[1]); r = d.
 sql_old "UPDATE tokens SET shared = 0" >/dev/null
 n_old=$(sql_old "SELECT count(*) FROM tokens")
 check_ge "the old SQLite holds tokens" "$n_old" 4
+"$HOPPERD" --redis-unix="$SOCK" --db-path="$T/old.db" --worker-path="$WORKER" --token-create=x >/dev/null 2>"$T/tc.err"
+check_eq "--token-create on an old SQLite with tokens of its own refuses (exit 1)" "$?" 1
+check "... saying to copy them first" grep -q "copy them first (hopperd --migrate-shared)" "$T/tc.err"
+check_eq "... and writes nothing to Redis" "$(rcli HLEN "$(gkey tokens)")" 0
 "$HOPPERD" --redis-unix="$SOCK" --db-path="$T/old.db" --worker-path="$WORKER" --migrate-shared 2>"$T/mig.err"
 check_eq "--migrate-shared copies them: exit 0" "$?" 0
 check "... saying how many" grep -q "copied $n_old tokens" "$T/mig.err"
