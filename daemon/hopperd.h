@@ -446,9 +446,11 @@ void celery_events_job(struct server *s, const struct job *j);
 int workflows_claimed(struct server *s, struct job *j);
 /* A STEP, ENQUEUE or QUERY frame from the worker running a job. Returns -1 for any other type. */
 int workflows_frame(struct server *s, struct worker *w, int type, json_t *o);
-/* Stored workflows, for the control socket: req {"name"?, "definition", "description"?, "owner"?, "active"?}.
- * 0; -1 for a bad name or definition shape, -2 when the store failed; both with *cause (caller frees). */
-int workflows_put(struct server *s, json_t *req, char **cause);
+/* Stored workflows, for the control socket: checks req {"name"?, "definition", "description"?, "owner"?,
+ * "active"?} and fills *w (its strings owned: store_workflow_free; times unset) for the write to the shared
+ * set (ctl_workflow.c). 0, or -1 for a bad name or definition shape with *cause (caller frees). */
+struct store_workflow;
+int workflows_check(json_t *req, struct store_workflow *w, char **cause);
 /* {"name", "description", "definition", "owner", "active", "created_at", "updated_at"} or NULL. New reference. */
 json_t *workflows_get(struct server *s, const char *name);
 /* An array of them without definitions, by name. New reference. */
@@ -525,7 +527,7 @@ int shared_sub_message(struct server *s, const char *channel, const char *msg, s
 void shared_tick(struct server *s);
 /* 1 when the cache holds shared tokens: then only they authenticate (a node's own old rows do not). */
 int shared_active(const struct server *s);
-/* The cache was written by this node's own op at version ver of the shared set. */
+/* The cache was written by this node's own op at version ver of the shared set (tokens or workflows). */
 void shared_wrote(struct server *s, long long ver);
 /* Hex of a 32-byte verifier (65 bytes with the NUL) and back (0, or -1 if not 64 hex digits). */
 void shared_hex(const unsigned char v[32], char out[65]);

@@ -52,6 +52,7 @@ static const struct {
         [RK_G_TOKENS] = {"g_tokens", 1, "tokens", V_NONE},
         [RK_G_TOKNAMES] = {"g_toknames", 1, "token_names", V_NONE},
         [RK_G_SHVER] = {"g_shver", 1, "shared_ver", V_NONE},
+        [RK_G_WORKFLOWS] = {"g_workflows", 1, "workflows", V_NONE},
 };
 
 #define K(...) {__VA_ARGS__}, sizeof((enum rkey[]){__VA_ARGS__}) / sizeof(enum rkey)
@@ -159,8 +160,11 @@ const struct rfunc rfuncs[RF_COUNT] = {
                           A("id", "name", "owner", "scopes", "verifier", "created_at", "revoked_at", "replace"), 0, 0},
         [RF_TOKEN_REVOKE] = {"token_revoke", K(RK_G_TOKENS, RK_G_SHVER), 0, A("id"), 0, RF_ALLOW_OOM},
         [RF_TOKEN_VERIFIER] = {"token_verifier", K(RK_G_TOKENS, RK_G_SHVER), 0, A("id", "old", "new"), 0, RF_ALLOW_OOM},
-        [RF_TOKENS_GET] = {"tokens_get", K(RK_G_TOKENS, RK_G_SHVER), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_TOKENS_GET] = {"tokens_get", K(RK_G_TOKENS, RK_G_WORKFLOWS, RK_G_SHVER), 0, NOARGS, 0, RF_NO_WRITES},
         [RF_SHARED_VER] = {"shared_ver", K(RK_G_SHVER), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_WF_PUT] = {"wf_put", K(RK_G_WORKFLOWS, RK_G_SHVER), 0,
+                       A("name", "description", "definition", "owner", "active", "created_at", "updated_at"), 0, 0},
+        [RF_WF_RM] = {"wf_rm", K(RK_G_WORKFLOWS, RK_G_SHVER), 0, A("name"), 0, RF_ALLOW_OOM},
 };
 
 /*

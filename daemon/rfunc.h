@@ -25,41 +25,42 @@ struct server;
 
 /* Key kinds. RK_G_* are deployment-wide (tag {@}); the others belong to the call's queue. */
 enum rkey {
-	RK_QUEUE,      /* P{Q}:queue */
-	RK_INFLIGHT,   /* P{Q}:inflight:NODE */
-	RK_SCHEDULED,  /* P{Q}:scheduled */
-	RK_PAUSED,     /* P{Q}:paused */
-	RK_JOB,        /* P{Q}:job:ID */
-	RK_EVENTS,     /* P{Q}:events:ID */
-	RK_STEPS,      /* P{Q}:steps:ID */
-	RK_IDEM,       /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
-	RK_DEAD,       /* P{Q}:dead */
-	RK_DEADMSG,    /* P{Q}:deadmsg */
-	RK_JOBS,       /* P{Q}:jobs */
-	RK_STATS,      /* P{Q}:stats */
-	RK_REAPED,     /* P{Q}:reaped */
-	RK_G_SEEN,     /* P{@}:seen */
-	RK_G_SINCE,    /* P{@}:since */
-	RK_G_SEQ,      /* P{@}:seq */
-	RK_G_INC,      /* P{@}:inc */
-	RK_G_NODEQ,    /* P{@}:nodeq */
-	RK_G_HB,       /* P{@}:hb */
-	RK_G_REAPING,  /* P{@}:reaping */
-	RK_G_PAUSED,   /* P{@}:paused */
-	RK_G_QUEUES,   /* P{@}:queues */
-	RK_G_CINFL,    /* P{@}:celery:inflight:NODE */
-	RK_G_CNODES,   /* P{@}:celery:nodes */
-	RK_G_CREVOK,   /* P{@}:celery:revoked */
-	RK_FLOW,       /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
-	RK_RL,         /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
-	RK_CC,         /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
-	RK_CCQ,        /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
-	RK_SCHEDS,     /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
-	RK_SCHED,      /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
-	RK_SCHED_DUE,  /* P{Q}:sched_due schedule names by due time */
-	RK_G_TOKENS,   /* P{@}:tokens the deployment's control-socket tokens (18_shared.lua) */
-	RK_G_TOKNAMES, /* P{@}:token_names token name -> id */
-	RK_G_SHVER,    /* P{@}:shared_ver the shared set's version counter */
+	RK_QUEUE,       /* P{Q}:queue */
+	RK_INFLIGHT,    /* P{Q}:inflight:NODE */
+	RK_SCHEDULED,   /* P{Q}:scheduled */
+	RK_PAUSED,      /* P{Q}:paused */
+	RK_JOB,         /* P{Q}:job:ID */
+	RK_EVENTS,      /* P{Q}:events:ID */
+	RK_STEPS,       /* P{Q}:steps:ID */
+	RK_IDEM,        /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
+	RK_DEAD,        /* P{Q}:dead */
+	RK_DEADMSG,     /* P{Q}:deadmsg */
+	RK_JOBS,        /* P{Q}:jobs */
+	RK_STATS,       /* P{Q}:stats */
+	RK_REAPED,      /* P{Q}:reaped */
+	RK_G_SEEN,      /* P{@}:seen */
+	RK_G_SINCE,     /* P{@}:since */
+	RK_G_SEQ,       /* P{@}:seq */
+	RK_G_INC,       /* P{@}:inc */
+	RK_G_NODEQ,     /* P{@}:nodeq */
+	RK_G_HB,        /* P{@}:hb */
+	RK_G_REAPING,   /* P{@}:reaping */
+	RK_G_PAUSED,    /* P{@}:paused */
+	RK_G_QUEUES,    /* P{@}:queues */
+	RK_G_CINFL,     /* P{@}:celery:inflight:NODE */
+	RK_G_CNODES,    /* P{@}:celery:nodes */
+	RK_G_CREVOK,    /* P{@}:celery:revoked */
+	RK_FLOW,        /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
+	RK_RL,          /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
+	RK_CC,          /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
+	RK_CCQ,         /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
+	RK_SCHEDS,      /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
+	RK_SCHED,       /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
+	RK_SCHED_DUE,   /* P{Q}:sched_due schedule names by due time */
+	RK_G_TOKENS,    /* P{@}:tokens the deployment's control-socket tokens (18_shared.lua) */
+	RK_G_TOKNAMES,  /* P{@}:token_names token name -> id */
+	RK_G_SHVER,     /* P{@}:shared_ver the shared set's version counter */
+	RK_G_WORKFLOWS, /* P{@}:workflows the deployment's stored workflows (18_shared.lua) */
 	RK_COUNT
 };
 
@@ -112,6 +113,8 @@ enum rf {
 	RF_TOKEN_VERIFIER,
 	RF_TOKENS_GET,
 	RF_SHARED_VER,
+	RF_WF_PUT,
+	RF_WF_RM,
 	RF_COUNT
 };
 

@@ -138,20 +138,19 @@ entry_parse(const char *id, const char *text, size_t len, struct store_token *t)
 	return rc;
 }
 
-/* Redis holds no tokens. A cache that does is either a node from before shared tokens or one whose Redis
- * lost its data: never copied silently; the operator is told how. */
+/* Redis holds none of `what` but the cache has n: either a node from before shared state or one whose Redis
+ * lost its data. Never copied silently; the operator is told how (once per connection). */
 static void
-empty_set(struct server *s)
+empty_set(struct server *s, const char *what, int n)
 {
 	struct shared *sh = s->shared;
-	int n = store_token_count(s->store, 0) + store_token_count(s->store, 1);
-	if (n <= 0 || sh->legacy_warned)
+	if (n <= 0 || (sh->legacy_warned & (what[0] == 't' ? 1 : 2)))
 		return;
-	sh->legacy_warned = 1;
-	log_warn("tokens: Redis holds no shared tokens but this node's SQLite (%s) has %d: they keep "
-	         "authenticating on this node only. Copy them into the deployment's shared set with `hopperd "
-	         "--migrate-shared` (same config), then every daemon on this Redis accepts them",
-	         s->cfg.db_path, n);
+	sh->legacy_warned |= what[0] == 't' ? 1 : 2;
+	log_warn("%s: Redis holds no shared %s but this node's SQLite (%s) has %d: they keep serving on this node "
+	         "only. Copy them into the deployment's shared set with `hopperd --migrate-shared` (same config), "
+	         "then every daemon on this Redis has them",
+	         what, what, s->cfg.db_path, n);
 }
 
 /* Closes this node's connections of every revoked token of v. */
@@ -171,43 +170,99 @@ close_revoked(struct server *s, const struct store_token *v, int n)
 	}
 }
 
-/* Applies a tokens_get reply: {ver, id, json, ...}. */
-static void
-apply(struct server *s, const struct redis_reply *r)
+/* Applies the tokens of a tokens_get reply (r: {id, json, ...}). 0, or -1 when the cache refused them. */
+static int
+apply_tokens(struct server *s, const struct redis_reply *r)
 {
-	struct shared *sh = s->shared;
 	size_t n = rr_count(r);
-	const struct redis_reply *e = rr_elem(r, 0);
-	const char *vtext = e != NULL ? rr_str(e, NULL) : NULL;
-	if (rr_type(r) != RR_ARRAY || vtext == NULL || n % 2 != 1) {
-		log_error("tokens: unreadable reply to tokens_get%s%s", rr_type(r) == RR_ERROR ? ": " : "",
-		          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "");
-		return;
-	}
-	long long ver = atoll(vtext);
 	int m = (int)(n / 2), k = 0;
 	struct store_token *v = xcalloc(m > 0 ? (size_t)m : 1, sizeof(*v));
 	for (int i = 0; i < m; i++) {
 		size_t len = 0;
-		const char *id = rr_str(rr_elem(r, 1 + 2 * (size_t)i), NULL);
-		const char *text = rr_str(rr_elem(r, 2 + 2 * (size_t)i), &len);
+		const char *id = rr_str(rr_elem(r, 2 * (size_t)i), NULL);
+		const char *text = rr_str(rr_elem(r, 1 + 2 * (size_t)i), &len);
 		if (id != NULL && text != NULL && entry_parse(id, text, len, &v[k]) == 0)
 			k++;
 		else
 			log_error("tokens: shared entry %s unreadable; skipped", id != NULL ? id : "?");
 	}
 	if (m == 0)
-		empty_set(s);
+		empty_set(s, "tokens", store_token_count(s->store, 0) + store_token_count(s->store, 1));
 	else if (store_token_sync(s->store, v, k, 1) != 0) {
 		free(v);
-		return; /* the version stays: the next check reads again */
+		return -1;
 	}
-	if (m > 0 && sh->ver != ver)
-		log_info("tokens: cache synced with the shared set: %d tokens, version %lld", k, ver);
-	sh->ver = ver;
 	recount(s);
 	close_revoked(s, v, k);
 	free(v);
+	return 0;
+}
+
+/* One stored workflow's entry. 0 or -1; the strings point into o (valid while o lives). */
+static int
+workflow_parse(json_t *o, struct store_workflow *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->name = (char *)json_string_value(json_object_get(o, "name"));
+	w->definition = (char *)json_string_value(json_object_get(o, "definition"));
+	w->description = (char *)json_string_value(json_object_get(o, "description"));
+	w->owner = (char *)json_string_value(json_object_get(o, "owner"));
+	w->active = json_is_true(json_object_get(o, "active"));
+	w->created_at = json_number_value(json_object_get(o, "created_at"));
+	w->updated_at = json_number_value(json_object_get(o, "updated_at"));
+	return w->name != NULL && w->definition != NULL ? 0 : -1;
+}
+
+/* Applies the workflows of a tokens_get reply (r: {name, json, ...}) at version ver. 0 or -1. A set never
+ * written (ver 0: a new Redis, or one that lost its data) removes nothing from the cache. */
+static int
+apply_workflows(struct server *s, const struct redis_reply *r, long long ver)
+{
+	int m = (int)(rr_count(r) / 2), k = 0, rc = 0;
+	struct store_workflow *v = xcalloc(m > 0 ? (size_t)m : 1, sizeof(*v));
+	json_t **docs = xcalloc(m > 0 ? (size_t)m : 1, sizeof(*docs));
+	for (int i = 0; i < m; i++) {
+		size_t len = 0;
+		const char *text = rr_str(rr_elem(r, 1 + 2 * (size_t)i), &len);
+		docs[i] = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
+		if (docs[i] != NULL && workflow_parse(docs[i], &v[k]) == 0)
+			k++;
+		else
+			log_error("workflows: a shared entry is unreadable; skipped");
+	}
+	if (m == 0 && ver == 0)
+		empty_set(s, "workflows", store_workflow_count(s->store, 0) + store_workflow_count(s->store, 1));
+	else {
+		if (m == 0)
+			empty_set(s, "workflows", store_workflow_count(s->store, 0));
+		rc = store_workflow_sync(s->store, v, k, 1);
+	}
+	for (int i = 0; i < m; i++)
+		json_decref(docs[i]);
+	free(docs);
+	free(v);
+	return rc;
+}
+
+/* Applies a tokens_get reply: {ver, {id, json, ...}, {name, json, ...}}. */
+static void
+apply(struct server *s, const struct redis_reply *r)
+{
+	struct shared *sh = s->shared;
+	const struct redis_reply *e = rr_elem(r, 0), *tok = rr_elem(r, 1), *wf = rr_elem(r, 2);
+	const char *vtext = e != NULL ? rr_str(e, NULL) : NULL;
+	if (rr_type(r) != RR_ARRAY || vtext == NULL || tok == NULL || wf == NULL) {
+		log_error("tokens: unreadable reply to tokens_get%s%s", rr_type(r) == RR_ERROR ? ": " : "",
+		          rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "");
+		return;
+	}
+	long long ver = atoll(vtext);
+	if (apply_tokens(s, tok) != 0 || apply_workflows(s, wf, ver) != 0)
+		return; /* the version stays: the next check reads again */
+	if (sh->ver != ver)
+		log_info("shared: cache synced with the shared set: %zu tokens, %zu workflows, version %lld",
+		         rr_count(tok) / 2, rr_count(wf) / 2, ver);
+	sh->ver = ver;
 }
 
 static void

@@ -21,13 +21,14 @@ elem(const struct redis_reply *r, size_t i)
 	return e != NULL ? rr_str(e, NULL) : NULL;
 }
 
-/* How many tokens the shared set holds, or -1 (said on stderr). */
+/* How many tokens (part 1) or stored workflows (part 2) the shared set holds, or -1 (said on stderr). */
 static int
-shared_count(struct server *s, struct redis_sync *rs)
+shared_count(struct server *s, struct redis_sync *rs, size_t part)
 {
 	struct rctx ctx = {0};
 	struct redis_reply *r = rcall_sync(s, rcall_new(s, RF_TOKENS_GET, &ctx), rs);
-	int n = r != NULL && rr_type(r) == RR_ARRAY ? (int)(rr_count(r) / 2) : -1;
+	const struct redis_reply *e = r != NULL && rr_type(r) == RR_ARRAY ? rr_elem(r, part) : NULL;
+	int n = e != NULL && rr_type(e) == RR_ARRAY ? (int)(rr_count(e) / 2) : -1;
 	if (n < 0)
 		fprintf(stderr, "hopperd: reading the shared set: %s\n",
 		        r != NULL && rr_type(r) == RR_ERROR ? rr_str(r, NULL) : "no reply");
@@ -82,15 +83,107 @@ open_or_say(struct server *s)
 	return rs;
 }
 
-int
-shared_migrate(struct server *s, int force)
+/* --- stored workflows --- */
+
+struct wf_list {
+	struct store_workflow *v;
+	int n, cap;
+};
+
+static char *
+dup_or_null(const char *t)
+{
+	return t != NULL ? xstrdup(t) : NULL;
+}
+
+static void
+wf_collect(const struct store_workflow *w, void *arg)
+{
+	struct wf_list *l = arg;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = xrealloc(l->v, (size_t)l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = (struct store_workflow){.name = xstrdup(w->name),
+	                                       .description = dup_or_null(w->description),
+	                                       .definition = xstrdup(w->definition),
+	                                       .owner = dup_or_null(w->owner),
+	                                       .active = w->active,
+	                                       .created_at = w->created_at,
+	                                       .updated_at = w->updated_at};
+}
+
+/* wf_put of w with its times. 0, or -1 (said on stderr). */
+static int
+wf_put(struct server *s, struct redis_sync *rs, const struct store_workflow *w)
+{
+	char created[32], updated[32];
+	snprintf(created, sizeof(created), "%.3f", w->created_at);
+	snprintf(updated, sizeof(updated), "%.3f", w->updated_at);
+	struct rctx ctx = {0};
+	struct rcall *rc = rcall_new(s, RF_WF_PUT, &ctx);
+	rcall_arg(rc, "name", w->name, -1);
+	rcall_arg(rc, "description", w->description != NULL ? w->description : "", -1);
+	rcall_arg(rc, "definition", w->definition, -1);
+	rcall_arg(rc, "owner", w->owner != NULL ? w->owner : "", -1);
+	rcall_arg(rc, "active", w->active ? "1" : "0", 1);
+	rcall_arg(rc, "created_at", w->created_at > 0 ? created : "", -1);
+	rcall_arg(rc, "updated_at", w->updated_at > 0 ? updated : "", -1);
+	struct redis_reply *r = rcall_sync(s, rc, rs);
+	const char *v = elem(r, 0);
+	int ok = v != NULL && (strcmp(v, "created") == 0 || strcmp(v, "replaced") == 0);
+	if (!ok)
+		fprintf(stderr, "hopperd: workflow %s not copied: %s\n", w->name,
+		        v != NULL                             ? v
+		        : r != NULL && rr_type(r) == RR_ERROR ? rr_str(r, NULL)
+		                                              : "no reply");
+	redis_sync_reply_free(r);
+	return ok ? 0 : -1;
+}
+
+/* Copies the SQLite's stored workflows (when Redis holds none, or force). 0, or 1 if any failed. */
+static int
+migrate_workflows(struct server *s, struct redis_sync *rs, int force)
+{
+	struct wf_list l = {0};
+	int have = shared_count(s, rs, 2), copied = 0, failed = 0;
+	if (store_workflow_list(s->store, wf_collect, &l) < 0 || have < 0)
+		failed = 1;
+	else if (have > 0 && !force && l.n > 0)
+		fprintf(stderr,
+		        "hopperd: the shared set in Redis already holds %d stored workflows: none copied "
+		        "(--force adds this node's %d, replacing those of the same name)\n",
+		        have, l.n);
+	else {
+		for (int i = 0; i < l.n; i++) {
+			if (wf_put(s, rs, &l.v[i]) == 0)
+				l.v[copied++] = l.v[i];
+			else {
+				failed++;
+				store_workflow_free(&l.v[i]);
+			}
+		}
+		if (copied > 0 && store_workflow_sync(s->store, l.v, copied, 0) != 0)
+			fprintf(stderr, "hopperd: copied, but this node's cache was not updated (it syncs at start)\n");
+		fprintf(stderr, "hopperd: copied %d stored workflows of %s into the shared set in Redis, %d failed\n",
+		        copied, s->cfg.db_path, failed);
+		l.n = copied;
+	}
+	for (int i = 0; i < l.n; i++)
+		store_workflow_free(&l.v[i]);
+	free(l.v);
+	return failed > 0 || (have > 0 && !force && l.n > 0) ? 1 : 0;
+}
+
+/* Copies the SQLite's tokens (when Redis holds none, or force). 0, or 1 if refused or any was not copied. */
+static int
+migrate_tokens(struct server *s, struct redis_sync *rs, int force)
 {
 	struct store_token *v = NULL;
 	int n = store_token_list(s->store, &v);
-	struct redis_sync *rs = n >= 0 ? open_or_say(s) : NULL;
-	int have = rs != NULL ? shared_count(s, rs) : -1, copied = 0, skipped = 0, rc = 1;
+	int have = n >= 0 ? shared_count(s, rs, 1) : -1, copied = 0, skipped = 0, rc = 1;
 	long long ver = 0;
-	if (rs == NULL || have < 0)
+	if (have < 0)
 		;
 	else if (have > 0 && !force)
 		fprintf(stderr,
@@ -117,8 +210,19 @@ shared_migrate(struct server *s, int force)
 		        copied, s->cfg.db_path, ver, skipped);
 		rc = skipped > 0 ? 1 : 0;
 	}
-	redis_sync_close(rs);
 	free(v);
+	return rc;
+}
+
+int
+shared_migrate(struct server *s, int force)
+{
+	struct redis_sync *rs = open_or_say(s);
+	if (rs == NULL)
+		return 1;
+	int rc = migrate_tokens(s, rs, force);
+	rc |= migrate_workflows(s, rs, force);
+	redis_sync_close(rs);
 	return rc;
 }
 

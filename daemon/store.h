@@ -192,6 +192,11 @@ int store_token_set_hash(struct store *st, const char *id, const unsigned char h
 int store_token_sync(struct store *st, const struct store_token *v, int n, int all);
 /* How many rows are shared (1) / this node's own (0). -1 on error. */
 int store_token_count(struct store *st, int shared);
+/* The same for stored workflows (017_workflows_shared.sql): the n workflows of v become shared rows (by
+ * name); all: v is the whole set, and the other shared rows are deleted (removed elsewhere); rows of this
+ * node's own (shared = 0) stay unless v names them. 0 or -1 (logged; nothing changed). */
+int store_workflow_sync(struct store *st, const struct store_workflow *v, int n, int all);
+int store_workflow_count(struct store *st, int shared);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the

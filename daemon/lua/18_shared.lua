@@ -1,4 +1,4 @@
--- The deployment's shared control-socket tokens (daemon/shared.c; schema/redis-keys.md, "Shared state").
+-- The deployment's shared control-socket tokens and stored workflows (daemon/shared.c; schema/redis-keys.md).
 -- Redis holds the truth for every daemon on it: P{@}:tokens (hash: token id -> JSON with the token's
 -- non-secret verifier, name, owner, scopes, created_at and revoked_at), P{@}:token_names (hash: name -> id,
 -- names are unique across the deployment) and P{@}:shared_ver (a counter bumped by every write). Each daemon
@@ -72,13 +72,49 @@ OPS.token_verifier = function(k, a)
   return {'ok', tostring(shared_changed(k))}
 end
 
-SPEC.tokens_get = {keys = {'g_tokens', 'g_shver'}, args = {}, flags = 'no-writes'}
--- The whole set and its version, read at once: {ver, id, json, id, json, ...}.
+SPEC.tokens_get = {keys = {'g_tokens', 'g_workflows', 'g_shver'}, args = {}, flags = 'no-writes'}
+-- The whole shared set and its version, read at once: {ver, {id, json, ...}, {name, json, ...}} (tokens,
+-- then stored workflows).
 OPS.tokens_get = function(k)
-  local out = {tostring(redis.call('GET', k.g_shver) or '0')}
-  local all = redis.call('HGETALL', k.g_tokens)
-  for i = 1, #all do out[i + 1] = all[i] end
-  return out
+  return {tostring(redis.call('GET', k.g_shver) or '0'), redis.call('HGETALL', k.g_tokens),
+          redis.call('HGETALL', k.g_workflows)}
+end
+
+-- Stored workflows (daemon/ctl_workflow.c): P{@}:workflows, name -> JSON {name, description, definition
+-- (JSON text), owner, active, created_at, updated_at}; the SQLite workflows table is each daemon's cache.
+local WORKFLOWS_MAX = 10000
+
+SPEC.wf_put = {keys = {'g_workflows', 'g_shver'},
+               args = {'name', 'description', 'definition', 'owner', 'active', 'created_at', 'updated_at'}}
+-- Stores or replaces a workflow (the caller checked the owner against its cache). created_at / updated_at
+-- '' = Redis's clock (a replace keeps the first created_at). Returns {'created' | 'replaced', ver,
+-- created_at, updated_at} or {'limit'}.
+OPS.wf_put = function(k, a)
+  local old = redis.call('HGET', k.g_workflows, a.name)
+  if not old and redis.call('HLEN', k.g_workflows) >= WORKFLOWS_MAX then return {'limit'} end
+  local now = clock()
+  local created = a.created_at
+  if created == '' then
+    if old then created = string.format('%.3f', cjson.decode(old).created_at) else created = now end
+  end
+  local updated = a.updated_at
+  if updated == '' then updated = now end
+  local w = {name = a.name, definition = a.definition, owner = a.owner, active = (a.active == '1'),
+             created_at = tonumber(created), updated_at = tonumber(updated)}
+  if a.description ~= '' then w.description = a.description end
+  redis.call('HSET', k.g_workflows, a.name, cjson.encode(w))
+  local ver = redis.call('INCR', k.g_shver)
+  redis.call('PUBLISH', key_prefix(k.g_shver) .. '{@}:shared', '{"kind":"workflows","ver":' .. ver .. '}')
+  return {old and 'replaced' or 'created', tostring(ver), created, updated}
+end
+
+SPEC.wf_rm = {keys = {'g_workflows', 'g_shver'}, args = {'name'}, flags = 'allow-oom'}
+-- Removes a stored workflow. Returns {'ok', ver} or {'absent'}.
+OPS.wf_rm = function(k, a)
+  if redis.call('HDEL', k.g_workflows, a.name) == 0 then return {'absent'} end
+  local ver = redis.call('INCR', k.g_shver)
+  redis.call('PUBLISH', key_prefix(k.g_shver) .. '{@}:shared', '{"kind":"workflows","ver":' .. ver .. '}')
+  return {'ok', tostring(ver)}
 end
 
 SPEC.shared_ver = {keys = {'g_shver'}, args = {}, flags = 'no-writes'}
