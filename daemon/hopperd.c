@@ -306,8 +306,9 @@ usage(FILE *out)
 	             "  --token-create NAME --token-scopes LIST [--token-owner OWNER]\n"
 	             "                             store a control-socket token in the deployment's shared set\n"
 	             "                             (Redis) and db_path's cache, print it once, exit\n"
-	             "  --migrate-shared [--force] copy db_path's tokens into the shared set in Redis, exit; refuses\n"
-	             "                             if Redis holds tokens already, unless --force\n"
+	             "  --migrate-shared [--force] copy db_path's tokens and stored workflows into the shared\n"
+	             "                             set in Redis, exit; refuses (for each) if Redis holds some\n"
+	             "                             already, unless --force\n"
 	             "  --print-pubkey             print the TCP handshake's public key (ctl_key; created if\n"
 	             "                             absent) for clients to pin, exit\n"
 	             "Every config file option is also a flag (it wins over the file):\n");

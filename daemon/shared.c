@@ -1,5 +1,6 @@
 /*
- * shared: one set of control-socket tokens for every daemon on one Redis (issue #16, item 1).
+ * shared: one set of control-socket tokens and stored workflows for every daemon on one Redis (issue #16,
+ * item 1).
  *
  * Redis holds the truth (P{@}:tokens, written only through the functions of 18_shared.lua); this node's
  * SQLite tokens table is its cache, and authentication reads only the cache (ctl_auth.c), so a handshake
@@ -12,6 +13,10 @@
  * The cache's rows carry `shared`: once it holds shared rows, only they authenticate; a node's own rows
  * from before (shared = 0) are kept for hopperd --migrate-shared (shared_cli.c), which this module asks
  * for, loudly, when Redis holds no tokens but the cache does. It never copies them by itself.
+ *
+ * Stored workflows ride on the same reads, notices and version (P{@}:workflows; the SQLite workflows table
+ * is their cache): shared rows Redis no longer has are removed, a node's own old rows stay usable there
+ * until copied, and a set never written (version 0: a new Redis, or one that lost its data) removes none.
  */
 #include <stdio.h>
 #include <stdlib.h>
