@@ -83,12 +83,34 @@ with Client(socket=sys.argv[2]) as c:
     print(json.dumps(c.logs("lc-1")))
 PY
 check_eq "hopper.py logs (asked of b) gives the same merged rows" "$(same_rows "$T/py.json" "$T/c.json")" same
+# schema_ok FILE: the schema's verdict on a logs result (schema/control/logs.schema.json), "[]" if valid.
+schema_ok() {
+	py - "$HOPPER_ROOT" "$1" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/tests/ctl")
+import ctltest
+print(ctltest.schema_errors("urn:hopper:schema:control:logs#/$defs/result", json.load(open(sys.argv[2]))))
+PY
+}
+check_eq "the merged reply matches schema/control/logs.schema.json" "$(schema_ok "$T/py.json")" "[]"
 ADMIN=$(ctl token create lc-admin --scopes admin 2>/dev/null)
 start_web || exit 1
 curl -s -H "Authorization: Bearer $ADMIN" "$WEB/v1/jobs/lc-1/logs" >"$T/web.json"
 check_eq "GET /v1/jobs/lc-1/logs (asked of a) gives the same merged rows" "$(same_rows "$T/web.json" "$T/c.json")" same
 check_eq "... and names every node" "$(jq_py '",".join(sorted(r["nodes_answered"]))' <"$T/web.json")" "a,b,c"
 stop_web
+
+# --- an owner's token (made on c, the daemon asked): its own job's rows from the others, nobody else's ---
+ALICE=$(hctl c token create alice-c --scopes submit,read --owner alice 2>/dev/null)
+hctl c --token "$ALICE" submit sleep --args '{"ms":200}' --id lc-alice >/dev/null
+alice_done() { [ "$(jfield "$(nsid alice lc-alice)" state)" = succeeded ]; }
+wait_for "alice's job succeeded" 30 alice_done
+hctl c --token "$ALICE" --json logs lc-alice >"$T/alice.json" 2>"$T/alice.err"
+check_eq "alice's logs of her job (asked of c): one succeeded attempt from a or b" \
+	"$(jq_py '" ".join(x["state"] + "@" + ("ab" if x["node"] in ("a", "b") else x["node"]) for x in r["attempts"])' \
+		<"$T/alice.json")" "succeeded@ab"
+check_eq "alice's logs: every node answered" "$(jq_py '",".join(sorted(r["nodes_answered"]))' <"$T/alice.json")" "a,b,c"
+check_match "alice cannot read lc-1 (no owner)" "$(hctl c --token "$ALICE" logs lc-1 2>&1)" 'not_found|no job'
 
 # --- b stopped (within its lease): the answer comes at the bound, naming b missing ---
 kill -STOP "${HD_PID[b]}"
@@ -102,6 +124,7 @@ kill -CONT "${HD_PID[b]}"
 check "with b stopped: hopperctl's note names b missing" grep -q 'not answer.*b' "$T/stop.err"
 check_eq "with b stopped: b missing, a and c answered" \
 	"$(jq_py '",".join(sorted(r["nodes_answered"])) + "/" + ",".join(r["nodes_missing"])' <"$T/stop.json")" "a,c/b"
+check_eq "the partial reply matches the schema" "$(schema_ok "$T/stop.json")" "[]"
 check_eq "with b stopped: a's attempt only" "$(jq_py '" ".join(x["node"] for x in r["attempts"])' <"$T/stop.json")" a
 # The bound is log_query_timeout_ms (1 s); a wide margin for loaded machines, and it must have waited.
 took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
@@ -137,6 +160,7 @@ check_eq "Redis down: scope local, a's rows only" \
 	"$(jq_py 'r["scope"] + " " + " ".join(x["node"] for x in r["attempts"]) + " " + ",".join(r["nodes_answered"])' \
 		<"$T/local.json")" "local a a"
 hctl a logs lc-1 >/dev/null 2>"$T/local.err"
+check_eq "the local reply matches the schema" "$(schema_ok "$T/local.json")" "[]"
 check "Redis down: hopperctl says the answer is this daemon's rows only" grep -q 'only' "$T/local.err"
 _launch_redis
 
