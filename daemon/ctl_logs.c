@@ -209,18 +209,23 @@ cmp_step(const void *x, const void *y)
 	return c != 0 ? c : cmp_num(num(a, "started_at"), num(b, "started_at"));
 }
 
-/* arr sorted (stable for equal keys: the index breaks ties), keeping at most its last `keep` rows, and
- * without a row equal (json_equal) to the one before it: one row per (attempt, node) attempt. */
+/*
+ * arr sorted by cmp (qsort: rows equal under cmp may come in either order; the keys make that rare), keeping
+ * at most `keep` rows, its last ones (last != 0: the newest lines) or its first ones (steps, as store_job_log
+ * keeps them), and with dedup without a row equal (json_equal) to the one before it, so each (attempt, node)
+ * attempt appears once. New reference.
+ */
 static json_t *
-sorted(json_t *arr, int (*cmp)(const void *, const void *), size_t keep, int dedup)
+sorted(json_t *arr, int (*cmp)(const void *, const void *), size_t keep, int last, int dedup)
 {
 	size_t n = json_array_size(arr);
 	json_t **v = xcalloc(n + 1, sizeof(*v));
 	for (size_t i = 0; i < n; i++)
 		v[i] = json_array_get(arr, i);
-	qsort(v, n, sizeof(*v), cmp); /* (rows of one node come sorted already; ties are rare) */
+	qsort(v, n, sizeof(*v), cmp);
+	size_t from = last && n > keep ? n - keep : 0, to = !last && n > keep ? keep : n;
 	json_t *out = json_array();
-	for (size_t i = n > keep ? n - keep : 0; i < n; i++)
+	for (size_t i = from; i < to; i++)
 		if (!dedup || i == 0 || !json_equal(v[i], v[i - 1]))
 			json_array_append(out, v[i]);
 	free(v);
@@ -237,9 +242,9 @@ logq_result(struct server *s, struct logq *q, const char *scope)
 	json_t *out = json_object();
 	json_object_set_new(out, "job", json_string(q->job));
 	json_object_set_new(out, "node", json_string(s->cfg.node_id));
-	json_object_set_new(out, "attempts", sorted(json_object_get(m, "attempts"), cmp_attempt, (size_t)-1, 1));
-	json_object_set_new(out, "lines", sorted(json_object_get(m, "lines"), cmp_line, (size_t)q->limit, 0));
-	json_object_set_new(out, "steps", sorted(json_object_get(m, "steps"), cmp_step, (size_t)-1, 0));
+	json_object_set_new(out, "attempts", sorted(json_object_get(m, "attempts"), cmp_attempt, (size_t)-1, 0, 1));
+	json_object_set_new(out, "lines", sorted(json_object_get(m, "lines"), cmp_line, (size_t)q->limit, 1, 0));
+	json_object_set_new(out, "steps", sorted(json_object_get(m, "steps"), cmp_step, (size_t)q->limit, 0, 0));
 	if (q->truncated)
 		json_object_set_new(out, "truncated", json_true());
 	json_object_set_new(out, "scope", json_string(scope));

@@ -23,6 +23,13 @@ hctl() {
 jq_py() {
 	py -c 'import json, sys; r = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
+# jq_lines EXPR: EXPR for each JSON line on stdin, one result per line.
+jq_lines() {
+	py -c 'import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(eval(sys.argv[1]))' "$1"
+}
 # same_rows A B: "same" if the logs replies in files A and B hold the same merged rows (times within 1 us:
 # hopperctl prints fewer digits than the daemon sends), else the first difference.
 same_rows() {
@@ -71,6 +78,10 @@ check_eq "lines of both nodes, each tagged with its node" \
 	"$(jq_py '",".join(sorted(set(l["node"] for l in r["lines"])))' <"$T/c.json")" "a,b"
 check_eq "lines in time order" "$(jq_py '[l["at"] for l in r["lines"]] == sorted(l["at"] for l in r["lines"])' \
 	<"$T/c.json")" True
+hctl c --json logs lc-1 --limit 5 >"$T/c5.json"
+check_eq "--limit 5: the 5 newest lines of the merge (b's, the later attempt)" \
+	"$(jq_py '" ".join(l["node"] for l in r["lines"])' <"$T/c5.json")" "b b b b b"
+check_eq "--limit 5: still both attempts" "$(jq_py 'len(r["attempts"])' <"$T/c5.json")" 2
 hctl c logs lc-1 >"$T/c.txt" 2>"$T/c.err"
 check_eq "the table shows both nodes' attempts" "$(awk '$2 == "reaped" || $2 == "succeeded" { print $3 }' "$T/c.txt" | sort | tr '\n' ' ')" "a b "
 
@@ -133,6 +144,28 @@ check "with b stopped: answered without waiting much longer (took ${took}s)" fcm
 hctl c --json logs lc-1 >"$T/cont.json"
 check_eq "b continued: every node answers again" \
 	"$(jq_py '",".join(sorted(r["nodes_answered"])) + "/" + ",".join(r["nodes_missing"])' <"$T/cont.json")" "a,b,c/"
+
+# --- the wire (schema/redis-keys.md): a query by hand is answered on the asker's channel, a malformed one
+# or one naming another reply channel is not answered at all ---
+listen() { # CHANNEL FILE: subscribes for 4 s (scaled), writing what arrives to FILE
+	timeout $((4 * TIME_SCALE)) redis-cli -s "$SOCK" --raw SUBSCRIBE "$1" >"$2" 2>/dev/null &
+	echo $! >"$T/pids/aux.listen.$!"
+	LISTENERS+=($!)
+	wait_for "subscribed to $1" 5 subscribed "$1"
+}
+subscribed() { [ "$(rcli PUBSUB NUMSUB "$1" | tail -1)" = 1 ]; }
+LISTENERS=()
+listen "$(gkey logq zz)" "$T/zz.out"
+listen "$(gkey evil)" "$T/evil.out"
+rcli PUBLISH "$(gkey logq)" 'not json' >/dev/null
+rcli PUBLISH "$(gkey logq)" "{\"req\":\"r2\",\"job\":\"lc-1\",\"limit\":5,\"max_bytes\":100000,\"from\":\"zz\",\"reply\":\"$(gkey evil)\"}" >/dev/null
+rcli PUBLISH "$(gkey logq)" "{\"req\":\"r1\",\"job\":\"lc-1\",\"limit\":5,\"max_bytes\":100000,\"from\":\"zz\",\"reply\":\"$(gkey logq zz)\"}" >/dev/null
+wait "${LISTENERS[@]}"
+check_eq "a query by hand: answered by a, b and c on the asker's channel" \
+	"$(grep '^{' "$T/zz.out" | jq_lines '(r["req"], r["node"], len(r["attempts"]))' | sort | tr '\n' ' ')" \
+	"('r1', 'a', 1) ('r1', 'b', 1) ('r1', 'c', 0) "
+check_eq "a query naming another reply channel: no answer there" "$(grep -c '^{' "$T/evil.out")" 0
+for n in a b c; do check "hopperd $n survived the malformed queries" hopperd_alive $n; done
 
 # --- many attempts: the reply stays under the cap (c restarted with the smallest frame) ---
 stop_hopperd c
