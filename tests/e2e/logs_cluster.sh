@@ -65,8 +65,10 @@ check "lc-1 succeeded on b" done_on_b
 start_hopperd a "${FLAGS[@]}" || exit 1
 
 # --- asked of c, which ran nothing ---
+t0=$(now)
 hctl c --json logs lc-1 >"$T/c.json" 2>"$T/c.err"
 check_eq "hopperctl logs (asked of c) exits 0" "$?" 0
+note "a query every node answered took $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }') s (hopperctl included)"
 check_eq "c's own log has no row of lc-1" "$(sql c "SELECT count(*) FROM attempts WHERE job_id = 'lc-1'")" 0
 check_eq "both attempts, with their nodes" \
 	"$(jq_py '" ".join("%s:%s:%s" % (x["attempt"], x["node"], x["state"]) for x in r["attempts"])' <"$T/c.json")" \
