@@ -509,6 +509,7 @@ ctl_conns_free(struct ctl *ctl)
 		conn_free(ctl, c); /* Redis is gone by now: no callback still points here */
 	}
 	ctl_watch_free_chans(ctl);
+	ctl_logs_free(ctl);
 }
 
 /* Deadlines, counted in whole frames: a client trickling a byte a second gains nothing. */

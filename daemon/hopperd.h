@@ -130,6 +130,7 @@ struct config {
 	int ctl_auth_max_failures;
 	double ctl_lockout_s;
 	int ctl_auth_delay_ms;
+	int log_query_timeout_ms; /* logs: how long the asked daemon waits for the others (ctl_logs.c) */
 	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
 	const char *token_create, *token_scopes, *token_owner;
 	int print_pubkey;                      /* --print-pubkey */
@@ -481,6 +482,12 @@ void ctl_sub_lost(struct server *s);
 void ctl_sub_confirmed(struct server *s, const char *channel);
 void ctl_sub_unsubscribed(struct server *s, const char *channel);
 void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
+/* ctl_logs.c: cluster log queries over the pub/sub connection (called by redis.c) */
+void ctl_logs_sub_connected(struct server *s);
+void ctl_logs_confirmed(struct server *s, const char *channel);
+/* 1 if the message was a log query or an answer (handled), 0 if the channel is not ours. */
+int ctl_logs_message(struct server *s, const char *channel, const char *msg, size_t len);
+void ctl_logs_sub_lost(struct server *s);
 /* --print-pubkey: prints the TCP key's public half (creating the key file if absent). Returns the exit code. */
 int ctl_key_print(const struct config *cfg);
 
