@@ -51,7 +51,7 @@ COMMON_OBJS += common/job_limits.o
 COMMON_OBJS += common/sched_time.o
 COMMON_OBJS += common/sched_tz.o
 COMMON_OBJS += common/sched_def.o
-DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/redis_sentinel.o daemon/jobs.o daemon/pool.o daemon/store.o daemon/store_log.o \
+DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/redis_sentinel.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
 	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_logs.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
 	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
@@ -62,7 +62,7 @@ DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl_token.o daemon/sto
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
-WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_http.o worker/workflow/wf_net.o worker/workflow/wf_exec.o
+WF_OBJS := $(WF_PURE_OBJS) worker/workflow/wf_steps.o worker/workflow/wf_wait.o worker/workflow/wf_http.o worker/workflow/wf_net.o worker/workflow/wf_exec.o
 AUDIO_OBJS := worker/audio/analyze.o worker/audio/levels.o worker/audio/loudness.o worker/audio/spectral.o \
 	worker/audio/rhythm.o worker/audio/key.o worker/audio/series.o
 AUDIO_OBJS += worker/audio/contrast.o

@@ -22,7 +22,7 @@ enum frame_type {
 	FRAME_JOB = 2,      /* daemon -> worker: {"id","type","queue","args","attempt","timeout_s"} */
 	FRAME_PROGRESS = 3, /* worker -> daemon: {"id","progress","stage","message"} */
 	FRAME_LOG = 4,      /* worker -> daemon: {"id","level","line"} */
-	FRAME_RESULT = 5,   /* worker -> daemon: {"id","ok",("result"|"error","retry")} */
+	FRAME_RESULT = 5,   /* worker -> daemon: {"id","ok",("result"|"error","retry"),"park"?} */
 	/* workflow.run (worker/workflow/): each request gets exactly one REPLY, in order */
 	FRAME_STEP = 6,    /* worker -> daemon: a step record {"id","step","type","state",...,"resume"} */
 	FRAME_REPLY = 7,   /* daemon -> worker: {"ok", ...} answering STEP (once durable), ENQUEUE or QUERY */

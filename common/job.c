@@ -12,8 +12,9 @@
 const char *const job_type_names[] = {"noop", "sleep", "fail", "crash", "workflow.run", "audio.analyze", NULL};
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-        [JOB_QUEUED] = "queued",     [JOB_RUNNING] = "running", [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",
-        [JOB_RETRYING] = "retrying", [JOB_DEAD] = "dead",       [JOB_CANCELLED] = "cancelled"};
+        [JOB_QUEUED] = "queued",       [JOB_RUNNING] = "running",    [JOB_SUCCEEDED] = "succeeded",
+        [JOB_FAILED] = "failed",       [JOB_RETRYING] = "retrying",  [JOB_DEAD] = "dead",
+        [JOB_CANCELLED] = "cancelled", [JOB_SCHEDULED] = "scheduled"};
 
 int
 job_name_valid(const char *s, size_t max)
@@ -72,6 +73,22 @@ copy_optional_string(json_t *root, const char *key, size_t max, char **dst, char
 	return 0;
 }
 
+/* "parent": {"id", "queue"} (optional): both names, or the field is refused. */
+static int
+parse_parent(json_t *root, struct job_spec *out, char *err, size_t errlen)
+{
+	json_t *p = json_object_get(root, "parent");
+	if (p == NULL || json_is_null(p))
+		return 0;
+	if (!json_is_object(p) || copy_name(p, "id", 1, out->parent_id, JOB_ID_MAX, err, errlen) < 0 ||
+	    copy_name(p, "queue", 1, out->parent_queue, QUEUE_NAME_MAX, err, errlen) < 0) {
+		snprintf(err, errlen, "field 'parent' must be {\"id\", \"queue\"} of valid names");
+		out->parent_id[0] = out->parent_queue[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 static int
 parse_fields(json_t *root, const char *queue, const struct job_defaults *d, struct job_spec *out, char *err,
              size_t errlen)
@@ -118,7 +135,7 @@ parse_fields(json_t *root, const char *queue, const struct job_defaults *d, stru
 		return -1;
 	if (job_limits_parse(root, out->queue, d->rl, &out->limits, err, errlen) < 0)
 		return -1;
-	return 0;
+	return parse_parent(root, out, err, errlen);
 }
 
 int

@@ -28,6 +28,7 @@ enum job_state {
 	JOB_RETRYING,
 	JOB_DEAD,
 	JOB_CANCELLED,
+	JOB_SCHEDULED, /* parked (a workflow run's durable wait): in the scheduled set until its time or a wake */
 	JOB_STATE_COUNT
 };
 
@@ -56,6 +57,10 @@ struct job_spec {
 	char *idempotency_key;    /* NULL when absent */
 	struct job_flow flow;     /* "unique" / "debounce" (job_flow.h); kind NONE when absent */
 	struct job_limits limits; /* "rate_limit" (job_limits.h); rl_key empty when absent */
+	/* "parent": {"id", "queue"}: the workflow run that enqueued it and waits for its end (hopperd sets it,
+	 * README "Durable waits"); both empty when absent */
+	char parent_id[JOB_ID_MAX + 1];
+	char parent_queue[QUEUE_NAME_MAX + 1];
 };
 
 /*

@@ -142,7 +142,7 @@ struct config {
 /* --- in-flight jobs --- */
 enum job_phase { PHASE_FETCHED, PHASE_CLAIMING, PHASE_READY, PHASE_RUNNING, PHASE_FINISHING };
 /* The Redis script that will take the job out of this node's inflight list (or claim it). */
-enum job_op { OP_NONE, OP_CLAIM, OP_BURY, OP_ACK, OP_FINISH, OP_REQUEUE };
+enum job_op { OP_NONE, OP_CLAIM, OP_BURY, OP_ACK, OP_FINISH, OP_REQUEUE, OP_PARK };
 
 struct worker;
 
@@ -195,6 +195,12 @@ struct job {
 	int wf_loading;    /* its step records are being read from Redis: not freed until the reply */
 	int cancelled;     /* cancelled through the control socket: the attempt ends cancelled, whatever it returns */
 	int dead;          /* freed in the prepare hook */
+	/* a durable wait (jobs_park.c): the attempt ended with a park instead of a result */
+	int parked;
+	double park_until;                        /* Unix seconds */
+	char *park_reason;                        /* owned */
+	char park_wake[JOB_ID_MAX + 1];           /* the child job it waits for; "" for none */
+	char park_wake_queue[QUEUE_NAME_MAX + 1]; /* that child's queue */
 };
 
 /* --- workers (pool.c) --- */
@@ -394,6 +400,17 @@ void job_ready_push(struct server *s, struct job *j);
 struct job *job_ready_pop(struct server *s);
 /* Unlinks j from the ready FIFO (it stays a fetched job). */
 void job_ready_remove(struct server *s, struct job *j);
+
+struct rcall;
+/* jobs_park.c: durable waits (README "Durable waits") */
+/* The RESULT frame's "park" object: 0 with the park taken onto j, or -1 with j's error saying why not. */
+int jobs_park_take(struct job *j, json_t *park);
+/* The attempt ended with a park: its row ends 'parked' and OP_PARK takes it to the scheduled set. */
+void jobs_park(struct server *s, struct job *j, double took);
+/* OP_PARK's call (hopper_park), for jobs.c's op table to send. Freed by rcall_batch. */
+struct rcall *jobs_park_call(struct server *s, struct job *j);
+/* A job finished (its finish was applied): if it names a parent waiting for it, that parent is woken. */
+void jobs_park_child_ended(struct server *s, const struct job *j);
 
 /* fetch.c */
 /* Fetches more jobs if there is room (at the end of this loop turn, in its batch). */

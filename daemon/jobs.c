@@ -88,6 +88,7 @@ jobs_free_dead(struct server *s)
 		free(j->dead_entry);
 		free(j->dead_id);
 		free(j->admitted);
+		free(j->park_reason);
 		json_decref(j->wf_args);
 		json_decref(j->wf_resume);
 		free(j);
@@ -187,6 +188,13 @@ op_reply(struct server *s, const struct redis_reply *r, void *priv)
 			s->stats_succeeded++;
 		else if (job_state_terminal(j->outcome))
 			s->stats_failed++;
+		if (v != NULL && strcmp(v, "superseded") != 0 && job_state_terminal(j->outcome))
+			jobs_park_child_ended(s, j);
+		job_done(s, j);
+		break;
+	case OP_PARK:
+		if (v != NULL && strcmp(v, "ok") != 0)
+			log_warn("job %s: its park was not applied: %s", j->spec.id, v);
 		job_done(s, j);
 		break;
 	default: job_done(s, j); break;
@@ -313,12 +321,18 @@ send_requeue(struct server *s, struct job *j)
 	return rcall_batch(s, c, op_reply, j);
 }
 
+static int
+send_park(struct server *s, struct job *j)
+{
+	return rcall_batch(s, jobs_park_call(s, j), op_reply, j);
+}
+
 static const struct {
 	enum job_op op;
 	int (*send)(struct server *s, struct job *j);
 } op_table[] = {
         {OP_CLAIM, send_claim},   {OP_BURY, send_bury},       {OP_ACK, send_ack},
-        {OP_FINISH, send_finish}, {OP_REQUEUE, send_requeue},
+        {OP_FINISH, send_finish}, {OP_REQUEUE, send_requeue}, {OP_PARK, send_park},
 };
 
 /* Sends the job's pending op if Redis is up; otherwise it waits for node_on_connect. A finish waits for the
@@ -343,7 +357,7 @@ void
 job_op_start(struct server *s, struct job *j, enum job_op op)
 {
 	j->op = op;
-	if (op == OP_FINISH && j->row > 0 && !j->await_commit) {
+	if ((op == OP_FINISH || op == OP_PARK) && j->row > 0 && !j->await_commit) {
 		j->await_commit = 1;
 		s->nawait_commit++;
 		return;
@@ -806,6 +820,10 @@ jobs_attempt_done(struct server *s, struct job *j)
 		if (j->row > 0)
 			store_attempt_finish(s->store, j->row, "requeued", now, "stopped by shutdown", NULL);
 		job_op_start(s, j, OP_REQUEUE);
+		return;
+	}
+	if (j->parked && !j->timed_out) {
+		jobs_park(s, j, took);
 		return;
 	}
 	j->outcome = job_outcome(j->ok, j->retryable, j->attempt, j->spec.max_attempts);

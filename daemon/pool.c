@@ -366,6 +366,9 @@ take_result(struct job *j, json_t *o)
 	j->error = ok ? NULL : xstrdup(err ? err : "the job failed without a message");
 	json_t *res = json_object_get(o, "result");
 	j->result = ok ? jsonx_dump(res ? res : json_null()) : NULL;
+	json_t *park = json_object_get(o, "park");
+	if (park != NULL && !ok)
+		jobs_park_take(j, park); /* a durable wait instead of a result (jobs_park.c) */
 }
 
 /* Handles one frame. Returns -1 if the worker broke the protocol. */

@@ -77,8 +77,8 @@ static const char *const lstmt_sql[LSTMT_COUNT] = {
 };
 
 /* The states an attempt can end in (store.h, store_attempt_finish). */
-static const char *const finish_states[] = {"succeeded", "failed",   "retrying",   "dead",
-                                            "cancelled", "requeued", "superseded", "reaped"};
+static const char *const finish_states[] = {"succeeded", "failed",     "retrying", "dead",  "cancelled",
+                                            "requeued",  "superseded", "reaped",   "parked"};
 
 /* Kinds of failure, each logged once until a batch commits again. */
 enum fail_kind { FAIL_BUSY, FAIL_FULL, FAIL_IO, FAIL_OTHER, FAIL_CAP };

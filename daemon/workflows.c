@@ -309,6 +309,12 @@ enqueue_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 		json_object_set_new(child, "owner", json_string(j->spec.owner)); /* the parent's, never the step's */
 	else
 		json_object_del(child, "owner");
+	/* A child the step waits for names its parent, whose run parks until the child's end wakes it
+	 * (jobs_park.c); the daemon says who the parent is, never the step. */
+	if (json_is_true(json_object_get(o, "wait")))
+		json_object_set_new(child, "parent", json_pack("{s:s,s:s}", "id", j->spec.id, "queue", j->queue));
+	else
+		json_object_del(child, "parent");
 	char *text = jsonx_dump(child);
 	struct job_spec spec;
 	char err[512];

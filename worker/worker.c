@@ -176,7 +176,11 @@ run_job(const char *payload, size_t len)
 	else
 		rc = h->run(&ctx, &result);
 	json_t *reply;
-	if (rc == 0)
+	if (ctx.park != NULL) { /* "ok": false for a daemon that knows no park: it retries the attempt */
+		json_decref(result);
+		reply = json_pack("{s:s,s:b,s:s,s:b,s:o}", "id", id, "ok", 0, "error", "parked", "retry", 1, "park",
+		                  ctx.park);
+	} else if (rc == 0)
 		reply = json_pack("{s:s,s:b,s:o}", "id", id, "ok", 1, "result", result ? result : json_null());
 	else
 		reply = json_pack("{s:s,s:b,s:s,s:b}", "id", id, "ok", 0, "error", ctx.error[0] ? ctx.error : "failed",

@@ -23,6 +23,10 @@ struct job_ctx {
 	/* set by the handler on failure: */
 	char error[1024];
 	int retryable; /* 1 (default): a later attempt may succeed; 0: fail for good */
+	/* set by a handler that ends its attempt with a durable wait instead of a result (workflow.run,
+	 * README "Durable waits"): {"until": epoch s, "reason": text, "wake"?: {"job", "queue"}}. The worker
+	 * takes ownership and sends it in the RESULT frame; the handler's return value is then ignored. */
+	json_t *park;
 };
 
 /* A handler returns 0 with *result set (a new reference the worker takes over), or -1 with ctx->error set. */

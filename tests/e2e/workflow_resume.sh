@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # workflow_resume: hopperd is killed with SIGKILL while a run is between steps (its worker dies with it).
 # Restarted, it runs the job's next attempt, which resumes after the steps whose records were made durable:
-# the POST that already succeeded is not sent again (the test server counts requests per path).
+# the POST that already succeeded is not sent again (the test server counts requests per path). The delays
+# are under 2 s: a longer one parks the run instead of holding the worker (workflow_park.sh).
 . "$(dirname "$0")/../lib.sh"
 . "$HOPPER_ROOT/tests/workflow/lib.sh"
 
@@ -12,7 +13,7 @@ start_hopperd n1 --workers=1 || exit 1
 DEF=$(cat <<J
 {"steps": [
   {"id": "order", "type": "http", "params": {"url": "$HTTP/orders", "method": "POST", "json": {"item": 1}}},
-  {"id": "pause", "type": "delay", "depends_on": ["order"], "params": {"ms": 4000}},
+  {"id": "pause", "type": "delay", "depends_on": ["order"], "params": {"ms": 1900}},
   {"id": "confirm", "type": "http", "depends_on": ["pause"], "params": {"url": "$HTTP/echo",
     "query": {"order": "{{steps.order.output.json.n}}"}}}
 ]}
@@ -22,7 +23,7 @@ push_job default "$(wf_job wres "{\"definition\":$DEF}" '"max_attempts":3')"
 wait_for "the order step's record is in Redis" 20 bash -c "[ \"\$(redis-cli -s '$SOCK' HEXISTS '$(qkey default steps wres)' order)\" = 1 ]"
 wait_for "the pause step started" 10 bash -c "[ \"\$(redis-cli -s '$SOCK' HGET '$(qkey default job wres)' stage)\" = pause ]"
 check_eq "before the kill: one order was posted" "$(hits /orders)" 1
-sleep 0.5
+sleep 0.2
 kill9_hopperd n1
 check_eq "the job was left running" "$(jstate wres)" running
 
@@ -47,7 +48,7 @@ for mode in true false; do
 	DEF=$(cat <<J
 {"resume": $mode, "steps": [
   {"id": "post", "type": "http", "params": {"url": "$HTTP/status/$code", "method": "POST", "expected_status": $code}},
-  {"id": "slow", "type": "delay", "depends_on": ["post"], "params": {"ms": 5000}}
+  {"id": "slow", "type": "delay", "depends_on": ["post"], "params": {"ms": 1900}}
 ]}
 J
 )

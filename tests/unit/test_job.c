@@ -55,6 +55,20 @@ main(void)
 	T_CHECK("state names round-trip",
 	        job_state_parse("retrying") == JOB_RETRYING && strcmp(job_state_name(JOB_CANCELLED), "cancelled") == 0);
 	T_CHECK("unknown state name", job_state_parse("bogus") == -1);
+	T_CHECK("scheduled (a parked run) is a state, not terminal",
+	        job_state_parse("scheduled") == JOB_SCHEDULED && !job_state_terminal(JOB_SCHEDULED));
+	T_CHECK("parent parsed", job_parse("{\"type\":\"noop\",\"parent\":{\"id\":\"run1\",\"queue\":\"q\"}}", 50,
+	                                   "default", &defs, &spec, err, sizeof(err)) == 0 &&
+	                                 strcmp(spec.parent_id, "run1") == 0 && strcmp(spec.parent_queue, "q") == 0);
+	job_spec_free(&spec);
+	T_CHECK("no parent: empty",
+	        job_parse("{\"type\":\"noop\"}", 15, "default", &defs, &spec, err, sizeof(err)) == 0 &&
+	                spec.parent_id[0] == '\0');
+	job_spec_free(&spec);
+	T_CHECK("parent without a queue refused", refused("{\"type\":\"noop\",\"parent\":{\"id\":\"r\"}}", "'parent'"));
+	T_CHECK("parent with a bad id refused",
+	        refused("{\"type\":\"noop\",\"parent\":{\"id\":\"a/b\",\"queue\":\"q\"}}", "'parent'"));
+	T_CHECK("parent not an object refused", refused("{\"type\":\"noop\",\"parent\":\"r\"}", "'parent'"));
 	T_CHECK("terminal states", job_state_terminal(JOB_SUCCEEDED) && job_state_terminal(JOB_DEAD) &&
 	                                   job_state_terminal(JOB_FAILED) && job_state_terminal(JOB_CANCELLED) &&
 	                                   !job_state_terminal(JOB_RETRYING) && !job_state_terminal(JOB_RUNNING));

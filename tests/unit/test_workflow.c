@@ -394,6 +394,38 @@ test_net(void)
 	        wf_net_resolve(&c, &t, &pin, err, sizeof(err)) == 0 && pin == NULL);
 }
 
+static void
+test_iso_time(void)
+{
+	double t = 0;
+	T_CHECK("ISO Z", wf_iso_time("2026-12-03T16:40:00Z", &t) == 0 && t == 1796316000.0);
+	T_CHECK("ISO with millis", wf_iso_time("2026-12-03T16:40:00.250Z", &t) == 0 && t == 1796316000.25);
+	T_CHECK("ISO with an offset", wf_iso_time("2026-12-03T17:40:00+01:00", &t) == 0 && t == 1796316000.0);
+	T_CHECK("ISO with a negative offset", wf_iso_time("2026-12-03T11:10:00-05:30", &t) == 0 && t == 1796316000.0);
+	const char *bad[] = {"tomorrow",
+	                     "2026-12-03",
+	                     "2026-12-03T16:40:00",
+	                     "2026-13-03T16:40:00Z",
+	                     "2026-12-03T16:40:00Zx",
+	                     "2026-12-03T16:40:00.Z",
+	                     "1969-12-31T23:59:59Z",
+	                     ""};
+	int refused = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused += wf_iso_time(bad[i], &t) < 0;
+	T_CHECK("malformed times refused", refused == (int)(sizeof(bad) / sizeof(bad[0])));
+	json_t *errs = NULL;
+	struct wf_def *d =
+	        parse("{\"steps\":[{\"id\":\"u\",\"type\":\"sleep_until\",\"params\":{\"until\":\"soon\"}}]}", &errs);
+	T_CHECK("sleep_until with a bad time is refused up front", d == NULL && has_error(errs, "u", "ISO-8601"));
+	json_decref(errs);
+	errs = NULL;
+	d = parse("{\"steps\":[{\"id\":\"u\",\"type\":\"sleep_until\",\"params\":{\"until\":1796316000000}}]}", &errs);
+	T_CHECK("sleep_until with epoch ms parses", d != NULL && errs == NULL);
+	wf_def_free(d);
+	json_decref(errs);
+}
+
 int
 main(void)
 {
@@ -405,5 +437,6 @@ main(void)
 	test_mask();
 	test_exec_env();
 	test_net();
+	test_iso_time();
 	T_DONE();
 }

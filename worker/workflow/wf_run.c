@@ -35,6 +35,12 @@ struct run {
 	size_t done;
 	size_t cur; /* the step running, for progress */
 	int resumed;
+	/* per step: what its "parked" record says (wf_wait.c); attempt 0 when it never parked */
+	struct parked {
+		double started; /* the step attempt's first start, Unix seconds */
+		int attempt;    /* the step attempt that parked */
+		int parks;      /* how often it parked */
+	} * parked;
 };
 
 /* --- what steps get from the worker (struct wf_host) --- */
@@ -185,6 +191,15 @@ take_resume(struct run *r)
 		const char *s = json_string_value(json_object_get(rec, "state"));
 		if (i < 0 || s == NULL)
 			continue;
+		if (strcmp(s, "parked") == 0) { /* not done: it resumes where its wait began */
+			json_t *out = json_object_get(rec, "output");
+			json_t *at = json_object_get(rec, "attempt");
+			r->parked[i].started = json_number_value(json_object_get(out, "started_at"));
+			r->parked[i].parks = (int)json_integer_value(json_object_get(out, "parks"));
+			r->parked[i].attempt =
+			        json_is_integer(at) && json_integer_value(at) > 0 ? (int)json_integer_value(at) : 1;
+			continue;
+		}
 		for (int k = S_SUCCEEDED; k <= S_SKIPPED; k++)
 			if (strcmp(s, state_names[k]) == 0)
 				r->state[i] = (enum step_state)k;
@@ -208,7 +223,9 @@ run_attempt(struct run *r, size_t i, json_t **output, char *err, size_t errlen)
 	                                      : wf_template_render_all(r->def, r->ctx, st->params, err, errlen);
 	if (params == NULL)
 		return WF_FATAL;
-	r->host.deadline = st->timeout_s > 0 ? clock_monotonic_ms() + st->timeout_s * 1000 : 0;
+	/* The timeout counts from the step attempt's first start, also across parks. */
+	double left_ms = (r->host.step_started + st->timeout_s - clock_now()) * 1000;
+	r->host.deadline = st->timeout_s > 0 ? clock_monotonic_ms() + (left_ms > 0 ? left_ms : -1) : 0;
 	struct wf_step_call call = {r->def, st, &r->cfg, &r->host, r->ctx, params};
 	*output = NULL;
 	enum wf_status s = st->type->run(&call, output, err, errlen);
@@ -218,6 +235,29 @@ run_attempt(struct run *r, size_t i, json_t **output, char *err, size_t errlen)
 		*output = NULL;
 	}
 	return s;
+}
+
+/* Step i's attempt k parked (host.park): its "parked" record keeps the first start for the resume. */
+static enum wf_status
+park_step(struct run *r, size_t i, int k, double started, char *err, size_t errlen, int *record_failed)
+{
+	const struct wf_step *st = &r->def->steps[i];
+	json_t *p = r->host.park;
+	const char *reason = json_string_value(json_object_get(p, "reason"));
+	json_t *out = json_pack("{s:f,s:i,s:O}", "started_at", started, "parks", r->parked[i].parks + 1, "until",
+	                        json_object_get(p, "until"));
+	char rerr[256];
+	int rc = send_record(r, i, k, "parked", started, clock_now(), out, reason, 1, rerr, sizeof(rerr));
+	json_decref(out);
+	if (rc < 0) {
+		snprintf(err, errlen, "step %s: its record could not be made durable: %s", st->id, rerr);
+		*record_failed = 1;
+		return WF_STOPPED;
+	}
+	worker_log(r->job, "info", "step %s (%s) attempt %d: parked: waiting for %s", st->id, st->type->name, k,
+	           reason ? reason : "?");
+	snprintf(err, errlen, "parked: waiting for %s", reason ? reason : "?");
+	return WF_PARKED;
 }
 
 static const char *
@@ -233,11 +273,17 @@ run_step(struct run *r, size_t i, char *err, size_t errlen, int *record_failed)
 {
 	const struct wf_step *st = &r->def->steps[i];
 	enum wf_status s = WF_FAIL;
-	for (int k = 1;; k++) {
+	struct parked *pk = &r->parked[i];
+	for (int k = pk->attempt > 0 ? pk->attempt : 1;; k++) {
 		json_t *output = NULL;
-		double started = clock_now();
+		int resumed = pk->attempt == k && pk->started > 0;
+		double started = resumed ? pk->started : clock_now();
+		r->host.step_started = started;
+		r->host.step_parks = resumed ? pk->parks : 0;
 		err[0] = '\0';
 		s = run_attempt(r, i, &output, err, errlen);
+		if (s == WF_PARKED)
+			return park_step(r, i, k, started, err, errlen, record_failed);
 		int last = s == WF_OK || s == WF_FILTERED || s == WF_FATAL || s == WF_STOPPED || k > st->retries;
 		int resume =
 		        s == WF_OK || s == WF_FILTERED || (last && s != WF_STOPPED && st->on_failure == WF_CONTINUE);
@@ -328,6 +374,12 @@ run_all(struct run *r, json_t **result)
 		step_progress(r, 0, "running");
 		int record_failed = 0;
 		enum wf_status s = run_step(r, i, err, sizeof(err), &record_failed);
+		if (s == WF_PARKED) { /* the attempt ends here; the run waits in the scheduled set (wf_wait.c) */
+			job->park = r->host.park;
+			r->host.park = NULL;
+			snprintf(job->error, sizeof(job->error), "%s", err);
+			return -1;
+		}
 		char *m = wf_mask_text(err, r->host.secrets);
 		if (s == WF_OK)
 			r->state[i] = S_SUCCEEDED;
@@ -428,10 +480,13 @@ workflow_run(struct job_ctx *job, json_t **result)
 	r.ctx = json_pack("{s:o,s:{},s:o}", "input", input ? json_incref(input) : json_object(), "steps", "env",
 	                  allowed_env(&r.cfg, r.host.secrets));
 	r.state = xcalloc(r.def->nsteps, sizeof(*r.state));
+	r.parked = xcalloc(r.def->nsteps, sizeof(*r.parked));
 	job->secrets = r.host.secrets; /* its log lines and progress, and those of handlers run as steps */
 	/* "resume": false in the definition: every attempt starts over (the steps are safe to repeat). */
-	if (!json_is_false(json_object_get(r.def->doc, "resume")))
+	if (!json_is_false(json_object_get(r.def->doc, "resume"))) {
 		take_resume(&r);
+		r.host.can_park = 1; /* a park resumes from the records: never in a run that starts over */
+	}
 	if (r.resumed > 0)
 		worker_log(job, "info", "resuming after %d step(s) an earlier attempt completed", r.resumed);
 	int rc = run_all(&r, result);
@@ -441,6 +496,8 @@ workflow_run(struct job_ctx *job, json_t **result)
 		free(m);
 	}
 	free(r.state);
+	free(r.parked);
+	json_decref(r.host.park);
 	json_decref(r.ctx);
 	job->secrets = NULL;
 	json_decref(r.host.secrets);

@@ -1,6 +1,7 @@
 /*
  * wf_steps: the step type table, one entry per type {name, validate, run}, and the small step types
- * (webhook, delay, filter, audio.analyze, enqueue). http and exec live in their own files.
+ * (webhook, filter, audio.analyze, enqueue). http, exec and the waits (delay, sleep_until) live in their own
+ * files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,6 @@
 
 /* Sleeps are cut into slices this long so that a cancel or timeout is seen within one. */
 #define WF_SLICE_MS 50
-/* How often an enqueue step asks after the job it waits for. */
-#define WF_POLL_MS      200
-#define WF_DELAY_MAX_MS (7.0 * 86400 * 1000)
 
 int
 wf_sleep_ms(struct wf_host *host, double ms)
@@ -40,41 +38,6 @@ webhook_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 {
 	json_t *in = json_object_get(call->ctx, "input");
 	*output = json_pack("{s:O}", "payload", in ? in : json_null());
-	return WF_OK;
-}
-
-/* --- delay --- */
-static int
-delay_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
-               size_t errlen)
-{
-	json_t *ms = json_object_get(st->params, "ms");
-	if (ms != NULL && !(json_is_string(ms) && strstr(json_string_value(ms), "{{")) &&
-	    (!json_is_number(ms) || json_number_value(ms) < 0 || json_number_value(ms) > WF_DELAY_MAX_MS)) {
-		snprintf(err, errlen, "delay: \"ms\" must be a number of milliseconds from 0 to 604800000");
-		return -1;
-	}
-	return 0;
-}
-
-static enum wf_status
-delay_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(call->params, "ms");
-	double ms = json_is_number(v) ? json_number_value(v) : 0;
-	if (!json_is_number(v) && v != NULL) {
-		snprintf(err, errlen, "delay: \"ms\" rendered to a non-number");
-		return WF_FATAL;
-	}
-	if (ms < 0 || ms > WF_DELAY_MAX_MS) {
-		snprintf(err, errlen, "delay: %g ms is out of range", ms);
-		return WF_FATAL;
-	}
-	if (wf_sleep_ms(call->host, ms) < 0) {
-		snprintf(err, errlen, "stopped during the delay");
-		return WF_STOPPED;
-	}
-	*output = json_pack("{s:f}", "slept_ms", ms);
 	return WF_OK;
 }
 
@@ -200,7 +163,9 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 		if ((v = json_object_get(p, passthrough[i])) != NULL)
 			json_object_set(job, passthrough[i], v);
 	const char *queue = json_string_value(json_object_get(p, "queue"));
-	json_t *req = json_pack("{s:s,s:s,s:o}", "id", h->job_id, "queue", queue ? queue : "default", "job", job);
+	/* wait: the child names this run as its parent, and its end wakes the run when it parks (wf_wait.c) */
+	json_t *req = json_pack("{s:s,s:s,s:o,s:b}", "id", h->job_id, "queue", queue ? queue : "default", "job", job,
+	                        "wait", json_is_true(json_object_get(p, "wait")));
 	json_t *rep = h->request(h->ctx, FRAME_ENQUEUE, req, err, errlen);
 	if (rep == NULL)
 		return WF_FAIL;
@@ -214,45 +179,19 @@ enqueue_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen
 		                      : json_pack("{s:s}", "job_id", child);
 		return WF_OK;
 	}
-	for (;;) {
-		if (wf_sleep_ms(h, WF_POLL_MS) < 0) {
-			snprintf(err, errlen, "stopped while waiting for job %s", child);
-			return WF_STOPPED;
-		}
-		if (h->deadline > 0 && clock_monotonic_ms() > h->deadline) {
-			snprintf(err, errlen, "timed out waiting for job %s", child);
-			return WF_FAIL;
-		}
-		rep = h->request(h->ctx, FRAME_QUERY,
-		                 json_pack("{s:s,s:s,s:s}", "id", h->job_id, "job_id", child, "queue",
-		                           queue ? queue : "default"),
-		                 err, errlen);
-		if (rep == NULL)
-			return WF_FAIL;
-		const char *state = json_string_value(json_object_get(rep, "state"));
-		if (state != NULL && strcmp(state, "succeeded") == 0) {
-			json_t *res = json_object_get(rep, "result");
-			*output = json_pack("{s:s,s:s,s:O}", "job_id", child, "state", state, "result",
-			                    res ? res : json_null());
-			json_decref(rep);
-			return WF_OK;
-		}
-		if (state != NULL &&
-		    (strcmp(state, "failed") == 0 || strcmp(state, "dead") == 0 || strcmp(state, "cancelled") == 0)) {
-			const char *e = json_string_value(json_object_get(rep, "error"));
-			snprintf(err, errlen, "job %s ended %s: %s", child, state, e ? e : "");
-			json_decref(rep);
-			return WF_FAIL;
-		}
-		json_decref(rep);
-	}
+	return wf_wait_child(call, child, queue ? queue : "default", output, err, errlen);
 }
 
 const struct wf_step_type wf_step_types[] = {
-        {"http", wf_http_validate, wf_http_run, 0}, {"exec", wf_exec_validate, wf_exec_run, 0},
-        {"delay", delay_validate, delay_run, 0},    {"filter", filter_validate, filter_run, 1},
-        {"audio.analyze", NULL, audio_run, 0},      {"enqueue", enqueue_validate, enqueue_run, 0},
-        {"webhook", NULL, webhook_run, 0},          {NULL, NULL, NULL, 0},
+        {"http", wf_http_validate, wf_http_run, 0},
+        {"exec", wf_exec_validate, wf_exec_run, 0},
+        {"delay", wf_delay_validate, wf_delay_run, 0},
+        {"filter", filter_validate, filter_run, 1},
+        {"audio.analyze", NULL, audio_run, 0},
+        {"enqueue", enqueue_validate, enqueue_run, 0},
+        {"webhook", NULL, webhook_run, 0},
+        {"sleep_until", wf_sleep_until_validate, wf_sleep_until_run, 0},
+        {NULL, NULL, NULL, 0},
 };
 
 const struct wf_step_type *

@@ -148,7 +148,8 @@ json_t *wf_mask_json(const struct wf_config *cfg, json_t *v, json_t *secrets);
 char *wf_mask_text(const char *s, json_t *secrets);
 
 /* --- step types (wf_steps.c) --- */
-enum wf_status { WF_OK = 0, WF_FAIL = -1, WF_FATAL = -2, WF_FILTERED = -3, WF_STOPPED = -4 };
+/* WF_PARKED: the step waits durably (wf_wait.c); host->park says until when, and the run's attempt ends. */
+enum wf_status { WF_OK = 0, WF_FAIL = -1, WF_FATAL = -2, WF_FILTERED = -3, WF_STOPPED = -4, WF_PARKED = -5 };
 
 /* What steps need from the worker; wf_run.c fills it with the real functions. */
 struct wf_host {
@@ -164,6 +165,11 @@ struct wf_host {
 	const char *job_id;
 	double deadline; /* monotonic ms by which the step must end (0: none) */
 	json_t *secrets; /* rendered values of masked headers/params, collected for masking */
+	/* durable waits (wf_wait.c, README "Durable waits") */
+	int can_park;        /* 1: a step may end the attempt with a park (the run resumes from its records) */
+	double step_started; /* Unix seconds this step attempt started (the first start, across parks) */
+	int step_parks;      /* how often this step attempt parked before */
+	json_t *park;        /* a step returning WF_PARKED sets it: {"until","reason","wake"?}; owned by the run */
 };
 
 struct wf_step_call {
@@ -189,6 +195,19 @@ extern const struct wf_step_type wf_step_types[];
 const struct wf_step_type *wf_step_type_find(const char *name);
 /* Sleeps ms in slices, returning early (-1) when host->should_stop says so. */
 int wf_sleep_ms(struct wf_host *host, double ms);
+
+/* wf_wait.c: delay, sleep_until and enqueue's wait, which park the run instead of holding the worker */
+int wf_delay_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                      size_t errlen);
+enum wf_status wf_delay_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen);
+int wf_sleep_until_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
+                            size_t errlen);
+enum wf_status wf_sleep_until_run(struct wf_step_call *call, json_t **output, char *err, size_t errlen);
+/* Waits for child job (queue) to end: WF_OK with its result, WF_FAIL, WF_STOPPED or WF_PARKED. */
+enum wf_status wf_wait_child(struct wf_step_call *call, const char *child, const char *queue, json_t **output,
+                             char *err, size_t errlen);
+/* Parses an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)) into Unix seconds. 0 or -1. */
+int wf_iso_time(const char *s, double *out);
 
 /* wf_http.c, wf_exec.c */
 int wf_http_validate(const struct wf_def *def, const struct wf_step *st, const struct wf_config *cfg, char *err,
