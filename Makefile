@@ -53,11 +53,12 @@ COMMON_OBJS += common/sched_tz.o
 COMMON_OBJS += common/sched_def.o
 DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/redis_sentinel.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store.o daemon/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
+	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_logs.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
 	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
 DAEMON_OBJS += daemon/ctl_ns.o
 DAEMON_OBJS += daemon/ctl_dead.o
 DAEMON_OBJS += daemon/sched.o daemon/ctl_sched.o
+DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl_token.o daemon/store_shared.o daemon/redis_sync.o
 DAEMON_OBJS += daemon/ctl_rf.o daemon/ctl_event.o daemon/events.o
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \

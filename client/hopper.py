@@ -619,7 +619,10 @@ class Client:
         return self.call("list", state=state, queue=queue, type=type, owner=owner, limit=limit, cursor=cursor)
 
     def logs(self, job, limit=None, queue=None):
-        """{"node", "attempts", "lines"} from the daemon's execution log. queue: as for status."""
+        """{"node", "attempts", "lines", "steps", "scope", "nodes_answered", "nodes_missing"}: the job's rows
+        from every live daemon's execution log, merged by the daemon asked (each row has "node"; a daemon in
+        nodes_missing did not answer in time; scope "local": Redis was down, the asked daemon's rows only).
+        queue: as for status."""
         return self.call("logs", job=job, limit=limit, queue=queue)
 
     def queues(self):

@@ -323,6 +323,26 @@ step_rows(json_t *steps)
 	return rows;
 }
 
+/* Whose rows these are: on stderr, like the truncation note, so the tables stay parseable. */
+static void
+print_logs_nodes(json_t *r)
+{
+	const char *scope = json_string_value(json_object_get(r, "scope"));
+	json_t *missing = json_object_get(r, "nodes_missing");
+	if (scope != NULL && strcmp(scope, "local") == 0)
+		fprintf(stderr, "(Redis unreachable: this daemon's rows only)\n");
+	if (json_array_size(missing) == 0)
+		return;
+	fprintf(stderr, "(did not answer in time, their rows are missing:");
+	json_t *n;
+	size_t i;
+	json_array_foreach(missing, i, n)
+	{
+		fprintf(stderr, " %s", json_string_value(n) ?: "?");
+	}
+	fprintf(stderr, ")\n");
+}
+
 static void
 print_logs(struct ctl *ctl, json_t *r)
 {
@@ -344,6 +364,7 @@ print_logs(struct ctl *ctl, json_t *r)
 	}
 	if (json_is_true(json_object_get(r, "truncated")))
 		fprintf(stderr, "(cut to fit one reply: ask for fewer with --limit N)\n");
+	print_logs_nodes(r);
 }
 
 static void

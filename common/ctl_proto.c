@@ -491,7 +491,7 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
                          "[--state S] [--queue Q] [--type T] [--owner O] [--limit N] [--cursor C]",
                          "list jobs, newest first, paged", NULL},
         [CTL_OP_LOGS] = {"logs", CTL_OP_LOGS, CTL_SCOPE_READ, CTL_F_JOB | NR, args_logs, "JOB_ID [--limit N]",
-                         "a job's attempts and log lines (this daemon's execution log)", NULL},
+                         "a job's attempts and log lines (every live daemon's execution log)", NULL},
         [CTL_OP_QUEUES] = {"queues", CTL_OP_QUEUES, CTL_SCOPE_READ, 0, args_none, "",
                            "queue lengths, scheduled, in flight, paused", NULL},
         [CTL_OP_STATS] = {"stats", CTL_OP_STATS, CTL_SCOPE_READ, 0, args_none, "",

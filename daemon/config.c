@@ -162,6 +162,9 @@ static const struct option_def options[] = {
         {"redis_master_name", OPT_STR, O(redis_master_name), "", 0, 0, "the master's name at the Sentinels", RESTART},
         {"redis_sentinel_password", OPT_STR, O(redis_sentinel_password), "", 0, 0,
          "AUTH password of the Sentinels (redis_password is the master's)", RESTART},
+        /* cluster-wide log queries (ctl_logs.c) */
+        {"log_query_timeout_ms", OPT_INT, O(log_query_timeout_ms), "1000", 10, 60000,
+         "logs: how long the daemon asked waits for the other daemons' rows", RELOAD},
         /* events for workflows that wait (daemon/ctl_event.c, daemon/lua/20_events.lua) */
         {"event_keep_s", OPT_INT, O(event_keep_s), "86400", 1, 31536000,
          "how long sent events stay readable (the longest lookback a wait_event step can use)", RELOAD},

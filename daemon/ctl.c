@@ -303,7 +303,7 @@ ctl_close_token(struct ctl *ctl, const char *token_id, struct ctl_conn *except)
 {
 	int n = 0;
 	for (struct ctl_conn *c = ctl->conns; c != NULL; c = c->next)
-		if (c != except && !c->dead && c->authed && c->cred.method == CTL_AUTH_TOKEN &&
+		if (c != except && !c->dead && !c->closing && c->authed && c->cred.method == CTL_AUTH_TOKEN &&
 		    strcmp(c->cred.token_id, token_id) == 0) {
 			ctl_close(c, "its token was revoked");
 			n++;
@@ -511,6 +511,7 @@ ctl_conns_free(struct ctl *ctl)
 		conn_free(ctl, c); /* Redis is gone by now: no callback still points here */
 	}
 	ctl_watch_free_chans(ctl);
+	ctl_logs_free(ctl);
 }
 
 /* Deadlines, counted in whole frames: a client trickling a byte a second gains nothing. */

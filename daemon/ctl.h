@@ -4,7 +4,8 @@
  *   ctl.c        connections, buffers, deadlines, framing, the dispatch table;
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
  *   ctl_key.c    the daemon's static key of the TCP handshake (its file);
- *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, logs, queues, stats, pause);
+ *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, queues, stats, pause);
+ *   ctl_logs.c   the logs op, asking every live daemon for its rows over Redis pub/sub;
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
  *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue;
@@ -126,6 +127,7 @@ struct ctl {
 	uint64_t done_ring[60];
 	double ring_t[60];
 	unsigned ring_pos, ring_filled;
+	struct ctl_logs *logs; /* cluster log queries waiting for answers (ctl_logs.c); NULL until the first */
 };
 
 /* An async request: keeps its connection alive (refs) until the callback ran. */
@@ -167,7 +169,13 @@ void ctl_hello(struct ctl_conn *c, struct ctl_request *req, const unsigned char 
  * (room for n bytes) and the session keyed, or -1 after answering the failure (the connection then closes).
  */
 int ctl_handshake_finish(struct ctl_conn *c, const unsigned char *msg, size_t n, unsigned char *out, size_t *plen);
-ctl_handler ctl_op_auth, ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
+ctl_handler ctl_op_auth;
+
+/* ctl_token.c: the token ops; shared tokens are written to Redis first, then to this node's cache */
+ctl_handler ctl_op_token_create, ctl_op_token_list, ctl_op_token_revoke;
+/* A shared token's old hash was replaced by its verifier here: the shared set gets it too (no reply). */
+void ctl_token_upgrade_shared(struct server *s, const char *id, const unsigned char old[32],
+                              const unsigned char verifier[32]);
 /* A failed authentication: counted, logged, answered after the backoff delay (TCP: in clear, then closed). */
 void ctl_auth_failed(struct ctl_conn *c, json_t *id, const char *why);
 /* 1 if the failure-table key is locked out now (*left = seconds remaining). */
@@ -183,8 +191,8 @@ char *ctl_key_path(const struct config *cfg);
 int ctl_key_load(const char *path, struct ctl_keypair *kp, char **cause);
 
 /* ctl_ops.c */
-ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_retry, ctl_op_list, ctl_op_logs,
-        ctl_op_queues, ctl_op_stats, ctl_op_pause, ctl_op_resume;
+ctl_handler ctl_op_ping, ctl_op_submit, ctl_op_status, ctl_op_cancel, ctl_op_retry, ctl_op_list, ctl_op_queues,
+        ctl_op_stats, ctl_op_pause, ctl_op_resume;
 /* Submits one job object (one) or a batch (many), exactly as the submit op does, answering request rid.
  * Borrows every argument: the jobs are copied and completed (owner, id, queue) before validation. */
 void ctl_submit(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many);
@@ -194,6 +202,11 @@ void ctl_submit_with(struct ctl_conn *c, json_t *rid, json_t *one, json_t *many,
 json_t *ctl_job_view(const struct redis_reply *r);
 /* 1 if the credential may see a job with this owner (NULL: none). */
 int ctl_may_see(const struct ctl_conn *c, const char *job_owner);
+
+/* ctl_logs.c */
+ctl_handler ctl_op_logs;
+/* Exit: every waiting query is answered with what it has, and the module's state goes. */
+void ctl_logs_free(struct ctl *ctl);
 
 /* ctl_ns.c: owner-scoped job ids (common/job_ns.h) */
 /* 1 if this connection's job ids are scoped to its owner (authenticated, not admin). */

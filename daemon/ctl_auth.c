@@ -1,7 +1,8 @@
 /*
  * ctl_auth: who a control client is. The hello (version exchange; on TCP the handshake that keys the
  * session), auth by token or by peer credentials, the per-peer failed-auth table (exponential delay, then a
- * lockout), and the token ops (create, list, revoke). Tokens live in the SQLite store; only their verifier.
+ * lockout). Tokens are read from this node's SQLite cache of the deployment's shared set (shared.c), never
+ * from Redis: a handshake does not wait on it. The token ops are in ctl_token.c.
  * See schema/control-protocol.md, "Credentials", "Rate limiting" and "TCP".
  */
 #include <stdio.h>
@@ -361,6 +362,11 @@ token_check(struct ctl_conn *c, const char *token, const char *token_id, const c
 	}
 	int same = token_matches(c, secret, &t, &upgrade, verifier);
 	ctl_wipe(secret, sizeof(secret));
+	if (same && t.revoked_at == 0 && !t.shared && shared_active(c->ctl->s)) {
+		*why = "the token is this node's own, not in the deployment's shared set (hopperd --migrate-shared "
+		       "copies such tokens)";
+		return -1;
+	}
 	if (!same || t.revoked_at != 0) {
 		*why = !same ? (c->tcp ? "the handshake's key is not the token's (wrong secret, or a token stored "
 		                         "before protocol 2 not yet used over the unix socket)"
@@ -374,8 +380,11 @@ token_check(struct ctl_conn *c, const char *token, const char *token_id, const c
 		*why = "stored scopes unreadable";
 		return -1;
 	}
-	if (upgrade && store_token_set_hash(c->ctl->s->store, t.id, verifier) == 0)
+	if (upgrade && store_token_set_hash(c->ctl->s->store, t.id, verifier) == 0) {
 		log_info("ctl: token %s (%s): its stored hash replaced by its protocol-2 verifier", t.name, t.id);
+		if (t.shared)
+			ctl_token_upgrade_shared(c->ctl->s, t.id, t.hash, verifier);
+	}
 	snprintf(c->cred.owner, sizeof(c->cred.owner), "%s", t.owner);
 	snprintf(c->cred.token_id, sizeof(c->cred.token_id), "%s", t.id);
 	snprintf(c->cred.name, sizeof(c->cred.name), "%s", t.name);
@@ -439,147 +448,4 @@ ctl_op_auth(struct ctl_conn *c, struct ctl_request *req)
 		return;
 	}
 	auth_ok(c, req->id);
-}
-
-/* --- tokens --- */
-
-/*
- * Makes a token and stores its verifier. token gets the full token (shown once). Returns 0, -2 when the name
- * is taken, -1 on error.
- */
-static int
-token_make(struct store *st, const char *name, unsigned scopes, const char *owner, char token[CTL_TOKEN_LEN + 1],
-           struct store_token *t)
-{
-	memset(t, 0, sizeof(*t));
-	if (store_token_by_name(st, name, t) == 1)
-		return -2;
-	memset(t, 0, sizeof(*t));
-	snprintf(t->name, sizeof(t->name), "%s", name);
-	snprintf(t->owner, sizeof(t->owner), "%s", owner != NULL ? owner : name);
-	ctl_scopes_format(scopes, t->scopes, sizeof(t->scopes));
-	t->created_at = clock_now();
-	for (int tries = 0; tries < 3; tries++) { /* a clash of 48-bit ids is rare; of names, told apart above */
-		ctl_token_generate(token, t->id, t->hash);
-		int rc = store_token_add(st, t);
-		if (rc != -2)
-			return rc;
-	}
-	return -1;
-}
-
-static json_t *
-token_json(const struct store_token *t)
-{
-	unsigned bits = 0;
-	char err[64];
-	ctl_scopes_parse(t->scopes, &bits, err, sizeof(err));
-	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:f}", "token_id", t->id, "name", t->name, "owner", t->owner,
-	                      "scopes", ctl_scopes_json(bits), "created_at", t->created_at);
-	json_object_set_new(o, "last_used_at", t->last_used_at ? json_real(t->last_used_at) : json_null());
-	json_object_set_new(o, "revoked_at", t->revoked_at ? json_real(t->revoked_at) : json_null());
-	return o;
-}
-
-void
-ctl_op_token_create(struct ctl_conn *c, struct ctl_request *req)
-{
-	const char *name = json_string_value(json_object_get(req->root, "name"));
-	const char *owner = json_string_value(json_object_get(req->root, "owner"));
-	unsigned scopes = 0;
-	char err[128], token[CTL_TOKEN_LEN + 1];
-	struct store_token t;
-	ctl_scopes_from_json(json_object_get(req->root, "scopes"), &scopes, err, sizeof(err));
-	int rc = token_make(c->ctl->s->store, name, scopes, owner, token, &t);
-	if (rc == -2) {
-		ctl_reply_err(c, req->id, CTL_E_CONFLICT, "a token named '%s' exists", name);
-		return;
-	}
-	if (rc != 0) {
-		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not store the token (see the daemon's log)");
-		return;
-	}
-	log_info("ctl: token %s (%s) created by %s: owner %s, scopes %s", t.name, t.id, c->cred.owner, t.owner,
-	         t.scopes);
-	json_t *r = token_json(&t);
-	json_object_set_new(r, "token", json_string(token));
-	ctl_wipe(token, sizeof(token));
-	ctl_send(c, ctl_reply_ok(req->id, r));
-}
-
-void
-ctl_op_token_list(struct ctl_conn *c, struct ctl_request *req)
-{
-	struct store_token *v = NULL;
-	int n = store_token_list(c->ctl->s->store, &v);
-	if (n < 0) {
-		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not read the tokens");
-		return;
-	}
-	json_t *arr = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, token_json(&v[i]));
-	free(v);
-	ctl_send(c, ctl_reply_ok(req->id, json_pack("{s:o}", "tokens", arr)));
-}
-
-void
-ctl_op_token_revoke(struct ctl_conn *c, struct ctl_request *req)
-{
-	struct store *st = c->ctl->s->store;
-	const char *name = json_string_value(json_object_get(req->root, "name"));
-	const char *tid = json_string_value(json_object_get(req->root, "token_id"));
-	struct store_token t;
-	int found = name != NULL ? store_token_by_name(st, name, &t) : store_token_get(st, tid, &t);
-	if (found != 1) {
-		ctl_reply_err(c, req->id, found == 0 ? CTL_E_NOT_FOUND : CTL_E_INTERNAL, "no token %s",
-		              name != NULL ? name : tid);
-		return;
-	}
-	if (store_token_revoke(st, t.id, clock_now()) < 0) {
-		ctl_reply_err(c, req->id, CTL_E_INTERNAL, "could not revoke (see the daemon's log)");
-		return;
-	}
-	/* Every open connection of the token goes now, before the reply; this one after it, if it used it. */
-	int self = c->cred.method == CTL_AUTH_TOKEN && strcmp(c->cred.token_id, t.id) == 0;
-	int closed = ctl_close_token(c->ctl, t.id, c) + self;
-	log_info("ctl: token %s (%s) revoked by %s; %d connections closed", t.name, t.id, c->cred.owner, closed);
-	ctl_send(c, ctl_reply_ok(req->id,
-	                         json_pack("{s:s, s:s, s:i}", "token_id", t.id, "name", t.name, "closed", closed)));
-	if (self)
-		ctl_close_after_flush(c, "its token was revoked");
-}
-
-int
-ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner)
-{
-	unsigned bits = 0;
-	char err[128], token[CTL_TOKEN_LEN + 1];
-	struct store_token t;
-	if (!job_name_valid(name, CTL_TOKEN_NAME_MAX)) {
-		fprintf(stderr, "hopperd: token name '%s': letters, digits and . _ : - only\n", name);
-		return 2;
-	}
-	if (ctl_scopes_parse(scopes, &bits, err, sizeof(err)) != 0) {
-		fprintf(stderr, "hopperd: --token-scopes: %s\n", err);
-		return 2;
-	}
-	if (ctl_crypto_init() != 0) {
-		fprintf(stderr, "hopperd: libsodium failed to initialise\n");
-		return 1;
-	}
-	int rc = token_make(s->store, name, bits, owner, token, &t);
-	if (rc == -2) {
-		fprintf(stderr, "hopperd: a token named '%s' exists\n", name);
-		return 1;
-	}
-	if (rc != 0) {
-		fprintf(stderr, "hopperd: could not store the token\n");
-		return 1;
-	}
-	printf("%s\n", token);
-	fprintf(stderr, "hopperd: token %s (id %s, owner %s, scopes %s) stored in %s; it is shown only now\n", t.name,
-	        t.id, t.owner, t.scopes, s->cfg.db_path);
-	ctl_wipe(token, sizeof(token));
-	return 0;
 }

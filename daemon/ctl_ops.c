@@ -22,7 +22,6 @@
 
 #define DEFAULT_QUEUE "default"
 #define LIST_DEFAULT  100
-#define LOGS_DEFAULT  1000
 #define ID_BUF        (JOB_ID_MAX + 1)
 /* The job index cursor: "<score>|<id>". */
 #define CURSOR_SEP '|'
@@ -797,75 +796,6 @@ ctl_op_list(struct ctl_conn *c, struct ctl_request *req)
 	free(qs);
 	if (--d->left == 0)
 		list_finish(s, d);
-}
-
-/* --- logs --- */
-
-struct logs_data {
-	char job[ID_BUF];
-	int limit;
-};
-
-static void
-logs_send(struct ctl_conn *c, json_t *id, const struct logs_data *d)
-{
-	struct server *s = c->ctl->s;
-	/* Rows of this owner only: the id may have belonged to another owner before (005_attempt_owner.sql). */
-	json_t *log = store_job_log(s->store, d->job, is_admin(c) ? NULL : c->cred.owner, d->limit,
-	                            (size_t)s->cfg.ctl_max_frame / 2);
-	json_object_set_new(log, "job", json_string(d->job));
-	json_object_set_new(log, "node", json_string(s->cfg.node_id));
-	ctl_send(c, ctl_reply_ok(id, log));
-}
-
-static void
-logs_owner_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	struct ctl_pending *p = priv;
-	struct logs_data *d = p->data;
-	if (!reply_usable(p, r, "logs"))
-		return;
-	const char *owner = rr_type(r) == RR_STRING ? rr_str(r, NULL) : NULL;
-	if (!ctl_may_see(p->c, owner))
-		ctl_reply_err(p->c, p->id, CTL_E_NOT_FOUND, "no job %s", d->job);
-	else
-		logs_send(p->c, p->id, d);
-	free(d);
-	ctl_pending_end(p);
-}
-
-static void
-logs_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
-{
-	struct server *s = c->ctl->s;
-	struct logs_data *d = data;
-	struct rctx ctx = {.queue = queue, .id = d->job};
-	char *key = rkey_name(s, RK_JOB, &ctx);
-	const char *argv[] = {"HGET", key, "owner"};
-	struct ctl_pending *p = ctl_pending_new(c, rid);
-	p->data = d;
-	if (redis_command(s->redis, 3, argv, NULL, logs_owner_reply, p) != 0) {
-		ctl_reply_err(c, rid, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
-		free(d);
-		ctl_pending_end(p);
-	}
-	free(key);
-}
-
-/* Admin reads the execution log directly (also while Redis is down); others prove ownership first. */
-void
-ctl_op_logs(struct ctl_conn *c, struct ctl_request *req)
-{
-	struct logs_data *d = xcalloc(1, sizeof(*d));
-	snprintf(d->job, sizeof(d->job), "%s", json_string_value(json_object_get(req->root, "job")));
-	json_int_t limit = json_integer_value(json_object_get(req->root, "limit"));
-	d->limit = limit > 0 ? (int)limit : LOGS_DEFAULT;
-	if (is_admin(c)) {
-		logs_send(c, req->id, d);
-		free(d);
-		return;
-	}
-	ctl_locate(c, req->id, d->job, json_string_value(json_object_get(req->root, "queue")), logs_located, d);
 }
 
 /* --- queues, stats, pause: one read-only call per queue (and one for the nodes), gathered --- */

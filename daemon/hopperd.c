@@ -281,6 +281,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	node_tick(s);
 	fetch_unhoard(s);
 	ctl_tick(s);
+	shared_tick(s);
 	pool_fill(s);
 	pool_dispatch(s);
 	sd_notify_msg("WATCHDOG=1");
@@ -303,7 +304,11 @@ usage(FILE *out)
 	             "  -V, --version              print the version and exit\n"
 	             "  --functions                print the table of Redis functions (name, keys, args, flags)\n"
 	             "  --token-create NAME --token-scopes LIST [--token-owner OWNER]\n"
-	             "                             store a control-socket token in db_path, print it once, exit\n"
+	             "                             store a control-socket token in the deployment's shared set\n"
+	             "                             (Redis) and db_path's cache, print it once, exit\n"
+	             "  --migrate-shared [--force] copy db_path's tokens and stored workflows into the shared\n"
+	             "                             set in Redis, exit; refuses (for each) if Redis holds some\n"
+	             "                             already, unless --force\n"
 	             "  --print-pubkey             print the TCP handshake's public key (ctl_key; created if\n"
 	             "                             absent) for clients to pin, exit\n"
 	             "Every config file option is also a flag (it wins over the file):\n");
@@ -320,6 +325,8 @@ enum {
 	OPT_TOKEN_OWNER,
 	OPT_FUNCTIONS,
 	OPT_PRINT_PUBKEY,
+	OPT_MIGRATE_SHARED,
+	OPT_FORCE,
 	OPT_BASE = 1000
 };
 
@@ -329,13 +336,15 @@ static struct option *
 build_longopts(char names[][64])
 {
 	size_t n = config_count();
-	struct option *lo = xcalloc(2 * n + 8, sizeof(*lo));
+	struct option *lo = xcalloc(2 * n + 10, sizeof(*lo));
 	size_t k = 0;
 	lo[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
 	lo[k++] = (struct option){"token-create", required_argument, NULL, OPT_TOKEN_CREATE};
 	lo[k++] = (struct option){"token-scopes", required_argument, NULL, OPT_TOKEN_SCOPES};
 	lo[k++] = (struct option){"token-owner", required_argument, NULL, OPT_TOKEN_OWNER};
 	lo[k++] = (struct option){"print-pubkey", no_argument, NULL, OPT_PRINT_PUBKEY};
+	lo[k++] = (struct option){"migrate-shared", no_argument, NULL, OPT_MIGRATE_SHARED};
+	lo[k++] = (struct option){"force", no_argument, NULL, OPT_FORCE};
 	lo[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
 	lo[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	lo[k++] = (struct option){"functions", no_argument, NULL, OPT_FUNCTIONS};
@@ -426,6 +435,10 @@ load_config(struct config *c, int argc, char **argv, int *check, char **cause)
 			c->token_owner = optarg;
 		else if (opt == OPT_PRINT_PUBKEY)
 			c->print_pubkey = 1;
+		else if (opt == OPT_MIGRATE_SHARED)
+			c->migrate_shared |= 1;
+		else if (opt == OPT_FORCE)
+			c->migrate_shared |= 2;
 		else if (opt == '?') {
 			usage(stderr);
 			exit(2);
@@ -526,10 +539,20 @@ main(int argc, char **argv)
 	s->store = store_open(s->cfg.db_path, &cause);
 	if (s->store == NULL)
 		fatal("execution log: %s", cause);
+	if (s->cfg.migrate_shared == 2) {
+		fprintf(stderr, "hopperd: --force belongs with --migrate-shared\n");
+		return 2;
+	}
+	if (s->cfg.migrate_shared) {
+		int rc = shared_migrate(s, s->cfg.migrate_shared & 2);
+		store_close(s->store);
+		config_free(&s->cfg);
+		return rc;
+	}
 	if (s->cfg.token_create != NULL) { /* the offline bootstrap of the first admin token */
-		int rc = ctl_token_create_offline(s, s->cfg.token_create,
-		                                  s->cfg.token_scopes ? s->cfg.token_scopes : "admin",
-		                                  s->cfg.token_owner);
+		int rc = shared_token_create_offline(s, s->cfg.token_create,
+		                                     s->cfg.token_scopes ? s->cfg.token_scopes : "admin",
+		                                     s->cfg.token_owner);
 		store_close(s->store);
 		config_free(&s->cfg);
 		return rc;
@@ -537,6 +560,7 @@ main(int argc, char **argv)
 	/* This log is this daemon's: rows still "running" are an earlier, killed run's attempts. */
 	store_reap_running(s->store, clock_now());
 	server_init(s);
+	shared_start(s);
 	if (ctl_start(s, &cause) != 0)
 		fatal("control socket: %s", cause);
 	s->redis = redis_new(s);
@@ -560,6 +584,7 @@ main(int argc, char **argv)
 	celery_free(s);
 	s->redis = NULL;
 	ctl_free(s); /* after Redis: no callback points at a connection any more */
+	shared_free(s);
 	for (struct job *j = s->jobs; j != NULL; j = j->next) {
 		j->dead = 1;
 		j->redis_busy = 0;

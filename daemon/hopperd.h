@@ -134,9 +134,11 @@ struct config {
 	int ctl_auth_max_failures;
 	double ctl_lockout_s;
 	int ctl_auth_delay_ms;
+	int log_query_timeout_ms; /* logs: how long the asked daemon waits for the others (ctl_logs.c) */
 	/* hopperd --token-create NAME --token-scopes LIST [--token-owner O]: point into argv, not options */
 	const char *token_create, *token_scopes, *token_owner;
 	int print_pubkey;                      /* --print-pubkey */
+	int migrate_shared;                    /* --migrate-shared: 1, or 2 with --force */
 	char *rate_limits, *queue_rate_limits; /* as written */
 	struct job_rl_config rl;               /* ... parsed by config_finish */
 };
@@ -316,6 +318,7 @@ struct server {
 	struct metrics metrics; /* this daemon's counters for stats' "local" section (metrics.c) */
 	int paused[MAX_QUEUES]; /* cfg.queues[i] is paused (control op pause; refreshed every tick) */
 	struct sched *sched;    /* the schedule poller (sched.c) */
+	struct shared *shared;  /* the token cache's sync with the deployment's shared set (shared.c) */
 };
 
 /* metrics.c */
@@ -465,9 +468,11 @@ void celery_events_job(struct server *s, const struct job *j);
 int workflows_claimed(struct server *s, struct job *j);
 /* A STEP, ENQUEUE or QUERY frame from the worker running a job. Returns -1 for any other type. */
 int workflows_frame(struct server *s, struct worker *w, int type, json_t *o);
-/* Stored workflows, for the control socket: req {"name"?, "definition", "description"?, "owner"?, "active"?}.
- * 0; -1 for a bad name or definition shape, -2 when the store failed; both with *cause (caller frees). */
-int workflows_put(struct server *s, json_t *req, char **cause);
+/* Stored workflows, for the control socket: checks req {"name"?, "definition", "description"?, "owner"?,
+ * "active"?} and fills *w (its strings owned: store_workflow_free; times unset) for the write to the shared
+ * set (ctl_workflow.c). 0, or -1 for a bad name or definition shape with *cause (caller frees). */
+struct store_workflow;
+int workflows_check(json_t *req, struct store_workflow *w, char **cause);
 /* {"name", "description", "definition", "owner", "active", "created_at", "updated_at"} or NULL. New reference. */
 json_t *workflows_get(struct server *s, const char *name);
 /* An array of them without definitions, by name. New reference. */
@@ -498,8 +503,12 @@ void ctl_sub_lost(struct server *s);
 void ctl_sub_confirmed(struct server *s, const char *channel);
 void ctl_sub_unsubscribed(struct server *s, const char *channel);
 void ctl_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
-/* ctl_auth.c: hopperd --token-create (the offline bootstrap). Prints the token. Returns the exit status. */
-int ctl_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
+/* ctl_logs.c: cluster log queries over the pub/sub connection (called by redis.c) */
+void ctl_logs_sub_connected(struct server *s);
+void ctl_logs_confirmed(struct server *s, const char *channel);
+/* 1 if the message was a log query or an answer (handled), 0 if the channel is not ours. */
+int ctl_logs_message(struct server *s, const char *channel, const char *msg, size_t len);
+void ctl_logs_sub_lost(struct server *s);
 /* --print-pubkey: prints the TCP key's public half (creating the key file if absent). Returns the exit code. */
 int ctl_key_print(const struct config *cfg);
 
@@ -532,6 +541,31 @@ struct sched_def;
 char *sched_job_payload(struct server *s, const char *queue, const struct sched_def *d, const char *ns, int64_t t,
                         int64_t now_ms, struct job_spec *spec, char *err, size_t errlen);
 
+/* shared.c: the deployment's shared tokens (Redis, 18_shared.lua) and this node's SQLite cache of them */
+struct shared;
+void shared_start(struct server *s);
+void shared_free(struct server *s);
+/* The command connection is up: the cache syncs now (and the pub/sub link subscribes, shared_sub_*). */
+void shared_connected(struct server *s);
+void shared_sub_connected(struct server *s);
+void shared_sub_confirmed(struct server *s, const char *channel);
+/* A pub/sub message: 1 if it was the shared set's notice (handled), 0 if it is someone else's. */
+int shared_sub_message(struct server *s, const char *channel, const char *msg, size_t len);
+/* Once a second: the periodic version check (a lost notice is caught within SHARED_CHECK_S). */
+void shared_tick(struct server *s);
+/* 1 when the cache holds shared tokens: then only they authenticate (a node's own old rows do not). */
+int shared_active(const struct server *s);
+/* The cache was written by this node's own op at version ver of the shared set (tokens or workflows). */
+void shared_wrote(struct server *s, long long ver);
+/* Hex of a 32-byte verifier (65 bytes with the NUL) and back (0, or -1 if not 64 hex digits). */
+void shared_hex(const unsigned char v[32], char out[65]);
+int shared_unhex(const char *hex, unsigned char v[32]);
+
+/* shared_cli.c: the command-line modes that talk to Redis and exit (exit status returned) */
+/* hopperd --migrate-shared [--force]: copies this node's SQLite tokens into the shared set. */
+int shared_migrate(struct server *s, int force);
+/* hopperd --token-create: a token made straight into the shared set (and this node's cache). */
+int shared_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
 /* events.c: wakes the runs an event.send found waiting. member: "QUEUE<TAB>ID" from event_send; key for the
  * log and the run's message. 0 when a wake was sent, -1 when the member was malformed or Redis is down. */
 int event_wake_member(struct server *s, const char *member, const char *key);

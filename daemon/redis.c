@@ -321,10 +321,13 @@ conn_ready(struct conn *c)
 		c->r->ping_sent = 0;
 		sub_send(c->r, "SUBSCRIBE", c->r->ping_chan);
 		ctl_sub_connected(c->r->s);
+		ctl_logs_sub_connected(c->r->s);
 		celery_pidbox_connected(c->r->s);
-	} else if (c->is_cmd)
+		shared_sub_connected(c->r->s);
+	} else if (c->is_cmd) {
 		node_on_connect(c->r->s);
-	else
+		shared_connected(c->r->s);
+	} else
 		fetch_more(c->r->s);
 }
 
@@ -393,9 +396,10 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	c->ready = 0;
 	if (!was_ready)
 		; /* a connection that never served (Sentinel: ROLE said replica): nothing to tell */
-	else if (c->kind == CONN_SUB)
+	else if (c->kind == CONN_SUB) {
 		ctl_sub_lost(c->r->s);
-	else
+		ctl_logs_sub_lost(c->r->s);
+	} else
 		node_on_disconnect(c->r->s, !c->is_cmd);
 	conn_schedule_retry(c);
 }
@@ -468,6 +472,12 @@ library_text(void)
 		strcat(lib, "\n");
 	}
 	return lib;
+}
+
+char *
+redis_library(void)
+{
+	return library_text();
 }
 
 static void
@@ -853,10 +863,14 @@ on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	}
 	if (strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING) {
-		if (!celery_pidbox_message(r->s, ch->str, msg->str, msg->len))
+		if (!celery_pidbox_message(r->s, ch->str, msg->str, msg->len) &&
+		    !shared_sub_message(r->s, ch->str, msg->str, msg->len) &&
+		    !ctl_logs_message(r->s, ch->str, msg->str, msg->len))
 			ctl_sub_message(r->s, ch->str, msg->str, msg->len);
 	} else if (strcmp(kind->str, "subscribe") == 0) {
 		ctl_sub_confirmed(r->s, ch->str);
+		shared_sub_confirmed(r->s, ch->str);
+		ctl_logs_confirmed(r->s, ch->str);
 		char *control = rchan_control(r->s);
 		if (strcmp(ch->str, control) == 0)
 			jobs_recheck_held(r->s); /* a cancel published while we were not subscribed is seen now */

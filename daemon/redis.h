@@ -77,4 +77,20 @@ long long rr_int(const struct redis_reply *r);
 size_t rr_count(const struct redis_reply *r);
 const struct redis_reply *rr_elem(const struct redis_reply *r, size_t i);
 
+/* The function library FUNCTION LOAD gets (every daemon/lua file). Caller frees. */
+char *redis_library(void);
+
+/*
+ * redis_sync.c: one blocking connection for the command-line modes that run before (instead of) the event
+ * loop (hopperd --migrate-shared, --token-create): the master (Sentinels asked if configured), AUTH, SELECT,
+ * and the function library loaded. NULL with *cause (caller frees).
+ */
+struct redis_sync;
+struct redis_sync *redis_sync_open(struct server *s, char **cause);
+void redis_sync_close(struct redis_sync *rs);
+/* FCALL / FCALL_RO; NULL when the connection failed (*cause in the log). Free with redis_sync_reply_free. */
+struct redis_reply *redis_sync_fcall(struct redis_sync *rs, const char *name, int ro, size_t nkeys, const char **keys,
+                                     const size_t *klens, size_t nargs, const char **args, const size_t *alens);
+void redis_sync_reply_free(struct redis_reply *r);
+
 #endif

@@ -49,6 +49,10 @@ static const struct {
         [RK_SCHEDS] = {"scheds", 0, "scheds", V_NONE},
         [RK_SCHED] = {"sched", 0, "sched", V_ID},
         [RK_SCHED_DUE] = {"sched_due", 0, "sched_due", V_NONE},
+        [RK_G_TOKENS] = {"g_tokens", 1, "tokens", V_NONE},
+        [RK_G_TOKNAMES] = {"g_toknames", 1, "token_names", V_NONE},
+        [RK_G_SHVER] = {"g_shver", 1, "shared_ver", V_NONE},
+        [RK_G_WORKFLOWS] = {"g_workflows", 1, "workflows", V_NONE},
         [RK_G_EVT] = {"g_evt", 1, "evt", V_EV},
         [RK_G_EVW] = {"g_evw", 1, "evw", V_EV},
 };
@@ -159,6 +163,15 @@ const struct rfunc rfuncs[RF_COUNT] = {
                        "max_events"),
                      0, RF_ALLOW_OOM},
         [RF_WAKE] = {"wake", K(RK_JOB, RK_SCHEDULED), 0, A("child"), 0, RF_ALLOW_OOM},
+        [RF_TOKEN_PUT] = {"token_put", K(RK_G_TOKENS, RK_G_TOKNAMES, RK_G_SHVER), 0,
+                          A("id", "name", "owner", "scopes", "verifier", "created_at", "revoked_at", "replace"), 0, 0},
+        [RF_TOKEN_REVOKE] = {"token_revoke", K(RK_G_TOKENS, RK_G_SHVER), 0, A("id"), 0, RF_ALLOW_OOM},
+        [RF_TOKEN_VERIFIER] = {"token_verifier", K(RK_G_TOKENS, RK_G_SHVER), 0, A("id", "old", "new"), 0, RF_ALLOW_OOM},
+        [RF_TOKENS_GET] = {"tokens_get", K(RK_G_TOKENS, RK_G_WORKFLOWS, RK_G_SHVER), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_SHARED_VER] = {"shared_ver", K(RK_G_SHVER), 0, NOARGS, 0, RF_NO_WRITES},
+        [RF_WF_PUT] = {"wf_put", K(RK_G_WORKFLOWS, RK_G_SHVER), 0,
+                       A("name", "description", "definition", "owner", "active", "created_at", "updated_at"), 0, 0},
+        [RF_WF_RM] = {"wf_rm", K(RK_G_WORKFLOWS, RK_G_SHVER), 0, A("name"), 0, RF_ALLOW_OOM},
         [RF_EVENT_SEND] = {"event_send", K(RK_G_EVT, RK_G_EVW), 0, A("data", "keep_ms", "max"), 0, 0},
         [RF_EVENT_WAIT] = {"event_wait", K(RK_G_EVT, RK_G_EVW), 0,
                            A("since_ms", "member", "deadline_ms", "max_waiters"), 0, 0},
@@ -384,6 +397,12 @@ rchan_ping(const struct server *s)
 	return xasprintf("%s{@}:ping:%s", s->cfg.key_prefix, s->cfg.node_id);
 }
 
+char *
+rchan_shared(const struct server *s)
+{
+	return xasprintf("%s{@}:shared", s->cfg.key_prefix);
+}
+
 static struct span
 rcall_keyspan(struct rcall *c, enum rkey k, const struct rctx *ctx)
 {
@@ -485,8 +504,10 @@ rcall_free(struct rcall *c)
 /* Calls of up to this many keys plus arguments need no allocation for the pointer vectors. */
 #define RCALL_STACK_VEC 64
 
+/* Sends c (batched, or alone; or, with rs, on the blocking connection with the reply in *out). Frees c. */
 static int
-rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch)
+rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch, struct redis_sync *rs,
+         struct redis_reply **out)
 {
 	const struct rfunc *rf = &rfuncs[c->f];
 	size_t nkeys = c->nkeys + c->nvkeys, nargs = (size_t)c->nargs + c->nmore, n = nkeys + nargs;
@@ -511,7 +532,11 @@ rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch)
 		lens[nkeys + (size_t)c->nargs + i] = c->more[i].len;
 	}
 	int rc;
-	if (batch && !(rf->flags & RF_NO_WRITES))
+	if (rs != NULL) {
+		*out = redis_sync_fcall(rs, rf->name, (rf->flags & RF_NO_WRITES) != 0, nkeys, vec, lens, nargs,
+		                        vec + nkeys, lens + nkeys);
+		rc = *out != NULL ? 0 : -1;
+	} else if (batch && !(rf->flags & RF_NO_WRITES))
 		rc = redis_batch(s->redis, c->tag, rf->name, (rf->flags & RF_ALLOW_OOM) != 0, nkeys, vec, lens, nargs,
 		                 vec + nkeys, lens + nkeys, cb, priv);
 	else
@@ -528,13 +553,21 @@ rcall_go(struct server *s, struct rcall *c, redis_cb *cb, void *priv, int batch)
 int
 rcall_send(struct server *s, struct rcall *c, redis_cb *cb, void *priv)
 {
-	return rcall_go(s, c, cb, priv, 0);
+	return rcall_go(s, c, cb, priv, 0, NULL, NULL);
 }
 
 int
 rcall_batch(struct server *s, struct rcall *c, redis_cb *cb, void *priv)
 {
-	return rcall_go(s, c, cb, priv, 1);
+	return rcall_go(s, c, cb, priv, 1, NULL, NULL);
+}
+
+struct redis_reply *
+rcall_sync(struct server *s, struct rcall *c, struct redis_sync *rs)
+{
+	struct redis_reply *out = NULL;
+	rcall_go(s, c, NULL, NULL, 0, rs, &out);
+	return out;
 }
 
 static void

@@ -25,40 +25,44 @@ struct server;
 
 /* Key kinds. RK_G_* are deployment-wide (tag {@}); the others belong to the call's queue. */
 enum rkey {
-	RK_QUEUE,     /* P{Q}:queue */
-	RK_INFLIGHT,  /* P{Q}:inflight:NODE */
-	RK_SCHEDULED, /* P{Q}:scheduled */
-	RK_PAUSED,    /* P{Q}:paused */
-	RK_JOB,       /* P{Q}:job:ID */
-	RK_EVENTS,    /* P{Q}:events:ID */
-	RK_STEPS,     /* P{Q}:steps:ID */
-	RK_IDEM,      /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
-	RK_DEAD,      /* P{Q}:dead */
-	RK_DEADMSG,   /* P{Q}:deadmsg */
-	RK_JOBS,      /* P{Q}:jobs */
-	RK_STATS,     /* P{Q}:stats */
-	RK_REAPED,    /* P{Q}:reaped */
-	RK_G_SEEN,    /* P{@}:seen */
-	RK_G_SINCE,   /* P{@}:since */
-	RK_G_SEQ,     /* P{@}:seq */
-	RK_G_INC,     /* P{@}:inc */
-	RK_G_NODEQ,   /* P{@}:nodeq */
-	RK_G_HB,      /* P{@}:hb */
-	RK_G_REAPING, /* P{@}:reaping */
-	RK_G_PAUSED,  /* P{@}:paused */
-	RK_G_QUEUES,  /* P{@}:queues */
-	RK_G_CINFL,   /* P{@}:celery:inflight:NODE */
-	RK_G_CNODES,  /* P{@}:celery:nodes */
-	RK_G_CREVOK,  /* P{@}:celery:revoked */
-	RK_FLOW,      /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
-	RK_RL,        /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
-	RK_CC,        /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
-	RK_CCQ,       /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
-	RK_SCHEDS,    /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
-	RK_SCHED,     /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
-	RK_SCHED_DUE, /* P{Q}:sched_due schedule names by due time */
-	RK_G_EVT,     /* P{@}:evt:[@LEN:OWNER:]KEY an event key's events (stream; 20_events.lua) */
-	RK_G_EVW,     /* P{@}:evw:[@LEN:OWNER:]KEY the runs waiting for it */
+	RK_QUEUE,       /* P{Q}:queue */
+	RK_INFLIGHT,    /* P{Q}:inflight:NODE */
+	RK_SCHEDULED,   /* P{Q}:scheduled */
+	RK_PAUSED,      /* P{Q}:paused */
+	RK_JOB,         /* P{Q}:job:ID */
+	RK_EVENTS,      /* P{Q}:events:ID */
+	RK_STEPS,       /* P{Q}:steps:ID */
+	RK_IDEM,        /* P{Q}:idem:KEY (no owner) or P{Q}:idem:@LEN:OWNER:KEY */
+	RK_DEAD,        /* P{Q}:dead */
+	RK_DEADMSG,     /* P{Q}:deadmsg */
+	RK_JOBS,        /* P{Q}:jobs */
+	RK_STATS,       /* P{Q}:stats */
+	RK_REAPED,      /* P{Q}:reaped */
+	RK_G_SEEN,      /* P{@}:seen */
+	RK_G_SINCE,     /* P{@}:since */
+	RK_G_SEQ,       /* P{@}:seq */
+	RK_G_INC,       /* P{@}:inc */
+	RK_G_NODEQ,     /* P{@}:nodeq */
+	RK_G_HB,        /* P{@}:hb */
+	RK_G_REAPING,   /* P{@}:reaping */
+	RK_G_PAUSED,    /* P{@}:paused */
+	RK_G_QUEUES,    /* P{@}:queues */
+	RK_G_CINFL,     /* P{@}:celery:inflight:NODE */
+	RK_G_CNODES,    /* P{@}:celery:nodes */
+	RK_G_CREVOK,    /* P{@}:celery:revoked */
+	RK_FLOW,        /* P{Q}:flow:LOCK or P{Q}:flow:@LEN:OWNER:LOCK (LOCK: u:KEY unique, d:KEY debounce) */
+	RK_RL,          /* P{Q}:rl:[@LEN:OWNER:]KEY a rate limit's bucket (17_limits.lua) */
+	RK_CC,          /* P{Q}:cc:[@LEN:OWNER:]KEY the jobs holding a concurrency key's slots */
+	RK_CCQ,         /* P{Q}:ccq the concurrency keys that have waiters, with their limits */
+	RK_SCHEDS,      /* P{Q}:scheds the names of the queue's schedules (15_sched.lua) */
+	RK_SCHED,       /* P{Q}:sched:NAME one schedule (rctx.id = NAME) */
+	RK_SCHED_DUE,   /* P{Q}:sched_due schedule names by due time */
+	RK_G_TOKENS,    /* P{@}:tokens the deployment's control-socket tokens (18_shared.lua) */
+	RK_G_TOKNAMES,  /* P{@}:token_names token name -> id */
+	RK_G_SHVER,     /* P{@}:shared_ver the shared set's version counter */
+	RK_G_WORKFLOWS, /* P{@}:workflows the deployment's stored workflows (18_shared.lua) */
+	RK_G_EVT,       /* P{@}:evt:[@LEN:OWNER:]KEY an event key's events (stream; 20_events.lua) */
+	RK_G_EVW,       /* P{@}:evw:[@LEN:OWNER:]KEY the runs waiting for it */
 	RK_COUNT
 };
 
@@ -108,6 +112,13 @@ enum rf {
 	RF_SCHED_SHOW,
 	RF_PARK,
 	RF_WAKE,
+	RF_TOKEN_PUT,
+	RF_TOKEN_REVOKE,
+	RF_TOKEN_VERIFIER,
+	RF_TOKENS_GET,
+	RF_SHARED_VER,
+	RF_WF_PUT,
+	RF_WF_RM,
 	RF_EVENT_SEND,
 	RF_EVENT_WAIT,
 	RF_EVENT_LIST,
@@ -161,6 +172,9 @@ void rcall_key(struct rcall *c, enum rkey k, const struct rctx *ctx);
 /* Sends it now (FCALL or FCALL_RO) / adds it to its tag's batch. Frees c. Returns 0, or -1 when Redis is down. */
 int rcall_send(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
 int rcall_batch(struct server *s, struct rcall *c, redis_cb *cb, void *priv);
+/* Sends it on a blocking connection (redis_sync, the command-line modes) and waits. Frees c. Returns the
+ * reply (free with redis_sync_reply_free), or NULL when the connection failed. */
+struct redis_reply *rcall_sync(struct server *s, struct rcall *c, struct redis_sync *rs);
 
 struct job_spec;
 /* Appends one job to a ctl_submit-style call (ctl_submit, sched_fire): its job, events, idem and flow keys
@@ -173,6 +187,8 @@ char *rkey_name(const struct server *s, enum rkey k, const struct rctx *ctx);
 char *rchan_control(const struct server *s);
 char *rchan_job(const struct server *s, const char *queue, const char *id);
 char *rchan_ping(const struct server *s);
+/* P{@}:shared: a notice after each write of the shared set (18_shared.lua). Caller frees. */
+char *rchan_shared(const struct server *s);
 
 /* Prints "name keys=k1,k2 args=a1,a2 flags=..." per function (hopperd --functions). */
 void rfunc_print(void);

@@ -62,12 +62,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
         /* Control-socket tokens (003_tokens.sql). */
         [STMT_TOKEN_ADD] =
                 "INSERT INTO tokens (id, name, owner, scopes, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        [STMT_TOKEN_GET] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
-                           "WHERE id = ?1",
-        [STMT_TOKEN_BY_NAME] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM "
-                               "tokens WHERE name = ?1",
-        [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at FROM tokens "
-                            "ORDER BY created_at, id",
+        [STMT_TOKEN_GET] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at, shared FROM "
+                           "tokens WHERE id = ?1",
+        [STMT_TOKEN_BY_NAME] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at, shared "
+                               "FROM tokens WHERE name = ?1",
+        [STMT_TOKEN_LIST] = "SELECT id, name, owner, scopes, hash, created_at, last_used_at, revoked_at, shared FROM "
+                            "tokens ORDER BY created_at, id",
         [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         [STMT_TOKEN_SET_HASH] = "UPDATE tokens SET hash = ?2 WHERE id = ?1",
         /* Webhooks of stored workflows (006_webhooks.sql). */
@@ -542,6 +542,7 @@ token_row(sqlite3_stmt *s, struct store_token *t)
 	t->created_at = col_time(s, 5);
 	t->last_used_at = col_time(s, 6);
 	t->revoked_at = col_time(s, 7);
+	t->shared = sqlite3_column_int(s, 8);
 }
 
 int

@@ -167,6 +167,7 @@ struct store_token {
 	 * BLAKE2b(secret) until its first unix-socket use replaces it (store_token_set_hash). */
 	unsigned char hash[32];
 	double created_at, last_used_at, revoked_at;
+	int shared; /* 1: in the deployment's shared set (Redis); 0: this node's own (016_tokens_shared.sql) */
 };
 /* Inserts and commits at once. Returns 0, -2 when the name or id exists, -1 on error (logged). */
 int store_token_add(struct store *st, const struct store_token *t);
@@ -181,6 +182,21 @@ int store_token_revoke(struct store *st, const char *id, double at);
 int store_token_touch(struct store *st, const char *id, double at);
 /* Replaces a token's stored hash (the protocol-2 verifier for a protocol-1 row) and commits. 0 or -1. */
 int store_token_set_hash(struct store *st, const char *id, const unsigned char hash[32]);
+/*
+ * store_shared.c: the cache of the shared set. Writes the n tokens of v as shared rows (by id: name, owner,
+ * scopes, hash, created_at, revoked_at; last_used_at stays this node's), in one transaction committed on
+ * return. A row of another id holding one of their names is deleted (a name is the shared set's). all: v is
+ * the whole set, and every other row becomes shared = 0 (it no longer authenticates; --migrate-shared can
+ * still copy it). Returns 0 or -1 (logged; nothing changed).
+ */
+int store_token_sync(struct store *st, const struct store_token *v, int n, int all);
+/* How many rows are shared (1) / this node's own (0). -1 on error. */
+int store_token_count(struct store *st, int shared);
+/* The same for stored workflows (017_workflows_shared.sql): the n workflows of v become shared rows (by
+ * name); all: v is the whole set, and the other shared rows are deleted (removed elsewhere); rows of this
+ * node's own (shared = 0) stay unless v names them. 0 or -1 (logged; nothing changed). */
+int store_workflow_sync(struct store *st, const struct store_workflow *v, int n, int all);
+int store_workflow_count(struct store *st, int shared);
 /*
  * A job's attempts (oldest first) and its last `limit` log lines and progress events (oldest first, at most
  * about max_bytes of text; "truncated": true when cut), and its first `limit` workflow step rows in the

@@ -1,6 +1,7 @@
 /*
  * store_int.h: what store.c (open, schema, workflows, tokens, reads) and store_log.c (the batched attempt log,
- * pruning, counters) share. Only these two files include it; nothing else sees struct store.
+ * pruning, counters) share, with store_shared.c (the token cache). Only these files include it; nothing else
+ * sees struct store.
  */
 #ifndef HOPPER_STORE_INT_H
 #define HOPPER_STORE_INT_H

@@ -521,7 +521,7 @@ shape_check(json_t *def, char **cause)
 }
 
 int
-workflows_put(struct server *s, json_t *req, char **cause)
+workflows_check(json_t *req, struct store_workflow *w, char **cause)
 {
 	const char *name = json_string_value(json_object_get(req, "name"));
 	json_t *def = json_object_get(req, "definition"), *active = json_object_get(req, "active");
@@ -536,19 +536,13 @@ workflows_put(struct server *s, json_t *req, char **cause)
 	 * and exec entries need libcurl and the worker's allowlists). */
 	if (shape_check(def, cause) < 0)
 		return -1;
-	char *text = jsonx_dump(def);
-	struct store_workflow w = {.name = (char *)name,
-	                           .description = (char *)json_string_value(json_object_get(req, "description")),
-	                           .definition = text,
-	                           .owner = (char *)json_string_value(json_object_get(req, "owner")),
-	                           .active = active == NULL || json_is_true(active),
-	                           .updated_at = clock_now()};
-	int rc = store_workflow_put(s->store, &w);
-	free(text);
-	if (rc < 0) {
-		*cause = xstrdup("the store refused the write (see the daemon log)");
-		return -2;
-	}
+	const char *desc = json_string_value(json_object_get(req, "description"));
+	const char *owner = json_string_value(json_object_get(req, "owner"));
+	*w = (struct store_workflow){.name = xstrdup(name),
+	                             .description = desc != NULL ? xstrdup(desc) : NULL,
+	                             .definition = jsonx_dump(def),
+	                             .owner = owner != NULL ? xstrdup(owner) : NULL,
+	                             .active = active == NULL || json_is_true(active)};
 	return 0;
 }
 

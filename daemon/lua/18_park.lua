@@ -20,6 +20,9 @@ OPS.park = function(k, a)
   local f, why = fenced(k, a.fence)
   if not f then return why end
   if TERMINAL[f[1]] then return 'terminal' end
+  -- A park resent after its reply was lost is answered again unchanged (each claim has its own fence).
+  local done = redis.call('HMGET', k.job, 'parked_fence', 'run_at')
+  if done[1] == a.fence then return {'ok', done[2]} end
   local now = clock()
   local at = a['until']
   if tonumber(at) < tonumber(now) then at = now end
@@ -29,7 +32,7 @@ OPS.park = function(k, a)
   local started = string.format('%.3f', tonumber(now) - tonumber(a.ran))
   redis.call('HSET', k.job, 'state', 'scheduled', 'run_at', at, 'stage', 'waiting', 'message', 'waiting: ' .. a.reason,
              'wake', a.wake, 'attempt', attempt, 'inc', '', 'node', a.node, 'worker_pid', a.pid, 'started_at', started,
-             'updated_at', now)
+             'updated_at', now, 'parked_fence', a.fence)
   redis.call('HDEL', k.job, 'woken')
   redis.call('HINCRBY', k.job, 'parks', 1)
   redis.call('ZADD', k.scheduled, at, a.payload)
@@ -41,9 +44,10 @@ end
 
 SPEC.wake = {keys = {'job', 'scheduled'}, args = {'child'}, flags = 'allow-oom'}
 -- The child job `child` ended: its parent (k.job, in the parent's queue) is due now if it is parked waiting
--- for that child ('woken'); if it is still running (its park on the way), `woken` tells the park to make it
--- due at once ('noted'). Anything else is left alone ('not_waiting'): a wake never moves a run that waits
--- for something else, and a lost wake only delays the run until its park's fallback time.
+-- for that child ('woken'); if it is not parked on it (still running, its park on the way), `woken` tells
+-- a later park on that child to make it due at once ('noted'); an ended run is left alone ('not_waiting').
+-- A wake never moves a run that waits for something else, and a lost wake only delays the run until its
+-- park's fallback time.
 OPS.wake = function(k, a)
   local f = redis.call('HMGET', k.job, 'state', 'wake', 'payload')
   if f[1] == 'scheduled' and f[2] == a.child and f[3] and redis.call('ZSCORE', k.scheduled, f[3]) then
@@ -51,7 +55,9 @@ OPS.wake = function(k, a)
     redis.call('HSET', k.job, 'run_at', clock(), 'wake', '')
     return 'woken'
   end
-  if f[1] == 'running' then
+  if f[1] and not TERMINAL[f[1]] then
+    -- Not parked on it (yet): running, or a resumed attempt whose 'running' was not written yet. (A run
+    -- parked on another wait ignores it: every park clears `woken`, and only a park on this child reads it.)
     redis.call('HSET', k.job, 'woken', a.child)
     return 'noted'
   end

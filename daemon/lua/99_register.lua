@@ -8,6 +8,7 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'dead_scan', 'dead_retry',
                'sched_put', 'sched_rm', 'sched_pause', 'sched_due', 'sched_fire', 'sched_list', 'sched_show',
                'park', 'wake',
+               'token_put', 'token_revoke', 'token_verifier', 'tokens_get', 'shared_ver', 'wf_put', 'wf_rm',
                'event_send', 'event_wait', 'event_list'}
 
 -- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused

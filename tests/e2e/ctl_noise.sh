@@ -49,7 +49,7 @@ printf '%s\n' "$K2" >"$T/k2.pub"
 check_eq "--server-key FILE: whoever pins n2's key reaches n2 (the copy is a working daemon)" "$?" 0
 check "n2 logs the handshake for another key" grep -q "does not open with this daemon's key" "$T/n2.log"
 
-export T SCENARIO P1 P2 K1 K2 ADMIN READER HOPPER_ROOT HOPPERCTL KH TIME_SCALE
+export T SCENARIO P1 P2 K1 K2 ADMIN READER HOPPER_ROOT HOPPERCTL KH TIME_SCALE HP SOCK
 py - <<'PY' 2>&1
 import os, sys, json, socket, struct, subprocess, threading, sqlite3, time
 sys.path.insert(0, os.path.join(os.environ["HOPPER_ROOT"], "tests", "ctl"))
@@ -158,13 +158,24 @@ try:
 except hopper.HopperError as e:
     check("hopper.py refuses a daemon without the pinned key", e.code == "auth_failed" and "pinned" in e.message, e)
 
-# --- a token stored before protocol 2 (its row holds BLAKE2b(secret)) ---
+# --- a token stored before protocol 2 (its entry holds BLAKE2b(secret)), as --migrate-shared copies one
+# from an old SQLite into the shared set in Redis; the daemon's cache gets it from the change notice ---
 sec = os.urandom(32)
 tid = os.urandom(6).hex()
 old = "hop_%s_%s" % (tid, cc.b64(sec))
-db.execute("INSERT INTO tokens (id, name, owner, scopes, hash, created_at) VALUES (?, 'old', 'o', 'read', ?, ?)",
-           (tid, cc.token_hash(sec), time.time()))
-db.commit()
+HP, SOCK = os.environ["HP"], os.environ["SOCK"]
+def rcli(*a):
+    return subprocess.run(["redis-cli", "-s", SOCK, "--raw"] + list(a), capture_output=True, text=True).stdout.strip()
+entry = {"id": tid, "name": "old", "owner": "o", "scopes": "read", "verifier": cc.token_hash(sec).hex(),
+         "created_at": time.time()}
+rcli("HSET", HP + "{@}:tokens", tid, json.dumps(entry))
+rcli("HSET", HP + "{@}:token_names", "old", tid)
+ver = rcli("INCR", HP + "{@}:shared_ver")
+rcli("PUBLISH", HP + "{@}:shared", json.dumps({"kind": "tokens", "ver": int(ver)}))
+for _ in range(50):
+    if db.execute("SELECT count(*) FROM tokens WHERE id = ? AND shared = 1", (tid,)).fetchone()[0] == 1:
+        break
+    time.sleep(0.1)
 c = cc.Client.tcp_connect("127.0.0.1", P1)
 r = c.handshake(old, K1)
 check_eq("a protocol-1 token fails over TCP (no verifier yet)", (r.get("error") or {}).get("code"), "auth_failed")
@@ -173,6 +184,8 @@ u = cc.Client.unix(T + "/n1.sock"); u.hello()
 check_eq("... works on the unix socket", (u.auth(token=old).get("result") or {}).get("owner"), "o")
 check_eq("... which replaced its stored hash with the verifier",
          db.execute("SELECT hash FROM tokens WHERE id = ?", (tid,)).fetchone()[0], cc.token_verifier(sec))
+check_eq("... here and in the shared set", json.loads(rcli("HGET", HP + "{@}:tokens", tid)).get("verifier"),
+         cc.token_verifier(sec).hex())
 c = cc.Client.tcp_connect("127.0.0.1", P1)
 check_eq("... so that it now works over TCP", (c.handshake(old, K1).get("result") or {}).get("owner"), "o")
 done()

@@ -14,8 +14,8 @@ CSOCK=$T/n1.sock
 check "socket beside the database" test -S "$CSOCK"
 check_eq "socket mode 0660" "$(stat -c %a "$CSOCK")" 660
 
-# The offline bootstrap: writes a token into the running daemon's database and prints it once.
-ADMIN=$("$HOPPERD" --db-path="$T/n1.db" --worker-path="$WORKER" --token-create=admin --token-scopes=admin 2>"$T/boot.err")
+# The offline bootstrap: writes a token into the shared set in Redis and the daemon's database, prints it once.
+ADMIN=$("$HOPPERD" --redis-unix="$SOCK" --db-path="$T/n1.db" --worker-path="$WORKER" --token-create=admin --token-scopes=admin 2>"$T/boot.err")
 check_match "hopperd --token-create prints a token" "$ADMIN" '^hop_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$'
 check_eq "only its hash is stored" "$(sql n1 "SELECT count(*) FROM tokens WHERE name='admin' AND length(hash)=32 AND instr(hash, '$ADMIN')=0")" 1
 

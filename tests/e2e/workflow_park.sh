@@ -149,4 +149,15 @@ early=$(sql n2 "SELECT count(*) FROM workflow_steps s WHERE s.job_id LIKE 'm%' A
 check_eq "none woke before its time (step end >= first start + 4 s)" "$early" 0
 check "the runs took >= 4 s" fcmp "$(py -c "print(max(float(x) for x in open('/dev/stdin').read().split()))" <<<"$(for i in 1 100 200; do hget "m$i" finished_at; done)")" '>=' "$(py -c "print($tm + 4)")"
 
+# --- 7. a step's timeout counts from its first start, across parks ---
+DEF='{"steps": [{"id": "c", "type": "enqueue", "timeout_s": 3, "params": {"type": "sleep", "args": {"ms": 8000}, "wait": true}}]}'
+t7=$(now)
+push_job default "$(wf_job p7 "{\"definition\":$DEF}")"
+wait_for "p7 ends" 30 is_final p7
+check_eq "an enqueue wait past its step timeout fails the run" "$(jstate p7)" failed
+check_match "it says it timed out" "$(hget p7 error)" 'timed out waiting for job p7.c'
+check "it ended before the child (the timeout, not the child's end)" fcmp "$(hget p7 finished_at)" '<' \
+	"$(py -c "print($t7 + 8)")"
+check_ge "it parked while it waited" "$(hget p7 parks)" 1
+
 end_scenario

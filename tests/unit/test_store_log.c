@@ -107,12 +107,16 @@ test_fence_and_states(void)
 	int64_t r2 = store_attempt_start(st, &a);
 	a.job_id = "job-reaped", a.fence = 44;
 	int64_t r3 = store_attempt_start(st, &a);
+	a.job_id = "job-parked", a.fence = 45;
+	int64_t r4 = store_attempt_start(st, &a);
 	T_CHECK("states: nothing written before the flush", raw_int_once(t.db, "SELECT count(*) FROM attempts") == 0);
 	T_CHECK("states: an unknown final state is refused",
 	        store_attempt_finish(st, r1, "exploded", 1764000002, NULL, NULL) == -1);
 	T_CHECK("states: the attempt stays open after a refused finish",
 	        store_attempt_finish(st, r1, "superseded", 1764000002, "fencing token 42 refused", NULL) == 0);
 	T_CHECK("states: reaped accepted", store_attempt_finish(st, r3, "reaped", 1764000003, NULL, NULL) == 0);
+	T_CHECK("states: parked (a durable wait) accepted",
+	        store_attempt_finish(st, r4, "parked", 1764000003, "parked: sleep until X", NULL) == 0);
 	T_CHECK("states: a second finish of one attempt is refused",
 	        store_attempt_finish(st, r1, "succeeded", 1764000004, NULL, NULL) == -1);
 	T_CHECK("states: flush commits", store_flush(st) == 0);
@@ -124,17 +128,20 @@ test_fence_and_states(void)
 	        raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE job_id = 'job-unknown-created' AND "
 	                           "created_at IS NULL AND fence = 43 AND state = 'running'") == 1);
 	T_CHECK("states: reaped row", raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE state = 'reaped'") == 1);
+	T_CHECK("states: parked row",
+	        raw_int_once(t.db, "SELECT count(*) FROM attempts WHERE job_id = 'job-parked' AND "
+	                           "state = 'parked' AND fence = 45") == 1);
 	T_CHECK("states: still open attempt finishes later",
 	        store_attempt_finish(st, r2, "succeeded", 1764000005, NULL, "{}") == 0 && store_flush(st) == 0);
 	struct store_counters c;
 	store_counters(st, &c);
-	/* 4 row writes: r1 and r3 started and ended within the first flush, so their finish wrote the whole row
+	/* 5 row writes: r1, r3 and r4 started and ended within the first flush, so their finish wrote the whole row
 	 * and their start's INSERT was skipped (checked above: fence, created_at, duration_ms are in the row);
-	 * r2 took its start and, in the second flush, its finish. */
-	T_CHECK("states: counters", c.commits == 2 && c.rows_written == 4 && c.pending == 0 && c.rows_dropped == 0);
+	 * r2 took its start and, in the second flush, its finish; r4 (parked) is one more. */
+	T_CHECK("states: counters", c.commits == 2 && c.rows_written == 5 && c.pending == 0 && c.rows_dropped == 0);
 	json_t *j = store_counters_json(st);
 	T_CHECK("states: counters as JSON", json_integer_value(json_object_get(j, "commits")) == 2 &&
-	                                            json_integer_value(json_object_get(j, "rows_written")) == 4 &&
+	                                            json_integer_value(json_object_get(j, "rows_written")) == 5 &&
 	                                            json_object_get(j, "errors_full") != NULL);
 	json_decref(j);
 	store_close(st);

@@ -190,6 +190,10 @@ async function pageJob(main, id) {
       table([["#", r => r.attempt], ["state", r => r.state], ["node", r => r.node], ["started", r => when(r.started_at)],
              ["duration", r => r.duration_ms !== undefined && r.duration_ms !== null ? (r.duration_ms / 1000).toFixed(3) + " s" : ""],
              ["error", r => r.error || ""]], logs.attempts || [], "attempts"));
+    if ((logs.nodes_missing || []).length)
+      details.append(el("p", { class: "note" }, "Not answering in time, their rows are missing: " + logs.nodes_missing.join(", ")));
+    if (logs.scope === "local")
+      details.append(el("p", { class: "note" }, "Redis unreachable: the rows of daemon " + logs.node + " only"));
     if ((logs.steps || []).length)
       details.append(el("h2", {}, "Steps"),
         table([["step", r => r.step], ["type", r => r.type], ["try", r => r.step_attempt], ["state", r => r.state],
