@@ -82,5 +82,34 @@ w=$(rcli FCALL hopper_event_wait 2 "$ev" "$evw" 99999999999999 $'default\tlate' 
 check_eq "a wait past its deadline with no event: timeout" "$w" timeout
 check_eq "... not registered" "$(rcli EXISTS "$evw")" 0
 
+py - "$HOPPER_ROOT" "$CTL_SOCK" "$ALICE" "$BOB" <<'PY'
+import os, sys
+root, sock, alice, bob = sys.argv[1:5]
+sys.path.insert(0, os.path.join(root, "client"))
+sys.path.insert(0, os.path.join(root, "tests", "ctl"))
+os.environ["SCENARIO"] = "event_store"
+from ctltest import check, check_eq, schema_errors, done
+import hopper
+
+def valid(op, result, label):
+    errs = schema_errors("urn:hopper:schema:control:%s#/$defs/result" % op, result)
+    check(label + " (schema)", not errs, errs)
+
+a = hopper.Client(socket=sock, token=alice)
+b = hopper.Client(socket=sock, token=bob)
+r = a.send_event("py.key", {"x": 1})
+valid("event.send", r, "python: send_event")
+check_eq("python: nothing waited", r["woken"], 0)
+l = a.list_events("py.key")
+valid("event.list", l, "python: list_events")
+check_eq("python: alice lists her event", [e["data"] for e in l["events"]], [{"x": 1}])
+check_eq("python: bob's key of that name is empty", b.list_events("py.key")["events"], [])
+try:
+    b.send_event("py.key", owner="alice")
+    check("python: bob naming alice is forbidden", False, "no error")
+except hopper.HopperError as e:
+    check_eq("python: bob naming alice is forbidden", e.code, "forbidden")
+done()
+PY
 finish_hopperd n1
 end_scenario
