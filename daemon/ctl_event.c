@@ -42,18 +42,22 @@ id_time(const char *id)
 
 /* --- send --- */
 
+/* The pending send's data: the key, then NUL, then its owner ("" for none). */
 static void
 send_reply(struct server *s, const struct redis_reply *r, void *priv)
 {
 	struct ctl_pending *p = priv;
 	char *key = p->data;
-	if (ctl_rf_usable(p, r, "event.send")) {
-		size_t n = rr_count(r);
-		const char *id = ctl_rf_elem(r, 0);
-		int woken = 0;
-		for (size_t i = 2; i < n; i++)
-			if (event_wake_member(s, ctl_rf_elem(r, i), key) == 0)
+	const char *owner = key + strlen(key) + 1;
+	/* The waiters left the key in the same step that stored the event: wake them whether or not the client
+	 * is still there to hear the answer. */
+	int woken = 0;
+	if (r != NULL && rr_type(r) == RR_ARRAY)
+		for (size_t i = 2; i < rr_count(r); i++)
+			if (event_wake_member(s, ctl_rf_elem(r, i), key, owner[0] ? owner : NULL) == 0)
 				woken++;
+	if (ctl_rf_usable(p, r, "event.send")) {
+		const char *id = ctl_rf_elem(r, 0);
 		ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:s, s:s, s:f, s:i}", "key", key, "event", id ? id : "",
 		                                             "at", id_time(id), "woken", woken)));
 	}
@@ -61,16 +65,24 @@ send_reply(struct server *s, const struct redis_reply *r, void *priv)
 	ctl_pending_end(p);
 }
 
+/* The owner check and the call both ops make (f: RF_EVENT_SEND or RF_EVENT_LIST), or NULL after answering. */
+static struct rcall *
+event_call(struct ctl_conn *c, struct ctl_request *req, enum rf f, const char **owner)
+{
+	const char *why;
+	*owner = req_owner(c, req, &why);
+	if (why != NULL) {
+		ctl_reply_err(c, req->id, CTL_E_FORBIDDEN, "%s", why);
+		return NULL;
+	}
+	struct rctx ctx = {.ev = json_string_value(json_object_get(req->root, "key")), .owner = *owner};
+	return rcall_new(c->ctl->s, f, &ctx);
+}
+
 void
 ctl_op_event_send(struct ctl_conn *c, struct ctl_request *req)
 {
 	struct server *s = c->ctl->s;
-	const char *why;
-	const char *owner = req_owner(c, req, &why);
-	if (why != NULL) {
-		ctl_reply_err(c, req->id, CTL_E_FORBIDDEN, "%s", why);
-		return;
-	}
 	const char *key = json_string_value(json_object_get(req->root, "key"));
 	json_t *data = json_object_get(req->root, "data");
 	char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : xstrdup("{}");
@@ -80,13 +92,17 @@ ctl_op_event_send(struct ctl_conn *c, struct ctl_request *req)
 		free(text);
 		return;
 	}
-	struct rctx ctx = {.ev = key, .owner = owner};
-	struct rcall *rc = rcall_new(s, RF_EVENT_SEND, &ctx);
+	const char *owner;
+	struct rcall *rc = event_call(c, req, RF_EVENT_SEND, &owner);
+	if (rc == NULL) {
+		free(text);
+		return;
+	}
 	rcall_arg(rc, "data", text, -1);
 	rcall_int(rc, "keep_ms", (long long)s->cfg.event_keep_s * 1000);
 	rcall_int(rc, "max", s->cfg.event_max_per_key);
 	free(text);
-	char *k = xstrdup(key);
+	char *k = xasprintf("%s%c%s", key, '\0', owner ? owner : "");
 	if (ctl_rf_send(c, req->id, rc, 0, send_reply, k) != 0)
 		free(k);
 }
@@ -120,17 +136,12 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 void
 ctl_op_event_list(struct ctl_conn *c, struct ctl_request *req)
 {
-	struct server *s = c->ctl->s;
-	const char *why;
-	const char *owner = req_owner(c, req, &why);
-	if (why != NULL) {
-		ctl_reply_err(c, req->id, CTL_E_FORBIDDEN, "%s", why);
+	const char *owner;
+	struct rcall *rc = event_call(c, req, RF_EVENT_LIST, &owner);
+	if (rc == NULL)
 		return;
-	}
 	const char *key = json_string_value(json_object_get(req->root, "key"));
 	json_t *since = json_object_get(req->root, "since_s"), *count = json_object_get(req->root, "count");
-	struct rctx ctx = {.ev = key, .owner = owner};
-	struct rcall *rc = rcall_new(s, RF_EVENT_LIST, &ctx);
 	if (since != NULL) {
 		/* Redis's clock decides what is kept; the daemon's is close enough to choose where a listing starts. */
 		long long ms = (long long)(clock_now() * 1000) - json_integer_value(since) * 1000;

@@ -27,7 +27,7 @@ woken(struct server *s, const struct redis_reply *r, void *priv)
 }
 
 int
-event_wake_member(struct server *s, const char *member, const char *key)
+event_wake_member(struct server *s, const char *member, const char *key, const char *owner)
 {
 	const char *tab = member != NULL ? strchr(member, '\t') : NULL;
 	if (tab == NULL || (size_t)(tab - member) > QUEUE_NAME_MAX || !job_name_valid(tab + 1, JOB_ID_MAX)) {
@@ -44,5 +44,6 @@ event_wake_member(struct server *s, const char *member, const char *key)
 	struct rctx ctx = {.queue = queue, .id = tab + 1};
 	struct rcall *c = rcall_new(s, RF_WAKE, &ctx);
 	rcall_arg(c, "child", why, -1);
+	rcall_arg(c, "owner", owner ? owner : "", -1);
 	return rcall_batch(s, c, woken, NULL);
 }

@@ -566,9 +566,9 @@ int shared_unhex(const char *hex, unsigned char v[32]);
 int shared_migrate(struct server *s, int force);
 /* hopperd --token-create: a token made straight into the shared set (and this node's cache). */
 int shared_token_create_offline(struct server *s, const char *name, const char *scopes, const char *owner);
-/* events.c: wakes the runs an event.send found waiting. member: "QUEUE<TAB>ID" from event_send; key for the
- * log and the run's message. 0 when a wake was sent, -1 when the member was malformed or Redis is down. */
-int event_wake_member(struct server *s, const char *member, const char *key);
+/* events.c: wakes the runs an event.send found waiting. member: "QUEUE<TAB>ID" from event_send; key and its
+ * owner (NULL: none) name the wake. 0 when a wake was sent, -1 when the member was malformed or Redis is down. */
+int event_wake_member(struct server *s, const char *member, const char *key, const char *owner);
 /* A run parked on event key KEY waits for the wake "evt:KEY" (what a park's wake names; fits JOB_ID_MAX). */
 #define EVENT_WAKE_PREFIX     "evt:"
 #define EVENT_WAKE_PREFIX_LEN 4

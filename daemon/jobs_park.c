@@ -114,6 +114,7 @@ jobs_park_child_ended(struct server *s, const struct job *j)
 	struct rctx ctx = {.queue = j->spec.parent_queue, .id = j->spec.parent_id};
 	struct rcall *c = rcall_new(s, RF_WAKE, &ctx);
 	rcall_arg(c, "child", j->spec.id, -1);
+	rcall_arg(c, "owner", j->spec.owner ? j->spec.owner : "", -1);
 	struct wake_ref *w = xcalloc(1, sizeof(*w));
 	snprintf(w->parent, sizeof(w->parent), "%s", j->spec.parent_id);
 	snprintf(w->child, sizeof(w->child), "%s", j->spec.id);

@@ -212,12 +212,15 @@ step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	                         .error = error};
 	store_step(s->store, &row);
 	free(out_text);
-	if (!resume) {
+	/* A stopped step (shutdown, a lost record) resumes from what it left before, e.g. a parked wait's record.
+	 * A failure that a later attempt must not take over still replaces that record, so that a retried run
+	 * starts the step afresh (a wait gets a new window, not the old one's past deadline). */
+	if (!resume && strcmp(state, "failed") != 0) {
 		reply_to(s, w->pid, j->spec.id, json_pack("{s:b}", "ok", 1));
 		return;
 	}
-	json_t *rec = json_pack("{s:s,s:I,s:I,s:f}", "state", state, "attempt", (json_int_t)attempt, "run_attempt",
-	                        (json_int_t)j->attempt, "finished_at", finished);
+	json_t *rec = json_pack("{s:s,s:I,s:I,s:f}", "state", resume ? state : "abandoned", "attempt",
+	                        (json_int_t)attempt, "run_attempt", (json_int_t)j->attempt, "finished_at", finished);
 	if (output != NULL)
 		json_object_set(rec, "output", output);
 	char *text = jsonx_dump(rec);

@@ -6,7 +6,7 @@
 -- what the run waits for: state 'scheduled', run_at, stage 'waiting', message 'waiting: REASON', and `wake`
 -- (the child job id it waits for, '' for none).
 
-SPEC.park = {keys = {'inflight', 'job', 'events', 'scheduled'},
+SPEC.park = {keys = {'inflight', 'job', 'events', 'scheduled', 'steps'},
              args = {'payload', 'id', 'fence', 'node', 'attempt', 'until', 'reason', 'wake', 'ran', 'pid', 'ttl',
                      'max_events'},
              flags = 'allow-oom'}
@@ -36,20 +36,27 @@ OPS.park = function(k, a)
   redis.call('HDEL', k.job, 'woken')
   redis.call('HINCRBY', k.job, 'parks', 1)
   redis.call('ZADD', k.scheduled, at, a.payload)
+  -- The run's step records must outlive the wait (they expire result_ttl_s after their last write): the
+  -- resumed attempt takes them over instead of running the earlier steps again.
+  if redis.call('EXISTS', k.steps) == 1 then
+    redis.call('EXPIRE', k.steps, math.ceil(tonumber(at) - tonumber(now)) + tonumber(a.ttl))
+  end
   emit(k, event_json(a.id, 'state', 'scheduled', attempt, f[3] or '0', now, text_field('message', 'waiting: ' .. a.reason)),
        a.max_events, a.ttl, false)
   if f[8] then LIMITS.release(k.job, a.id, f[8]) end
   return {'ok', at}
 end
 
-SPEC.wake = {keys = {'job', 'scheduled'}, args = {'child'}, flags = 'allow-oom'}
+SPEC.wake = {keys = {'job', 'scheduled'}, args = {'child', 'owner'}, flags = 'allow-oom'}
 -- The child job `child` ended: its parent (k.job, in the parent's queue) is due now if it is parked waiting
 -- for that child ('woken'); if it is not parked on it (still running, its park on the way), `woken` tells
 -- a later park on that child to make it due at once ('noted'); an ended run is left alone ('not_waiting').
 -- A wake never moves a run that waits for something else, and a lost wake only delays the run until its
--- park's fallback time.
+-- park's fallback time. owner: the child's (or the event key's) owner, '' for none: only the parent's own
+-- owner may wake it (a message that names another owner's job as its parent moves nothing).
 OPS.wake = function(k, a)
-  local f = redis.call('HMGET', k.job, 'state', 'wake', 'payload')
+  local f = redis.call('HMGET', k.job, 'state', 'wake', 'payload', 'owner')
+  if (f[4] or '') ~= a.owner then return 'not_waiting' end
   if f[1] == 'scheduled' and f[2] == a.child and f[3] and redis.call('ZSCORE', k.scheduled, f[3]) then
     redis.call('ZADD', k.scheduled, 'XX', clock(), f[3])
     redis.call('HSET', k.job, 'run_at', clock(), 'wake', '')

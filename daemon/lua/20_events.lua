@@ -24,12 +24,13 @@ OPS.event_send = function(k, a)
 end
 
 SPEC.event_wait = {keys = {'g_evt', 'g_evw'}, args = {'since_ms', 'member', 'deadline_ms', 'max_waiters'}}
--- The first event at or after since_ms: {'event', id, data}. Else, past the deadline: {'timeout'} (and the
+-- The first event from since_ms to deadline_ms: {'event', id, data}. Else, past the deadline: {'timeout'} (and the
 -- member is no longer a waiter). Else the member waits (re-registering moves its deadline):
 -- {'waiting', now ms}, or {'full'} when the key already has max_waiters other waiters.
 OPS.event_wait = function(k, a)
   local now = clock_ms()
-  local first = redis.call('XRANGE', k.g_evt, a.since_ms, '+', 'COUNT', 1)
+  -- An event after the deadline is not this wait's (the wait timed out before it came).
+  local first = redis.call('XRANGE', k.g_evt, a.since_ms, a.deadline_ms, 'COUNT', 1)
   if #first > 0 then
     redis.call('ZREM', k.g_evw, a.member)
     local f = first[1][2]

@@ -81,6 +81,28 @@ check_eq "a waiter past its deadline is not handed back" "$(echo "$r" | tail -n 
 w=$(rcli FCALL hopper_event_wait 2 "$ev" "$evw" 99999999999999 $'default\tlate' $((t2 - 1)) 3 | head -1)
 check_eq "a wait past its deadline with no event: timeout" "$w" timeout
 check_eq "... not registered" "$(rcli EXISTS "$evw")" 0
+t3=$(nowms)
+rcli FCALL hopper_event_send 2 "$ev" "$evw" '{"after":1}' 600000 5 >/dev/null
+w=$(rcli FCALL hopper_event_wait 2 "$ev" "$evw" "$t3" $'default\tpast' $((t3 - 1)) 3 | head -1)
+check_eq "an event sent after the wait's deadline is not that wait's (timeout)" "$w" timeout
+
+# A sender that leaves before the answer: the waiters it took out of the key are still woken. (A fake
+# waiter of a job that is running: the wake marks it, as for a park on the way.)
+rcli HSET "$(qkey default job gone1)" state running owner '' >/dev/null
+t4=$(nowms)
+rcli FCALL hopper_event_wait 2 "$(gkey evt k.gone)" "$(gkey evw k.gone)" "$t4" $'default\tgone1' $((t4 + 60000)) 3 >/dev/null
+py - "$HOPPER_ROOT" "$CTL_SOCK" <<'PY'
+import os, sys
+root, sock = sys.argv[1:3]
+sys.path.insert(0, os.path.join(root, "tests", "ctl"))
+import ctlclient
+c = ctlclient.connect(sock=sock, peercred=True)
+c.request("event.send", key="k.gone")
+c.close()
+PY
+gone_woken() { [ "$(rcli HGET "$(qkey default job gone1)" woken)" = evt:k.gone ]; }
+wait_for "the wake of a send whose client left" 5 gone_woken
+check "a send whose client left before the answer still wakes its waiters" gone_woken
 
 py - "$HOPPER_ROOT" "$CTL_SOCK" "$ALICE" "$BOB" <<'PY'
 import os, sys

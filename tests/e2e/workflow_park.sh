@@ -93,8 +93,8 @@ check_eq "its only attempt row is the parked one" \
 
 # --- 4. a stale fence cannot park ---
 fence=$(hget p2 fence)
-out=$(rcli FCALL hopper_park 4 "$(qkey default inflight n1)" "$(qkey default job p2)" "$(qkey default events p2)" \
-	"$(qkey default scheduled)" "$(hget p2 payload)" p2 "$((fence - 1))" n1 1 "$(now)" test '' 0 0 60 100)
+out=$(rcli FCALL hopper_park 5 "$(qkey default inflight n1)" "$(qkey default job p2)" "$(qkey default events p2)" \
+	"$(qkey default scheduled)" "$(qkey default steps p2)" "$(hget p2 payload)" p2 "$((fence - 1))" n1 1 "$(now)" test '' 0 0 60 100)
 check_eq "a park with a stale fence is refused" "$out" superseded
 check_eq "and wrote nothing" "$(jstate p2)" succeeded
 

@@ -58,6 +58,18 @@ wait_for "w3 ends" 20 is_final w3
 check_eq "... and times out after timeout_s: the run fails" "$(jstate w3)" failed
 check_match "... saying so" "$(hget w3 error)" 'timed out waiting for event early.key after 4 s'
 
+ctl retry w3 >/dev/null
+wait_for "the retried w3 parks again" 10 parked_on w3 early.key
+check_eq "a retried run's wait gets a new window (it waits, not 'timed out' at once)" "$(jstate w3)" scheduled
+ctl event send early.key --data '{"n":2}' >/dev/null
+wait_for "w3 ends" 20 is_final w3
+check_eq "... and takes the event sent then" "$(jstate w3):$(jresult w3 'r["output"]["data"]["n"]')" succeeded:2
+DEF6='{"steps": [{"id": "e", "type": "wait_event", "timeout_s": 3, "params": {"key": "k.steptimeout", "timeout_s": 120}}]}'
+push_job default "$(wf_job w6 "{\"definition\":$DEF6}" '"max_attempts":1')"
+wait_for "w6 ends" 20 is_final w6
+check_eq "the step's own timeout_s cuts a longer wait short" "$(jstate w6)" failed
+check_match "... saying so" "$(hget w6 error)" "timed out \\(the step's timeout_s\\) waiting for event k.steptimeout"
+
 # --- 3. owners ---
 ALICE=$(ctl token create alice --scopes submit,read --owner alice 2>/dev/null)
 BOB=$(ctl token create bob --scopes submit,read --owner bob 2>/dev/null)
@@ -73,8 +85,32 @@ check_eq "... alice's run still waits" "$(jstate "$W4")" scheduled
 check_eq "alice's own event wakes it" "$(as "$ALICE" --json event send k.owned --data '{"by":"alice"}' | jq1 'd["woken"]')" 1
 wait_for "alice's run ends" 20 is_final "$W4"
 check_eq "... with her event's data" "$(jresult "$W4" 'r["output"]["data"]["by"]')" alice
+as "$ALICE" submit workflow.run "{\"definition\":{\"steps\":[{\"id\":\"e\",\"type\":\"wait_event\",\"params\":{\"key\":\"k.forge\",\"timeout_s\":120}}]}}" \
+	--id w7 --max-attempts 1 >/dev/null
+W7=$(nsid alice w7)
+wait_for "alice's second run parks" 15 parked_on "$W7" k.forge
+push_job default "{\"id\":\"forger\",\"type\":\"noop\",\"parent\":{\"id\":\"$W7\",\"queue\":\"default\"}}"
+wait_for "the forged child ends" 10 is_final forger
+check_eq "a job that names another owner's run as its parent does not touch it" "$(hget "$W7" woken)|$(jstate "$W7")" "|scheduled"
+as "$ALICE" event send k.forge >/dev/null
+wait_for "w7 ends" 20 is_final "$W7"
 
-# --- 4. the run's daemon dies while it waits; the event arrives through another ---
+# --- 4. a wait longer than result_ttl_s keeps the run's step records ---
+start_hopperd n3 --workers=1 --poll-ms=50 --result-ttl-s=3 --ctl-socket="$T/n3b.sock" || exit 1
+kill -STOP "${HD_PID[n1]}"
+DEF8='{"steps": [{"id": "a", "type": "filter", "params": {"condition": "1 == 1"}},
+	{"id": "e", "type": "wait_event", "depends_on": ["a"], "params": {"key": "k.ttl", "timeout_s": 120}}]}'
+push_job default "$(wf_job w8 "{\"definition\":$DEF8}" '"max_attempts":1')"
+wait_for "w8 parks (on n3)" 15 parked_on w8 k.ttl
+sleep 5
+CTL_SOCK=$T/n3b.sock ctl event send k.ttl >/dev/null
+wait_for "w8 ends" 20 is_final w8
+check_eq "a run parked past result_ttl_s succeeds" "$(jstate w8)" succeeded
+check_eq "... without running its earlier step again" "$(sql n3 "SELECT count(*) FROM workflow_steps WHERE job_id='w8' AND step_id='a'")" 1
+kill -CONT "${HD_PID[n1]}"
+finish_hopperd n3
+
+# --- 5. the run's daemon dies while it waits; the event arrives through another ---
 start_hopperd n2 --workers=1 --poll-ms=50 --ctl-socket="$T/n2b.sock" || exit 1
 kill -STOP "${HD_PID[n2]}" # n1 takes the run
 DEF5='{"steps": [{"id": "e", "type": "wait_event", "params": {"key": "k.failover", "timeout_s": 120}}]}'

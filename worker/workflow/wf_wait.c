@@ -109,10 +109,27 @@ park(struct wf_host *h, double until, const char *reason, const char *wake, cons
 	return WF_PARKED;
 }
 
-/* Waits until Unix time end: parks when it is far enough ahead, else sleeps the rest here. */
+/* Seconds left before the step's own timeout_s (counted from its first start), or HUGE_VAL without one. */
+static double
+step_left_s(const struct wf_host *h)
+{
+	return h->deadline > 0 ? (h->deadline - clock_monotonic_ms()) / 1000 : HUGE_VAL;
+}
+
+/* Waits until Unix time end: parks when it is far enough ahead, else sleeps the rest here. The step's own
+ * timeout cuts the wait short: the step then fails "timed out". */
 static enum wf_status
 wait_until(struct wf_host *h, double end, char *err, size_t errlen)
 {
+	double step_end = clock_now() + step_left_s(h);
+	int cut = step_end < end;
+	if (cut) {
+		if (step_end <= clock_now()) {
+			snprintf(err, errlen, "timed out (the step's timeout_s) before the wait's end");
+			return WF_FAIL;
+		}
+		end = step_end;
+	}
 	double left_ms = (end - clock_now()) * 1000;
 	if (left_ms > WF_PARK_MIN_MS && h->can_park) {
 		char iso[96], why[128];
@@ -123,6 +140,10 @@ wait_until(struct wf_host *h, double end, char *err, size_t errlen)
 	if (left_ms > 0 && wf_sleep_ms(h, left_ms) < 0) {
 		snprintf(err, errlen, "stopped during the wait");
 		return WF_STOPPED;
+	}
+	if (cut) {
+		snprintf(err, errlen, "timed out (the step's timeout_s) before the wait's end");
+		return WF_FAIL;
 	}
 	return WF_OK;
 }
@@ -216,6 +237,11 @@ static int
 child_ended(json_t *rep, const char *child, json_t **output, enum wf_status *s, char *err, size_t errlen)
 {
 	const char *state = json_string_value(json_object_get(rep, "state"));
+	if (state != NULL && strcmp(state, "unknown") == 0) { /* its hash is gone (expired, deleted): it never ends */
+		snprintf(err, errlen, "job %s no longer exists", child);
+		*s = WF_FAIL;
+		return 1;
+	}
 	if (state != NULL && strcmp(state, "succeeded") == 0) {
 		json_t *res = json_object_get(rep, "result");
 		*output =
@@ -358,7 +384,13 @@ wf_wait_event_run(struct wf_step_call *call, json_t **output, char *err, size_t 
 		double wait_s = WF_WAKE_FALLBACK_S * pow(2, h->step_parks < 10 ? h->step_parks : 10);
 		if (wait_s > WF_WAKE_FALLBACK_MAX_S)
 			wait_s = WF_WAKE_FALLBACK_MAX_S;
-		double left = start + timeout - clock_now();
+		double left = start + timeout - clock_now(), step_left = step_left_s(h);
+		if (step_left <= 0) {
+			snprintf(err, errlen, "timed out (the step's timeout_s) waiting for event %s", key);
+			return WF_FAIL;
+		}
+		if (step_left < left)
+			left = step_left;
 		if (left < wait_s)
 			wait_s = left > 0 ? left : 0;
 		if (h->can_park && wait_s * 1000 > WF_PARK_MIN_MS) {
