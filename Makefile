@@ -51,15 +51,19 @@ COMMON_OBJS += common/job_limits.o
 COMMON_OBJS += common/sched_time.o
 COMMON_OBJS += common/sched_tz.o
 COMMON_OBJS += common/sched_def.o
-DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis.o daemon/redis_sentinel.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store.o daemon/store_log.o \
-	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl.o daemon/ctl_listen.o \
-	daemon/ctl_auth.o daemon/ctl_key.o daemon/ctl_ops.o daemon/ctl_logs.o daemon/ctl_watch.o daemon/ctl_workflow.o daemon/ctl_celery.o daemon/rfunc.o daemon/ctl_locate.o \
-	daemon/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
-DAEMON_OBJS += daemon/ctl_ns.o
-DAEMON_OBJS += daemon/ctl_dead.o
-DAEMON_OBJS += daemon/sched.o daemon/ctl_sched.o
-DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl_token.o daemon/store_shared.o daemon/redis_sync.o
-DAEMON_OBJS += daemon/ctl_rf.o daemon/ctl_event.o daemon/events.o
+DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis/redis.o daemon/redis/redis_sentinel.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store/store.o daemon/store/store_log.o \
+	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl/ctl.o daemon/ctl/ctl_listen.o \
+	daemon/ctl/ctl_auth.o daemon/ctl/ctl_key.o daemon/ctl/ctl_ops.o daemon/ctl/ctl_logs.o daemon/ctl/ctl_watch.o daemon/ctl/ctl_workflow.o daemon/ctl/ctl_celery.o daemon/redis/rfunc.o daemon/ctl/ctl_locate.o \
+	daemon/ctl/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o
+DAEMON_OBJS += daemon/ctl/ctl_ns.o
+DAEMON_OBJS += daemon/ctl/ctl_dead.o
+DAEMON_OBJS += daemon/sched.o daemon/ctl/ctl_sched.o
+DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl/ctl_token.o daemon/store/store_shared.o daemon/redis/redis_sync.o
+DAEMON_OBJS += daemon/ctl/ctl_rf.o daemon/ctl/ctl_event.o daemon/events.o
+# hopperd's subsystems each have a folder (ctl/: the control socket, store/: SQLite, redis/: the Redis link and
+# its function table); their headers are included by name from anywhere in the daemon and its tests.
+DAEMON_INC := -Idaemon -Idaemon/ctl -Idaemon/store -Idaemon/redis
+$(addprefix $(B)/,$(DAEMON_OBJS)): ALL_CFLAGS += $(DAEMON_INC)
 # The workflow engine: WF_PURE_OBJS (definitions, templates, expressions, masking) link without the worker.
 WF_PURE_OBJS := worker/workflow/wf_def.o worker/workflow/wf_template.o worker/workflow/wf_expr.o \
 	worker/workflow/wf_mask.o worker/workflow/wf_config.o
@@ -89,7 +93,7 @@ MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 WEB_PURE_OBJS := client/web/routes.o client/web/metrics.o client/web/webhook.o client/web/session.o client/web/pool.o
 WEB_PURE_OBJS += client/web/evid.o
 WEB_OBJS := client/web/main.o client/web/http.o client/web/sse.o client/web/assets.o $(WEB_PURE_OBJS) gen/web_assets.o
-$(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient -Idaemon $(MHD_CFLAGS)
+$(addprefix $(B)/,$(WEB_OBJS)): ALL_CFLAGS += -Iclient $(DAEMON_INC) $(MHD_CFLAGS)
 UNIT_TESTS := test_web test_frame test_job test_config test_store test_store_log test_heap test_celery test_workflow test_store_wf \
 	test_ctl_proto test_ctl_crypto seeds_ctl_frame seeds_ctl_request seeds_webhook_sig
 UNIT_TESTS += test_job_ns
@@ -110,7 +114,7 @@ FORCE:
 deps:
 	@./tools/install-deps.sh
 
-$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h client/web/*.h)
+$(B)/%.o: %.c $(wildcard common/*.h daemon/*.h daemon/*/*.h worker/*.h worker/workflow/*.h worker/audio/*.h client/*.h client/web/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -168,6 +172,8 @@ $(B)/examples/celery_send: client/examples/celery_send.c client/hopper.h $(B)/li
 # Unit tests link the module under test and what it needs; each runs in its own process.
 $(B)/tests/test_web: $(addprefix $(B)/,$(WEB_PURE_OBJS) common/webhook_sig.o tests/unit/test_web.o) $(B)/libhopper.a
 	$(CC) $(LDSAN) -o $@ $^ $(LIB_LIBS) -lpthread
+# Unit tests of daemon modules include their headers by name, as the daemon does.
+$(B)/tests/unit/%.o: ALL_CFLAGS += $(DAEMON_INC)
 $(B)/tests/unit/test_web.o: ALL_CFLAGS += -Iclient -Iclient/web
 $(B)/tests/test_frame: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_frame.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
@@ -175,15 +181,15 @@ $(B)/tests/test_job: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_job.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_config: $(addprefix $(B)/,$(COMMON_OBJS) daemon/config.o tests/unit/test_config.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store.o)
+$(B)/tests/test_store: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store/store.o daemon/store/store_log.o gen/migrations.o tests/unit/test_store.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/tests/test_store_log: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store_log.o)
+$(B)/tests/test_store_log: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store/store.o daemon/store/store_log.o gen/migrations.o tests/unit/test_store_log.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_celery: $(addprefix $(B)/,$(COMMON_OBJS) tests/unit/test_celery.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_heap: $(addprefix $(B)/,$(COMMON_OBJS) daemon/heap.o tests/unit/test_heap.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
-$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store.o daemon/store_log.o gen/migrations.o tests/unit/test_store_wf.o)
+$(B)/tests/test_store_wf: $(addprefix $(B)/,$(COMMON_OBJS) daemon/store/store.o daemon/store/store_log.o gen/migrations.o tests/unit/test_store_wf.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 $(B)/tests/test_workflow: $(addprefix $(B)/,$(COMMON_OBJS) $(WF_OBJS) tests/unit/test_workflow.o)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
@@ -326,7 +332,7 @@ install: all
 	[ -e $(DESTDIR)/etc/hopper/hopper-web.conf ] || install -m 644 client/web/hopper-web.conf.example $(DESTDIR)/etc/hopper/hopper-web.conf
 	sed 's|@PREFIX@|$(PREFIX)|g' systemd/hopper-web.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/hopper-web.service
 
-C_SOURCES = common/*.[ch] daemon/*.[ch] daemon/celery/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
+C_SOURCES = common/*.[ch] daemon/*.[ch] daemon/*/*.[ch] worker/*.[ch] worker/workflow/*.[ch] worker/audio/*.[ch] client/*.[ch] \
 	client/web/*.[ch] client/examples/*.c tests/unit/*.[ch] tests/chaos/*.c bench/*.c bench/peers/*.c fuzz/*.c
 format:
 	clang-format -i $(C_SOURCES)

@@ -356,7 +356,7 @@ static const struct ctl_arg args_dead_retry[] = {
         {"cursor", CTL_ARG_STRING, 0, 0, CTL_DEAD_CURSOR_MAX, "from the previous call's reply (same filters)"},
         END};
 
-/* Schedules (daemon/ctl_sched.c, schema/schedule.schema.json). Names: 1-48 of letters, digits and . _ - */
+/* Schedules (daemon/ctl/ctl_sched.c, schema/schedule.schema.json). Names: 1-48 of letters, digits and . _ - */
 #define SCHED_ARG_NAME                                                                                                 \
 	{                                                                                                              \
 		"name", CTL_ARG_NAME, 1, 0, 48, "the schedule's name (unique in its queue)"                            \
@@ -391,7 +391,7 @@ static const struct ctl_arg args_schedule_show[] = {
 static const struct ctl_arg args_schedule_list[] = {
         {"queue", CTL_ARG_NAME, 0, 0, QUEUE_NAME_MAX, "only this queue's (default: every queue)"}, END};
 
-/* Events (daemon/ctl_event.c): a key of job-name characters, a JSON object of data. */
+/* Events (daemon/ctl/ctl_event.c): a key of job-name characters, a JSON object of data. */
 #define EVENT_ARG_KEY                                                                                                  \
 	{                                                                                                              \
 		"key", CTL_ARG_NAME, 1, 0, CTL_EVENT_KEY_MAX, "the event key runs wait for (wait_event's key)"         \

@@ -30,7 +30,7 @@ struct job_limits {
  * ("rate_limit": "stripe"), and per-queue defaults that apply to every job of the queue that names no rate
  * limit of its own. A configured limit is deployment-wide: its bucket is shared by every owner's jobs (the
  * operator's limit on a shared resource), unlike a job's own {"key": ...} limit, which is per owner. Its
- * bucket key is "=NAME" ('=' cannot start a job-given key, so the two never meet; daemon/rfunc.c builds it
+ * bucket key is "=NAME" ('=' cannot start a job-given key, so the two never meet; daemon/redis/rfunc.c builds it
  * without the owner scope). Every daemon should be configured alike: a daemon that does not know a name a job
  * uses refuses the job (dead, with the reason).
  */

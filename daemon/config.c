@@ -165,7 +165,7 @@ static const struct option_def options[] = {
         /* cluster-wide log queries (ctl_logs.c) */
         {"log_query_timeout_ms", OPT_INT, O(log_query_timeout_ms), "1000", 10, 60000,
          "logs: how long the daemon asked waits for the other daemons' rows", RELOAD},
-        /* events for workflows that wait (daemon/ctl_event.c, daemon/lua/20_events.lua) */
+        /* events for workflows that wait (daemon/ctl/ctl_event.c, daemon/lua/20_events.lua) */
         {"event_keep_s", OPT_INT, O(event_keep_s), "86400", 1, 31536000,
          "how long sent events stay readable (the longest lookback a wait_event step can use)", RELOAD},
         {"event_max_per_key", OPT_INT, O(event_max_per_key), "1000", 1, 1000000, "events kept per event key", RELOAD},

@@ -15,10 +15,10 @@
 
 #include "celery_msg.h"
 #include "clock.h"
-#include "../hopperd.h"
+#include "hopperd.h"
 #include "jsonx.h"
 #include "log.h"
-#include "../redis.h"
+#include "redis.h"
 #include "xmalloc.h"
 
 #define CELERY_HEARTBEAT_S 2.0 /* Celery's worker_heartbeat / event heartbeat default (freq 2.0) */

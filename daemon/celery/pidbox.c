@@ -8,7 +8,7 @@
  *   is stopped through hopper's cancel (SIGTERM, SIGKILL after kill_grace_s).
  * Replies are LPUSHed, as kombu's reply exchange does, to the caller's reply list only while the caller's
  * binding exists (a caller that gave up gets no stray list). The Redis side is in daemon/lua/12_celery.lua
- * (celery_revoke, celery_cancel, celery_revoked, celery_reply; rows in daemon/rfunc.c).
+ * (celery_revoke, celery_cancel, celery_revoked, celery_reply; rows in daemon/redis/rfunc.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +18,11 @@
 
 #include "celery_msg.h"
 #include "clock.h"
-#include "../hopperd.h"
+#include "hopperd.h"
 #include "jsonx.h"
 #include "log.h"
-#include "../redis.h"
-#include "../rfunc.h"
+#include "redis.h"
+#include "rfunc.h"
 #include "xmalloc.h"
 
 #define PIDBOX_REVOKE_IDS_MAX 1000 /* ids in one revoke: Celery sends one or a few */

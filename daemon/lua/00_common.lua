@@ -3,7 +3,7 @@
 --
 -- Every function receives the keys it touches in KEYS, in the order SPEC below names their kinds, and its
 -- arguments in the order SPEC names them; 99_register.lua binds both to names (k.job, a.fence). SPEC is the
--- Lua twin of the C table in daemon/rfunc.c (tests/e2e/core_functions.sh checks that they agree). All keys
+-- Lua twin of the C table in daemon/redis/rfunc.c (tests/e2e/core_functions.sh checks that they agree). All keys
 -- of one call share one hash tag: P{Q}:... for a queue's keys, P{@}:... for deployment-wide ones (see
 -- schema/redis-keys.md). Lua never decodes a job message: hopperd (C, jansson) parses every message and
 -- passes what Lua needs as arguments. Every function takes `now` from Redis's own clock (TIME), never from
@@ -152,7 +152,7 @@ end
 -- job_create: admission, the only way a job hash comes to exist (raw intake by claim, control submit,
 -- Celery intake, workflow children). a holds id, type, max_attempts, created_at ('' = now), owner, idem,
 -- payload (the message as stored: it carries the id). Keys: k.job, k.events, k.idem (the owner's: hopperd
--- scopes idempotency keys by owner, daemon/rfunc.c), k.jobs.
+-- scopes idempotency keys by owner, daemon/redis/rfunc.c), k.jobs.
 -- Returns {'exists', state} when the id has a hash already (nothing written); {'duplicate', holder, state}
 -- when another job of the queue holds the idempotency key (nothing written, unless force_hash: then the
 -- hash is written without taking the key, for the caller to end it); {'duplicate', holder, state, 'unique'}

@@ -1,4 +1,4 @@
--- The control socket's writes and multi-key reads (daemon/ctl_ops.c; schema/control-protocol.md). Each is
+-- The control socket's writes and multi-key reads (daemon/ctl/ctl_ops.c; schema/control-protocol.md). Each is
 -- one atomic step on one queue's keys (or the deployment-wide ones), so a client never sees half a submit,
 -- and an owner check never races the write it guards. Owner checks: admin = '1' means the caller has admin;
 -- otherwise the job's owner must equal the caller's, and a job of another owner answers exactly like a
@@ -19,7 +19,7 @@ SPEC.ctl_submit = {keys = {'queue', 'scheduled', 'jobs', 'stats'}, vk = true, ar
 -- that run. Every other job is admitted (job_create) and pushed to the queue, or to the scheduled set when
 -- run_at (or its debounce) is ahead (Redis's clock). Returns {'ok', index, holder, holder_state, why, ...}
 -- (index from 0; why: 'idempotency' or 'unique'). Idempotency keys and unique locks are per owner (hopperd
--- builds each job's keys from its owner, daemon/rfunc.c): another owner's key is a free key.
+-- builds each job's keys from its owner, daemon/redis/rfunc.c): another owner's key is a free key.
 OPS.ctl_submit = function(k, a, keys, args)
   local n, now = tonumber(a.n), clock()
   local out, holders, uholders, skip = {'ok'}, {}, {}, {}

@@ -1,4 +1,4 @@
--- `dead retry --all` in bounded chunks (daemon/ctl_dead.c; schema/control-protocol.md, op dead.retry).
+-- `dead retry --all` in bounded chunks (daemon/ctl/ctl_dead.c; schema/control-protocol.md, op dead.retry).
 -- A run walks one queue's dead set (score = time of death) in (score, id) order, from a cursor, up to a
 -- fixed bound `upto` (Redis's clock when the run began): a job that dies after the run began, or dies again
 -- after this run retried it, has a later score and is not met. Two calls per chunk, so that every key is

@@ -1,4 +1,4 @@
--- Schedules (daemon/sched.c, daemon/ctl_sched.c; schema/schedule.schema.json). A schedule belongs to the
+-- Schedules (daemon/sched.c, daemon/ctl/ctl_sched.c; schema/schedule.schema.json). A schedule belongs to the
 -- queue its jobs go to, so all its keys share the queue's hash tag: P{Q}:scheds (the names), P{Q}:sched:NAME
 -- (a hash: def, owner, cron, tz, ver, next, due, paused, fires, missed, last_fire, last_job, ...) and
 -- P{Q}:sched_due (name by due time, ms). Fire times are computed in C (cron, zones, jitter); each one is

@@ -1,7 +1,7 @@
 -- Rate limits and concurrency keys (README "Rate limits and concurrency keys"). hopperd parses a job's
 -- "rate_limit" and "concurrency" fields (common/job_limits.c) and passes them to claim as the arguments
 -- rl ("INTERVAL_MS<TAB>BURST", or '') and cc (the limit N, or ''), with the keys k.rl and k.cc, scoped per
--- queue and owner like an idempotency key (daemon/rfunc.c):
+-- queue and owner like an idempotency key (daemon/redis/rfunc.c):
 --   P{Q}:rl:KEY   the bucket: its theoretical arrival time in ms (GCRA), expiring once the bucket is full;
 --   P{Q}:cc:KEY   zset: the jobs holding one of the key's N slots (member id, score the claim time).
 -- And sibling keys in the same slot, derived here: P{Q}:ccw:KEY (list: messages waiting for a slot, oldest

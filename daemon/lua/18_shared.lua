@@ -80,7 +80,7 @@ OPS.tokens_get = function(k)
           redis.call('HGETALL', k.g_workflows)}
 end
 
--- Stored workflows (daemon/ctl_workflow.c): P{@}:workflows, name -> JSON {name, description, definition
+-- Stored workflows (daemon/ctl/ctl_workflow.c): P{@}:workflows, name -> JSON {name, description, definition
 -- (JSON text), owner, active, created_at, updated_at}; the SQLite workflows table is each daemon's cache.
 local WORKFLOWS_MAX = 10000
 

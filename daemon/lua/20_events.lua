@@ -1,4 +1,4 @@
--- Events for workflows that wait (issue #18; daemon/ctl_event.c, the wait_event step). An event is a key
+-- Events for workflows that wait (issue #18; daemon/ctl/ctl_event.c, the wait_event step). An event is a key
 -- and a JSON value; `event.send` appends it to the key's stream P{@}:evt:[@LEN:OWNER:]KEY and hands back the
 -- runs that wait for that key (P{@}:evw:..., members "QUEUE<TAB>ID" scored by their deadline), which hopperd
 -- then wakes on their own queues. A waiting run asks with `event_wait`, which looks back first: an event

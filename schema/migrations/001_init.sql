@@ -1,4 +1,4 @@
--- 001_init: the execution log. daemon/store.c applies this file and sets PRAGMA user_version = 1 in the same
+-- 001_init: the execution log. daemon/store/store.c applies this file and sets PRAGMA user_version = 1 in the same
 -- transaction, so it sets no version itself. Times are Unix seconds as REAL, like every hopper timestamp.
 
 -- One row per attempt to run a job, written when the attempt starts (state 'running') and updated when it

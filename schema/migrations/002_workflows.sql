@@ -1,5 +1,5 @@
 -- 002_workflows: workflow.run step records and stored workflows (issue #5). Applied with
--- PRAGMA user_version = 2 by daemon/store.c.
+-- PRAGMA user_version = 2 by daemon/store/store.c.
 
 -- One row per step execution of a workflow.run attempt (each retry of a step is its own row), written when
 -- the worker reports it (FRAME_STEP). Outputs and errors arrive masked; output is an excerpt.

@@ -1,5 +1,5 @@
 -- 004_attempt_fence: the execution log is exact (issue #10, item 8). Applied with PRAGMA user_version = 4 by
--- daemon/store.c.
+-- daemon/store/store.c.
 --
 -- One row per attempt, whatever ended it. Besides the outcomes a job's attempts have always had (succeeded,
 -- failed, retrying, dead, cancelled, requeued), an attempt may now end:

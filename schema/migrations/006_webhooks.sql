@@ -1,5 +1,5 @@
 -- 006_webhooks: webhooks of stored workflows (hopper-web, issue #13). Applied with PRAGMA user_version = 6
--- by daemon/store.c.
+-- by daemon/store/store.c.
 
 -- One webhook per stored workflow: POST /webhook/<token> on hopper-web runs it. The token is the URL's
 -- random path part (32 random bytes, base64url): whoever knows the URL may trigger the workflow, so rotate

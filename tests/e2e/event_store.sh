@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# event_store: the events that wake waiting workflow runs (README "Durable waits"; daemon/ctl_event.c,
+# event_store: the events that wake waiting workflow runs (README "Durable waits"; daemon/ctl/ctl_event.c,
 # daemon/lua/20_events.lua), at the level of the control ops and the Redis functions.
 # - event.send keeps an event per key (count cap, expiry) and event.list reads them, oldest first.
 # - Keys are the owner's: alice's key is not bob's, and only admin names another owner.

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../daemon/hopperd.h"
+#include "hopperd.h"
 #include "t.h"
 
 static char *

@@ -1,7 +1,7 @@
 /* The deadline heap: order, removal from the middle, re-keying. */
 #include <stdlib.h>
 
-#include "../../daemon/heap.h"
+#include "heap.h"
 #include "t.h"
 
 struct item {

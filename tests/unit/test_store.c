@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../daemon/embedded.h"
-#include "../../daemon/store.h"
+#include "embedded.h"
+#include "store.h"
 #include "t.h"
 
 struct tmp {

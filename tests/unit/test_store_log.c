@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../daemon/store.h"
+#include "store.h"
 #include "t.h"
 
 struct tmp {

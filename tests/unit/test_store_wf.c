@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../daemon/store.h"
+#include "store.h"
 #include "t.h"
 
 static int64_t
