@@ -600,6 +600,12 @@ class Client:
         """A failed or dead job back to its queue: {"id", "queue", "state": "queued"}. queue: as for status."""
         return self.call("retry", job=job, queue=queue)
 
+    def workflow_restart(self, job, from_step, queue=None):
+        """An ended workflow.run (succeeded, failed or dead) again from step from_step: its records of that
+        step and of every step depending on it are dropped, the others' outputs kept, and the run is queued.
+        Returns {"id", "queue", "state": "queued", "from", "rerun": [step ids run again]}."""
+        return self.call("workflow.restart", job=job, queue=queue, **{"from": from_step})
+
     def dead_retry_all(self, queue=None, type=None, error=None, older_than_s=None, chunk=None):
         """Retries every dead job that matches (queue, type, error substring, dead for at least
         older_than_s seconds) and that this credential may see, through the dead_retry op chunk by chunk

@@ -405,6 +405,9 @@ static const struct ctl_arg args_event_send[] = {
         {"data", CTL_ARG_OBJECT, 0, 0, 0, "the event's data, a JSON object (the wait_event step's output)"},
         EVENT_ARG_OWNER,
         END};
+static const struct ctl_arg args_workflow_restart[] = {
+        JOB_ARG, JOB_QUEUE_ARG,
+        {"from", CTL_ARG_NAME, 1, 0, CTL_STEP_ID_MAX, "the step to re-run (with every step depending on it)"}, END};
 static const struct ctl_arg args_event_list[] = {
         EVENT_ARG_KEY,
         {"since_s", CTL_ARG_INT, 0, 0, 31536000, "only events sent in the last S seconds (default: all kept)"},
@@ -558,6 +561,11 @@ const struct ctl_op ctl_ops[CTL_OP_COUNT] = {
         [CTL_OP_EVENT_LIST] = {"event.list", CTL_OP_EVENT_LIST, CTL_SCOPE_READ, 0, args_event_list,
                                "KEY [--since-s S] [--count N] [--owner O]",
                                "the events kept for KEY and how many runs wait for it", NULL},
+        [CTL_OP_WORKFLOW_RESTART] = {"workflow.restart", CTL_OP_WORKFLOW_RESTART, CTL_SCOPE_SUBMIT, CTL_F_JOB | W,
+                                     args_workflow_restart, "RUN_ID --from STEP",
+                                     "re-run an ended workflow run from a step: keeps the outputs of the steps "
+                                     "that do not depend on it",
+                                     NULL},
 };
 #undef P
 #undef NR

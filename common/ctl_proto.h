@@ -40,6 +40,7 @@
 #define CTL_EVENT_DATA_MAX  65536                 /* an event's data, as JSON text */
 #define CTL_DEAD_CHUNK_MAX  1000                  /* dead jobs one dead_retry call examines at most */
 #define CTL_DEAD_ERROR_MAX  256                   /* dead_retry's error substring */
+#define CTL_STEP_ID_MAX     64                    /* a workflow step id (WF_ID_MAX, worker/workflow/workflow.h) */
 /* Stored workflows: a name is a job name of up to 128 bytes (the workflows table's unique key). */
 #define CTL_WORKFLOW_NAME_MAX 128
 #define CTL_WORKFLOW_DESC_MAX 1024
@@ -129,6 +130,7 @@ enum ctl_op_id {
 	CTL_OP_SCHEDULE_RESUME,
 	CTL_OP_EVENT_SEND, /* event.*: events that wake workflow runs waiting for them (issue #18) */
 	CTL_OP_EVENT_LIST,
+	CTL_OP_WORKFLOW_RESTART, /* workflow.restart: re-run an ended run from a step (issue #18) */
 	CTL_OP_COUNT
 };
 

@@ -23,6 +23,7 @@
 #include "redis.h"
 #include "rfunc.h"
 #include "store.h"
+#include "workflow.h"
 #include "xmalloc.h"
 
 /* Step outputs in workflow_steps rows are excerpts: the full (masked) output is in Redis until it expires. */
@@ -175,6 +176,24 @@ step_saved(struct server *s, const struct redis_reply *r, void *priv)
 	free(p);
 }
 
+/* A record's "after" (the step ids it depends on, which workflow.restart reads in Redis): an array of at most
+ * WF_STEPS_MAX step ids. Anything else is left out of the record, which a restart then treats as depending
+ * on every step (it re-runs rather than keeps). */
+static int
+after_valid(const json_t *after)
+{
+	if (!json_is_array(after) || json_array_size(after) > WF_STEPS_MAX)
+		return 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(after, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > WF_ID_MAX)
+			return 0;
+	}
+	return 1;
+}
+
 static void
 step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 {
@@ -223,6 +242,9 @@ step_frame(struct server *s, struct worker *w, struct job *j, json_t *o)
 	                        (json_int_t)attempt, "run_attempt", (json_int_t)j->attempt, "finished_at", finished);
 	if (output != NULL)
 		json_object_set(rec, "output", output);
+	json_t *after = json_object_get(o, "after");
+	if (after_valid(after))
+		json_object_set(rec, "after", after);
 	char *text = jsonx_dump(rec);
 	json_decref(rec);
 	struct rctx ctx = {.queue = j->queue, .id = j->spec.id};

@@ -24,6 +24,7 @@ const struct web_route web_routes[] = {
 	{"GET",    "/v1/jobs/{job}/events",      CTL_OP_WATCH,         BODY_NONE,   NULL, NULL, ROUTE_SSE, "the job's events as Server-Sent Events, until it ends"},
 	{"POST",   "/v1/jobs/{job}/cancel",      CTL_OP_CANCEL,        BODY_NONE,   NULL, NULL, 0, "cancel a queued, scheduled or running job"},
 	{"POST",   "/v1/jobs/{job}/retry",       CTL_OP_RETRY,         BODY_NONE,   NULL, NULL, 0, "send a failed or dead job back to its queue"},
+	{"POST",   "/v1/jobs/{job}/restart",     CTL_OP_WORKFLOW_RESTART, BODY_FIELDS, NULL, NULL, 0, "re-run an ended workflow run from a step ({from}); keeps what does not depend on it"},
 	{"GET",    "/v1/jobs/{job}/logs",        CTL_OP_LOGS,          BODY_NONE,   NULL, NULL, 0, "attempts, log lines and workflow step table (?limit)"},
 	{"GET",    "/v1/dead",                   CTL_OP_LIST,          BODY_NONE,   "state=dead", NULL, 0, "dead jobs, newest first, paged"},
 	{"GET",    "/v1/queues",                 CTL_OP_QUEUES,        BODY_NONE,   NULL, NULL, 0, "queue lengths, scheduled, in flight, paused, dead"},

@@ -58,6 +58,7 @@ static ctl_handler *const handlers[CTL_OP_COUNT] = {
         [CTL_OP_SCHEDULE_RESUME] = ctl_op_schedule_pause,
         [CTL_OP_EVENT_SEND] = ctl_op_event_send,
         [CTL_OP_EVENT_LIST] = ctl_op_event_list,
+        [CTL_OP_WORKFLOW_RESTART] = ctl_op_workflow_restart,
 };
 
 static void conn_process(struct ctl_conn *c);

@@ -109,14 +109,9 @@ SPEC.ctl_retry = {keys = {'job', 'events', 'queue', 'dead', 'deadmsg', 'jobs'},
 -- its dead entry goes (one ZREM and one HDEL: O(log n) in the size of the dead set). A unique job takes its
 -- lock again (FLOW.retake); while another live job holds it the retry is refused: {'held', holder}.
 -- Returns {'ok', queue}, {'not_found'}, {'held', holder} or {'conflict', state}.
-OPS.ctl_retry = function(k, a)
-  local st = redis.call('HGET', k.job, 'state')
-  if not st or not visible(k.job, a.owner, a.admin) then return {'not_found'} end
-  if st ~= 'failed' and st ~= 'dead' then return {'conflict', st} end
-  local payload, fl = unpack(redis.call('HMGET', k.job, 'payload', 'flow'))
-  if not payload then return {'conflict', 'no payload kept'} end
-  local holder = fl and FLOW.retake(a.id, k.job, fl)
-  if holder then return {'held', holder} end
+-- The requeue both a retry and a workflow restart end with: the job, ended (payload its stored message),
+-- goes back to the head of its queue as a fresh job of the same id; its dead entry goes.
+local function requeue_ended(k, a, payload)
   local now = clock()
   redis.call('HSET', k.job, 'state', 'queued', 'attempt', '0', 'progress', '0', 'stage', '', 'message', '',
              'enqueued_at', now, 'updated_at', now, 'stalls', '0', 'inc', '')
@@ -128,6 +123,17 @@ OPS.ctl_retry = function(k, a)
   index_add(k, a.id, now, a.ttl)
   redis.call('ZREM', k.dead, a.id)
   redis.call('HDEL', k.deadmsg, a.id)
+end
+
+OPS.ctl_retry = function(k, a)
+  local st = redis.call('HGET', k.job, 'state')
+  if not st or not visible(k.job, a.owner, a.admin) then return {'not_found'} end
+  if st ~= 'failed' and st ~= 'dead' then return {'conflict', st} end
+  local payload, fl = unpack(redis.call('HMGET', k.job, 'payload', 'flow'))
+  if not payload then return {'conflict', 'no payload kept'} end
+  local holder = fl and FLOW.retake(a.id, k.job, fl)
+  if holder then return {'held', holder} end
+  requeue_ended(k, a, payload)
   return {'ok', key_tag(k.job)}
 end
 

@@ -1,6 +1,6 @@
 -- (At load time Redis offers only a few globals, not pairs or ipairs: hence the plain list.)
 local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 'requeue', 'promote', 'heartbeat',
-               'reap', 'return', 'reaped_done', 'reconcile', 'held', 'step_save', 'enqueue',
+               'reap', 'return', 'reaped_done', 'reconcile', 'held', 'step_save', 'enqueue', 'wf_restart',
                'celery_take', 'celery_enqueue', 'celery_refuse', 'celery_revoke', 'celery_cancel',
                'celery_revoked', 'celery_reply',
                'ctl_submit', 'ctl_cancel', 'ctl_retry', 'ctl_list', 'ctl_pause', 'ctl_pause_g', 'ctl_queues',

@@ -103,6 +103,8 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_RECONCILE] = {"reconcile", K(RK_INFLIGHT, RK_QUEUE), 0, NOARGS, 1, RF_ALLOW_OOM},
         [RF_HELD] = {"held", NOKEYS, 1, NOARGS, 1, RF_NO_WRITES},
         [RF_STEP_SAVE] = {"step_save", K(RK_JOB, RK_STEPS), 0, A("fence", "step", "record", "ttl"), 0, RF_ALLOW_OOM},
+        [RF_WF_RESTART] = {"wf_restart", K(RK_JOB, RK_EVENTS, RK_QUEUE, RK_DEAD, RK_DEADMSG, RK_JOBS, RK_STEPS), 0,
+                           A("id", "owner", "admin", "ttl", "max_events", "step"), 0, 0},
         [RF_ENQUEUE] = {"enqueue", K(RK_QUEUE, RK_JOB, RK_EVENTS, RK_IDEM, RK_JOBS, RK_STATS, RK_FLOW, RK_SCHEDULED), 0,
                         A("id", "type", "max_attempts", "created_at", "owner", "idem", "payload", "flow", "run_at",
                           "ttl", "max_events"),

@@ -145,6 +145,18 @@ allowed_env(const struct wf_config *cfg, json_t *secrets)
 	return env;
 }
 
+/* The ids of the steps step i depends on, directly or not: a restart from one of them re-runs step i
+ * (workflow.restart decides from the records alone, daemon/lua/13_workflow.lua). New reference. */
+static json_t *
+ancestors(const struct wf_def *def, size_t i)
+{
+	json_t *a = json_array();
+	for (size_t j = 0; j < def->nsteps; j++)
+		if (def->anc[i * def->nsteps + j])
+			json_array_append_new(a, json_string(def->steps[j].id));
+	return a;
+}
+
 /*
  * Sends one step execution's record and waits until the daemon has it durably. resume: the record is a
  * final outcome later attempts take over instead of running the step again. Returns 0 or -1 with err.
@@ -159,6 +171,7 @@ send_record(struct run *r, size_t i, int attempt, const char *state, double star
 	                        "started_at", started, "finished_at", finished, "resume", resume);
 	if (output != NULL)
 		json_object_set_new(rec, "output", wf_mask_json(&r->cfg, output, r->host.secrets));
+	json_object_set_new(rec, "after", ancestors(r->def, i));
 	if (error != NULL && error[0] != '\0') {
 		char *m = wf_mask_text(error, r->host.secrets);
 		json_object_set_new(rec, "error", json_string(m));
