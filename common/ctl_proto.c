@@ -406,8 +406,10 @@ static const struct ctl_arg args_event_send[] = {
         EVENT_ARG_OWNER,
         END};
 static const struct ctl_arg args_workflow_restart[] = {
-        JOB_ARG, JOB_QUEUE_ARG,
-        {"from", CTL_ARG_NAME, 1, 0, CTL_STEP_ID_MAX, "the step to re-run (with every step depending on it)"}, END};
+        JOB_ARG,
+        JOB_QUEUE_ARG,
+        {"from", CTL_ARG_NAME, 1, 0, CTL_STEP_ID_MAX, "the step to re-run (with every step depending on it)"},
+        END};
 static const struct ctl_arg args_event_list[] = {
         EVENT_ARG_KEY,
         {"since_s", CTL_ARG_INT, 0, 0, 31536000, "only events sent in the last S seconds (default: all kept)"},

@@ -47,8 +47,8 @@ restart_reply(struct server *s, const struct redis_reply *r, void *priv)
 	const char *v = ctl_rf_elem(r, 0), *arg = ctl_rf_elem(r, 1);
 	if (v != NULL && strcmp(v, "ok") == 0) {
 		json_t *dropped = id_list(ctl_rf_elem(r, 2));
-		log_info("ctl: %s: restarted workflow run %s from step %s (%zu step record(s) dropped)", p->c->peer, d->job,
-		         d->step, json_array_size(dropped));
+		log_info("ctl: %s: restarted workflow run %s from step %s (%zu step record(s) dropped)", p->c->peer,
+		         d->job, d->step, json_array_size(dropped));
 		ctl_send(p->c, ctl_reply_ok(p->id, json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", d->job, "queue",
 		                                             arg ? arg : "", "state", "queued", "from", d->step,
 		                                             "rerun", dropped)));
@@ -62,10 +62,13 @@ restart_reply(struct server *s, const struct redis_reply *r, void *priv)
 		              d->job, d->step, arg && *arg ? arg : "none");
 	else if (v != NULL && strcmp(v, "held") == 0)
 		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
-		              "run %s cannot be restarted now: its unique key is held by job %s", d->job, arg ? arg : "?");
+		              "run %s cannot be restarted now: its unique key is held by job %s", d->job,
+		              arg ? arg : "?");
 	else if (v != NULL && strcmp(v, "conflict") == 0)
-		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "run %s is %s: only an ended run (succeeded, failed or dead) "
-		              "can be restarted", d->job, arg ? arg : "?");
+		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT,
+		              "run %s is %s: only an ended run (succeeded, failed or dead) "
+		              "can be restarted",
+		              d->job, arg ? arg : "?");
 	else
 		ctl_reply_err(p->c, p->id, CTL_E_NOT_FOUND, "no job %s", d->job);
 	ctl_pending_end(p);
