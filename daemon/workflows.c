@@ -442,6 +442,13 @@ event_query(struct server *s, struct worker *w, struct job *j, json_t *ev)
 		reply_to(s, w->pid, j->spec.id, refusal("an event query needs key, since_ms and deadline_ms"));
 		return;
 	}
+	/* First the hash notes the key (a cancel then takes the run off the waiters); fire and forget: a note
+	 * lost leaves the waiter to its deadline, as before. */
+	struct rctx jctx = {.queue = j->queue, .id = j->spec.id};
+	struct rcall *note = rcall_new(s, RF_WAIT_NOTE, &jctx);
+	rcall_int(note, "fence", j->fence);
+	rcall_arg(note, "key", key, -1);
+	rcall_batch(s, note, NULL, NULL);
 	char member[QUEUE_NAME_MAX + JOB_ID_MAX + 2];
 	snprintf(member, sizeof(member), "%s\t%s", j->queue, j->spec.id);
 	struct rctx ctx = {.ev = key, .owner = j->spec.owner};

@@ -507,7 +507,23 @@ ctl_op_status(struct ctl_conn *c, struct ctl_request *req)
 struct job_call {
 	int retry;
 	char job[ID_BUF];
+	char queue[QUEUE_NAME_MAX + 1]; /* where ctl_locate found it */
 };
+
+/* A cancelled run that waited for event key (ctl_cancel's reply) is no longer one of its waiters: the waiters
+ * sit in the deployment-wide slot, the job in its queue's, so this is a second call (event_unwait). */
+static void
+unwait(struct server *s, const char *queue, const char *job, const char *key, const char *owner)
+{
+	if (key == NULL || key[0] == '\0' || !job_name_valid(key, CTL_EVENT_KEY_MAX))
+		return;
+	char member[QUEUE_NAME_MAX + JOB_ID_MAX + 2];
+	snprintf(member, sizeof(member), "%s\t%s", queue, job);
+	struct rctx ctx = {.ev = key, .owner = owner};
+	struct rcall *rc = rcall_new(s, RF_EVENT_UNWAIT, &ctx);
+	rcall_arg(rc, "member", member, -1);
+	rcall_batch(s, rc, NULL, NULL); /* lost: the waiter stays until its deadline, and a wake finds it ended */
+}
 
 static void
 cancel_retry_reply(struct server *s, const struct redis_reply *r, void *priv)
@@ -525,8 +541,10 @@ cancel_retry_reply(struct server *s, const struct redis_reply *r, void *priv)
 		                       : json_pack("{s:s, s:s, s:s}", "id", d->job, "state", "cancelled", "was",
 		                                   arg ? arg : "queued");
 		ctl_send(p->c, ctl_reply_ok(p->id, res));
-		if (!d->retry)
+		if (!d->retry) {
 			jobs_cancel(s, d->job); /* this daemon may hold it: no need to wait for the message */
+			unwait(s, d->queue, d->job, elem_str(r, 2), elem_str(r, 3));
+		}
 	} else if (v != NULL && strcmp(v, "held") == 0)
 		ctl_reply_err(
 		        p->c, p->id, CTL_E_CONFLICT,
@@ -546,6 +564,7 @@ cancel_retry_located(struct ctl_conn *c, json_t *rid, const char *queue, void *d
 {
 	struct server *s = c->ctl->s;
 	struct job_call *d = data;
+	snprintf(d->queue, sizeof(d->queue), "%s", queue);
 	struct rctx ctx = {.queue = queue, .id = d->job};
 	struct rcall *rc = rcall_new(s, d->retry ? RF_CTL_RETRY : RF_CTL_CANCEL, &ctx);
 	rcall_arg(rc, "id", d->job, -1);

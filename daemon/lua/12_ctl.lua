@@ -84,12 +84,13 @@ SPEC.ctl_cancel = {keys = {'job', 'events', 'queue', 'scheduled', 'stats'},
 -- daemon already fetched is dropped by its claim or run, which see the terminal state). running: written
 -- cancelled too, and a cancel published on the control channel for the daemon running it (which also
 -- re-reads its held jobs after every resubscribe, so the cancel arrives even if this message is lost).
--- Returns {'ok', previous_state}, {'not_found'} or {'conflict', state}.
+-- Returns {'ok', previous_state, evwait, owner} (evwait: the event key a workflow run waits for, '' for
+-- none: hopperd then takes the run off its waiters, 20_events.lua), {'not_found'} or {'conflict', state}.
 OPS.ctl_cancel = function(k, a)
   local st, attempt, progress = job_status(k.job)
   if not st or not visible(k.job, a.owner, a.admin) then return {'not_found'} end
   if TERMINAL[st] then return {'conflict', st} end
-  local f = redis.call('HMGET', k.job, 'payload', 'node')
+  local f = redis.call('HMGET', k.job, 'payload', 'node', 'evwait', 'owner')
   local now = clock()
   finish_terminal(k, a.id, 'cancelled', now, 'cancelled by ' .. a.owner, a.max_events, a.ttl, attempt, progress)
   CELERY.finish(k, a.id, 'cancelled', nil, 'cancelled by ' .. a.owner, now) -- a Celery task reads REVOKED
@@ -100,7 +101,7 @@ OPS.ctl_cancel = function(k, a)
   if st == 'running' or st == 'queued' then
     redis.call('PUBLISH', a.channel, cjson.encode({op = 'cancel', job = a.id, queue = key_tag(k.job), node = f[2] or ''}))
   end
-  return {'ok', st}
+  return {'ok', st, f[3] or '', f[4] or ''}
 end
 
 SPEC.ctl_retry = {keys = {'job', 'events', 'queue', 'dead', 'deadmsg', 'jobs'},

@@ -70,3 +70,19 @@ OPS.event_list = function(k, a)
   end
   return out
 end
+
+SPEC.wait_note = {keys = {'job'}, args = {'fence', 'key'}, flags = 'allow-oom'}
+-- A run's attempt is about to wait for event key: the job's hash remembers it (field evwait), so that a cancel
+-- can take the run off the key's waiters (event_unwait) instead of leaving it there until its deadline. The
+-- waiters live in the deployment-wide slot and the hash in its queue's, hence two calls. Fenced.
+OPS.wait_note = function(k, a)
+  if redis.call('HGET', k.job, 'fence') ~= a.fence then return 'superseded' end
+  redis.call('HSET', k.job, 'evwait', a.key)
+  return 'ok'
+end
+
+SPEC.event_unwait = {keys = {'g_evw'}, args = {'member'}, flags = 'allow-oom'}
+-- A cancelled run ("QUEUE<TAB>ID") no longer waits for the key. Returns 1 if it was a waiter, else 0.
+OPS.event_unwait = function(k, a)
+  return redis.call('ZREM', k.g_evw, a.member)
+end

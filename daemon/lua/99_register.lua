@@ -9,7 +9,7 @@ local NAMES = {'fetch', 'claim', 'bury', 'ack', 'run', 'progress', 'finish', 're
                'sched_put', 'sched_rm', 'sched_pause', 'sched_due', 'sched_fire', 'sched_list', 'sched_show',
                'park', 'wake',
                'token_put', 'token_revoke', 'token_verifier', 'tokens_get', 'shared_ver', 'wf_put', 'wf_rm',
-               'event_send', 'event_wait', 'event_list'}
+               'event_send', 'event_wait', 'event_list', 'wait_note', 'event_unwait'}
 
 -- Binds KEYS and ARGV to the names SPEC gives them, into one table per operation and kind that is reused
 -- by every call (an operation runs to its end before the next starts, and none keeps k or a): building

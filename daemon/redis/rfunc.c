@@ -178,6 +178,8 @@ const struct rfunc rfuncs[RF_COUNT] = {
         [RF_EVENT_WAIT] = {"event_wait", K(RK_G_EVT, RK_G_EVW), 0,
                            A("since_ms", "member", "deadline_ms", "max_waiters"), 0, 0},
         [RF_EVENT_LIST] = {"event_list", K(RK_G_EVT, RK_G_EVW), 0, A("since_ms", "count"), 0, RF_NO_WRITES},
+        [RF_WAIT_NOTE] = {"wait_note", K(RK_JOB), 0, A("fence", "key"), 0, RF_ALLOW_OOM},
+        [RF_EVENT_UNWAIT] = {"event_unwait", K(RK_G_EVW), 0, A("member"), 0, RF_ALLOW_OOM},
 };
 
 /*

@@ -8,7 +8,8 @@
 #     not seen, and the wait times out after timeout_s (the run fails, saying so);
 #   - the key is rendered from the input; another owner's event of the same key does not wake the run;
 #   - two daemons: the run's daemon is killed with SIGKILL while the run is parked, the event is sent through
-#     the other daemon, which wakes and finishes the run (once).
+#     the other daemon, which wakes and finishes the run (once);
+#   - a cancelled run is taken off its key's waiters at once (event.list, event.send wake nobody).
 . "$(dirname "$0")/../lib.sh"
 . "$HOPPER_ROOT/tests/workflow/lib.sh"
 
@@ -125,5 +126,21 @@ check_eq "n2 finishes it" "$(jstate w5):$(hget w5 node)" succeeded:n2
 check_eq "... one succeeded attempt in all logs" \
 	"$(( $(sql n1 "SELECT count(*) FROM attempts WHERE job_id='w5' AND state='succeeded'") + \
 	     $(sql n2 "SELECT count(*) FROM attempts WHERE job_id='w5' AND state='succeeded'") ))" 1
+
+# --- 6. a cancelled run is taken off its key's waiters (not left there until its deadline) ---
+DEF6='{"steps": [{"id": "e", "type": "wait_event", "params": {"key": "k.cancel", "timeout_s": 3600}}]}'
+push_job default "$(wf_job wcan "{\"definition\":$DEF6}" '"max_attempts":1')"
+wait_for "wcan parks (on n2)" 15 parked_on wcan k.cancel
+waiters() { CTL_SOCK=$T/n2b.sock ctl --json event list k.cancel | jq1 'd["waiters"]'; }
+check_eq "wcan waits for k.cancel" "$(waiters)" 1
+check_eq "its hash notes the key" "$(hget wcan evwait)" k.cancel
+CTL_SOCK=$T/n2b.sock ctl cancel wcan >/dev/null 2>&1
+check_eq "wcan cancelled" "$(jstate wcan)" cancelled
+no_waiters() { [ "$(waiters)" = 0 ]; }
+wait_for "the cancel takes wcan off the waiters" 10 no_waiters
+check_eq "... so k.cancel has no waiter left" "$(waiters)" 0
+r=$(CTL_SOCK=$T/n2b.sock ctl --json event send k.cancel)
+check_eq "an event for k.cancel wakes nobody" "$(echo "$r" | jq1 'd["woken"]')" 0
+check_eq "... and wcan stays cancelled" "$(jstate wcan)" cancelled
 finish_hopperd n2
 end_scenario
