@@ -59,7 +59,7 @@ DAEMON_OBJS += daemon/ctl/ctl_ns.o
 DAEMON_OBJS += daemon/ctl/ctl_dead.o
 DAEMON_OBJS += daemon/sched.o daemon/ctl/ctl_sched.o
 DAEMON_OBJS += daemon/shared.o daemon/shared_cli.o daemon/ctl/ctl_token.o daemon/store/store_shared.o daemon/redis/redis_sync.o
-DAEMON_OBJS += daemon/ctl/ctl_rf.o daemon/ctl/ctl_event.o daemon/events.o daemon/ctl/ctl_restart.o
+DAEMON_OBJS += daemon/ctl/ctl_rf.o daemon/ctl/ctl_event.o daemon/events.o daemon/ctl/ctl_jobops.o
 # hopperd's subsystems each have a folder (ctl/: the control socket, store/: SQLite, redis/: the Redis link and
 # its function table); their headers are included by name from anywhere in the daemon and its tests.
 DAEMON_INC := -Idaemon -Idaemon/ctl -Idaemon/store -Idaemon/redis

@@ -4,14 +4,14 @@
  *   ctl.c        connections, buffers, deadlines, framing, the dispatch table;
  *   ctl_auth.c   hello (and the TCP handshake), auth, the failed-auth lockout table, token ops;
  *   ctl_key.c    the daemon's static key of the TCP handshake (its file);
- *   ctl_ops.c    the job and queue ops (submit, status, cancel, retry, list, queues, stats, pause);
+ *   ctl_ops.c    the job and queue ops (submit, status, list, queues, stats, pause);
  *   ctl_logs.c   the logs op, asking every live daemon for its rows over Redis pub/sub;
  *   ctl_workflow.c stored workflows (workflow.put, list, show, rm) and workflow.run by name;
  *   ctl_watch.c  watch streams, the pub/sub channels they share, and control-channel messages;
  *   ctl_celery.c celery.send: a task published in Celery's format to a Celery queue;
  *   ctl_webhook.c webhooks of stored workflows (workflow.webhook) and their triggering (webhook.trigger);
  *   ctl_sched.c  schedules (schedule.*), kept in Redis per queue and fired by sched.c.
- *   ctl_restart.c workflow.restart: an ended run again from one of its steps.
+ *   ctl_jobops.c cancel, retry and workflow.restart (an ended run again from one of its steps);
  * The protocol itself (codec, validator, catalogue, error codes) is common/ctl_proto.c; the crypto
  * common/ctl_crypto.c. hopperd.h declares the few entry points the rest of the daemon calls.
  */
@@ -231,7 +231,7 @@ int ctl_rf_usable(struct ctl_pending *p, const struct redis_reply *r, const char
 const char *ctl_rf_elem(const struct redis_reply *r, size_t i);
 /* ctl_event.c: events that wake waiting workflow runs */
 ctl_handler ctl_op_event_send, ctl_op_event_list;
-/* ctl_restart.c: workflow.restart (a run again from one of its steps) */
+/* ctl_jobops.c: cancel, retry, workflow.restart (a run again from one of its steps) */
 ctl_handler ctl_op_workflow_restart;
 /* ctl_dead.c */
 ctl_handler ctl_op_dead_retry;

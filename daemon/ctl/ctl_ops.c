@@ -38,51 +38,16 @@ is_admin(const struct ctl_conn *c)
 	return (c->cred.scopes & CTL_SCOPE_ADMIN) != 0;
 }
 
-/* Sends a function call (read-only ones now as FCALL_RO; writes in the turn's batch of their queue) for an
- * async reply. Answers unavailable itself when Redis is down. */
-static void
-call_rf(struct ctl_conn *c, json_t *id, struct rcall *rc, int ro, redis_cb *cb, void *data)
-{
-	struct ctl_pending *p = ctl_pending_new(c, id);
-	p->data = data;
-	struct server *s = c->ctl->s;
-	if ((ro ? rcall_send(s, rc, cb, p) : rcall_batch(s, rc, cb, p)) != 0) {
-		ctl_reply_err(c, id, CTL_E_UNAVAILABLE, "Redis is unreachable; try again");
-		free(p->data);
-		ctl_pending_end(p);
-	}
-}
-
-/*
- * The common head of a callback: 1 if the reply should be used. Otherwise it answered (Redis lost,
- * script error) or the client is gone, and ended the pending request (after freeing p->data).
- */
+/* The common head of a callback: 1 if the reply should be used; otherwise (ctl_rf_usable answered, or the
+ * client is gone) it ended the pending request, after freeing p->data. */
 static int
 reply_usable(struct ctl_pending *p, const struct redis_reply *r, const char *what)
 {
-	if (p->c->dead) {
-		free(p->data);
-		ctl_pending_end(p);
-		return 0;
-	}
-	if (r == NULL || rr_type(r) == RR_ERROR) {
-		if (r != NULL)
-			log_error("ctl: %s: Redis: %s", what, rr_str(r, NULL));
-		ctl_reply_err(p->c, p->id, r == NULL ? CTL_E_UNAVAILABLE : CTL_E_INTERNAL, "%s",
-		              r == NULL ? "Redis connection lost; the request may or may not have been applied"
-		                        : "Redis refused the operation (see the daemon's log)");
-		free(p->data);
-		ctl_pending_end(p);
-		return 0;
-	}
-	return 1;
-}
-
-static const char *
-elem_str(const struct redis_reply *r, size_t i)
-{
-	const struct redis_reply *e = rr_elem(r, i);
-	return e != NULL ? rr_str(e, NULL) : NULL;
+	if (ctl_rf_usable(p, r, what))
+		return 1;
+	free(p->data);
+	ctl_pending_end(p);
+	return 0;
 }
 
 /* --- ping --- */
@@ -128,8 +93,9 @@ submit_apply_duplicates(json_t *result, const struct redis_reply *r, const struc
 	json_t *ids = json_object_get(result, "ids"), *dups = json_object_get(result, "duplicates");
 	json_t *uniq = json_object_get(result, "unique");
 	for (size_t k = 1; k + 3 < rr_count(r); k += 4) {
-		size_t local = strtoul(elem_str(r, k), NULL, 10);
-		const char *holder = elem_str(r, k + 1), *state = elem_str(r, k + 2), *why = elem_str(r, k + 3);
+		size_t local = strtoul(ctl_rf_elem(r, k), NULL, 10);
+		const char *holder = ctl_rf_elem(r, k + 1), *state = ctl_rf_elem(r, k + 2),
+		           *why = ctl_rf_elem(r, k + 3);
 		if (holder == NULL || state == NULL || local >= part->n)
 			continue;
 		int unique = why != NULL && strcmp(why, "unique") == 0;
@@ -168,11 +134,11 @@ submit_reply(struct server *s, const struct redis_reply *r, void *priv)
 		log_error("ctl: submit: Redis: %s", rr_str(r, NULL));
 		d->lost = 1;
 	} else {
-		const char *v = elem_str(r, 0);
+		const char *v = ctl_rf_elem(r, 0);
 		if (v != NULL && strcmp(v, "ok") == 0)
 			submit_apply_duplicates(d->result, r, part);
 		else if (d->error == NULL)
-			d->error = xstrdup(elem_str(r, 1) ? elem_str(r, 1) : "?");
+			d->error = xstrdup(ctl_rf_elem(r, 1) ? ctl_rf_elem(r, 1) : "?");
 	}
 	free(part->index);
 	free(part);
@@ -449,7 +415,7 @@ ctl_job_view(const struct redis_reply *r)
 	json_t *o = json_object();
 	for (size_t i = 0; i + 1 < rr_count(r); i += 2) {
 		size_t len = 0;
-		const char *k = elem_str(r, i), *v = rr_str(rr_elem(r, i + 1), &len);
+		const char *k = ctl_rf_elem(r, i), *v = rr_str(rr_elem(r, i + 1), &len);
 		if (k == NULL || v == NULL)
 			continue;
 		json_t *val = view_value(k, v, len);
@@ -500,105 +466,6 @@ ctl_op_status(struct ctl_conn *c, struct ctl_request *req)
 	const char *job = json_string_value(json_object_get(req->root, "job"));
 	ctl_locate(c, req->id, job, json_string_value(json_object_get(req->root, "queue")), status_located,
 	           xstrdup(job));
-}
-
-/* --- cancel and retry --- */
-
-struct job_call {
-	int retry;
-	char job[ID_BUF];
-	char queue[QUEUE_NAME_MAX + 1]; /* where ctl_locate found it */
-};
-
-/* A cancelled run that waited for event key (ctl_cancel's reply) is no longer one of its waiters: the waiters
- * sit in the deployment-wide slot, the job in its queue's, so this is a second call (event_unwait). */
-static void
-unwait(struct server *s, const char *queue, const char *job, const char *key, const char *owner)
-{
-	if (key == NULL || key[0] == '\0' || !job_name_valid(key, CTL_EVENT_KEY_MAX))
-		return;
-	char member[QUEUE_NAME_MAX + JOB_ID_MAX + 2];
-	snprintf(member, sizeof(member), "%s\t%s", queue, job);
-	struct rctx ctx = {.ev = key, .owner = owner};
-	struct rcall *rc = rcall_new(s, RF_EVENT_UNWAIT, &ctx);
-	rcall_arg(rc, "member", member, -1);
-	rcall_batch(s, rc, NULL, NULL); /* lost: the waiter stays until its deadline, and a wake finds it ended */
-}
-
-static void
-cancel_retry_reply(struct server *s, const struct redis_reply *r, void *priv)
-{
-	struct ctl_pending *p = priv;
-	struct job_call *d = p->data;
-	if (!reply_usable(p, r, d->retry ? "retry" : "cancel"))
-		return;
-	const char *v = elem_str(r, 0), *arg = elem_str(r, 1);
-	if (v != NULL && strcmp(v, "ok") == 0) {
-		log_info("ctl: %s: %s job %s%s%s", p->c->peer, d->retry ? "retried" : "cancelled", d->job,
-		         d->retry ? "" : ", was ", d->retry ? "" : (arg ? arg : "?"));
-		json_t *res = d->retry ? json_pack("{s:s, s:s, s:s}", "id", d->job, "queue", arg ? arg : "", "state",
-		                                   "queued")
-		                       : json_pack("{s:s, s:s, s:s}", "id", d->job, "state", "cancelled", "was",
-		                                   arg ? arg : "queued");
-		ctl_send(p->c, ctl_reply_ok(p->id, res));
-		if (!d->retry) {
-			jobs_cancel(s, d->job); /* this daemon may hold it: no need to wait for the message */
-			unwait(s, d->queue, d->job, elem_str(r, 2), elem_str(r, 3));
-		}
-	} else if (v != NULL && strcmp(v, "held") == 0)
-		ctl_reply_err(
-		        p->c, p->id, CTL_E_CONFLICT,
-		        "job %s cannot be retried now: its unique key is held by job %s (retry it when that one ends)",
-		        d->job, arg ? arg : "?");
-	else if (v != NULL && strcmp(v, "conflict") == 0)
-		ctl_reply_err(p->c, p->id, CTL_E_CONFLICT, "job %s is %s: %s", d->job, arg ? arg : "?",
-		              d->retry ? "only failed or dead jobs can be retried" : "it has ended already");
-	else
-		ctl_reply_err(p->c, p->id, CTL_E_NOT_FOUND, "no job %s", d->job);
-	free(d);
-	ctl_pending_end(p);
-}
-
-static void
-cancel_retry_located(struct ctl_conn *c, json_t *rid, const char *queue, void *data)
-{
-	struct server *s = c->ctl->s;
-	struct job_call *d = data;
-	snprintf(d->queue, sizeof(d->queue), "%s", queue);
-	struct rctx ctx = {.queue = queue, .id = d->job};
-	struct rcall *rc = rcall_new(s, d->retry ? RF_CTL_RETRY : RF_CTL_CANCEL, &ctx);
-	rcall_arg(rc, "id", d->job, -1);
-	rcall_arg(rc, "owner", c->cred.owner, -1);
-	rcall_arg(rc, "admin", is_admin(c) ? "1" : "0", -1);
-	rcall_int(rc, "ttl", s->cfg.result_ttl_s);
-	rcall_int(rc, "max_events", s->cfg.events_max);
-	if (!d->retry) {
-		char *ch = rchan_control(s);
-		rcall_arg(rc, "channel", ch, -1);
-		free(ch);
-	}
-	call_rf(c, rid, rc, 0, cancel_retry_reply, d);
-}
-
-static void
-cancel_or_retry(struct ctl_conn *c, struct ctl_request *req, int retry)
-{
-	struct job_call *d = xcalloc(1, sizeof(*d));
-	d->retry = retry;
-	snprintf(d->job, sizeof(d->job), "%s", json_string_value(json_object_get(req->root, "job")));
-	ctl_locate(c, req->id, d->job, json_string_value(json_object_get(req->root, "queue")), cancel_retry_located, d);
-}
-
-void
-ctl_op_cancel(struct ctl_conn *c, struct ctl_request *req)
-{
-	cancel_or_retry(c, req, 0);
-}
-
-void
-ctl_op_retry(struct ctl_conn *c, struct ctl_request *req)
-{
-	cancel_or_retry(c, req, 1);
 }
 
 /* --- list --- */
@@ -725,7 +592,7 @@ list_reply(struct server *s, const struct redis_reply *r, void *priv)
 			it->summary = summary(e);
 		}
 		json_decref(raw);
-		const char *score = elem_str(r, 0), *id = elem_str(r, 1);
+		const char *score = ctl_rf_elem(r, 0), *id = ctl_rf_elem(r, 1);
 		int ended = rr_int(rr_elem(r, 3)) == 1;
 		if (!ended && score != NULL && score[0] != '\0' && id != NULL) {
 			double sc = strtod(score, NULL);
@@ -899,7 +766,7 @@ queue_reply(struct server *s, const struct redis_reply *r, void *priv)
 		                  "inflight", (json_int_t)rr_int(rr_elem(r, 2)), "paused", rr_int(rr_elem(r, 3)) != 0,
 		                  "dead", (json_int_t)rr_int(rr_elem(r, 5)), "concurrency_waiting",
 		                  (json_int_t)rr_int(rr_elem(r, 6)), "rate_limited", (json_int_t)rr_int(rr_elem(r, 7)));
-		const char *age = elem_str(r, 4); /* '' when the queue is empty or its oldest has no created_at */
+		const char *age = ctl_rf_elem(r, 4); /* '' when the queue is empty or its oldest has no created_at */
 		double v = age != NULL && *age != '\0' ? strtod(age, NULL) : -1;
 		if (v >= 0 && isfinite(v))
 			json_object_set_new(q, "oldest_age_s", json_real(v));
@@ -945,7 +812,7 @@ flat_strings(const struct redis_reply *r, int as_int)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; i + 1 < rr_count(r); i += 2) {
-		const char *k = elem_str(r, i), *v = elem_str(r, i + 1);
+		const char *k = ctl_rf_elem(r, i), *v = ctl_rf_elem(r, i + 1);
 		if (k == NULL || v == NULL)
 			continue;
 		json_object_set_new(o, k, as_int ? json_integer(strtoll(v, NULL, 10)) : json_string(v));
