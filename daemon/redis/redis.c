@@ -419,6 +419,13 @@ follow_master(struct redis *r, const char *host, int port)
 	}
 }
 
+/* The Sentinel watch saw +switch-master for our master. */
+static void
+on_switch(void *priv, const char *host, int port)
+{
+	follow_master(priv, host, port);
+}
+
 static void
 conn_connect(struct conn *c)
 {
@@ -512,6 +519,7 @@ redis_start(struct redis *r)
 	conn_connect(&r->cmd);
 	conn_connect(&r->blk);
 	conn_connect(&r->sub);
+	redis_sentinel_watch(r->sentinel, on_switch, r);
 }
 
 static void batch_free(struct batch *b);
