@@ -863,8 +863,9 @@ conn_health(struct conn *c)
 	if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		return;
 	double idle = mono() - c->last_io;
-	/* a WAIT may take its whole timeout to answer */
-	double wait_s = c->is_cmd ? c->r->s->cfg.redis_wait_timeout_ms / 1000.0 : 0;
+	/* a WAIT (redis_wait_replicas) may take its whole timeout to answer */
+	const struct config *cfg = &c->r->s->cfg;
+	double wait_s = c->is_cmd && cfg->redis_wait_replicas > 0 ? cfg->redis_wait_timeout_ms / 1000.0 : 0;
 	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra + wait_s) {
 		log_warn("redis: %s connection: no reply for %.1f s; reconnecting", c->name, idle);
 		redisAsyncContext *ac = c->ac;
