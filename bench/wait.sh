@@ -49,3 +49,4 @@ med() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR
 mo=$(med "${off[@]}") mn=$(med "${on[@]}")
 echo "median of $ROUNDS ($N noop jobs, 2 workers, replica on loopback): off $mo jobs/s, WAIT 1 $mn jobs/s" \
 	"($(awk -v a="$mn" -v b="$mo" 'BEGIN { printf "%.0f%%", 100 * a / b }') of off)"
+end_scenario
