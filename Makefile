@@ -51,7 +51,7 @@ COMMON_OBJS += common/job_limits.o
 COMMON_OBJS += common/sched_time.o
 COMMON_OBJS += common/sched_tz.o
 COMMON_OBJS += common/sched_def.o
-DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis/redis.o daemon/redis/redis_sentinel.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store/store.o daemon/store/store_log.o \
+DAEMON_OBJS := daemon/hopperd.o daemon/config.o daemon/redis/redis.o daemon/redis/redis_sentinel.o daemon/redis/redis_wait.o daemon/jobs.o daemon/jobs_park.o daemon/pool.o daemon/store/store.o daemon/store/store_log.o \
 	daemon/heap.o daemon/fetch.o daemon/node.o daemon/celery.o daemon/workflows.o daemon/ctl/ctl.o daemon/ctl/ctl_listen.o \
 	daemon/ctl/ctl_auth.o daemon/ctl/ctl_key.o daemon/ctl/ctl_ops.o daemon/ctl/ctl_logs.o daemon/ctl/ctl_watch.o daemon/ctl/ctl_workflow.o daemon/ctl/ctl_celery.o daemon/redis/rfunc.o daemon/ctl/ctl_locate.o \
 	daemon/ctl/ctl_webhook.o daemon/metrics.o daemon/celery/pidbox.o daemon/celery/events.o gen/lua.o gen/migrations.o

@@ -162,6 +162,10 @@ static const struct option_def options[] = {
         {"redis_master_name", OPT_STR, O(redis_master_name), "", 0, 0, "the master's name at the Sentinels", RESTART},
         {"redis_sentinel_password", OPT_STR, O(redis_sentinel_password), "", 0, 0,
          "AUTH password of the Sentinels (redis_password is the master's)", RESTART},
+        {"redis_wait_replicas", OPT_INT, O(redis_wait_replicas), "0", 0, 100,
+         "replicas that must have each batch (finishes, submissions) before it counts as done; 0 = off", RESTART},
+        {"redis_wait_timeout_ms", OPT_INT, O(redis_wait_timeout_ms), "1000", 1, 60000,
+         "how long a batch waits for redis_wait_replicas before it carries on (counted in redis_wait_short)", RESTART},
         /* cluster-wide log queries (ctl_logs.c) */
         {"log_query_timeout_ms", OPT_INT, O(log_query_timeout_ms), "1000", 10, 60000,
          "logs: how long the daemon asked waits for the other daemons' rows", RELOAD},

@@ -88,6 +88,8 @@ struct config {
 		int port;
 	} sentinels[MAX_SENTINELS];
 	int nsentinels;
+	int redis_wait_replicas;   /* WAIT for this many replicas after each batch; 0 = off (redis_wait.c) */
+	int redis_wait_timeout_ms; /* WAIT's timeout */
 	char *db_path;
 	int log_retention_days;
 	int log_prune_chunk;
@@ -244,6 +246,7 @@ struct metrics {
 	double duration_sum;
 	uint64_t worker_spawns, redis_errors, redis_reconnects;
 	uint64_t redis_master_changes; /* Sentinel: a discovery named another master than the last one */
+	uint64_t redis_wait_short;     /* WAITs that returned fewer replicas than redis_wait_replicas */
 	uint64_t batches, batch_max_bytes,
 	        batch_max_ops;             /* hopper_batch calls sent; the largest (key+arg bytes, ops) */
 	uint64_t sched_fires, sched_stale; /* schedule jobs this daemon made; claims another daemon won */

@@ -76,5 +76,6 @@ metrics_json(const struct server *s, int ctl_conns)
 	json_object_update(o, b);
 	json_decref(b);
 	json_object_set_new(o, "redis_master_changes", json_integer((json_int_t)m->redis_master_changes));
+	json_object_set_new(o, "redis_wait_short", json_integer((json_int_t)m->redis_wait_short));
 	return o;
 }

@@ -195,6 +195,8 @@ local(struct out *o, const json_t *stats)
 	        {"redis_errors", "hopper_redis_errors_total", "counter", "Redis calls that failed"},
 	        {"store_errors", "hopper_store_errors_total", "counter", "SQLite writes that failed"},
 	        {"redis_reconnects", "hopper_redis_reconnects_total", "counter", "reconnections to Redis"},
+	        {"redis_wait_short", "hopper_redis_wait_short_total", "counter",
+	         "batches whose WAIT got fewer replicas than redis_wait_replicas"},
 	        {"ctl_conns", "hopper_control_connections", "gauge", "open control-socket connections"},
 	};
 	for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {

@@ -12,6 +12,7 @@
 #include "hopperd.h"
 #include "log.h"
 #include "redis_sentinel.h"
+#include "redis_wait.h"
 #include "rfunc.h"
 #include "xmalloc.h"
 
@@ -71,6 +72,8 @@ struct batch {
 		size_t len, cap, n;
 	} keys, args;
 	size_t bytes;
+	int wait;                 /* a WAIT follows it: the reply is held until WAIT answers */
+	struct redis_reply *held; /* that reply (a copy), or NULL */
 };
 
 /* A batch is sent without waiting for the turn to end once it holds this many operations or bytes, so a
@@ -95,6 +98,8 @@ struct redis {
 	double ping_last;
 	int unsafe;                      /* maxmemory-policy evicts keys: no work until it changes (or the override) */
 	struct redis_sentinel *sentinel; /* NULL unless redis_sentinels is set */
+	double wait_warned;              /* redis_wait.c's rate limit: the last short-WAIT warning */
+	unsigned wait_unlogged;
 };
 
 struct request {
@@ -419,6 +424,13 @@ follow_master(struct redis *r, const char *host, int port)
 	}
 }
 
+/* The Sentinel watch saw +switch-master for our master. */
+static void
+on_switch(void *priv, const char *host, int port)
+{
+	follow_master(priv, host, port);
+}
+
 static void
 conn_connect(struct conn *c)
 {
@@ -512,6 +524,7 @@ redis_start(struct redis *r)
 	conn_connect(&r->cmd);
 	conn_connect(&r->blk);
 	conn_connect(&r->sub);
+	redis_sentinel_watch(r->sentinel, on_switch, r);
 }
 
 static void batch_free(struct batch *b);
@@ -671,6 +684,10 @@ static void
 batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 {
 	struct batch *b = priv;
+	if (b->wait) {
+		b->held = redis_wait_hold(rep); /* delivered by wait_reply */
+		return;
+	}
 	if (s->redis->batch_inflight > 0)
 		s->redis->batch_inflight--;
 	for (size_t i = 0; i < b->nops; i++) {
@@ -681,6 +698,18 @@ batch_reply(struct server *s, const struct redis_reply *rep, void *priv)
 			b->cbs[i](s, e, b->privs[i]);
 	}
 	batch_free(b);
+}
+
+/* WAIT's reply: the batch's own reply goes to its callbacks now (NULL if the connection went away). */
+static void
+wait_reply(struct server *s, const struct redis_reply *rep, void *priv)
+{
+	struct batch *b = priv;
+	struct redis_reply *held = b->held;
+	redis_wait_check(s, rep, &s->redis->wait_warned, &s->redis->wait_unlogged);
+	b->wait = 0;
+	batch_reply(s, rep != NULL ? held : NULL, b);
+	redis_sync_reply_free(held);
 }
 
 static void
@@ -733,6 +762,13 @@ batch_send(struct redis *r, struct batch *b)
 	free(cmd);
 	if (rc < 0)
 		batch_reply(r->s, NULL, b);
+	else if (r->s->cfg.redis_wait_replicas > 0) {
+		char n[16], t[16];
+		snprintf(n, sizeof(n), "%d", r->s->cfg.redis_wait_replicas);
+		snprintf(t, sizeof(t), "%d", r->s->cfg.redis_wait_timeout_ms);
+		const char *argv[] = {"WAIT", n, t};
+		b->wait = conn_send(&r->cmd, 3, argv, NULL, wait_reply, b) == 0;
+	}
 }
 
 void
@@ -827,7 +863,10 @@ conn_health(struct conn *c)
 	if (c->ac == NULL || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
 		return;
 	double idle = mono() - c->last_io;
-	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra) {
+	/* a WAIT (redis_wait_replicas) may take its whole timeout to answer */
+	const struct config *cfg = &c->r->s->cfg;
+	double wait_s = c->is_cmd && cfg->redis_wait_replicas > 0 ? cfg->redis_wait_timeout_ms / 1000.0 : 0;
+	if (c->pending > 0 && idle > REPLY_OVERDUE_S + c->overdue_extra + wait_s) {
 		log_warn("redis: %s connection: no reply for %.1f s; reconnecting", c->name, idle);
 		redisAsyncContext *ac = c->ac;
 		c->up = 0;          /* callbacks fired by the free must not queue new requests on it */

@@ -21,5 +21,12 @@ void redis_sentinel_free(struct redis_sentinel *rs);
  */
 int redis_sentinel_master(struct redis_sentinel *rs, const char **host, int *port);
 void redis_sentinel_forget(struct redis_sentinel *rs);
+/*
+ * Subscribes (on the libev loop, one Sentinel at a time, reconnecting with backoff) to +switch-master. When
+ * one names our master, the answer becomes that address (fresh, counted in redis_master_changes, one log
+ * line) and cb gets it: host is valid until the callback returns. Stopped by redis_sentinel_free.
+ */
+typedef void redis_sentinel_switch_cb(void *priv, const char *host, int port);
+void redis_sentinel_watch(struct redis_sentinel *rs, redis_sentinel_switch_cb *cb, void *priv);
 
 #endif

@@ -187,7 +187,7 @@ for n in n1 n2; do
 	wait_for "$n heartbeat on the new master" 60 beats_again "$n"
 	check "$n heartbeats on the new master (its replicated 'seen' grows)" beats_again "$n"
 	check_eq "$n's heartbeat there names its pid" "$(node_pid "$n")" "${HD_PID[$n]}"
-	check "$n logged the master change" logged "$n" "redis: master $NAME is now 127.0.0.1:$PR (was 127.0.0.1:$PM)"
+	check "$n logged the master change" logged "$n" "master $NAME is now 127.0.0.1:$PR (was 127.0.0.1:$PM)"
 	check "$n survived the failover" hopperd_alive "$n"
 done
 stats=$(ctl stats --json 2>&1)
@@ -228,6 +228,14 @@ failover_taken() {
 }
 wait_for "the manual failover promotes the old master" 60 failover_taken
 check_eq "SENTINEL FAILOVER promoted the old master" "$(role_of "$PM")" master
+# The end of the failover is announced (+switch-master); each daemon's Sentinel watch hears it and leaves the
+# demoted master at once, without waiting for a READONLY or a dropped link.
+switch_heard() { grep -q "+switch-master from sentinel .*: master $NAME is now 127.0.0.1:$PM (was 127.0.0.1:$PR)" "$T/$1.log"; }
+for n in n1 n2; do
+	wait_for "$n hears +switch-master" 10 switch_heard "$n"
+	check "$n followed the +switch-master announcement (logged once)" \
+		test "$(grep -c "+switch-master from sentinel .*now 127.0.0.1:$PM" "$T/$n.log")" = 1
+done
 wait_for "the demoted master is a replica" 30 sh -c "[ \"\$(redis-cli -p $PR ROLE | head -1)\" = slave ]"
 fcall_demoted=$(cmdstat "$PR" fcall) # its FCALLs as master; none may follow
 SOCK=$T/master.sock
@@ -235,9 +243,9 @@ SEEN0=([n1]=$(seen n1) [n2]=$(seen n2))
 for n in n1 n2; do
 	wait_for "$n heartbeat on the switched-back master" 60 beats_again "$n"
 	check "$n heartbeats on the switched-back master" beats_again "$n"
-	check "$n logged the switch back" logged "$n" "redis: master $NAME is now 127.0.0.1:$PM (was 127.0.0.1:$PR)"
+	check "$n logged the switch back" logged "$n" "master $NAME is now 127.0.0.1:$PM (was 127.0.0.1:$PR)"
 done
-note "how n1 noticed: $(grep -Eo 'READONLY|UNBLOCKED|is slave, not the master|leaving [0-9.:]+|connection lost' \
+note "how n1 noticed: $(grep -Eo '\+switch-master|READONLY|UNBLOCKED|is slave, not the master|leaving [0-9.:]+|connection lost' \
 	"$T/n1.log" | sort | uniq -c | tr '\n' ' ')"
 seq 1 50 | awk '{ printf "{\"id\":\"sfb-%d\",\"type\":\"noop\"}\n", $1 }' >"$T/back.jsonl"
 push_many default "$T/back.jsonl" || not_ok "push 50 jobs after the switch back" "redis-cli --pipe errors"
