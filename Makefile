@@ -80,7 +80,7 @@ CLIENT_OBJS := client/hopperctl.o client/conn.o client/text.o client/status.o cl
 CLIENT_OBJS += client/secret.o
 # libhopper: the control-socket client library (client/hopper.h), with the common modules it needs. The shared
 # library exports only the HOPPER_API functions (-fvisibility=hidden); its soname carries the major version.
-LIB_OBJS := client/libhopper.o client/known_hosts.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
+LIB_OBJS := client/libhopper.o client/libhopper_bulk.o client/known_hosts.o common/ctl_proto.o common/ctl_crypto.o common/jsonx.o common/job.o common/xmalloc.o \
 	common/log.o common/clock.o
 LIB_OBJS += common/job_flow.o
 LIB_OBJS += common/job_limits.o

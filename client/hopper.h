@@ -163,6 +163,34 @@ struct hopper_dead_filter {
  * (what was retried stays retried).
  */
 HOPPER_API int hopper_dead_retry_all(struct hopper *h, const struct hopper_dead_filter *filter, long long *retried);
+/* Which ended workflow runs hopper_workflow_restart_all restarts, and from which step. */
+struct hopper_restart_filter {
+	const char *from;  /* the step to re-run, with every step depending on it (required) */
+	const char *state; /* succeeded, failed or dead (required: a bulk restart names what it restarts) */
+	const char *queue; /* NULL: every queue */
+	const char *owner; /* NULL: the credential's own runs (admin: every owner's) */
+};
+/* What a bulk restart did with each run it matched. */
+struct hopper_restart_counts {
+	long long restarted; /* queued again from the step */
+	long long no_step;   /* no record of the step (another workflow, or it failed before the step) */
+	long long changed;   /* no longer ended, its unique key held, or gone, between the list and the restart */
+};
+/* Called after each matched run: code HOPPER_OK with the op's result, or the run's error code (result NULL;
+ * hopper_errmsg says why). */
+typedef void (*hopper_restart_cb)(struct hopper *h, const char *job, int code, const json_t *result, void *ud);
+/* An ended workflow.run again from step `from` (the workflow.restart op). result {id, queue, state, from,
+ * rerun}. queue NULL: found among the known queues. */
+HOPPER_API int hopper_workflow_restart(struct hopper *h, const char *job, const char *queue, const char *from,
+                                       json_t **result);
+/*
+ * hopper_workflow_restart for every workflow.run the filter matches, walking `list` newest first page by page:
+ * each run matched when its page was read is restarted at most once (a restarted run is behind the cursor).
+ * A run that cannot be restarted is counted, not an error; the walk stops at the first other error (Redis
+ * down, the connection lost, forbidden), which it returns, *counts holding what was done. cb may be NULL.
+ */
+HOPPER_API int hopper_workflow_restart_all(struct hopper *h, const struct hopper_restart_filter *filter,
+                                           hopper_restart_cb cb, void *ud, struct hopper_restart_counts *counts);
 /* limit 0: the daemon's default. result {node, attempts, lines}. */
 HOPPER_API int hopper_logs(struct hopper *h, const char *job, int limit, json_t **result);
 HOPPER_API int hopper_queues(struct hopper *h, json_t **result);

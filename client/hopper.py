@@ -606,6 +606,33 @@ class Client:
         Returns {"id", "queue", "state": "queued", "from", "rerun": [step ids run again]}."""
         return self.call("workflow.restart", job=job, queue=queue, **{"from": from_step})
 
+    def workflow_restart_all(self, from_step, state, queue=None, owner=None):
+        """workflow_restart for every workflow.run in state (succeeded, failed or dead) that this credential
+        may see (queue: one queue's; owner: one owner's, admin), walking list newest first, each run once.
+        A run without a record of from_step, or one that changed state or vanished meanwhile, is counted,
+        not raised; any other error is. Returns {"restarted": [ids], "no_step": n, "changed": n}."""
+        if state not in ("succeeded", "failed", "dead"):
+            raise ValueError("state must be succeeded, failed or dead")
+        done, skipped = [], {"no_step": 0, "changed": 0}
+        cursor = None
+        while True:
+            page = self.list(state=state, queue=queue, type="workflow.run", owner=owner, limit=1000,
+                             cursor=cursor)
+            for job in page["jobs"]:
+                try:
+                    self.workflow_restart(job["id"], from_step, queue=job.get("queue"))
+                    done.append(job["id"])
+                except HopperError as e:
+                    if e.code == "bad_request":
+                        skipped["no_step"] += 1
+                    elif e.code in ("conflict", "not_found"):
+                        skipped["changed"] += 1
+                    else:
+                        raise
+            cursor = page.get("cursor")
+            if cursor is None:
+                return dict(restarted=done, **skipped)
+
     def dead_retry_all(self, queue=None, type=None, error=None, older_than_s=None, chunk=None):
         """Retries every dead job that matches (queue, type, error substring, dead for at least
         older_than_s seconds) and that this credential may see, through the dead_retry op chunk by chunk

@@ -114,6 +114,10 @@ static const struct option wf_run_options[] = {O("input", required_argument, OPT
                                                O("wait", no_argument, OPT_WAIT),
                                                O("wait-timeout", required_argument, OPT_WAIT_TIMEOUT),
                                                {NULL, 0, NULL, 0}};
+static const struct option wf_restart_options[] = {
+        O("from", required_argument, OPT_FROM),   O("queue", required_argument, OPT_QUEUE),
+        O("all", no_argument, OPT_ALL),           O("state", required_argument, OPT_STATE),
+        O("owner", required_argument, OPT_OWNER), {NULL, 0, NULL, 0}};
 static const struct option wf_hook_options[] = {
         O("create", no_argument, OPT_CREATE),           O("rotate", no_argument, OPT_ROTATE),
         O("revoke", no_argument, OPT_REVOKE),           O("signature", required_argument, OPT_SIGNATURE),
@@ -214,6 +218,15 @@ static const struct cmd_entry cmd_table[] = {
          "  --wait-timeout S       stop waiting after S seconds (exit 16)\n"
          "Prints the workflow.run job's id; `hopperctl logs ID` shows its step table.",
          NULL, wf_run_options, 1, 1, "workflow.run"},
+        {"workflow.restart", workflow_restart_cmd,
+         "  --from STEP            the step to re-run, with every step depending on it (required)\n"
+         "  --queue Q              the run's queue (only for an id in several); with --all: only this queue's\n"
+         "Prints the steps that run again (rerun).\n"
+         "Also: workflow restart --all --from STEP --state STATE [--queue Q] [--owner O]: every ended run in\n"
+         "STATE (succeeded, failed or dead) that the credential may see (--owner: one owner's, admin), newest\n"
+         "first, each once; prints each run restarted, then the counts of runs restarted, without a record of\n"
+         "STEP, and changed meanwhile (no longer ended, or gone).",
+         NULL, wf_restart_options, 0, 1, "workflow.restart"},
         {"workflow.webhook", workflow_webhook_cmd,
          "  --create               give the workflow a webhook (a random URL token)\n"
          "  --rotate               a new URL token; the old URL stops working\n"

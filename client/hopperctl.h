@@ -69,6 +69,8 @@ enum ctl_opt {
 	OPT_CHUNK,
 	OPT_UNIQUE, /* submit: flow control (README "Unique jobs and debounce") */
 	OPT_DEBOUNCE,
+	OPT_FROM, /* workflow restart */
+	OPT_STATE,
 	OPT_COUNT
 };
 
@@ -254,6 +256,7 @@ int celery_cmd(struct ctl *ctl, struct cmd_args *args);
 int workflow_put_cmd(struct ctl *ctl, struct cmd_args *args);
 int workflow_run_cmd(struct ctl *ctl, struct cmd_args *args);
 int workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *args);
+int workflow_restart_cmd(struct ctl *ctl, struct cmd_args *args);
 
 /* --- dead.c --- */
 

@@ -6,6 +6,7 @@
  * keeps the per-connection state (keys, counters, the next request id, the last error).
  */
 #include "hopper.h"
+#include "libhopper_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +65,12 @@ fail(struct hopper *h, enum hopper_err code, const char *fmt, ...)
 	if (code == HOPPER_E_TRANSPORT || code == HOPPER_E_TIMEOUT || code == HOPPER_E_STOPPED)
 		h->broken = 1;
 	return code;
+}
+
+int
+libhopper_usage(struct hopper *h, const char *what)
+{
+	return fail(h, HOPPER_E_USAGE, "%s", what);
 }
 
 static int

@@ -1,8 +1,9 @@
 /*
- * workflow: the two stored-workflow commands that need more than the catalogue's generated options:
+ * workflow: the stored-workflow commands that need more than the catalogue's generated options:
  * `hopperctl workflow put FILE` (the definition comes from a file) and `workflow run NAME --input JSON
- * [--wait]` (follows the run like submit --wait), and `workflow webhook NAME` (prints the webhook's URL).
- * list, show and rm run generically (ops.c).
+ * [--wait]` (follows the run like submit --wait), `workflow webhook NAME` (prints the webhook's URL) and
+ * `workflow restart RUN --from STEP | --all ...` (one run, or every run a filter matches). list, show and rm
+ * run generically (ops.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,4 +159,71 @@ workflow_webhook_cmd(struct ctl *ctl, struct cmd_args *a)
 		printf("webhook of %s revoked\n", a->argv[0]);
 	json_decref(res);
 	return CTL_EXIT_OK;
+}
+
+/* One line per restarted run of a bulk restart; the others are only counted. */
+static void
+restart_printed(struct hopper *h, const char *job, int code, const json_t *res, void *ud)
+{
+	struct ctl *ctl = ud;
+	if (code != HOPPER_OK)
+		return;
+	if (ctl->json) {
+		char *s = text_json_dump(res);
+		printf("%s\n", s);
+		free(s);
+	} else
+		printf("%s restarted\n", job);
+	fflush(stdout);
+}
+
+/* --all: hopper_workflow_restart_all over the filter; prints the runs restarted, then the counts. */
+static int
+workflow_restart_all(struct ctl *ctl, struct cmd_args *a)
+{
+	const char *state = a->opt[OPT_STATE];
+	if (state == NULL ||
+	    (strcmp(state, "succeeded") != 0 && strcmp(state, "failed") != 0 && strcmp(state, "dead") != 0)) {
+		ctl_warn("workflow restart: --all needs --state succeeded, failed or dead");
+		return ctl_usage("workflow.restart");
+	}
+	int code = 0;
+	struct hopper *h = ctl_hopper(ctl, &code);
+	if (h == NULL)
+		return code;
+	struct hopper_restart_filter f = {
+	        .from = a->opt[OPT_FROM], .state = state, .queue = a->opt[OPT_QUEUE], .owner = a->opt[OPT_OWNER]};
+	struct hopper_restart_counts n;
+	int r = hopper_workflow_restart_all(h, &f, restart_printed, ctl, &n);
+	code = r == HOPPER_OK ? CTL_EXIT_OK : ctl_fail(ctl);
+	if (ctl->json)
+		printf("{\"restarted\":%lld,\"no_step\":%lld,\"changed\":%lld}\n", n.restarted, n.no_step, n.changed);
+	else
+		printf("restarted %lld run%s from %s; %lld without a record of it, %lld changed meanwhile\n",
+		       n.restarted, n.restarted == 1 ? "" : "s", f.from, n.no_step, n.changed);
+	return code;
+}
+
+int
+workflow_restart_cmd(struct ctl *ctl, struct cmd_args *a)
+{
+	int all = a->opt[OPT_ALL] != NULL;
+	if (a->opt[OPT_FROM] == NULL) {
+		ctl_warn("workflow restart: --from STEP is required");
+		return ctl_usage("workflow.restart");
+	}
+	if (all != (a->argc == 0)) {
+		ctl_warn("workflow restart: give a run id or --all");
+		return ctl_usage("workflow.restart");
+	}
+	if (all)
+		return workflow_restart_all(ctl, a);
+	if (a->opt[OPT_STATE] != NULL || a->opt[OPT_OWNER] != NULL) {
+		ctl_warn("workflow restart: --state and --owner go with --all");
+		return ctl_usage("workflow.restart");
+	}
+	json_t *fields = json_pack("{s:s}", "job", a->argv[0]);
+	set_string(fields, "from", a->opt[OPT_FROM]);
+	set_string(fields, "queue", a->opt[OPT_QUEUE]);
+	return call_print(ctl, "workflow.restart", fields, NULL, 1);
 }

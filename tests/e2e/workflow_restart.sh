@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# workflow_restart: `hopperctl workflow restart RUN --from STEP` (issue #18 item 4). A succeeded run
+# workflow_restart: `hopperctl workflow restart RUN --from STEP` and `--all` (issue #18 item 4). A succeeded run
 # a -> b -> c, a -> d, e restarted from b runs b and c again (c sees b's new output) and not a, d or e (the
 # test server counts requests per path); a failed run restarted from its failed step succeeds without
 # repeating the step before it; the same op through hopper.py and hopper-web; and the refusals: a step
 # without a record (names the ones that have one), a job that is not a workflow, a run still going, another
-# owner's run (answers like a missing one), an unknown id.
+# owner's run (answers like a missing one), an unknown id. In bulk: every failed run from a step (hopperctl
+# --all --state failed, hopper.py workflow_restart_all), each once, runs without the step counted, other
+# owners' runs not touched.
 . "$(dirname "$0")/../lib.sh"
 . "$HOPPER_ROOT/tests/workflow/lib.sh"
 . "$HOPPER_ROOT/tests/web/lib.sh"
@@ -112,4 +114,54 @@ check_eq "hopper-web: as admin it is 200" "$code" 200
 check_eq "... re-running e only" "$(py -c 'import json, sys; print(",".join(json.load(sys.stdin)["rerun"]))' <"$T/web.json")" e
 wait_for "rs-1 ends a fourth time" 30 is_final rs-1
 check_eq "e ran again, nothing else" "$(counts)" "1 2 3 1 2"
+# --- in bulk: every failed run from q (hopperctl --all, then hopper.py) ---
+# bk_def KEY: p -> q, q failing once (the flaky key) so the run fails and a restart from q succeeds.
+bk_def() {
+	printf '{"steps": [{"id": "p", "type": "http", "params": {"url": "%s/status/207", "method": "POST", "expected_status": 207}}, {"id": "q", "type": "http", "depends_on": ["p"], "params": {"url": "%s/flaky?fail=1&key=%s"}}]}' "$HTTP" "$HTTP" "$1"
+}
+OTHER="{\"steps\": [{\"id\": \"x\", \"type\": \"http\", \"params\": {\"url\": \"$HTTP/flaky?fail=9&key=bkx\"}}]}"
+for i in 1 2 3; do push_job default "$(wf_job bk-$i "{\"definition\":$(bk_def bk-$i)}")"; done
+push_job default "$(wf_job bk-x "{\"definition\":$OTHER}")"
+for i in 1 2 3 x; do wait_for "bk-$i ends" 30 is_final bk-$i; done
+check_eq "four runs failed" "$(jstate bk-1) $(jstate bk-2) $(jstate bk-3) $(jstate bk-x)" "failed failed failed failed"
+check_eq "--all without --state is a usage error (exit 2)" \
+	"$(ctl workflow restart --all --from q >/dev/null 2>&1; echo $?)" 2
+check_eq "a run id and --all together: exit 2" \
+	"$(ctl workflow restart bk-1 --all --from q --state failed >/dev/null 2>&1; echo $?)" 2
+check_eq "... and nothing was restarted" "$(jstate bk-1)" failed
+check_eq "alice (another owner) restarts none of them" \
+	"$(ctl --token "$ALICE" workflow restart --all --from q --state failed 2>&1)" \
+	"restarted 0 runs from q; 0 without a record of it, 0 changed meanwhile"
+ctl workflow restart --all --from q --state failed >"$T/bulk.out" 2>"$T/err"
+check_eq "restart --all exits 0" "$?" 0
+# (the order is the jobs index's, newest first; runs claimed in the same batch may share a score)
+check_eq "it names the three runs that have q" "$(head -n -1 "$T/bulk.out" | sort | tr '\n' ' ')" \
+	"bk-1 restarted bk-2 restarted bk-3 restarted "
+check_eq "... and counts the one without" "$(tail -n 1 "$T/bulk.out")" \
+	"restarted 3 runs from q; 1 without a record of it, 0 changed meanwhile"
+for i in 1 2 3; do wait_for "bk-$i ends again" 30 is_final bk-$i; done
+check_eq "the three succeeded; bk-x is still failed" "$(jstate bk-1) $(jstate bk-2) $(jstate bk-3) $(jstate bk-x)" \
+	"succeeded succeeded succeeded failed"
+check_eq "p ran once per run (not again)" "$(hits /status/207)" 3
+check_eq "a second --all finds nothing more to restart" \
+	"$(ctl --json workflow restart --all --from q --state failed 2>&1)" '{"restarted":0,"no_step":1,"changed":0}'
+push_job default "$(wf_job bk-4 "{\"definition\":$(bk_def bk-4)}")"
+wait_for "bk-4 ends" 30 is_final bk-4
+py - "$HOPPER_ROOT/client" "$CTL_SOCK" <<'P' >"$T/pybulk.out" 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+import hopper
+c = hopper.Client(socket=sys.argv[2])
+r = c.workflow_restart_all("q", "failed")
+print(",".join(r["restarted"]), r["no_step"], r["changed"])
+try:
+    c.workflow_restart_all("q", "queued")
+except ValueError as e:
+    print("refused:", e)
+P
+check_eq "hopper.py: workflow_restart_all restarts bk-4 and counts bk-x" "$(cat "$T/pybulk.out")" \
+	"bk-4 1 0
+refused: state must be succeeded, failed or dead"
+wait_for "bk-4 ends again" 30 is_final bk-4
+check_eq "bk-4 succeeded" "$(jstate bk-4)" succeeded
 end_scenario
