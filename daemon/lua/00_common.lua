@@ -23,14 +23,118 @@ local FLOW = {}
 -- Rate limits and concurrency keys (17_limits.lua): claim's gate and the release hooks.
 local LIMITS = {}
 
-local NOW_CACHE = nil
+local NOW_CACHE, NOW_NUM = nil, nil
 -- Redis's clock, in Unix seconds with millisecond precision as a decimal string, read once per call.
 local function clock()
   if not NOW_CACHE then
     local t = redis.call('TIME')
-    NOW_CACHE = string.format('%d.%03d', tonumber(t[1]), math.floor(tonumber(t[2]) / 1000))
+    local sec, ms = tonumber(t[1]), math.floor(tonumber(t[2]) / 1000)
+    NOW_CACHE = string.format('%d.%03d', sec, ms)
+    NOW_NUM = tonumber(NOW_CACHE) -- (so it equals tonumber(now) exactly)
   end
   return NOW_CACHE
+end
+
+-- The same clock as a number, parsed once per call.
+local function clock_num()
+  if not NOW_CACHE then clock() end
+  return NOW_NUM
+end
+
+-- tonumber for the small, repeating arguments (counts, limits, TTLs, max_attempts): a string's number is
+-- looked up, not parsed again (Lua's tonumber parses twice, with strtod, and it was the largest single cost
+-- of the Lua code per job). Bounded: forgotten when it holds NUM_MEMO_MAX strings.
+local NUM_MEMO, NUM_MEMO_N, NUM_MEMO_MAX = {}, 0, 4096
+local function num(s)
+  local v = NUM_MEMO[s]
+  if v == nil then
+    v = tonumber(s)
+    if v == nil then return nil end
+    if NUM_MEMO_N >= NUM_MEMO_MAX then NUM_MEMO, NUM_MEMO_N = {}, 0 end
+    NUM_MEMO[s], NUM_MEMO_N = v, NUM_MEMO_N + 1
+  end
+  return v
+end
+
+-- Work a call defers to its end (flush_deferred, run by 99_register.lua after every call and before any
+-- operation outside HOT): the writes each job made one by one that are cheaper made once per call, since a
+-- redis.call costs more in Lua's crossing than most commands do inside Redis.
+--   pub:    events to PUBLISH, in order (channel, message, ...). At the end one PUBSUB NUMSUB over the
+--           call's channels (and NUMPAT) tells which have a subscriber; only those are published. The call
+--           is atomic, so asking at its end is asking at each event: a client that subscribed before the
+--           call gets every event, one that subscribes later reads them from the events list, which is
+--           written at once. (Subscribers on a replica are not counted: subscribe on the master.)
+--   stats:  HINCRBY deltas, key -> field -> n, one HINCRBY per field and key.
+--   index:  job index members, key -> {score, id, ...}, one ZADD per key.
+--   paused: EXISTS of pause flags read by this call; a pause or resume (not HOT) runs after a flush, which
+--           forgets them.
+local DEFER = {pub = {}, npub = 0, stats = {}, index = {}, paused = {}}
+
+local function publish_later(channel, msg)
+  local n = DEFER.npub
+  DEFER.pub[n + 1], DEFER.pub[n + 2] = channel, msg
+  DEFER.npub = n + 2
+end
+
+local function stat_incr(key, field, by)
+  local s = DEFER.stats[key]
+  if not s then s = {}; DEFER.stats[key] = s end
+  s[field] = (s[field] or 0) + (by or 1)
+end
+
+local function is_paused(key)
+  local p = DEFER.paused[key]
+  if p == nil then
+    p = redis.call('EXISTS', key) == 1
+    DEFER.paused[key] = p
+  end
+  return p
+end
+
+local function flush_pub()
+  local n, pub = DEFER.npub, DEFER.pub
+  if n == 0 then return end
+  local all = redis.call('PUBSUB', 'NUMPAT') > 0 -- a pattern may match any channel: publish everything
+  local live = {}
+  if not all then
+    local chans, seen, m = {}, {}, 0
+    for i = 1, n, 2 do
+      local c = pub[i]
+      if not seen[c] then seen[c] = true; m = m + 1; chans[m] = c end
+    end
+    for i = 1, m, 500 do
+      local r = redis.call('PUBSUB', 'NUMSUB', unpack(chans, i, math.min(i + 499, m)))
+      for j = 1, #r, 2 do if r[j + 1] > 0 then live[r[j]] = true end end
+    end
+  end
+  for i = 1, n, 2 do
+    if all or live[pub[i]] then redis.call('PUBLISH', pub[i], pub[i + 1]) end
+    pub[i], pub[i + 1] = nil, nil
+  end
+  DEFER.npub = 0
+end
+
+local function flush_writes()
+  for key, s in pairs(DEFER.stats) do
+    for field, by in pairs(s) do redis.call('HINCRBY', key, field, by) end
+  end
+  for key, list in pairs(DEFER.index) do
+    for i = 1, #list, 512 do redis.call('ZADD', key, unpack(list, i, math.min(i + 511, #list))) end
+  end
+  flush_pub()
+end
+
+-- Makes the deferred writes. One that fails (a key of another type, put there by hand) is logged and the
+-- rest dropped: the operations that deferred them have answered already, and the call must still return
+-- their replies.
+local function flush_deferred()
+  local ok, err = pcall(flush_writes)
+  if not ok then
+    redis.log(redis.LOG_WARNING, 'hopper: deferred writes failed: ' .. tostring(type(err) == 'table' and err.err or err))
+    for i = 1, DEFER.npub do DEFER.pub[i] = nil end
+    DEFER.npub = 0
+  end
+  DEFER.stats, DEFER.index, DEFER.paused = {}, {}, {}
 end
 
 local function clock_ms()
@@ -57,15 +161,15 @@ local function text_field(name, text)
   return ',"' .. name .. '":' .. cjson.encode(text)
 end
 
--- Appends an event to the job's bounded event list (k.events) and publishes it on the job's channel (the
--- name of its hash key) and on P{@}:events. Terminal events let the list expire with the hash.
+-- Appends an event to the job's bounded event list (k.events) and publishes it (at the call's end, to
+-- subscribers: DEFER) on the job's channel (the name of its hash key) and on P{@}:events. Terminal events let the list expire with the hash.
 local function emit(k, js, max_events, ttl, terminal)
-  if redis.call('RPUSH', k.events, js) > tonumber(max_events) then
+  if redis.call('RPUSH', k.events, js) > num(max_events) then
     redis.call('LTRIM', k.events, '-' .. max_events, '-1')
   end
   if terminal then redis.call('EXPIRE', k.events, ttl) end
-  redis.call('PUBLISH', k.job, js)
-  redis.call('PUBLISH', key_prefix(k.job) .. '{@}:events', js)
+  publish_later(k.job, js)
+  publish_later(key_prefix(k.job) .. '{@}:events', js)
 end
 
 -- Writes a terminal state onto the job hash k.job, lets it expire, counts it (k.stats) and announces it.
@@ -86,7 +190,7 @@ local function finish_terminal(k, id, state, now, err, max_events, ttl, attempt,
     redis.call('HSET', k.job, unpack(f))
   end
   redis.call('EXPIRE', k.job, ttl)
-  redis.call('HINCRBY', k.stats, state, '1')
+  stat_incr(k.stats, state)
   emit(k, event_json(id, 'state', state, attempt, progress, now, text_field('error', err)), max_events, ttl, true)
   local flow, cc, rl_due
   if held then
@@ -113,7 +217,9 @@ end
 -- of queues. Members whose hash expired sooner are dropped by list when it meets them.
 local INDEX_TRIMMED, INDEX_TRIMMED_N, INDEX_TRIMMED_MAX = {}, 0, 1024
 local function index_add(k, id, now, ttl)
-  redis.call('ZADD', k.jobs, now, id)
+  local list = DEFER.index[k.jobs]
+  if not list then list = {}; DEFER.index[k.jobs] = list end
+  list[#list + 1], list[#list + 2] = now, id
   local sec = string.match(now, '^%d+')
   local last = INDEX_TRIMMED[k.jobs]
   if last == sec then return end
@@ -179,14 +285,13 @@ local function job_create(k, a, now, ttl, max_events, force_hash, claim_inc, cla
   local created = a.created_at
   if created == nil or created == '' then created = now end
   if claim_inc and not dup then
-    redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
-               'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
-               'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '1', 'inc', claim_inc, 'node',
-               claim_node)
+    redis.call('HSET', k.job, 'state', 'queued', 'fence', '1', 'progress', '0', 'attempt', '0', 'id', a.id, 'type', a.type,
+               'queue', key_tag(k.job), 'max_attempts', a.max_attempts, 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', a.payload, 'stalls', '0', 'inc', claim_inc, 'node', claim_node)
   else
-    redis.call('HSET', k.job, 'id', a.id, 'type', a.type, 'queue', key_tag(k.job), 'state', 'queued', 'attempt', '0',
-               'max_attempts', a.max_attempts, 'progress', '0', 'created_at', created, 'enqueued_at', now,
-               'updated_at', now, 'payload', a.payload, 'stalls', '0', 'fence', '0')
+    redis.call('HSET', k.job, 'state', 'queued', 'fence', '0', 'progress', '0', 'attempt', '0', 'id', a.id, 'type', a.type,
+               'queue', key_tag(k.job), 'max_attempts', a.max_attempts, 'created_at', created, 'enqueued_at', now,
+               'updated_at', now, 'payload', a.payload, 'stalls', '0')
   end
   if a.owner ~= '' then redis.call('HSET', k.job, 'owner', a.owner) end
   if a.idem ~= '' then
@@ -207,7 +312,7 @@ local function admit_push(k, a, now, ttl, max_events)
   local c = job_create(k, a, now, ttl, max_events, false)
   if c[1] ~= 'created' then return c end
   if c[2] then a.run_at = c[2] end -- debounced: its start is the burst's
-  if tonumber(a.run_at) > tonumber(now) then
+  if a.run_at ~= '0' and tonumber(a.run_at) > clock_num() then
     redis.call('HSET', k.job, 'run_at', a.run_at)
     redis.call('ZADD', k.scheduled, a.run_at, a.payload)
   else

@@ -6,8 +6,8 @@ SPEC.fetch = {keys = {'queue', 'inflight', 'paused'}, args = {'max'}, flags = 'a
 -- Moves up to max messages from the queue into the inflight list. A paused queue gives nothing.
 OPS.fetch = function(k, a)
   local out = {}
-  if redis.call('EXISTS', k.paused) == 1 then return out end
-  for _ = 1, tonumber(a.max) do
+  if is_paused(k.paused) then return out end
+  for _ = 1, num(a.max) do
     local v = redis.call('LMOVE', k.queue, k.inflight, 'RIGHT', 'LEFT')
     if not v then break end
     out[#out + 1] = v
@@ -44,15 +44,15 @@ OPS.claim = function(k, a)
   if not redis.call('LPOS', k.inflight, a.raw) and (a.raw == a.payload or not redis.call('LPOS', k.inflight, a.payload)) then
     return {'gone', ''}
   end
-  if redis.call('EXISTS', k.paused) == 1 then
+  if is_paused(k.paused) then
     redis.call('LREM', k.inflight, -1, a.raw)
     redis.call('RPUSH', k.queue, a.payload)
     return {'paused', ''}
   end
   -- A new job that runs at once (not delayed, debounced, unique-locked or limited; an attempt left): its
   -- claim's fields go into job_create's HSET, one write of the hash instead of two on the common path.
-  local direct = a.flow == '' and a.rl == '' and a.cc == '' and tonumber(a.max_attempts) > 0 and
-                 tonumber(a.run_at) <= tonumber(now)
+  local run_at = a.run_at == '0' and 0 or tonumber(a.run_at)
+  local direct = a.flow == '' and a.rl == '' and a.cc == '' and num(a.max_attempts) > 0 and run_at <= clock_num()
   local created = job_create(k, a, now, a.ttl, a.max_events, true, direct and a.inc or nil, a.node)
   if created[1] == 'duplicate' then
     redis.call('LREM', k.inflight, -1, a.raw)
@@ -65,7 +65,9 @@ OPS.claim = function(k, a)
                     a.ttl, '0', '0', {'duplicate_of', created[2]})
     return {'dup', created[2]}
   end
-  if created[1] == 'created' and created[2] then a.run_at = created[2] end -- debounced: its start is the burst's
+  if created[1] == 'created' and created[2] then -- debounced: its start is the burst's
+    a.run_at, run_at = created[2], tonumber(created[2])
+  end
   local f
   if created[1] == 'created' then
     -- Just admitted: what the hash holds is known (saves a read on the common path).
@@ -76,7 +78,7 @@ OPS.claim = function(k, a)
   end
   local st, attempt, progress, inc = f[1], f[2] or '0', f[3] or '0', f[4] or ''
   if inc == a.inc then
-    return {'ok', tonumber(attempt) + 1, tonumber(f[5] or '0'), f[8] or ''} -- our own claim, resent
+    return {'ok', num(attempt) + 1, num(f[5] or '0'), f[8] or ''} -- our own claim, resent
   end
   if TERMINAL[st] then
     redis.call('LREM', k.inflight, -1, a.raw)
@@ -99,7 +101,7 @@ OPS.claim = function(k, a)
   if st == 'running' then
     -- Its holder was reaped mid-attempt (died, or silent for a lease): a stall.
     local stalls = redis.call('HINCRBY', k.job, 'stalls', 1)
-    if stalls >= tonumber(a.max_stalls) then
+    if stalls >= num(a.max_stalls) then
       local err = 'stalled ' .. stalls .. ' times: the daemon running it died each time (last on node ' ..
                   (f[6] or '?') .. ')'
       redis.call('LREM', k.inflight, -1, a.raw)
@@ -111,7 +113,7 @@ OPS.claim = function(k, a)
     end
   end
   local max_attempts = f[9] or a.max_attempts
-  if tonumber(attempt) >= tonumber(max_attempts) then
+  if num(attempt) >= num(max_attempts) then
     -- Every attempt was used, the last one lost with its daemon: no attempt beyond max_attempts.
     local err = 'attempts exhausted (' .. attempt .. ' of ' .. max_attempts .. '; the last was lost with node ' ..
                 (f[6] or '?') .. ')'
@@ -127,7 +129,7 @@ OPS.claim = function(k, a)
     redis.call('LREM', k.inflight, -1, a.raw)
     redis.call('LPUSH', k.inflight, a.payload)
   end
-  if tonumber(a.run_at) > tonumber(now) then
+  if run_at > clock_num() then
     redis.call('LREM', k.inflight, -1, a.payload)
     redis.call('ZADD', k.scheduled, a.run_at, a.payload)
     redis.call('HSET', k.job, 'run_at', a.run_at, 'inc', '')
@@ -137,12 +139,12 @@ OPS.claim = function(k, a)
     local parked = LIMITS.admit(k, a, now, st, attempt)
     if parked then return parked end
   end
-  local fence = tonumber(f[5] or '0') + 1
+  local fence = num(f[5] or '0') + 1
   if not (created[1] == 'created' and direct) then -- (else job_create wrote these, fence 1)
     redis.call('HSET', k.job, 'fence', string.format('%d', fence), 'inc', a.inc, 'node', a.node)
   end
   if created[1] ~= 'created' then redis.call('PERSIST', k.job) end
-  return {'ok', tonumber(attempt) + 1, fence, f[8] or ''}
+  return {'ok', num(attempt) + 1, fence, f[8] or ''}
 end
 
 SPEC.bury = {keys = {'inflight', 'dead', 'deadmsg', 'stats'}, args = {'raw', 'entry_id', 'entry', 'dead_max', 'dead_age'},

@@ -66,7 +66,7 @@ OPS.finish = function(k, a)
   if TERMINAL[f[1]] then return 'terminal' end
   local now = clock()
   local progress = f[3] or '0'
-  local started = string.format('%.3f', tonumber(now) - tonumber(a.ran))
+  local started = string.format('%.3f', clock_num() - tonumber(a.ran))
   -- The attempt's fields go with the outcome's in one HSET.
   local fields = {'attempt', a.attempt, 'worker_pid', a.pid, 'started_at', started, 'node', a.node,
                   'max_attempts', a.max_attempts, 'inc', ''}
@@ -75,12 +75,12 @@ OPS.finish = function(k, a)
     fields[13], fields[14], fields[15], fields[16] = 'progress', '100', 'result', a.result
   end
   if a.outcome == 'retrying' then
-    local run_at = string.format('%.3f', tonumber(now) + tonumber(a.delay))
+    local run_at = string.format('%.3f', clock_num() + tonumber(a.delay))
     fields[13], fields[14], fields[15], fields[16], fields[17], fields[18], fields[19], fields[20] =
       'state', 'retrying', 'error', a.error, 'run_at', run_at, 'updated_at', now
     redis.call('HSET', k.job, unpack(fields))
     redis.call('ZADD', k.scheduled, run_at, a.payload)
-    redis.call('HINCRBY', k.stats, 'retried', '1')
+    stat_incr(k.stats, 'retried')
     emit(k, event_json(a.id, 'state', 'retrying', a.attempt, progress, now, text_field('error', a.error)),
          a.max_events, a.ttl, false)
     if f[5] then CELERY.finish(k, a.id, a.outcome, a.result, a.error, now) end

@@ -46,13 +46,22 @@ local function run(name, keys, kf, nk, args, af, na)
   return OPS[name](k, a, b.vk and slice(keys, kf, nk) or nil, b.va and slice(args, af + sna, na - sna) or nil)
 end
 
+-- The operations of a job's way through a daemon, whose deferred work (DEFER, 00_common.lua) may pile up
+-- over a batch: none of them reads what another defers (the index, the counters) or writes a pause flag.
+-- Before any other operation of a batch the deferred work is flushed, so it sees every earlier write.
+local HOT = {fetch = true, claim = true, bury = true, ack = true, run = true, progress = true, finish = true,
+             requeue = true, heartbeat = true}
+
 for i = 1, #NAMES do
   local name = NAMES[i]
   local flags = {}
   if SPEC[name].flags then flags = {SPEC[name].flags} end
   redis.register_function{function_name = 'hopper_' .. name, flags = flags, callback = function(keys, args)
     NOW_CACHE = nil
-    return run(name, keys, 1, #keys, args, 1, #args)
+    local ok, res = pcall(run, name, keys, 1, #keys, args, 1, #args)
+    flush_deferred() -- also after an error: the writes made before it stay, and so must their events
+    if not ok then error(res, 0) end
+    return res
   end}
 end
 
@@ -64,20 +73,22 @@ end
 local function batch(keys, args, oom)
   NOW_CACHE = nil
   local out, i, kf = {}, 2, 1
-  for n = 1, tonumber(args[1]) do
-    local name, nk, na = args[i], tonumber(args[i + 1]), tonumber(args[i + 2])
+  for n = 1, num(args[1]) do
+    local name, nk, na = args[i], num(args[i + 1]), num(args[i + 2])
     local sp = SPEC[name]
     if not sp or not OPS[name] then
       out[n] = {err = 'unknown hopper operation ' .. tostring(name)}
     elseif oom and sp.flags ~= 'allow-oom' then
       out[n] = {err = 'hopper operation ' .. name .. ' is not allowed under OOM'}
     else
+      if not HOT[name] then flush_deferred() end
       local ok, res = pcall(run, name, keys, kf, nk, args, i + 3, na)
       if ok then out[n] = res else out[n] = {err = tostring(res)} end
     end
     i = i + 3 + na
     kf = kf + nk
   end
+  flush_deferred()
   return out
 end
 redis.register_function('hopper_batch', function(keys, args) return batch(keys, args, false) end)
