@@ -5,6 +5,7 @@
 #   make bench-peers  hopperd beside beanstalkd, Sidekiq, BullMQ, Celery and the bare loop (installs them)
 #   make bench-web    hopper-web: HTTP and webhook ingress vs the control socket, 1,000 SSE streams
 #   make bench-limits rate-limited and concurrency-keyed jobs vs plain ones (cost per job; part of make bench)
+#   make bench-redis-cost  the Redis functions' instructions per noop job (callgrind replay; needs valgrind)
 #   make demo         private redis-server + hopperd + a few jobs with live progress
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS each
 #   make chaos        the fault-injecting checker (tests/chaos/): CHAOS_SEEDS seeds of CHAOS_JOBS jobs, all faults
@@ -251,6 +252,14 @@ bench-peers: deps
 	-./tools/install-deps.sh bench
 	$(MAKE) all $(B)/bench/baseline $(B)/bench/peers/beanstalk
 	./bench/peers/compare.py $(B)
+
+# The Redis functions' instructions per job, replayed under callgrind (bench/redis_cost.sh; LUA_DIRS= to
+# compare Lua folders that take the same arguments).
+.PHONY: bench-redis-cost
+bench-redis-cost: deps
+	-./tools/install-deps.sh bench
+	$(MAKE) all $(B)/bench/baseline
+	./bench/redis_cost.sh $(B) $(LUA_DIRS)
 
 # The cost per job of a rate-limited and a concurrency-keyed job vs a plain one (bench/limits.sh).
 .PHONY: bench-limits

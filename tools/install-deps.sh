@@ -4,12 +4,12 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-# `install-deps.sh bench`: the optional group of make bench-peers only (never needed by make check): the peers
+# `install-deps.sh bench`: the optional group of make bench-peers and bench-redis-cost (valgrind) only (never needed by make check): the peers
 # hopperd is compared with. Debian: beanstalkd, ruby-sidekiq (Celery is python3-celery above); npm: BullMQ
 # into bench/peers/node_modules, pinned by bench/peers/package-lock.json (npm ci).
 if [ "${1:-}" = bench ]; then
 	"$0" || exit 1
-	BENCH_PKGS="beanstalkd ruby-sidekiq nodejs"
+	BENCH_PKGS="beanstalkd ruby-sidekiq nodejs valgrind"
 	for p in $BENCH_PKGS; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' && continue
 		if [ "$(id -u)" -ne 0 ]; then
