@@ -91,6 +91,17 @@ local function is_paused(key)
   return p
 end
 
+-- The deferred writes use redis.pcall: one that fails (a key of another type, put there by hand) is logged
+-- and the others are still made, since the operations that deferred them have answered already.
+local function deferred_call(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    redis.log(redis.LOG_WARNING, 'hopper: a deferred ' .. (...) .. ' failed: ' .. r.err)
+    return nil
+  end
+  return r
+end
+
 local function flush_pub()
   local n, pub = DEFER.npub, DEFER.pub
   if n == 0 then return end
@@ -108,33 +119,22 @@ local function flush_pub()
     end
   end
   for i = 1, n, 2 do
-    if all or live[pub[i]] then redis.call('PUBLISH', pub[i], pub[i + 1]) end
+    if all or live[pub[i]] then deferred_call('PUBLISH', pub[i], pub[i + 1]) end
     pub[i], pub[i + 1] = nil, nil
   end
   DEFER.npub = 0
 end
 
-local function flush_writes()
+-- Makes the deferred writes and forgets the pause flags read.
+local function flush_deferred()
   for key, s in pairs(DEFER.stats) do
-    for field, by in pairs(s) do redis.call('HINCRBY', key, field, by) end
+    for field, by in pairs(s) do deferred_call('HINCRBY', key, field, by) end
   end
   for key, list in pairs(DEFER.index) do
-    for i = 1, #list, 512 do redis.call('ZADD', key, unpack(list, i, math.min(i + 511, #list))) end
-  end
-  flush_pub()
-end
-
--- Makes the deferred writes. One that fails (a key of another type, put there by hand) is logged and the
--- rest dropped: the operations that deferred them have answered already, and the call must still return
--- their replies.
-local function flush_deferred()
-  local ok, err = pcall(flush_writes)
-  if not ok then
-    redis.log(redis.LOG_WARNING, 'hopper: deferred writes failed: ' .. tostring(type(err) == 'table' and err.err or err))
-    for i = 1, DEFER.npub do DEFER.pub[i] = nil end
-    DEFER.npub = 0
+    for i = 1, #list, 512 do deferred_call('ZADD', key, unpack(list, i, math.min(i + 511, #list))) end
   end
   DEFER.stats, DEFER.index, DEFER.paused = {}, {}, {}
+  flush_pub()
 end
 
 local function clock_ms()

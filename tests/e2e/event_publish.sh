@@ -72,5 +72,19 @@ check_match "quiet-20's too" "$(list_states quiet-20)" '^queued (running )?succe
 check_eq "the counters were written once per call, and agree" "$(rcli HGET "$(qkey default stats)" succeeded)" 23
 check_eq "the job index holds all 23 jobs" "$(rcli ZCARD "$(qkey default jobs)")" 23
 
+# 4. A deferred write that fails (the counters' key made a string by hand) costs only that write: the job
+#    still ends, is indexed and announced, and Redis's log names the failure.
+check "a subscriber of pub-x's channel is registered" listen "$T/x.out" SUBSCRIBE "$(qkey default job):pub-x"
+rcli DEL "$(qkey default stats)" >/dev/null
+rcli SET "$(qkey default stats)" not-a-hash >/dev/null
+push_job default "$(job_json pub-x noop)"
+wait_for "pub-x succeeded although its counter could not be written" 20 state_is pub-x succeeded
+sleep 0.2
+check_match "pub-x's subscriber got its events" "$(events "$T/x.out" pub-x)" '^queued (running )?succeeded $'
+check_eq "pub-x is in the job index" "$(rcli ZSCORE "$(qkey default jobs)" pub-x | grep -c .)" 1
+check_match "Redis's log names the failed deferred write" "$(grep 'deferred HINCRBY failed' "$T/redis.log" | head -1)" 'WRONGTYPE'
+stop_listeners
+rcli DEL "$(qkey default stats)" >/dev/null
+
 finish_hopperd n1
 end_scenario
